@@ -1,0 +1,107 @@
+"""python -m copyjit: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import pathlib
+import sys
+
+
+def _stencil_module_path() -> pathlib.Path:
+    from copyjit import stencils
+
+    return pathlib.Path(stencils.__file__).parent / f"{stencils.module_name()}.py"
+
+
+def _rebuild() -> str:
+    from copyjit.build import builder, targets
+
+    return builder.build(targets.host()).render()
+
+
+def cmd_stencils(args: argparse.Namespace) -> int:
+    from copyjit import stencils
+    from copyjit.build import builder
+
+    if args.emit_c:
+        out = pathlib.Path(args.emit_c)
+        out.mkdir(parents=True, exist_ok=True)
+        for unit, source in builder.sources().items():
+            (out / f"{unit}.c").write_text(source)
+        print(f"wrote {len(builder.sources())} translation units to {out}")
+        return 0
+    if args.build:
+        path = _stencil_module_path()
+        path.write_text(_rebuild())
+        print(f"wrote {path}")
+        return 0
+    if args.check:
+        return _check(_stencil_module_path())
+    table = stencils.table()
+    if args.show:
+        from copyjit.jit import disasm
+
+        for name in args.show:
+            if name not in table.stencils:
+                print(f"no stencil named {name!r}", file=sys.stderr)
+                return 2
+            print(disasm.stencil(table.stencils[name]))
+        return 0
+    print(f"# {len(table.stencils)} stencils for Python {table.python} on {table.target}, "
+          f"built by {table.compiler}")
+    print(f"# {'name':<40} {'bytes':>5} {'laid':>5}  holes (laid: size when the next uop follows)")
+    for name, stencil in table.stencils.items():
+        laid = len(stencil.without_tail_jump().code)
+        holes = ", ".join(h.describe() for h in stencil.holes)
+        print(f"{name:<42} {len(stencil.code):>5} {laid:>5}  {holes}")
+    return 0
+
+
+def _check(path: pathlib.Path) -> int:
+    shipped = path.read_text() if path.exists() else ""
+    rebuilt = _rebuild()
+    if shipped == rebuilt:
+        print(f"stencils are up to date: {path.name} matches a rebuild from the C sources")
+        return 0
+    diff = difflib.unified_diff(shipped.splitlines(), rebuilt.splitlines(),
+                                f"shipped/{path.name}", f"rebuilt/{path.name}", lineterm="", n=0)
+    changed = [line for line in diff if line.startswith(("+", "-"))]
+    print(f"stencils are stale: {path.name} differs from a rebuild "
+          f"({len(changed)} lines); run `python -m copyjit stencils --build`", file=sys.stderr)
+    for line in changed[:20]:
+        print(line[:200], file=sys.stderr)
+    return 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from copyjit import demo
+
+    demo.main(args.n)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m copyjit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("stencils", help="list, show, check or rebuild the stencil table")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--list", action="store_true", help="every stencil with its size and holes (default)")
+    group.add_argument("--check", action="store_true",
+                       help="rebuild from the C sources; exit 1 if the shipped table differs")
+    group.add_argument("--build", action="store_true", help="rebuild and write the shipped table")
+    group.add_argument("--show", nargs="+", metavar="NAME", help="bytes, holes and disassembly of stencils")
+    group.add_argument("--emit-c", metavar="DIR", help="write the generated C sources to DIR")
+    p.set_defaults(func=cmd_stencils)
+
+    p = commands.add_parser("demo", help="emit a loop as native code, run it, show the machine code")
+    p.add_argument("-n", type=int, default=10_000_000, help="loop iterations (default 10,000,000)")
+    p.set_defaults(func=cmd_demo)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

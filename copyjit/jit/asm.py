@@ -1,0 +1,126 @@
+"""A text form of backend instruction lists, with a parser: parse(dump(x)) == x.
+
+    # sum(range(n)) with unboxed ints
+        _LOAD_FAST oparg=0
+        i1 = _UNBOX_INT exit=bail
+        i0 = _LOAD_INT_CONST operand0=0
+    loop:
+        i2 = _ADD_INT i2, i0 exit=bail
+
+A line is `[outs =] NAME [ins, ...] [key=value ...]`; `label:` names the next
+instruction. Keys are oparg, operand0, operand1 (ints; a float literal means
+its IEEE bits; `@name` looks the value up in `env`) and jump, exit, error
+(labels).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+from copyjit.jit.emitter import Instruction
+
+_INT_KEYS = ("oparg", "operand0", "operand1")
+_TARGET_KEYS = ("jump", "exit", "error")
+_LABEL = re.compile(r"^([A-Za-z_][\w.]*):$")
+
+
+class AsmError(ValueError):
+    pass
+
+
+def float_bits(value: float) -> int:
+    return int.from_bytes(struct.pack("<d", value), "little")
+
+
+def _number(text: str, env: dict[str, int], where: str) -> int:
+    if text.startswith("@"):
+        if text[1:] not in env:
+            raise AsmError(f"{where}: {text} is not defined")
+        return env[text[1:]]
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    try:
+        return float_bits(float(text))
+    except ValueError:
+        raise AsmError(f"{where}: {text!r} is not a number") from None
+
+
+def _split(line: str) -> tuple[tuple[str, ...], str, list[str], dict[str, str]]:
+    outs: tuple[str, ...] = ()
+    if "=" in line.split()[0] or (len(line.split()) > 1 and line.split()[1] == "="):
+        left, _, line = line.partition("=")
+        outs = tuple(r.strip() for r in left.split(",") if r.strip())
+    words = line.replace(",", " ").split()
+    name, args, keys = words[0], [], {}
+    for word in words[1:]:
+        key, eq, value = word.partition("=")
+        if eq:
+            keys[key] = value
+        else:
+            args.append(word)
+    return outs, name, args, keys
+
+
+def parse(text: str, env: dict[str, int] | None = None) -> list[Instruction]:
+    env = env or {}
+    rows: list[tuple[int, tuple[str, ...], str, list[str], dict[str, str]]] = []
+    labels: dict[str, int] = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if match := _LABEL.match(line):
+            if match[1] in labels:
+                raise AsmError(f"line {number}: label {match[1]} defined twice")
+            labels[match[1]] = len(rows)
+            continue
+        rows.append((number, *_split(line)))
+    if any(index == len(rows) for index in labels.values()):
+        raise AsmError("a label at the end names no instruction")
+    result = []
+    for number, outs, name, ins, keys in rows:
+        where = f"line {number}"
+        unknown = set(keys) - set(_INT_KEYS) - set(_TARGET_KEYS)
+        if unknown:
+            raise AsmError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        fields: dict[str, int | None] = {k: _number(keys[k], env, where) for k in _INT_KEYS if k in keys}
+        for key in _TARGET_KEYS:
+            if key in keys:
+                if keys[key] not in labels:
+                    raise AsmError(f"{where}: no label {keys[key]!r}")
+                fields[key] = labels[keys[key]]
+        result.append(Instruction(name, tuple(ins), outs, **fields))  # type: ignore[arg-type]
+    return result
+
+
+def _show(value: int) -> str:
+    return str(value) if -1024 <= value <= 1024 else hex(value)
+
+
+def dump(instructions: list[Instruction] | tuple[Instruction, ...]) -> str:
+    """One instruction a line; instructions that are targets get a label."""
+    targets = sorted(
+        {t for i in instructions for t in (i.jump, i.exit, i.error) if t is not None}
+    )
+    names = {t: f"L{t}" for t in targets}
+    lines = []
+    for index, inst in enumerate(instructions):
+        if index in names:
+            lines.append(f"{names[index]}:")
+        text = f"{', '.join(inst.outs)} = " if inst.outs else ""
+        text += inst.name
+        if inst.ins:
+            text += " " + ", ".join(inst.ins)
+        for key in _INT_KEYS:
+            if getattr(inst, key):
+                text += f" {key}={_show(getattr(inst, key))}"
+        for key in _TARGET_KEYS:
+            target = getattr(inst, key)
+            if target is not None:
+                text += f" {key}={names.get(target, f'L{target}')}"
+        lines.append("    " + text)
+    return "\n".join(lines) + "\n"
+

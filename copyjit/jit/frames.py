@@ -1,0 +1,85 @@
+"""Frames as the native code sees them.
+
+`RawFrame` is a `_PyInterpreterFrame`-shaped buffer with locals and a value
+stack, for running traces outside a Python function (tests, the demo, the
+benchmark). It owns the references it holds, like a real frame.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from copyjit.jit.runtime import runtime
+
+_incref = ctypes.pythonapi.Py_IncRef
+_incref.argtypes = (ctypes.py_object,)
+_decref = ctypes.pythonapi.Py_DecRef
+_decref.argtypes = (ctypes.c_void_p,)
+
+_POINTER = ctypes.sizeof(ctypes.c_void_p)
+
+
+class RawFrame:
+    def __init__(self, nlocals: int, stacksize: int = 8) -> None:
+        layout = runtime().layout
+        self._localsplus = layout["frame.localsplus"]
+        self._stacktop = layout["frame.stacktop"]
+        self.nlocals = nlocals
+        self._slots = nlocals + stacksize
+        self._buffer = (ctypes.c_char * (self._localsplus + _POINTER * self._slots))()
+        self.address = ctypes.addressof(self._buffer)
+        self.stacktop = nlocals
+
+    def _slot(self, index: int) -> ctypes.c_void_p:
+        if not 0 <= index < self._slots:
+            raise IndexError(index)
+        return ctypes.c_void_p.from_address(self.address + self._localsplus + _POINTER * index)
+
+    @property
+    def stacktop(self) -> int:
+        return ctypes.c_int.from_address(self.address + self._stacktop).value
+
+    @stacktop.setter
+    def stacktop(self, value: int) -> None:
+        ctypes.c_int.from_address(self.address + self._stacktop).value = value
+
+    def __setitem__(self, index: int, value: object) -> None:
+        """Bind local `index` (takes a reference, drops the old one)."""
+        slot = self._slot(index)
+        old = slot.value
+        _incref(value)
+        slot.value = id(value)
+        if old:
+            _decref(old)
+
+    def __getitem__(self, index: int) -> object:
+        """The object in slot `index` (locals first, then the stack)."""
+        address = self._slot(index).value
+        if not address:
+            raise UnboundLocalError(f"slot {index} is empty")
+        return ctypes.cast(address, ctypes.py_object).value
+
+    def stack(self) -> list[object]:
+        return [self[i] for i in range(self.nlocals, self.stacktop)]
+
+    def push(self, value: object) -> None:
+        self[self.stacktop] = value
+        self.stacktop += 1
+
+    def clear(self) -> None:
+        """Drop every reference the frame holds; the stack becomes empty."""
+        for index in range(self.stacktop):
+            slot = self._slot(index)
+            if slot.value:
+                old, slot.value = slot.value, None
+                _decref(old)
+        self.stacktop = self.nlocals
+
+    def __enter__(self) -> RawFrame:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.clear()
+
+    def __del__(self) -> None:
+        self.clear()

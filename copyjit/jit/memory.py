@@ -1,0 +1,135 @@
+"""Executable memory: one reserved arena, shared pages, never writable and executable.
+
+The arena is one reservation of address space (PROT_NONE until used), so
+every piece of code and data in it can reach every other with a 32-bit
+PC-relative displacement: stencils call C functions through one shared GOT
+and jump between traces directly.
+
+Pages are read+execute; writes go through `copyjit_write_code` (see
+copyjit/c/runtime.c), a native helper that flips the pages to read+write,
+copies and flips them back within one call made with the GIL held, so no
+other thread can execute from them in between. Many traces share a page;
+freed blocks go back to a first-fit free list and are poisoned with `int3`
+so a stale jump traps instead of running someone else's code.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import mmap
+import os
+from collections.abc import Callable
+
+PAGE_SIZE = mmap.PAGESIZE
+ALIGNMENT = 16  # code blocks start on a 16-byte boundary (x86 fetch blocks)
+RESERVE = 1 << 30  # 1 GiB: well within the ±2 GiB reach of a rel32
+POISON = b"\xcc"  # int3
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+_libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+_libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+_MAP_FAILED = ctypes.c_void_p(-1).value
+_MAP_NORESERVE = 0x4000
+PROT_NONE = 0  # not exported by the mmap module
+
+Writer = Callable[[int, bytes], None]
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"copyjit: {what}: {os.strerror(errno)}")
+
+
+def round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def protect(address: int, size: int, prot: int) -> None:
+    _check(_libc.mprotect(address, size, prot), f"mprotect({address:#x}, {size:#x})")
+
+
+def write_unsynchronized(address: int, data: bytes, final_prot: int) -> None:
+    """Write with mprotect from Python. Only safe while no trace exists."""
+    start = address - address % PAGE_SIZE
+    size = round_up(address + len(data), PAGE_SIZE) - start
+    protect(start, size, mmap.PROT_READ | mmap.PROT_WRITE)
+    ctypes.memmove(address, data, len(data))
+    protect(start, size, final_prot)
+
+
+class Arena:
+    """First-fit allocator over one reservation of address space."""
+
+    def __init__(self, reserve: int = RESERVE) -> None:
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
+        base = _libc.mmap(None, reserve, PROT_NONE, flags, -1, 0)
+        if base in (None, _MAP_FAILED):
+            raise MemoryError(f"copyjit: cannot reserve {reserve >> 20} MiB of address space")
+        self.base: int = base
+        self.end: int = base + reserve
+        self.top: int = base  # everything at or above is untouched
+        self._free_starts: list[int] = []  # sorted; parallel to _free_sizes
+        self._free_sizes: list[int] = []
+        self.writer: Writer | None = None  # set once the native writer exists
+        self.in_use = 0
+
+    def reserve_pages(self, size: int) -> int:
+        """Whole pages at the top, for the runtime's own code and data."""
+        if self.top % PAGE_SIZE:
+            raise RuntimeError("copyjit: reserve_pages after code was allocated")
+        return self._bump(round_up(size, PAGE_SIZE))
+
+    def _bump(self, size: int) -> int:
+        if self.top + size > self.end:
+            raise MemoryError("copyjit: the code arena is full")
+        address = self.top
+        self.top += size
+        return address
+
+    def alloc(self, size: int) -> int:
+        size = round_up(max(size, 1), ALIGNMENT)
+        self.in_use += size
+        for i, free in enumerate(self._free_sizes):
+            if free >= size:
+                address = self._free_starts[i]
+                if free == size:
+                    del self._free_starts[i], self._free_sizes[i]
+                else:
+                    self._free_starts[i] += size
+                    self._free_sizes[i] -= size
+                return address
+        return self._bump(size)
+
+    def free(self, address: int, size: int) -> None:
+        size = round_up(max(size, 1), ALIGNMENT)
+        self.write(address, POISON * size)
+        self.in_use -= size
+        i = bisect.bisect(self._free_starts, address)
+        self._free_starts.insert(i, address)
+        self._free_sizes.insert(i, size)
+        # Coalesce with the following block, then with the preceding one.
+        if i + 1 < len(self._free_starts) and address + size == self._free_starts[i + 1]:
+            self._free_sizes[i] += self._free_sizes.pop(i + 1)
+            del self._free_starts[i + 1]
+        if i and self._free_starts[i - 1] + self._free_sizes[i - 1] == address:
+            self._free_sizes[i - 1] += self._free_sizes.pop(i)
+            del self._free_starts[i]
+        if self._free_starts and self._free_starts[-1] + self._free_sizes[-1] == self.top:
+            # The last block touches the top: give it back to the bump region.
+            self.top = self._free_starts.pop()
+            self._free_sizes.pop()
+
+    def write(self, address: int, data: bytes) -> None:
+        if not (self.base <= address and address + len(data) <= self.top):
+            raise ValueError(f"copyjit: write outside the arena at {address:#x}")
+        if self.writer is None:
+            raise RuntimeError("copyjit: the arena has no writer yet")
+        self.writer(address, data)
+
+    @property
+    def free_blocks(self) -> list[tuple[int, int]]:
+        return list(zip(self._free_starts, self._free_sizes))

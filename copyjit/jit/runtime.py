@@ -1,0 +1,136 @@
+"""The per-process part of the backend: arena, GOT, shared data, runtime helpers.
+
+Bootstrapped once, on first use, before any trace exists:
+
+    arena:  [ data pages (R):   stencil data | GOT          ]
+            [ code pages (RX):  copyjit_enter | write_code  ]
+            [ traces (RX) ... ]
+
+Every external C symbol a stencil uses is resolved here, from the running
+interpreter (and the libc it links), into one GOT shared by all traces.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import mmap
+import struct
+
+from copyjit import stencils
+from copyjit.jit import memory
+from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
+
+METH_O = 0x0008
+
+
+class PyMethodDef(ctypes.Structure):
+    _fields_ = [
+        ("ml_name", ctypes.c_char_p),
+        ("ml_meth", ctypes.c_void_p),
+        ("ml_flags", ctypes.c_int),
+        ("ml_doc", ctypes.c_char_p),
+    ]
+
+
+_new_cfunction = ctypes.pythonapi.PyCFunction_NewEx
+_new_cfunction.argtypes = (ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p)
+_new_cfunction.restype = ctypes.py_object
+
+
+class SymbolNotFound(LookupError):
+    pass
+
+
+def resolve_symbol(name: str) -> int:
+    """The address of a C symbol of the running process."""
+    try:
+        return ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, name))
+    except ValueError:
+        raise SymbolNotFound(f"copyjit: the running interpreter has no symbol {name!r}") from None
+
+
+class Runtime:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.layout = table.layout
+        self.arena = memory.Arena()
+        self.symbols = {name: resolve_symbol(name) for name in table.symbols}
+        self._place_data()
+        self.functions = self._place_functions(table.runtime)
+        self._install_writer()
+        self._method = PyMethodDef(b"copyjit_trace", self.functions["copyjit_enter"], METH_O, None)
+
+    def _place_data(self) -> None:
+        data = self.table.data + bytes(-len(self.table.data) % 8)
+        got = b"".join(struct.pack("<Q", self.symbols[name]) for name in self.table.symbols)
+        self.data_address = self.arena.reserve_pages(len(data) + len(got))
+        got_address = self.data_address + len(data)
+        self.got = {name: got_address + 8 * i for i, name in enumerate(self.table.symbols)}
+        memory.write_unsynchronized(self.data_address, data + got, mmap.PROT_READ)
+
+    def fixed_value(self, hole: Hole) -> int | None:
+        """S + A for holes whose value is the same in every copy, else None."""
+        if hole.kind is HoleKind.GOT_REL32:
+            return self.got[hole.symbol] + hole.addend
+        if hole.value is HoleValue.SYMBOL:
+            return self.symbols[hole.symbol] + hole.addend
+        if hole.value is HoleValue.DATA:
+            return self.data_address + hole.addend
+        return None
+
+    def _place_functions(self, functions: dict[str, Stencil]) -> dict[str, int]:
+        code = bytearray()
+        addresses = {}
+        base = self.arena.reserve_pages(sum(memory.round_up(len(s.code), 16) for s in functions.values()))
+        for name, stencil in functions.items():
+            code += bytes(-len(code) % 16)
+            addresses[name] = base + len(code)
+            code += self.patch_fixed(stencil, base + len(code))
+        memory.write_unsynchronized(base, bytes(code), mmap.PROT_READ | mmap.PROT_EXEC)
+        return addresses
+
+    def patch_fixed(self, stencil: Stencil, address: int) -> bytes:
+        """The stencil's code at `address` with every fixed hole patched."""
+        code = bytearray(stencil.code)
+        for hole in stencil.holes:
+            value = self.fixed_value(hole)
+            if value is None and hole.value is HoleValue.CODE:
+                value = address + hole.addend
+            if value is not None:
+                write_hole(code, hole.offset, hole.kind, value, address)
+        return bytes(code)
+
+    def _install_writer(self) -> None:
+        prototype = ctypes.PYFUNCTYPE(  # PYFUNCTYPE: the GIL stays held
+            ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t
+        )
+        native = prototype(self.functions["copyjit_write_code"])
+        page = memory.PAGE_SIZE
+
+        def write(address: int, data: bytes) -> None:
+            if native(address, data, len(data), page):
+                raise OSError(ctypes.get_errno(), f"copyjit: cannot write code at {address:#x}")
+
+        self.arena.writer = write
+
+    def entry_function(self, cell: bytearray) -> object:
+        """A builtin function whose C implementation enters the trace in `cell`."""
+        return _new_cfunction(ctypes.addressof(self._method), cell, None)
+
+
+def write_hole(code: bytearray, offset: int, kind: HoleKind, value: int, base: int) -> None:
+    """Patch S + A (`value`) into `code`, which will live at `base`."""
+    if kind is HoleKind.ABS64:
+        struct.pack_into("<Q", code, offset, value & 0xFFFF_FFFF_FFFF_FFFF)
+    else:
+        displacement = value - (base + offset)
+        if not -(1 << 31) <= displacement < 1 << 31:
+            raise OverflowError(f"copyjit: rel32 displacement {displacement:#x} out of range")
+        struct.pack_into("<i", code, offset, displacement)
+
+
+@functools.cache
+def runtime() -> Runtime:
+    """The process's runtime, bootstrapped on first use."""
+    return Runtime(stencils.table())

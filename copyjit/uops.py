@@ -1,0 +1,379 @@
+"""Every uop, declared once.
+
+Everything else is derived from this table: the C source of each stencil
+(one variant per choice of machine registers), the names used in dumps, and
+the properties the emitter and, later, the optimizer rely on (may it exit,
+raise, branch; which operands does it read).
+
+A declaration has:
+
+* ``stack``: boxed values taken from and pushed onto the frame's value stack,
+  as ``"inputs -- outputs"`` (CPython's ``bytecodes.c`` notation). A name on
+  both sides at the same depth is left in place.
+* ``regs``: unboxed values in machine registers, as ``"a:i b:f -- res:f"``
+  where ``:i`` is a 64-bit int register and ``:f`` a double register. Each
+  register operand becomes one of ``REGISTERS[kind]`` in each variant.
+* ``body``: C, run with the inputs bound to local variables, that assigns the
+  outputs. It may use ``oparg``, ``operand0``, ``operand1`` (patched holes),
+  ``EXIT_IF(cond)`` (guard: leave to the exit target with nothing changed),
+  ``ERROR_IF(cond)`` (an exception is set and the stack inputs are already
+  released), ``JUMP_IF(cond)`` / ``JUMP()`` (branch to the jump target).
+
+Guards come before effects: a body decides every ``EXIT_IF`` before it
+releases an input or writes any state, so an exit resumes an untouched frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from collections.abc import Iterator
+
+REGISTERS: dict[str, tuple[str, ...]] = {
+    "i": ("i0", "i1", "i2", "i3"),
+    "f": ("f0", "f1", "f2", "f3"),
+}
+C_TYPES = {"i": "intptr_t", "f": "double"}
+
+
+@dataclasses.dataclass(frozen=True)
+class RegOperand:
+    name: str
+    kind: str  # a key of REGISTERS
+
+
+@dataclasses.dataclass(frozen=True)
+class Uop:
+    name: str
+    body: str
+    stack_in: tuple[str, ...] = ()
+    stack_out: tuple[str, ...] = ()
+    reg_in: tuple[RegOperand, ...] = ()
+    reg_out: tuple[RegOperand, ...] = ()
+    ends_trace: bool = False  # never falls through to a continuation
+    doc: str = ""
+
+    def uses(self, word: str) -> bool:
+        return re.search(rf"\b{word}\b", self.body) is not None
+
+    @property
+    def may_exit(self) -> bool:
+        return self.uses("EXIT_IF")
+
+    @property
+    def may_error(self) -> bool:
+        return self.uses("ERROR_IF")
+
+    @property
+    def may_jump(self) -> bool:
+        return self.uses("JUMP_IF") or self.uses("JUMP")
+
+    @property
+    def uses_oparg(self) -> bool:
+        return self.uses("oparg")
+
+    @property
+    def uses_operand0(self) -> bool:
+        return self.uses("operand0")
+
+    @property
+    def uses_operand1(self) -> bool:
+        return self.uses("operand1")
+
+    def variants(self) -> Iterator[Variant]:
+        """One variant per assignment of machine registers to operands."""
+        operands = self.reg_in + self.reg_out
+        choices = [REGISTERS[op.kind] for op in operands]
+        for regs in itertools.product(*choices):
+            yield Variant(self, regs[: len(self.reg_in)], regs[len(self.reg_in) :])
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """A uop with machine registers chosen for its register operands."""
+
+    uop: Uop
+    ins: tuple[str, ...]
+    outs: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return variant_name(self.uop.name, self.ins, self.outs)
+
+
+def variant_name(uop: str, ins: tuple[str, ...], outs: tuple[str, ...]) -> str:
+    """``_ADD_INT`` with i0, i1 -> i2 is ``_ADD_INT__i0_i1_to_i2``."""
+    parts = list(ins) + (["to", *outs] if outs else [])
+    return f"{uop}__{'_'.join(parts)}" if parts else uop
+
+
+def _parse_stack(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    ins, _, outs = text.partition("--")
+    return tuple(ins.split()), tuple(outs.split())
+
+
+def _parse_regs(text: str) -> tuple[tuple[RegOperand, ...], tuple[RegOperand, ...]]:
+    def operands(part: str) -> tuple[RegOperand, ...]:
+        result = []
+        for word in part.split():
+            name, _, kind = word.partition(":")
+            if kind not in REGISTERS:
+                raise ValueError(f"register operand {word!r} needs :i or :f")
+            result.append(RegOperand(name, kind))
+        return tuple(result)
+
+    ins, _, outs = text.partition("--")
+    return operands(ins), operands(outs)
+
+
+def uop(
+    name: str,
+    body: str,
+    *,
+    stack: str = "--",
+    regs: str = "--",
+    ends_trace: bool = False,
+    doc: str = "",
+) -> Uop:
+    stack_in, stack_out = _parse_stack(stack)
+    reg_in, reg_out = _parse_regs(regs)
+    return Uop(name, body.strip(), stack_in, stack_out, reg_in, reg_out, ends_trace, doc)
+
+
+def _int_binary(name: str, builtin: str, law: str) -> Uop:
+    return uop(
+        name,
+        f"EXIT_IF({builtin}(a, b, &res));",
+        regs="a:i b:i -- res:i",
+        doc=f"{law}; exits when the result leaves the 64-bit range",
+    )
+
+
+def _float_binary(name: str, op: str) -> Uop:
+    return uop(name, f"res = a {op} b;", regs="a:f b:f -- res:f", doc=f"res = a {op} b")
+
+
+_CONDITIONS = {"LT": "<", "LE": "<=", "EQ": "==", "NE": "!=", "GT": ">", "GE": ">="}
+
+
+def _branches(kind: str, type_name: str) -> list[Uop]:
+    return [
+        uop(
+            f"_JUMP_IF_{type_name}_{cond}",
+            f"JUMP_IF(a {op} b);",
+            regs=f"a:{kind} b:{kind} --",
+            doc=f"jump if a {op} b",
+        )
+        for cond, op in _CONDITIONS.items()
+    ]
+
+
+_TABLE: list[Uop] = [
+    # --- boxed values on the frame's value stack -------------------------
+    uop("_NOP", "", doc="does nothing"),
+    uop(
+        "_LOAD_FAST",
+        "value = Py_NewRef(frame->localsplus[oparg]);",
+        stack="-- value",
+        doc="push local `oparg` (must be bound)",
+    ),
+    uop(
+        "_STORE_FAST",
+        """
+        PyObject *old = frame->localsplus[oparg];
+        frame->localsplus[oparg] = value;
+        Py_XDECREF(old);
+        """,
+        stack="value --",
+        doc="pop into local `oparg`",
+    ),
+    uop(
+        "_LOAD_CONST",
+        "value = Py_NewRef((PyObject *)operand0);",
+        stack="-- value",
+        doc="push the object at `operand0` (the trace keeps it alive)",
+    ),
+    uop("_POP_TOP", "Py_DECREF(value);", stack="value --", doc="drop the top of stack"),
+    uop(
+        "_GUARD_TOS_TYPE",
+        "EXIT_IF(Py_TYPE(value) != (PyTypeObject *)operand0);",
+        stack="value -- value",
+        doc="exit unless the top of stack has type `operand0`",
+    ),
+    uop(
+        "_GUARD_NOS_TYPE",
+        "EXIT_IF(Py_TYPE(value) != (PyTypeObject *)operand0);",
+        stack="value top -- value top",
+        doc="exit unless the second of stack has type `operand0`",
+    ),
+    uop(
+        "_BINARY_OP",
+        """
+        res = _PyEval_BinaryOps[oparg](left, right);
+        Py_DECREF(left);
+        Py_DECREF(right);
+        ERROR_IF(res == NULL);
+        """,
+        stack="left right -- res",
+        doc="boxed binary operator `oparg` (an NB_* number, as BINARY_OP)",
+    ),
+    uop(
+        "_COMPARE_OP",
+        """
+        res = PyObject_RichCompare(left, right, (int)oparg);
+        Py_DECREF(left);
+        Py_DECREF(right);
+        ERROR_IF(res == NULL);
+        """,
+        stack="left right -- res",
+        doc="boxed rich comparison `oparg` (Py_LT ... Py_GE)",
+    ),
+    uop(
+        "_TO_BOOL",
+        """
+        int truth = PyObject_IsTrue(value);
+        Py_DECREF(value);
+        ERROR_IF(truth < 0);
+        res = truth ? Py_True : Py_False;
+        """,
+        stack="value -- res",
+        doc="replace the top of stack by its truth value",
+    ),
+    uop(
+        "_POP_JUMP_IF_TRUE",
+        "JUMP_IF(Py_IsTrue(cond));",
+        stack="cond --",
+        doc="pop a bool; jump if it is True",
+    ),
+    uop(
+        "_POP_JUMP_IF_FALSE",
+        "JUMP_IF(Py_IsFalse(cond));",
+        stack="cond --",
+        doc="pop a bool; jump if it is False",
+    ),
+    # --- between boxed and unboxed ---------------------------------------
+    uop(
+        "_UNBOX_INT",
+        """
+        EXIT_IF(!PyLong_CheckExact(value));
+        if (_PyLong_IsCompact((PyLongObject *)value)) {
+            res = _PyLong_CompactValue((PyLongObject *)value);
+        }
+        else {
+            int overflow;
+            res = PyLong_AsLongAndOverflow(value, &overflow);
+            EXIT_IF(overflow);
+        }
+        Py_DECREF(value);
+        """,
+        stack="value --",
+        regs="-- res:i",
+        doc="pop an exact int into a register; exits if it is not one or needs >64 bits",
+    ),
+    uop(
+        "_BOX_INT",
+        "value = PyLong_FromSsize_t(a); ERROR_IF(value == NULL);",
+        stack="-- value",
+        regs="a:i --",
+        doc="push the int in a register",
+    ),
+    uop(
+        "_UNBOX_FLOAT",
+        """
+        EXIT_IF(!PyFloat_CheckExact(value));
+        res = PyFloat_AS_DOUBLE(value);
+        Py_DECREF(value);
+        """,
+        stack="value --",
+        regs="-- res:f",
+        doc="pop an exact float into a register; exits if it is not one",
+    ),
+    uop(
+        "_BOX_FLOAT",
+        "value = PyFloat_FromDouble(a); ERROR_IF(value == NULL);",
+        stack="-- value",
+        regs="a:f --",
+        doc="push the float in a register",
+    ),
+    # --- unboxed values in registers -------------------------------------
+    uop("_LOAD_INT_CONST", "res = (intptr_t)operand0;", regs="-- res:i", doc="res = operand0"),
+    uop(
+        "_LOAD_FLOAT_CONST",
+        "uint64_t bits = operand0; __builtin_memcpy(&res, &bits, sizeof(res));",
+        regs="-- res:f",
+        doc="res = the double whose bits are operand0",
+    ),
+    uop("_COPY_INT", "res = a;", regs="a:i -- res:i", doc="res = a"),
+    uop("_COPY_FLOAT", "res = a;", regs="a:f -- res:f", doc="res = a"),
+    _int_binary("_ADD_INT", "__builtin_add_overflow", "res = a + b"),
+    _int_binary("_SUB_INT", "__builtin_sub_overflow", "res = a - b"),
+    _int_binary("_MUL_INT", "__builtin_mul_overflow", "res = a * b"),
+    uop(
+        "_NEG_INT",
+        "EXIT_IF(a == INTPTR_MIN); res = -a;",
+        regs="a:i -- res:i",
+        doc="res = -a; exits for the one value whose negation overflows",
+    ),
+    _float_binary("_ADD_FLOAT", "+"),
+    _float_binary("_SUB_FLOAT", "-"),
+    _float_binary("_MUL_FLOAT", "*"),
+    uop(
+        "_DIV_FLOAT",
+        "EXIT_IF(b == 0.0); res = a / b;",
+        regs="a:f b:f -- res:f",
+        doc="res = a / b; exits on a zero divisor (Python raises there)",
+    ),
+    uop("_NEG_FLOAT", "res = -a;", regs="a:f -- res:f", doc="res = -a"),
+    uop(
+        "_INT_TO_FLOAT",
+        "res = (double)a;",
+        regs="a:i -- res:f",
+        doc="res = float(a), rounded to nearest as Python does",
+    ),
+    *_branches("i", "INT"),
+    *_branches("f", "FLOAT"),
+    uop("_SPILL_INT", "slots[oparg] = a;", regs="a:i --", doc="spill slot `oparg` = a"),
+    uop("_RELOAD_INT", "res = slots[oparg];", regs="-- res:i", doc="res = spill slot `oparg`"),
+    uop(
+        "_SPILL_FLOAT",
+        "__builtin_memcpy(&slots[oparg], &a, sizeof(a));",
+        regs="a:f --",
+        doc="spill slot `oparg` = a",
+    ),
+    uop(
+        "_RELOAD_FLOAT",
+        "__builtin_memcpy(&res, &slots[oparg], sizeof(res));",
+        regs="-- res:f",
+        doc="res = spill slot `oparg`",
+    ),
+    # --- control ---------------------------------------------------------
+    uop(
+        "_CHECK_EVAL_BREAKER",
+        "EXIT_IF(_Py_atomic_load_uintptr_relaxed(&tstate->eval_breaker)"
+        " & _PY_EVAL_EVENTS_MASK);",
+        doc="exit when a signal, pending call or GIL drop request is waiting",
+    ),
+    uop(
+        "_SET_IP",
+        "frame->instr_ptr = (_Py_CODEUNIT *)operand0;",
+        doc="point the frame's instruction pointer at `operand0`",
+    ),
+    uop("_JUMP", "JUMP();", ends_trace=True, doc="jump to the jump target"),
+    uop(
+        "_EXIT_TRACE",
+        "frame->stacktop = (int)(sp - frame->localsplus); return (intptr_t)oparg;",
+        ends_trace=True,
+        doc="save the stack depth in the frame and return exit code `oparg`",
+    ),
+    uop(
+        "_ERROR_TRACE",
+        "frame->stacktop = (int)(sp - frame->localsplus); return -1;",
+        ends_trace=True,
+        doc="save the stack depth and return with the exception that is set",
+    ),
+]
+
+UOPS: dict[str, Uop] = {op.name: op for op in _TABLE}
+if len(UOPS) != len(_TABLE):
+    raise AssertionError("a uop is declared twice")

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import dis
+import functools
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+
+from copyjit.jit import asm
+from copyjit.jit.emitter import Trace, emit
+from copyjit.jit.frames import RawFrame
+
+# NB_* numbers of BINARY_OP, by operator symbol ("+", "//", "**", ...).
+NB = {symbol: index for index, (_, symbol) in enumerate(dis._nb_ops)}  # type: ignore[attr-defined]
+
+
+def cached_trace(text: str, **env: int) -> Trace:
+    """One trace per text and env for the whole session (for hypothesis tests)."""
+    return _cached(text, tuple(sorted(env.items())))
+
+
+@functools.cache
+def _cached(text: str, env: tuple[tuple[str, int], ...]) -> Trace:
+    return emit(asm.parse(text, dict(env)))
+
+
+@pytest.fixture
+def compile_trace() -> Iterator[Callable[..., Trace]]:
+    """Emit a trace from its text form; the test's traces are freed afterwards."""
+    traces: list[Trace] = []
+
+    def make(text: str, **env: int) -> Trace:
+        trace = emit(asm.parse(text, env))
+        traces.append(trace)
+        return trace
+
+    yield make
+    for trace in traces:
+        trace.free()
+
+
+def run(trace: Trace, values: Sequence[object], nlocals: int | None = None) -> tuple[int, list[object], list[object]]:
+    """Run `trace` on a fresh frame whose first locals are `values`.
+
+    Returns the exit code, the locals afterwards (None where unbound) and
+    what is left on the value stack.
+    """
+    with RawFrame(nlocals if nlocals is not None else len(values)) as frame:
+        for index, value in enumerate(values):
+            frame[index] = value
+        status = trace(frame.address)
+        final = []
+        for index in range(frame.nlocals):
+            try:
+                final.append(frame[index])
+            except UnboundLocalError:
+                final.append(None)
+        return status, final, frame.stack()

@@ -1,0 +1,179 @@
+"""The stencil build: goldens, reproducibility, --check, and clear errors."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pathlib
+import sys
+
+import pytest
+
+from copyjit import __main__ as cli
+from copyjit.build import builder, targets
+from copyjit.jit import disasm
+from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil
+from copyjit.stencils import table
+from copyjit.uops import UOPS
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+GOLDEN_STENCILS = [
+    "_ADD_INT__i0_i1_to_i2",
+    "_BINARY_OP",
+    "_BOX_FLOAT__f0",
+    "_CHECK_EVAL_BREAKER",
+    "_JUMP_IF_INT_LT__i0_i1",
+    "_LOAD_FAST",
+]
+
+
+def _golden_text(stencil: Stencil) -> str:
+    holes = "".join(f"  {h.offset:#06x} {h.kind.value:<9} {h.value.value:<12} {h.symbol or '-':<20} "
+                    f"addend={h.addend}\n" for h in stencil.holes)
+    return f"code: {stencil.code.hex()}\nholes:\n{holes}\n{disasm.stencil(stencil)}"
+
+
+@pytest.mark.parametrize("name", GOLDEN_STENCILS)
+def test_golden_stencils(name: str) -> None:
+    """Bytes, holes and disassembly; COPYJIT_UPDATE_GOLDENS=1 rewrites them."""
+    text = _golden_text(table().stencils[name])
+    path = GOLDEN / f"{name}.txt"
+    if os.environ.get("COPYJIT_UPDATE_GOLDENS"):
+        path.write_text(text)
+    assert text == path.read_text()
+
+
+def test_table_has_every_variant_of_every_uop() -> None:
+    expected = {v.name for op in UOPS.values() for v in op.variants()}
+    assert set(table().stencils) == expected
+
+
+def test_holes_agree_with_the_uop_table() -> None:
+    for op in UOPS.values():
+        declared = {
+            HoleValue.CONTINUE: not op.ends_trace,
+            HoleValue.EXIT_TARGET: op.may_exit,
+            HoleValue.ERROR_TARGET: op.may_error,
+            HoleValue.JUMP_TARGET: op.may_jump,
+        }
+        for variant in op.variants():
+            values = {h.value for h in table().stencils[variant.name].holes}
+            found = {value: value in values for value in declared}
+            if len(set(variant.ins)) < len(variant.ins):
+                # Same register twice: clang folds `a < a`, `a - a`, ... so a
+                # target may vanish, but none may appear.
+                assert all(declared[v] for v in declared if found[v]), variant.name
+            else:
+                assert found == declared, variant.name
+
+
+def test_layout_matches_the_running_interpreter() -> None:
+    layout = table().layout
+    marker = object()
+    frame = sys._getframe()
+    raw = ctypes.c_void_p.from_address(id(frame) + layout["frame_object.f_frame"]).value
+    assert raw is not None
+
+    def field(offset: int) -> int | None:
+        return ctypes.c_void_p.from_address(raw + offset).value
+
+    assert field(layout["frame.f_executable"]) == id(frame.f_code)
+    slot = frame.f_code.co_varnames.index("marker")
+    assert field(layout["frame.localsplus"] + 8 * slot) == id(marker)
+
+
+@pytest.fixture(scope="module")
+def rebuilt() -> str:
+    return builder.build(targets.host()).render()
+
+
+def test_shipped_table_matches_a_rebuild(rebuilt: str) -> None:
+    assert cli._stencil_module_path().read_text() == rebuilt
+
+
+def test_build_is_reproducible(rebuilt: str) -> None:
+    assert builder.build(targets.host()).render() == rebuilt
+
+
+def test_check_command(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path,
+                       capsys: pytest.CaptureFixture[str], rebuilt: str) -> None:
+    monkeypatch.setattr(cli, "_rebuild", lambda: rebuilt)
+    assert cli.main(["stencils", "--check"]) == 0
+    stale = tmp_path / "stale.py"
+    stale.write_text(rebuilt.replace("'_NOP': ('", "'_NOP': ('90"))
+    monkeypatch.setattr(cli, "_stencil_module_path", lambda: stale)
+    assert cli.main(["stencils", "--check"]) == 1
+    assert "stencils are stale" in capsys.readouterr().err
+
+
+def test_list_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["stencils", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert f"# {len(table().stencils)} stencils" in out
+    assert "_ADD_INT__i0_i1_to_i2" in out and "REL32 EXIT_TARGET" in out
+
+
+def _build_one(body: str, prelude: str = "") -> dict[str, Stencil]:
+    source = f'#include "copyjit.h"\n{prelude}\nSTENCIL(stencil_PROBE)\n{{\n{body}\n}}\n'
+    return builder.build_units({"probe": source}, targets.host())[0]
+
+
+def test_a_probe_stencil_builds() -> None:
+    stencil = _build_one("i0 += (intptr_t)_JIT_OPERAND1; TAIL(_JIT_CONTINUE);")["_PROBE"]
+    assert {h.value for h in stencil.holes} == {HoleValue.OPERAND1, HoleValue.CONTINUE}
+
+
+@pytest.mark.parametrize("prelude, body, message", [
+    ("extern _Thread_local intptr_t counter;",
+     "counter += i0; TAIL(_JIT_CONTINUE);",
+     r"stencil _PROBE: relocation R_X86_64_\w*TPOFF\w* against 'counter' at offset 0x\w+ is not understood"),
+    ("static _Thread_local intptr_t counter;",
+     "counter += i0; TAIL(_JIT_CONTINUE);",
+     "writable data section '.tbss.counter'"),
+    ("static intptr_t counter;",
+     "counter += i0; TAIL(_JIT_CONTINUE);",
+     "writable data section '.lbss.counter'"),
+    ("__attribute__((noinline)) static intptr_t helper(intptr_t x) { return x * x + 1; }",
+     "i0 = helper(i0); TAIL(_JIT_CONTINUE);",
+     "stencil _PROBE: calls or refers to code in '.text.helper'; helpers must be static inline"),
+    ("extern char _JIT_NONSENSE[];",
+     "i0 = (intptr_t)_JIT_NONSENSE; TAIL(_JIT_CONTINUE);",
+     "stencil _PROBE: unknown hole _JIT_NONSENSE"),
+    ("static const char *const names[] = {\"a\", \"b\"};",
+     "i0 = (intptr_t)names[i0 & 1]; TAIL(_JIT_CONTINUE);",
+     "data section .* has relocations"),
+])
+def test_what_the_builder_does_not_understand_is_an_error(prelude: str, body: str, message: str) -> None:
+    with pytest.raises(builder.BuildError, match=message):
+        _build_one(body, prelude)
+
+
+def test_compile_errors_name_the_unit() -> None:
+    with pytest.raises(builder.BuildError, match="compiling probe failed"):
+        _build_one("this is not C;")
+
+
+def _jcc_pair(condition: int = 0x84) -> Stencil:
+    # test rax, rax; jcc CONTINUE; jmp EXIT_TARGET
+    code = bytes([0x48, 0x85, 0xC0, 0x0F, condition, 0, 0, 0, 0, 0xE9, 0, 0, 0, 0])
+    holes = (Hole(5, HoleKind.REL32, HoleValue.CONTINUE, "", -4),
+             Hole(10, HoleKind.REL32, HoleValue.EXIT_TARGET, "", -4))
+    return Stencil("pair", code, holes)
+
+
+def test_peephole_inverts_a_final_conditional_continue() -> None:
+    after = targets.x86_64_invert_final_branch(_jcc_pair(0x84))  # je -> jne
+    assert after.code[4] == 0x85 and len(after.code) == 14
+    assert [(h.offset, h.value) for h in after.holes] == [
+        (5, HoleValue.EXIT_TARGET), (10, HoleValue.CONTINUE)]
+    assert after.tail_jump is not None
+
+
+def test_peephole_leaves_a_jump_target_alone() -> None:
+    # jz lands on the final jmp: rewriting would send it to CONTINUE.
+    base = _jcc_pair()
+    code = bytes([0x74, 0x06]) + base.code[3:]  # jz rel8: 2 + 6 = 8, the final jmp
+    holes = tuple(Hole(h.offset - 1, h.kind, h.value, h.symbol, h.addend) for h in base.holes)
+    stencil = Stencil("guarded", code, holes)
+    assert stencil.code[8] == 0xE9
+    assert targets.x86_64_invert_final_branch(stencil) == stencil

@@ -1,0 +1,116 @@
+"""Executable memory: W^X, shared pages, reuse of freed code."""
+
+from __future__ import annotations
+
+import ctypes
+
+import pytest
+
+from copyjit.jit import memory
+from copyjit.jit.emitter import emit
+from copyjit.jit.asm import parse
+from copyjit.jit.runtime import runtime
+from tests.conftest import run
+
+SMALL = "_EXIT_TRACE oparg=5\n"
+
+
+def _mappings() -> list[tuple[int, int, str]]:
+    rows = []
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            span, perms = line.split()[:2]
+            start, end = (int(x, 16) for x in span.split("-"))
+            rows.append((start, end, perms))
+    return rows
+
+
+def _perms_at(address: int) -> str:
+    (perms,) = [p for start, end, p in _mappings() if start <= address < end]
+    return perms
+
+
+def test_no_mapping_is_writable_and_executable() -> None:
+    traces = [emit(parse(SMALL)) for _ in range(50)]
+    rt = runtime()
+    try:
+        offenders = [(hex(s), p) for s, _, p in _mappings() if "w" in p and "x" in p]
+        assert offenders == []
+        assert _perms_at(traces[0].address).startswith("r-x")
+        assert _perms_at(rt.functions["copyjit_enter"]).startswith("r-x")
+        assert _perms_at(rt.data_address).startswith("r--")  # GOT and data: read only
+    finally:
+        for trace in traces:
+            trace.free()
+    assert [(s, p) for s, _, p in _mappings() if "w" in p and "x" in p] == []
+
+
+def test_traces_share_pages() -> None:
+    a, b = emit(parse(SMALL)), emit(parse(SMALL))
+    try:
+        assert a.address // memory.PAGE_SIZE == b.address // memory.PAGE_SIZE
+        assert abs(a.address - b.address) < 64
+    finally:
+        a.free()
+        b.free()
+
+
+def test_freed_code_is_poisoned_and_reused() -> None:
+    trace = emit(parse(SMALL))
+    address, size = trace.address, trace.size
+    assert run(trace, [])[0] == 5
+    trace.free()
+    assert ctypes.string_at(address, size) == memory.POISON * size
+    with pytest.raises(RuntimeError, match="freed"):
+        trace(0)
+    again = emit(parse(SMALL))
+    assert again.address == address
+    again.free()
+
+
+def test_emit_free_cycles_do_not_grow_the_arena() -> None:
+    arena = runtime().arena
+    warm = [emit(parse(SMALL)) for _ in range(3)]
+    for trace in warm:
+        trace.free()
+    top, in_use = arena.top, arena.in_use
+    for n in range(1000):
+        traces = [emit(parse(SMALL * (1 + n % 7))) for _ in range(3)]
+        for trace in traces:
+            trace.free()
+    assert (arena.top, arena.in_use) == (top, in_use)
+
+
+class _RecordingArena(memory.Arena):
+    """An arena whose writes are recorded, not performed (no executable pages)."""
+
+    def __init__(self) -> None:
+        super().__init__(reserve=1 << 20)
+        self.writer = lambda address, data: None
+
+
+def test_allocator_first_fit_and_coalescing() -> None:
+    arena = _RecordingArena()
+    a, b, c = arena.alloc(10), arena.alloc(40), arena.alloc(16)
+    assert (b - a, c - b) == (16, 48)  # 16-byte aligned blocks, laid in order
+    end = arena.top
+    arena.free(b, 40)
+    assert arena.alloc(20) == b  # first fit, split
+    arena.free(b, 20)
+    arena.free(a, 10)
+    assert arena.free_blocks == [(a, 64)]  # a and b coalesced
+    arena.free(c, 16)
+    assert (arena.free_blocks, arena.top) == ([], a)  # everything back to the bump region
+    assert end == c + 16
+
+
+def test_arena_full_is_a_memory_error() -> None:
+    arena = _RecordingArena()
+    with pytest.raises(MemoryError, match="arena is full"):
+        arena.alloc(2 << 20)
+
+
+def test_writes_outside_the_arena_are_refused() -> None:
+    arena = _RecordingArena()
+    with pytest.raises(ValueError, match="outside the arena"):
+        arena.write(arena.base - 16, b"x")
