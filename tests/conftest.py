@@ -39,7 +39,9 @@ def compile_trace() -> Iterator[Callable[..., Trace]]:
         trace.free()
 
 
-def run(trace: Trace, values: Sequence[object], nlocals: int | None = None) -> tuple[int, list[object], list[object]]:
+def run(
+    trace: Trace, values: Sequence[object], nlocals: int | None = None
+) -> tuple[int, list[object], list[object]]:
     """Run `trace` on a fresh frame whose first locals are `values`.
 
     Returns the exit code, the locals afterwards (None where unbound) and

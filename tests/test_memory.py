@@ -7,8 +7,8 @@ import ctypes
 import pytest
 
 from copyjit.jit import memory
-from copyjit.jit.emitter import emit
 from copyjit.jit.asm import parse
+from copyjit.jit.emitter import emit
 from copyjit.jit.runtime import runtime
 from tests.conftest import run
 

@@ -31,9 +31,9 @@ def _load_all(kind: str) -> str:
     """Give every register of `kind` a different value."""
     if kind == "i":
         return "".join(f"    {r} = _LOAD_INT_CONST operand0={v}\n"
-                       for r, v in zip(REGISTERS["i"], DISTINCT["i"]))
+                       for r, v in zip(REGISTERS["i"], DISTINCT["i"], strict=False))
     return "".join(f"    {r} = _LOAD_FLOAT_CONST operand0={v!r}\n"
-                   for r, v in zip(REGISTERS["f"], DISTINCT["f"]))
+                   for r, v in zip(REGISTERS["f"], DISTINCT["f"], strict=False))
 
 
 def _box(kind: str) -> str:
@@ -44,7 +44,7 @@ def _box(kind: str) -> str:
 def test_every_register_variant_of_binary_ops(compile_trace, name: str) -> None:
     kind = UOPS[name].reg_in[0].kind
     python = {**INT_OPS, **FLOAT_OPS}[name]
-    values = dict(zip(REGISTERS[kind], DISTINCT[kind]))
+    values = dict(zip(REGISTERS[kind], DISTINCT[kind], strict=False))
     for a, b, out in itertools.product(REGISTERS[kind], repeat=3):
         trace = compile_trace(f"""
 {_load_all(kind)}
@@ -65,7 +65,7 @@ error:
 @pytest.mark.parametrize("kind, cond", list(itertools.product("if", CONDITIONS)))
 def test_every_register_variant_of_branches(compile_trace, kind: str, cond: str) -> None:
     name = f"_JUMP_IF_{'INT' if kind == 'i' else 'FLOAT'}_{cond}"
-    values = dict(zip(REGISTERS[kind], DISTINCT[kind]))
+    values = dict(zip(REGISTERS[kind], DISTINCT[kind], strict=False))
     for a, b in itertools.product(REGISTERS[kind], repeat=2):
         trace = compile_trace(f"""
 {_load_all(kind)}
@@ -258,7 +258,8 @@ def test_unboxed_counted_loop(compile_trace, n: int) -> None:
 
 
 def test_unboxed_counted_loop_overflow_exits(compile_trace) -> None:
-    near_max = SUM_RANGE.replace("i2 = _LOAD_INT_CONST operand0=0", f"i2 = _LOAD_INT_CONST operand0={2**63 - 10}")
+    start = "i2 = _LOAD_INT_CONST operand0=0"
+    near_max = SUM_RANGE.replace(start, f"i2 = _LOAD_INT_CONST operand0={2**63 - 10}")
     trace = compile_trace(near_max)
     assert run(trace, [100, None])[:2] == (2, [100, None])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import dataclasses
 import os
 import pathlib
 import shlex
@@ -162,7 +161,10 @@ def _compile(source: str, unit: str, target: Target, workdir: pathlib.Path) -> b
 
 def _layout_source(probes: dict[str, str]) -> str:
     values = ",\n    ".join(f"(uint64_t)({expr})" for expr in probes.values())
-    return f'#include "copyjit.h"\n#include <stddef.h>\nconst uint64_t copyjit_layout[] = {{\n    {values}\n}};\n'
+    return (
+        '#include "copyjit.h"\n#include <stddef.h>\n'
+        f"const uint64_t copyjit_layout[] = {{\n    {values}\n}};\n"
+    )
 
 
 def _read_layout(blob: bytes, probes: dict[str, str]) -> dict[str, int]:

@@ -56,7 +56,7 @@ def variant_source(variant: Variant) -> str:
     depth = len(op.stack_in)
     for index, name in enumerate(op.stack_in):
         lines.append(f"    PyObject *{name} = sp[{index - depth}];")
-    for operand, reg in zip(op.reg_in, variant.ins):
+    for operand, reg in zip(op.reg_in, variant.ins, strict=True):
         lines.append(f"    {C_TYPES[operand.kind]} {operand.name} = {reg};")
     lines += [f"    PyObject *{name};" for name in op.stack_out if name not in op.stack_in]
     lines += [f"    {C_TYPES[o.kind]} {o.name};" for o in op.reg_out]
@@ -68,7 +68,7 @@ def variant_source(variant: Variant) -> str:
             lines.append(f"    sp[{index - depth}] = {name};")
         if len(op.stack_out) != depth:
             lines.append(f"    sp += {len(op.stack_out) - depth};")
-    for operand, reg in zip(op.reg_out, variant.outs):
+    for operand, reg in zip(op.reg_out, variant.outs, strict=True):
         lines.append(f"    {reg} = {operand.name};")
     if not op.ends_trace:
         lines.append("    TAIL(_JIT_CONTINUE);")

@@ -62,7 +62,8 @@ def _x86_64_branch_targets(stencil: Stencil) -> tuple[set[int], set[int]]:
     md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     md.detail = True
     holes = {h.offset for h in stencil.holes}
-    starts, targets = set(), set()
+    starts: set[int] = set()
+    targets: set[int] = set()
     for insn in md.disasm(stencil.code, 0):
         starts.add(insn.address)
         patched = any(insn.address < o < insn.address + insn.size for o in holes)

@@ -9,10 +9,11 @@ a stencil is first used; the emitter patches only what differs per copy.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
+import functools
 import struct
 
-from copyjit.jit import memory
 from copyjit.jit.runtime import Runtime, runtime
 from copyjit.stencil import Hole, HoleKind, HoleValue
 from copyjit.uops import UOPS, variant_name
@@ -43,21 +44,30 @@ class Instruction:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stencil", variant_name(self.name, self.ins, self.outs))
+        for field in ("jump", "exit", "error"):
+            target = getattr(self, field)
+            if target is not None and (not isinstance(target, int) or target < 0):
+                raise EmitError(f"{self.name}: {field} target must be an instruction index, not {target!r}")
 
 
-# What a per-copy hole's S is, in the emitter's inner loop.
-_FIXED, _OPARG, _OPERAND0, _OPERAND1, _CONTINUE, _JUMP, _EXIT, _ERROR, _CODE = range(9)
+# A per-copy hole's S: an index into the emitter's per-instruction values
+# (oparg, operand0, operand1, the next instruction, this instruction)...
 _SOURCES = {
-    HoleValue.OPARG: _OPARG,
-    HoleValue.OPERAND0: _OPERAND0,
-    HoleValue.OPERAND1: _OPERAND1,
-    HoleValue.CONTINUE: _CONTINUE,
-    HoleValue.JUMP_TARGET: _JUMP,
-    HoleValue.EXIT_TARGET: _EXIT,
-    HoleValue.ERROR_TARGET: _ERROR,
-    HoleValue.CODE: _CODE,
+    HoleValue.OPARG: 0,
+    HoleValue.OPERAND0: 1,
+    HoleValue.OPERAND1: 2,
+    HoleValue.CONTINUE: 3,
+    HoleValue.CODE: 4,
 }
-_TARGET_FIELD = {_JUMP: "jump", _EXIT: "exit", _ERROR: "error"}
+# ... or the instruction named by one of its target fields.
+_TARGET_FIELDS = {
+    HoleValue.JUMP_TARGET: "jump",
+    HoleValue.EXIT_TARGET: "exit",
+    HoleValue.ERROR_TARGET: "error",
+}
+_MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+_pack_q = struct.Struct("<Q").pack_into
+_pack_i = struct.Struct("<i").pack_into
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,7 +77,13 @@ class Prepared:
     name: str
     code: bytes  # tail jump dropped; fixed absolute holes patched
     holes: tuple[Hole, ...]  # all holes still in `code`, for annotation
-    patches: tuple[tuple[int, bool, int, int], ...]  # (offset, rel32?, source, constant)
+    # rel32 holes to fixed addresses (GOT slots, data): (offset, S + A - offset),
+    # so that the displacement is that minus the copy's address.
+    fixed: tuple[tuple[int, int], ...]
+    # holes whose value depends on the instruction: (offset, rel32?, source, A)
+    dynamic: tuple[tuple[int, bool, int, int], ...]
+    # holes of other instructions' addresses: (offset, rel32?, field, A)
+    targets: tuple[tuple[int, bool, str, int], ...]
     ends_trace: bool
 
 
@@ -78,17 +94,21 @@ def prepare(rt: Runtime, name: str) -> Prepared:
         raise EmitError(f"no stencil named {name!r}") from None
     stencil = stencil.without_tail_jump()
     code = bytearray(stencil.code)
-    patches = []
+    fixed, dynamic, targets = [], [], []
     for hole in stencil.holes:
-        fixed = rt.fixed_value(hole)
-        if fixed is not None and hole.kind is HoleKind.ABS64:
-            struct.pack_into("<Q", code, hole.offset, fixed & 0xFFFF_FFFF_FFFF_FFFF)
-        elif fixed is not None:
-            patches.append((hole.offset, True, _FIXED, fixed))
+        value = rt.fixed_value(hole)
+        rel32 = hole.kind is not HoleKind.ABS64
+        if value is not None and not rel32:
+            struct.pack_into("<Q", code, hole.offset, value & _MASK64)
+        elif value is not None:
+            fixed.append((hole.offset, value - hole.offset))
+        elif hole.value in _TARGET_FIELDS:
+            targets.append((hole.offset, rel32, _TARGET_FIELDS[hole.value], hole.addend))
         else:
-            patches.append((hole.offset, hole.kind is not HoleKind.ABS64, _SOURCES[hole.value], hole.addend))
+            dynamic.append((hole.offset, rel32, _SOURCES[hole.value], hole.addend))
     uop = name.partition("__")[0]
-    return Prepared(name, bytes(code), stencil.holes, tuple(patches), UOPS[uop].ends_trace)
+    return Prepared(name, bytes(code), stencil.holes, tuple(fixed), tuple(dynamic),
+                    tuple(targets), UOPS[uop].ends_trace)
 
 
 class Trace:
@@ -107,6 +127,8 @@ class Trace:
         self.instructions = instructions
         self.prepared = prepared
         self.offsets = offsets  # of each instruction, then the end
+        # The entry builtin reads the code address from this cell on each
+        # call; free() zeroes it, so a stale callable raises, not crashes.
         self._cell = bytearray(struct.pack("<Q", address))
         self.entry = rt.entry_function(self._cell)
 
@@ -126,14 +148,8 @@ class Trace:
         self.size = 0
 
     def code(self) -> bytes:
-        import ctypes
-
+        """The machine code as it is in executable memory."""
         return ctypes.string_at(self.address, self.size)
-
-
-_MASK64 = 0xFFFF_FFFF_FFFF_FFFF
-_pack_q = struct.Struct("<Q").pack_into
-_pack_i = struct.Struct("<i").pack_into
 
 
 class Emitter:
@@ -164,7 +180,10 @@ class Emitter:
         base = self.runtime.arena.alloc(size)
         try:
             code = bytearray(b"".join([p.code for p in prepared]))
-            self._patch(code, base, instructions, prepared, offsets)
+            try:
+                self._patch(code, base, instructions, prepared, offsets)
+            except struct.error as e:  # a displacement that does not fit
+                raise EmitError(f"cannot patch: {e}") from None
             self.runtime.arena.write(base, bytes(code))
         except BaseException:
             self.runtime.arena.free(base, size)
@@ -174,52 +193,39 @@ class Emitter:
     @staticmethod
     def _patch(code: bytearray, base: int, instructions: tuple[Instruction, ...],
                prepared: list[Prepared], offsets: list[int]) -> None:
+        # The hot loop of emission, kept flat: ~1 µs per uop is the budget.
+        pack_i, pack_q = _pack_i, _pack_q
+        addresses = [base + offset for offset in offsets]
         count = len(instructions)
-        for index, p in enumerate(prepared):
-            start = offsets[index]
-            inst = instructions[index]
-            for offset, rel32, source, value in p.patches:
-                if source == _CONTINUE:
-                    value += base + offsets[index + 1]
-                elif source == _OPARG:
-                    value += inst.oparg
-                elif source == _OPERAND0:
-                    value += inst.operand0
-                elif source == _OPERAND1:
-                    value += inst.operand1
-                elif source == _CODE:
-                    value += base + start
-                elif source != _FIXED:
-                    target = getattr(inst, _TARGET_FIELD[source])
-                    if target is None or not 0 <= target < count:
-                        raise EmitError(
-                            f"instruction {index} ({inst.name}) needs a valid "
-                            f"{_TARGET_FIELD[source]} target, not {target}"
-                        )
-                    value += base + offsets[target]
-                where = start + offset
+        items = zip(instructions, prepared, offsets, addresses, addresses[1:], strict=False)
+        for index, (inst, p, start, here, after) in enumerate(items):
+            for offset, value in p.fixed:
+                pack_i(code, start + offset, value - here)
+            if p.dynamic:
+                values = (inst.oparg, inst.operand0, inst.operand1, after, here)
+                for offset, rel32, source, addend in p.dynamic:
+                    value = values[source] + addend
+                    if rel32:
+                        pack_i(code, start + offset, value - here - offset)
+                    else:
+                        pack_q(code, start + offset, value & _MASK64)
+            for offset, rel32, field, addend in p.targets:
+                target = getattr(inst, field)
+                if target is None or target >= count:
+                    raise EmitError(f"instruction {index} ({inst.name}) needs a valid "
+                                    f"{field} target, not {target}")
+                value = addresses[target] + addend
                 if rel32:
-                    value -= base + where
-                    if not -0x8000_0000 <= value < 0x8000_0000:
-                        raise EmitError(f"instruction {index} ({inst.name}): rel32 out of range")
-                    _pack_i(code, where, value)
+                    pack_i(code, start + offset, value - here - offset)
                 else:
-                    _pack_q(code, where, value & _MASK64)
+                    pack_q(code, start + offset, value & _MASK64)
 
 
 def emit(instructions: list[Instruction] | tuple[Instruction, ...]) -> Trace:
     """Emit with the process's shared emitter."""
-    return _default().emit(instructions)
+    return _shared().emit(instructions)
 
 
-_emitter: Emitter | None = None
-
-
-def _default() -> Emitter:
-    global _emitter
-    if _emitter is None:
-        _emitter = Emitter()
-    return _emitter
-
-
-__all__ = ["EmitError", "Emitter", "Instruction", "Trace", "emit", "memory"]
+@functools.cache
+def _shared() -> Emitter:
+    return Emitter()

@@ -28,7 +28,9 @@ POISON = b"\xcc"  # int3
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+_libc.mmap.argtypes = (
+    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long
+)
 _libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 _libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
 _MAP_FAILED = ctypes.c_void_p(-1).value
@@ -132,4 +134,4 @@ class Arena:
 
     @property
     def free_blocks(self) -> list[tuple[int, int]]:
-        return list(zip(self._free_starts, self._free_sizes))
+        return list(zip(self._free_starts, self._free_sizes, strict=False))
