@@ -11,7 +11,7 @@ import sys
 def _stencil_module_path() -> pathlib.Path:
     from copyjit import stencils
 
-    return pathlib.Path(stencils.__file__).parent / f"{stencils.module_name()}.py"
+    return stencils.path()
 
 
 def _rebuild() -> str:
@@ -77,8 +77,7 @@ def _check(path: pathlib.Path) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from copyjit import demo
 
-    demo.main(args.n)
-    return 0
+    return 0 if demo.main(args.n) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

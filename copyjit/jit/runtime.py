@@ -16,6 +16,7 @@ import ctypes
 import functools
 import mmap
 import struct
+from collections.abc import Mapping
 
 from copyjit import stencils
 from copyjit.jit import memory
@@ -79,7 +80,7 @@ class Runtime:
             return self.data_address + hole.addend
         return None
 
-    def _place_functions(self, functions: dict[str, Stencil]) -> dict[str, int]:
+    def _place_functions(self, functions: Mapping[str, Stencil]) -> dict[str, int]:
         code = bytearray()
         addresses = {}
         base = self.arena.reserve_pages(sum(memory.round_up(len(s.code), 16) for s in functions.values()))

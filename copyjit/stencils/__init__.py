@@ -1,15 +1,16 @@
 """The stencil table of the running interpreter and target.
 
 The table is generated at development time (`python -m copyjit stencils
---build`) and shipped in the package, one module per target and CPython
-minor version; `python -m copyjit stencils --check` proves it matches the C
-sources and the pinned clang.
+--build`) and shipped in the package as JSON, one file per target and CPython
+minor version (JSON, not a module: it loads in milliseconds even where
+bytecode is not cached); `python -m copyjit stencils --check` proves it
+matches the C sources and the pinned clang.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
+import pathlib
 import platform
 import sys
 
@@ -26,14 +27,18 @@ def module_name() -> str:
     return f"{target}_cp{major}{minor}"
 
 
+def path() -> pathlib.Path:
+    return pathlib.Path(__file__).parent / f"{module_name()}.json"
+
+
 @functools.cache
 def table() -> Table:
     name = module_name()
     try:
-        module = importlib.import_module(f"{__name__}.{name}")
-    except ModuleNotFoundError:
+        text = path().read_text()
+    except FileNotFoundError:
         raise UnsupportedPlatform(
             f"copyjit has no stencils for {name} (Python {sys.version.split()[0]} on "
             f"{platform.machine()} {platform.system()}); supported: x86_64 Linux, CPython 3.13"
         ) from None
-    return Table.from_module(module)
+    return Table.from_json(text)
