@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import functools
+import itertools
 import struct
 
 from copyjit.jit.runtime import Runtime, runtime
@@ -167,16 +168,15 @@ class Emitter:
         instructions = tuple(instructions)
         if not instructions:
             raise EmitError("an empty trace has nowhere to exit")
-        cache = self._prepared
-        prepared = [cache.get(i.stencil) or self.prepared(i.stencil) for i in instructions]
+        try:
+            cache = self._prepared
+            prepared = [cache[i.stencil] for i in instructions]
+        except KeyError:  # first use of a stencil in this process
+            prepared = [self.prepared(i.stencil) for i in instructions]
         if not prepared[-1].ends_trace:
             raise EmitError(f"the last instruction ({instructions[-1].name}) falls off the end")
-        offsets = []
-        size = 0
-        for p in prepared:
-            offsets.append(size)
-            size += len(p.code)
-        offsets.append(size)
+        offsets = [0, *itertools.accumulate([len(p.code) for p in prepared])]
+        size = offsets[-1]
         base = self.runtime.arena.alloc(size)
         try:
             code = bytearray(b"".join([p.code for p in prepared]))
