@@ -96,6 +96,7 @@ class Stencil:
                 hole.offset == len(self.code) - 4
                 and hole.kind is HoleKind.REL32
                 and hole.value is HoleValue.CONTINUE
+                and hole.addend == -4
             ):
                 return hole
         return None

@@ -28,13 +28,31 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
+import textwrap
 from collections.abc import Iterator
+
+SPILL_SLOTS = 64  # per activation of a trace, on the C stack (see runtime.c)
+OPARG_MAX = 2**32 - 1
 
 REGISTERS: dict[str, tuple[str, ...]] = {
     "i": ("i0", "i1", "i2", "i3"),
     "f": ("f0", "f1", "f2", "f3"),
 }
 C_TYPES = {"i": "intptr_t", "f": "double"}
+
+
+# Calls a body may make that never run Python code, free objects or start
+# the GC. Any other call, and any call through a pointer, "escapes".
+_NON_ESCAPING = frozenset({
+    "if", "while", "for", "switch", "return", "sizeof",  # not calls at all
+    "EXIT_IF", "ERROR_IF", "JUMP_IF", "JUMP", "SYNC_SP",
+    "Py_NewRef", "Py_TYPE", "Py_IsTrue", "Py_IsFalse",
+    "PyLong_CheckExact", "PyFloat_CheckExact", "PyFloat_AS_DOUBLE",
+    "_PyLong_IsCompact", "_PyLong_CompactValue", "_Py_atomic_load_uintptr_relaxed",
+    "__builtin_add_overflow", "__builtin_sub_overflow", "__builtin_mul_overflow",
+    "__builtin_memcpy",
+})
+_CALL = re.compile(r"(\b[A-Za-z_]\w*|[\])])\s*\(")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,10 +70,27 @@ class Uop:
     reg_in: tuple[RegOperand, ...] = ()
     reg_out: tuple[RegOperand, ...] = ()
     ends_trace: bool = False  # never falls through to a continuation
+    oparg_max: int = OPARG_MAX  # opargs above are refused when emitting
     doc: str = ""
 
     def uses(self, word: str) -> bool:
         return re.search(rf"\b{word}\b", self.body) is not None
+
+    @property
+    def kept(self) -> int:
+        """How many bottom stack inputs are left in place (`a b -- a c` keeps 1)."""
+        count = 0
+        for name_in, name_out in zip(self.stack_in, self.stack_out, strict=False):
+            if name_in != name_out:
+                break
+            count += 1
+        return count
+
+    @property
+    def escapes(self) -> bool:
+        """May run arbitrary code (a decref, a C API call, a call through a
+        pointer), so must publish the stack depth before its body runs."""
+        return any(m[1] not in _NON_ESCAPING for m in _CALL.finditer(self.body))
 
     @property
     def may_exit(self) -> bool:
@@ -134,11 +169,13 @@ def uop(
     stack: str = "--",
     regs: str = "--",
     ends_trace: bool = False,
+    oparg_max: int = OPARG_MAX,
     doc: str = "",
 ) -> Uop:
     stack_in, stack_out = _parse_stack(stack)
     reg_in, reg_out = _parse_regs(regs)
-    return Uop(name, body.strip(), stack_in, stack_out, reg_in, reg_out, ends_trace, doc)
+    body = textwrap.dedent(body).strip()
+    return Uop(name, body, stack_in, stack_out, reg_in, reg_out, ends_trace, oparg_max, doc)
 
 
 def _int_binary(name: str, builtin: str, law: str) -> Uop:
@@ -169,6 +206,19 @@ def _branches(kind: str, type_name: str) -> list[Uop]:
     ]
 
 
+def _spills() -> list[Uop]:
+    slot, last = "slots[oparg]", SPILL_SLOTS - 1
+    return [
+        uop("_SPILL_INT", f"{slot} = a;", regs="a:i --", oparg_max=last, doc="spill slot `oparg` = a"),
+        uop("_RELOAD_INT", f"res = {slot};", regs="-- res:i", oparg_max=last,
+            doc="res = spill slot `oparg`"),
+        uop("_SPILL_FLOAT", f"__builtin_memcpy(&{slot}, &a, sizeof(a));", regs="a:f --",
+            oparg_max=last, doc="spill slot `oparg` = a"),
+        uop("_RELOAD_FLOAT", f"__builtin_memcpy(&res, &{slot}, sizeof(res));", regs="-- res:f",
+            oparg_max=last, doc="res = spill slot `oparg`"),
+    ]
+
+
 _TABLE: list[Uop] = [
     # --- boxed values on the frame's value stack -------------------------
     uop("_NOP", "", doc="does nothing"),
@@ -192,7 +242,7 @@ _TABLE: list[Uop] = [
         "_LOAD_CONST",
         "value = Py_NewRef((PyObject *)operand0);",
         stack="-- value",
-        doc="push the object at `operand0` (the trace keeps it alive)",
+        doc="push the object at `operand0` (pass it to emit(constants=...) to keep it alive)",
     ),
     uop("_POP_TOP", "Py_DECREF(value);", stack="value --", doc="drop the top of stack"),
     uop(
@@ -242,15 +292,15 @@ _TABLE: list[Uop] = [
     ),
     uop(
         "_POP_JUMP_IF_TRUE",
-        "JUMP_IF(Py_IsTrue(cond));",
+        "int taken = Py_IsTrue(cond); Py_DECREF(cond); JUMP_IF(taken);",
         stack="cond --",
-        doc="pop a bool; jump if it is True",
+        doc="pop a bool (guard or _TO_BOOL first: any other object counts as false); jump if True",
     ),
     uop(
         "_POP_JUMP_IF_FALSE",
-        "JUMP_IF(Py_IsFalse(cond));",
+        "int taken = Py_IsFalse(cond); Py_DECREF(cond); JUMP_IF(taken);",
         stack="cond --",
-        doc="pop a bool; jump if it is False",
+        doc="pop a bool (guard or _TO_BOOL first: any other object counts as true); jump if False",
     ),
     # --- between boxed and unboxed ---------------------------------------
     uop(
@@ -333,20 +383,7 @@ _TABLE: list[Uop] = [
     ),
     *_branches("i", "INT"),
     *_branches("f", "FLOAT"),
-    uop("_SPILL_INT", "slots[oparg] = a;", regs="a:i --", doc="spill slot `oparg` = a"),
-    uop("_RELOAD_INT", "res = slots[oparg];", regs="-- res:i", doc="res = spill slot `oparg`"),
-    uop(
-        "_SPILL_FLOAT",
-        "__builtin_memcpy(&slots[oparg], &a, sizeof(a));",
-        regs="a:f --",
-        doc="spill slot `oparg` = a",
-    ),
-    uop(
-        "_RELOAD_FLOAT",
-        "__builtin_memcpy(&res, &slots[oparg], sizeof(res));",
-        regs="-- res:f",
-        doc="res = spill slot `oparg`",
-    ),
+    *_spills(),
     # --- control ---------------------------------------------------------
     uop(
         "_CHECK_EVAL_BREAKER",
@@ -362,13 +399,14 @@ _TABLE: list[Uop] = [
     uop("_JUMP", "JUMP();", ends_trace=True, doc="jump to the jump target"),
     uop(
         "_EXIT_TRACE",
-        "frame->stacktop = (int)(sp - frame->localsplus); return (intptr_t)oparg;",
+        "SYNC_SP(); return (intptr_t)oparg;",
         ends_trace=True,
+        oparg_max=2**31 - 1,  # negative statuses mean an error
         doc="save the stack depth in the frame and return exit code `oparg`",
     ),
     uop(
         "_ERROR_TRACE",
-        "frame->stacktop = (int)(sp - frame->localsplus); return -1;",
+        "SYNC_SP(); return -1;",
         ends_trace=True,
         doc="save the stack depth and return with the exception that is set",
     ),

@@ -56,7 +56,7 @@ def test_text_form_round_trips() -> None:
 
 
 @given(st.lists(st.tuples(st.sampled_from(["_NOP", "_LOAD_FAST", "_CHECK_EVAL_BREAKER"]),
-                          st.integers(0, 2**64 - 1), st.integers(-(2**63), 2**63 - 1)),
+                          st.integers(0, 2**32 - 1), st.integers(-(2**63), 2**63 - 1)),
                 min_size=1, max_size=8), st.data())
 def test_text_form_round_trips_any_operands(rows, data: st.DataObject) -> None:  # type: ignore[no-untyped-def]
     n = len(rows) + 1

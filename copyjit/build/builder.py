@@ -13,7 +13,7 @@ import tempfile
 from copyjit.build import cgen, elf
 from copyjit.build.targets import Target
 from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
-from copyjit.uops import UOPS
+from copyjit.uops import SPILL_SLOTS, UOPS
 
 C_DIR = pathlib.Path(__file__).parent.parent / "c"
 RUNTIME_FUNCTIONS = ("copyjit_enter", "copyjit_write_code")
@@ -33,7 +33,6 @@ LAYOUT_PROBES: dict[tuple[int, int], dict[str, str]] = {
         "frame.stacktop": "offsetof(_PyInterpreterFrame, stacktop)",
         "frame.localsplus": "offsetof(_PyInterpreterFrame, localsplus)",
         "frame_object.f_frame": "offsetof(PyFrameObject, f_frame)",
-        "spill_slots": "SPILL_SLOTS",
     },
 }
 
@@ -151,7 +150,7 @@ def _compile(source: str, unit: str, target: Target, workdir: pathlib.Path) -> b
     c_file.write_text(source)
     command = [
         *compiler(), "-target", target.triple, *target.flags, *target.include_flags(),
-        "-I", str(C_DIR), "-c", str(c_file), "-o", str(o_file),
+        f"-DSPILL_SLOTS={SPILL_SLOTS}", "-I", str(C_DIR), "-c", str(c_file), "-o", str(o_file),
     ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode:

@@ -7,6 +7,8 @@ variants share their constant data and the build compiles ~40 files, not
 
 from __future__ import annotations
 
+import textwrap
+
 from copyjit.uops import C_TYPES, Uop, Variant
 
 HEADER = '#include "copyjit.h"\n'
@@ -25,15 +27,17 @@ _OPERANDS = {
 
 
 def _macros(op: Uop) -> str:
-    pops = len(op.stack_in)
+    popped = len(op.stack_in) - op.kept
     # No __builtin_expect on EXIT_IF: with it clang lays the exit path last,
-    # which keeps the `jmp CONTINUE` off the end (346 of 777 stencils could
-    # fall through, against 606 without it, and the code is 9% larger).
+    # which keeps the `jmp CONTINUE` off the end (346 of 777 stencils ended
+    # in one, against 606 without it, and the code is 9% larger).
     return (
-        "#define EXIT_IF(COND) do { if (COND) { TAIL(_JIT_EXIT_TARGET); } } while (0)\n"
-        # The body released the stack inputs before failing: drop them.
+        # A guard leaves with the stack as it found it: the popped inputs
+        # are still in their slots.
+        f"#define EXIT_IF(COND) do {{ if (COND) {{ sp += {popped}; TAIL(_JIT_EXIT_TARGET); }} }} while (0)\n"
+        # The body released the inputs before failing; they are popped already.
         "#define ERROR_IF(COND) do { if (__builtin_expect(!!(COND), 0)) "
-        f"{{ sp -= {pops}; TAIL(_JIT_ERROR_TARGET); }} }} while (0)\n"
+        "{ TAIL(_JIT_ERROR_TARGET); } } while (0)\n"
         "#define JUMP_IF(COND) do { if (COND) { TAIL(_JIT_JUMP_TARGET); } } while (0)\n"
         "#define JUMP() TAIL(_JIT_JUMP_TARGET)\n"
     )
@@ -44,12 +48,19 @@ _UNDEF = "#undef EXIT_IF\n#undef ERROR_IF\n#undef JUMP_IF\n#undef JUMP\n"
 
 def _check(op: Uop) -> None:
     if op.may_jump and (op.stack_out or op.reg_out or op.may_exit or op.may_error):
-        # A branch pops its inputs before deciding, so it can neither produce
-        # values nor fail afterwards without breaking guards-before-effects.
+        # A branch decides last, so it can neither produce values nor fail
+        # after deciding without breaking guards-before-effects.
         raise ValueError(f"{op.name}: a branching uop may only consume inputs")
 
 
 def variant_source(variant: Variant) -> str:
+    """The C function of one variant.
+
+    before the body: inputs read into locals, consumed inputs popped, and
+                     if the body may call out, the depth published (SYNC_SP)
+                     for the GC, which walks frames up to it
+    after the body:  outputs pushed, register outputs assigned, continue
+    """
     op = variant.uop
     lines = [f"STENCIL({C_PREFIX}{variant.name})", "{"]
     lines += [f"    {decl}" for word, decl in _OPERANDS.items() if op.uses(word)]
@@ -58,16 +69,18 @@ def variant_source(variant: Variant) -> str:
         lines.append(f"    PyObject *{name} = sp[{index - depth}];")
     for operand, reg in zip(op.reg_in, variant.ins, strict=True):
         lines.append(f"    {C_TYPES[operand.kind]} {operand.name} = {reg};")
-    lines += [f"    PyObject *{name};" for name in op.stack_out if name not in op.stack_in]
+    pushed = op.stack_out[op.kept :]
+    lines += [f"    PyObject *{name};" for name in pushed]
     lines += [f"    {C_TYPES[o.kind]} {o.name};" for o in op.reg_out]
-    if op.may_jump:
-        lines.append(f"    sp -= {depth};")
-    lines += ["    {", *(f"        {line.strip()}" for line in op.body.splitlines()), "    }"]
-    if not op.may_jump:
-        for index, name in enumerate(op.stack_out):
-            lines.append(f"    sp[{index - depth}] = {name};")
-        if len(op.stack_out) != depth:
-            lines.append(f"    sp += {len(op.stack_out) - depth};")
+    if depth > op.kept:
+        lines.append(f"    sp -= {depth - op.kept};")
+    if op.escapes:
+        lines.append("    SYNC_SP();")
+    lines += ["    {", textwrap.indent(op.body, " " * 8), "    }"]
+    for index, name in enumerate(pushed):
+        lines.append(f"    sp[{index}] = {name};")
+    if pushed:
+        lines.append(f"    sp += {len(pushed)};")
     for operand, reg in zip(op.reg_out, variant.outs, strict=True):
         lines.append(f"    {reg} = {operand.name};")
     if not op.ends_trace:

@@ -74,10 +74,12 @@ def read(blob: bytes) -> ObjectFile:
             for symbol in section.iter_symbols():
                 if symbol["st_info"]["type"] == "STT_FUNC":
                     functions.setdefault(symbol["st_shndx"], []).append(symbol.name)
-    sections = {}
+    sections: dict[str, Section] = {}
     for index, section in enumerate(elf.iter_sections()):
         if isinstance(section, RelocationSection | SymbolTableSection):
             continue
+        if section.name in sections:
+            raise ValueError(f"two sections are named {section.name!r}: they cannot be told apart")
         flags = section["sh_flags"]
         nobits = section["sh_type"] == "SHT_NOBITS"
         sections[section.name] = Section(

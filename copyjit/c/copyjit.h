@@ -40,6 +40,13 @@ extern char _JIT_OPERAND1[];
 #define TAIL(TARGET) \
     __attribute__((musttail)) return ((jit_func)(TARGET))(STENCIL_ARGS)
 
-#define SPILL_SLOTS 64
+// Publish the stack depth: the GC traverses a frame's stack up to stacktop
+// (generator frames even while they run), so before anything that can call
+// out, stacktop must cover exactly the live stack, not slots already popped.
+#define SYNC_SP() (frame->stacktop = (int)(sp - frame->localsplus))
+
+#ifndef SPILL_SLOTS
+#error "SPILL_SLOTS comes from copyjit/uops.py through the compiler's command line"
+#endif
 
 #endif

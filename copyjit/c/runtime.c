@@ -3,39 +3,80 @@
 #include "copyjit.h"
 #include <sys/mman.h>
 
-// The C implementation behind every trace's builtin function object
-// (METH_O). `self` is an 8-byte bytearray holding the trace's entry address;
-// freeing a trace zeroes it, so a stale callable raises instead of jumping
-// into freed code. `arg` is a frame object or the address of a raw
-// _PyInterpreterFrame. Returns the exit code the trace returned, or NULL with
-// the exception the trace raised.
-PyObject *
-copyjit_enter(PyObject *self, PyObject *arg)
+// What a trace's builtin function object holds (as its bytearray `self`).
+// Trace.free() zeroes `trace`, so a stale callable raises instead of jumping
+// into freed code, and waits for `active` to drop to zero before the code
+// is reused: a trace can be freed while it runs (by code it calls).
+typedef struct {
+    jit_func trace;
+    Py_ssize_t active;  // activations in progress, over all threads
+} trace_cell;
+
+static _PyInterpreterFrame *
+frame_of(PyObject *arg)
 {
-    jit_func trace = *(jit_func *)PyByteArray_AS_STRING(self);
-    if (trace == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "copyjit: this trace was freed");
-        return NULL;
-    }
     _PyInterpreterFrame *frame;
     if (Py_IS_TYPE(arg, &PyFrame_Type)) {
         frame = ((PyFrameObject *)arg)->f_frame;
+        PyCodeObject *code = (PyCodeObject *)frame->f_executable;
+        if (!PyCode_Check(code) || frame->stacktop < code->co_nlocalsplus ||
+            frame->stacktop > code->co_nlocalsplus + code->co_stacksize)
+        {
+            PyErr_SetString(PyExc_ValueError,
+                "copyjit: the frame's stack pointer is not saved "
+                "(enter a frame object only from a sys.monitoring callback)");
+            return NULL;
+        }
+        return frame;
     }
-    else if (PyLong_CheckExact(arg)) {
-        frame = (_PyInterpreterFrame *)PyLong_AsVoidPtr(arg);
-    }
-    else {
+    if (!PyLong_CheckExact(arg)) {
         PyErr_SetString(PyExc_TypeError,
                         "copyjit: a trace takes a frame or a frame address");
+        return NULL;
+    }
+    // Unsigned: PyLong_AsVoidPtr would take -1 as an address.
+    frame = (_PyInterpreterFrame *)PyLong_AsUnsignedLong(arg);
+    if (frame == NULL || frame == (_PyInterpreterFrame *)-1) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "copyjit: frame address 0 or -1");
+        }
+        return NULL;
+    }
+    if (frame->stacktop < 0) {
+        PyErr_SetString(PyExc_ValueError, "copyjit: the frame has no saved stack pointer");
+        return NULL;
+    }
+    return frame;
+}
+
+// The C implementation (METH_O) behind every trace's builtin function.
+// `arg` is a frame object or the address of a raw _PyInterpreterFrame.
+// Returns the exit code the trace returned, or NULL with the exception the
+// trace raised.
+PyObject *
+copyjit_enter(PyObject *self, PyObject *arg)
+{
+    trace_cell *cell = (trace_cell *)PyByteArray_AS_STRING(self);
+    if (cell->trace == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "copyjit: this trace was freed");
+        return NULL;
+    }
+    _PyInterpreterFrame *frame = frame_of(arg);
+    if (frame == NULL) {
         return NULL;
     }
     // Spill slots live on the C stack of this call: one area per activation,
     // so recursion and threads never share them.
     intptr_t slots[SPILL_SLOTS];
     PyObject **sp = frame->localsplus + frame->stacktop;
-    intptr_t status = trace(frame, sp, PyThreadState_Get(), slots,
-                            0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0);
+    cell->active++;
+    intptr_t status = cell->trace(frame, sp, PyThreadState_Get(), slots,
+                                  0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0);
+    cell->active--;
     if (status < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_SystemError, "copyjit: a trace failed without an exception");
+        }
         return NULL;
     }
     return PyLong_FromSsize_t(status);

@@ -14,10 +14,13 @@ import dataclasses
 import functools
 import itertools
 import struct
+import sys
 
 from copyjit.jit.runtime import Runtime, runtime
 from copyjit.stencil import Hole, HoleKind, HoleValue
 from copyjit.uops import UOPS, variant_name
+
+_CELL = struct.Struct("<Qq")  # runtime.c's trace_cell: entry address, active count
 
 
 class EmitError(ValueError):
@@ -47,8 +50,11 @@ class Instruction:
         object.__setattr__(self, "stencil", variant_name(self.name, self.ins, self.outs))
         for field in ("jump", "exit", "error"):
             target = getattr(self, field)
-            if target is not None and (not isinstance(target, int) or target < 0):
+            if target is not None and (type(target) is not int or target < 0):
                 raise EmitError(f"{self.name}: {field} target must be an instruction index, not {target!r}")
+        uop = UOPS.get(self.name)
+        if uop is not None and not 0 <= self.oparg <= uop.oparg_max:
+            raise EmitError(f"{self.name}: oparg {self.oparg} is out of range 0..{uop.oparg_max}")
 
 
 # A per-copy hole's S: an index into the emitter's per-instruction values
@@ -116,21 +122,24 @@ class Trace:
     """Native code for a list of instructions, callable from Python.
 
     `trace(frame)` runs it on a frame object or a raw frame address and
-    returns the exit code of the `_EXIT_TRACE` it left by.
+    returns the exit code of the `_EXIT_TRACE` it left by. The code is freed
+    by `free()` or when the Trace is garbage; objects the code points at
+    (`constants`) live as long as the Trace.
     """
 
     def __init__(self, rt: Runtime, address: int, size: int,
                  instructions: tuple[Instruction, ...], prepared: list[Prepared],
-                 offsets: list[int]) -> None:
+                 offsets: list[int], constants: tuple[object, ...] = ()) -> None:
         self.runtime = rt
         self.address = address
         self.size = size
         self.instructions = instructions
         self.prepared = prepared
         self.offsets = offsets  # of each instruction, then the end
+        self.constants = constants
         # The entry builtin reads the code address from this cell on each
-        # call; free() zeroes it, so a stale callable raises, not crashes.
-        self._cell = bytearray(struct.pack("<Q", address))
+        # call and counts the calls in progress (runtime.c's trace_cell).
+        self._cell = bytearray(_CELL.pack(address, 0))
         self.entry = rt.entry_function(self._cell)
 
     def __call__(self, frame: object) -> int:
@@ -140,13 +149,27 @@ class Trace:
     def freed(self) -> bool:
         return self.size == 0
 
+    @property
+    def active(self) -> int:
+        """Calls of this trace in progress (in this and other threads)."""
+        return int(_CELL.unpack(self._cell)[1])
+
     def free(self) -> None:
-        """Give the code back; a later call raises RuntimeError."""
+        """Stop new calls (they raise RuntimeError) and give the code back.
+
+        Code that is still running (the trace called out to Python code that
+        freed it) is released once the last call has left it.
+        """
         if self.freed:
             return
-        self._cell[:] = bytes(8)
-        self.runtime.arena.free(self.address, self.size)
+        self._cell[:8] = bytes(8)
+        self.runtime.release(self._cell, self.address, self.size)
         self.size = 0
+        self.constants = ()
+
+    def __del__(self) -> None:
+        if not sys.is_finalizing():
+            self.free()
 
     def code(self) -> bytes:
         """The machine code as it is in executable memory."""
@@ -164,7 +187,10 @@ class Emitter:
             p = self._prepared[name] = prepare(self.runtime, name)
         return p
 
-    def emit(self, instructions: list[Instruction] | tuple[Instruction, ...]) -> Trace:
+    def emit(self, instructions: list[Instruction] | tuple[Instruction, ...],
+             constants: tuple[object, ...] = ()) -> Trace:
+        """Native code for `instructions`; keep `constants` (objects whose
+        addresses are operands) alive as long as the code."""
         instructions = tuple(instructions)
         if not instructions:
             raise EmitError("an empty trace has nowhere to exit")
@@ -177,6 +203,7 @@ class Emitter:
             raise EmitError(f"the last instruction ({instructions[-1].name}) falls off the end")
         offsets = [0, *itertools.accumulate([len(p.code) for p in prepared])]
         size = offsets[-1]
+        self.runtime.reap()
         base = self.runtime.arena.alloc(size)
         try:
             code = bytearray(b"".join([p.code for p in prepared]))
@@ -188,7 +215,7 @@ class Emitter:
         except BaseException:
             self.runtime.arena.free(base, size)
             raise
-        return Trace(self.runtime, base, size, instructions, prepared, offsets)
+        return Trace(self.runtime, base, size, instructions, prepared, offsets, tuple(constants))
 
     @staticmethod
     def _patch(code: bytearray, base: int, instructions: tuple[Instruction, ...],
@@ -221,9 +248,10 @@ class Emitter:
                     pack_q(code, start + offset, value & _MASK64)
 
 
-def emit(instructions: list[Instruction] | tuple[Instruction, ...]) -> Trace:
+def emit(instructions: list[Instruction] | tuple[Instruction, ...],
+         constants: tuple[object, ...] = ()) -> Trace:
     """Emit with the process's shared emitter."""
-    return _shared().emit(instructions)
+    return _shared().emit(instructions, constants)
 
 
 @functools.cache

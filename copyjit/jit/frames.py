@@ -68,7 +68,7 @@ class RawFrame:
 
     def clear(self) -> None:
         """Drop every reference the frame holds; the stack becomes empty."""
-        for index in range(self.stacktop):
+        for index in range(max(self.stacktop, self.nlocals)):
             slot = self._slot(index)
             if slot.value:
                 old, slot.value = slot.value, None

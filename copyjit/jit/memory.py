@@ -19,6 +19,7 @@ import bisect
 import ctypes
 import mmap
 import os
+import threading
 from collections.abc import Callable
 
 PAGE_SIZE = mmap.PAGESIZE
@@ -78,6 +79,9 @@ class Arena:
         self._free_sizes: list[int] = []
         self.writer: Writer | None = None  # set once the native writer exists
         self.in_use = 0
+        # The GIL protects single list operations, not alloc's and free's
+        # sequences of them: threads emit and free concurrently.
+        self._lock = threading.Lock()
 
     def reserve_pages(self, size: int) -> int:
         """Whole pages at the top, for the runtime's own code and data."""
@@ -94,7 +98,14 @@ class Arena:
 
     def alloc(self, size: int) -> int:
         size = round_up(max(size, 1), ALIGNMENT)
-        self.in_use += size
+        with self._lock:
+            address = self._first_fit(size)
+            if address is None:
+                address = self._bump(size)
+            self.in_use += size
+            return address
+
+    def _first_fit(self, size: int) -> int | None:
         for i, free in enumerate(self._free_sizes):
             if free >= size:
                 address = self._free_starts[i]
@@ -104,12 +115,24 @@ class Arena:
                     self._free_starts[i] += size
                     self._free_sizes[i] -= size
                 return address
-        return self._bump(size)
+        return None
 
     def free(self, address: int, size: int) -> None:
         size = round_up(max(size, 1), ALIGNMENT)
-        self.write(address, POISON * size)
-        self.in_use -= size
+        with self._lock:
+            self._check_allocated(address, size)
+            self.write(address, POISON * size)
+            self.in_use -= size
+            self._insert_free(address, size)
+
+    def _check_allocated(self, address: int, size: int) -> None:
+        i = bisect.bisect(self._free_starts, address)
+        before = i and self._free_starts[i - 1] + self._free_sizes[i - 1] > address
+        after = i < len(self._free_starts) and self._free_starts[i] < address + size
+        if before or after or not self.base <= address < address + size <= self.top:
+            raise ValueError(f"copyjit: freeing {address:#x}+{size:#x}, which is not allocated")
+
+    def _insert_free(self, address: int, size: int) -> None:
         i = bisect.bisect(self._free_starts, address)
         self._free_starts.insert(i, address)
         self._free_sizes.insert(i, size)

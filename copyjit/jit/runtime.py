@@ -16,6 +16,7 @@ import ctypes
 import functools
 import mmap
 import struct
+import threading
 from collections.abc import Mapping
 
 from copyjit import stencils
@@ -61,6 +62,28 @@ class Runtime:
         self.functions = self._place_functions(table.runtime)
         self._install_writer()
         self._method = PyMethodDef(b"copyjit_trace", self.functions["copyjit_enter"], METH_O, None)
+        # Freed traces still running: (cell, address, size), released by reap().
+        self._zombies: list[tuple[bytearray, int, int]] = []
+        self._zombies_lock = threading.Lock()  # taken before the arena's, never after
+
+    def release(self, cell: bytearray, address: int, size: int) -> None:
+        """Free a trace's code once no call of it is in progress."""
+        with self._zombies_lock:
+            self._zombies.append((cell, address, size))
+        self.reap()
+
+    def reap(self) -> None:
+        """Free the code of freed traces that nothing runs any more."""
+        if not self._zombies:
+            return
+        with self._zombies_lock:
+            running = []
+            for cell, address, size in self._zombies:
+                if int.from_bytes(cell[8:16], "little", signed=True):
+                    running.append((cell, address, size))
+                else:
+                    self.arena.free(address, size)
+            self._zombies = running
 
     def _place_data(self) -> None:
         data = self.table.data + bytes(-len(self.table.data) % 8)
@@ -131,7 +154,17 @@ def write_hole(code: bytearray, offset: int, kind: HoleKind, value: int, base: i
         struct.pack_into("<i", code, offset, displacement)
 
 
+_lock = threading.Lock()
+
+
 @functools.cache
 def runtime() -> Runtime:
-    """The process's runtime, bootstrapped on first use."""
+    """The process's runtime, bootstrapped on first use (once, even if two
+    threads ask at the same time)."""
+    with _lock:
+        return _runtime()
+
+
+@functools.cache
+def _runtime() -> Runtime:
     return Runtime(stencils.table())
