@@ -31,41 +31,64 @@ def _python(script: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_gc_walking_a_running_generator_sees_only_live_stack() -> None:
-    # The trace pops the for-loop's iterator at a JUMP event; the iterator's
-    # __del__ walks the generator's frame, which is still running. Stack
-    # slots the trace popped must no longer be visible to the GC.
+    # At a JUMP event in nested for-loops the trace pops both iterators: the
+    # inner one is freed, then the outer one's __del__ walks the generator's
+    # frame, which is still running. The slot of the freed inner iterator
+    # must no longer be visible (without the fix: a freed object is reported,
+    # or the interpreter crashes).
     done = _python("""
-        import gc
+        import gc, weakref
         from copyjit.jit import asm
         from copyjit.jit.emitter import emit
 
-        class Iterator:
-            def __iter__(self): return self
-            def __next__(self): return 1
+        freed, during, checks = set(), [], []
+
+        class Inner:
+            def __init__(self, n):
+                self.n = n
+                weakref.finalize(self, freed.add, id(self))
+            def __iter__(self):
+                return self
+            def __next__(self):
+                self.n -= 1
+                if self.n < 0:
+                    raise StopIteration
+                return self.n
+
+        class Outer(Inner):
             def __del__(self):
-                for _ in range(3):
-                    gc.get_referents(GEN)
-                gc.collect()
+                if during:  # only while the trace runs: later, ids are reused
+                    checks.append(sorted({id(r) for r in gc.get_referents(GEN)} & freed))
 
-        empty = iter(())
-        trace = emit(asm.parse("_POP_TOP\\n_LOAD_CONST operand0=@e\\n_EXIT_TRACE", {"e": id(empty)}),
-                     constants=(empty,))
+        trace = emit(asm.parse('''
+            _POP_TOP
+            _POP_TOP
+            _LOAD_FAST oparg=0
+            _LOAD_FAST oparg=1
+            _EXIT_TRACE
+        '''))
 
-        def gen():
-            total = 0
-            for x in Iterator():
-                total += x
-                yield total
+        def gen(outer, inner):
+            for x in Outer(3):
+                for y in Inner(3):
+                    yield y
 
-        GEN = gen()
+        def on_jump(code, src, dst):
+            if not checks:
+                during.append(True)
+                trace(sys._getframe(1))
+                during.clear()
+
         m = sys.monitoring
         m.use_tool_id(m.OPTIMIZER_ID, "test")
-        m.register_callback(m.OPTIMIZER_ID, m.events.JUMP,
-                            lambda code, src, dst: trace(sys._getframe(1)) and None)
+        m.register_callback(m.OPTIMIZER_ID, m.events.JUMP, on_jump)
+        GEN = gen(Outer(1), Inner(1))
         m.set_local_events(m.OPTIMIZER_ID, gen.__code__, m.events.JUMP)
-        print(list(GEN))
+        print(list(GEN), checks)
     """)
-    assert (done.returncode, done.stdout, done.stderr) == (0, "[1]\n", "")
+    assert (done.returncode, done.stderr) == (0, "")
+    # One walk happened while the trace ran, and it saw nothing freed.
+    assert done.stdout == "[2, 0, 2, 1, 0] [[]]\n"
 
 
 def test_stencils_that_call_out_publish_the_stack_depth_first() -> None:
