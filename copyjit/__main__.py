@@ -6,6 +6,7 @@ import argparse
 import difflib
 import pathlib
 import sys
+from types import ModuleType
 
 
 def _stencil_module_path() -> pathlib.Path:
@@ -14,17 +15,25 @@ def _stencil_module_path() -> pathlib.Path:
     return stencils.path()
 
 
-def _rebuild() -> str:
-    from copyjit.build import builder, targets
+def _builder() -> tuple[ModuleType, ModuleType]:
+    """The build-time modules, which need the `build` extra."""
+    try:
+        from copyjit.build import builder, targets
+    except ImportError as e:
+        raise SystemExit(f"copyjit: rebuilding stencils needs `pip install 'copyjit[build]'` ({e})") from None
+    return builder, targets
 
-    return builder.build(targets.host()).render()
+
+def _rebuild() -> str:
+    builder, targets = _builder()
+    return str(builder.build(targets.host()).render())
 
 
 def cmd_stencils(args: argparse.Namespace) -> int:
     from copyjit import stencils
-    from copyjit.build import builder
 
     if args.emit_c:
+        builder, _ = _builder()
         out = pathlib.Path(args.emit_c)
         out.mkdir(parents=True, exist_ok=True)
         for unit, source in builder.sources().items():
@@ -99,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_demo)
 
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:  # `... | head`: stop quietly, as Unix tools do
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
