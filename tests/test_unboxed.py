@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from copyjit import demo
 from copyjit.jit.asm import float_bits
 from copyjit.uops import REGISTERS, UOPS
 from tests.conftest import cached_trace, run
@@ -264,36 +265,9 @@ def test_unboxed_counted_loop_overflow_exits(compile_trace) -> None:
     assert run(trace, [100, None])[:2] == (2, [100, None])
 
 
-FLOAT_LOOP = """
-    # acc = sum(i * 0.5 for i in range(n)), starting from acc
-    _LOAD_FAST oparg=0
-    i1 = _UNBOX_INT exit=bail
-    _LOAD_FAST oparg=1
-    f0 = _UNBOX_FLOAT exit=bail
-    i0 = _LOAD_INT_CONST operand0=0
-    i2 = _LOAD_INT_CONST operand0=1
-    f1 = _LOAD_FLOAT_CONST operand0=0.5
-    _JUMP_IF_INT_GE i0, i1 jump=done
-loop:
-    f2 = _INT_TO_FLOAT i0
-    f2 = _MUL_FLOAT f2, f1
-    f0 = _ADD_FLOAT f0, f2
-    i0 = _ADD_INT i0, i2 exit=bail
-    _JUMP_IF_INT_LT i0, i1 jump=loop
-done:
-    _BOX_FLOAT f0 error=error
-    _STORE_FAST oparg=1
-    _EXIT_TRACE
-bail:
-    _EXIT_TRACE oparg=1
-error:
-    _ERROR_TRACE
-"""
-
-
 @pytest.mark.parametrize("n, start", [(0, 0.0), (10, 1.25), (100_000, -3.0)])
-def test_unboxed_float_loop(compile_trace, n: int, start: float) -> None:
+def test_unboxed_float_loop_of_the_demo(compile_trace, n: int, start: float) -> None:
     expected = start
     for i in range(n):
         expected += i * 0.5
-    assert run(compile_trace(FLOAT_LOOP), [n, start])[:2] == (0, [n, expected])
+    assert run(compile_trace(demo.TRACE), [n, start])[:2] == (0, [n, expected])
