@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import pathlib
-import sys
 
 import pytest
 
 from copyjit import __main__ as cli
 from copyjit.build import builder, targets
-from copyjit.jit import disasm
+from copyjit.jit import disasm, runtime
 from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil
 from copyjit.stencils import table
 from copyjit.uops import UOPS
@@ -68,18 +66,10 @@ def test_holes_agree_with_the_uop_table() -> None:
 
 
 def test_layout_matches_the_running_interpreter() -> None:
-    layout = table().layout
-    marker = object()
-    frame = sys._getframe()
-    raw = ctypes.c_void_p.from_address(id(frame) + layout["frame_object.f_frame"]).value
-    assert raw is not None
-
-    def field(offset: int) -> int | None:
-        return ctypes.c_void_p.from_address(raw + offset).value
-
-    assert field(layout["frame.f_executable"]) == id(frame.f_code)
-    slot = frame.f_code.co_varnames.index("marker")
-    assert field(layout["frame.localsplus"] + 8 * slot) == id(marker)
+    runtime.check_layout(table().layout)
+    wrong = dict(table().layout, **{"frame.localsplus": table().layout["frame.localsplus"] + 8})
+    with pytest.raises(runtime.LayoutMismatch, match="do not fit the frames"):
+        runtime.check_layout(wrong)
 
 
 @pytest.fixture(scope="module")

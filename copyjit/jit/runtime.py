@@ -16,6 +16,7 @@ import ctypes
 import functools
 import mmap
 import struct
+import sys
 import threading
 from collections.abc import Mapping
 
@@ -52,8 +53,33 @@ def resolve_symbol(name: str) -> int:
         raise SymbolNotFound(f"copyjit: the running interpreter has no symbol {name!r}") from None
 
 
+class LayoutMismatch(RuntimeError):
+    """The shipped stencils do not fit the running interpreter's frames."""
+
+
+def check_layout(layout: dict[str, int]) -> None:
+    """Probe a live frame: stencils built against other headers would
+    silently corrupt frames (a later 3.13.x loads the same table)."""
+    marker = object()
+    frame = sys._getframe()
+    raw = ctypes.c_void_p.from_address(id(frame) + layout["frame_object.f_frame"]).value or 0
+    slot = frame.f_code.co_varnames.index("marker")
+
+    def at(offset: int) -> int | None:
+        return ctypes.c_void_p.from_address(raw + offset).value
+
+    if not raw or at(layout["frame.f_executable"]) != id(frame.f_code) or \
+            at(layout["frame.localsplus"] + 8 * slot) != id(marker):
+        raise LayoutMismatch(
+            f"copyjit: its stencils were built for CPython {stencils.table().python} and do not "
+            f"fit the frames of this {sys.version.split()[0]}; rebuild them with "
+            "`python -m copyjit stencils --build`"
+        )
+
+
 class Runtime:
     def __init__(self, table: Table) -> None:
+        check_layout(table.layout)
         self.table = table
         self.layout = table.layout
         self.arena = memory.Arena()
