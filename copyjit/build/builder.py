@@ -12,6 +12,7 @@ import tempfile
 
 from copyjit.build import cgen, elf
 from copyjit.build.targets import Target
+from copyjit.build.versions import LAYOUT_PROBES
 from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
 from copyjit.uops import SPILL_SLOTS, UOPS
 
@@ -23,19 +24,6 @@ IGNORED_SECTIONS = frozenset(
     {"", ".text", ".comment", ".note.GNU-stack", ".llvm_addrsig", ".eh_frame", ".strtab",
      ".shstrtab", ".symtab"}
 )
-
-# Field offsets the Python side needs to read and write frames (version
-# specific: 3.12 names its fields differently).
-LAYOUT_PROBES: dict[tuple[int, int], dict[str, str]] = {
-    (3, 13): {
-        "frame.f_executable": "offsetof(_PyInterpreterFrame, f_executable)",
-        "frame.instr_ptr": "offsetof(_PyInterpreterFrame, instr_ptr)",
-        "frame.stacktop": "offsetof(_PyInterpreterFrame, stacktop)",
-        "frame.localsplus": "offsetof(_PyInterpreterFrame, localsplus)",
-        "frame_object.f_frame": "offsetof(PyFrameObject, f_frame)",
-    },
-}
-
 
 class BuildError(Exception):
     """The stencils cannot be built; the message names the stencil and the cause."""
