@@ -40,14 +40,14 @@ def compile_trace() -> Iterator[Callable[..., Trace]]:
 
 
 def run(
-    trace: Trace, values: Sequence[object], nlocals: int | None = None
+    trace: Trace, values: Sequence[object], nlocals: int | None = None, stacksize: int = 8
 ) -> tuple[int, list[object], list[object]]:
     """Run `trace` on a fresh frame whose first locals are `values`.
 
     Returns the exit code, the locals afterwards (None where unbound) and
     what is left on the value stack.
     """
-    with RawFrame(nlocals if nlocals is not None else len(values)) as frame:
+    with RawFrame(nlocals if nlocals is not None else len(values), stacksize) as frame:
         for index, value in enumerate(values):
             frame[index] = value
         status = trace(frame.address)
