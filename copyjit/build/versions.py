@@ -19,5 +19,6 @@ LAYOUT_PROBES: dict[tuple[int, int], dict[str, str]] = {
         "frame.stacktop": "offsetof(_PyInterpreterFrame, stacktop)",
         "frame.localsplus": "offsetof(_PyInterpreterFrame, localsplus)",
         "frame_object.f_frame": "offsetof(PyFrameObject, f_frame)",
+        "code.co_code_adaptive": "offsetof(PyCodeObject, co_code_adaptive)",
     },
 }
