@@ -53,6 +53,17 @@ _NON_ESCAPING = frozenset({
     "__builtin_memcpy",
 })
 _CALL = re.compile(r"(\b[A-Za-z_]\w*|[\])])\s*\(")
+_CAST = re.compile(r"\s*(const\s+)?((unsigned|signed)\s+)?[A-Za-z_]\w*[\s*]*")
+
+
+def _is_cast(body: str, close: int) -> bool:
+    """Whether the `)` at `close` ends a cast such as `(long)` or `(PyObject *)`."""
+    depth = 0
+    for start in range(close, -1, -1):
+        depth += {")": 1, "(": -1}.get(body[start], 0)
+        if depth == 0:
+            return _CAST.fullmatch(body[start + 1 : close]) is not None
+    return False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +101,13 @@ class Uop:
     def escapes(self) -> bool:
         """May run arbitrary code (a decref, a C API call, a call through a
         pointer), so must publish the stack depth before its body runs."""
-        return any(m[1] not in _NON_ESCAPING for m in _CALL.finditer(self.body))
+        for call in _CALL.finditer(self.body):
+            callee = call[1]
+            if callee == ")" and _is_cast(self.body, call.start(1)):
+                continue
+            if callee not in _NON_ESCAPING:
+                return True
+        return False
 
     @property
     def may_exit(self) -> bool:
@@ -301,6 +318,84 @@ _TABLE: list[Uop] = [
         "int taken = Py_IsFalse(cond); Py_DECREF(cond); JUMP_IF(taken);",
         stack="cond --",
         doc="pop a bool (guard or _TO_BOOL first: any other object counts as true); jump if False",
+    ),
+    # --- boxed, for traces: failures exit so the interpreter re-executes --
+    # On 3.13.0 an exception must not be raised from a monitoring callback
+    # (docs/cpython-facts.md), so a trace leaves a failing instruction to
+    # the interpreter, inputs in place. Exact only where the operation has
+    # no side effects before it fails: operands guarded to builtin types.
+    uop(
+        "_BINARY_OP_OR_EXIT",
+        """
+        res = _PyEval_BinaryOps[oparg](left, right);
+        if (res == NULL) {
+            PyErr_Clear();
+        }
+        EXIT_IF(res == NULL);
+        Py_DECREF(left);
+        Py_DECREF(right);
+        """,
+        stack="left right -- res",
+        doc="boxed binary operator `oparg`; if it fails, exit with the inputs in place",
+    ),
+    uop(
+        "_COMPARE_OP_OR_EXIT",
+        """
+        res = PyObject_RichCompare(left, right, (int)oparg);
+        if (res == NULL) {
+            PyErr_Clear();
+        }
+        EXIT_IF(res == NULL);
+        Py_DECREF(left);
+        Py_DECREF(right);
+        """,
+        stack="left right -- res",
+        doc="boxed rich comparison `oparg`; if it fails, exit with the inputs in place",
+    ),
+    uop(
+        "_GUARD_IS_TRUE_POP",
+        "EXIT_IF(cond != Py_True);",  # True is immortal: nothing to release
+        stack="cond --",
+        doc="pop the top of stack, which must be True (the branch the trace recorded)",
+    ),
+    uop(
+        "_GUARD_IS_FALSE_POP",
+        "EXIT_IF(cond != Py_False);",
+        stack="cond --",
+        doc="pop the top of stack, which must be False (the branch the trace recorded)",
+    ),
+    uop(
+        "_FOR_ITER_RANGE",
+        """
+        EXIT_IF(Py_TYPE(iter) != &PyRangeIter_Type);
+        _PyRangeIterObject *r = (_PyRangeIterObject *)iter;
+        EXIT_IF(r->len <= 0);
+        next = PyLong_FromLong(r->start);
+        if (next == NULL) {
+            PyErr_Clear();
+        }
+        EXIT_IF(next == NULL);
+        // CPython only makes this iterator when every step fits in a long;
+        // unsigned arithmetic keeps it defined behaviour all the same.
+        r->start = (long)((unsigned long)r->start + (unsigned long)r->step);
+        r->len--;
+        """,
+        stack="iter -- iter next",
+        doc="push the next value of a range iterator; exit when exhausted (or not one)",
+    ),
+    uop(
+        "_FOR_ITER_RANGE_UNBOXED",
+        """
+        EXIT_IF(Py_TYPE(iter) != &PyRangeIter_Type);
+        _PyRangeIterObject *r = (_PyRangeIterObject *)iter;
+        EXIT_IF(r->len <= 0);
+        next = r->start;
+        r->start = (long)((unsigned long)r->start + (unsigned long)r->step);
+        r->len--;
+        """,
+        stack="iter -- iter",
+        regs="-- next:i",
+        doc="the next value of a range iterator, in a register; exit when exhausted",
     ),
     # --- between boxed and unboxed ---------------------------------------
     uop(

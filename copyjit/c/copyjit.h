@@ -14,6 +14,7 @@
 #include "internal/pycore_ceval.h"
 #include "internal/pycore_frame.h"
 #include "internal/pycore_long.h"
+#include "internal/pycore_range.h"
 #include <stdint.h>
 #include <string.h>
 
