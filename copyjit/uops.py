@@ -223,6 +223,34 @@ def _branches(kind: str, type_name: str) -> list[Uop]:
     ]
 
 
+def _floor_division() -> list[Uop]:
+    # Python rounds the quotient toward minus infinity and gives the
+    # remainder the divisor's sign; C truncates, and traps on MIN / -1.
+    # Exits where Python raises (b == 0) or needs a big int (MIN // -1).
+    return [
+        uop(
+            "_FLOORDIV_INT",
+            """
+            EXIT_IF(b == 0 || (a == INTPTR_MIN && b == -1));
+            intptr_t quotient = a / b, remainder = a % b;
+            res = quotient - (remainder != 0 && (remainder < 0) != (b < 0));
+            """,
+            regs="a:i b:i -- res:i",
+            doc="res = a // b",
+        ),
+        uop(
+            "_MOD_INT",
+            """
+            EXIT_IF(b == 0);
+            intptr_t remainder = b == -1 ? 0 : a % b;
+            res = remainder + ((remainder != 0 && (remainder < 0) != (b < 0)) ? b : 0);
+            """,
+            regs="a:i b:i -- res:i",
+            doc="res = a % b",
+        ),
+    ]
+
+
 def _spills() -> list[Uop]:
     slot, last = "slots[oparg]", SPILL_SLOTS - 1
     return [
@@ -454,6 +482,7 @@ _TABLE: list[Uop] = [
     _int_binary("_ADD_INT", "__builtin_add_overflow", "res = a + b"),
     _int_binary("_SUB_INT", "__builtin_sub_overflow", "res = a - b"),
     _int_binary("_MUL_INT", "__builtin_mul_overflow", "res = a * b"),
+    *_floor_division(),
     uop(
         "_NEG_INT",
         "EXIT_IF(a == INTPTR_MIN); res = -a;",

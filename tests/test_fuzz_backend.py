@@ -72,6 +72,11 @@ class Model:
             if not _fits(result):
                 raise Exit(index)
             r[inst.outs[0]] = result
+        elif name in ("_FLOORDIV_INT", "_MOD_INT"):
+            a, b = ins
+            if b == 0 or (name == "_FLOORDIV_INT" and not _fits(a // b)):  # type: ignore[operator]
+                raise Exit(index)
+            r[inst.outs[0]] = a // b if name == "_FLOORDIV_INT" else a % b  # type: ignore[operator]
         elif name == "_NEG_INT":
             if ins[0] == INT64[0]:
                 raise Exit(index)
@@ -138,7 +143,7 @@ class Model:
 
 
 _BINARY = {NB["+"]: operator.add, NB["-"]: operator.sub, NB["*"]: operator.mul, NB["/"]: operator.truediv}
-INT_BINARY = ("_ADD_INT", "_SUB_INT", "_MUL_INT")
+INT_BINARY = ("_ADD_INT", "_SUB_INT", "_MUL_INT", "_FLOORDIV_INT", "_MOD_INT")
 FLOAT_BINARY = ("_ADD_FLOAT", "_SUB_FLOAT", "_MUL_FLOAT", "_DIV_FLOAT")
 CONDITIONS = ("LT", "LE", "EQ", "NE", "GT", "GE")
 interesting_ints = st.one_of(st.integers(-5, 5), st.integers(*INT64),

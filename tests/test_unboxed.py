@@ -271,3 +271,31 @@ def test_unboxed_float_loop_of_the_demo(compile_trace, n: int, start: float) -> 
     for i in range(n):
         expected += i * 0.5
     assert run(compile_trace(demo.TRACE), [n, start])[:2] == (0, [n, expected])
+
+
+FLOOR = """
+    _LOAD_FAST oparg=0
+    i0 = _UNBOX_INT exit=bail
+    _LOAD_FAST oparg=1
+    i1 = _UNBOX_INT exit=bail
+    i2 = {op} i0, i1 exit=python_raises_or_grows
+    _BOX_INT i2 error=error
+    _STORE_FAST oparg=2
+    _EXIT_TRACE
+bail:
+    _EXIT_TRACE oparg=1
+python_raises_or_grows:
+    _EXIT_TRACE oparg=2
+error:
+    _ERROR_TRACE
+"""
+
+
+@pytest.mark.parametrize("name, python", [("_FLOORDIV_INT", operator.floordiv), ("_MOD_INT", operator.mod)])
+@given(a=st.one_of(INT64, st.sampled_from([-(2**63), -7, 7, 0])), b=st.one_of(INT64, st.integers(-9, 9)))
+def test_floor_division_matches_python(name: str, python, a: int, b: int) -> None:  # type: ignore[no-untyped-def]
+    status, final, _ = run(cached_trace(FLOOR.format(op=name)), [a, b, None])
+    if b == 0 or not _fits(python(a, b)):
+        assert (status, final[2]) == (2, None)
+    else:
+        assert (status, final[2]) == (0, python(a, b))
