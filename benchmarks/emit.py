@@ -15,10 +15,10 @@ import sys
 import time
 from collections.abc import Callable
 
-from copyjit.jit import asm
-from copyjit.jit.emitter import Emitter, Instruction
-from copyjit.jit.frames import RawFrame
-from copyjit.jit.runtime import runtime
+from copyjit.backend import asm
+from copyjit.backend.emitter import Emitter, Instruction
+from copyjit.backend.frames import RawFrame
+from copyjit.backend.runtime import runtime
 
 # A realistic mix: unbox, a loop of unboxed int and float arithmetic with
 # guards and branches, boxed operations with error targets, exits.

@@ -49,7 +49,7 @@ def cmd_stencils(args: argparse.Namespace) -> int:
         return _check(_stencil_module_path())
     table = stencils.table()
     if args.show:
-        from copyjit.jit import disasm
+        from copyjit.backend import disasm
 
         for name in args.show:
             if name not in table.stencils:
@@ -89,6 +89,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if demo.main(args.n) else 1
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from copyjit import run
+
+    if args.module is None and args.target is None:
+        raise SystemExit("python -m copyjit run: give a script, or -m MODULE")
+    rest = list(args.args)
+    if args.module is not None:
+        target, module = args.module, True
+        rest = ([args.target] if args.target is not None else []) + rest
+    else:
+        target, module = args.target, False
+    return run.run(target, rest, module, args.threshold, args.stats, args.stats_json)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m copyjit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -106,6 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("demo", help="emit a loop as native code, run it, show the machine code")
     p.add_argument("-n", type=int, default=10_000_000, help="loop iterations (default 10,000,000)")
     p.set_defaults(func=cmd_demo)
+
+    p = commands.add_parser("run", help="run a script (or -m MODULE) as python would, with the JIT on")
+    p.add_argument("--stats", action="store_true", help="print what the JIT did to stderr at exit")
+    p.add_argument("--stats-json", metavar="FILE", help="write the same as JSON")
+    p.add_argument("--threshold", type=int, metavar="N",
+                   help="backedges before a loop is traced (1: the first; env COPYJIT_THRESHOLD)")
+    p.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
+    p.add_argument("target", nargs="?", metavar="SCRIPT")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_run)
 
     args = parser.parse_args(argv)
     try:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 
-from copyjit.jit import asm, disasm
-from copyjit.jit.emitter import emit
-from copyjit.jit.frames import RawFrame
-from copyjit.jit.runtime import runtime
+from copyjit.backend import asm, disasm
+from copyjit.backend.emitter import emit
+from copyjit.backend.frames import RawFrame
+from copyjit.backend.runtime import runtime
 
 
 def total(n: int) -> float:

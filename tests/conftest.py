@@ -6,9 +6,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
-from copyjit.jit import asm
-from copyjit.jit.emitter import Trace, emit
-from copyjit.jit.frames import RawFrame
+from copyjit.backend import asm
+from copyjit.backend.emitter import Trace, emit
+from copyjit.backend.frames import RawFrame
 
 # NB_* numbers of BINARY_OP, by operator symbol ("+", "//", "**", ...).
 NB = {symbol: index for index, (_, symbol) in enumerate(dis._nb_ops)}  # type: ignore[attr-defined]

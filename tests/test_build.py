@@ -8,8 +8,8 @@ import pathlib
 import pytest
 
 from copyjit import __main__ as cli
+from copyjit.backend import disasm, runtime
 from copyjit.build import builder, targets
-from copyjit.jit import disasm, runtime
 from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil
 from copyjit.stencils import table
 from copyjit.uops import UOPS

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import CodeType
 
-from copyjit.jit.runtime import runtime
+from copyjit.backend.runtime import runtime
 
 JumpHook = Callable[[CodeType, int, int, int], object]  # (code, src, dst, raw frame address)
 

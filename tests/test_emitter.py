@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copyjit.jit import asm, disasm
-from copyjit.jit.emitter import EmitError, Instruction, emit
-from copyjit.jit.frames import RawFrame
-from copyjit.jit.runtime import runtime
+from copyjit.backend import asm, disasm
+from copyjit.backend.emitter import EmitError, Instruction, emit
+from copyjit.backend.frames import RawFrame
+from copyjit.backend.runtime import runtime
 from copyjit.stencils import table
 from tests.conftest import NB, run
 from tests.test_unboxed import SUM_RANGE
@@ -170,9 +170,9 @@ def test_sigint_interrupts_a_native_loop_in_a_subprocess(tmp_path) -> None:
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent.parent)!r})
-        from copyjit.jit import asm
-        from copyjit.jit.emitter import emit
-        from copyjit.jit.frames import RawFrame
+        from copyjit.backend import asm
+        from copyjit.backend.emitter import emit
+        from copyjit.backend.frames import RawFrame
         trace = emit(asm.parse({INFINITE!r}))
         frame = RawFrame(0)
         print("spinning", flush=True)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from copyjit.jit import asm
-from copyjit.jit.asm import float_bits
-from copyjit.jit.emitter import Instruction, emit
+from copyjit.backend import asm
+from copyjit.backend.asm import float_bits
+from copyjit.backend.emitter import Instruction, emit
 from copyjit.uops import REGISTERS
 from tests.conftest import NB, run
 

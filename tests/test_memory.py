@@ -6,10 +6,10 @@ import ctypes
 
 import pytest
 
-from copyjit.jit import memory
-from copyjit.jit.asm import parse
-from copyjit.jit.emitter import emit
-from copyjit.jit.runtime import runtime
+from copyjit.backend import memory
+from copyjit.backend.asm import parse
+from copyjit.backend.emitter import emit
+from copyjit.backend.runtime import runtime
 from tests.conftest import run
 
 SMALL = "_EXIT_TRACE oparg=5\n"

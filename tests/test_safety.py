@@ -12,10 +12,10 @@ import threading
 
 import pytest
 
-from copyjit.jit import asm, memory
-from copyjit.jit.emitter import EmitError, Instruction, emit
-from copyjit.jit.frames import RawFrame
-from copyjit.jit.runtime import runtime
+from copyjit.backend import asm, memory
+from copyjit.backend.emitter import EmitError, Instruction, emit
+from copyjit.backend.frames import RawFrame
+from copyjit.backend.runtime import runtime
 from copyjit.stencil import HoleKind
 from copyjit.stencils import table
 from copyjit.uops import SPILL_SLOTS, UOPS
@@ -38,8 +38,8 @@ def test_gc_walking_a_running_generator_sees_only_live_stack() -> None:
     # or the interpreter crashes).
     done = _python("""
         import gc, weakref
-        from copyjit.jit import asm
-        from copyjit.jit.emitter import emit
+        from copyjit.backend import asm
+        from copyjit.backend.emitter import emit
 
         freed, during, checks = set(), [], []
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from copyjit import demo
-from copyjit.jit.asm import float_bits
+from copyjit.backend.asm import float_bits
 from copyjit.uops import REGISTERS, UOPS
 from tests.conftest import cached_trace, run
 

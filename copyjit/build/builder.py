@@ -17,7 +17,7 @@ from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
 from copyjit.uops import SPILL_SLOTS, UOPS
 
 C_DIR = pathlib.Path(__file__).parent.parent / "c"
-RUNTIME_FUNCTIONS = ("copyjit_enter", "copyjit_write_code")
+RUNTIME_FUNCTIONS = ("copyjit_enter", "copyjit_on_jump", "copyjit_write_code")
 
 # Sections every object file has that carry nothing a stencil needs.
 IGNORED_SECTIONS = frozenset(

@@ -1,6 +1,7 @@
 // Runtime helpers with the normal C ABI, emitted once per process into the
 // code arena (they are built like stencils: no compiler runs at run time).
 #include "copyjit.h"
+#include <signal.h>
 #include <sys/mman.h>
 
 // What a trace's builtin function object holds (as its bytearray `self`).
@@ -80,6 +81,35 @@ copyjit_enter(PyObject *self, PyObject *arg)
         return NULL;
     }
     return PyLong_FromSsize_t(status);
+}
+
+// The sys.monitoring JUMP callback (METH_FASTCALL); `self` is the JIT's
+// Python handler. An exception must never leave a JUMP callback on 3.13.0
+// (INSTRUMENTED_JUMP then searches for a handler at a garbage offset; see
+// docs/cpython-facts.md), yet the handler can be interrupted: when a trace
+// exits for a pending signal, the next eval-breaker check in the handler
+// raises KeyboardInterrupt. So the exception is deferred: SIGINT is
+// re-armed, anything else raised again asynchronously in this thread (by
+// type: on 3.13 an asynchronous exception cannot carry its arguments), and
+// the interpreter raises it in the program's own frame at its next
+// eval-breaker check.
+PyObject *
+copyjit_on_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *result = PyObject_Vectorcall(self, args, nargs, NULL);
+    if (result != NULL) {
+        return result;
+    }
+    PyObject *exception = PyErr_GetRaisedException();
+    if (PyErr_GivenExceptionMatches(exception, PyExc_KeyboardInterrupt)) {
+        Py_DECREF(exception);
+        PyErr_SetInterruptEx(SIGINT);
+    }
+    else {
+        PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), (PyObject *)Py_TYPE(exception));
+        Py_DECREF(exception);
+    }
+    Py_RETURN_NONE;
 }
 
 // Code pages are never writable and executable at once. Writing is

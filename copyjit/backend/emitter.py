@@ -16,7 +16,7 @@ import itertools
 import struct
 import sys
 
-from copyjit.jit.runtime import Runtime, runtime
+from copyjit.backend.runtime import Runtime, runtime
 from copyjit.stencil import Hole, HoleKind, HoleValue
 from copyjit.uops import UOPS, variant_name
 
@@ -168,7 +168,9 @@ class Trace:
         self.constants = ()
 
     def __del__(self) -> None:
-        if not sys.is_finalizing():
+        # At interpreter exit module globals may already be gone: the
+        # process is ending, and its memory with it.
+        if sys is not None and not sys.is_finalizing():
             self.free()
 
     def code(self) -> bytes:

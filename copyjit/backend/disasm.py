@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import capstone
 
-from copyjit.jit import asm
-from copyjit.jit.emitter import Instruction, Trace
+from copyjit.backend import asm
+from copyjit.backend.emitter import Instruction, Trace
 from copyjit.stencil import Hole, Stencil
 
 _md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)

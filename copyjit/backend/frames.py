@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 
-from copyjit.jit.runtime import runtime
+from copyjit.backend.runtime import runtime
 
 _incref = ctypes.pythonapi.Py_IncRef
 _incref.argtypes = (ctypes.py_object,)

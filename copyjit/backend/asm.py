@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import struct
 
-from copyjit.jit.emitter import Instruction
+from copyjit.backend.emitter import Instruction
 
 _INT_KEYS = ("oparg", "operand0", "operand1")
 _TARGET_KEYS = ("jump", "exit", "error")

@@ -21,10 +21,11 @@ import threading
 from collections.abc import Mapping
 
 from copyjit import stencils
-from copyjit.jit import memory
+from copyjit.backend import memory
 from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
 
 METH_O = 0x0008
+METH_FASTCALL = 0x0080
 
 
 class PyMethodDef(ctypes.Structure):
@@ -88,6 +89,8 @@ class Runtime:
         self.functions = self._place_functions(table.runtime)
         self._install_writer()
         self._method = PyMethodDef(b"copyjit_trace", self.functions["copyjit_enter"], METH_O, None)
+        self._on_jump = PyMethodDef(b"copyjit_on_jump", self.functions["copyjit_on_jump"],
+                                    METH_FASTCALL, None)
         # Freed traces still running: (cell, address, size), released by reap().
         self._zombies: list[tuple[bytearray, int, int]] = []
         self._zombies_lock = threading.Lock()  # taken before the arena's, never after
@@ -163,6 +166,11 @@ class Runtime:
                 raise OSError(ctypes.get_errno(), f"copyjit: cannot write code at {address:#x}")
 
         self.arena.writer = write
+
+    def jump_callback(self, handler: object) -> object:
+        """A builtin for sys.monitoring that calls `handler` and never lets an
+        exception out (see copyjit_on_jump in runtime.c)."""
+        return _new_cfunction(ctypes.addressof(self._on_jump), handler, None)
 
     def entry_function(self, cell: bytearray) -> object:
         """A builtin function whose C implementation enters the trace in `cell`."""

@@ -1,0 +1,67 @@
+"""`python -m copyjit run`: run a script or module as `python` would, with the JIT on."""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import signal
+import sys
+from types import TracebackType
+
+import copyjit
+
+_OURS = (os.path.dirname(os.path.abspath(copyjit.__file__)), "<frozen runpy>", runpy.__file__)
+
+
+def _strip(tb: TracebackType | None) -> TracebackType | None:
+    """Drop the frames of copyjit and runpy above the program's own, so the
+    traceback reads as under plain `python`."""
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OURS):
+        tb = tb.tb_next
+    return tb
+
+
+def _report(stats_to_stderr: bool, stats_json: str | None) -> None:
+    data = copyjit.stats()
+    if stats_json:
+        with open(stats_json, "w") as file:
+            json.dump(data, file, indent=2)
+    if stats_to_stderr:
+        aborts = ", ".join(f"{reason} ({n})" for reason, n in data["aborts"].items()) or "none"
+        print(f"copyjit: {data['traces']} traces, {data['bridges']} bridges, "
+              f"{data['native_entries']} native entries, {data['exits']} exits; "
+              f"recording {data['recording_seconds'] * 1e3:.1f} ms, optimizing "
+              f"{data['optimizing_seconds'] * 1e3:.1f} ms, emitting "
+              f"{data['emitting_seconds'] * 1e3:.1f} ms; aborts: {aborts}", file=sys.stderr)
+
+
+def run(target: str, args: list[str], module: bool, threshold: int | None,
+        stats_to_stderr: bool, stats_json: str | None) -> int:
+    sys.argv = [target, *args]
+    if not module:  # as `python SCRIPT`: an absolute __file__, its directory first on the path
+        target = os.path.abspath(target)
+        sys.path[0] = os.path.dirname(target)
+    copyjit.enable(threshold)
+    try:
+        if module:
+            runpy.run_module(target, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(target, run_name="__main__")
+    except SystemExit:
+        raise
+    except BaseException as error:
+        copyjit.disable()
+        # Since 3.12 excepthook prints the exception's own __traceback__.
+        error.__traceback__ = _strip(error.__traceback__) or error.__traceback__
+        sys.excepthook(type(error), error, error.__traceback__)
+        if isinstance(error, KeyboardInterrupt):  # die by SIGINT, as python does
+            _report(stats_to_stderr, stats_json)
+            sys.stdout.flush()
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        return 1
+    finally:
+        copyjit.disable()
+        _report(stats_to_stderr, stats_json)
+    return 0

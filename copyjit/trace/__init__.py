@@ -1,0 +1,1 @@
+"""The tracing front end: hot loops found, recorded, lowered to uops, entered."""

@@ -1,0 +1,183 @@
+"""The JIT: sys.monitoring JUMP events find hot loops, which are recorded,
+lowered, emitted, and from then on entered natively at their backedge."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections import Counter
+from types import CodeType, FrameType
+from typing import Any
+
+from copyjit.backend.emitter import Trace, emit
+from copyjit.backend.runtime import runtime
+from copyjit.trace import frames
+from copyjit.trace.lower import ENTRY_EXIT, Lowered, lower
+from copyjit.trace.recorder import Abort, record
+
+TOOL = sys.monitoring.OPTIMIZER_ID
+DEFAULT_THRESHOLD = 16
+# A trace that keeps leaving by the same side exit does not fit the loop
+# any more (a branch went the other way): re-record it, a few times at most.
+EARLY_EXITS_BEFORE_RERECORD = 64
+MAX_RECORDINGS = 4
+
+
+@dataclasses.dataclass
+class Stats:
+    traces: int = 0
+    bridges: int = 0
+    aborts: Counter[str] = dataclasses.field(default_factory=Counter)
+    exits: int = 0
+    native_entries: int = 0
+    recording_seconds: float = 0.0
+    optimizing_seconds: float = 0.0
+    emitting_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        result = dataclasses.asdict(self)
+        result["aborts"] = dict(self.aborts)
+        return result
+
+
+@dataclasses.dataclass
+class Location:
+    """A backedge: (code, src). Holds the code alive as long as its trace."""
+
+    code: CodeType
+    count: int = 0
+    recordings: int = 0
+    trace: Trace | None = None
+    lowered: Lowered | None = None
+    early_exits: Counter[int] = dataclasses.field(default_factory=Counter)
+
+
+class JIT:
+    def __init__(self, threshold: int = DEFAULT_THRESHOLD) -> None:
+        self.threshold = max(1, threshold)
+        self.locations: dict[tuple[int, int], Location] = {}
+        self.stats = Stats()
+        self.enabled = False
+        self.watched: list[CodeType] = []  # codes with local events, to clear
+
+    # --- sys.monitoring -----------------------------------------------------
+
+    def enable(self, code: CodeType | None = None) -> None:
+        """Watch all code, or only `code`."""
+        monitoring = sys.monitoring
+        if not self.enabled:
+            if monitoring.get_tool(TOOL) is not None:
+                raise RuntimeError(f"copyjit: sys.monitoring tool {TOOL} is taken by "
+                                   f"{monitoring.get_tool(TOOL)!r}")
+            monitoring.use_tool_id(TOOL, "copyjit")
+            callback = runtime().jump_callback(self.on_jump)
+            monitoring.register_callback(TOOL, monitoring.events.JUMP, callback)  # type: ignore[arg-type]
+            self.enabled = True
+        if code is None:
+            monitoring.set_events(TOOL, monitoring.events.JUMP)
+        else:
+            monitoring.set_local_events(TOOL, code, monitoring.events.JUMP)
+            self.watched.append(code)
+
+    def disable(self) -> None:
+        """Stop watching. (In 3.13 free_tool_id leaves events and callbacks in
+        place, so they are cleared one by one.)"""
+        if not self.enabled:
+            return
+        monitoring = sys.monitoring
+        monitoring.set_events(TOOL, 0)
+        for code in self.watched:
+            monitoring.set_local_events(TOOL, code, 0)
+        self.watched.clear()
+        monitoring.register_callback(TOOL, monitoring.events.JUMP, None)
+        monitoring.free_tool_id(TOOL)
+        self.enabled = False
+
+    def on_jump(self, code: CodeType, src: int, dst: int) -> object:
+        try:
+            # Called from native code (runtime().jump_callback), so the
+            # caller's frame is the program's.
+            return self._on_jump(code, src, dst, sys._getframe(1))
+        except Exception as error:  # an internal error must not take the program down
+            self.stats.aborts[f"internal error: {type(error).__name__}: {error}"] += 1
+            self.locations.pop((id(code), src), None)
+            return sys.monitoring.DISABLE
+
+    def _on_jump(self, code: CodeType, src: int, dst: int, frame: FrameType) -> object:
+        if dst > src:
+            return sys.monitoring.DISABLE  # a forward jump: never a loop
+        location = self.locations.get((id(code), src))
+        if location is None:
+            location = self.locations[(id(code), src)] = Location(code)
+        if location.trace is None:
+            if location.recordings >= MAX_RECORDINGS:
+                return sys.monitoring.DISABLE  # given up: this backedge costs nothing now
+            location.count += 1
+            if location.count < self.threshold or not _alone(frame, code):
+                return None
+            if not self.compile(location, frame, src, dst):
+                return None
+        if _alone(frame, code):
+            self.enter(location, frame)
+        return None
+
+    # --- recording and running ----------------------------------------------
+
+    def compile(self, location: Location, frame: FrameType, src: int, dst: int) -> bool:
+        location.recordings += 1
+        start = time.perf_counter()
+        try:
+            recording = record(location.code, dst, src, frames.raw(frame))
+            lap = time.perf_counter()
+            self.stats.recording_seconds += lap - start
+            lowered = lower(recording)
+            start, lap = lap, time.perf_counter()
+            self.stats.optimizing_seconds += lap - start
+            trace = emit(lowered.instructions, constants=(location.code,))
+            self.stats.emitting_seconds += time.perf_counter() - lap
+        except Abort as abort:
+            self.stats.aborts[abort.reason] += 1
+            if abort.final:
+                location.recordings = MAX_RECORDINGS
+            location.count = 0
+            return False
+        except Exception as error:  # an internal error must not take the program down
+            self.stats.aborts[f"internal error: {type(error).__name__}: {error}"] += 1
+            location.recordings = MAX_RECORDINGS
+            return False
+        location.trace, location.lowered = trace, lowered
+        location.early_exits.clear()
+        self.stats.traces += 1
+        return True
+
+    def enter(self, location: Location, frame: FrameType) -> None:
+        assert location.trace is not None and location.lowered is not None
+        self.stats.native_entries += 1  # counted first: a signal may interrupt what follows
+        status = location.trace(frame)
+        self.stats.exits += 1
+        if status == ENTRY_EXIT or not location.lowered.snapshots[status - 1].leaves_loop:
+            location.early_exits[status] += 1
+            if location.early_exits[status] >= EARLY_EXITS_BEFORE_RERECORD:
+                self.discard(location)
+
+    def discard(self, location: Location) -> None:
+        if location.trace is not None:
+            location.trace.free()
+        location.trace = location.lowered = None
+        location.count = 0
+        if location.recordings >= MAX_RECORDINGS:
+            self.stats.aborts["the loop keeps leaving its trace early"] += 1
+
+
+def _alone(frame: FrameType, code: CodeType) -> bool:
+    """No tracer or other monitoring tool watches this code: native code
+    would run past their events."""
+    if sys.gettrace() is not None or frame.f_trace is not None:
+        return False
+    monitoring = sys.monitoring
+    for tool in range(6):
+        if tool != TOOL and monitoring.get_tool(tool) is not None and (
+                monitoring.get_events(tool) or monitoring.get_local_events(tool, code)):
+            return False
+    return True

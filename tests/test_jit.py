@@ -1,0 +1,300 @@
+"""The tracing JIT end to end: the same results, exceptions and tracebacks
+as CPython, with traces compiled and entered, and the program's control of
+the interpreter (Ctrl-C, threads, tracers) intact."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from copyjit.trace.jit import JIT
+
+ROOT = Path(__file__).parent.parent
+
+
+def outcome(function: Callable[..., Any], *args: object) -> tuple[object, ...]:
+    try:
+        return ("returned", function(*args))
+    except Exception as e:
+        last = traceback.extract_tb(e.__traceback__)[-1]
+        return ("raised", type(e).__name__, str(e), last.lineno, last.line)
+
+
+def differential(function: Callable[..., Any], *args: object, threshold: int = 1) -> dict[str, Any]:
+    """Run under CPython, then under a fresh JIT; they must agree."""
+    expected = outcome(function, *args)
+    jit = JIT(threshold)
+    jit.enable(function.__code__)
+    try:
+        got = outcome(function, *args)
+    finally:
+        jit.disable()
+    assert got == expected
+    return jit.stats.as_dict()
+
+
+def float_accumulation(n: int) -> float:
+    acc = 0.0
+    for i in range(n):
+        acc += i * 0.5 - 0.25
+    return acc
+
+
+def int_arithmetic(n: int) -> int:
+    x, total = 7, 0
+    for i in range(n):
+        x = (x * 1103515245 + 12345) % 2147483648
+        total += x // 65536 - i
+    return total
+
+
+def branchy(n: int) -> int:
+    i, total = 0, 0
+    while i < n:
+        if i % 3 == 0:
+            total += i
+        else:
+            total -= 1
+        i += 1
+    return total
+
+
+def grows_past_64_bits(n: int) -> int:
+    x, i = 1, 0
+    while i < n:
+        x = x * 3 + 1
+        i += 1
+    return x
+
+
+def divides_by_zero(n: int) -> int:
+    acc, i = 0, 0
+    while i < n:
+        acc += 100 // (50 - i)
+        i += 1
+    return acc
+
+
+def mixed(n: int) -> float:
+    x, y = 1.5, 0
+    for i in range(-n, n, 3):
+        y = y - i
+        x = x * 0.999 + y / 7.0 - -i
+    return x
+
+
+def nested(n: int) -> int:
+    total = 0
+    for i in range(n):
+        for j in range(i):
+            total += i * j % 5
+    return total
+
+
+@pytest.mark.parametrize("function, arg", [
+    (float_accumulation, 100_000), (int_arithmetic, 100_000), (mixed, 10_000),
+    (grows_past_64_bits, 200), (nested, 200), (branchy, 1000),
+])
+def test_same_results_with_traces_entered(function: Callable[..., Any], arg: int) -> None:
+    stats = differential(function, arg)
+    assert stats["traces"] >= 1 and stats["native_entries"] >= 1
+
+
+@pytest.mark.parametrize("n", [40, 49, 50, 51, 60])
+def test_exceptions_surface_where_cpython_raises_them(n: int) -> None:
+    # The trace leaves the failing division to the interpreter, which raises
+    # at the same line with the same message (and inside any try/except).
+    differential(divides_by_zero, n)
+
+
+def test_int_results_that_outgrow_64_bits_are_exact() -> None:
+    stats = differential(grows_past_64_bits, 1000)
+    assert stats["exits"] >= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 300), start=st.integers(-10**6, 10**6), step=st.integers(-5, 5).filter(bool),
+       scale=st.floats(-1e3, 1e3, allow_nan=False))
+def test_generated_numeric_loops(n: int, start: int, step: int, scale: float) -> None:
+    def loop(n: int, start: int, step: int, scale: float) -> tuple[int, float]:
+        a, b = start, 0.0
+        for i in range(start, start + n * step, step):
+            a = a * 3 % 1000003 - i // 7
+            if a > 500:  # noqa: SIM108 - the branch is what is tested
+                b = b + scale * i
+            else:
+                b = b - a / 3
+        return a, b
+
+    differential(loop, n, start, step, scale)
+
+
+def test_unsupported_loops_abort_with_a_reason() -> None:
+    def calls(n: int) -> list[int]:
+        out = []
+        for i in range(n):
+            out.append(i)
+        return out
+
+    stats = differential(calls, 100)
+    assert stats["traces"] == 0
+    assert stats["aborts"] == {"a value of type list (only ints that fit 64 bits and floats)": 1}
+
+
+def test_stats_have_the_documented_fields() -> None:
+    stats = differential(float_accumulation, 1000)
+    assert set(stats) >= {"traces", "bridges", "aborts", "exits", "native_entries",
+                          "recording_seconds", "optimizing_seconds", "emitting_seconds"}
+
+
+def test_no_native_code_under_a_tracer() -> None:
+    jit = JIT(1)
+    jit.enable(float_accumulation.__code__)
+    lines = []
+
+    def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
+        if frame.f_code is float_accumulation.__code__ and event == "line":
+            lines.append(frame.f_lineno)
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        result = float_accumulation(50)
+    finally:
+        sys.settrace(None)
+        jit.disable()
+    assert result == sum(i * 0.5 - 0.25 for i in range(50))
+    assert jit.stats.native_entries == 0
+    assert len(lines) > 100  # every iteration's lines were seen
+
+
+def test_another_thread_runs_while_a_trace_loops() -> None:
+    progress = []
+    stop = threading.Event()
+
+    def other() -> None:
+        while not stop.is_set():
+            progress.append(1)
+            time.sleep(0.001)
+
+    jit = JIT(1)
+    jit.enable(int_arithmetic.__code__)
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        before, start = len(progress), time.monotonic()
+        int_arithmetic(30_000_000)
+        during, seconds = len(progress) - before, time.monotonic() - start
+    finally:
+        stop.set()
+        thread.join()
+        jit.disable()
+    assert jit.stats.native_entries >= 1
+    # The GIL changes hands every 5 ms (sys.getswitchinterval()) when the
+    # native loop checks the eval breaker; ask for a tenth of that rate.
+    assert during >= seconds / 0.05, (during, seconds)
+
+
+def _run(tmp_path: Path, source: str, *options: str, env: dict[str, str] | None = None,
+         plain: bool = False) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(source))
+    command = [sys.executable, str(script)] if plain else \
+        [sys.executable, "-m", "copyjit", "run", *options, str(script)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **(env or {})})
+
+
+PROGRAM = """
+    import sys
+    def work(n):
+        acc = 0.0
+        for i in range(n):
+            acc += i * 0.25
+        return acc
+    print(work(int(sys.argv[1]) if len(sys.argv) > 1 else 100000))
+    if len(sys.argv) > 2:
+        raise ValueError(f"asked to fail: {sys.argv[2]}")
+"""
+
+
+def test_run_matches_python_and_reports_stats(tmp_path: Path) -> None:
+    plain = _run(tmp_path, PROGRAM, plain=True)
+    jitted = _run(tmp_path, PROGRAM, "--stats-json", "stats.json", "--threshold", "1")
+    assert (jitted.returncode, jitted.stdout, jitted.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+    stats = json.loads((tmp_path / "stats.json").read_text())
+    assert stats["traces"] == 1 and stats["native_entries"] >= 1
+
+
+def test_run_gives_the_same_traceback_and_exit_code(tmp_path: Path) -> None:
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(PROGRAM))
+    plain = subprocess.run([sys.executable, str(script), "10", "boom"], capture_output=True, text=True,
+                           cwd=tmp_path)
+    jitted = subprocess.run([sys.executable, "-m", "copyjit", "run", str(script), "10", "boom"],
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert (jitted.returncode, jitted.stdout, jitted.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+    assert plain.returncode == 1 and "ValueError: asked to fail: boom" in plain.stderr
+
+
+def test_run_stats_to_stderr_and_off_switch(tmp_path: Path) -> None:
+    on = _run(tmp_path, PROGRAM, "--stats", "--threshold", "1")
+    assert "copyjit: 1 traces" in on.stderr
+    off = _run(tmp_path, PROGRAM, "--stats", env={"COPYJIT": "0"})
+    assert "copyjit: 0 traces" in off.stderr and off.stdout == on.stdout
+
+
+def test_ctrl_c_interrupts_a_native_loop(tmp_path: Path) -> None:
+    script = tmp_path / "spin.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        def spin():
+            i = 0
+            while i >= 0:
+                i = (i + 1) % 1000
+        print("spinning", flush=True)
+        spin()
+    """))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "copyjit", "run", "--stats-json", str(tmp_path / "s.json"),
+         "--threshold", "1", str(script)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert child.stdout is not None and child.stdout.readline() == "spinning\n"
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGINT
+    assert err.rstrip().endswith("KeyboardInterrupt")
+    assert 'line 5, in spin' in err or 'line 6, in spin' in err
+    assert json.loads((tmp_path / "s.json").read_text())["native_entries"] >= 1
+
+
+def test_jit_decorator_watches_only_its_function() -> None:
+    import copyjit
+
+    @copyjit.jit
+    def chosen(n: int) -> int:
+        t = 0
+        for i in range(n):
+            t += i
+        return t
+
+    before = copyjit.stats()["traces"]
+    assert chosen(10_000) == sum(range(10_000))
+    assert copyjit.stats()["traces"] > before
+    copyjit.disable()
