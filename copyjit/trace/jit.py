@@ -8,15 +8,16 @@ import sys
 import time
 from collections import Counter
 from types import CodeType, FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from copyjit.backend.emitter import Trace, emit
 from copyjit.backend.runtime import runtime
-from copyjit.trace import frames
-from copyjit.trace.lower import ENTRY_EXIT, Lowered, lower
-from copyjit.trace.recorder import Abort, record
+
+if TYPE_CHECKING:
+    from copyjit.backend.emitter import Trace
+    from copyjit.trace.lower import Lowered
 
 TOOL = sys.monitoring.OPTIMIZER_ID
+ENTRY_EXIT = 0  # the exit taken when the frame's locals do not fit the trace
 DEFAULT_THRESHOLD = 16
 # A trace that keeps leaving by the same side exit does not fit the loop
 # any more (a branch went the other way): re-record it, a few times at most.
@@ -125,6 +126,13 @@ class JIT:
     # --- recording and running ----------------------------------------------
 
     def compile(self, location: Location, frame: FrameType, src: int, dst: int) -> bool:
+        # Imported at the first hot loop, not at start-up: a program with
+        # no hot loop should not pay for them.
+        from copyjit.backend.emitter import emit
+        from copyjit.trace import frames
+        from copyjit.trace.lower import lower
+        from copyjit.trace.recorder import Abort, record
+
         location.recordings += 1
         start = time.perf_counter()
         try:

@@ -22,12 +22,12 @@ import dataclasses
 from copyjit.backend import asm
 from copyjit.backend.emitter import Instruction
 from copyjit.trace.frames import instruction_address
+from copyjit.trace.jit import ENTRY_EXIT
 from copyjit.trace.recorder import Abort, Op, Recording, Snapshot
 from copyjit.uops import SPILL_SLOTS, UOPS
 
 _KIND = {"i": "INT", "f": "FLOAT"}
 _NEGATED = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
-ENTRY_EXIT = 0  # exit number when the frame's locals do not fit the trace
 
 
 @dataclasses.dataclass
