@@ -167,10 +167,11 @@ class Runtime:
 
         self.arena.writer = write
 
-    def jump_callback(self, handler: object) -> object:
-        """A builtin for sys.monitoring that calls `handler` and never lets an
+    def jump_callback(self, handler: object, counters: dict[int, bytearray], threshold: int) -> object:
+        """A builtin for sys.monitoring JUMP events that counts cold backedges
+        in `counters` and calls `handler` for the rest, never letting an
         exception out (see copyjit_on_jump in runtime.c)."""
-        return _new_cfunction(ctypes.addressof(self._on_jump), handler, None)
+        return _new_cfunction(ctypes.addressof(self._on_jump), (handler, counters, threshold), None)
 
     def entry_function(self, cell: bytearray) -> object:
         """A builtin function whose C implementation enters the trace in `cell`."""

@@ -93,10 +93,52 @@ copyjit_enter(PyObject *self, PyObject *arg)
 // type: on 3.13 an asynchronous exception cannot carry its arguments), and
 // the interpreter raises it in the program's own frame at its next
 // eval-breaker check.
+//
+// `self` is (handler, counters, threshold). counters maps id(code) to a
+// bytearray of 32-bit backedge counts, one per code unit: a cold backedge
+// is counted here, without running any Python code, and the handler is
+// called only for a code it has not seen yet or a location that reached
+// the threshold (to record it, or to enter its trace).
+static int
+count_cold(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyTuple_CheckExact(self) || PyTuple_GET_SIZE(self) != 3) {
+        return 0;
+    }
+    PyObject *key = PyLong_FromVoidPtr(args[0]);
+    if (key == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *table = PyDict_GetItemWithError(PyTuple_GET_ITEM(self, 1), key);  // borrowed
+    Py_DECREF(key);
+    Py_ssize_t unit = PyLong_AsSsize_t(args[1]) / 2;
+    Py_ssize_t threshold = PyLong_AsSsize_t(PyTuple_GET_ITEM(self, 2));
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (table == NULL || !PyByteArray_CheckExact(table) || unit < 0 ||
+        unit >= PyByteArray_GET_SIZE(table) / 4)
+    {
+        return 0;
+    }
+    uint32_t *count = (uint32_t *)PyByteArray_AS_STRING(table) + unit;
+    if ((Py_ssize_t)*count + 1 < threshold) {
+        (*count)++;
+        return 1;
+    }
+    return 0;
+}
+
 PyObject *
 copyjit_on_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *result = PyObject_Vectorcall(self, args, nargs, NULL);
+    if (count_cold(self, args, nargs)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *handler = PyTuple_CheckExact(self) ? PyTuple_GET_ITEM(self, 0) : self;
+    PyObject *result = PyObject_Vectorcall(handler, args, nargs, NULL);
     if (result != NULL) {
         return result;
     }

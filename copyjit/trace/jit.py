@@ -4,6 +4,7 @@ lowered, emitted, and from then on entered natively at their backedge."""
 from __future__ import annotations
 
 import dataclasses
+import struct
 import sys
 import time
 from collections import Counter
@@ -18,7 +19,10 @@ if TYPE_CHECKING:
 
 TOOL = sys.monitoring.OPTIMIZER_ID
 ENTRY_EXIT = 0  # the exit taken when the frame's locals do not fit the trace
-DEFAULT_THRESHOLD = 16
+# Recording, lowering and emitting a trace takes ~2 ms, about as long as tens
+# of thousands of interpreted iterations: loops shorter than that are not
+# worth it. (Measured with benchmarks/kernels.py; 16 made big_ints 5x slower.)
+DEFAULT_THRESHOLD = 1000
 # A trace that keeps leaving by the same side exit does not fit the loop
 # any more (a branch went the other way): re-record it, a few times at most.
 EARLY_EXITS_BEFORE_RERECORD = 64
@@ -47,7 +51,6 @@ class Location:
     """A backedge: (code, src). Holds the code alive as long as its trace."""
 
     code: CodeType
-    count: int = 0
     recordings: int = 0
     trace: Trace | None = None
     lowered: Lowered | None = None
@@ -61,6 +64,10 @@ class JIT:
         self.stats = Stats()
         self.enabled = False
         self.watched: list[CodeType] = []  # codes with local events, to clear
+        # Backedge counts, kept by the native callback: id(code) -> one
+        # uint32 per code unit. The codes are kept alive so ids stay theirs.
+        self.counters: dict[int, bytearray] = {}
+        self.codes: dict[int, CodeType] = {}
 
     # --- sys.monitoring -----------------------------------------------------
 
@@ -72,7 +79,7 @@ class JIT:
                 raise RuntimeError(f"copyjit: sys.monitoring tool {TOOL} is taken by "
                                    f"{monitoring.get_tool(TOOL)!r}")
             monitoring.use_tool_id(TOOL, "copyjit")
-            callback = runtime().jump_callback(self.on_jump)
+            callback = runtime().jump_callback(self.on_jump, self.counters, self.threshold)
             monitoring.register_callback(TOOL, monitoring.events.JUMP, callback)  # type: ignore[arg-type]
             self.enabled = True
         if code is None:
@@ -106,21 +113,27 @@ class JIT:
             return sys.monitoring.DISABLE
 
     def _on_jump(self, code: CodeType, src: int, dst: int, frame: FrameType) -> object:
+        """Called by the native callback for a code it has no counters for, or
+        a backedge that reached the threshold."""
         if dst > src:
             return sys.monitoring.DISABLE  # a forward jump: never a loop
+        if id(code) not in self.counters:
+            self.codes[id(code)] = code
+            self.counters[id(code)] = bytearray(4 * (len(code.co_code) // 2 + 1))
+            if self.threshold > 1:
+                self._set_count(code, src, 1)
+                return None
         location = self.locations.get((id(code), src))
         if location is None:
             location = self.locations[(id(code), src)] = Location(code)
         if location.trace is None:
             if location.recordings >= MAX_RECORDINGS:
                 return sys.monitoring.DISABLE  # given up: this backedge costs nothing now
-            location.count += 1
-            if location.count < self.threshold or not _alone(frame, code):
-                return None
-            if not self.compile(location, frame, src, dst):
+            if not _alone(frame, code) or not self.compile(location, frame, src, dst):
+                self._set_count(code, src, 0)
                 return None
         if _alone(frame, code):
-            self.enter(location, frame)
+            self.enter(location, frame, src)
         return None
 
     # --- recording and running ----------------------------------------------
@@ -148,7 +161,6 @@ class JIT:
             self.stats.aborts[abort.reason] += 1
             if abort.final:
                 location.recordings = MAX_RECORDINGS
-            location.count = 0
             return False
         except Exception as error:  # an internal error must not take the program down
             self.stats.aborts[f"internal error: {type(error).__name__}: {error}"] += 1
@@ -159,7 +171,7 @@ class JIT:
         self.stats.traces += 1
         return True
 
-    def enter(self, location: Location, frame: FrameType) -> None:
+    def enter(self, location: Location, frame: FrameType, src: int) -> None:
         assert location.trace is not None and location.lowered is not None
         self.stats.native_entries += 1  # counted first: a signal may interrupt what follows
         status = location.trace(frame)
@@ -167,13 +179,16 @@ class JIT:
         if status == ENTRY_EXIT or not location.lowered.snapshots[status - 1].leaves_loop:
             location.early_exits[status] += 1
             if location.early_exits[status] >= EARLY_EXITS_BEFORE_RERECORD:
-                self.discard(location)
+                self.discard(location, src)
 
-    def discard(self, location: Location) -> None:
+    def _set_count(self, code: CodeType, src: int, count: int) -> None:
+        struct.pack_into("<I", self.counters[id(code)], 4 * (src // 2), count)
+
+    def discard(self, location: Location, src: int) -> None:
         if location.trace is not None:
             location.trace.free()
         location.trace = location.lowered = None
-        location.count = 0
+        self._set_count(location.code, src, 0)
         if location.recordings >= MAX_RECORDINGS:
             self.stats.aborts["the loop keeps leaving its trace early"] += 1
 
