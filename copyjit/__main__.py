@@ -12,7 +12,7 @@ from types import ModuleType
 def _stencil_module_path() -> pathlib.Path:
     from copyjit import stencils
 
-    return stencils.path()
+    return pathlib.Path(stencils.path())
 
 
 def _builder() -> tuple[ModuleType, ModuleType]:

@@ -1,12 +1,15 @@
-"""Stencils and their holes: the data the build produces and the emitter uses."""
+"""Stencils and their holes: the data the build produces and the emitter uses.
+
+NamedTuples, not dataclasses: this module is on the start-up path, and
+dataclasses imports inspect (~10 ms).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class HoleKind(enum.Enum):
@@ -49,8 +52,7 @@ JMP_REL32 = 0xE9
 JMP_REL32_SIZE = 5
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Hole:
+class Hole(NamedTuple):
     offset: int
     kind: HoleKind
     value: HoleValue
@@ -80,8 +82,7 @@ class Hole:
         return cls(offset, HoleKind(kind), HoleValue(value), symbol, addend)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Stencil:
+class Stencil(NamedTuple):
     name: str
     code: bytes
     holes: tuple[Hole, ...]
@@ -110,8 +111,7 @@ class Stencil:
         return Stencil(self.name, self.code[:-JMP_REL32_SIZE], holes)
 
 
-@dataclasses.dataclass
-class Table:
+class Table(NamedTuple):
     """Everything one build produces, and the generated module holds."""
 
     python: str  # the CPython whose headers the stencils were compiled against
@@ -124,8 +124,10 @@ class Table:
     runtime: Mapping[str, Stencil]  # normal-ABI helpers, emitted once per process
 
     def render(self) -> str:
-        """The generated JSON: one stencil a line, byte-identical for identical builds."""
-        head = {
+        """JSON Lines: a header (everything but the stencils), then one line
+        per stencil, so that start-up parses only the header and a stencil
+        is parsed when first used. Byte-identical for identical builds."""
+        header = {
             "generated": "by `python -m copyjit stencils --build` from copyjit/uops.py and "
                          "copyjit/c/; do not edit",
             "python": self.python,
@@ -134,52 +136,53 @@ class Table:
             "layout": self.layout,
             "symbols": list(self.symbols),
             "data": self.data.hex(),
+            "runtime": {name: _row(s) for name, s in self.runtime.items()},
         }
-        lines = ["{"]
-        lines += [f"{json.dumps(key)}: {json.dumps(value)}," for key, value in head.items()]
-        lines += ['"runtime": {', *_render_stencils(self.runtime), "},"]
-        lines += ['"stencils": {', *_render_stencils(self.stencils), "}", "}"]
+        lines = [json.dumps(header)]
+        lines += [json.dumps([name, *_row(s)]) for name, s in self.stencils.items()]
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> Table:
-        raw = json.loads(text)
-        stencils = _LazyStencils
+    def from_jsonl(cls, text: str) -> Table:
+        header_line, _, rest = text.partition("\n")
+        header = json.loads(header_line)
         return cls(
-            python=raw["python"],
-            target=raw["target"],
-            compiler=raw["compiler"],
-            layout=raw["layout"],
-            data=bytes.fromhex(raw["data"]),
-            symbols=tuple(raw["symbols"]),
-            stencils=stencils(raw["stencils"]),
-            runtime=stencils(raw["runtime"]),
+            python=header["python"],
+            target=header["target"],
+            compiler=header["compiler"],
+            layout=header["layout"],
+            data=bytes.fromhex(header["data"]),
+            symbols=tuple(header["symbols"]),
+            stencils=_LazyStencils(rest.splitlines()),
+            runtime={name: _stencil(name, code, holes) for name, (code, holes) in header["runtime"].items()},
         )
 
 
-class _LazyStencils(Mapping[str, Stencil]):
-    """Stencils made from their JSON rows on first use: a process uses few of them."""
+def _row(stencil: Stencil) -> list[Any]:
+    return [stencil.code.hex(), [h.as_tuple() for h in stencil.holes]]
 
-    def __init__(self, rows: dict[str, list[Any]]) -> None:
-        self._rows = rows
+
+def _stencil(name: str, code: str, holes: list[list[Any]]) -> Stencil:
+    return Stencil(name, bytes.fromhex(code), tuple(Hole.from_tuple(tuple(h)) for h in holes))
+
+
+class _LazyStencils(Mapping[str, Stencil]):
+    """Stencils parsed from their JSON lines on first use: a process uses few."""
+
+    def __init__(self, lines: list[str]) -> None:
+        # Each line is ["name", "code", [holes]]: the name is read without parsing.
+        self._lines = {line[2 : line.index('"', 2)]: line for line in lines if line}
         self._made: dict[str, Stencil] = {}
 
     def __getitem__(self, name: str) -> Stencil:
         stencil = self._made.get(name)
         if stencil is None:
-            code, holes = self._rows[name]
-            stencil = Stencil(name, bytes.fromhex(code), tuple(Hole.from_tuple(tuple(h)) for h in holes))
-            self._made[name] = stencil
+            _, code, holes = json.loads(self._lines[name])
+            stencil = self._made[name] = _stencil(name, code, holes)
         return stencil
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
+        return iter(self._lines)
 
     def __len__(self) -> int:
-        return len(self._rows)
-
-
-def _render_stencils(stencils: Mapping[str, Stencil]) -> list[str]:
-    rows = [json.dumps(name) + ": " + json.dumps([s.code.hex(), [h.as_tuple() for h in s.holes]])
-            for name, s in stencils.items()]
-    return [row + "," for row in rows[:-1]] + rows[-1:]
+        return len(self._lines)

@@ -90,7 +90,7 @@ def test_check_command(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path,
     monkeypatch.setattr(cli, "_rebuild", lambda: rebuilt)
     assert cli.main(["stencils", "--check"]) == 0
     stale = tmp_path / "stale.py"
-    stale.write_text(rebuilt.replace('"_NOP": ["', '"_NOP": ["90'))
+    stale.write_text(rebuilt.replace('["_NOP", "', '["_NOP", "90'))
     monkeypatch.setattr(cli, "_stencil_module_path", lambda: stale)
     assert cli.main(["stencils", "--check"]) == 1
     assert "stencils are stale" in capsys.readouterr().err

@@ -3,7 +3,6 @@ lowered, emitted, and from then on entered natively at their backedge."""
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 import sys
 import time
@@ -29,32 +28,34 @@ EARLY_EXITS_BEFORE_RERECORD = 64
 MAX_RECORDINGS = 4
 
 
-@dataclasses.dataclass
 class Stats:
-    traces: int = 0
-    bridges: int = 0
-    aborts: Counter[str] = dataclasses.field(default_factory=Counter)
-    exits: int = 0
-    native_entries: int = 0
-    recording_seconds: float = 0.0
-    optimizing_seconds: float = 0.0
-    emitting_seconds: float = 0.0
+    """What the JIT did; `as_dict()` is what --stats-json and stats() give."""
+
+    def __init__(self) -> None:
+        self.traces = 0
+        self.bridges = 0
+        self.aborts: Counter[str] = Counter()
+        self.exits = 0
+        self.native_entries = 0
+        self.recording_seconds = 0.0
+        self.optimizing_seconds = 0.0
+        self.emitting_seconds = 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        result = dataclasses.asdict(self)
+        result = dict(vars(self))
         result["aborts"] = dict(self.aborts)
         return result
 
 
-@dataclasses.dataclass
 class Location:
     """A backedge: (code, src). Holds the code alive as long as its trace."""
 
-    code: CodeType
-    recordings: int = 0
-    trace: Trace | None = None
-    lowered: Lowered | None = None
-    early_exits: Counter[int] = dataclasses.field(default_factory=Counter)
+    def __init__(self, code: CodeType) -> None:
+        self.code = code
+        self.recordings = 0
+        self.trace: Trace | None = None
+        self.lowered: Lowered | None = None
+        self.early_exits: Counter[int] = Counter()
 
 
 class JIT:
