@@ -298,3 +298,27 @@ def test_jit_decorator_watches_only_its_function() -> None:
     assert chosen(10_000) == sum(range(10_000))
     assert copyjit.stats()["traces"] > before
     copyjit.disable()
+
+
+@pytest.mark.parametrize("threshold", [8, 9, 10])
+def test_a_recording_that_runs_off_the_end_of_the_loop_is_retried(threshold: int) -> None:
+    # An inner loop of 10 iterations, 9 backedges a run: at threshold 9 the
+    # recording starts on the last iteration and leaves the loop. That must
+    # not blacklist it: the next run records it.
+    def outer(m: int) -> int:
+        total = 0
+        for _ in range(m):
+            i = 0
+            while i < 10:
+                i += 1
+            total += i
+        return total
+
+    expected = outer(300)
+    jit = JIT(threshold)
+    jit.enable(outer.__code__)
+    try:
+        assert outer(300) == expected
+    finally:
+        jit.disable()
+    assert jit.stats.traces == 1 and jit.stats.native_entries >= 290

@@ -130,8 +130,13 @@ class JIT:
         if location.trace is None:
             if location.recordings >= MAX_RECORDINGS:
                 return sys.monitoring.DISABLE  # given up: this backedge costs nothing now
-            if not _alone(frame, code) or not self.compile(location, frame, src, dst):
+            if not _alone(frame, code):
                 self._set_count(code, src, 0)
+                return None
+            if not self.compile(location, frame, src, dst):
+                # Retry at the next backedge: waiting a whole threshold again
+                # could land on the same (say, last) iteration every time.
+                self._set_count(code, src, self.threshold - 1)
                 return None
         if _alone(frame, code):
             self.enter(location, frame, src)

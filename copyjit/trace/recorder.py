@@ -268,7 +268,14 @@ class _Recorder:
         stack = (*self.snapshot(compare_offset).stack, left, right)
         snapshot = Snapshot(compare_offset, stack, leaves)
         self.emit(Op("branch", kind, (left, right), arg=(name, outcome), snapshot=snapshot))
-        return ins.argval if taken else self.following[ins.offset]
+        return self._within_loop(ins.argval if taken else self.following[ins.offset])
+
+    def _within_loop(self, offset: int) -> int:
+        # Leaving the loop while recording (its last iteration, or a break)
+        # says nothing about the loop: try again on a later iteration.
+        if not self.dst <= offset <= self.src:
+            raise Abort("the loop ended while recording", final=False)
+        return offset
 
     def op_POP_JUMP_IF_FALSE(self, ins: dis.Instruction) -> int:
         return self._branch(ins, jump_if=False)
@@ -277,7 +284,7 @@ class _Recorder:
         return self._branch(ins, jump_if=True)
 
     def op_JUMP_FORWARD(self, ins: dis.Instruction) -> int:
-        return ins.argval  # type: ignore[no-any-return]
+        return self._within_loop(ins.argval)
 
     def op_JUMP_BACKWARD(self, ins: dis.Instruction) -> int | None:
         if ins.offset != self.src or ins.argval != self.dst:
