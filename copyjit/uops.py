@@ -274,6 +274,15 @@ _TABLE: list[Uop] = [
         doc="push local `oparg` (must be bound)",
     ),
     uop(
+        "_LOAD_FAST_OR_EXIT",
+        """
+        EXIT_IF(frame->localsplus[oparg] == NULL);
+        value = Py_NewRef(frame->localsplus[oparg]);
+        """,
+        stack="-- value",
+        doc="push local `oparg`; exit if it is unbound",
+    ),
+    uop(
         "_STORE_FAST",
         """
         PyObject *old = frame->localsplus[oparg];
@@ -527,6 +536,13 @@ _TABLE: list[Uop] = [
         ends_trace=True,
         oparg_max=2**31 - 1,  # negative statuses mean an error
         doc="save the stack depth in the frame and return exit code `oparg`",
+    ),
+    uop(
+        "_FATAL_ERROR",
+        'Py_FatalError("copyjit: a value could not be boxed while leaving a trace '
+        '(out of memory); the frame cannot be restored");',
+        ends_trace=True,
+        doc="stop the process: the one failure an exit cannot undo",
     ),
     uop(
         "_ERROR_TRACE",

@@ -322,3 +322,118 @@ def test_a_recording_that_runs_off_the_end_of_the_loop_is_retried(threshold: int
     finally:
         jit.disable()
     assert jit.stats.traces == 1 and jit.stats.native_entries >= 290
+
+
+def test_a_local_bound_on_one_path_only() -> None:
+    # Recorded with `t` bound, entered later with it unbound: the trace must
+    # leave at once (this crashed when the entry loaded the NULL local).
+    def g(n: int, k: int) -> int:
+        i = 0
+        while i < n:
+            if i >= k:
+                t = i * 2  # noqa: F841 - bound on one path only is the point
+            i += 1
+        return i
+
+    jit = JIT(1)
+    jit.enable(g.__code__)
+    try:
+        assert [g(10, 0), g(10, 5), g(10, 11), g(10, 0)] == [10, 10, 10, 10]
+    finally:
+        jit.disable()
+
+
+def test_overflow_while_recording_does_not_blacklist_the_loop() -> None:
+    def square(x: int, n: int) -> int:
+        y = 0
+        for _ in range(n):
+            y = x * x
+        return y
+
+    jit = JIT(1)
+    jit.enable(square.__code__)
+    try:
+        assert square(2**40, 10) == 2**80  # records, and the product leaves 64 bits
+        assert square(3, 1000) == 9
+    finally:
+        jit.disable()
+    assert jit.stats.traces == 1
+
+
+def test_eval_breaker_exits_do_not_count_against_a_trace() -> None:
+    stop = threading.Event()
+
+    def other() -> None:  # asks for the GIL all the time
+        while not stop.is_set():
+            time.sleep(0)
+
+    jit = JIT(1)
+    jit.enable(int_arithmetic.__code__)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        for _ in range(3):
+            int_arithmetic(2_000_000)
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+        jit.disable()
+    assert jit.stats.exits > 100  # many GIL hand-overs, each an exit
+    assert jit.stats.traces == 1 and not jit.stats.aborts
+
+
+def test_changing_the_threshold_reaches_the_native_counter() -> None:
+    jit = JIT(1000)
+    jit.enable(float_accumulation.__code__)
+    try:
+        float_accumulation(500)
+        assert jit.stats.traces == 0
+        jit.threshold = 5
+        jit.enable(float_accumulation.__code__)
+        float_accumulation(500)
+        assert jit.stats.traces == 1
+    finally:
+        jit.disable()
+
+
+def test_dead_code_objects_are_forgotten() -> None:
+    import gc
+
+    jit = JIT(1000)
+    jit.enable()
+    try:
+        for n in range(200):
+            namespace: dict[str, Any] = {}
+            source = f"def f():\n    t = 0\n    for i in range({n + 5}):\n        t += i\n    return t\n"
+            exec(source, namespace)
+            namespace["f"]()
+            del namespace
+        gc.collect()
+    finally:
+        jit.disable()
+    assert len(jit.counters) < 50
+
+
+def test_a_signal_handler_exception_reaches_the_program(tmp_path: Path) -> None:
+    done = _run(tmp_path, """
+        import signal
+        class Timeout(Exception):
+            pass
+        def alarm(signum, frame):
+            raise Timeout("alarm")
+        signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        def spin(n):
+            i = 0
+            while i < n:
+                i = i + 1
+            return i
+        try:
+            print("finished", spin(10**11))
+        except Timeout:
+            print("interrupted by Timeout")
+    """, "--threshold", "1")
+    assert (done.returncode, done.stdout) == (0, "interrupted by Timeout\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 import sys
 import time
+import weakref
 from collections import Counter
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,9 @@ DEFAULT_THRESHOLD = 1000
 # any more (a branch went the other way): re-record it, a few times at most.
 EARLY_EXITS_BEFORE_RERECORD = 64
 MAX_RECORDINGS = 4
+# Recordings that failed for a passing reason (a value too big for 64 bits
+# this time, the loop ending mid-recording) have a budget of their own.
+MAX_TRANSIENT_ABORTS = 32
 
 
 class Stats:
@@ -48,11 +52,12 @@ class Stats:
 
 
 class Location:
-    """A backedge: (code, src). Holds the code alive as long as its trace."""
+    """A backedge: (code, src). Does not keep the code alive (its trace does)."""
 
-    def __init__(self, code: CodeType) -> None:
-        self.code = code
-        self.recordings = 0
+    def __init__(self, code_id: int) -> None:
+        self.code_id = code_id
+        self.recordings = 0  # traces made, or MAX_RECORDINGS once given up
+        self.transient_aborts = 0
         self.trace: Trace | None = None
         self.lowered: Lowered | None = None
         self.early_exits: Counter[int] = Counter()
@@ -66,9 +71,9 @@ class JIT:
         self.enabled = False
         self.watched: list[CodeType] = []  # codes with local events, to clear
         # Backedge counts, kept by the native callback: id(code) -> one
-        # uint32 per code unit. The codes are kept alive so ids stay theirs.
+        # uint32 per code unit, dropped when the code object dies.
         self.counters: dict[int, bytearray] = {}
-        self.codes: dict[int, CodeType] = {}
+        self._registered_threshold = 0
 
     # --- sys.monitoring -----------------------------------------------------
 
@@ -80,9 +85,11 @@ class JIT:
                 raise RuntimeError(f"copyjit: sys.monitoring tool {TOOL} is taken by "
                                    f"{monitoring.get_tool(TOOL)!r}")
             monitoring.use_tool_id(TOOL, "copyjit")
+            self.enabled = True
+        if self._registered_threshold != self.threshold:  # the native counter keeps its own copy
             callback = runtime().jump_callback(self.on_jump, self.counters, self.threshold)
             monitoring.register_callback(TOOL, monitoring.events.JUMP, callback)  # type: ignore[arg-type]
-            self.enabled = True
+            self._registered_threshold = self.threshold
         if code is None:
             monitoring.set_events(TOOL, monitoring.events.JUMP)
         else:
@@ -102,16 +109,16 @@ class JIT:
         monitoring.register_callback(TOOL, monitoring.events.JUMP, None)
         monitoring.free_tool_id(TOOL)
         self.enabled = False
+        self._registered_threshold = 0
 
     def on_jump(self, code: CodeType, src: int, dst: int) -> object:
-        try:
-            # Called from native code (runtime().jump_callback), so the
-            # caller's frame is the program's.
-            return self._on_jump(code, src, dst, sys._getframe(1))
-        except Exception as error:  # an internal error must not take the program down
-            self.stats.aborts[f"internal error: {type(error).__name__}: {error}"] += 1
-            self.locations.pop((id(code), src), None)
-            return sys.monitoring.DISABLE
+        # Called from native code (runtime().jump_callback), so the caller's
+        # frame is the program's. Exceptions are not caught here: internal
+        # errors are caught where the JIT's own work is done (compile), and
+        # anything else (a signal handler's exception, raised at an
+        # eval-breaker check after a trace exits) is the program's, which
+        # the native callback hands to the interpreter.
+        return self._on_jump(code, src, dst, sys._getframe(1))
 
     def _on_jump(self, code: CodeType, src: int, dst: int, frame: FrameType) -> object:
         """Called by the native callback for a code it has no counters for, or
@@ -119,24 +126,26 @@ class JIT:
         if dst > src:
             return sys.monitoring.DISABLE  # a forward jump: never a loop
         if id(code) not in self.counters:
-            self.codes[id(code)] = code
             self.counters[id(code)] = bytearray(4 * (len(code.co_code) // 2 + 1))
+            weakref.finalize(code, self._forget, id(code))
             if self.threshold > 1:
-                self._set_count(code, src, 1)
+                self._set_count(id(code), src, 1)
                 return None
         location = self.locations.get((id(code), src))
         if location is None:
-            location = self.locations[(id(code), src)] = Location(code)
+            location = self.locations[(id(code), src)] = Location(id(code))
         if location.trace is None:
             if location.recordings >= MAX_RECORDINGS:
                 return sys.monitoring.DISABLE  # given up: this backedge costs nothing now
             if not _alone(frame, code):
-                self._set_count(code, src, 0)
+                self._set_count(id(code), src, 0)
                 return None
-            if not self.compile(location, frame, src, dst):
-                # Retry at the next backedge: waiting a whole threshold again
-                # could land on the same (say, last) iteration every time.
-                self._set_count(code, src, self.threshold - 1)
+            soon = self.compile(location, code, frame, src, dst)
+            if location.trace is None:
+                # After the loop ended mid-recording, retry at the next
+                # backedge: a whole threshold later could be the same (last)
+                # iteration again. Otherwise wait a whole threshold.
+                self._set_count(id(code), src, self.threshold - 1 if soon else 0)
                 return None
         if _alone(frame, code):
             self.enter(location, frame, src)
@@ -144,7 +153,16 @@ class JIT:
 
     # --- recording and running ----------------------------------------------
 
-    def compile(self, location: Location, frame: FrameType, src: int, dst: int) -> bool:
+    def _forget(self, code_id: int) -> None:
+        """The code object died: so did its locations (none had a trace,
+        which would have kept it alive)."""
+        self.counters.pop(code_id, None)
+        for key in [key for key in self.locations if key[0] == code_id]:
+            del self.locations[key]
+
+    def compile(self, location: Location, code: CodeType, frame: FrameType, src: int, dst: int) -> bool:
+        """Record, lower and emit a trace for the location. Without a trace
+        afterwards, returns whether to retry at the next backedge."""
         # Imported at the first hot loop, not at start-up: a program with
         # no hot loop should not pay for them.
         from copyjit.backend.emitter import emit
@@ -152,49 +170,51 @@ class JIT:
         from copyjit.trace.lower import lower
         from copyjit.trace.recorder import Abort, record
 
-        location.recordings += 1
         start = time.perf_counter()
         try:
-            recording = record(location.code, dst, src, frames.raw(frame))
+            recording = record(code, dst, src, frames.raw(frame))
             lap = time.perf_counter()
             self.stats.recording_seconds += lap - start
             lowered = lower(recording)
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
-            trace = emit(lowered.instructions, constants=(location.code,))
+            trace = emit(lowered.instructions, constants=(code,))
             self.stats.emitting_seconds += time.perf_counter() - lap
         except Abort as abort:
             self.stats.aborts[abort.reason] += 1
-            if abort.final:
+            location.transient_aborts += not abort.final
+            if abort.final or location.transient_aborts >= MAX_TRANSIENT_ABORTS:
                 location.recordings = MAX_RECORDINGS
-            return False
+            return abort.soon
         except Exception as error:  # an internal error must not take the program down
             self.stats.aborts[f"internal error: {type(error).__name__}: {error}"] += 1
             location.recordings = MAX_RECORDINGS
             return False
         location.trace, location.lowered = trace, lowered
+        location.recordings += 1
         location.early_exits.clear()
         self.stats.traces += 1
-        return True
+        return False
 
     def enter(self, location: Location, frame: FrameType, src: int) -> None:
-        assert location.trace is not None and location.lowered is not None
+        trace, lowered = location.trace, location.lowered  # another thread may discard them
+        assert trace is not None and lowered is not None
         self.stats.native_entries += 1  # counted first: a signal may interrupt what follows
-        status = location.trace(frame)
+        status = trace(frame)
         self.stats.exits += 1
-        if status == ENTRY_EXIT or not location.lowered.snapshots[status - 1].leaves_loop:
+        if status == ENTRY_EXIT or not lowered.snapshots[status - 1].normal:
             location.early_exits[status] += 1
             if location.early_exits[status] >= EARLY_EXITS_BEFORE_RERECORD:
                 self.discard(location, src)
 
-    def _set_count(self, code: CodeType, src: int, count: int) -> None:
-        struct.pack_into("<I", self.counters[id(code)], 4 * (src // 2), count)
+    def _set_count(self, code_id: int, src: int, count: int) -> None:
+        struct.pack_into("<I", self.counters[code_id], 4 * (src // 2), count)
 
     def discard(self, location: Location, src: int) -> None:
         if location.trace is not None:
             location.trace.free()
         location.trace = location.lowered = None
-        self._set_count(location.code, src, 0)
+        self._set_count(location.code_id, src, 0)
         if location.recordings >= MAX_RECORDINGS:
             self.stats.aborts["the loop keeps leaving its trace early"] += 1
 

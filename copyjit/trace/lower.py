@@ -69,22 +69,29 @@ class _Lowering:
         dst = instruction_address(self.rec.code, self.rec.dst)
         for slot, kind in self.rec.slots.items():
             r = f"{kind}0"
-            self.line(f"_LOAD_FAST oparg={slot}")
+            # A local bound when recording may be unbound now (bound on one
+            # path only): that, or another type, leaves before anything changed.
+            self.line(f"_LOAD_FAST_OR_EXIT oparg={slot} exit=unbound")
             self.line(f"{r} = _UNBOX_{_KIND[kind]} exit=entry")
             self.line(f"_SPILL_{_KIND[kind]} {r} oparg={self.home[slot]}")
         self.lines.append("loop:")
-        self.line(f"_CHECK_EVAL_BREAKER exit={self.exit_label(Snapshot(self.rec.dst, ()))}")
+        self.line(f"_CHECK_EVAL_BREAKER exit={self.exit_label(Snapshot(self.rec.dst, (), normal=True))}")
         for index, op in enumerate(self.rec.ops):
             getattr(self, f"op_{op.name}")(index, op)
         self.line("_JUMP jump=loop")
         self.lines.append("entry:")  # the unbox that failed left its value on the stack
         self.line("_POP_TOP")
+        self.lines.append("unbound:")
         self.line(f"_SET_IP operand0={dst}")
         self.line(f"_EXIT_TRACE oparg={ENTRY_EXIT}")
         for number, snapshot in enumerate(self.snapshots, 1):
             self.stub(number, snapshot)
-        self.lines.append("error:")  # boxing failed (MemoryError): nothing better to do
-        self.line("_ERROR_TRACE")
+        # Boxing failed (out of memory) with the frame half written and the
+        # range iterator already advanced: no state to go back to, and
+        # raising from the callback is undefined behaviour on 3.13.0. Stop
+        # loudly rather than run on with a wrong frame.
+        self.lines.append("error:")
+        self.line("_FATAL_ERROR")
         text = "\n".join(self.lines) + "\n"
         return Lowered(text, asm.parse(text), self.snapshots)
 

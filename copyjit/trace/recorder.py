@@ -43,12 +43,14 @@ _PYTHON: dict[str, Callable[[Any, Any], Any]] = {
 
 
 class Abort(Exception):
-    """The loop cannot be traced (`final`) or not right now."""
+    """The loop cannot be traced (`final`) or not right now; `soon`: try again
+    at the very next backedge, not after another threshold's worth."""
 
-    def __init__(self, reason: str, final: bool = True) -> None:
+    def __init__(self, reason: str, final: bool = True, soon: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.final = final
+        self.soon = soon
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +60,7 @@ class Snapshot:
 
     offset: int
     stack: tuple[int, ...]
-    leaves_loop: bool = False  # the normal way out, not a sign of a bad trace
+    normal: bool = False  # leaving the loop, or a pending signal: not a sign of a bad trace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +92,13 @@ def kind_of(value: object) -> str:
     raise Abort(f"a value of type {type(value).__name__} (only ints that fit 64 bits and floats)")
 
 
+def _fits(result: object, kind: str) -> bool:
+    """Whether a result computed while recording is of the recorded kind.
+    (Not kind_of: a big int here is a passing state, not a final abort.)"""
+    return (type(result) is int and INT64[0] <= result <= INT64[1]) if kind == "i" \
+        else type(result) is float
+
+
 class _Recorder:
     def __init__(self, code: CodeType, dst: int, src: int, raw_frame: int) -> None:
         if code.co_cellvars or code.co_freevars:
@@ -110,9 +119,9 @@ class _Recorder:
         self.ops.append(op)
         return len(self.ops) - 1
 
-    def snapshot(self, offset: int, depth: int | None = None, leaves_loop: bool = False) -> Snapshot:
+    def snapshot(self, offset: int, depth: int | None = None, normal: bool = False) -> Snapshot:
         stack = self.stack if depth is None else self.stack[:depth]
-        return Snapshot(offset, tuple(value for value, _ in stack), leaves_loop)
+        return Snapshot(offset, tuple(value for value, _ in stack), normal)
 
     def run(self) -> Recording:
         offset = self.dst
@@ -227,7 +236,7 @@ class _Recorder:
             result = _PYTHON[name](a, b)
         except ArithmeticError:
             raise Abort(f"{ins.argrepr} raised while recording", final=False) from None
-        if kind_of(result) != kind:
+        if not _fits(result, kind):
             raise Abort(f"{ins.argrepr} left the 64-bit range while recording", final=False)
         index = self.emit(Op("binary", kind, (left, right), arg=name, snapshot=snapshot))
         self.stack.append((index, result))
@@ -238,7 +247,7 @@ class _Recorder:
         value, concrete = self.pop()
         result = -concrete  # type: ignore[operator]
         kind = self.ops[value].kind
-        if kind_of(result) != kind:
+        if not _fits(result, kind):
             raise Abort("negation left the 64-bit range while recording", final=False)
         index = self.emit(Op("neg", kind, (value,), snapshot=snapshot))
         self.stack.append((index, result))
@@ -274,7 +283,7 @@ class _Recorder:
         # Leaving the loop while recording (its last iteration, or a break)
         # says nothing about the loop: try again on a later iteration.
         if not self.dst <= offset <= self.src:
-            raise Abort("the loop ended while recording", final=False)
+            raise Abort("the loop ended while recording", final=False, soon=True)
         return offset
 
     def op_POP_JUMP_IF_FALSE(self, ins: dis.Instruction) -> int:
@@ -301,9 +310,9 @@ class _Recorder:
         assert isinstance(reduced, tuple)
         remaining: range = reduced[1][0]
         if not remaining:
-            raise Abort("the loop ended while recording", final=False)
+            raise Abort("the loop ended while recording", final=False, soon=True)
         index = self.emit(Op("range_next", kind_of(remaining[0]),
-                             snapshot=Snapshot(ins.offset, (), leaves_loop=True)))
+                             snapshot=Snapshot(ins.offset, (), normal=True)))
         self.stack.append((index, remaining[0]))
         return self.following[ins.offset]
 
