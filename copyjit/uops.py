@@ -223,6 +223,23 @@ def _branches(kind: str, type_name: str) -> list[Uop]:
     ]
 
 
+def _boxed_binary(name: str, call: str, doc: str) -> list[Uop]:
+    """`name` raises what the operation raises; `name`_OR_EXIT, for traces on
+    live frames, exits with the inputs in place so that the interpreter
+    re-executes the instruction and raises there: on 3.13.0 an exception
+    must not be raised from a monitoring callback (docs/cpython-facts.md).
+    Exact only where the operation has no side effects before it fails
+    (operands guarded to builtin types)."""
+    release = "Py_DECREF(left);\nPy_DECREF(right);"
+    return [
+        uop(name, f"res = {call};\n{release}\nERROR_IF(res == NULL);",
+            stack="left right -- res", doc=doc),
+        uop(f"{name}_OR_EXIT",
+            f"res = {call};\nif (res == NULL) {{\n    PyErr_Clear();\n}}\nEXIT_IF(res == NULL);\n{release}",
+            stack="left right -- res", doc=f"{doc}; if it fails, exit with the inputs in place"),
+    ]
+
+
 def _floor_division() -> list[Uop]:
     # Python rounds the quotient toward minus infinity and gives the
     # remainder the divisor's sign; C truncates, and traps on MIN / -1.
@@ -311,28 +328,10 @@ _TABLE: list[Uop] = [
         stack="value top -- value top",
         doc="exit unless the second of stack has type `operand0`",
     ),
-    uop(
-        "_BINARY_OP",
-        """
-        res = _PyEval_BinaryOps[oparg](left, right);
-        Py_DECREF(left);
-        Py_DECREF(right);
-        ERROR_IF(res == NULL);
-        """,
-        stack="left right -- res",
-        doc="boxed binary operator `oparg` (an NB_* number, as BINARY_OP)",
-    ),
-    uop(
-        "_COMPARE_OP",
-        """
-        res = PyObject_RichCompare(left, right, (int)oparg);
-        Py_DECREF(left);
-        Py_DECREF(right);
-        ERROR_IF(res == NULL);
-        """,
-        stack="left right -- res",
-        doc="boxed rich comparison `oparg` (Py_LT ... Py_GE)",
-    ),
+    *_boxed_binary("_BINARY_OP", "_PyEval_BinaryOps[oparg](left, right)",
+                   "boxed binary operator `oparg` (an NB_* number, as BINARY_OP)"),
+    *_boxed_binary("_COMPARE_OP", "PyObject_RichCompare(left, right, (int)oparg)",
+                   "boxed rich comparison `oparg` (Py_LT ... Py_GE)"),
     uop(
         "_TO_BOOL",
         """
@@ -356,39 +355,7 @@ _TABLE: list[Uop] = [
         stack="cond --",
         doc="pop a bool (guard or _TO_BOOL first: any other object counts as true); jump if False",
     ),
-    # --- boxed, for traces: failures exit so the interpreter re-executes --
-    # On 3.13.0 an exception must not be raised from a monitoring callback
-    # (docs/cpython-facts.md), so a trace leaves a failing instruction to
-    # the interpreter, inputs in place. Exact only where the operation has
-    # no side effects before it fails: operands guarded to builtin types.
-    uop(
-        "_BINARY_OP_OR_EXIT",
-        """
-        res = _PyEval_BinaryOps[oparg](left, right);
-        if (res == NULL) {
-            PyErr_Clear();
-        }
-        EXIT_IF(res == NULL);
-        Py_DECREF(left);
-        Py_DECREF(right);
-        """,
-        stack="left right -- res",
-        doc="boxed binary operator `oparg`; if it fails, exit with the inputs in place",
-    ),
-    uop(
-        "_COMPARE_OP_OR_EXIT",
-        """
-        res = PyObject_RichCompare(left, right, (int)oparg);
-        if (res == NULL) {
-            PyErr_Clear();
-        }
-        EXIT_IF(res == NULL);
-        Py_DECREF(left);
-        Py_DECREF(right);
-        """,
-        stack="left right -- res",
-        doc="boxed rich comparison `oparg`; if it fails, exit with the inputs in place",
-    ),
+    # --- boxed, for traces on live frames ---------------------------------
     uop(
         "_GUARD_IS_TRUE_POP",
         "EXIT_IF(cond != Py_True);",  # True is immortal: nothing to release
