@@ -373,15 +373,18 @@ def test_eval_breaker_exits_do_not_count_against_a_trace() -> None:
     sys.setswitchinterval(0.0005)
     thread = threading.Thread(target=other)
     thread.start()
+    deadline = time.monotonic() + 30
     try:
-        for _ in range(3):
-            int_arithmetic(2_000_000)
+        # Before the fix, 64 such exits discarded the trace (a second one
+        # was recorded) and 4 x 64 gave the loop up.
+        while jit.stats.exits < 300 and time.monotonic() < deadline:
+            int_arithmetic(1_000_000)
     finally:
         stop.set()
         thread.join()
         sys.setswitchinterval(interval)
         jit.disable()
-    assert jit.stats.exits > 100  # many GIL hand-overs, each an exit
+    assert jit.stats.exits >= 300  # GIL hand-overs, each an exit
     assert jit.stats.traces == 1 and not jit.stats.aborts
 
 
