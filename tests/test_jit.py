@@ -440,3 +440,26 @@ def test_a_signal_handler_exception_reaches_the_program(tmp_path: Path) -> None:
             print("interrupted by Timeout")
     """, "--threshold", "1")
     assert (done.returncode, done.stdout) == (0, "interrupted by Timeout\n")
+
+
+def test_loops_with_continue() -> None:
+    def skip(n: int) -> int:
+        total = 0
+        for i in range(n):
+            if i % 3 == 0:
+                continue
+            total += i * 2
+        return total
+
+    def skip_while(n: int) -> int:
+        i, total = 0, 0
+        while i < n:
+            i += 1
+            if i % 4 == 1:
+                continue
+            total -= i
+        return total
+
+    for function in (skip, skip_while):
+        stats = differential(function, 10_000)
+        assert stats["traces"] >= 1 and "an inner loop" not in stats["aborts"], stats

@@ -107,6 +107,10 @@ class _Recorder:
         self.instructions = {i.offset: i for i in dis.get_instructions(code)}
         offsets = sorted(self.instructions)
         self.following = dict(itertools.pairwise(offsets))
+        # The loop runs from dst to its last backedge: with `continue` there
+        # are several, and recording may have started at any of them.
+        self.end = max(i.offset for i in self.instructions.values()
+                       if i.opname == "JUMP_BACKWARD" and i.argval == dst)
         self.ops: list[Op] = []
         self.slots: dict[int, str] = {}
         self.stored: list[int] = []
@@ -272,7 +276,7 @@ class _Recorder:
         self.pending = None
         taken = outcome == jump_if
         other = self.following[ins.offset] if taken else ins.argval
-        leaves = not self.dst <= other <= self.src
+        leaves = not self.dst <= other <= self.end
         # An exit re-executes the comparison in the interpreter.
         stack = (*self.snapshot(compare_offset).stack, left, right)
         snapshot = Snapshot(compare_offset, stack, leaves)
@@ -282,7 +286,7 @@ class _Recorder:
     def _within_loop(self, offset: int) -> int:
         # Leaving the loop while recording (its last iteration, or a break)
         # says nothing about the loop: try again on a later iteration.
-        if not self.dst <= offset <= self.src:
+        if not self.dst <= offset <= self.end:
             raise Abort("the loop ended while recording", final=False, soon=True)
         return offset
 
@@ -296,7 +300,7 @@ class _Recorder:
         return self._within_loop(ins.argval)
 
     def op_JUMP_BACKWARD(self, ins: dis.Instruction) -> int | None:
-        if ins.offset != self.src or ins.argval != self.dst:
+        if ins.argval != self.dst:  # any backedge to the head closes the loop (`continue`)
             raise Abort("an inner loop")
         if self.stack:
             raise Abort("values left on the stack at the backedge")
