@@ -492,6 +492,11 @@ _TABLE: list[Uop] = [
         doc="exit when a signal, pending call or GIL drop request is waiting",
     ),
     uop(
+        "_COUNT",
+        "*(int64_t *)operand0 += 1;",
+        doc="add one to the 64-bit counter at `operand0` (a trace's iterations)",
+    ),
+    uop(
         "_SET_IP",
         "frame->instr_ptr = (_Py_CODEUNIT *)operand0;",
         doc="point the frame's instruction pointer at `operand0`",

@@ -38,8 +38,9 @@ class Lowered:
 
 
 class _Lowering:
-    def __init__(self, rec: Recording) -> None:
+    def __init__(self, rec: Recording, counter: int) -> None:
         self.rec = rec
+        self.counter = counter
         self.home = {slot: i for i, slot in enumerate(rec.slots)}
         self.temp = {v: len(self.home) + i for i, v in enumerate(
             v for v, op in enumerate(rec.ops) if op.name not in ("store", "branch"))}
@@ -76,6 +77,7 @@ class _Lowering:
             self.line(f"_SPILL_{_KIND[kind]} {r} oparg={self.home[slot]}")
         self.lines.append("loop:")
         self.line(f"_CHECK_EVAL_BREAKER exit={self.exit_label(Snapshot(self.rec.dst, (), normal=True))}")
+        self.line(f"_COUNT operand0={self.counter}")  # iterations, to tell short loops
         for index, op in enumerate(self.rec.ops):
             getattr(self, f"op_{op.name}")(index, op)
         self.line("_JUMP jump=loop")
@@ -172,5 +174,6 @@ class _Lowering:
         self.spill(index, "i0")
 
 
-def lower(rec: Recording) -> Lowered:
-    return _Lowering(rec).run()
+def lower(rec: Recording, counter: int) -> Lowered:
+    """`counter`: the address of an int64 the trace increments per iteration."""
+    return _Lowering(rec, counter).run()
