@@ -36,18 +36,6 @@ class HoleValue(enum.Enum):
 
 
 # Values that differ from one instruction of a trace to the next.
-PER_INSTRUCTION = frozenset(
-    {
-        HoleValue.CONTINUE,
-        HoleValue.JUMP_TARGET,
-        HoleValue.EXIT_TARGET,
-        HoleValue.ERROR_TARGET,
-        HoleValue.OPARG,
-        HoleValue.OPERAND0,
-        HoleValue.OPERAND1,
-    }
-)
-
 JMP_REL32 = 0xE9
 JMP_REL32_SIZE = 5
 

@@ -16,11 +16,9 @@ import itertools
 import struct
 import sys
 
-from copyjit.backend.runtime import Runtime, runtime
+from copyjit.backend.runtime import CELL, Runtime, runtime
 from copyjit.stencil import Hole, HoleKind, HoleValue
 from copyjit.uops import UOPS, variant_name
-
-_CELL = struct.Struct("<Qq")  # runtime.c's trace_cell: entry address, active count
 
 
 class EmitError(ValueError):
@@ -139,7 +137,7 @@ class Trace:
         self.constants = constants
         # The entry builtin reads the code address from this cell on each
         # call and counts the calls in progress (runtime.c's trace_cell).
-        self._cell = bytearray(_CELL.pack(address, 0))
+        self._cell = bytearray(CELL.pack(address, 0))
         self.entry = rt.entry_function(self._cell)
 
     def __call__(self, frame: object) -> int:
@@ -148,11 +146,6 @@ class Trace:
     @property
     def freed(self) -> bool:
         return self.size == 0
-
-    @property
-    def active(self) -> int:
-        """Calls of this trace in progress (in this and other threads)."""
-        return int(_CELL.unpack(self._cell)[1])
 
     def free(self) -> None:
         """Stop new calls (they raise RuntimeError) and give the code back.

@@ -62,10 +62,6 @@ class RawFrame:
     def stack(self) -> list[object]:
         return [self[i] for i in range(self.nlocals, self.stacktop)]
 
-    def push(self, value: object) -> None:
-        self[self.stacktop] = value
-        self.stacktop += 1
-
     def clear(self) -> None:
         """Drop every reference the frame holds; the stack becomes empty."""
         for index in range(max(self.stacktop, self.nlocals)):

@@ -24,6 +24,10 @@ from copyjit import stencils
 from copyjit.backend import memory
 from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
 
+# runtime.c's trace_cell: the trace's entry address, and its activations in
+# progress (over all threads), read by copyjit_enter on every call.
+CELL = struct.Struct("<Qq")
+
 METH_O = 0x0008
 METH_FASTCALL = 0x0080
 
@@ -108,7 +112,7 @@ class Runtime:
         with self._zombies_lock:
             running = []
             for cell, address, size in self._zombies:
-                if int.from_bytes(cell[8:16], "little", signed=True):
+                if CELL.unpack(cell)[1]:  # still running somewhere
                     running.append((cell, address, size))
                 else:
                     self.arena.free(address, size)
