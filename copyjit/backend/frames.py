@@ -19,6 +19,14 @@ _decref.argtypes = (ctypes.c_void_p,)
 _POINTER = ctypes.sizeof(ctypes.c_void_p)
 
 
+def slot_object(frame_address: int, index: int) -> object | None:
+    """The object in localsplus[index] of the _PyInterpreterFrame at
+    `frame_address` (a new reference), or None for an empty slot."""
+    offset = runtime().layout["frame.localsplus"] + _POINTER * index
+    address = ctypes.c_void_p.from_address(frame_address + offset).value
+    return None if not address else ctypes.cast(address, ctypes.py_object).value
+
+
 class RawFrame:
     def __init__(self, nlocals: int, stacksize: int = 8) -> None:
         layout = runtime().layout
@@ -54,10 +62,11 @@ class RawFrame:
 
     def __getitem__(self, index: int) -> object:
         """The object in slot `index` (locals first, then the stack)."""
-        address = self._slot(index).value
-        if not address:
+        self._slot(index)  # bounds
+        value = slot_object(self.address, index)
+        if value is None:
             raise UnboundLocalError(f"slot {index} is empty")
-        return ctypes.cast(address, ctypes.py_object).value
+        return value
 
     def stack(self) -> list[object]:
         return [self[i] for i in range(self.nlocals, self.stacktop)]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import ctypes
 from types import CodeType, FrameType
 
+from copyjit.backend.frames import slot_object
 from copyjit.backend.runtime import runtime
-
-_POINTER = ctypes.sizeof(ctypes.c_void_p)
 
 
 class Unbound:
@@ -25,9 +24,8 @@ def raw(frame: FrameType) -> int:
 
 
 def _slot(raw_frame: int, index: int) -> object:
-    address = ctypes.c_void_p.from_address(
-        raw_frame + runtime().layout["frame.localsplus"] + _POINTER * index).value
-    return UNBOUND if not address else ctypes.cast(address, ctypes.py_object).value
+    value = slot_object(raw_frame, index)
+    return UNBOUND if value is None else value
 
 
 def stack_depth(raw_frame: int, code: CodeType) -> int:
