@@ -19,12 +19,19 @@ _decref.argtypes = (ctypes.c_void_p,)
 _POINTER = ctypes.sizeof(ctypes.c_void_p)
 
 
-def slot_object(frame_address: int, index: int) -> object | None:
+class Unbound:
+    """What an empty slot (an unbound local) reads as: None is a value."""
+
+
+UNBOUND = Unbound()
+
+
+def slot_object(frame_address: int, index: int) -> object:
     """The object in localsplus[index] of the _PyInterpreterFrame at
-    `frame_address` (a new reference), or None for an empty slot."""
+    `frame_address` (a new reference), or UNBOUND for an empty slot."""
     offset = runtime().layout["frame.localsplus"] + _POINTER * index
     address = ctypes.c_void_p.from_address(frame_address + offset).value
-    return None if not address else ctypes.cast(address, ctypes.py_object).value
+    return UNBOUND if not address else ctypes.cast(address, ctypes.py_object).value
 
 
 class RawFrame:
@@ -64,7 +71,7 @@ class RawFrame:
         """The object in slot `index` (locals first, then the stack)."""
         self._slot(index)  # bounds
         value = slot_object(self.address, index)
-        if value is None:
+        if value is UNBOUND:
             raise UnboundLocalError(f"slot {index} is empty")
         return value
 

@@ -9,23 +9,11 @@ from copyjit.backend.frames import slot_object
 from copyjit.backend.runtime import runtime
 
 
-class Unbound:
-    """A local with no value."""
-
-
-UNBOUND = Unbound()
-
-
 def raw(frame: FrameType) -> int:
     """The address of the frame's _PyInterpreterFrame."""
     address = ctypes.c_void_p.from_address(id(frame) + runtime().layout["frame_object.f_frame"]).value
     assert address is not None
     return address
-
-
-def _slot(raw_frame: int, index: int) -> object:
-    value = slot_object(raw_frame, index)
-    return UNBOUND if value is None else value
 
 
 def stack_depth(raw_frame: int, code: CodeType) -> int:
@@ -35,12 +23,12 @@ def stack_depth(raw_frame: int, code: CodeType) -> int:
 
 
 def read_local(raw_frame: int, index: int) -> object:
-    return _slot(raw_frame, index)
+    return slot_object(raw_frame, index)
 
 
 def read_stack(raw_frame: int, code: CodeType) -> list[object]:
     base = code.co_nlocals
-    return [_slot(raw_frame, base + i) for i in range(stack_depth(raw_frame, code))]
+    return [slot_object(raw_frame, base + i) for i in range(stack_depth(raw_frame, code))]
 
 
 def instruction_address(code: CodeType, offset: int) -> int:

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from types import CodeType
 from typing import Any
 
-from copyjit.trace.frames import UNBOUND, read_local, read_stack
+from copyjit.backend.frames import UNBOUND
+from copyjit.trace.frames import read_local, read_stack
 
 INT64 = (-(2**63), 2**63 - 1)
 MAX_INSTRUCTIONS = 500
