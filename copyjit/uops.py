@@ -240,6 +240,38 @@ def _boxed_binary(name: str, call: str, doc: str) -> list[Uop]:
     ]
 
 
+def _range_iteration() -> list[Uop]:
+    """Step CPython's range iterator in place, pushing the value boxed or
+    leaving it in a register; exit when exhausted (or not a range iterator)."""
+    guards = """
+        EXIT_IF(Py_TYPE(iter) != &PyRangeIter_Type);
+        _PyRangeIterObject *r = (_PyRangeIterObject *)iter;
+        EXIT_IF(r->len <= 0);
+    """
+    # CPython only makes this iterator when every step fits in a long;
+    # unsigned arithmetic keeps it defined behaviour all the same.
+    step = """
+        r->start = (long)((unsigned long)r->start + (unsigned long)r->step);
+        r->len--;
+    """
+    boxed = """
+        next = PyLong_FromLong(r->start);
+        if (next == NULL) {
+            PyErr_Clear();
+        }
+        EXIT_IF(next == NULL);
+    """
+    def body(*parts: str) -> str:
+        return "\n".join(textwrap.dedent(part).strip() for part in parts)
+
+    return [
+        uop("_FOR_ITER_RANGE", body(guards, boxed, step), stack="iter -- iter next",
+            doc="push the next value of a range iterator; exit when exhausted (or not one)"),
+        uop("_FOR_ITER_RANGE_UNBOXED", body(guards, "next = r->start;", step), stack="iter -- iter",
+            regs="-- next:i", doc="the next value of a range iterator, in a register; exit when exhausted"),
+    ]
+
+
 def _floor_division() -> list[Uop]:
     # Python rounds the quotient toward minus infinity and gives the
     # remainder the divisor's sign; C truncates, and traps on MIN / -1.
@@ -368,39 +400,7 @@ _TABLE: list[Uop] = [
         stack="cond --",
         doc="pop the top of stack, which must be False (the branch the trace recorded)",
     ),
-    uop(
-        "_FOR_ITER_RANGE",
-        """
-        EXIT_IF(Py_TYPE(iter) != &PyRangeIter_Type);
-        _PyRangeIterObject *r = (_PyRangeIterObject *)iter;
-        EXIT_IF(r->len <= 0);
-        next = PyLong_FromLong(r->start);
-        if (next == NULL) {
-            PyErr_Clear();
-        }
-        EXIT_IF(next == NULL);
-        // CPython only makes this iterator when every step fits in a long;
-        // unsigned arithmetic keeps it defined behaviour all the same.
-        r->start = (long)((unsigned long)r->start + (unsigned long)r->step);
-        r->len--;
-        """,
-        stack="iter -- iter next",
-        doc="push the next value of a range iterator; exit when exhausted (or not one)",
-    ),
-    uop(
-        "_FOR_ITER_RANGE_UNBOXED",
-        """
-        EXIT_IF(Py_TYPE(iter) != &PyRangeIter_Type);
-        _PyRangeIterObject *r = (_PyRangeIterObject *)iter;
-        EXIT_IF(r->len <= 0);
-        next = r->start;
-        r->start = (long)((unsigned long)r->start + (unsigned long)r->step);
-        r->len--;
-        """,
-        stack="iter -- iter",
-        regs="-- next:i",
-        doc="the next value of a range iterator, in a register; exit when exhausted",
-    ),
+    *_range_iteration(),
     # --- between boxed and unboxed ---------------------------------------
     uop(
         "_UNBOX_INT",
