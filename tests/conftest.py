@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dis
 import functools
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
@@ -12,6 +13,17 @@ from copyjit.backend.frames import RawFrame
 
 # NB_* numbers of BINARY_OP, by operator symbol ("+", "//", "**", ...).
 NB = {symbol: index for index, (_, symbol) in enumerate(dis._nb_ops)}  # type: ignore[attr-defined]
+
+
+def outcome(function: Callable[..., object], *args: object) -> tuple[object, ...]:
+    """What a call did, comparable between CPython and the JIT: the repr of
+    its result (so that NaN equals NaN), or the exception with the line it
+    was raised at."""
+    try:
+        return ("returned", repr(function(*args)))
+    except Exception as e:
+        last = traceback.extract_tb(e.__traceback__)[-1]
+        return ("raised", type(e).__name__, str(e), last.lineno, last.line)
 
 
 def cached_trace(text: str, **env: int) -> Trace:

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import os
 import random
-import traceback
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from copyjit.trace.jit import JIT
+from tests.conftest import outcome
 
 _VARIABLES = ["a", "b", "c", "x", "y"]
 _PROGRAMS = int(os.environ.get("COPYJIT_FUZZ_PROGRAMS", "0"))
@@ -71,13 +70,6 @@ def source(seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _outcome(function: Callable[..., Any], args: tuple[object, ...]) -> tuple[object, ...]:
-    try:
-        return ("returned", repr(function(*args)))
-    except Exception as e:
-        return ("raised", type(e).__name__, str(e), traceback.extract_tb(e.__traceback__)[-1].lineno)
-
-
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_loop_gives_cpython_results(seed: int) -> None:
     text = source(seed)
@@ -87,11 +79,11 @@ def test_random_loop_gives_cpython_results(seed: int) -> None:
     r = random.Random(-seed)
     calls = [(r.randint(0, 300), r.choice([1, 7, -3, 2**20, 0.5]), r.choice([2, -9, 3.25]),
               r.choice([5, 0, -1])) for _ in range(3)]
-    expected = [_outcome(function, args) for args in calls]
+    expected = [outcome(function, *args) for args in calls]
     jit = JIT(threshold=r.choice([1, 2, 5]))
     jit.enable(function.__code__)
     try:
-        got = [_outcome(function, args) for args in calls]
+        got = [outcome(function, *args) for args in calls]
     finally:
         jit.disable()
     assert got == expected, f"\n{text}\ncalls: {calls}"

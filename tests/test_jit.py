@@ -11,7 +11,6 @@ import sys
 import textwrap
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,16 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from copyjit.trace.jit import JIT
+from tests.conftest import outcome
 
 ROOT = Path(__file__).parent.parent
-
-
-def outcome(function: Callable[..., Any], *args: object) -> tuple[object, ...]:
-    try:
-        return ("returned", function(*args))
-    except Exception as e:
-        last = traceback.extract_tb(e.__traceback__)[-1]
-        return ("raised", type(e).__name__, str(e), last.lineno, last.line)
 
 
 def differential(function: Callable[..., Any], *args: object, threshold: int = 1) -> dict[str, Any]:
