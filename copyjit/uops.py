@@ -11,8 +11,10 @@ A declaration has:
   as ``"inputs -- outputs"`` (CPython's ``bytecodes.c`` notation). A name on
   both sides at the same depth is left in place.
 * ``regs``: unboxed values in machine registers, as ``"a:i b:f -- res:f"``
-  where ``:i`` is a 64-bit int register and ``:f`` a double register. Each
-  register operand becomes one of ``REGISTERS[kind]`` in each variant.
+  where ``:i`` is a 64-bit int register, ``:f`` a double register and ``:o``
+  an object pointer (in an int register). Each register operand becomes one
+  of ``REGISTERS[kind]`` in each variant. Unless its doc says otherwise, a
+  uop borrows its ``:o`` inputs and returns new references.
 * ``body``: C, run with the inputs bound to local variables, that assigns the
   outputs. It may use ``oparg``, ``operand0``, ``operand1`` (patched holes),
   ``EXIT_IF(cond)`` (guard: leave to the exit target with nothing changed),
@@ -31,14 +33,19 @@ import re
 import textwrap
 from collections.abc import Iterator
 
-SPILL_SLOTS = 64  # per activation of a trace, on the C stack (see runtime.c)
+SPILL_SLOTS = 128  # per activation of a trace, on the C stack (see runtime.c)
 OPARG_MAX = 2**32 - 1
 
 REGISTERS: dict[str, tuple[str, ...]] = {
     "i": ("i0", "i1", "i2", "i3"),
     "f": ("f0", "f1", "f2", "f3"),
+    # An object pointer travels in the int registers: one register file
+    # for words, one for doubles, as in the machine.
+    "o": ("i0", "i1", "i2", "i3"),
 }
-C_TYPES = {"i": "intptr_t", "f": "double"}
+C_TYPES = {"i": "intptr_t", "f": "double", "o": "PyObject *"}
+# The C type of the machine register an operand of each kind lives in.
+REGISTER_TYPES = {"i": "intptr_t", "f": "double", "o": "intptr_t"}
 
 
 # Calls a body may make that never run Python code, free objects or start
@@ -51,6 +58,8 @@ _NON_ESCAPING = frozenset({
     "_PyLong_IsCompact", "_PyLong_CompactValue", "_Py_atomic_load_uintptr_relaxed",
     "__builtin_add_overflow", "__builtin_sub_overflow", "__builtin_mul_overflow",
     "__builtin_memcpy",
+    "Py_INCREF", "PyList_GET_SIZE", "PyList_GET_ITEM", "PyTuple_GET_SIZE", "PyTuple_GET_ITEM",
+    "DK_UNICODE_ENTRIES", "PyList_SET_ITEM",
 })
 _CALL = re.compile(r"(\b[A-Za-z_]\w*|[\])])\s*\(")
 _CAST = re.compile(r"\s*(const\s+)?((unsigned|signed)\s+)?[A-Za-z_]\w*[\s*]*")
@@ -171,7 +180,7 @@ def _parse_regs(text: str) -> tuple[tuple[RegOperand, ...], tuple[RegOperand, ..
         for word in part.split():
             name, _, kind = word.partition(":")
             if kind not in REGISTERS:
-                raise ValueError(f"register operand {word!r} needs :i or :f")
+                raise ValueError(f"register operand {word!r} needs :i, :f or :o")
             result.append(RegOperand(name, kind))
         return tuple(result)
 
@@ -310,6 +319,263 @@ def _spills() -> list[Uop]:
             oparg_max=last, doc="spill slot `oparg` = a"),
         uop("_RELOAD_FLOAT", f"__builtin_memcpy(&res, &{slot}, sizeof(res));", regs="-- res:f",
             oparg_max=last, doc="res = spill slot `oparg`"),
+    ]
+
+
+_CLEAR_AND_EXIT = "if (res == NULL) {\n    PyErr_Clear();\n}\nEXIT_IF(res == NULL);"
+
+
+def _enumerate(kind: str) -> Uop:
+    """`for i, item in enumerate(seq)` without the pair: FOR_ITER and
+    UNPACK_SEQUENCE 2 in one step that allocates nothing, so cannot fail
+    after it has advanced anything."""
+    seq = f"Py{kind.title()}Object"
+    return uop(
+        f"_FOR_ITER_ENUMERATE_{kind}_O",
+        f"""
+        // enumobject's first fields (Objects/enumobject.c, 3.13).
+        typedef struct {{
+            PyObject_HEAD
+            Py_ssize_t en_index;
+            PyObject *en_sit;
+            PyObject *en_result;
+            PyObject *en_longindex;
+        }} enum_head;
+        EXIT_IF(Py_TYPE(iter) != &PyEnum_Type);
+        enum_head *en = (enum_head *)iter;
+        EXIT_IF(Py_TYPE(en->en_sit) != &Py{kind.title()}Iter_Type);
+        EXIT_IF(en->en_longindex != NULL || en->en_index == PY_SSIZE_T_MAX);
+        _Py{kind.title()}IterObject *it = (_Py{kind.title()}IterObject *)en->en_sit;
+        {seq} *seq = it->it_seq;
+        EXIT_IF(seq == NULL || it->it_index >= Py{kind.title()}_GET_SIZE(seq));
+        item = Py_NewRef(Py{kind.title()}_GET_ITEM(seq, it->it_index));
+        it->it_index++;
+        index = en->en_index++;
+        """,
+        stack="iter -- iter",
+        regs="-- index:i item:o",
+        doc=f"the next (index, item) of an enumerate over a {kind.lower()} iterator, "
+            "unpacked; exits when exhausted (or not one)",
+    )
+
+
+def _objects() -> list[Uop]:
+    """Boxed values in registers. A trace owns one reference to each object
+    in a register or spill slot; `_DECREF_O` releases it, `_PUSH_O` hands it
+    to the frame's stack at an exit."""
+    return [
+        uop("_LOAD_FAST_O", "res = Py_NewRef(frame->localsplus[oparg]);",
+            regs="-- res:o", doc="res = local `oparg` (must be bound)"),
+        uop("_LOAD_FAST_CHECK_O",
+            """
+            EXIT_IF(frame->localsplus[oparg] == NULL);
+            res = Py_NewRef(frame->localsplus[oparg]);
+            """,
+            regs="-- res:o", doc="res = local `oparg`; exit if it is unbound"),
+        uop("_STORE_FAST_O",
+            """
+            PyObject *old = frame->localsplus[oparg];
+            frame->localsplus[oparg] = a;
+            Py_XDECREF(old);
+            """,
+            regs="a:o --", doc="local `oparg` = a (takes the reference)"),
+        uop("_LOAD_CONST_O", "res = Py_NewRef((PyObject *)operand0);", regs="-- res:o",
+            doc="res = the object at `operand0` (keep it alive with the trace's constants)"),
+        uop("_DECREF_O", "Py_DECREF(a);", regs="a:o --", doc="release a"),
+        uop("_PUSH_O", "value = a;", stack="-- value", regs="a:o --",
+            doc="push a onto the frame's stack (hands over the reference)"),
+        uop("_PUSH_NULL", "value = NULL;", stack="-- value", doc="push NULL (CALL's empty self slot)"),
+        uop("_GUARD_TYPE_O", "EXIT_IF(Py_TYPE(a) != (PyTypeObject *)operand0);", regs="a:o --",
+            doc="exit unless a's type is `operand0`"),
+        uop("_GUARD_IS_O", "EXIT_IF(a != (PyObject *)operand0);", regs="a:o --",
+            doc="exit unless a is the object `operand0`"),
+        uop("_GUARD_IS_NOT_O", "EXIT_IF(a == (PyObject *)operand0);", regs="a:o --",
+            doc="exit if a is the object `operand0`"),
+        uop(
+            "_GUARD_TYPE_VERSION_O",
+            "EXIT_IF(Py_TYPE(a)->tp_version_tag != (unsigned int)operand0);",
+            regs="a:o --",
+            doc="exit unless a's type is unchanged since version `operand0` was taken",
+        ),
+        uop(
+            "_UNBOX_INT_O",
+            """
+            EXIT_IF(!PyLong_CheckExact(a) || !_PyLong_IsCompact((PyLongObject *)a));
+            res = _PyLong_CompactValue((PyLongObject *)a);
+            """,
+            regs="a:o -- res:i",
+            doc="res = a as a machine int; exits unless a is an exact, compact int",
+        ),
+        uop("_UNBOX_FLOAT_O", "EXIT_IF(!PyFloat_CheckExact(a));\nres = PyFloat_AS_DOUBLE(a);",
+            regs="a:o -- res:f", doc="res = a as a double; exits unless a is an exact float"),
+        # Boxing fails only when memory is exhausted: nothing has changed
+        # yet, so exit and let the interpreter run out of memory itself.
+        *[uop(f"_BOX_{kind}_O", f"res = {make}(a);\n{_CLEAR_AND_EXIT}", regs=f"a:{k} -- res:o",
+              doc=f"res = {kind.lower()}(a)")
+          for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
+        uop(
+            "_LOAD_GLOBAL_MODULE_O",
+            """
+            PyDictKeysObject *keys = ((PyDictObject *)frame->f_globals)->ma_keys;
+            EXIT_IF(keys->dk_version != (uint32_t)operand0);
+            res = DK_UNICODE_ENTRIES(keys)[oparg].me_value;
+            EXIT_IF(res == NULL);
+            Py_INCREF(res);
+            """,
+            regs="-- res:o",
+            doc="res = the global in entry `oparg` of the globals' keys, version `operand0`",
+        ),
+        uop(
+            "_LOAD_GLOBAL_BUILTIN_O",
+            """
+            PyDictKeysObject *globals = ((PyDictObject *)frame->f_globals)->ma_keys;
+            PyDictKeysObject *keys = ((PyDictObject *)frame->f_builtins)->ma_keys;
+            EXIT_IF(globals->dk_version != (uint32_t)operand0);
+            EXIT_IF(keys->dk_version != (uint32_t)operand1);
+            res = DK_UNICODE_ENTRIES(keys)[oparg].me_value;
+            EXIT_IF(res == NULL);
+            Py_INCREF(res);
+            """,
+            regs="-- res:o",
+            doc="res = the builtin in entry `oparg` of the builtins' keys (version `operand1`), "
+                "not shadowed by a global (globals' keys version `operand0`)",
+        ),
+        uop(
+            "_LOAD_ATTR_MODULE_O",
+            """
+            PyDictKeysObject *keys = ((PyDictObject *)((PyModuleObject *)a)->md_dict)->ma_keys;
+            EXIT_IF(keys->dk_version != (uint32_t)operand0);
+            res = DK_UNICODE_ENTRIES(keys)[oparg].me_value;
+            EXIT_IF(res == NULL);
+            Py_INCREF(res);
+            """,
+            regs="a:o -- res:o",
+            doc="res = the attribute in entry `oparg` of module a's dict keys, version `operand0` "
+                "(a guarded to be a module)",
+        ),
+        uop(
+            "_LOAD_ATTR_GENERIC_O",
+            """
+            res = PyObject_GenericGetAttr(a, (PyObject *)operand0);
+            if (res == NULL) {
+                PyErr_Clear();
+            }
+            EXIT_IF(res == NULL);
+            """,
+            regs="a:o -- res:o",
+            doc="res = a.`operand0` by generic lookup; exits if it fails (a's type is guarded to "
+                "one whose lookup has no side effects)",
+        ),
+        uop(
+            "_CALL_O",
+            """
+            res = PyObject_Vectorcall(f, (PyObject *const *)&slots[oparg], operand0, NULL);
+            ERROR_IF(res == NULL);
+            """,
+            regs="f:o -- res:o",
+            doc="res = f(*spill slots `oparg` .. `oparg + operand0`)",
+        ),
+        uop(
+            "_RERAISER_O",
+            """
+            PyObject *raised = PyErr_GetRaisedException();
+            res = PyCFunction_NewEx((PyMethodDef *)operand0, raised, NULL);
+            Py_DECREF(raised);
+            if (res == NULL) {
+                Py_FatalError("copyjit: no memory to hand an exception back to the interpreter");
+            }
+            Py_DECREF(f);
+            """,
+            regs="f:o -- res:o",
+            doc="replace callable f by a builtin (method def `operand0`) that raises the exception "
+                "that is set, for the interpreter to call at the CALL that raised",
+        ),
+        uop(
+            "_LEN_O",
+            "res = Py_SIZE(a);",
+            regs="a:o -- res:i",
+            doc="res = len(a) for a guarded list or tuple",
+        ),
+        uop(
+            "_LIST_APPEND_O",
+            "ERROR_IF(PyList_Append(list, item) < 0);",
+            regs="list:o item:o --",
+            doc="list.append(item) (borrows both)",
+        ),
+        uop(
+            "_BINARY_SUBSCR_LIST_INT_O",
+            """
+            Py_ssize_t size = PyList_GET_SIZE(seq);
+            Py_ssize_t at = index < 0 ? index + size : index;
+            EXIT_IF((size_t)at >= (size_t)size);
+            res = Py_NewRef(PyList_GET_ITEM(seq, at));
+            """,
+            regs="seq:o index:i -- res:o",
+            doc="res = seq[index] for a guarded list; exits when out of range",
+        ),
+        uop(
+            "_BINARY_SUBSCR_TUPLE_INT_O",
+            """
+            Py_ssize_t size = PyTuple_GET_SIZE(seq);
+            Py_ssize_t at = index < 0 ? index + size : index;
+            EXIT_IF((size_t)at >= (size_t)size);
+            res = Py_NewRef(PyTuple_GET_ITEM(seq, at));
+            """,
+            regs="seq:o index:i -- res:o",
+            doc="res = seq[index] for a guarded tuple; exits when out of range",
+        ),
+        uop(
+            "_STORE_SUBSCR_LIST_INT_O",
+            """
+            Py_ssize_t size = PyList_GET_SIZE(seq);
+            Py_ssize_t at = index < 0 ? index + size : index;
+            EXIT_IF((size_t)at >= (size_t)size);
+            PyObject *old = PyList_GET_ITEM(seq, at);
+            PyList_SET_ITEM(seq, at, value);
+            Py_DECREF(old);
+            """,
+            regs="value:o seq:o index:i --",
+            doc="seq[index] = value for a guarded list (takes value); exits when out of range",
+        ),
+        uop(
+            "_UNPACK_TUPLE2_O",
+            """
+            EXIT_IF(!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != 2);
+            a = Py_NewRef(PyTuple_GET_ITEM(t, 0));
+            b = Py_NewRef(PyTuple_GET_ITEM(t, 1));
+            """,
+            regs="t:o -- a:o b:o",
+            doc="a, b = t for a tuple of two; exits otherwise",
+        ),
+        uop(
+            "_FOR_ITER_LIST_O",
+            """
+            EXIT_IF(Py_TYPE(iter) != &PyListIter_Type);
+            _PyListIterObject *it = (_PyListIterObject *)iter;
+            PyListObject *seq = it->it_seq;
+            EXIT_IF(seq == NULL || it->it_index >= PyList_GET_SIZE(seq));
+            next = Py_NewRef(PyList_GET_ITEM(seq, it->it_index));
+            it->it_index++;
+            """,
+            stack="iter -- iter",
+            regs="-- next:o",
+            doc="the next item of a list iterator; exits when exhausted (or not one)",
+        ),
+        uop(
+            "_FOR_ITER_TUPLE_O",
+            """
+            EXIT_IF(Py_TYPE(iter) != &PyTupleIter_Type);
+            _PyTupleIterObject *it = (_PyTupleIterObject *)iter;
+            PyTupleObject *seq = it->it_seq;
+            EXIT_IF(seq == NULL || it->it_index >= PyTuple_GET_SIZE(seq));
+            next = Py_NewRef(PyTuple_GET_ITEM(seq, it->it_index));
+            it->it_index++;
+            """,
+            stack="iter -- iter",
+            regs="-- next:o",
+            doc="the next item of a tuple iterator; exits when exhausted (or not one)",
+        ),
+        *[_enumerate(kind) for kind in ("LIST", "TUPLE")],
     ]
 
 
@@ -484,6 +750,7 @@ _TABLE: list[Uop] = [
     *_branches("i", "INT"),
     *_branches("f", "FLOAT"),
     *_spills(),
+    *_objects(),
     # --- control ---------------------------------------------------------
     uop(
         "_CHECK_EVAL_BREAKER",

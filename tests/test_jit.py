@@ -5,6 +5,7 @@ the interpreter (Ctrl-C, threads, tracers) intact."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -135,15 +136,15 @@ def test_generated_numeric_loops(n: int, start: int, step: int, scale: float) ->
 
 
 def test_unsupported_loops_abort_with_a_reason() -> None:
-    def calls(n: int) -> list[int]:
-        out = []
+    def words(n: int) -> dict[int, str]:
+        out = {}
         for i in range(n):
-            out.append(i)
+            out[i] = str(i)
         return out
 
-    stats = differential(calls, 100)
+    stats = differential(words, 100)
     assert stats["traces"] == 0
-    assert stats["aborts"] == {"a value of type list (only ints that fit 64 bits and floats)": 1}
+    assert stats["aborts"] == {"item assignment to a dict": 1}
 
 
 def test_stats_have_the_documented_fields() -> None:
@@ -228,7 +229,7 @@ def test_run_matches_python_and_reports_stats(tmp_path: Path) -> None:
     jitted = _run(tmp_path, PROGRAM, "--stats-json", "stats.json", "--threshold", "1")
     assert (jitted.returncode, jitted.stdout, jitted.stderr) == (plain.returncode, plain.stdout, plain.stderr)
     stats = json.loads((tmp_path / "stats.json").read_text())
-    assert stats["traces"] == 1 and stats["native_entries"] >= 1
+    assert stats["traces"] >= 1 and stats["native_entries"] >= 1
 
 
 def test_run_gives_the_same_traceback_and_exit_code(tmp_path: Path) -> None:
@@ -245,7 +246,7 @@ def test_run_gives_the_same_traceback_and_exit_code(tmp_path: Path) -> None:
 
 def test_run_stats_to_stderr_and_off_switch(tmp_path: Path) -> None:
     on = _run(tmp_path, PROGRAM, "--stats", "--threshold", "1")
-    assert "copyjit: 1 traces" in on.stderr
+    assert re.search(r"copyjit: [1-9]\d* traces", on.stderr)
     off = _run(tmp_path, PROGRAM, "--stats", env={"COPYJIT": "0"})
     assert "copyjit: 0 traces" in off.stderr and off.stdout == on.stdout
 

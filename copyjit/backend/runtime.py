@@ -95,6 +95,14 @@ class Runtime:
         self._method = PyMethodDef(b"copyjit_trace", self.functions["copyjit_enter"], METH_O, None)
         self._on_jump = PyMethodDef(b"copyjit_on_jump", self.functions["copyjit_on_jump"],
                                     METH_FASTCALL, None)
+        # Raises its `self` when called: the CALL that raised inside a trace
+        # re-executes in the interpreter with this in place of the callable.
+        self.reraise_def = PyMethodDef(b"copyjit_reraise", self.functions["copyjit_reraise"],
+                                       METH_FASTCALL, None)
+        self.keys_version = ctypes.PYFUNCTYPE(ctypes.c_uint32, ctypes.py_object)(
+            self.functions["copyjit_keys_version"])
+        self.key_index = ctypes.PYFUNCTYPE(ctypes.c_ssize_t, ctypes.py_object, ctypes.py_object)(
+            self.functions["copyjit_key_index"])
         # Freed traces still running: (cell, address, size), released by reap().
         self._zombies: list[tuple[bytearray, int, int]] = []
         self._zombies_lock = threading.Lock()  # taken before the arena's, never after
@@ -176,6 +184,10 @@ class Runtime:
         in `counters` and calls `handler` for the rest, never letting an
         exception out (see copyjit_on_jump in runtime.c)."""
         return _new_cfunction(ctypes.addressof(self._on_jump), (handler, counters, threshold), None)
+
+    def reraiser(self, exception: BaseException) -> object:
+        """A builtin that raises `exception` when called (see copyjit_reraise)."""
+        return _new_cfunction(ctypes.addressof(self.reraise_def), exception, None)
 
     def entry_function(self, cell: bytearray) -> object:
         """A builtin function whose C implementation enters the trace in `cell`."""

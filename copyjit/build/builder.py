@@ -17,7 +17,8 @@ from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
 from copyjit.uops import SPILL_SLOTS, UOPS
 
 C_DIR = pathlib.Path(__file__).parent.parent / "c"
-RUNTIME_FUNCTIONS = ("copyjit_enter", "copyjit_on_jump", "copyjit_write_code")
+RUNTIME_FUNCTIONS = ("copyjit_enter", "copyjit_on_jump", "copyjit_write_code",
+                     "copyjit_reraise", "copyjit_keys_version", "copyjit_key_index")
 
 # Sections every object file has that carry nothing a stencil needs.
 IGNORED_SECTIONS = frozenset(
@@ -165,6 +166,7 @@ def sources() -> dict[str, str]:
     """Every translation unit, by name: one per uop, plus the runtime."""
     units = {name: cgen.uop_source(op) for name, op in UOPS.items()}
     units["runtime"] = (C_DIR / "runtime.c").read_text()
+    units["objects"] = (C_DIR / "objects.c").read_text()
     return units
 
 

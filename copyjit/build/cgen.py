@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import textwrap
 
-from copyjit.uops import C_TYPES, Uop, Variant
+from copyjit.uops import C_TYPES, REGISTER_TYPES, Uop, Variant
 
 HEADER = '#include "copyjit.h"\n'
 
@@ -68,7 +68,8 @@ def variant_source(variant: Variant) -> str:
     for index, name in enumerate(op.stack_in):
         lines.append(f"    PyObject *{name} = sp[{index - depth}];")
     for operand, reg in zip(op.reg_in, variant.ins, strict=True):
-        lines.append(f"    {C_TYPES[operand.kind]} {operand.name} = {reg};")
+        ctype = C_TYPES[operand.kind]
+        lines.append(f"    {ctype} {operand.name} = ({ctype}){reg};")
     pushed = op.stack_out[op.kept :]
     lines += [f"    PyObject *{name};" for name in pushed]
     lines += [f"    {C_TYPES[o.kind]} {o.name};" for o in op.reg_out]
@@ -82,7 +83,7 @@ def variant_source(variant: Variant) -> str:
     if pushed:
         lines.append(f"    sp += {len(pushed)};")
     for operand, reg in zip(op.reg_out, variant.outs, strict=True):
-        lines.append(f"    {reg} = {operand.name};")
+        lines.append(f"    {reg} = ({REGISTER_TYPES[operand.kind]}){operand.name};")
     if not op.ends_trace:
         lines.append("    TAIL(_JIT_CONTINUE);")
     lines.append("}")

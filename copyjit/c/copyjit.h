@@ -12,9 +12,13 @@
 #define Py_BUILD_CORE 1
 #include "Python.h"
 #include "internal/pycore_ceval.h"
+#include "internal/pycore_dict.h"
 #include "internal/pycore_frame.h"
+#include "internal/pycore_list.h"
 #include "internal/pycore_long.h"
+#include "internal/pycore_moduleobject.h"
 #include "internal/pycore_range.h"
+#include "internal/pycore_tuple.h"
 #include <stdint.h>
 #include <string.h>
 

@@ -1,12 +1,25 @@
-"""Reading a live frame at a JUMP event (where its stack pointer is saved)."""
+"""Reading and writing a live frame at a JUMP event (where its stack
+pointer is saved, and CPython reloads it and the instruction pointer when
+the callback returns)."""
 
 from __future__ import annotations
 
 import ctypes
 from types import CodeType, FrameType
 
-from copyjit.backend.frames import slot_object
+from copyjit.backend.frames import UNBOUND, Unbound, slot_object
 from copyjit.backend.runtime import runtime
+
+_POINTER = ctypes.sizeof(ctypes.c_void_p)
+NULL: Unbound = UNBOUND  # an empty stack slot (CALL's missing self) reads as an unbound local does
+
+_incref = ctypes.pythonapi.Py_IncRef
+_incref.argtypes = (ctypes.py_object,)
+_decref = ctypes.pythonapi.Py_DecRef
+_decref.argtypes = (ctypes.c_void_p,)
+_assign_version = ctypes.pythonapi.PyUnstable_Type_AssignVersionTag
+_assign_version.argtypes = (ctypes.py_object,)
+_assign_version.restype = ctypes.c_int
 
 
 def raw(frame: FrameType) -> int:
@@ -16,10 +29,13 @@ def raw(frame: FrameType) -> int:
     return address
 
 
+def _field(raw_frame: int, name: str) -> int:
+    return raw_frame + runtime().layout[name]
+
+
 def stack_depth(raw_frame: int, code: CodeType) -> int:
     """Values on the stack, above the locals."""
-    top = ctypes.c_int.from_address(raw_frame + runtime().layout["frame.stacktop"]).value
-    return top - code.co_nlocals
+    return ctypes.c_int.from_address(_field(raw_frame, "frame.stacktop")).value - code.co_nlocals
 
 
 def read_local(raw_frame: int, index: int) -> object:
@@ -31,6 +47,56 @@ def read_stack(raw_frame: int, code: CodeType) -> list[object]:
     return [slot_object(raw_frame, base + i) for i in range(stack_depth(raw_frame, code))]
 
 
+def read_globals(raw_frame: int) -> tuple[dict[str, object], dict[str, object]]:
+    """The frame's globals and builtins dicts."""
+    def at(name: str) -> dict[str, object]:
+        address = ctypes.c_void_p.from_address(_field(raw_frame, name)).value or 0
+        value = ctypes.cast(address, ctypes.py_object).value
+        assert type(value) is dict
+        return value
+
+    return at("frame.f_globals"), at("frame.f_builtins")
+
+
+def _slot(raw_frame: int, index: int) -> ctypes.c_void_p:
+    return ctypes.c_void_p.from_address(_field(raw_frame, "frame.localsplus") + _POINTER * index)
+
+
+def write_local(raw_frame: int, index: int, value: object) -> None:
+    """Bind local `index` as STORE_FAST does (the old value is released last)."""
+    slot = _slot(raw_frame, index)
+    old = slot.value
+    _incref(value)
+    slot.value = id(value)
+    if old:
+        _decref(old)
+
+
+def push(raw_frame: int, values: list[object]) -> None:
+    """Push new references to `values` (NULL for `NULL`) onto the frame's stack."""
+    top = ctypes.c_int.from_address(_field(raw_frame, "frame.stacktop"))
+    for value in values:
+        if value is NULL:
+            _slot(raw_frame, top.value).value = None
+        else:
+            _incref(value)
+            _slot(raw_frame, top.value).value = id(value)
+        top.value += 1
+
+
+def set_instruction(raw_frame: int, code: CodeType, offset: int) -> None:
+    """Make CPython continue at the instruction at `offset`."""
+    ctypes.c_void_p.from_address(_field(raw_frame, "frame.instr_ptr")).value = \
+        instruction_address(code, offset)
+
+
 def instruction_address(code: CodeType, offset: int) -> int:
     """What `frame->instr_ptr` holds while executing the instruction at `offset`."""
     return id(code) + runtime().layout["code.co_code_adaptive"] + offset
+
+
+def type_version(cls: type) -> int:
+    """The type's version tag, assigned if it has none (0: none available)."""
+    if not _assign_version(cls):
+        return 0
+    return ctypes.c_uint.from_address(id(cls) + runtime().layout["type.tp_version_tag"]).value

@@ -187,7 +187,7 @@ class JIT:
             lowered = lower(recording, counter)
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
-            trace = emit(lowered.instructions, constants=(code, location.iterations))
+            trace = emit(lowered.instructions, constants=(code, location.iterations, *lowered.constants))
             self.stats.emitting_seconds += time.perf_counter() - lap
         except Abort as abort:
             self.stats.aborts[abort.reason] += 1

@@ -2,14 +2,21 @@
 
 Layout of a trace:
 
-    pre-header   unbox every local the loop uses into its home spill slot
-                 (each unbox is a type guard: a mismatch exits at once)
+    pre-header   unbox every unboxed local the loop uses into its home
+                 spill slot (each unbox is a type guard: a mismatch exits at
+                 once); object locals stay in the frame
     loop:        the recorded ops, values in spill slots, computed in
                  registers; guards jump to exit stubs
                  _JUMP loop
-    exit stubs   box the locals the loop writes back into the frame, push
-                 the recorded stack values, point instr_ptr at the
+    exit stubs   box the unboxed locals the loop writes back into the frame,
+                 push the recorded stack values, point instr_ptr at the
                  bytecode to resume at, return the exit's number
+
+An object in a spill slot is a reference the trace owns: the recorder
+releases each one when its instruction is done with it, and an exit stub
+hands the live ones to the frame's stack. A call that raised leaves through
+a stub that first puts a re-raiser in place of the callable, so that the
+interpreter re-executes the CALL and raises there.
 
 Values live in spill slots and pass through registers only within one op
 (issue 4's register allocation keeps them in registers instead).
@@ -17,17 +24,21 @@ Values live in spill slots and pass through registers only within one op
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 
 from copyjit.backend import asm
 from copyjit.backend.emitter import Instruction
+from copyjit.backend.runtime import runtime
 from copyjit.trace.frames import instruction_address
 from copyjit.trace.jit import ENTRY_EXIT
 from copyjit.trace.recorder import Abort, Op, Recording, Snapshot
 from copyjit.uops import SPILL_SLOTS, UOPS
 
-_KIND = {"i": "INT", "f": "FLOAT"}
+_KIND = {"i": "INT", "f": "FLOAT", "o": "INT"}  # objects spill as words
 _NEGATED = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
+_NO_VALUE = frozenset({"store", "store_o", "branch", "release", "guard_type", "guard_is", "guard_is_not",
+                       "guard_version", "store_subscr_list", "append", "null"})
 
 
 @dataclasses.dataclass
@@ -35,16 +46,26 @@ class Lowered:
     text: str
     instructions: list[Instruction]
     snapshots: list[Snapshot]  # exit k (k >= 1) resumes at snapshots[k - 1]
+    constants: tuple[object, ...]  # objects the code points at
 
 
 class _Lowering:
     def __init__(self, rec: Recording, counter: int) -> None:
         self.rec = rec
         self.counter = counter
-        self.home = {slot: i for i, slot in enumerate(rec.slots)}
-        self.temp = {v: len(self.home) + i for i, v in enumerate(
-            v for v, op in enumerate(rec.ops) if op.name not in ("store", "branch"))}
-        if len(self.home) + len(self.temp) > SPILL_SLOTS:
+        unboxed = [slot for slot, kind in rec.slots.items() if kind != "o"]
+        self.home = {slot: i for i, slot in enumerate(unboxed)}
+        self.temp: dict[int, int] = {}
+        for v, op in enumerate(rec.ops):
+            if op.name not in _NO_VALUE:
+                self.temp[v] = len(self.home) + len(self.temp)
+        self.calls: dict[int, int] = {}  # a call's arguments: their first slot
+        top = len(self.home) + len(self.temp)
+        for v, op in enumerate(rec.ops):
+            if op.name == "call":
+                self.calls[v] = top
+                top += len(op.args) - 1
+        if top > SPILL_SLOTS:
             raise Abort(f"more than {SPILL_SLOTS} values in one iteration")
         self.lines: list[str] = []
         self.snapshots: list[Snapshot] = []
@@ -58,6 +79,9 @@ class _Lowering:
         self.snapshots.append(snapshot)
         return f"exit{len(self.snapshots)}"
 
+    def guard(self, op: Op) -> str:
+        return f"exit={self.exit_label(op.snapshot)}"
+
     def reload(self, value: int, register: str) -> None:
         kind = _KIND[self.rec.ops[value].kind]
         self.line(f"{register} = _RELOAD_{kind} oparg={self.temp[value]}")
@@ -68,7 +92,8 @@ class _Lowering:
 
     def run(self) -> Lowered:
         dst = instruction_address(self.rec.code, self.rec.dst)
-        for slot, kind in self.rec.slots.items():
+        for slot in self.home:
+            kind = self.rec.slots[slot]
             r = f"{kind}0"
             # A local bound when recording may be unbound now (bound on one
             # path only): that, or another type, leaves before anything changed.
@@ -95,24 +120,38 @@ class _Lowering:
         self.lines.append("error:")
         self.line("_FATAL_ERROR")
         text = "\n".join(self.lines) + "\n"
-        return Lowered(text, asm.parse(text), self.snapshots)
+        return Lowered(text, asm.parse(text), self.snapshots, tuple(self.rec.constants))
 
     def stub(self, number: int, snapshot: Snapshot) -> None:
         self.lines.append(f"exit{number}:")
+        if snapshot.reraise is not None:
+            # First, while the exception is still the one set: the callable
+            # becomes a builtin that raises it.
+            reraiser = ctypes.addressof(runtime().reraise_def)
+            self.reload(snapshot.reraise, "i0")
+            self.line(f"i1 = _RERAISER_O i0 operand0={reraiser}")
+            self.spill(snapshot.reraise, "i1")
         for slot in self.rec.stored:
-            kind = _KIND[self.rec.slots[slot]]
-            r = f"{self.rec.slots[slot]}0"
-            self.line(f"{r} = _RELOAD_{kind} oparg={self.home[slot]}")
-            self.line(f"_BOX_{kind} {r} error=error")
+            kind = self.rec.slots[slot]
+            if kind == "o":
+                continue  # object locals are stored in the frame as they change
+            self.line(f"{kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}")
+            self.line(f"_BOX_{_KIND[kind]} {kind}0 error=error")
             self.line(f"_STORE_FAST oparg={slot}")
         for value in snapshot.stack:
-            r = f"{self.rec.ops[value].kind}0"
-            self.reload(value, r)
-            self.line(f"_BOX_{_KIND[self.rec.ops[value].kind]} {r} error=error")
+            kind = self.rec.ops[value].kind
+            if kind == "n":
+                self.line("_PUSH_NULL")
+            elif kind == "o":
+                self.reload(value, "i0")
+                self.line("_PUSH_O i0")
+            else:
+                self.reload(value, f"{kind}0")
+                self.line(f"_BOX_{_KIND[kind]} {kind}0 error=error")
         self.line(f"_SET_IP operand0={instruction_address(self.rec.code, snapshot.offset)}")
         self.line(f"_EXIT_TRACE oparg={number}")
 
-    # --- one method per recorded op -----------------------------------------
+    # --- numbers ------------------------------------------------------------
 
     def op_load(self, index: int, op: Op) -> None:
         kind = _KIND[op.kind]
@@ -141,14 +180,14 @@ class _Lowering:
         self.reload(op.args[0], f"{k}0")
         self.reload(op.args[1], f"{k}1")
         name = f"_{str(op.arg).upper()}_{_KIND[k]}".replace("TRUEDIV", "DIV")
-        guard = f" exit={self.exit_label(op.snapshot)}" if UOPS[name].may_exit else ""
+        guard = f" {self.guard(op)}" if UOPS[name].may_exit else ""
         self.line(f"{k}2 = {name} {k}0, {k}1{guard}")
         self.spill(index, f"{k}2")
 
     def op_neg(self, index: int, op: Op) -> None:
         k = op.kind
         self.reload(op.args[0], f"{k}0")
-        guard = f" exit={self.exit_label(op.snapshot)}" if k == "i" else ""
+        guard = f" {self.guard(op)}" if k == "i" else ""
         self.line(f"{k}1 = _NEG_{_KIND[k]} {k}0{guard}")
         self.spill(index, f"{k}1")
 
@@ -170,8 +209,146 @@ class _Lowering:
             self.lines.append(f"holds{self.labels}:")
 
     def op_range_next(self, index: int, op: Op) -> None:
-        self.line(f"i0 = _FOR_ITER_RANGE_UNBOXED exit={self.exit_label(op.snapshot)}")
+        self.line(f"i0 = _FOR_ITER_RANGE_UNBOXED {self.guard(op)}")
         self.spill(index, "i0")
+
+    # --- objects ------------------------------------------------------------
+
+    def op_load_o(self, index: int, op: Op) -> None:
+        if op.snapshot is None:
+            self.line(f"i0 = _LOAD_FAST_O oparg={op.arg}")
+        else:
+            self.line(f"i0 = _LOAD_FAST_CHECK_O oparg={op.arg} {self.guard(op)}")
+        self.spill(index, "i0")
+
+    def op_store_o(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line(f"_STORE_FAST_O i0 oparg={op.arg}")
+
+    def op_const_o(self, index: int, op: Op) -> None:
+        self.line(f"i0 = _LOAD_CONST_O operand0={op.arg}")
+        self.spill(index, "i0")
+
+    def op_null(self, index: int, op: Op) -> None:
+        pass  # nothing to compute: an exit pushes NULL for it
+
+    def op_second(self, index: int, op: Op) -> None:
+        pass  # the op before made it
+
+    def op_release(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line("_DECREF_O i0")
+
+    def _guard_object(self, uop: str, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line(f"{uop} i0 operand0={op.arg} {self.guard(op)}")
+
+    def op_guard_type(self, index: int, op: Op) -> None:
+        self._guard_object("_GUARD_TYPE_O", op)
+
+    def op_guard_is(self, index: int, op: Op) -> None:
+        self._guard_object("_GUARD_IS_O", op)
+
+    def op_guard_is_not(self, index: int, op: Op) -> None:
+        self._guard_object("_GUARD_IS_NOT_O", op)
+
+    def op_guard_version(self, index: int, op: Op) -> None:
+        self._guard_object("_GUARD_TYPE_VERSION_O", op)
+
+    def op_unbox(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        out = "i1" if op.kind == "i" else "f0"
+        self.line(f"{out} = _UNBOX_{_KIND[op.kind]}_O i0 {self.guard(op)}")
+        self.spill(index, out)
+
+    def op_box(self, index: int, op: Op) -> None:
+        kind = self.rec.ops[op.args[0]].kind
+        self.reload(op.args[0], f"{kind}0")
+        self.line(f"i1 = _BOX_{_KIND[kind]}_O {kind}0 {self.guard(op)}")
+        self.spill(index, "i1")
+
+    def op_global(self, index: int, op: Op) -> None:
+        entry, version = _ints(op.arg)
+        self.line(f"i0 = _LOAD_GLOBAL_MODULE_O oparg={entry} operand0={version} {self.guard(op)}")
+        self.spill(index, "i0")
+
+    def op_builtin(self, index: int, op: Op) -> None:
+        entry, globals_version, version = _ints(op.arg)
+        self.line(f"i0 = _LOAD_GLOBAL_BUILTIN_O oparg={entry} operand0={globals_version} "
+                  f"operand1={version} {self.guard(op)}")
+        self.spill(index, "i0")
+
+    def op_attr_module(self, index: int, op: Op) -> None:
+        entry, version = _ints(op.arg)
+        self.reload(op.args[0], "i0")
+        self.line(f"i1 = _LOAD_ATTR_MODULE_O i0 oparg={entry} operand0={version} {self.guard(op)}")
+        self.spill(index, "i1")
+
+    def op_attr(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line(f"i1 = _LOAD_ATTR_GENERIC_O i0 operand0={op.arg} {self.guard(op)}")
+        self.spill(index, "i1")
+
+    def op_call(self, index: int, op: Op) -> None:
+        base = self.calls[index]
+        for k, value in enumerate(op.args[1:]):
+            self.reload(value, "i0")
+            self.line(f"_SPILL_INT i0 oparg={base + k}")
+        self.reload(op.args[0], "i0")
+        self.line(f"i1 = _CALL_O i0 oparg={base} operand0={len(op.args) - 1} "
+                  f"error={self.exit_label(op.snapshot)}")
+        self.spill(index, "i1")
+
+    def op_len(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line("i1 = _LEN_O i0")
+        self.spill(index, "i1")
+
+    def op_append(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.reload(op.args[1], "i1")
+        self.line(f"_LIST_APPEND_O i0, i1 error={self.exit_label(op.snapshot)}")
+
+    def _subscr(self, uop: str, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.reload(op.args[1], "i1")
+        self.line(f"i2 = {uop} i0, i1 {self.guard(op)}")
+        self.spill(index, "i2")
+
+    def op_subscr_list(self, index: int, op: Op) -> None:
+        self._subscr("_BINARY_SUBSCR_LIST_INT_O", index, op)
+
+    def op_subscr_tuple(self, index: int, op: Op) -> None:
+        self._subscr("_BINARY_SUBSCR_TUPLE_INT_O", index, op)
+
+    def op_store_subscr_list(self, index: int, op: Op) -> None:
+        for register, value in zip(("i0", "i1", "i2"), op.args, strict=True):
+            self.reload(value, register)
+        self.line(f"_STORE_SUBSCR_LIST_INT_O i0, i1, i2 {self.guard(op)}")
+
+    def op_list_next(self, index: int, op: Op) -> None:
+        self.line(f"i0 = _FOR_ITER_LIST_O {self.guard(op)}")
+        self.spill(index, "i0")
+
+    def op_tuple_next(self, index: int, op: Op) -> None:
+        self.line(f"i0 = _FOR_ITER_TUPLE_O {self.guard(op)}")
+        self.spill(index, "i0")
+
+    def _enumerate(self, uop: str, index: int, op: Op) -> None:
+        self.line(f"i0,i1 = {uop} {self.guard(op)}")
+        self.spill(index, "i1")  # the item; the index is the next op's ("second")
+        self.spill(index + 1, "i0")
+
+    def op_enumerate_list(self, index: int, op: Op) -> None:
+        self._enumerate("_FOR_ITER_ENUMERATE_LIST_O", index, op)
+
+    def op_enumerate_tuple(self, index: int, op: Op) -> None:
+        self._enumerate("_FOR_ITER_ENUMERATE_TUPLE_O", index, op)
+
+
+def _ints(arg: object) -> tuple[int, ...]:
+    assert isinstance(arg, tuple)
+    return arg
 
 
 def lower(rec: Recording, counter: int) -> Lowered:

@@ -1,16 +1,20 @@
 """Recording one iteration of a hot loop.
 
-The recorder interprets CPython 3.13 bytecode from the loop head (`dst`) to
-the backedge (`src`) on the frame's current values, using Python's own
-operations, and writes down what happened as a list of `Op`s: the path
-taken, the kind of every value (an int that fits 64 bits, or a float), and
-a guard with a `Snapshot` wherever the next run could differ.
+The recorder runs one iteration of the loop for real, from the loop head
+(`dst`) to the backedge (`src`), on the frame's values, performing each
+bytecode with Python's own operations (so its semantics are CPython's and
+its side effects happen once), and writes down what happened as a list of
+`Op`s: the path taken, the kind of every value and a guard, with a
+`Snapshot`, wherever the next run could differ.
 
-This first version is a dry run: it supports only operations without side
-effects (int and float arithmetic and comparisons, branches, locals,
-constants, iteration over `range`), changes nothing, and leaves the
-iteration itself to the interpreter. Anything else aborts the recording
-with a reason.
+Kinds of values: "i" an int that fits 64 bits and "f" a float, both kept
+unboxed by the trace; "o" an object the trace holds a reference to; "n" the
+NULL that CALL's stack layout has in place of a missing `self`.
+
+When the iteration is done, the locals it changed are written to the frame
+and CPython jumps to `dst` as it was about to. When recording stops early
+(`Abort`), the frame is handed back at the instruction that stopped it, with
+every effect so far in place: the interpreter executes that instruction next.
 """
 
 from __future__ import annotations
@@ -19,16 +23,21 @@ import dataclasses
 import dis
 import itertools
 import operator
+import types
 from collections.abc import Callable
 from types import CodeType
-from typing import Any
+from typing import Any, NoReturn
 
 from copyjit.backend.frames import UNBOUND
-from copyjit.trace.frames import read_local, read_stack
+from copyjit.backend.runtime import runtime
+from copyjit.trace import frames
 
 INT64 = (-(2**63), 2**63 - 1)
 MAX_INSTRUCTIONS = 500
 RANGE_ITERATOR = type(iter(range(0)))
+LIST_ITERATOR: type = type(iter([]))
+TUPLE_ITERATOR: type = type(iter(()))
+NULL = frames.NULL
 
 # BINARY_OP's oparg, without its in-place flavour (+13), to what is supported.
 _BINARY = {0: "add", 2: "floordiv", 5: "mul", 6: "mod", 10: "sub", 11: "truediv"}
@@ -41,6 +50,10 @@ _PYTHON: dict[str, Callable[[Any, Any], Any]] = {
     "LT": operator.lt, "LE": operator.le, "EQ": operator.eq,
     "NE": operator.ne, "GT": operator.gt, "GE": operator.ge,
 }
+# Callables that look at their caller's frame: inside a trace its unboxed
+# locals are not written back yet, so they would see stale values.
+_FRAME_READERS = frozenset(id(f) for f in (locals, vars, dir, eval, exec, globals, breakpoint,
+                                           __import__, __import__("sys")._getframe))
 
 
 class Abort(Exception):
@@ -62,16 +75,19 @@ class Snapshot:
     offset: int
     stack: tuple[int, ...]
     normal: bool = False  # leaving the loop, or a pending signal: not a sign of a bad trace
+    # A call raised: this value (its callable, on the stack) becomes a builtin
+    # that raises the exception when the interpreter re-executes the CALL.
+    reraise: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Op:
     """One recorded step. Ops that make a value are referred to by index."""
 
-    name: str  # load, const, binary, to_float, neg, branch, range_next, store
-    kind: str = ""  # "i" or "f": of the result, or of the operands of a branch
+    name: str  # one of _Lowering's op_* methods
+    kind: str = ""  # of the result ("i", "f", "o", "n"), or of the operands of a branch
     args: tuple[int, ...] = ()
-    arg: object = None  # the local slot, constant, operator or comparison
+    arg: object = None  # the local slot, constant, operator, version ...
     snapshot: Snapshot | None = None
 
 
@@ -83,6 +99,7 @@ class Recording:
     ops: list[Op]
     slots: dict[int, str]  # every local the trace reads or writes: its kind
     stored: list[int]  # locals the trace writes, in order of first store
+    constants: list[object]  # objects the trace's code points at
 
 
 def kind_of(value: object) -> str:
@@ -90,20 +107,38 @@ def kind_of(value: object) -> str:
         return "i"
     if type(value) is float:
         return "f"
-    raise Abort(f"a value of type {type(value).__name__} (only ints that fit 64 bits and floats)")
+    return "o"
 
 
 def _fits(result: object, kind: str) -> bool:
-    """Whether a result computed while recording is of the recorded kind.
-    (Not kind_of: a big int here is a passing state, not a final abort.)"""
+    """Whether a result computed while recording is of the recorded kind."""
     return (type(result) is int and INT64[0] <= result <= INT64[1]) if kind == "i" \
         else type(result) is float
 
 
+@dataclasses.dataclass(frozen=True)
+class _Pending:
+    """A comparison (or truth test) waiting for the branch that uses it."""
+
+    name: str  # LT ... GE
+    kind: str  # of the operands
+    left: int
+    right: int
+    outcome: bool
+    offset: int  # of the COMPARE_OP or TO_BOOL
+    inputs: tuple[tuple[int, object], ...]  # what that instruction took from the stack
+
+
+class _Handback(Exception):
+    """Recording stopped: hand the frame back at `offset` (the stack as it was
+    before that instruction), then raise `abort`."""
+
+    def __init__(self, abort: Abort, offset: int, stack: list[tuple[int, object]]) -> None:
+        self.abort, self.offset, self.stack = abort, offset, stack
+
+
 class _Recorder:
     def __init__(self, code: CodeType, dst: int, src: int, raw_frame: int) -> None:
-        if code.co_cellvars or code.co_freevars:
-            raise Abort("a function with closure cells")
         self.code, self.dst, self.src, self.raw = code, dst, src, raw_frame
         self.instructions = {i.offset: i for i in dis.get_instructions(code)}
         offsets = sorted(self.instructions)
@@ -115,72 +150,193 @@ class _Recorder:
         self.ops: list[Op] = []
         self.slots: dict[int, str] = {}
         self.stored: list[int] = []
+        self.constants: list[object] = []
         self.current: dict[int, tuple[int, object]] = {}  # slot -> (value, concrete)
-        self.entry_stack = read_stack(raw_frame, code)
+        self.entry_stack = frames.read_stack(raw_frame, code)
         self.stack: list[tuple[int, object]] = []  # recorded values above the entry stack
-        self.pending: tuple[str, str, int, int, bool, int] | None = None  # a comparison
+        self.types: dict[int, type] = {}  # values whose type the trace knows (guarded or made so)
+        self.pending: _Pending | None = None
+        self.offset = dst
 
-    def emit(self, op: Op) -> int:
+    def emit(self, op: Op, known: type | None = None) -> int:
         self.ops.append(op)
-        return len(self.ops) - 1
+        index = len(self.ops) - 1
+        if op.kind in ("i", "f"):
+            self.types[index] = int if op.kind == "i" else float
+        elif known is not None:
+            self.types[index] = known
+        return index
 
-    def snapshot(self, offset: int, depth: int | None = None, normal: bool = False) -> Snapshot:
-        stack = self.stack if depth is None else self.stack[:depth]
-        return Snapshot(offset, tuple(value for value, _ in stack), normal)
+    def keep(self, obj: object) -> int:
+        """The address of `obj`, kept alive as long as the trace."""
+        if not any(k is obj for k in self.constants):
+            self.constants.append(obj)
+        return id(obj)
+
+    def snapshot(self, offset: int | None = None, stack: list[tuple[int, object]] | None = None,
+                 normal: bool = False, reraise: int | None = None) -> Snapshot:
+        entries = self.stack if stack is None else stack
+        # An exception is the program's business, not a sign of a bad trace.
+        return Snapshot(self.offset if offset is None else offset,
+                        tuple(value for value, _ in entries), normal or reraise is not None, reraise)
+
+    # --- running --------------------------------------------------------------
 
     def run(self) -> Recording:
+        try:
+            self._run()
+        except _Handback as stop:
+            self.hand_back(stop.offset, stop.stack)
+            raise stop.abort from None
+        self.hand_back(None, [])
+        return Recording(self.code, self.dst, self.src, self.ops, self.slots, self.stored, self.constants)
+
+    def _run(self) -> None:
         offset = self.dst
         for _ in range(MAX_INSTRUCTIONS):
             instruction = self.instructions.get(offset)
             if instruction is None:
-                raise Abort(f"no instruction at offset {offset}")
-            handler = getattr(self, f"op_{instruction.opname}", None)
-            if handler is None:
-                raise Abort(f"unsupported instruction {instruction.opname}")
-            if self.pending is not None and not instruction.opname.startswith("POP_JUMP_IF_"):
-                raise Abort("a comparison whose result is not a branch")
-            next_offset = handler(instruction)
+                self.stop(Abort(f"no instruction at offset {offset}"))
+            self.offset = offset
+            before = list(self.stack)
+            try:
+                handler = getattr(self, f"op_{instruction.opname}", None)
+                if handler is None:
+                    raise Abort(f"unsupported instruction {instruction.opname}")
+                if self.pending is not None and not instruction.opname.startswith("POP_JUMP_IF_"):
+                    raise Abort("a comparison whose result is not a branch")
+                next_offset = handler(instruction)
+            except Abort as abort:
+                raise _Handback(abort, offset, before) from None
             if next_offset is None:
-                return Recording(self.code, self.dst, self.src, self.ops, self.slots, self.stored)
+                return
             offset = next_offset
-        raise Abort(f"more than {MAX_INSTRUCTIONS} instructions in one iteration")
+        self.stop(Abort(f"more than {MAX_INSTRUCTIONS} instructions in one iteration"))
 
-    # --- locals and constants ----------------------------------------------
+    def stop(self, abort: Abort) -> NoReturn:
+        raise _Handback(abort, self.offset, list(self.stack))
 
-    def _slot_kind(self, slot: int, kind: str) -> None:
-        known = self.slots.setdefault(slot, kind)
-        if known != kind:
-            raise Abort(f"local {self.code.co_varnames[slot]!r} changes type in the loop")
+    def hand_back(self, offset: int | None, stack: list[tuple[int, object]]) -> None:
+        """Write what the iteration changed into the frame; with an offset,
+        also push `stack` and point the frame at that instruction."""
+        for slot, (_, concrete) in self.current.items():
+            frames.write_local(self.raw, slot, concrete)
+        if offset is not None and (offset != self.dst or stack or self.current):
+            frames.push(self.raw, [concrete for _, concrete in stack])
+            frames.set_instruction(self.raw, self.code, offset)
 
-    def load(self, slot: int) -> None:
-        if slot not in self.current:
-            value = read_local(self.raw, slot)
-            if value is UNBOUND:
-                raise Abort(f"local {self.code.co_varnames[slot]!r} is unbound")
-            self._slot_kind(slot, kind_of(value))
-            concrete = value
-        else:
-            concrete = self.current[slot][1]
-        index = self.emit(Op("load", self.slots[slot], arg=slot))
-        self.stack.append((index, concrete))
+    # --- values ------------------------------------------------------------
 
-    def store(self, slot: int) -> None:
-        value, concrete = self.pop()
-        kind = self.ops[value].kind
-        if slot not in self.current and slot not in self.slots:
-            entry = read_local(self.raw, slot)  # the trace's entry checks this kind too
-            if entry is UNBOUND or kind_of(entry) != kind:
-                raise Abort(f"local {self.code.co_varnames[slot]!r} changes type in the loop")
-        self._slot_kind(slot, kind)
-        if slot not in self.stored:
-            self.stored.append(slot)
-        self.emit(Op("store", kind, (value,), arg=slot))
-        self.current[slot] = (value, concrete)
+    def push(self, value: int, concrete: object) -> None:
+        self.stack.append((value, concrete))
 
     def pop(self) -> tuple[int, object]:
         if not self.stack:
             raise Abort("an instruction that takes values from the loop's own stack")
         return self.stack.pop()
+
+    def kind(self, value: int) -> str:
+        return self.ops[value].kind
+
+    def release(self, *values: int) -> None:
+        """The instruction is done with these: drop the trace's references."""
+        for value in values:
+            if self.kind(value) == "o":
+                self.emit(Op("release", args=(value,)))
+
+    def guard_type(self, value: int, concrete: object) -> type:
+        """Make the trace check the type recorded for `value` (once)."""
+        known = self.types.get(value)
+        if known is None:
+            known = type(concrete)
+            self.emit(Op("guard_type", args=(value,), arg=self.keep(known), snapshot=self.snapshot()))
+            self.types[value] = known
+        return known
+
+    def number(self, value: int, concrete: object) -> int:
+        """`value` as an unboxed int or float value (guarded and unboxed when boxed)."""
+        kind = self.kind(value)
+        if kind in ("i", "f"):
+            return value
+        known = self.guard_type(value, concrete) if kind == "o" else None
+        if known is int and kind_of(concrete) == "i":
+            return self.emit(Op("unbox", "i", (value,), snapshot=self.snapshot()))
+        if known is float:
+            return self.emit(Op("unbox", "f", (value,), snapshot=self.snapshot()))
+        if known is int:
+            raise Abort("an int that does not fit 64 bits", final=False)
+        raise Abort(f"arithmetic on {type(concrete).__name__}")
+
+    def boxed(self, value: int) -> int:
+        """`value` as an object (boxing an unboxed one); release it after use."""
+        kind = self.kind(value)
+        if kind == "o":
+            return value
+        if kind == "n":
+            raise Abort("NULL where an object is needed")
+        return self.emit(Op("box", "o", (value,), snapshot=self.snapshot()),
+                         known=int if kind == "i" else float)
+
+    # --- locals and constants ----------------------------------------------
+
+    def load(self, slot: int, checked: bool = False) -> None:
+        name = self.code.co_varnames[slot]
+        if slot in self.current:
+            stored, concrete = self.current[slot]
+        else:
+            stored, concrete = -1, frames.read_local(self.raw, slot)
+            if concrete is UNBOUND:
+                raise Abort(f"local {name!r} is unbound")
+        kind = self.slots.setdefault(slot, kind_of(concrete))
+        if kind == "o":
+            # Loaded from the frame, where the trace keeps object locals.
+            # Only LOAD_FAST_CHECK can find it unbound (the compiler proved
+            # the others bound), and it loads one value: its exit is exact.
+            op = Op("load_o", "o", arg=slot, snapshot=self.snapshot() if checked else None)
+            index = self.emit(op, known=self.types.get(stored))
+        elif kind_of(concrete) != kind:
+            raise Abort(f"local {name!r} changes type in the loop")
+        else:
+            index = self.emit(Op("load", kind, arg=slot))
+        self.push(index, concrete)
+
+    def home(self, slot: int, concrete: object) -> str:
+        """The kind of a local: unboxed ("i", "f") or an object in the frame."""
+        if slot not in self.slots:
+            entry = frames.read_local(self.raw, slot)
+            # An unboxed local is unboxed at the trace's entry too.
+            self.slots[slot] = kind_of(concrete if entry is UNBOUND else entry)
+        home = self.slots[slot]
+        if home != "o" and kind_of(concrete) != home:
+            raise Abort(f"local {self.code.co_varnames[slot]!r} changes type in the loop")
+        return home
+
+    def prepare_store(self, slot: int, value: int, concrete: object) -> int:
+        """Guard and convert a value about to be stored (nothing changes yet:
+        the STORE instruction is still whole if a guard fails)."""
+        if self.kind(value) == "n":
+            raise Abort("storing NULL")
+        if self.home(slot, concrete) == "o":
+            return self.boxed(value)
+        return self.number(value, concrete)
+
+    def finish_store(self, slot: int, value: int, stored: int, concrete: object) -> None:
+        if self.slots[slot] == "o":
+            self.emit(Op("store_o", args=(stored,), arg=slot))  # takes the reference
+            if stored != value:
+                self.release(value)
+        else:
+            self.emit(Op("store", self.slots[slot], (stored,), arg=slot))
+            self.release(value)
+        if slot not in self.stored:
+            self.stored.append(slot)
+        self.current[slot] = (stored, concrete)
+
+    def store(self, slot: int) -> None:
+        value, concrete = self.stack[-1]
+        stored = self.prepare_store(slot, value, concrete)
+        self.pop()
+        self.finish_store(slot, value, stored, concrete)
 
     def op_NOP(self, ins: dis.Instruction) -> int:
         return self.following[ins.offset]
@@ -189,7 +345,9 @@ class _Recorder:
         self.load(ins.arg)  # type: ignore[arg-type]
         return self.following[ins.offset]
 
-    op_LOAD_FAST_CHECK = op_LOAD_FAST
+    def op_LOAD_FAST_CHECK(self, ins: dis.Instruction) -> int:
+        self.load(ins.arg, checked=True)  # type: ignore[arg-type]
+        return self.following[ins.offset]
 
     def op_LOAD_FAST_LOAD_FAST(self, ins: dis.Instruction) -> int:
         self.load(ins.arg >> 4)  # type: ignore[operator]
@@ -206,18 +364,34 @@ class _Recorder:
         return self.following[ins.offset]
 
     def op_STORE_FAST_STORE_FAST(self, ins: dis.Instruction) -> int:
-        self.store(ins.arg >> 4)  # type: ignore[operator]
-        self.store(ins.arg & 15)  # type: ignore[operator]
+        # Both guarded before either is stored, so that an exit finds the
+        # instruction whole.
+        (first, a), (second, b) = self.stack[-1], self.stack[-2]
+        slot_a, slot_b = ins.arg >> 4, ins.arg & 15  # type: ignore[operator]
+        stored_a = self.prepare_store(slot_a, first, a)
+        stored_b = self.prepare_store(slot_b, second, b)
+        self.pop(), self.pop()
+        self.finish_store(slot_a, first, stored_a, a)
+        self.finish_store(slot_b, second, stored_b, b)
         return self.following[ins.offset]
 
     def op_LOAD_CONST(self, ins: dis.Instruction) -> int:
-        kind = kind_of(ins.argval)
-        index = self.emit(Op("const", kind, arg=ins.argval))
-        self.stack.append((index, ins.argval))
+        value = ins.argval
+        kind = kind_of(value)
+        if kind == "o":
+            index = self.emit(Op("const_o", "o", arg=self.keep(value)), known=type(value))
+        else:
+            index = self.emit(Op("const", kind, arg=value))
+        self.push(index, value)
         return self.following[ins.offset]
 
     def op_POP_TOP(self, ins: dis.Instruction) -> int:
-        self.pop()
+        value, _ = self.pop()
+        self.release(value)
+        return self.following[ins.offset]
+
+    def op_PUSH_NULL(self, ins: dis.Instruction) -> int:
+        self.push(self.emit(Op("null", "n")), NULL)
         return self.following[ins.offset]
 
     # --- arithmetic ---------------------------------------------------------
@@ -226,15 +400,18 @@ class _Recorder:
         name = _BINARY.get(ins.arg % 13) if ins.arg is not None and ins.arg < 26 else None
         if name is None:
             raise Abort(f"binary operator {ins.argrepr}")
-        snapshot = self.snapshot(ins.offset)
-        (right, b), (left, a) = self.pop(), self.pop()
-        kinds = self.ops[left].kind + self.ops[right].kind
+        (right, b), (left, a) = self.stack[-1], self.stack[-2]
+        if type(a) not in (int, float) or type(b) not in (int, float):
+            raise Abort(f"{ins.argrepr} on {type(a).__name__} and {type(b).__name__}")
+        x, y = self.number(left, a), self.number(right, b)
+        self.pop(), self.pop()
+        kinds = self.kind(x) + self.kind(y)
         if kinds == "ii" and name in _INT_OPS:
             kind = "i"
         elif kinds != "ii" and name in _FLOAT_OPS:
             kind = "f"
-            left = left if kinds[0] == "f" else self.emit(Op("to_float", "f", (left,)))
-            right = right if kinds[1] == "f" else self.emit(Op("to_float", "f", (right,)))
+            x = x if kinds[0] == "f" else self.emit(Op("to_float", "f", (x,)))
+            y = y if kinds[1] == "f" else self.emit(Op("to_float", "f", (y,)))
         else:
             raise Abort(f"{ins.argrepr} on {kinds.replace('i', 'int ').replace('f', 'float ').strip()}")
         try:
@@ -243,52 +420,100 @@ class _Recorder:
             raise Abort(f"{ins.argrepr} raised while recording", final=False) from None
         if not _fits(result, kind):
             raise Abort(f"{ins.argrepr} left the 64-bit range while recording", final=False)
-        index = self.emit(Op("binary", kind, (left, right), arg=name, snapshot=snapshot))
-        self.stack.append((index, result))
+        snapshot = self.snapshot(stack=[*self.stack, (left, a), (right, b)])
+        index = self.emit(Op("binary", kind, (x, y), arg=name, snapshot=snapshot))
+        self.release(left, right)
+        self.push(index, result)
         return self.following[ins.offset]
 
     def op_UNARY_NEGATIVE(self, ins: dis.Instruction) -> int:
-        snapshot = self.snapshot(ins.offset)
-        value, concrete = self.pop()
+        value, concrete = self.stack[-1]
+        if type(concrete) not in (int, float):
+            raise Abort(f"negation of {type(concrete).__name__}")
+        number = self.number(value, concrete)
+        snapshot = self.snapshot()
+        self.pop()
         result = -concrete  # type: ignore[operator]
-        kind = self.ops[value].kind
+        kind = self.kind(number)
         if not _fits(result, kind):
             raise Abort("negation left the 64-bit range while recording", final=False)
-        index = self.emit(Op("neg", kind, (value,), snapshot=snapshot))
-        self.stack.append((index, result))
+        index = self.emit(Op("neg", kind, (number,), snapshot=snapshot))
+        self.release(value)
+        self.push(index, result)
         return self.following[ins.offset]
 
     # --- control ------------------------------------------------------------
 
     def op_COMPARE_OP(self, ins: dis.Instruction) -> int:
-        (right, b), (left, a) = self.pop(), self.pop()
-        kinds = self.ops[left].kind + self.ops[right].kind
-        if kinds not in ("ii", "ff"):
+        (right, b), (left, a) = self.stack[-1], self.stack[-2]
+        if type(a) not in (int, float) or type(b) not in (int, float):
+            raise Abort(f"a comparison of {type(a).__name__} with {type(b).__name__}")
+        if type(a) is not type(b):
             raise Abort("a comparison of an int with a float")  # Python compares them exactly
+        x, y = self.number(left, a), self.number(right, b)
         name = _COMPARE[ins.arg >> 5]  # type: ignore[operator]
-        outcome = bool(_PYTHON[name](a, b))
-        self.pending = (name, kinds[0], left, right, outcome, ins.offset)
+        inputs = (self.pop(), self.pop())[::-1]
+        self.pending = _Pending(name, self.kind(x), x, y, bool(_PYTHON[name](a, b)), ins.offset, inputs)
+        return self.following[ins.offset]
+
+    def op_TO_BOOL(self, ins: dis.Instruction) -> int:
+        value, concrete = self.stack[-1]
+        kind = self.kind(value)
+        if kind == "o":
+            known = self.guard_type(value, concrete)
+            if known is bool:
+                return self.following[ins.offset]  # the branch guards which bool
+            if known not in (list, tuple):
+                raise Abort(f"the truth of a {known.__name__}")
+            self.pop()
+            length = self.emit(Op("len", "i", (value,)))
+            zero = self.emit(Op("const", "i", arg=0))
+            self.pending = _Pending("NE", "i", length, zero, bool(concrete), ins.offset,
+                                    ((value, concrete),))
+            return self.following[ins.offset]
+        if kind == "n":
+            raise Abort("the truth of NULL")
+        self.pop()
+        zero = self.emit(Op("const", kind, arg=0 if kind == "i" else 0.0))
+        self.pending = _Pending("NE", kind, value, zero, bool(concrete), ins.offset, ((value, concrete),))
         return self.following[ins.offset]
 
     def _branch(self, ins: dis.Instruction, jump_if: bool) -> int:
-        if self.pending is None:
-            raise Abort("a branch on something other than a comparison")
-        name, kind, left, right, outcome, compare_offset = self.pending
+        pending = self.pending
+        if pending is None:
+            return self._branch_on_bool(ins, jump_if)
         self.pending = None
-        taken = outcome == jump_if
+        taken = pending.outcome == jump_if
         other = self.following[ins.offset] if taken else ins.argval
         leaves = not self.dst <= other <= self.end
-        # An exit re-executes the comparison in the interpreter.
-        stack = (*self.snapshot(compare_offset).stack, left, right)
-        snapshot = Snapshot(compare_offset, stack, leaves)
-        self.emit(Op("branch", kind, (left, right), arg=(name, outcome), snapshot=snapshot))
+        # An exit re-executes the comparison (or TO_BOOL) in the interpreter,
+        # so its inputs stay alive until the branch is decided.
+        snapshot = self.snapshot(pending.offset, stack=[*self.stack, *pending.inputs], normal=leaves)
+        self.emit(Op("branch", pending.kind, (pending.left, pending.right),
+                     arg=(pending.name, pending.outcome), snapshot=snapshot))
+        self.release(*(value for value, _ in pending.inputs))
+        return self._within_loop(ins.argval if taken else self.following[ins.offset])
+
+    def _branch_on_bool(self, ins: dis.Instruction, jump_if: bool) -> int:
+        value, concrete = self.stack[-1]
+        if self.kind(value) != "o" or self.types.get(value) is not bool:
+            raise Abort("a branch on something other than a comparison or a bool")
+        assert isinstance(concrete, bool)
+        taken = concrete == jump_if
+        other = self.following[ins.offset] if taken else ins.argval
+        leaves = not self.dst <= other <= self.end
+        snapshot = self.snapshot(normal=leaves)
+        self.pop()
+        self.emit(Op("guard_is", args=(value,), arg=self.keep(concrete), snapshot=snapshot))
+        self.release(value)  # True and False are immortal: a no-op, kept for the rule
         return self._within_loop(ins.argval if taken else self.following[ins.offset])
 
     def _within_loop(self, offset: int) -> int:
         # Leaving the loop while recording (its last iteration, or a break)
         # says nothing about the loop: try again on a later iteration.
         if not self.dst <= offset <= self.end:
-            raise Abort("the loop ended while recording", final=False, soon=True)
+            self.offset = offset
+            self.stop(Abort("the loop ended while recording", final=False, soon=True))
         return offset
 
     def op_POP_JUMP_IF_FALSE(self, ins: dis.Instruction) -> int:
@@ -296,6 +521,26 @@ class _Recorder:
 
     def op_POP_JUMP_IF_TRUE(self, ins: dis.Instruction) -> int:
         return self._branch(ins, jump_if=True)
+
+    def _branch_on_none(self, ins: dis.Instruction, jump_if_none: bool) -> int:
+        value, concrete = self.stack[-1]
+        if self.kind(value) != "o":
+            raise Abort("an `is None` test of an unboxed value")
+        is_none = concrete is None
+        taken = is_none == jump_if_none
+        other = self.following[ins.offset] if taken else ins.argval
+        snapshot = self.snapshot(normal=not self.dst <= other <= self.end)
+        self.pop()
+        self.emit(Op("guard_is" if is_none else "guard_is_not", args=(value,), arg=id(None),
+                     snapshot=snapshot))
+        self.release(value)
+        return self._within_loop(ins.argval if taken else self.following[ins.offset])
+
+    def op_POP_JUMP_IF_NONE(self, ins: dis.Instruction) -> int:
+        return self._branch_on_none(ins, jump_if_none=True)
+
+    def op_POP_JUMP_IF_NOT_NONE(self, ins: dis.Instruction) -> int:
+        return self._branch_on_none(ins, jump_if_none=False)
 
     def op_JUMP_FORWARD(self, ins: dis.Instruction) -> int:
         return self._within_loop(ins.argval)
@@ -308,20 +553,250 @@ class _Recorder:
         return None
 
     def op_FOR_ITER(self, ins: dis.Instruction) -> int:
-        if self.stack or not self.entry_stack or type(self.entry_stack[-1]) is not RANGE_ITERATOR:
-            raise Abort("a for loop over something other than range()")
-        # range_iterator.__reduce__() gives the range still to come, without advancing it.
-        reduced = self.entry_stack[-1].__reduce__()
-        assert isinstance(reduced, tuple)
-        remaining: range = reduced[1][0]
-        if not remaining:
+        if self.stack or not self.entry_stack:
+            raise Abort("a for loop inside an expression")
+        iterator: Any = self.entry_stack[-1]
+        kind = type(iterator)
+        if kind is enumerate:
+            return self._enumerate(ins, iterator)
+        if kind not in (RANGE_ITERATOR, LIST_ITERATOR, TUPLE_ITERATOR):
+            raise Abort(f"a for loop over a {kind.__name__}")
+        if operator.length_hint(iterator) == 0:
             raise Abort("the loop ended while recording", final=False, soon=True)
-        index = self.emit(Op("range_next", kind_of(remaining[0]),
-                             snapshot=Snapshot(ins.offset, (), normal=True)))
-        self.stack.append((index, remaining[0]))
+        snapshot = Snapshot(ins.offset, (), normal=True)
+        item = next(iterator)
+        if kind is RANGE_ITERATOR:
+            index = self.emit(Op("range_next", "i", snapshot=snapshot))
+        else:
+            index = self.emit(Op("list_next" if kind is LIST_ITERATOR else "tuple_next", "o",
+                                 snapshot=snapshot))
+        self.push(index, item)
+        return self.following[ins.offset]
+
+    def _enumerate(self, ins: dis.Instruction, iterator: Any) -> int:
+        unpack = self.instructions[self.following[ins.offset]]
+        inner, start = iterator.__reduce__()[1]
+        if unpack.opname != "UNPACK_SEQUENCE" or unpack.arg != 2:
+            raise Abort("enumerate() whose pairs are not unpacked at once")
+        if type(inner) not in (LIST_ITERATOR, TUPLE_ITERATOR) or kind_of(start) != "i":
+            raise Abort(f"enumerate() over a {type(inner).__name__}")
+        if operator.length_hint(inner) == 0:
+            raise Abort("the loop ended while recording", final=False, soon=True)
+        count, item = next(iterator)
+        name = "enumerate_list" if type(inner) is LIST_ITERATOR else "enumerate_tuple"
+        value = self.emit(Op(name, "o", snapshot=Snapshot(ins.offset, (), normal=True)))
+        counter = self.emit(Op("second", "i", (value,)))
+        self.push(value, item)
+        self.push(counter, count)  # as UNPACK_SEQUENCE leaves them: the first on top
+        return self.following[unpack.offset]
+
+    # --- globals and attributes ---------------------------------------------
+
+    def op_LOAD_GLOBAL(self, ins: dis.Instruction) -> int:
+        name = self.code.co_names[ins.arg >> 1]  # type: ignore[operator]
+        frame_globals, frame_builtins = frames.read_globals(self.raw)
+        rt = runtime()
+        version = rt.keys_version(frame_globals)
+        if not version:
+            raise Abort("globals without a keys version")
+        index = rt.key_index(frame_globals, name)
+        if index >= 0:
+            concrete = frame_globals[name]
+            op = Op("global", "o", arg=(index, version), snapshot=self.snapshot())
+        else:
+            builtins_version = rt.keys_version(frame_builtins)
+            index = rt.key_index(frame_builtins, name)
+            if not builtins_version or index < 0:
+                raise Abort(f"the global {name!r} is not defined")
+            concrete = frame_builtins[name]
+            op = Op("builtin", "o", arg=(index, version, builtins_version), snapshot=self.snapshot())
+        self.push(self.emit(op), concrete)
+        if ins.arg & 1:  # type: ignore[operator]
+            self.push(self.emit(Op("null", "n")), NULL)
+        return self.following[ins.offset]
+
+    def op_LOAD_ATTR(self, ins: dis.Instruction) -> int:
+        name = self.code.co_names[ins.arg >> 1]  # type: ignore[operator]
+        method = bool(ins.arg & 1)  # type: ignore[operator]
+        owner, concrete = self.stack[-1]
+        if self.kind(owner) != "o":
+            raise Abort(f"attribute {name!r} of an unboxed {type(concrete).__name__}")
+        known = self.guard_type(owner, concrete)
+        if known is types.ModuleType:
+            return self._module_attribute(ins, name, method, owner, concrete)
+        version = self._type_version(known)
+        descriptor = _class_attribute(known, name)
+        self.emit(Op("guard_version", args=(owner,), arg=version, snapshot=self.snapshot()))
+        if method and isinstance(descriptor, (types.FunctionType, types.MethodDescriptorType)) and \
+                not _instance_has(concrete, name):
+            # A method: the function itself (constant while the type's
+            # version holds) with the owner as `self`.
+            self.pop()
+            self.push(self.emit(Op("const_o", "o", arg=self.keep(descriptor)),
+                                known=type(descriptor)), descriptor)
+            self.push(owner, concrete)
+            return self.following[ins.offset]
+        if _has_effects(known, descriptor):
+            raise Abort(f"attribute {name!r} of {known.__name__} may run code")
+        try:
+            result = getattr(concrete, name)
+        except AttributeError:
+            raise Abort(f"attribute {name!r} raised while recording", final=False) from None
+        value = self.emit(Op("attr", "o", (owner,), arg=self.keep(name), snapshot=self.snapshot()))
+        self.pop()
+        self.release(owner)
+        self.push(value, result)
+        if method:
+            self.push(self.emit(Op("null", "n")), NULL)
+        return self.following[ins.offset]
+
+    def _module_attribute(self, ins: dis.Instruction, name: str, method: bool,
+                          owner: int, module: Any) -> int:
+        rt = runtime()
+        namespace = vars(module)
+        version, index = rt.keys_version(namespace), rt.key_index(namespace, name)
+        if not version or index < 0:
+            raise Abort(f"module attribute {name!r} not found")
+        value = self.emit(Op("attr_module", "o", (owner,), arg=(index, version), snapshot=self.snapshot()))
+        self.pop()
+        self.release(owner)
+        self.push(value, namespace[name])
+        if method:
+            self.push(self.emit(Op("null", "n")), NULL)
+        return self.following[ins.offset]
+
+    @staticmethod
+    def _type_version(known: type) -> int:
+        version = frames.type_version(known)
+        if not version:
+            raise Abort(f"type {known.__name__} has no version tag")
+        return version
+
+    # --- containers -----------------------------------------------------------
+
+    def op_BINARY_SUBSCR(self, ins: dis.Instruction) -> int:
+        (index, i), (seq, container) = self.stack[-1], self.stack[-2]
+        if self.kind(seq) != "o" or type(container) not in (list, tuple):
+            raise Abort(f"subscript of a {type(container).__name__}")
+        if type(i) is not int:
+            raise Abort(f"a {type(i).__name__} subscript")
+        known = self.guard_type(seq, container)
+        number = self.number(index, i)
+        if not -len(container) <= i < len(container):  # type: ignore[arg-type]
+            raise Abort("an index out of range while recording", final=False)
+        name = "subscr_list" if known is list else "subscr_tuple"
+        value = self.emit(Op(name, "o", (seq, number), snapshot=self.snapshot()))
+        result = container[i]  # type: ignore[index]
+        self.pop(), self.pop()
+        self.release(seq, index)
+        self.push(value, result)
+        return self.following[ins.offset]
+
+    def op_STORE_SUBSCR(self, ins: dis.Instruction) -> int:
+        (index, i), (seq, container), (item, concrete) = self.stack[-1], self.stack[-2], self.stack[-3]
+        if self.kind(seq) != "o" or type(container) is not list:
+            raise Abort(f"item assignment to a {type(container).__name__}")
+        if type(i) is not int:
+            raise Abort(f"a {type(i).__name__} subscript")
+        self.guard_type(seq, container)
+        number = self.number(index, i)
+        if not -len(container) <= i < len(container):
+            raise Abort("an index out of range while recording", final=False)
+        boxed = self.boxed(item)
+        self.emit(Op("store_subscr_list", args=(boxed, seq, number), snapshot=self.snapshot()))
+        self.stack[-3:] = []
+        self.release(seq, index)
+        container[i] = concrete
+        return self.following[ins.offset]
+
+    # --- calls ----------------------------------------------------------------
+
+    def op_CALL(self, ins: dis.Instruction) -> int:
+        count = ins.arg
+        assert count is not None
+        if len(self.stack) < count + 2:
+            raise Abort("a call whose callable is on the loop's own stack")
+        callable_, function = self.stack[-count - 2]
+        self_or_null, self_concrete = self.stack[-count - 1]
+        arguments = self.stack[len(self.stack) - count:]
+        if self.kind(callable_) != "o":
+            raise Abort("a call of an unboxed value")
+        if id(function) in _FRAME_READERS or (type(function) is type and issubclass(function, super)):
+            raise Abort(f"a call of {getattr(function, '__name__', function)!r}, which reads the frame")
+        self.emit(Op("guard_is", args=(callable_,), arg=self.keep(function), snapshot=self.snapshot()))
+        receiver = [] if self.kind(self_or_null) == "n" else [(self_or_null, self_concrete)]
+        values = [*receiver, *arguments]
+        if function is len and len(values) == 1 and type(values[0][1]) in (list, tuple):
+            return self._len(ins, values[0])
+        if function is list.append and len(values) == 2 and type(values[0][1]) is list:
+            return self._append(ins, values)
+        boxed = [self.boxed(value) for value, _ in values]
+        snapshot = self.snapshot(reraise=callable_)
+        result_index = self.emit(Op("call", "o", (callable_, *boxed), snapshot=snapshot))
+        concrete_args = [concrete for _, concrete in values]
+        try:
+            result = function(*concrete_args)  # type: ignore[operator]
+        except BaseException as error:
+            self.stack[-count - 2] = (callable_, runtime().reraiser(error))
+            self.stop(Abort("a call raised while recording", final=False))
+        self.stack[-count - 2:] = []
+        for value, box in zip([v for v, _ in values], boxed, strict=True):
+            if box != value:
+                self.release(box)
+        self.release(callable_, *(v for v, _ in values))
+        self.push(result_index, result)
+        return self.following[ins.offset]
+
+    def _len(self, ins: dis.Instruction, value: tuple[int, object]) -> int:
+        seq, container = value
+        self.guard_type(seq, container)
+        index = self.emit(Op("len", "i", (seq,)))
+        callable_ = self.stack[-3][0]
+        self.stack[-3:] = []
+        self.release(callable_, seq)
+        self.push(index, len(container))  # type: ignore[arg-type]
+        return self.following[ins.offset]
+
+    def _append(self, ins: dis.Instruction, values: list[tuple[int, object]]) -> int:
+        (seq, container), (item, concrete) = values
+        self.guard_type(seq, container)
+        boxed = self.boxed(item)
+        callable_ = self.stack[-3][0]
+        self.emit(Op("append", args=(seq, boxed), snapshot=self.snapshot(reraise=callable_)))
+        container.append(concrete)  # type: ignore[attr-defined]
+        self.stack[-3:] = []
+        if boxed != item:
+            self.release(boxed)
+        self.release(callable_, seq, item)
+        self.push(self.emit(Op("const_o", "o", arg=id(None)), known=type(None)), None)
         return self.following[ins.offset]
 
 
+def _class_attribute(known: type, name: str) -> object:
+    for klass in known.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
+def _instance_has(obj: object, name: str) -> bool:
+    return name in getattr(obj, "__dict__", {})
+
+
+def _has_effects(known: type, descriptor: object) -> bool:
+    """Whether a generic attribute lookup on instances of `known` may run code
+    (besides plain functions becoming bound methods)."""
+    overridden = known.__getattribute__ is not object.__getattribute__  # type: ignore[comparison-overlap]
+    if overridden or hasattr(known, "__getattr__"):
+        return True
+    if descriptor is None or isinstance(descriptor, (types.FunctionType, int, float, str, tuple)):
+        return False
+    return hasattr(type(descriptor), "__get__")
+
+
 def record(code: CodeType, dst: int, src: int, raw_frame: int) -> Recording:
-    """Record the iteration from `dst` to the backedge at `src`."""
+    """Run and record the iteration from `dst` to the backedge at `src`."""
+    if code.co_cellvars or code.co_freevars:
+        raise Abort("a function with closure cells")
     return _Recorder(code, dst, src, raw_frame).run()
+

@@ -1,0 +1,62 @@
+// Runtime helpers for traces that handle objects (normal C ABI, built like
+// the stencils and emitted once per process).
+#include "copyjit.h"
+#include "internal/pycore_dict.h"
+#include "internal/pycore_interp.h"
+
+// A builtin whose `self` is an exception: calling it raises that exception.
+// An exception raised by a call inside a trace cannot be raised from the
+// JUMP callback (docs/cpython-facts.md); instead the trace leaves with this
+// builtin in place of the callable, and the interpreter re-executes the CALL,
+// which raises it with the program's own traceback and handlers.
+PyObject *
+copyjit_reraise(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)args;
+    (void)nargs;
+    PyErr_SetRaisedException(Py_NewRef(self));
+    return NULL;
+}
+
+// The version of a dict's keys, assigned if it has none yet (as CPython's
+// own _PyDictKeys_GetVersionForCurrentState does; it is not exported). A
+// trace that guards on it sees every key added or removed; values replaced
+// in place are read afresh. 0: no version (not a str-keyed dict, or the
+// interpreter ran out of versions).
+uint32_t
+copyjit_keys_version(PyObject *dict)
+{
+    if (!PyDict_CheckExact(dict)) {
+        return 0;
+    }
+    PyDictKeysObject *keys = ((PyDictObject *)dict)->ma_keys;
+    if (keys->dk_kind != DICT_KEYS_UNICODE || ((PyDictObject *)dict)->ma_values != NULL) {
+        return 0;
+    }
+    if (keys->dk_version == 0) {
+        PyInterpreterState *interp = PyInterpreterState_Get();
+        if (interp->dict_state.next_keys_version == 0) {
+            return 0;
+        }
+        keys->dk_version = interp->dict_state.next_keys_version++;
+    }
+    return keys->dk_version;
+}
+
+// The entry of `name` in a str-keyed dict's keys, or -1.
+Py_ssize_t
+copyjit_key_index(PyObject *dict, PyObject *name)
+{
+    PyDictKeysObject *keys = ((PyDictObject *)dict)->ma_keys;
+    if (keys->dk_kind != DICT_KEYS_UNICODE) {
+        return -1;
+    }
+    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
+    for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
+        PyObject *key = entries[i].me_key;
+        if (key != NULL && (key == name || PyUnicode_Compare(key, name) == 0)) {
+            return entries[i].me_value != NULL ? i : -1;
+        }
+    }
+    return -1;
+}
