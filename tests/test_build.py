@@ -167,3 +167,30 @@ def test_peephole_leaves_a_jump_target_alone() -> None:
     stencil = Stencil("guarded", code, holes)
     assert stencil.code[8] == 0xE9
     assert targets.x86_64_invert_final_branch(stencil) == stencil
+
+
+def test_own_structs_match_copyjit_h() -> None:
+    runtime.check_own_layout(table().layout)
+    wrong = dict(table().layout, **{"record.due": table().layout["record.due"] + 8})
+    with pytest.raises(runtime.LayoutMismatch, match="disagree with copyjit"):
+        runtime.check_own_layout(wrong)
+
+
+def test_monitoring_layout_matches_the_running_interpreter() -> None:
+    import sys
+
+    monitoring, tool, name = sys.monitoring, sys.monitoring.PROFILER_ID, "probe"
+    monitoring.use_tool_id(tool, name)
+    try:
+        monitoring.set_events(tool, monitoring.events.RAISE)
+        runtime.check_monitoring_layout(table().layout, tool, name, 10, None)
+        monitoring.set_local_events(tool, test_own_structs_match_copyjit_h.__code__, monitoring.events.JUMP)
+        runtime.check_monitoring_layout(table().layout, tool, name, 7,
+                                        test_own_structs_match_copyjit_h.__code__)
+        wrong = dict(table().layout, **{"interp.monitors": table().layout["interp.monitors"] + 1})
+        with pytest.raises(runtime.LayoutMismatch, match="monitoring state"):
+            runtime.check_monitoring_layout(wrong, tool, name, 10, None)
+    finally:
+        monitoring.set_local_events(tool, test_own_structs_match_copyjit_h.__code__, 0)
+        monitoring.set_events(tool, 0)
+        monitoring.free_tool_id(tool)

@@ -488,3 +488,187 @@ def test_long_loops_entered_often_keep_their_trace() -> None:
     finally:
         jit.disable()
     assert jit.stats.traces == 1 and not jit.stats.aborts and jit.stats.native_entries >= 299
+
+
+# --- native entry: coexistence, signals, counters -------------------------
+
+OTHER_TOOL = sys.monitoring.PROFILER_ID
+
+
+@pytest.mark.parametrize("scope", ["local", "global"])
+def test_no_native_entries_while_another_tool_watches(scope: str) -> None:
+    # The trace exists before the other tool arrives: the native callback
+    # itself must step aside for it, and come back once it is gone.
+    monitoring, code = sys.monitoring, float_accumulation.__code__
+    jit = JIT(1)
+    jit.enable(code)
+    try:
+        float_accumulation(100)
+        before = jit.stats.native_entries
+        assert jit.stats.traces == 1 and before >= 1
+        monitoring.use_tool_id(OTHER_TOOL, "another tool")
+        try:
+            if scope == "local":
+                monitoring.set_local_events(OTHER_TOOL, code, monitoring.events.PY_START)
+            else:
+                monitoring.set_events(OTHER_TOOL, monitoring.events.RAISE)
+            assert float_accumulation(100) == sum(i * 0.5 - 0.25 for i in range(100))
+            assert jit.stats.native_entries == before
+        finally:
+            monitoring.set_local_events(OTHER_TOOL, code, 0)
+            monitoring.set_events(OTHER_TOOL, 0)
+            monitoring.free_tool_id(OTHER_TOOL)
+        float_accumulation(100)
+        assert jit.stats.native_entries == before + 1
+    finally:
+        jit.disable()
+
+
+def test_no_native_entries_once_a_tracer_is_set() -> None:
+    jit = JIT(1)
+    jit.enable(float_accumulation.__code__)
+    lines = []
+
+    def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
+        if frame.f_code is float_accumulation.__code__ and event == "line":
+            lines.append(frame.f_lineno)
+        return tracer
+
+    try:
+        float_accumulation(100)
+        before = jit.stats.native_entries
+        sys.settrace(tracer)
+        try:
+            result = float_accumulation(50)
+        finally:
+            sys.settrace(None)
+    finally:
+        jit.disable()
+    assert result == sum(i * 0.5 - 0.25 for i in range(50))
+    assert jit.stats.native_entries == before and len(lines) > 100
+
+
+def test_native_entries_and_exits_are_counted() -> None:
+    jit = JIT(1)
+    jit.enable(float_accumulation.__code__)
+    try:
+        for _ in range(100):
+            float_accumulation(1000)
+    finally:
+        jit.disable()
+    # The first call records at its first backedge, then enters like the others.
+    assert (jit.stats.native_entries, jit.stats.exits, jit.stats.traces) == (100, 100, 1)
+
+
+def test_two_threads_in_one_trace_keep_the_counters_whole() -> None:
+    jit = JIT(1)
+    jit.enable(int_arithmetic.__code__)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)  # many eval-breaker exits and re-entries
+    try:
+        int_arithmetic(10)
+        threads = [threading.Thread(target=lambda: [int_arithmetic(200_000) for _ in range(20)])
+                   for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+        jit.disable()
+    stats = jit.stats
+    assert stats.native_entries == stats.exits >= 41
+    assert stats.traces == 1 and not stats.aborts
+
+
+def test_a_trace_that_fails_hands_its_exception_to_the_program() -> None:
+    # Traces never fail today (they exit to let the interpreter raise); one
+    # that does must not crash: its exception is raised in the program.
+    from copyjit.backend import asm
+    from copyjit.backend.emitter import emit
+    from tests.conftest import NB
+
+    def loop(n: int) -> int:
+        zero = 0
+        for _ in range(n):
+            zero += 0
+        return zero
+
+    jit = JIT(1)
+    jit.enable(loop.__code__)
+    try:
+        loop(10)
+        (location,) = [loc for loc in jit.locations.values() if loc.trace is not None]
+        assert location.lowered is not None
+        failing = emit(asm.parse(f"""
+            _LOAD_FAST oparg=1
+            _LOAD_FAST oparg=1
+            _BINARY_OP oparg={NB["/"]} error=error
+            _POP_TOP
+            _EXIT_TRACE
+        error:
+            _ERROR_TRACE
+        """))
+        location.install(failing, location.lowered, 0)
+        with pytest.raises(ZeroDivisionError):
+            loop(10)
+    finally:
+        jit.disable()
+
+
+def _spin_until_signalled(tmp_path: Path, program: str) -> subprocess.Popen[str]:
+    script = tmp_path / "spin.py"
+    script.write_text(textwrap.dedent(program))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "copyjit", "run", "--threshold", "1", str(script)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert child.stdout is not None and child.stdout.readline() == "spinning\n"
+    time.sleep(0.3)  # well inside the trace by now
+    return child
+
+
+SPIN = """
+    import signal, sys
+    def spin():
+        i = 0
+        while i >= 0:
+            i = (i + 1) % 1000
+    {setup}
+    print("spinning", flush=True)
+    {run}
+"""
+
+
+def test_a_custom_sigint_handler_runs_once_per_signal_and_sees_the_program(tmp_path: Path) -> None:
+    child = _spin_until_signalled(tmp_path, SPIN.format(setup=textwrap.dedent("""
+        callers = []
+        class Done(Exception):
+            pass
+        def handler(signum, frame):
+            callers.append((sys._getframe(1).f_code.co_name, frame.f_code.co_name))
+            if len(callers) == 3:
+                raise Done
+        signal.signal(signal.SIGINT, handler)
+    """).replace("\n", "\n    "), run="""
+    try:
+        spin()
+    except Done:
+        print(callers)
+    """))
+    for _ in range(2):
+        child.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        assert child.poll() is None  # the handler ran once per signal, not twice
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    assert (child.returncode, err) == (0, "")
+    assert out == f"{[('spin', 'spin')] * 3}\n"
+
+
+def test_sys_exit_in_a_signal_handler_keeps_its_code(tmp_path: Path) -> None:
+    child = _spin_until_signalled(tmp_path, SPIN.format(
+        setup="signal.signal(signal.SIGUSR1, lambda *a: sys.exit(3))", run="spin()"))
+    child.send_signal(signal.SIGUSR1)
+    out, err = child.communicate(timeout=30)
+    assert (child.returncode, out, err) == (3, "", "")

@@ -16,7 +16,7 @@ import itertools
 import struct
 import sys
 
-from copyjit.backend.runtime import CELL, Runtime, runtime
+from copyjit.backend.runtime import CELL, Runtime, buffer_address, runtime
 from copyjit.stencil import Hole, HoleKind, HoleValue
 from copyjit.uops import UOPS, variant_name
 
@@ -139,6 +139,11 @@ class Trace:
         # call and counts the calls in progress (runtime.c's trace_cell).
         self._cell = bytearray(CELL.pack(address, 0))
         self.entry = rt.entry_function(self._cell)
+
+    @property
+    def cell_address(self) -> int:
+        """Where its trace_cell is, for native callers (copyjit_on_jump)."""
+        return buffer_address(self._cell)
 
     def __call__(self, frame: object) -> int:
         return self.entry(frame)  # type: ignore[operator,no-any-return]

@@ -19,14 +19,24 @@ import struct
 import sys
 import threading
 from collections.abc import Mapping
+from types import CodeType
 
 from copyjit import stencils
 from copyjit.backend import memory
 from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
 
-# runtime.c's trace_cell: the trace's entry address, and its activations in
-# progress (over all threads), read by copyjit_enter on every call.
+# copyjit.h's structs, as the Python side reads and writes them (checked
+# against the compiled layout by check_own_layout).
+# trace_cell: the trace's entry address, and its activations in progress
+# (over all threads), read by copyjit_enter and copyjit_on_jump.
 CELL = struct.Struct("<Qq")
+# exit_counter: times taken, and the count at which the JIT judges it (0: never).
+EXIT = struct.Struct("<qq")
+# entry_totals: native entries and exits, for stats().
+TOTALS = struct.Struct("<qq")
+# location_record: one per backedge with a trace, all 64-bit fields.
+RECORD_FIELDS = ("iterations", "cell", "exits", "exit_count", "totals", "entries", "judge_at", "due")
+RECORD = struct.Struct("<" + "q" * len(RECORD_FIELDS))
 
 METH_O = 0x0008
 METH_FASTCALL = 0x0080
@@ -58,6 +68,19 @@ def resolve_symbol(name: str) -> int:
         raise SymbolNotFound(f"copyjit: the running interpreter has no symbol {name!r}") from None
 
 
+_thread_state = ctypes.pythonapi.PyThreadState_Get
+_thread_state.argtypes = ()
+_thread_state.restype = ctypes.c_void_p
+_interpreter_state = ctypes.pythonapi.PyInterpreterState_Get
+_interpreter_state.argtypes = ()
+_interpreter_state.restype = ctypes.c_void_p
+
+
+def buffer_address(buffer: bytearray) -> int:
+    """Where a (non-empty) bytearray's bytes are; they move only if it is resized."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+
+
 class LayoutMismatch(RuntimeError):
     """The shipped stencils do not fit the running interpreter's frames."""
 
@@ -73,8 +96,10 @@ def check_layout(layout: dict[str, int]) -> None:
     def at(offset: int) -> int | None:
         return ctypes.c_void_p.from_address(raw + offset).value
 
+    tstate = _thread_state() or 0
     if not raw or at(layout["frame.f_executable"]) != id(frame.f_code) or \
-            at(layout["frame.localsplus"] + 8 * slot) != id(marker):
+            at(layout["frame.localsplus"] + 8 * slot) != id(marker) or \
+            ctypes.c_void_p.from_address(tstate + layout["tstate.current_frame"]).value != raw:
         raise LayoutMismatch(
             f"copyjit: its stencils were built for CPython {stencils.table().python} and do not "
             f"fit the frames of this {sys.version.split()[0]}; rebuild them with "
@@ -82,9 +107,46 @@ def check_layout(layout: dict[str, int]) -> None:
         )
 
 
+def check_monitoring_layout(layout: dict[str, int], tool: int, name: str, event: int,
+                            code: CodeType | None) -> None:
+    """copyjit_on_jump reads which tools are in use and their events from the
+    interpreter's structs. Called once `tool` is in use under the object
+    `name` with `event` set for it (on `code`, or globally), to check that
+    it finds them there."""
+    interp = _interpreter_state() or 0
+    names = interp + layout["interp.monitoring_tool_names"]
+    if code is None:
+        tools = interp + layout["interp.monitors"]
+    else:
+        data = ctypes.c_void_p.from_address(id(code) + layout["code._co_monitoring"]).value or 0
+        tools = data + layout["co_monitoring.local_monitors"] if data else 0
+    if ctypes.c_void_p.from_address(names + 8 * tool).value != id(name) or not tools or \
+            not ctypes.c_uint8.from_address(tools + event).value >> tool & 1:
+        raise LayoutMismatch(
+            f"copyjit: its stencils were built for CPython {stencils.table().python} and do not "
+            f"fit the monitoring state of this {sys.version.split()[0]}; rebuild them with "
+            "`python -m copyjit stencils --build`"
+        )
+
+
+def check_own_layout(layout: dict[str, int]) -> None:
+    """The struct formats above describe copyjit.h's structs as compiled."""
+    expected = {"cell.trace": 0, "cell.active": 8, "cell.size": CELL.size,
+                "exit.taken": 0, "exit.limit": 8, "exit.size": EXIT.size,
+                "totals.entries": 0, "totals.exits": 8, "totals.size": TOTALS.size,
+                "record.size": RECORD.size,
+                **{f"record.{field}": 8 * i for i, field in enumerate(RECORD_FIELDS)}}
+    wrong = {name: (offset, layout.get(name)) for name, offset in expected.items()
+             if layout.get(name) != offset}
+    if wrong:
+        raise LayoutMismatch(f"copyjit: runtime.py's structs disagree with copyjit.h "
+                             f"(name: (python, C)): {wrong}; rebuild the stencils")
+
+
 class Runtime:
     def __init__(self, table: Table) -> None:
         check_layout(table.layout)
+        check_own_layout(table.layout)
         self.table = table
         self.layout = table.layout
         self.arena = memory.Arena()

@@ -14,6 +14,8 @@
 #include "internal/pycore_ceval.h"
 #include "internal/pycore_dict.h"
 #include "internal/pycore_frame.h"
+#include "internal/pycore_instruments.h"
+#include "internal/pycore_interp.h"
 #include "internal/pycore_list.h"
 #include "internal/pycore_long.h"
 #include "internal/pycore_moduleobject.h"
@@ -49,6 +51,48 @@ extern char _JIT_OPERAND1[];
 // (generator frames even while they run), so before anything that can call
 // out, stacktop must cover exactly the live stack, not slots already popped.
 #define SYNC_SP() (frame->stacktop = (int)(sp - frame->localsplus))
+
+// --- Shared with the Python side -------------------------------------------
+// These live in bytearrays that copyjit/backend/runtime.py allocates and
+// fills; its struct formats are checked against these layouts (the layout
+// probes in copyjit/build/versions.py) when the runtime starts.
+
+// What a trace's builtin function object holds (as its bytearray `self`).
+// Trace.free() zeroes `trace`, so a stale callable raises instead of jumping
+// into freed code, and waits for `active` to drop to zero before the code
+// is reused: a trace can be freed while it runs (by code it calls).
+typedef struct {
+    jit_func trace;
+    Py_ssize_t active;  // activations in progress, over all threads
+} trace_cell;
+
+// One exit number of a trace: how often it was taken, and at which count
+// the JIT wants to judge it (0: never; "normal" exits are never judged).
+typedef struct {
+    int64_t taken;
+    int64_t limit;
+} exit_counter;
+
+// Per JIT: what stats() reports as native_entries and exits.
+typedef struct {
+    int64_t entries;
+    int64_t exits;
+} entry_totals;
+
+// A backedge with a trace: everything copyjit_on_jump needs to enter it and
+// count what happened, without running Python code. Owned by the JIT's
+// Location (a bytearray that never moves, so the trace's _COUNT can add to
+// `iterations` at a fixed address).
+typedef struct {
+    int64_t iterations;    // loop iterations run natively (the trace's _COUNT)
+    trace_cell *cell;      // the trace (NULL: none)
+    exit_counter *exits;   // indexed by the exit number the trace returns
+    int64_t exit_count;
+    entry_totals *totals;
+    int64_t entries;       // native entries since the trace was installed
+    int64_t judge_at;      // entries at which the JIT judges the trace (0: never)
+    int64_t due;           // nonzero: call the JIT's handler before entering again
+} location_record;
 
 #ifndef SPILL_SLOTS
 #error "SPILL_SLOTS comes from copyjit/uops.py through the compiler's command line"

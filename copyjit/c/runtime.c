@@ -4,15 +4,6 @@
 #include <signal.h>
 #include <sys/mman.h>
 
-// What a trace's builtin function object holds (as its bytearray `self`).
-// Trace.free() zeroes `trace`, so a stale callable raises instead of jumping
-// into freed code, and waits for `active` to drop to zero before the code
-// is reused: a trace can be freed while it runs (by code it calls).
-typedef struct {
-    jit_func trace;
-    Py_ssize_t active;  // activations in progress, over all threads
-} trace_cell;
-
 static _PyInterpreterFrame *
 frame_of(PyObject *arg)
 {
@@ -83,75 +74,235 @@ copyjit_enter(PyObject *self, PyObject *arg)
     return PyLong_FromSsize_t(status);
 }
 
-// The sys.monitoring JUMP callback (METH_FASTCALL); `self` is the JIT's
-// Python handler. An exception must never leave a JUMP callback on 3.13.0
-// (INSTRUMENTED_JUMP then searches for a handler at a garbage offset; see
-// docs/cpython-facts.md), yet the handler can be interrupted: when a trace
-// exits for a pending signal, the next eval-breaker check in the handler
-// raises KeyboardInterrupt. So the exception is deferred: SIGINT is
-// re-armed, anything else raised again asynchronously in this thread (by
-// type: on 3.13 an asynchronous exception cannot carry its arguments), and
-// the interpreter raises it in the program's own frame at its next
-// eval-breaker check.
+// --- The sys.monitoring JUMP callback -----------------------------------
 //
 // `self` is (handler, counters, threshold). counters maps id(code) to a
-// bytearray of 32-bit backedge counts, one per code unit: a cold backedge
-// is counted here, without running any Python code, and the handler is
-// called only for a code it has not seen yet or a location that reached
-// the threshold (to record it, or to enter its trace).
-static int
-count_cold(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+// bytearray with one slot per code unit: either the count of a cold
+// backedge (count << 1), or the address of its location_record with the
+// low bit set, once the location has a trace (records are 8-aligned).
+//
+// The steady state runs no Python code: a cold backedge is counted, a
+// backedge with a trace is entered on the running frame and its entry and
+// exit counted. The Python handler (jit.py) is called only for a code it
+// has not seen, a location that reached the threshold (to record it), or
+// a record whose counters say a decision of the JIT's is due.
+
+// Runtime functions are copied like stencils, one section each, so every
+// helper must be inlined into its caller.
+#define HELPER static inline __attribute__((always_inline))
+
+#define COPYJIT_TOOL 5  // sys.monitoring.OPTIMIZER_ID
+
+#define SLOT_IS_RECORD(slot) ((slot) & 1)
+#define SLOT_RECORD(slot) ((location_record *)((slot) - 1))
+
+// The slot of backedge `args[1]` of code `args[0]`, or NULL for a code the
+// JIT has no table for (or arguments it does not understand).
+HELPER uint64_t *
+find_slot(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3 || !PyTuple_CheckExact(self) || PyTuple_GET_SIZE(self) != 3) {
-        return 0;
+        return NULL;
     }
     PyObject *key = PyLong_FromVoidPtr(args[0]);
     if (key == NULL) {
         PyErr_Clear();
-        return 0;
+        return NULL;
     }
     PyObject *table = PyDict_GetItemWithError(PyTuple_GET_ITEM(self, 1), key);  // borrowed
     Py_DECREF(key);
     Py_ssize_t unit = PyLong_AsSsize_t(args[1]) / 2;
-    Py_ssize_t threshold = PyLong_AsSsize_t(PyTuple_GET_ITEM(self, 2));
     if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (table == NULL || !PyByteArray_CheckExact(table) || unit < 0 ||
+        unit >= PyByteArray_GET_SIZE(table) / 8)
+    {
+        return NULL;
+    }
+    return (uint64_t *)PyByteArray_AS_STRING(table) + unit;
+}
+
+// Counts a cold backedge; 0 once it reaches the threshold.
+HELPER int
+count_cold(PyObject *self, uint64_t *slot)
+{
+    Py_ssize_t threshold = PyLong_AsSsize_t(PyTuple_GET_ITEM(self, 2));
+    if (threshold < 0) {
         PyErr_Clear();
         return 0;
     }
-    if (table == NULL || !PyByteArray_CheckExact(table) || unit < 0 ||
-        unit >= PyByteArray_GET_SIZE(table) / 4)
-    {
-        return 0;
-    }
-    uint32_t *count = (uint32_t *)PyByteArray_AS_STRING(table) + unit;
-    if ((Py_ssize_t)*count + 1 < threshold) {
-        (*count)++;
+    if ((Py_ssize_t)(*slot >> 1) + 1 < threshold) {
+        *slot += 2;
         return 1;
     }
     return 0;
 }
 
-PyObject *
-copyjit_on_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+// No tracer and no other monitoring tool watches this code: native code
+// would run past their events. jit.py's _alone() is the spec: sys.gettrace()
+// (tools 6 and 7 on 3.13), the frame's f_trace, and any other tool in use
+// (0 to 5) with events set globally or on this code.
+HELPER int
+alone(PyThreadState *tstate, _PyInterpreterFrame *frame, PyCodeObject *code)
 {
-    if (count_cold(self, args, nargs)) {
-        Py_RETURN_NONE;
+    if (tstate->c_traceobj != NULL ||
+        (frame->frame_obj != NULL && frame->frame_obj->f_trace != NULL))
+    {
+        return 0;
     }
-    PyObject *handler = PyTuple_CheckExact(self) ? PyTuple_GET_ITEM(self, 0) : self;
-    PyObject *result = PyObject_Vectorcall(handler, args, nargs, NULL);
-    if (result != NULL) {
-        return result;
+    PyInterpreterState *interp = tstate->interp;
+    uint8_t others = 0;
+    for (int tool = 0; tool < PY_MONITORING_SYS_PROFILE_ID; tool++) {
+        if (tool != COPYJIT_TOOL && interp->monitoring_tool_names[tool] != NULL) {
+            others |= (uint8_t)(1 << tool);
+        }
     }
+    if (others == 0) {
+        return 1;
+    }
+    for (int event = 0; event < _PY_MONITORING_UNGROUPED_EVENTS; event++) {
+        if (interp->monitors.tools[event] & others) {
+            return 0;
+        }
+    }
+    _PyCoMonitoringData *data = code->_co_monitoring;
+    for (int event = 0; data != NULL && event < _PY_MONITORING_LOCAL_EVENTS; event++) {
+        if (data->local_monitors.tools[event] & others) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+// The exception a trace or the handler left set, given to the interpreter
+// to raise in the program's frame at its next eval-breaker check: it must
+// not leave a JUMP callback on 3.13.0 (INSTRUMENTED_JUMP would search for
+// a handler at a garbage offset; see docs/cpython-facts.md). SIGINT is
+// re-armed; anything else is raised again asynchronously in this thread, by
+// type (on 3.13 an asynchronous exception cannot carry its arguments).
+HELPER void
+defer_exception(void)
+{
     PyObject *exception = PyErr_GetRaisedException();
     if (PyErr_GivenExceptionMatches(exception, PyExc_KeyboardInterrupt)) {
-        Py_DECREF(exception);
         PyErr_SetInterruptEx(SIGINT);
     }
     else {
         PyThreadState_SetAsyncExc(PyThread_get_thread_ident(), (PyObject *)Py_TYPE(exception));
-        Py_DECREF(exception);
     }
-    Py_RETURN_NONE;
+    Py_DECREF(exception);
+}
+
+// Counts the exit a trace returned, and marks the record due when the JIT
+// asked to judge this exit, or the trace, at this count.
+HELPER void
+count_exit(location_record *record, intptr_t status)
+{
+    if (record->judge_at && record->entries >= record->judge_at) {
+        record->due = 1;
+    }
+    if (status < 0 || status >= record->exit_count) {
+        return;
+    }
+    exit_counter *exit = &record->exits[status];
+    exit->taken++;
+    if (exit->limit && exit->taken >= exit->limit) {
+        record->due = 1;
+    }
+}
+
+// Runs the record's trace on the frame that is at the JUMP event (its
+// stack pointer is saved there), and counts the entry and the exit.
+HELPER void
+enter(PyThreadState *tstate, location_record *record, _PyInterpreterFrame *frame)
+{
+    trace_cell *cell = record->cell;
+    record->entries++;
+    record->totals->entries++;
+    // Spill slots live on this C stack: one area per activation.
+    intptr_t slots[SPILL_SLOTS];
+    cell->active++;
+    intptr_t status = cell->trace(frame, frame->localsplus + frame->stacktop, tstate, slots,
+                                  0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0);
+    cell->active--;
+    record->totals->exits++;
+    // If code the trace called (a finalizer) replaced the trace meanwhile,
+    // the exit numbers are not the new trace's: count none.
+    if (record->cell == cell) {
+        count_exit(record, status);
+    }
+    if (status < 0) {  // traces do not raise today; keep the frame's program running
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_SystemError, "copyjit: a trace failed without an exception");
+        }
+        defer_exception();
+    }
+}
+
+// Enters the backedge's trace if it has one, nothing is due and no other
+// tool watches. Returns whether the backedge has a trace ready (entered or
+// not: without one, the handler has work to do).
+HELPER int
+enter_if_ready(PyThreadState *tstate, uint64_t *slot, PyObject *const *args)
+{
+    if (slot == NULL || !SLOT_IS_RECORD(*slot)) {
+        return 0;
+    }
+    location_record *record = SLOT_RECORD(*slot);
+    if (record->cell == NULL || record->cell->trace == NULL || record->due) {
+        return 0;
+    }
+    _PyInterpreterFrame *frame = tstate->current_frame;
+    PyCodeObject *code = (PyCodeObject *)args[0];
+    if (frame != NULL && frame->f_executable == (PyObject *)code &&
+        alone(tstate, frame, code))
+    {
+        enter(tstate, record, frame);
+    }
+    return 1;
+}
+
+// Calls the Python handler; an exception it raises is deferred (above).
+HELPER PyObject *
+call_handler(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *handler = PyTuple_CheckExact(self) ? PyTuple_GET_ITEM(self, 0) : self;
+    PyObject *result = PyObject_Vectorcall(handler, args, nargs, NULL);
+    if (result == NULL) {
+        defer_exception();
+        return Py_NewRef(Py_None);
+    }
+    return result;
+}
+
+HELPER PyObject *
+on_jump(PyThreadState *tstate, PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t *slot = find_slot(self, args, nargs);
+    if (slot != NULL && !SLOT_IS_RECORD(*slot) && count_cold(self, slot)) {
+        Py_RETURN_NONE;
+    }
+    if (enter_if_ready(tstate, slot, args)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *result = call_handler(self, args, nargs);
+    if (result == Py_None) {  // it may have made a trace, or judged one and kept it
+        enter_if_ready(tstate, find_slot(self, args, nargs), args);
+    }
+    return result;
+}
+
+PyObject *
+copyjit_on_jump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    // The handler or a trace's callees may unregister this callback, which
+    // would free `self` and with it the tables and records in use here.
+    Py_INCREF(self);
+    PyObject *result = on_jump(PyThreadState_Get(), self, args, nargs);
+    Py_DECREF(self);
+    return result;
 }
 
 // Code pages are never writable and executable at once. Writing is

@@ -1,9 +1,11 @@
 """The JIT: sys.monitoring JUMP events find hot loops, which are recorded,
-lowered, emitted, and from then on entered natively at their backedge."""
+lowered, emitted, and from then on entered natively at their backedge.
+
+The counting and the entering are native (copyjit_on_jump in runtime.c);
+this module holds the policy, and is called only when a decision is due."""
 
 from __future__ import annotations
 
-import ctypes
 import struct
 import sys
 import time
@@ -12,13 +14,23 @@ from collections import Counter
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
-from copyjit.backend.runtime import runtime
+from copyjit.backend.runtime import (
+    EXIT,
+    RECORD,
+    RECORD_FIELDS,
+    TOTALS,
+    buffer_address,
+    check_monitoring_layout,
+    runtime,
+)
 
 if TYPE_CHECKING:
     from copyjit.backend.emitter import Trace
     from copyjit.trace.lower import Lowered
 
 TOOL = sys.monitoring.OPTIMIZER_ID
+_TOOL_NAME = "copyjit"  # the object use_tool_id keeps (the layout check looks for it)
+_JUMP_EVENT = 7  # bit of sys.monitoring.events.JUMP
 ENTRY_EXIT = 0  # the exit taken when the frame's locals do not fit the trace
 # Recording, lowering and emitting a trace takes ~2 ms, about as long as tens
 # of thousands of interpreted iterations: loops shorter than that are not
@@ -31,10 +43,12 @@ MAX_RECORDINGS = 4
 # Recordings that failed for a passing reason (a value too big for 64 bits
 # this time, the loop ending mid-recording) have a budget of their own.
 MAX_TRANSIENT_ABORTS = 32
-# Entering a trace costs ~3 us of Python (the handler), a native iteration
-# saves ~25 ns: a loop that averages fewer iterations than this per entry is
-# faster in the interpreter. Judged after ENTRIES_BEFORE_JUDGING entries.
-MIN_ITERATIONS_PER_ENTRY = 150
+# Entering a trace and leaving it costs ~90 ns more than one interpreted
+# iteration (the JUMP event's dispatch, the callback's lookup, unboxing and
+# boxing the locals), a native iteration saves ~20 ns: a loop that averages
+# fewer iterations than this per entry is no faster than the interpreter
+# (measured: 8 to 10 break even). Judged after ENTRIES_BEFORE_JUDGING entries.
+MIN_ITERATIONS_PER_ENTRY = 10
 ENTRIES_BEFORE_JUDGING = 256
 
 
@@ -57,31 +71,70 @@ class Stats:
         return result
 
 
+_FIELD_OFFSETS = {field: 8 * i for i, field in enumerate(RECORD_FIELDS)}
+
+
 class Location:
     """A backedge: (code, src). Does not keep the code alive (its trace does)."""
 
-    def __init__(self, code_id: int) -> None:
+    def __init__(self, code_id: int, totals: int) -> None:
         self.code_id = code_id
         self.recordings = 0  # traces made, or MAX_RECORDINGS once given up
         self.transient_aborts = 0
         self.trace: Trace | None = None
         self.lowered: Lowered | None = None
-        self.early_exits: Counter[int] = Counter()
-        self.entries = 0
-        self.iterations = bytearray(8)  # an int64 the trace increments, at a fixed address
+        # runtime.c's location_record, through which copyjit_on_jump enters
+        # the trace and counts: it never moves (the trace's _COUNT adds to
+        # its first field), and is written whole or one field at a time, so
+        # that a thread switch never shows native code a half-made record.
+        self.record = bytearray(RECORD.size)
+        self.address = buffer_address(self.record)
+        self.exits = bytearray(EXIT.size)  # the trace's exit_counters, one per exit number
+        self["totals"] = totals
+
+    def __getitem__(self, field: str) -> int:
+        return int.from_bytes(self.record[_FIELD_OFFSETS[field]:][:8], "little", signed=True)
+
+    def __setitem__(self, field: str, value: int) -> None:
+        struct.pack_into("<q", self.record, _FIELD_OFFSETS[field], value)
+
+    def install(self, trace: Trace, lowered: Lowered, judge_after: int) -> None:
+        """Make `trace` the one copyjit_on_jump enters, with fresh counters."""
+        # Exit 0 (ENTRY_EXIT) and the exits that do not leave the loop tell
+        # that the trace no longer fits it: judged after a few; others never.
+        normal = [False] + [snapshot.normal for snapshot in lowered.snapshots]
+        self.exits = bytearray(b"".join(EXIT.pack(0, 0 if n else EARLY_EXITS_BEFORE_RERECORD)
+                                        for n in normal))
+        values = {"iterations": 0, "cell": trace.cell_address, "exits": buffer_address(self.exits),
+                  "exit_count": len(normal), "totals": self["totals"], "entries": 0,
+                  "judge_at": judge_after, "due": 0}
+        RECORD.pack_into(self.record, 0, *[values[field] for field in RECORD_FIELDS])
+        self.trace, self.lowered = trace, lowered
+
+    def early_exit_due(self) -> bool:
+        return any(limit and taken >= limit for taken, limit in EXIT.iter_unpack(self.exits))
 
 
 class JIT:
     def __init__(self, threshold: int = DEFAULT_THRESHOLD) -> None:
         self.threshold = max(1, threshold)
         self.locations: dict[tuple[int, int], Location] = {}
-        self.stats = Stats()
+        self._stats = Stats()
         self.enabled = False
         self.watched: list[CodeType] = []  # codes with local events, to clear
-        # Backedge counts, kept by the native callback: id(code) -> one
-        # uint32 per code unit, dropped when the code object dies.
+        # The native callback's tables: id(code) -> one 64-bit slot per code
+        # unit (runtime.c: a cold backedge's count << 1, or its location
+        # record's address | 1), dropped when the code object dies.
         self.counters: dict[int, bytearray] = {}
+        # runtime.c's entry_totals, counted natively over all locations.
+        self.totals = bytearray(TOTALS.size)
         self._registered_threshold = 0
+        self._layout_checked = False
+
+    @property
+    def stats(self) -> Stats:
+        self._stats.native_entries, self._stats.exits = TOTALS.unpack(self.totals)
+        return self._stats
 
     # --- sys.monitoring -----------------------------------------------------
 
@@ -92,7 +145,7 @@ class JIT:
             if monitoring.get_tool(TOOL) is not None:
                 raise RuntimeError(f"copyjit: sys.monitoring tool {TOOL} is taken by "
                                    f"{monitoring.get_tool(TOOL)!r}")
-            monitoring.use_tool_id(TOOL, "copyjit")
+            monitoring.use_tool_id(TOOL, _TOOL_NAME)
             self.enabled = True
         if self._registered_threshold != self.threshold:  # the native counter keeps its own copy
             callback = runtime().jump_callback(self.on_jump, self.counters, self.threshold)
@@ -103,6 +156,9 @@ class JIT:
         else:
             monitoring.set_local_events(TOOL, code, monitoring.events.JUMP)
             self.watched.append(code)
+        if not self._layout_checked:
+            check_monitoring_layout(runtime().layout, TOOL, _TOOL_NAME, _JUMP_EVENT, code)
+            self._layout_checked = True
 
     def disable(self) -> None:
         """Stop watching. (In 3.13 free_tool_id leaves events and callbacks in
@@ -124,39 +180,42 @@ class JIT:
         # frame is the program's. Exceptions are not caught here: internal
         # errors are caught where the JIT's own work is done (compile), and
         # anything else (a signal handler's exception, raised at an
-        # eval-breaker check after a trace exits) is the program's, which
+        # eval-breaker check in this Python code) is the program's, which
         # the native callback hands to the interpreter.
         return self._on_jump(code, src, dst, sys._getframe(1))
 
     def _on_jump(self, code: CodeType, src: int, dst: int, frame: FrameType) -> object:
-        """Called by the native callback for a code it has no counters for, or
-        a backedge that reached the threshold."""
+        """Called by the native callback for a code it has no counters for, a
+        backedge that reached the threshold, or a trace due to be judged.
+        When this returns None, the native callback enters the backedge's
+        trace, if it has one."""
         if dst > src:
             return sys.monitoring.DISABLE  # a forward jump: never a loop
         if id(code) not in self.counters:
-            self.counters[id(code)] = bytearray(4 * (len(code.co_code) // 2 + 1))
+            self.counters[id(code)] = bytearray(8 * (len(code.co_code) // 2 + 1))
             weakref.finalize(code, self._forget, id(code))
             if self.threshold > 1:
                 self._set_count(id(code), src, 1)
                 return None
         location = self.locations.get((id(code), src))
         if location is None:
-            location = self.locations[(id(code), src)] = Location(id(code))
+            location = self.locations[(id(code), src)] = Location(id(code), buffer_address(self.totals))
+        if location.trace is not None:
+            self.judge(location, src)
+            return None
+        if location.recordings >= MAX_RECORDINGS:
+            return sys.monitoring.DISABLE  # given up: this backedge costs nothing now
+        if not _alone(frame, code):
+            self._set_count(id(code), src, 0)
+            return None
+        soon = self.compile(location, code, frame, src, dst)
         if location.trace is None:
-            if location.recordings >= MAX_RECORDINGS:
-                return sys.monitoring.DISABLE  # given up: this backedge costs nothing now
-            if not _alone(frame, code):
-                self._set_count(id(code), src, 0)
-                return None
-            soon = self.compile(location, code, frame, src, dst)
-            if location.trace is None:
-                # After the loop ended mid-recording, retry at the next
-                # backedge: a whole threshold later could be the same (last)
-                # iteration again. Otherwise wait a whole threshold.
-                self._set_count(id(code), src, self.threshold - 1 if soon else 0)
-                return None
-        if _alone(frame, code):
-            self.enter(location, frame, src)
+            # After the loop ended mid-recording, retry at the next
+            # backedge: a whole threshold later could be the same (last)
+            # iteration again. Otherwise wait a whole threshold.
+            self._set_count(id(code), src, self.threshold - 1 if soon else 0)
+        else:
+            self._set_slot(id(code), src, location.address | 1)
         return None
 
     # --- recording and running ----------------------------------------------
@@ -183,11 +242,11 @@ class JIT:
             recording = record(code, dst, src, frames.raw(frame))
             lap = time.perf_counter()
             self.stats.recording_seconds += lap - start
-            counter = ctypes.addressof(ctypes.c_int64.from_buffer(location.iterations))
+            counter = location.address + _FIELD_OFFSETS["iterations"]
             lowered = lower(recording, counter)
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
-            trace = emit(lowered.instructions, constants=(code, location.iterations, *lowered.constants))
+            trace = emit(lowered.instructions, constants=(code, location.record, *lowered.constants))
             self.stats.emitting_seconds += time.perf_counter() - lap
         except Abort as abort:
             self.stats.aborts[abort.reason] += 1
@@ -199,44 +258,39 @@ class JIT:
             self.stats.aborts[f"internal error: {type(error).__name__}: {error}"] += 1
             location.recordings = MAX_RECORDINGS
             return False
-        location.trace, location.lowered = trace, lowered
+        location.install(trace, lowered, ENTRIES_BEFORE_JUDGING)
         location.recordings += 1
-        location.early_exits.clear()
-        location.entries = 0
-        location.iterations[:] = bytes(8)
         self.stats.traces += 1
         return False
 
-    def enter(self, location: Location, frame: FrameType, src: int) -> None:
-        trace, lowered = location.trace, location.lowered  # another thread may discard them
-        assert trace is not None and lowered is not None
-        self.stats.native_entries += 1  # counted first: a signal may interrupt what follows
-        status = trace(frame)
-        self.stats.exits += 1
-        location.entries += 1
-        if location.entries == ENTRIES_BEFORE_JUDGING and self._too_short(location):
-            self.discard(location, src)
-            location.recordings = MAX_RECORDINGS
-            self.stats.aborts["the loop runs too few iterations per entry"] += 1
-            return
-        if status == ENTRY_EXIT or not lowered.snapshots[status - 1].normal:
-            location.early_exits[status] += 1
-            if location.early_exits[status] >= EARLY_EXITS_BEFORE_RERECORD:
+    def judge(self, location: Location, src: int) -> None:
+        """The native counters of the location's trace asked for a decision:
+        it runs too few iterations per entry, or keeps leaving early."""
+        location["due"] = 0
+        judge_at = location["judge_at"]
+        if judge_at and location["entries"] >= judge_at:
+            location["judge_at"] = 0  # judged once per trace
+            if location["iterations"] < MIN_ITERATIONS_PER_ENTRY * location["entries"]:
                 self.discard(location, src)
-
-    @staticmethod
-    def _too_short(location: Location) -> bool:
-        iterations = int.from_bytes(location.iterations, "little", signed=True)
-        return iterations < MIN_ITERATIONS_PER_ENTRY * location.entries
+                location.recordings = MAX_RECORDINGS
+                self.stats.aborts["the loop runs too few iterations per entry"] += 1
+                return
+        if location.early_exit_due():
+            self.discard(location, src)
 
     def _set_count(self, code_id: int, src: int, count: int) -> None:
-        struct.pack_into("<I", self.counters[code_id], 4 * (src // 2), count)
+        self._set_slot(code_id, src, count << 1)
+
+    def _set_slot(self, code_id: int, src: int, value: int) -> None:
+        struct.pack_into("<Q", self.counters[code_id], 8 * (src // 2), value)
 
     def discard(self, location: Location, src: int) -> None:
+        # Native code stops entering first: the slot, then the record.
+        self._set_count(location.code_id, src, 0)
+        location["cell"] = 0
         if location.trace is not None:
             location.trace.free()
         location.trace = location.lowered = None
-        self._set_count(location.code_id, src, 0)
         if location.recordings >= MAX_RECORDINGS:
             self.stats.aborts["the loop keeps leaving its trace early"] += 1
 
