@@ -60,7 +60,11 @@ _NON_ESCAPING = frozenset({
     "__builtin_memcpy",
     "Py_INCREF", "PyList_GET_SIZE", "PyList_GET_ITEM", "PyTuple_GET_SIZE", "PyTuple_GET_ITEM",
     "DK_UNICODE_ENTRIES", "PyList_SET_ITEM",
+    "__builtin_elementwise_sqrt", "__builtin_fabs", "isinf", "isnan", "isfinite",
 })
+# C library functions that run no Python code (so calling them does not escape).
+PURE_C_FUNCTIONS = frozenset({"sin", "cos", "exp", "log"})
+_NON_ESCAPING |= PURE_C_FUNCTIONS
 _CALL = re.compile(r"(\b[A-Za-z_]\w*|[\])])\s*\(")
 _CAST = re.compile(r"\s*(const\s+)?((unsigned|signed)\s+)?[A-Za-z_]\w*[\s*]*")
 
@@ -320,6 +324,29 @@ def _spills() -> list[Uop]:
         uop("_RELOAD_FLOAT", f"__builtin_memcpy(&res, &{slot}, sizeof(res));", regs="-- res:f",
             oparg_max=last, doc="res = spill slot `oparg`"),
     ]
+
+
+def _math() -> list[Uop]:
+    """Builtins and `math` functions on unboxed numbers. Each exits where
+    CPython raises (the interpreter then re-executes the call and raises)."""
+    unary_float = {
+        "_SQRT_FLOAT": ("EXIT_IF(a < 0.0);\nres = __builtin_elementwise_sqrt(a);", "math.sqrt(a)"),
+        "_SIN_FLOAT": ("EXIT_IF(isinf(a));\nres = sin(a);", "math.sin(a)"),
+        "_COS_FLOAT": ("EXIT_IF(isinf(a));\nres = cos(a);", "math.cos(a)"),
+        "_EXP_FLOAT": ("double r = exp(a);\nEXIT_IF(isinf(r) && isfinite(a));\nres = r;", "math.exp(a)"),
+        "_LOG_FLOAT": ("EXIT_IF(!(a > 0.0) && !isnan(a));\nres = log(a);", "math.log(a)"),
+        "_ABS_FLOAT": ("res = __builtin_fabs(a);", "abs(a)"),
+    }
+    ops = [uop(name, body, regs="a:f -- res:f", doc=doc) for name, (body, doc) in unary_float.items()]
+    ops.append(uop("_ABS_INT", "EXIT_IF(a == INTPTR_MIN);\nres = a < 0 ? -a : a;", regs="a:i -- res:i",
+                   doc="abs(a); exits for the one value whose result needs 65 bits"))
+    for kind, name in (("i", "INT"), ("f", "FLOAT")):
+        # min keeps the first of equals (and a NaN first), as Python's does.
+        ops.append(uop(f"_MIN_{name}", "res = b < a ? b : a;", regs=f"a:{kind} b:{kind} -- res:{kind}",
+                       doc="min(a, b)"))
+        ops.append(uop(f"_MAX_{name}", "res = b > a ? b : a;", regs=f"a:{kind} b:{kind} -- res:{kind}",
+                       doc="max(a, b)"))
+    return ops
 
 
 _CLEAR_AND_EXIT = "if (res == NULL) {\n    PyErr_Clear();\n}\nEXIT_IF(res == NULL);"
@@ -751,6 +778,7 @@ _TABLE: list[Uop] = [
     *_branches("f", "FLOAT"),
     *_spills(),
     *_objects(),
+    *_math(),
     # --- control ---------------------------------------------------------
     uop(
         "_CHECK_EVAL_BREAKER",

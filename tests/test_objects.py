@@ -319,3 +319,52 @@ def test_no_reference_is_leaked_or_lost() -> None:
 @pytest.mark.parametrize("n", [1, 2, 3, 50])
 def test_short_loops_with_objects(n: int) -> None:
     differential(list_work, n, native=False)
+
+
+# --- builtins and math on unboxed numbers ---------------------------------------
+
+def math_on_numbers(xs: list[float], n: int) -> tuple[float, ...]:
+    a = b = c = 0.0
+    k = 0
+    for i in range(n):
+        x = xs[i % len(xs)]
+        a += math.sqrt(abs(x)) + math.sqrt(i) + math.exp(-abs(x))
+        b += math.sin(x) * math.cos(x) + math.log(abs(x) + 1.0)
+        c = max(c, x) + min(x, -1.0)
+        k += abs(i - 10) + min(i, 5) - max(-i, 3)
+    return a, b, c, k
+
+
+NASTY = [0.0, -0.0, 1.5, -2.5, float("nan"), 1e300, -1e-300, 3.0]
+
+
+def test_math_functions_on_unboxed_numbers() -> None:
+    differential(math_on_numbers, NASTY, 400)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("inf"), -1e308 * 10, 0.0])
+def test_math_domain_errors_raise_as_in_cpython(bad: float) -> None:
+    def domain(xs: list[float]) -> float:
+        total = 0.0
+        for x in xs:
+            total += math.sqrt(x) + math.sin(x) + math.log(x + 1.0)
+        return total
+
+    differential(domain, [0.5] * 50 + [bad] + [0.25] * 10)
+
+
+def test_exp_overflow_and_abs_of_the_smallest_int() -> None:
+    def overflow(xs: list[float]) -> float:
+        total = 0.0
+        for x in xs:
+            total += math.exp(x)
+        return total
+
+    def absolute(xs: list[int]) -> int:
+        total = 0
+        for x in xs:
+            total = abs(x) - total
+        return total
+
+    differential(overflow, [1.0] * 50 + [1000.0])
+    differential(absolute, [5] * 50 + [-(2**63), 3])

@@ -18,7 +18,7 @@ from copyjit.backend.frames import RawFrame
 from copyjit.backend.runtime import runtime
 from copyjit.stencil import HoleKind
 from copyjit.stencils import table
-from copyjit.uops import SPILL_SLOTS, UOPS
+from copyjit.uops import PURE_C_FUNCTIONS, SPILL_SLOTS, UOPS
 from tests.conftest import NB, run
 
 ROOT = str(__import__("pathlib").Path(__file__).parent.parent)
@@ -96,7 +96,7 @@ def test_stencils_that_call_out_publish_the_stack_depth_first() -> None:
     # a stencil that calls through the GOT belongs to an escaping uop.
     for name, stencil in table().stencils.items():
         uop = UOPS[name.partition("__")[0]]
-        if any(h.kind is HoleKind.GOT_REL32 for h in stencil.holes):
+        if any(h.kind is HoleKind.GOT_REL32 and h.symbol not in PURE_C_FUNCTIONS for h in stencil.holes):
             assert uop.escapes, name
 
 

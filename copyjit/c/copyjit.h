@@ -21,6 +21,7 @@
 #include "internal/pycore_moduleobject.h"
 #include "internal/pycore_range.h"
 #include "internal/pycore_tuple.h"
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 

@@ -208,6 +208,16 @@ class _Lowering:
             self.line(f"_JUMP jump={exit_to}")
             self.lines.append(f"holds{self.labels}:")
 
+    def op_math(self, index: int, op: Op) -> None:
+        k = op.kind
+        registers = [f"{k}{n}" for n in range(len(op.args))]
+        for value, register in zip(op.args, registers, strict=True):
+            self.reload(value, register)
+        name = f"_{op.arg}_{_KIND[k]}"
+        guard = f" {self.guard(op)}" if UOPS[name].may_exit else ""
+        self.line(f"{k}2 = {name} {', '.join(registers)}{guard}")
+        self.spill(index, f"{k}2")
+
     def op_range_next(self, index: int, op: Op) -> None:
         self.line(f"i0 = _FOR_ITER_RANGE_UNBOXED {self.guard(op)}")
         self.spill(index, "i0")

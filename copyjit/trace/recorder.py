@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import dis
 import itertools
+import math
 import operator
 import types
 from collections.abc import Callable
@@ -49,6 +50,12 @@ _PYTHON: dict[str, Callable[[Any, Any], Any]] = {
     "mod": operator.mod, "truediv": operator.truediv,
     "LT": operator.lt, "LE": operator.le, "EQ": operator.eq,
     "NE": operator.ne, "GT": operator.gt, "GE": operator.ge,
+}
+# Calls made on unboxed numbers: callable -> (uop suffix, argument kinds).
+_MATH: dict[int, tuple[str, tuple[str, ...]]] = {
+    id(math.sqrt): ("SQRT", ("f",)), id(math.sin): ("SIN", ("f",)), id(math.cos): ("COS", ("f",)),
+    id(math.exp): ("EXP", ("f",)), id(math.log): ("LOG", ("f",)),
+    id(abs): ("ABS", ("f", "i")), id(min): ("MIN", ("ff", "ii")), id(max): ("MAX", ("ff", "ii")),
 }
 # Callables that look at their caller's frame: inside a trace its unboxed
 # locals are not written back yet, so they would see stale values.
@@ -197,7 +204,9 @@ class _Recorder:
             instruction = self.instructions.get(offset)
             if instruction is None:
                 self.stop(Abort(f"no instruction at offset {offset}"))
-            self.offset = offset
+            # An exit resumes at the instruction's EXTENDED_ARG prefix, if any:
+            # without it the instruction would read a truncated oparg.
+            self.offset = instruction.start_offset
             before = list(self.stack)
             try:
                 handler = getattr(self, f"op_{instruction.opname}", None)
@@ -207,7 +216,7 @@ class _Recorder:
                     raise Abort("a comparison whose result is not a branch")
                 next_offset = handler(instruction)
             except Abort as abort:
-                raise _Handback(abort, offset, before) from None
+                raise _Handback(abort, self.offset, before) from None
             if next_offset is None:
                 return
             offset = next_offset
@@ -341,6 +350,8 @@ class _Recorder:
     def op_NOP(self, ins: dis.Instruction) -> int:
         return self.following[ins.offset]
 
+    op_EXTENDED_ARG = op_NOP  # dis folds it into the next instruction's arg
+
     def op_LOAD_FAST(self, ins: dis.Instruction) -> int:
         self.load(ins.arg)  # type: ignore[arg-type]
         return self.following[ins.offset]
@@ -453,7 +464,7 @@ class _Recorder:
         x, y = self.number(left, a), self.number(right, b)
         name = _COMPARE[ins.arg >> 5]  # type: ignore[operator]
         inputs = (self.pop(), self.pop())[::-1]
-        self.pending = _Pending(name, self.kind(x), x, y, bool(_PYTHON[name](a, b)), ins.offset, inputs)
+        self.pending = _Pending(name, self.kind(x), x, y, bool(_PYTHON[name](a, b)), ins.start_offset, inputs)
         return self.following[ins.offset]
 
     def op_TO_BOOL(self, ins: dis.Instruction) -> int:
@@ -468,14 +479,15 @@ class _Recorder:
             self.pop()
             length = self.emit(Op("len", "i", (value,)))
             zero = self.emit(Op("const", "i", arg=0))
-            self.pending = _Pending("NE", "i", length, zero, bool(concrete), ins.offset,
+            self.pending = _Pending("NE", "i", length, zero, bool(concrete), ins.start_offset,
                                     ((value, concrete),))
             return self.following[ins.offset]
         if kind == "n":
             raise Abort("the truth of NULL")
         self.pop()
         zero = self.emit(Op("const", kind, arg=0 if kind == "i" else 0.0))
-        self.pending = _Pending("NE", kind, value, zero, bool(concrete), ins.offset, ((value, concrete),))
+        self.pending = _Pending("NE", kind, value, zero, bool(concrete), ins.start_offset,
+                                ((value, concrete),))
         return self.following[ins.offset]
 
     def _branch(self, ins: dis.Instruction, jump_if: bool) -> int:
@@ -563,7 +575,7 @@ class _Recorder:
             raise Abort(f"a for loop over a {kind.__name__}")
         if operator.length_hint(iterator) == 0:
             raise Abort("the loop ended while recording", final=False, soon=True)
-        snapshot = Snapshot(ins.offset, (), normal=True)
+        snapshot = Snapshot(ins.start_offset, (), normal=True)
         item = next(iterator)
         if kind is RANGE_ITERATOR:
             index = self.emit(Op("range_next", "i", snapshot=snapshot))
@@ -584,7 +596,7 @@ class _Recorder:
             raise Abort("the loop ended while recording", final=False, soon=True)
         count, item = next(iterator)
         name = "enumerate_list" if type(inner) is LIST_ITERATOR else "enumerate_tuple"
-        value = self.emit(Op(name, "o", snapshot=Snapshot(ins.offset, (), normal=True)))
+        value = self.emit(Op(name, "o", snapshot=Snapshot(ins.start_offset, (), normal=True)))
         counter = self.emit(Op("second", "i", (value,)))
         self.push(value, item)
         self.push(counter, count)  # as UNPACK_SEQUENCE leaves them: the first on top
@@ -730,6 +742,8 @@ class _Recorder:
             return self._len(ins, values[0])
         if function is list.append and len(values) == 2 and type(values[0][1]) is list:
             return self._append(ins, values)
+        if id(function) in _MATH and all(type(c) in (int, float) for _, c in values):
+            return self._math(ins, function, values)
         boxed = [self.boxed(value) for value, _ in values]
         snapshot = self.snapshot(reraise=callable_)
         result_index = self.emit(Op("call", "o", (callable_, *boxed), snapshot=snapshot))
@@ -745,6 +759,31 @@ class _Recorder:
                 self.release(box)
         self.release(callable_, *(v for v, _ in values))
         self.push(result_index, result)
+        return self.following[ins.offset]
+
+    def _math(self, ins: dis.Instruction, function: Any, values: list[tuple[int, object]]) -> int:
+        name, signatures = _MATH[id(function)]
+        kinds = "".join(kind_of(concrete) for _, concrete in values)
+        # math's functions take ints as floats, converted as int.__float__
+        # rounds (exact below 2**53); `log` of an int has its own algorithm.
+        wanted = kinds if kinds in signatures else None
+        if wanted is None and signatures == ("f",) and kinds == "i" and name != "LOG":
+            wanted = "f"
+        if wanted is None:
+            raise Abort(f"{name.lower()}() of {kinds.replace('i', 'int ').replace('f', 'float ').strip()}")
+        try:
+            result = function(*(concrete for _, concrete in values))
+        except (ValueError, OverflowError):
+            raise Abort(f"{name.lower()}() raised while recording", final=False) from None
+        if not _fits(result, wanted[0]):
+            raise Abort(f"{name.lower()}() left the 64-bit range while recording", final=False)
+        numbers = [self.number(value, concrete) for value, concrete in values]
+        numbers = [n if self.kind(n) == wanted[0] else self.emit(Op("to_float", "f", (n,))) for n in numbers]
+        callable_ = self.stack[-len(values) - 2][0]
+        index = self.emit(Op("math", wanted[0], tuple(numbers), arg=name, snapshot=self.snapshot()))
+        self.stack[-len(values) - 2:] = []
+        self.release(callable_, *(value for value, _ in values))
+        self.push(index, result)
         return self.following[ins.offset]
 
     def _len(self, ins: dis.Instruction, value: tuple[int, object]) -> int:
