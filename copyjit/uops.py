@@ -52,7 +52,7 @@ REGISTER_TYPES = {"i": "intptr_t", "f": "double", "o": "intptr_t"}
 # the GC. Any other call, and any call through a pointer, "escapes".
 _NON_ESCAPING = frozenset({
     "if", "while", "for", "switch", "return", "sizeof",  # not calls at all
-    "EXIT_IF", "ERROR_IF", "JUMP_IF", "JUMP", "SYNC_SP",
+    "EXIT_IF", "ERROR_IF", "JUMP_IF", "JUMP", "SYNC_SP", "TAIL",
     "Py_NewRef", "Py_TYPE", "Py_IsTrue", "Py_IsFalse",
     "PyLong_CheckExact", "PyFloat_CheckExact", "PyFloat_AS_DOUBLE",
     "_PyLong_IsCompact", "_PyLong_CompactValue", "_Py_atomic_load_uintptr_relaxed",
@@ -797,6 +797,13 @@ _TABLE: list[Uop] = [
         doc="point the frame's instruction pointer at `operand0`",
     ),
     uop("_JUMP", "JUMP();", ends_trace=True, doc="jump to the jump target"),
+    uop("_GOTO", "TAIL(operand0);", ends_trace=True,
+        doc="continue at the code at `operand0` (a bridge's way back into its loop)"),
+    uop(
+        "_BRIDGE_OR_CONTINUE",
+        "jit_func bridge = *(jit_func *)operand0;\nif (bridge != NULL) {\n    TAIL(bridge);\n}",
+        doc="continue at the bridge whose address is stored at `operand0`, if one is linked",
+    ),
     uop(
         "_EXIT_TRACE",
         "SYNC_SP(); return (intptr_t)oparg;",

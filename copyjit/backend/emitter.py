@@ -165,6 +165,16 @@ class Trace:
         self.size = 0
         self.constants = ()
 
+    def free_with(self, parent: Trace) -> None:
+        """Give the code back once no call of `parent` is running: this
+        code is only ever reached from inside the parent's activations."""
+        if self.freed:
+            return
+        self._cell[:8] = bytes(8)
+        self.runtime.release(parent._cell, self.address, self.size)
+        self.size = 0
+        self.constants = ()
+
     def __del__(self) -> None:
         # At interpreter exit module globals may already be gone: the
         # process is ending, and its memory with it.

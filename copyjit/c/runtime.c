@@ -196,26 +196,31 @@ defer_exception(void)
 }
 
 // Counts the exit a trace returned, and marks the record due when the JIT
-// asked to judge this exit, or the trace, at this count.
-HELPER void
+// asked to judge the trace at this count. Returns whether this exit has
+// just become hot (reached its limit): the JIT decides about it at once,
+// while the frame is where the exit left it (to record a bridge from there).
+HELPER int
 count_exit(location_record *record, intptr_t status)
 {
     if (record->judge_at && record->entries >= record->judge_at) {
         record->due = 1;
     }
     if (status < 0 || status >= record->exit_count) {
-        return;
+        return 0;
     }
     exit_counter *exit = &record->exits[status];
     exit->taken++;
     if (exit->limit && exit->taken >= exit->limit) {
         record->due = 1;
+        return exit->taken == exit->limit;
     }
+    return 0;
 }
 
 // Runs the record's trace on the frame that is at the JUMP event (its
 // stack pointer is saved there), and counts the entry and the exit.
-HELPER void
+// Returns the exit's number if it has just become hot, else -1.
+HELPER intptr_t
 enter(PyThreadState *tstate, location_record *record, _PyInterpreterFrame *frame)
 {
     trace_cell *cell = record->cell;
@@ -230,23 +235,24 @@ enter(PyThreadState *tstate, location_record *record, _PyInterpreterFrame *frame
     record->totals->exits++;
     // If code the trace called (a finalizer) replaced the trace meanwhile,
     // the exit numbers are not the new trace's: count none.
-    if (record->cell == cell) {
-        count_exit(record, status);
-    }
+    int hot = record->cell == cell && count_exit(record, status);
     if (status < 0) {  // traces do not raise today; keep the frame's program running
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_SystemError, "copyjit: a trace failed without an exception");
         }
         defer_exception();
     }
+    return hot ? status : -1;
 }
 
 // Enters the backedge's trace if it has one, nothing is due and no other
 // tool watches. Returns whether the backedge has a trace ready (entered or
-// not: without one, the handler has work to do).
+// not: without one, the handler has work to do); `hot` is set to the exit
+// that has just become hot, or -1.
 HELPER int
-enter_if_ready(PyThreadState *tstate, uint64_t *slot, PyObject *const *args)
+enter_if_ready(PyThreadState *tstate, uint64_t *slot, PyObject *const *args, intptr_t *hot)
 {
+    *hot = -1;
     if (slot == NULL || !SLOT_IS_RECORD(*slot)) {
         return 0;
     }
@@ -259,7 +265,7 @@ enter_if_ready(PyThreadState *tstate, uint64_t *slot, PyObject *const *args)
     if (frame != NULL && frame->f_executable == (PyObject *)code &&
         alone(tstate, frame, code))
     {
-        enter(tstate, record, frame);
+        *hot = enter(tstate, record, frame);
     }
     return 1;
 }
@@ -277,6 +283,22 @@ call_handler(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+// Tells the handler that exit `hot` of the trace it left has become hot:
+// handler(code, src, dst, hot), with the frame as that exit left it.
+HELPER PyObject *
+report_hot_exit(PyObject *self, PyObject *const *args, intptr_t hot)
+{
+    PyObject *number = PyLong_FromSsize_t(hot);
+    if (number == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    PyObject *with_exit[4] = {args[0], args[1], args[2], number};
+    PyObject *result = call_handler(self, with_exit, 4);
+    Py_DECREF(number);
+    return result;
+}
+
 HELPER PyObject *
 on_jump(PyThreadState *tstate, PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -284,12 +306,17 @@ on_jump(PyThreadState *tstate, PyObject *self, PyObject *const *args, Py_ssize_t
     if (slot != NULL && !SLOT_IS_RECORD(*slot) && count_cold(self, slot)) {
         Py_RETURN_NONE;
     }
-    if (enter_if_ready(tstate, slot, args)) {
-        Py_RETURN_NONE;
+    intptr_t hot;
+    if (enter_if_ready(tstate, slot, args, &hot)) {
+        return hot < 0 ? Py_NewRef(Py_None) : report_hot_exit(self, args, hot);
     }
     PyObject *result = call_handler(self, args, nargs);
     if (result == Py_None) {  // it may have made a trace, or judged one and kept it
-        enter_if_ready(tstate, find_slot(self, args, nargs), args);
+        enter_if_ready(tstate, find_slot(self, args, nargs), args, &hot);
+        if (hot >= 0) {
+            Py_DECREF(result);
+            return report_hot_exit(self, args, hot);
+        }
     }
     return result;
 }

@@ -84,6 +84,17 @@ def push(raw_frame: int, values: list[object]) -> None:
         top.value += 1
 
 
+def drop(raw_frame: int, count: int) -> None:
+    """Pop `count` values off the frame's stack, releasing them."""
+    top = ctypes.c_int.from_address(_field(raw_frame, "frame.stacktop"))
+    for _ in range(count):
+        top.value -= 1
+        slot = _slot(raw_frame, top.value)
+        old, slot.value = slot.value, None
+        if old:
+            _decref(old)
+
+
 def set_instruction(raw_frame: int, code: CodeType, offset: int) -> None:
     """Make CPython continue at the instruction at `offset`."""
     ctypes.c_void_p.from_address(_field(raw_frame, "frame.instr_ptr")).value = \

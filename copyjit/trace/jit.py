@@ -36,10 +36,16 @@ ENTRY_EXIT = 0  # the exit taken when the frame's locals do not fit the trace
 # of thousands of interpreted iterations: loops shorter than that are not
 # worth it. (Measured with benchmarks/kernels.py; 16 made big_ints 5x slower.)
 DEFAULT_THRESHOLD = 1000
-# A trace that keeps leaving by the same side exit does not fit the loop
-# any more (a branch went the other way): re-record it, a few times at most.
-EARLY_EXITS_BEFORE_RERECORD = 64
+# A side exit taken this often is hot: it gets a bridge (the rest of the
+# iteration from there, linked into the exit) or, if it cannot have one,
+# the trace is re-recorded, a few times at most.
+HOT_EXIT = 16
 MAX_RECORDINGS = 4
+# Bridges per loop trace, and how their exits are numbered (from BRIDGE_EXITS
+# times the bridge's number): beyond the parent's, so native code does not
+# count them as the parent's.
+MAX_BRIDGES = 16
+BRIDGE_EXITS = 100_000
 # Recordings that failed for a passing reason (a value too big for 64 bits
 # this time, the loop ending mid-recording) have a budget of their own.
 MAX_TRANSIENT_ABORTS = 32
@@ -83,6 +89,7 @@ class Location:
         self.transient_aborts = 0
         self.trace: Trace | None = None
         self.lowered: Lowered | None = None
+        self.bridges: list[Trace] = []
         # runtime.c's location_record, through which copyjit_on_jump enters
         # the trace and counts: it never moves (the trace's _COUNT adds to
         # its first field), and is written whole or one field at a time, so
@@ -103,7 +110,7 @@ class Location:
         # Exit 0 (ENTRY_EXIT) and the exits that do not leave the loop tell
         # that the trace no longer fits it: judged after a few; others never.
         normal = [False] + [snapshot.normal for snapshot in lowered.snapshots]
-        self.exits = bytearray(b"".join(EXIT.pack(0, 0 if n else EARLY_EXITS_BEFORE_RERECORD)
+        self.exits = bytearray(b"".join(EXIT.pack(0, 0 if n else HOT_EXIT)
                                         for n in normal))
         values = {"iterations": 0, "cell": trace.cell_address, "exits": buffer_address(self.exits),
                   "exit_count": len(normal), "totals": self["totals"], "entries": 0,
@@ -175,13 +182,16 @@ class JIT:
         self.enabled = False
         self._registered_threshold = 0
 
-    def on_jump(self, code: CodeType, src: int, dst: int) -> object:
+    def on_jump(self, code: CodeType, src: int, dst: int, hot_exit: int = -1) -> object:
         # Called from native code (runtime().jump_callback), so the caller's
         # frame is the program's. Exceptions are not caught here: internal
         # errors are caught where the JIT's own work is done (compile), and
         # anything else (a signal handler's exception, raised at an
         # eval-breaker check in this Python code) is the program's, which
         # the native callback hands to the interpreter.
+        if hot_exit >= 0:
+            self._on_hot_exit(code, src, dst, hot_exit, sys._getframe(1))
+            return None
         return self._on_jump(code, src, dst, sys._getframe(1))
 
     def _on_jump(self, code: CodeType, src: int, dst: int, frame: FrameType) -> object:
@@ -216,6 +226,21 @@ class JIT:
             self._set_count(id(code), src, self.threshold - 1 if soon else 0)
         else:
             self._set_slot(id(code), src, location.address | 1)
+        return None
+
+    def _on_hot_exit(self, code: CodeType, src: int, dst: int, number: int, frame: FrameType) -> None:
+        """Exit `number` of the location's trace has just become hot; the
+        frame is as that exit left it. A side exit gets a bridge: the rest
+        of the iteration from there, recorded now, linked into the exit."""
+        location = self.locations.get((id(code), src))
+        if location is None or location.trace is None or location.lowered is None:
+            return None
+        location["due"] = 0
+        if number != ENTRY_EXIT and len(location.bridges) < MAX_BRIDGES and _alone(frame, code) \
+                and self.compile_bridge(location, code, frame, src, dst, number):
+            struct.pack_into("<q", location.exits, EXIT.size * number + 8, 0)  # bridged: no limit
+            return None
+        self.judge(location, src)
         return None
 
     # --- recording and running ----------------------------------------------
@@ -263,6 +288,41 @@ class JIT:
         self.stats.traces += 1
         return False
 
+    def compile_bridge(self, location: Location, code: CodeType, frame: FrameType, src: int, dst: int,
+                       number: int) -> bool:
+        """Record, lower, emit and link a bridge for exit `number`."""
+        from copyjit.backend.emitter import emit
+        from copyjit.trace import frames
+        from copyjit.trace.lower import lower_bridge
+        from copyjit.trace.recorder import Abort, BridgeStart, record
+
+        parent, lowered = location.trace, location.lowered
+        assert parent is not None and lowered is not None
+        snapshot = lowered.snapshots[number - 1]
+        kinds = tuple(lowered.lowering.rec.ops[value].kind for value in snapshot.stack)
+        start = time.perf_counter()
+        try:
+            recording = record(code, dst, src, frames.raw(frame), BridgeStart(snapshot.offset, kinds))
+            lap = time.perf_counter()
+            self.stats.recording_seconds += lap - start
+            first_exit = BRIDGE_EXITS * (len(location.bridges) + 1)
+            loop_address = parent.address + parent.offsets[lowered.loop_index]
+            bridge = lower_bridge(recording, lowered, number, first_exit, loop_address)
+            start, lap = lap, time.perf_counter()
+            self.stats.optimizing_seconds += lap - start
+            trace = emit(bridge.instructions, constants=bridge.constants)
+            self.stats.emitting_seconds += time.perf_counter() - lap
+        except Abort as abort:
+            self.stats.aborts[f"bridge: {abort.reason}"] += 1
+            return False
+        except Exception as error:  # an internal error must not take the program down
+            self.stats.aborts[f"internal error in a bridge: {type(error).__name__}: {error}"] += 1
+            return False
+        location.bridges.append(trace)
+        struct.pack_into("<Q", lowered.links, 8 * number, trace.address)
+        self.stats.bridges += 1
+        return True
+
     def judge(self, location: Location, src: int) -> None:
         """The native counters of the location's trace asked for a decision:
         it runs too few iterations per entry, or keeps leaving early."""
@@ -289,6 +349,11 @@ class JIT:
         self._set_count(location.code_id, src, 0)
         location["cell"] = 0
         if location.trace is not None:
+            # Bridges run inside their parent's activations: their code is
+            # released with the parent's, once none is running.
+            for bridge in location.bridges:
+                bridge.free_with(location.trace)
+            location.bridges.clear()
             location.trace.free()
         location.trace = location.lowered = None
         if location.recordings >= MAX_RECORDINGS:

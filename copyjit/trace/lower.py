@@ -29,7 +29,7 @@ import dataclasses
 
 from copyjit.backend import asm
 from copyjit.backend.emitter import Instruction
-from copyjit.backend.runtime import runtime
+from copyjit.backend.runtime import buffer_address, runtime
 from copyjit.trace.frames import instruction_address
 from copyjit.trace.jit import ENTRY_EXIT
 from copyjit.trace.recorder import Abort, Op, Recording, Snapshot
@@ -47,29 +47,58 @@ class Lowered:
     instructions: list[Instruction]
     snapshots: list[Snapshot]  # exit k (k >= 1) resumes at snapshots[k - 1]
     constants: tuple[object, ...]  # objects the code points at
+    lowering: _Lowering  # how values were laid out, for bridges
+    loop_index: int = 0  # the instruction a bridge jumps back to
+    links: bytearray = dataclasses.field(default_factory=bytearray)  # exit k's bridge at 8 * k
 
 
 class _Lowering:
-    def __init__(self, rec: Recording, counter: int) -> None:
+    def __init__(self, rec: Recording, counter: int, parent: _Lowering | None = None,
+                 exit_number: int = 0, first_exit: int = 1) -> None:
         self.rec = rec
         self.counter = counter
-        unboxed = [slot for slot, kind in rec.slots.items() if kind != "o"]
-        self.home = {slot: i for i, slot in enumerate(unboxed)}
-        self.temp: dict[int, int] = {}
+        self.parent, self.exit_number, self.first_exit = parent, exit_number, first_exit
+        self.home: dict[int, int] = {}  # unboxed local -> its spill slot
+        self.temp: dict[int, int] = {}  # value -> its spill slot
+        top = self._bridge_layout() if parent is not None else 0
+        self.own_homes = [slot for slot, kind in rec.slots.items() if kind != "o" and slot not in self.home]
+        for slot in self.own_homes:
+            self.home[slot], top = top, top + 1
         for v, op in enumerate(rec.ops):
-            if op.name not in _NO_VALUE:
-                self.temp[v] = len(self.home) + len(self.temp)
+            if op.name not in _NO_VALUE and op.kind != "n" and v not in self.temp:
+                self.temp[v], top = top, top + 1
         self.calls: dict[int, int] = {}  # a call's arguments: their first slot
-        top = len(self.home) + len(self.temp)
         for v, op in enumerate(rec.ops):
             if op.name == "call":
                 self.calls[v] = top
                 top += len(op.args) - 1
         if top > SPILL_SLOTS:
             raise Abort(f"more than {SPILL_SLOTS} values in one iteration")
+        self.top = top
+        # The unboxed locals an exit writes back: the parent's too, in a bridge.
+        stored: list[int] = [*(parent.written if parent else []), *rec.stored]
+        self.written: list[int] = [slot for slot in dict.fromkeys(stored) if slot in self.home]
         self.lines: list[str] = []
         self.snapshots: list[Snapshot] = []
         self.labels = 0
+        self.loop_index = 0
+
+    def _bridge_layout(self) -> int:
+        """A bridge runs in its parent's activation: the parent's homes and
+        the values of its exit's snapshot are in their spill slots already."""
+        parent = self.parent
+        assert parent is not None
+        for slot, kind in self.rec.slots.items():
+            if slot in parent.home:
+                if parent.rec.slots[slot] != kind:
+                    raise Abort(f"local {self.rec.code.co_varnames[slot]!r} has another type in the bridge")
+                self.home[slot] = parent.home[slot]
+        inputs = [v for v, op in enumerate(self.rec.ops) if op.name == "input"]
+        snapshot = parent.snapshots[self.exit_number - 1]
+        for value, parent_value in zip(inputs, snapshot.stack, strict=True):
+            if self.rec.ops[value].kind != "n":
+                self.temp[value] = parent.temp[parent_value]
+        return parent.top
 
     def line(self, text: str) -> None:
         self.lines.append(f"    {text}")
@@ -90,9 +119,11 @@ class _Lowering:
         kind = _KIND[self.rec.ops[value].kind]
         self.line(f"_SPILL_{kind} {register} oparg={self.temp[value]}")
 
-    def run(self) -> Lowered:
-        dst = instruction_address(self.rec.code, self.rec.dst)
-        for slot in self.home:
+    def instruction_count(self) -> int:
+        return sum(1 for line in self.lines if line.startswith("    "))
+
+    def unbox_homes(self) -> None:
+        for slot in self.own_homes:
             kind = self.rec.slots[slot]
             r = f"{kind}0"
             # A local bound when recording may be unbound now (bound on one
@@ -100,19 +131,52 @@ class _Lowering:
             self.line(f"_LOAD_FAST_OR_EXIT oparg={slot} exit=unbound")
             self.line(f"{r} = _UNBOX_{_KIND[kind]} exit=entry")
             self.line(f"_SPILL_{_KIND[kind]} {r} oparg={self.home[slot]}")
+
+    def run(self) -> Lowered:
+        self.unbox_homes()
         self.lines.append("loop:")
+        self.loop_index = self.instruction_count()
         self.line(f"_CHECK_EVAL_BREAKER exit={self.exit_label(Snapshot(self.rec.dst, (), normal=True))}")
         self.line(f"_COUNT operand0={self.counter}")  # iterations, to tell short loops
-        for index, op in enumerate(self.rec.ops):
-            getattr(self, f"op_{op.name}")(index, op)
+        self.body()
         self.line("_JUMP jump=loop")
         self.lines.append("entry:")  # the unbox that failed left its value on the stack
         self.line("_POP_TOP")
         self.lines.append("unbound:")
-        self.line(f"_SET_IP operand0={dst}")
+        self.line(f"_SET_IP operand0={instruction_address(self.rec.code, self.rec.dst)}")
         self.line(f"_EXIT_TRACE oparg={ENTRY_EXIT}")
+        links = bytearray(8 * (len(self.snapshots) + 1))
         for number, snapshot in enumerate(self.snapshots, 1):
-            self.stub(number, snapshot)
+            link = None if snapshot.normal else buffer_address(links) + 8 * number
+            self.lines += self.stub(number, snapshot, link)
+        return self.finish(links)
+
+    def run_bridge(self, loop_address: int) -> Lowered:
+        """The rest of an iteration from a parent's exit, then back to the
+        parent's loop (its homes up to date in their slots)."""
+        assert self.parent is not None
+        self.unbox_homes()
+        self.body()
+        for slot in self.own_homes:  # the parent reads these from the frame
+            if slot in self.rec.stored:
+                self.write_back(self.lines, slot)
+        self.line(f"_GOTO operand0={loop_address}")
+        self.lines.append("entry:")
+        self.line("_POP_TOP")
+        self.lines.append("unbound:")  # leave as the parent's exit would have
+        parent_snapshot = self.parent.snapshots[self.exit_number - 1]
+        self.lines += self.parent.stub(self.exit_number, parent_snapshot, None)[1:]
+        for number, snapshot in enumerate(self.snapshots):
+            stub = self.stub(self.first_exit + number, snapshot, None)
+            stub[0] = f"exit{number + 1}:"
+            self.lines += stub
+        return self.finish(bytearray())
+
+    def body(self) -> None:
+        for index, op in enumerate(self.rec.ops):
+            getattr(self, f"op_{op.name}")(index, op)
+
+    def finish(self, links: bytearray) -> Lowered:
         # Boxing failed (out of memory) with the frame half written and the
         # range iterator already advanced: no state to go back to, and
         # raising from the callback is undefined behaviour on 3.13.0. Stop
@@ -120,36 +184,47 @@ class _Lowering:
         self.lines.append("error:")
         self.line("_FATAL_ERROR")
         text = "\n".join(self.lines) + "\n"
-        return Lowered(text, asm.parse(text), self.snapshots, tuple(self.rec.constants))
+        constants = (*self.rec.constants, links)
+        return Lowered(text, asm.parse(text), self.snapshots, constants, self, self.loop_index, links)
 
-    def stub(self, number: int, snapshot: Snapshot) -> None:
-        self.lines.append(f"exit{number}:")
+    def write_back(self, lines: list[str], slot: int) -> None:
+        kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
+        lines.append(f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}")
+        lines.append(f"    _BOX_{_KIND[kind]} {kind}0 error=error")
+        lines.append(f"    _STORE_FAST oparg={slot}")
+
+    def parent_kind(self, slot: int) -> str:
+        assert self.parent is not None
+        return self.parent.rec.slots[slot]
+
+    def stub(self, number: int, snapshot: Snapshot, link: int | None) -> list[str]:
+        """The code of exit `number`: hand the frame back at the snapshot
+        (after trying the bridge linked at address `link`, if any)."""
+        lines = [f"exit{number}:"]
+        if link is not None:
+            lines.append(f"    _BRIDGE_OR_CONTINUE operand0={link}")
         if snapshot.reraise is not None:
             # First, while the exception is still the one set: the callable
             # becomes a builtin that raises it.
             reraiser = ctypes.addressof(runtime().reraise_def)
-            self.reload(snapshot.reraise, "i0")
-            self.line(f"i1 = _RERAISER_O i0 operand0={reraiser}")
-            self.spill(snapshot.reraise, "i1")
-        for slot in self.rec.stored:
-            kind = self.rec.slots[slot]
-            if kind == "o":
-                continue  # object locals are stored in the frame as they change
-            self.line(f"{kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}")
-            self.line(f"_BOX_{_KIND[kind]} {kind}0 error=error")
-            self.line(f"_STORE_FAST oparg={slot}")
+            lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[snapshot.reraise]}")
+            lines.append(f"    i1 = _RERAISER_O i0 operand0={reraiser}")
+            lines.append(f"    _SPILL_INT i1 oparg={self.temp[snapshot.reraise]}")
+        for slot in self.written:
+            self.write_back(lines, slot)
         for value in snapshot.stack:
             kind = self.rec.ops[value].kind
             if kind == "n":
-                self.line("_PUSH_NULL")
+                lines.append("    _PUSH_NULL")
             elif kind == "o":
-                self.reload(value, "i0")
-                self.line("_PUSH_O i0")
+                lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
+                lines.append("    _PUSH_O i0")
             else:
-                self.reload(value, f"{kind}0")
-                self.line(f"_BOX_{_KIND[kind]} {kind}0 error=error")
-        self.line(f"_SET_IP operand0={instruction_address(self.rec.code, snapshot.offset)}")
-        self.line(f"_EXIT_TRACE oparg={number}")
+                lines.append(f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.temp[value]}")
+                lines.append(f"    _BOX_{_KIND[kind]} {kind}0 error=error")
+        lines.append(f"    _SET_IP operand0={instruction_address(self.rec.code, snapshot.offset)}")
+        lines.append(f"    _EXIT_TRACE oparg={number}")
+        return lines
 
     # --- numbers ------------------------------------------------------------
 
@@ -238,6 +313,9 @@ class _Lowering:
     def op_const_o(self, index: int, op: Op) -> None:
         self.line(f"i0 = _LOAD_CONST_O operand0={op.arg}")
         self.spill(index, "i0")
+
+    def op_input(self, index: int, op: Op) -> None:
+        pass  # a bridge's input: in the spill slot the parent left it in
 
     def op_null(self, index: int, op: Op) -> None:
         pass  # nothing to compute: an exit pushes NULL for it
@@ -364,3 +442,10 @@ def _ints(arg: object) -> tuple[int, ...]:
 def lower(rec: Recording, counter: int) -> Lowered:
     """`counter`: the address of an int64 the trace increments per iteration."""
     return _Lowering(rec, counter).run()
+
+
+def lower_bridge(rec: Recording, parent: Lowered, exit_number: int, first_exit: int,
+                 loop_address: int) -> Lowered:
+    """A bridge from the parent's exit `exit_number`; its own exits are
+    numbered from `first_exit`."""
+    return _Lowering(rec, 0, parent.lowering, exit_number, first_exit).run_bridge(loop_address)

@@ -144,9 +144,20 @@ class _Handback(Exception):
         self.abort, self.offset, self.stack = abort, offset, stack
 
 
+@dataclasses.dataclass(frozen=True)
+class BridgeStart:
+    """Where a bridge starts: a parent trace's exit, which left the frame at
+    `offset` with values of these kinds on top of its stack."""
+
+    offset: int
+    kinds: tuple[str, ...]
+
+
 class _Recorder:
-    def __init__(self, code: CodeType, dst: int, src: int, raw_frame: int) -> None:
+    def __init__(self, code: CodeType, dst: int, src: int, raw_frame: int,
+                 bridge: BridgeStart | None = None) -> None:
         self.code, self.dst, self.src, self.raw = code, dst, src, raw_frame
+        self.bridge = bridge
         self.instructions = {i.offset: i for i in dis.get_instructions(code)}
         offsets = sorted(self.instructions)
         self.following = dict(itertools.pairwise(offsets))
@@ -162,6 +173,14 @@ class _Recorder:
         self.entry_stack = frames.read_stack(raw_frame, code)
         self.stack: list[tuple[int, object]] = []  # recorded values above the entry stack
         self.types: dict[int, type] = {}  # values whose type the trace knows (guarded or made so)
+        if bridge is not None:
+            # The parent's exit pushed these; the bridge finds them unboxed
+            # in the parent's spill slots.
+            count = len(bridge.kinds)
+            inputs = self.entry_stack[len(self.entry_stack) - count:]
+            self.entry_stack = self.entry_stack[:len(self.entry_stack) - count]
+            for kind, concrete in zip(bridge.kinds, inputs, strict=True):
+                self.push(self.emit(Op("input", kind)), NULL if concrete is UNBOUND else concrete)
         self.pending: _Pending | None = None
         self.offset = dst
 
@@ -199,7 +218,7 @@ class _Recorder:
         return Recording(self.code, self.dst, self.src, self.ops, self.slots, self.stored, self.constants)
 
     def _run(self) -> None:
-        offset = self.dst
+        offset = self.dst if self.bridge is None else self.bridge.offset
         for _ in range(MAX_INSTRUCTIONS):
             instruction = self.instructions.get(offset)
             if instruction is None:
@@ -230,7 +249,11 @@ class _Recorder:
         also push `stack` and point the frame at that instruction."""
         for slot, (_, concrete) in self.current.items():
             frames.write_local(self.raw, slot, concrete)
-        if offset is not None and (offset != self.dst or stack or self.current):
+        if self.bridge is not None:
+            frames.drop(self.raw, len(self.bridge.kinds))  # what the recording took from the stack
+            if offset is None:
+                offset = self.dst  # the exit left the frame mid-iteration: go on at the loop's head
+        if offset is not None and (offset != self.dst or stack or self.current or self.bridge):
             frames.push(self.raw, [concrete for _, concrete in stack])
             frames.set_instruction(self.raw, self.code, offset)
 
@@ -508,7 +531,7 @@ class _Recorder:
 
     def _branch_on_bool(self, ins: dis.Instruction, jump_if: bool) -> int:
         value, concrete = self.stack[-1]
-        if self.kind(value) != "o" or self.types.get(value) is not bool:
+        if self.kind(value) != "o" or self.guard_type(value, concrete) is not bool:
             raise Abort("a branch on something other than a comparison or a bool")
         assert isinstance(concrete, bool)
         taken = concrete == jump_if
@@ -833,9 +856,11 @@ def _has_effects(known: type, descriptor: object) -> bool:
     return hasattr(type(descriptor), "__get__")
 
 
-def record(code: CodeType, dst: int, src: int, raw_frame: int) -> Recording:
-    """Run and record the iteration from `dst` to the backedge at `src`."""
+def record(code: CodeType, dst: int, src: int, raw_frame: int,
+           bridge: BridgeStart | None = None) -> Recording:
+    """Run and record the iteration from `dst` (or the bridge's start) to
+    the backedge at `src`."""
     if code.co_cellvars or code.co_freevars:
         raise Abort("a function with closure cells")
-    return _Recorder(code, dst, src, raw_frame).run()
+    return _Recorder(code, dst, src, raw_frame, bridge).run()
 
