@@ -59,7 +59,7 @@ _NON_ESCAPING = frozenset({
     "__builtin_add_overflow", "__builtin_sub_overflow", "__builtin_mul_overflow",
     "__builtin_memcpy",
     "Py_INCREF", "PyList_GET_SIZE", "PyList_GET_ITEM", "PyTuple_GET_SIZE", "PyTuple_GET_ITEM",
-    "DK_UNICODE_ENTRIES", "PyList_SET_ITEM",
+    "DK_UNICODE_ENTRIES", "PyList_SET_ITEM", "PyCell_GET", "PyCell_SET",
     "__builtin_elementwise_sqrt", "__builtin_fabs", "isinf", "isnan", "isfinite",
 })
 # C library functions that run no Python code (so calling them does not escape).
@@ -409,6 +409,27 @@ def _objects() -> list[Uop]:
         uop("_LOAD_CONST_O", "res = Py_NewRef((PyObject *)operand0);", regs="-- res:o",
             doc="res = the object at `operand0` (keep it alive with the trace's constants)"),
         uop("_DECREF_O", "Py_DECREF(a);", regs="a:o --", doc="release a"),
+        uop(
+            "_LOAD_DEREF_O",
+            """
+            PyObject *value = PyCell_GET(frame->localsplus[oparg]);
+            EXIT_IF(value == NULL);
+            res = Py_NewRef(value);
+            """,
+            regs="-- res:o",
+            doc="res = the contents of the cell in local `oparg`; exit if it is empty",
+        ),
+        uop(
+            "_STORE_DEREF_O",
+            """
+            PyObject *cell = frame->localsplus[oparg];
+            PyObject *old = PyCell_GET(cell);
+            PyCell_SET(cell, a);
+            Py_XDECREF(old);
+            """,
+            regs="a:o --",
+            doc="set the contents of the cell in local `oparg` to a (takes the reference)",
+        ),
         uop("_PUSH_O", "value = a;", stack="-- value", regs="a:o --",
             doc="push a onto the frame's stack (hands over the reference)"),
         uop("_PUSH_NULL", "value = NULL;", stack="-- value", doc="push NULL (CALL's empty self slot)"),
@@ -427,11 +448,18 @@ def _objects() -> list[Uop]:
         uop(
             "_UNBOX_INT_O",
             """
-            EXIT_IF(!PyLong_CheckExact(a) || !_PyLong_IsCompact((PyLongObject *)a));
-            res = _PyLong_CompactValue((PyLongObject *)a);
+            EXIT_IF(!PyLong_CheckExact(a));
+            if (_PyLong_IsCompact((PyLongObject *)a)) {
+                res = _PyLong_CompactValue((PyLongObject *)a);
+            }
+            else {
+                int overflow;
+                res = PyLong_AsLongAndOverflow(a, &overflow);
+                EXIT_IF(overflow);
+            }
             """,
             regs="a:o -- res:i",
-            doc="res = a as a machine int; exits unless a is an exact, compact int",
+            doc="res = a as a machine int; exits unless a is an exact int that fits 64 bits",
         ),
         uop("_UNBOX_FLOAT_O", "EXIT_IF(!PyFloat_CheckExact(a));\nres = PyFloat_AS_DOUBLE(a);",
             regs="a:o -- res:f", doc="res = a as a double; exits unless a is an exact float"),
@@ -492,6 +520,20 @@ def _objects() -> list[Uop]:
             regs="a:o -- res:o",
             doc="res = a.`operand0` by generic lookup; exits if it fails (a's type is guarded to "
                 "one whose lookup has no side effects)",
+        ),
+        uop(
+            "_BINARY_OP_O",
+            f"res = _PyEval_BinaryOps[oparg](a, b);\n{_CLEAR_AND_EXIT}",
+            regs="a:o b:o -- res:o",
+            doc="res = a (binary operator `oparg`, an NB_* number) b, for guarded exact ints; "
+                "exits if it fails (the interpreter re-executes it and raises)",
+        ),
+        uop(
+            "_COMPARE_OP_O",
+            f"res = PyObject_RichCompare(a, b, (int)oparg);\n{_CLEAR_AND_EXIT}",
+            regs="a:o b:o -- res:o",
+            doc="res = a (comparison `oparg`, Py_LT ... Py_GE) b, for guarded exact ints; "
+                "exits if it fails",
         ),
         uop(
             "_CALL_O",

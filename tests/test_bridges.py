@@ -90,3 +90,27 @@ def test_many_paths_get_several_bridges() -> None:
     # Each backedge gets a trace whose hot exits are bridged after
     # HOT_EXIT exits each: then the 50,000 iterations stay native.
     assert stats["native_entries"] < 500
+
+
+BIG = 2**40  # not a "compact" int: unboxing it takes the slow path
+
+
+def bridge_guard_fails(ps: list[int], big: object) -> tuple[object, int]:
+    global BIG
+    BIG = big
+    c, i = 1, 0
+    for _ in ps:
+        i += 1
+        if i % 2 == 0:
+            continue
+        c = c + BIG
+        if i == 71:
+            BIG = 2.5  # the bridge's unboxing guard fails from now on
+    return c, i
+
+
+@pytest.mark.parametrize("big", [2**40, 7])
+def test_a_bridge_exit_writes_back_the_parents_locals(big: int) -> None:
+    # Found by the object fuzzer: a bridge's exits wrote only the locals the
+    # bridge used, so the parent's loop counter lost its increments.
+    differential(bridge_guard_fails, list(range(200)), big)

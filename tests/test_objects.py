@@ -368,3 +368,69 @@ def test_exp_overflow_and_abs_of_the_smallest_int() -> None:
 
     differential(overflow, [1.0] * 50 + [1000.0])
     differential(absolute, [5] * 50 + [-(2**63), 3])
+
+
+# --- ints beyond 64 bits --------------------------------------------------------
+
+def grows(n: int, divisor: int) -> tuple[int, int, int]:
+    x, y, steps = 3, -(2**70), 0
+    for i in range(n):
+        x = x * 7 + i  # leaves 64 bits after ~22 iterations: then boxed
+        y = y // 3 - x % 1000 + (x - y) // divisor
+        if x > 2**200:
+            steps += 1
+    return x % (10**9 + 7), y % 997, steps
+
+
+def test_ints_that_outgrow_64_bits_give_pythons_answer() -> None:
+    differential(grows, 300, 5)
+
+
+def test_big_int_division_by_zero_raises_at_its_line() -> None:
+    def divides(divisors: list[int]) -> int:
+        x = 2**100
+        for d in divisors:
+            x = x // d + 2**90
+        return x
+
+    differential(divides, [3] * 100 + [0])
+
+
+def powers(xs: list[float], n: int) -> tuple[object, ...]:
+    a, b, c = 0, 0.0, 0.0
+    for i in range(n):
+        a += i ** 3 + 2 ** (i % 70)
+        b += xs[i % len(xs)] ** 2
+        c += 2 ** -(i % 3)  # an int power that gives a float
+    return a, b, c
+
+
+def test_powers() -> None:
+    differential(powers, [0.5, -1.5, 3.0], 300)
+
+
+@pytest.mark.parametrize("base, exponent", [(0.0, -1.0), (-8.0, 1 / 3), (10.0, 400.0)])
+def test_powers_that_raise_or_change_type(base: float, exponent: float) -> None:
+    def loop(values: list[float]) -> object:
+        total: object = 0.0
+        for k, v in enumerate(values):
+            total = v ** (exponent if k == len(values) - 1 else 2.0)
+        return total
+
+    differential(loop, [1.5] * 50 + [base])
+
+
+def test_closures_read_and_write_their_cells() -> None:
+    def make() -> Callable[[list[int]], tuple[int, int]]:
+        count, scale = 0, 3
+
+        def accumulate(xs: list[int]) -> tuple[int, int]:
+            nonlocal count
+            count = 0  # the same closure runs twice: under CPython, then the JIT
+            for x in xs:
+                count += x * scale
+            return count, scale
+
+        return accumulate
+
+    differential(make(), list(range(500)))

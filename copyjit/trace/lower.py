@@ -37,8 +37,8 @@ from copyjit.uops import SPILL_SLOTS, UOPS
 
 _KIND = {"i": "INT", "f": "FLOAT", "o": "INT"}  # objects spill as words
 _NEGATED = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
-_NO_VALUE = frozenset({"store", "store_o", "branch", "release", "guard_type", "guard_is", "guard_is_not",
-                       "guard_version", "store_subscr_list", "append", "null"})
+_NO_VALUE = frozenset({"store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is",
+                       "guard_is_not", "guard_version", "store_subscr_list", "append", "null"})
 
 
 @dataclasses.dataclass
@@ -88,11 +88,13 @@ class _Lowering:
         the values of its exit's snapshot are in their spill slots already."""
         parent = self.parent
         assert parent is not None
-        for slot, kind in self.rec.slots.items():
-            if slot in parent.home:
-                if parent.rec.slots[slot] != kind:
-                    raise Abort(f"local {self.rec.code.co_varnames[slot]!r} has another type in the bridge")
-                self.home[slot] = parent.home[slot]
+        # Every parent home, used by the bridge or not: the bridge's exits
+        # write them all back (the parent's exit would have).
+        for slot, home in parent.home.items():
+            kind = self.rec.slots.get(slot)
+            if kind is not None and kind != parent.rec.slots[slot]:
+                raise Abort(f"local {self.rec.code.co_varnames[slot]!r} has another type in the bridge")
+            self.home[slot] = home
         inputs = [v for v, op in enumerate(self.rec.ops) if op.name == "input"]
         snapshot = parent.snapshots[self.exit_number - 1]
         for value, parent_value in zip(inputs, snapshot.stack, strict=True):
@@ -310,6 +312,14 @@ class _Lowering:
         self.reload(op.args[0], "i0")
         self.line(f"_STORE_FAST_O i0 oparg={op.arg}")
 
+    def op_deref(self, index: int, op: Op) -> None:
+        self.line(f"i0 = _LOAD_DEREF_O oparg={op.arg} {self.guard(op)}")
+        self.spill(index, "i0")
+
+    def op_store_deref(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line(f"_STORE_DEREF_O i0 oparg={op.arg}")
+
     def op_const_o(self, index: int, op: Op) -> None:
         self.line(f"i0 = _LOAD_CONST_O operand0={op.arg}")
         self.spill(index, "i0")
@@ -386,6 +396,18 @@ class _Lowering:
         self.line(f"i1 = _CALL_O i0 oparg={base} operand0={len(op.args) - 1} "
                   f"error={self.exit_label(op.snapshot)}")
         self.spill(index, "i1")
+
+    def _boxed_binary(self, uop: str, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.reload(op.args[1], "i1")
+        self.line(f"i2 = {uop} i0, i1 oparg={op.arg} {self.guard(op)}")
+        self.spill(index, "i2")
+
+    def op_binary_o(self, index: int, op: Op) -> None:
+        self._boxed_binary("_BINARY_OP_O", index, op)
+
+    def op_compare_o(self, index: int, op: Op) -> None:
+        self._boxed_binary("_COMPARE_OP_O", index, op)
 
     def op_len(self, index: int, op: Op) -> None:
         self.reload(op.args[0], "i0")

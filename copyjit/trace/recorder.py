@@ -41,13 +41,13 @@ TUPLE_ITERATOR: type = type(iter(()))
 NULL = frames.NULL
 
 # BINARY_OP's oparg, without its in-place flavour (+13), to what is supported.
-_BINARY = {0: "add", 2: "floordiv", 5: "mul", 6: "mod", 10: "sub", 11: "truediv"}
+_BINARY = {0: "add", 2: "floordiv", 5: "mul", 6: "mod", 8: "pow", 10: "sub", 11: "truediv"}
 _INT_OPS = {"add", "sub", "mul", "floordiv", "mod"}
 _FLOAT_OPS = {"add", "sub", "mul", "truediv"}
 _COMPARE = ("LT", "LE", "EQ", "NE", "GT", "GE")  # COMPARE_OP's oparg >> 5
 _PYTHON: dict[str, Callable[[Any, Any], Any]] = {
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv": operator.floordiv,
-    "mod": operator.mod, "truediv": operator.truediv,
+    "mod": operator.mod, "truediv": operator.truediv, "pow": operator.pow,
     "LT": operator.lt, "LE": operator.le, "EQ": operator.eq,
     "NE": operator.ne, "GT": operator.gt, "GE": operator.ge,
 }
@@ -115,6 +115,14 @@ def kind_of(value: object) -> str:
     if type(value) is float:
         return "f"
     return "o"
+
+
+def _int_result(name: str, a: int, b: int) -> int:
+    """What an int operator gives (0 where it raises: decided later)."""
+    try:
+        return int(_PYTHON[name](a, b))
+    except ArithmeticError:
+        return 0
 
 
 def _fits(result: object, kind: str) -> bool:
@@ -419,6 +427,28 @@ class _Recorder:
         self.push(index, value)
         return self.following[ins.offset]
 
+    def op_LOAD_DEREF(self, ins: dis.Instruction) -> int:
+        cell = frames.read_local(self.raw, ins.arg)  # type: ignore[arg-type]
+        try:
+            value = cell.cell_contents  # type: ignore[attr-defined]
+        except ValueError:
+            raise Abort(f"free variable {ins.argval!r} is empty", final=False) from None
+        self.push(self.emit(Op("deref", "o", arg=ins.arg, snapshot=self.snapshot())), value)
+        return self.following[ins.offset]
+
+    def op_STORE_DEREF(self, ins: dis.Instruction) -> int:
+        value, concrete = self.stack[-1]
+        if self.kind(value) == "n":
+            raise Abort("storing NULL")
+        boxed = self.boxed(value)
+        self.pop()
+        self.emit(Op("store_deref", args=(boxed,), arg=ins.arg))  # takes the reference
+        if boxed != value:
+            self.release(value)
+        cell = frames.read_local(self.raw, ins.arg)  # type: ignore[arg-type]
+        cell.cell_contents = concrete  # type: ignore[attr-defined]
+        return self.following[ins.offset]
+
     def op_POP_TOP(self, ins: dis.Instruction) -> int:
         value, _ = self.pop()
         self.release(value)
@@ -437,6 +467,11 @@ class _Recorder:
         (right, b), (left, a) = self.stack[-1], self.stack[-2]
         if type(a) not in (int, float) or type(b) not in (int, float):
             raise Abort(f"{ins.argrepr} on {type(a).__name__} and {type(b).__name__}")
+        if name == "pow":  # its result's type depends on the values: boxed, guarded where used
+            return self._boxed_arithmetic(ins, (left, a), (right, b), known=None)
+        if type(a) is int and type(b) is int and name in _INT_OPS and \
+                not (_fits(a, "i") and _fits(b, "i") and _fits(_int_result(name, a, b), "i")):
+            return self._boxed_arithmetic(ins, (left, a), (right, b), known=int)
         x, y = self.number(left, a), self.number(right, b)
         self.pop(), self.pop()
         kinds = self.kind(x) + self.kind(y)
@@ -459,6 +494,31 @@ class _Recorder:
         self.release(left, right)
         self.push(index, result)
         return self.following[ins.offset]
+
+    def _boxed_arithmetic(self, ins: dis.Instruction, left: tuple[int, object], right: tuple[int, object],
+                          known: type | None) -> int:
+        """Int arithmetic beyond 64 bits, and `**`: boxed, through CPython's
+        own operator (exact ints and floats are guarded, so it has no side
+        effects and an error exits to the interpreter, which raises it)."""
+        operands = [self.number_object(value, concrete) for value, concrete in (left, right)]
+        try:
+            result = _PYTHON[_BINARY[ins.arg % 13]](left[1], right[1])  # type: ignore[operator]
+        except ArithmeticError:
+            raise Abort(f"{ins.argrepr} raised while recording", final=False) from None
+        index = self.emit(Op("binary_o", "o", tuple(operands), arg=ins.arg, snapshot=self.snapshot()),
+                          known=known)
+        self.pop(), self.pop()
+        self.release(*(box for box, (value, _) in zip(operands, (left, right), strict=True) if box != value))
+        self.release(left[0], right[0])
+        self.push(index, result)
+        return self.following[ins.offset]
+
+    def number_object(self, value: int, concrete: object) -> int:
+        """An int or float value as a guarded object (boxed if unboxed)."""
+        if self.kind(value) == "o":
+            self.guard_type(value, concrete)
+            return value
+        return self.boxed(value)
 
     def op_UNARY_NEGATIVE(self, ins: dis.Instruction) -> int:
         value, concrete = self.stack[-1]
@@ -484,8 +544,18 @@ class _Recorder:
             raise Abort(f"a comparison of {type(a).__name__} with {type(b).__name__}")
         if type(a) is not type(b):
             raise Abort("a comparison of an int with a float")  # Python compares them exactly
-        x, y = self.number(left, a), self.number(right, b)
         name = _COMPARE[ins.arg >> 5]  # type: ignore[operator]
+        if type(a) is int and not (_fits(a, "i") and _fits(b, "i")):
+            operands = [self.number_object(value, concrete) for value, concrete in ((left, a), (right, b))]
+            outcome = bool(_PYTHON[name](a, b))
+            index = self.emit(Op("compare_o", "o", tuple(operands), arg=_COMPARE.index(name),
+                                 snapshot=self.snapshot()), known=bool)
+            self.pop(), self.pop()
+            self.release(*(box for box, value in zip(operands, (left, right), strict=True) if box != value))
+            self.release(left, right)
+            self.push(index, outcome)
+            return self.following[ins.offset]
+        x, y = self.number(left, a), self.number(right, b)
         inputs = (self.pop(), self.pop())[::-1]
         self.pending = _Pending(name, self.kind(x), x, y, bool(_PYTHON[name](a, b)), ins.start_offset, inputs)
         return self.following[ins.offset]
@@ -860,7 +930,5 @@ def record(code: CodeType, dst: int, src: int, raw_frame: int,
            bridge: BridgeStart | None = None) -> Recording:
     """Run and record the iteration from `dst` (or the bridge's start) to
     the backedge at `src`."""
-    if code.co_cellvars or code.co_freevars:
-        raise Abort("a function with closure cells")
     return _Recorder(code, dst, src, raw_frame, bridge).run()
 
