@@ -560,6 +560,59 @@ def _objects() -> list[Uop]:
                 "that is set, for the interpreter to call at the CALL that raised",
         ),
         uop(
+            "_GET_ITER_O",
+            f"res = PyObject_GetIter(a);\n{_CLEAR_AND_EXIT}",
+            regs="a:o -- res:o",
+            doc="res = iter(a) for a guarded list, tuple, range or iterator (no side effects); "
+                "exits if it fails",
+        ),
+        uop(
+            "_GUARD_DONE_O",
+            """
+            int done;
+            if (Py_TYPE(a) == &PyRangeIter_Type) {
+                done = ((_PyRangeIterObject *)a)->len <= 0;
+            }
+            else if (Py_TYPE(a) == &PyListIter_Type) {
+                _PyListIterObject *it = (_PyListIterObject *)a;
+                done = it->it_seq == NULL || it->it_index >= PyList_GET_SIZE(it->it_seq);
+            }
+            else if (Py_TYPE(a) == &PyTupleIter_Type) {
+                _PyTupleIterObject *it = (_PyTupleIterObject *)a;
+                done = it->it_seq == NULL || it->it_index >= PyTuple_GET_SIZE(it->it_seq);
+            }
+            else {
+                done = 0;
+            }
+            EXIT_IF(!done);
+            """,
+            regs="a:o --",
+            doc="exit unless a is an exhausted range, list or tuple iterator",
+        ),
+        uop("_POP_O", "res = value;", stack="value --", regs="-- res:o",
+            doc="pop the top of the frame's stack into a register (takes the reference)"),
+        uop("_POP_NULL", "(void)value;", stack="value --", doc="pop the NULL on top of the frame's stack"),
+        uop(
+            "_CALL_TRACE",
+            """
+            // A loop nested in this trace's: run its trace on the frame, which
+            // this trace has handed over (locals written, stack pushed, IP
+            // set). Exit if the inner loop's trace is not the one recorded.
+            location_record *record = (location_record *)operand0;
+            trace_cell *cell = record->cell;
+            EXIT_IF(cell != (trace_cell *)operand1 || cell->trace == NULL);
+            intptr_t inner_slots[SPILL_SLOTS];
+            cell->active++;
+            status = cell->trace(frame, sp, tstate, inner_slots, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0);
+            cell->active--;
+            // The inner trace left the frame exact, its stack depth saved.
+            sp = frame->localsplus + frame->stacktop;
+            """,
+            regs="-- status:i",
+            doc="run the trace in location record `operand0` (its cell must be `operand1`) on this "
+                "frame; status = the exit it took",
+        ),
+        uop(
             "_LEN_O",
             "res = Py_SIZE(a);",
             regs="a:o -- res:i",

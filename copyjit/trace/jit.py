@@ -27,6 +27,7 @@ from copyjit.backend.runtime import (
 if TYPE_CHECKING:
     from copyjit.backend.emitter import Trace
     from copyjit.trace.lower import Lowered
+    from copyjit.trace.recorder import InnerLookup, InnerLoop, Snapshot
 
 TOOL = sys.monitoring.OPTIMIZER_ID
 _TOOL_NAME = "copyjit"  # the object use_tool_id keeps (the layout check looks for it)
@@ -90,6 +91,7 @@ class Location:
         self.trace: Trace | None = None
         self.lowered: Lowered | None = None
         self.bridges: list[Trace] = []
+        self.bridge_lowered: list[Lowered] = []  # bridge k's exits are numbered from BRIDGE_EXITS * (k + 1)
         # runtime.c's location_record, through which copyjit_on_jump enters
         # the trace and counts: it never moves (the trace's _COUNT adds to
         # its first field), and is written whole or one field at a time, so
@@ -264,7 +266,7 @@ class JIT:
 
         start = time.perf_counter()
         try:
-            recording = record(code, dst, src, frames.raw(frame))
+            recording = record(code, dst, src, frames.raw(frame), inner=self._inner_lookup(code))
             lap = time.perf_counter()
             self.stats.recording_seconds += lap - start
             counter = location.address + _FIELD_OFFSETS["iterations"]
@@ -302,7 +304,8 @@ class JIT:
         kinds = tuple(lowered.lowering.rec.ops[value].kind for value in snapshot.stack)
         start = time.perf_counter()
         try:
-            recording = record(code, dst, src, frames.raw(frame), BridgeStart(snapshot.offset, kinds))
+            recording = record(code, dst, src, frames.raw(frame), BridgeStart(snapshot.offset, kinds),
+                               self._inner_lookup(code))
             lap = time.perf_counter()
             self.stats.recording_seconds += lap - start
             first_exit = BRIDGE_EXITS * (len(location.bridges) + 1)
@@ -319,9 +322,22 @@ class JIT:
             self.stats.aborts[f"internal error in a bridge: {type(error).__name__}: {error}"] += 1
             return False
         location.bridges.append(trace)
+        location.bridge_lowered.append(bridge)
         struct.pack_into("<Q", lowered.links, 8 * number, trace.address)
         self.stats.bridges += 1
         return True
+
+    def _inner_lookup(self, code: CodeType) -> InnerLookup:
+        """Finds the trace of a loop nested in the one being recorded."""
+        def find(head: int) -> InnerLoop | None:
+            for (code_id, _), location in self.locations.items():
+                lowered = location.lowered
+                if code_id == id(code) and location.trace is not None and lowered is not None \
+                        and lowered.lowering.rec.dst == head:
+                    return _InnerTrace(location)
+            return None
+
+        return find
 
     def judge(self, location: Location, src: int) -> None:
         """The native counters of the location's trace asked for a decision:
@@ -354,10 +370,36 @@ class JIT:
             for bridge in location.bridges:
                 bridge.free_with(location.trace)
             location.bridges.clear()
+            location.bridge_lowered.clear()
             location.trace.free()
         location.trace = location.lowered = None
         if location.recordings >= MAX_RECORDINGS:
             self.stats.aborts["the loop keeps leaving its trace early"] += 1
+
+
+class _InnerTrace:
+    """A nested loop's trace, as the recorder of the loop around it sees it."""
+
+    def __init__(self, location: Location) -> None:
+        trace, lowered = location.trace, location.lowered
+        assert trace is not None and lowered is not None
+        self.trace, self.snapshots = trace, lowered.snapshots
+        self.bridges = list(location.bridge_lowered)
+        self.record, self.cell = location.address, trace.cell_address
+        self.keep: object = (location.record, trace)  # read by the outer trace's _CALL_TRACE
+
+    def run(self, raw_frame: int) -> int:
+        return self.trace(raw_frame)
+
+    def snapshot(self, status: int) -> Snapshot | None:
+        """Where exit `status` (of the trace or one of its bridges) resumes."""
+        bridge, number = divmod(status, BRIDGE_EXITS)
+        if bridge == 0:
+            return self.snapshots[status - 1] if 1 <= status <= len(self.snapshots) else None
+        if bridge > len(self.bridges):
+            return None
+        snapshots = self.bridges[bridge - 1].snapshots
+        return snapshots[number] if number < len(snapshots) else None
 
 
 def _alone(frame: FrameType, code: CodeType) -> bool:

@@ -32,13 +32,17 @@ from copyjit.backend.emitter import Instruction
 from copyjit.backend.runtime import buffer_address, runtime
 from copyjit.trace.frames import instruction_address
 from copyjit.trace.jit import ENTRY_EXIT
-from copyjit.trace.recorder import Abort, Op, Recording, Snapshot
+from copyjit.trace.recorder import Abort, InnerCall, Op, Recording, Snapshot
 from copyjit.uops import SPILL_SLOTS, UOPS
 
 _KIND = {"i": "INT", "f": "FLOAT", "o": "INT"}  # objects spill as words
+# What a trace returns when a nested loop's trace left the frame exact
+# somewhere else: not one of its own exits (native code does not count it).
+HANDED_OVER = 99_999
 _NEGATED = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
 _NO_VALUE = frozenset({"store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is",
-                       "guard_is_not", "guard_version", "store_subscr_list", "append", "null"})
+                       "guard_is_not", "guard_version", "store_subscr_list", "append", "null", "inner_loop",
+                       "guard_done"})
 
 
 @dataclasses.dataclass
@@ -82,6 +86,7 @@ class _Lowering:
         self.snapshots: list[Snapshot] = []
         self.labels = 0
         self.loop_index = 0
+        self.handed: list[int] = []  # labels of nested loop calls
 
     def _bridge_layout(self) -> int:
         """A bridge runs in its parent's activation: the parent's homes and
@@ -179,6 +184,7 @@ class _Lowering:
             getattr(self, f"op_{op.name}")(index, op)
 
     def finish(self, links: bytearray) -> Lowered:
+        self.handed_stubs()
         # Boxing failed (out of memory) with the frame half written and the
         # range iterator already advanced: no state to go back to, and
         # raising from the callback is undefined behaviour on 3.13.0. Stop
@@ -186,7 +192,8 @@ class _Lowering:
         self.lines.append("error:")
         self.line("_FATAL_ERROR")
         text = "\n".join(self.lines) + "\n"
-        constants = (*self.rec.constants, links)
+        nested = [op.arg.keep for op in self.rec.ops if isinstance(op.arg, InnerCall)]
+        constants = (*self.rec.constants, *nested, links)
         return Lowered(text, asm.parse(text), self.snapshots, constants, self, self.loop_index, links)
 
     def write_back(self, lines: list[str], slot: int) -> None:
@@ -215,15 +222,7 @@ class _Lowering:
         for slot in self.written:
             self.write_back(lines, slot)
         for value in snapshot.stack:
-            kind = self.rec.ops[value].kind
-            if kind == "n":
-                lines.append("    _PUSH_NULL")
-            elif kind == "o":
-                lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
-                lines.append("    _PUSH_O i0")
-            else:
-                lines.append(f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.temp[value]}")
-                lines.append(f"    _BOX_{_KIND[kind]} {kind}0 error=error")
+            self.push_value(lines, value)
         lines.append(f"    _SET_IP operand0={instruction_address(self.rec.code, snapshot.offset)}")
         lines.append(f"    _EXIT_TRACE oparg={number}")
         return lines
@@ -408,6 +407,77 @@ class _Lowering:
 
     def op_compare_o(self, index: int, op: Op) -> None:
         self._boxed_binary("_COMPARE_OP_O", index, op)
+
+    def op_get_iter(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line(f"i1 = _GET_ITER_O i0 {self.guard(op)}")
+        self.spill(index, "i1")
+
+    def op_guard_done(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line(f"_GUARD_DONE_O i0 {self.guard(op)}")
+
+    def op_inner_input(self, index: int, op: Op) -> None:
+        pass  # popped by the inner_loop op before it
+
+    def op_inner_loop(self, index: int, op: Op) -> None:
+        """Hand the frame over at a nested loop's head, run the nested loop's
+        trace, and take the frame back where its loop-leaving exit left it.
+        Any other outcome leaves this trace too: the frame is exact then."""
+        call = op.arg
+        assert isinstance(call, InnerCall)
+        self.labels += 1
+        handed, unboxing = f"handed{self.labels}", f"handedunbox{self.labels}"
+        for slot in self.written:
+            self.write_back(self.lines, slot)
+        for value in op.args:
+            self.push_value(self.lines, value)
+        self.line(f"_SET_IP operand0={instruction_address(self.rec.code, call.head)}")
+        self.line(f"i0 = _CALL_TRACE operand0={call.record} operand1={call.cell} exit={handed}")
+        self.line(f"i1 = _LOAD_INT_CONST operand0={call.status}")
+        self.line(f"_JUMP_IF_INT_NE i0, i1 jump={handed}")
+        for slot, home in self.home.items():  # the nested loop may have changed any local
+            kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
+            self.line(f"_LOAD_FAST_OR_EXIT oparg={slot} exit={handed}")
+            self.line(f"{kind}0 = _UNBOX_{_KIND[kind]} exit={unboxing}")
+            self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
+        inputs = range(index + 1, index + 1 + len(call.inputs))
+        for value in [*op.args, *inputs][::-1]:
+            self.pop_value(value)
+        self.handed.append(self.labels)
+
+    def push_value(self, lines: list[str], value: int) -> None:
+        """Push a value onto the frame's stack (handing over its reference)."""
+        kind = self.rec.ops[value].kind
+        if kind == "n":
+            lines.append("    _PUSH_NULL")
+        elif kind == "o":
+            lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
+            lines.append("    _PUSH_O i0")
+        else:
+            lines.append(f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.temp[value]}")
+            lines.append(f"    _BOX_{_KIND[kind]} {kind}0 error=error")
+
+    def pop_value(self, value: int) -> None:
+        """Take a value back from the frame's stack (pushed by push_value)."""
+        kind = self.rec.ops[value].kind
+        if kind == "n":
+            self.line("_POP_NULL")
+        elif kind == "o":
+            self.line("i0 = _POP_O")
+            self.spill(value, "i0")
+        else:  # boxed by this trace a moment ago: unboxing cannot fail
+            self.line(f"{kind}0 = _UNBOX_{_KIND[kind]} exit=error")
+            self.spill(value, f"{kind}0")
+
+    def handed_stubs(self) -> None:
+        """Exits for when a nested loop's trace did not leave by its loop's
+        end: the frame is exact where that trace left it."""
+        for label in self.handed:
+            self.lines.append(f"handedunbox{label}:")
+            self.line("_POP_TOP")  # the value that failed to unbox
+            self.lines.append(f"handed{label}:")
+            self.line(f"_EXIT_TRACE oparg={HANDED_OVER}")
 
     def op_len(self, index: int, op: Op) -> None:
         self.reload(op.args[0], "i0")

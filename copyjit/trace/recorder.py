@@ -27,7 +27,7 @@ import operator
 import types
 from collections.abc import Callable
 from types import CodeType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from copyjit.backend.frames import UNBOUND
 from copyjit.backend.runtime import runtime
@@ -51,6 +51,8 @@ _PYTHON: dict[str, Callable[[Any, Any], Any]] = {
     "LT": operator.lt, "LE": operator.le, "EQ": operator.eq,
     "NE": operator.ne, "GT": operator.gt, "GE": operator.ge,
 }
+_ITERATORS: tuple[type, ...] = (RANGE_ITERATOR, LIST_ITERATOR, TUPLE_ITERATOR)
+_ITERABLES: tuple[type, ...] = (list, tuple, range, enumerate, *_ITERATORS)
 # Calls made on unboxed numbers: callable -> (uop suffix, argument kinds).
 _MATH: dict[int, tuple[str, tuple[str, ...]]] = {
     id(math.sqrt): ("SQRT", ("f",)), id(math.sin): ("SIN", ("f",)), id(math.cos): ("COS", ("f",)),
@@ -144,6 +146,33 @@ class _Pending:
     inputs: tuple[tuple[int, object], ...]  # what that instruction took from the stack
 
 
+@dataclasses.dataclass(frozen=True)
+class InnerCall:
+    """A nested loop run by its own trace from inside this one's."""
+
+    record: int  # the address of its location_record
+    cell: int  # the address of the trace_cell it had when recorded
+    status: int  # the exit it took then (it left the loop there)
+    head: int  # the offset of its head
+    inputs: tuple[str, ...]  # kinds of the values that exit pushed
+    keep: object  # what must live as long as this trace does
+
+
+class InnerLoop(Protocol):
+    """What the JIT knows of a nested loop's trace."""
+
+    record: int
+    cell: int
+    keep: object
+
+    def run(self, raw_frame: int) -> int: ...
+
+    def snapshot(self, status: int) -> Snapshot | None: ...
+
+
+InnerLookup = Callable[[int], "InnerLoop | None"]
+
+
 class _Handback(Exception):
     """Recording stopped: hand the frame back at `offset` (the stack as it was
     before that instruction), then raise `abort`."""
@@ -163,9 +192,13 @@ class BridgeStart:
 
 class _Recorder:
     def __init__(self, code: CodeType, dst: int, src: int, raw_frame: int,
-                 bridge: BridgeStart | None = None) -> None:
+                 bridge: BridgeStart | None = None, inner: InnerLookup | None = None) -> None:
         self.code, self.dst, self.src, self.raw = code, dst, src, raw_frame
         self.bridge = bridge
+        self.inner = inner
+        self.on_frame = len(bridge.kinds) if bridge else 0  # bridge inputs still on the frame's stack
+        self.moved = False  # an inner loop ran: the frame's IP is not at the backedge any more
+        self.after_inner: int | None = None
         self.instructions = {i.offset: i for i in dis.get_instructions(code)}
         offsets = sorted(self.instructions)
         self.following = dict(itertools.pairwise(offsets))
@@ -173,6 +206,9 @@ class _Recorder:
         # are several, and recording may have started at any of them.
         self.end = max(i.offset for i in self.instructions.values()
                        if i.opname == "JUMP_BACKWARD" and i.argval == dst)
+        # Heads of loops nested in this one: run by their own traces.
+        self.inner_heads = {i.argval for i in self.instructions.values() if i.opname == "JUMP_BACKWARD"
+                            and dst < i.argval <= i.offset <= self.end}
         self.ops: list[Op] = []
         self.slots: dict[int, str] = {}
         self.stored: list[int] = []
@@ -220,7 +256,8 @@ class _Recorder:
         try:
             self._run()
         except _Handback as stop:
-            self.hand_back(stop.offset, stop.stack)
+            if stop.offset >= 0:  # else the frame is exact already (an inner trace left it so)
+                self.hand_back(stop.offset, stop.stack)
             raise stop.abort from None
         self.hand_back(None, [])
         return Recording(self.code, self.dst, self.src, self.ops, self.slots, self.stored, self.constants)
@@ -236,6 +273,10 @@ class _Recorder:
             self.offset = instruction.start_offset
             before = list(self.stack)
             try:
+                if offset in self.inner_heads and self.after_inner != offset:
+                    offset = self.run_inner(instruction)
+                    continue
+                self.after_inner = None
                 handler = getattr(self, f"op_{instruction.opname}", None)
                 if handler is None:
                     raise Abort(f"unsupported instruction {instruction.opname}")
@@ -257,13 +298,68 @@ class _Recorder:
         also push `stack` and point the frame at that instruction."""
         for slot, (_, concrete) in self.current.items():
             frames.write_local(self.raw, slot, concrete)
-        if self.bridge is not None:
-            frames.drop(self.raw, len(self.bridge.kinds))  # what the recording took from the stack
-            if offset is None:
-                offset = self.dst  # the exit left the frame mid-iteration: go on at the loop's head
-        if offset is not None and (offset != self.dst or stack or self.current or self.bridge):
+        frames.drop(self.raw, self.on_frame)  # what the recording took from the stack
+        self.on_frame = 0
+        if offset is None and (self.bridge is not None or self.moved):
+            offset = self.dst  # the frame is not at the backedge: go on at the loop's head
+        if offset is not None and (offset != self.dst or stack or self.current or self.bridge or self.moved):
             frames.push(self.raw, [concrete for _, concrete in stack])
             frames.set_instruction(self.raw, self.code, offset)
+
+    # --- nested loops ---------------------------------------------------------
+
+    def run_inner(self, ins: dis.Instruction) -> int:
+        """Run a nested loop by its own trace, for real, and record a call of
+        it: the frame is handed over at the loop's head, the inner trace runs
+        to its exit, and recording goes on where that exit left the frame."""
+        found = self.inner(ins.offset) if self.inner is not None else None
+        if found is None:
+            raise Abort("an inner loop without a trace (yet)", final=False)
+        if self.pending is not None:
+            raise Abort("a comparison whose result is not a branch")
+        stack = list(self.stack)
+        self.hand_back(ins.start_offset, stack)
+        self.current, self.moved, self.stack = {}, True, []
+        status = found.run(self.raw)
+        snapshot = found.snapshot(status)
+        if snapshot is None or not snapshot.normal or snapshot.reraise is not None or \
+                not self.dst <= snapshot.offset <= self.end:
+            raise _Handback(Abort("an inner loop left its trace early", final=False), -1, [])
+        depth = len(snapshot.stack)
+        pushed = frames.read_stack(self.raw, self.code)[len(self.entry_stack):]
+        if len(pushed) != len(stack) + depth:
+            raise _Handback(Abort("an inner loop changed the stack"), -1, [])
+        if snapshot.offset == ins.start_offset and not (
+                ins.opname == "FOR_ITER" and stack and depth == 0
+                and type(pushed[-1]) in _ITERATORS and operator.length_hint(pushed[-1]) == 0):
+            # At its head, a nested loop is over only if its iterator is.
+            raise _Handback(Abort("an inner loop left its trace at its head", final=False), -1, [])
+        inputs = [NULL if value is UNBOUND else value for value in pushed[len(stack):]]
+        kinds = tuple("n" if value is NULL else "o" for value in inputs)
+        call = InnerCall(found.record, found.cell, status, ins.start_offset, kinds, found.keep)
+        self.emit(Op("inner_loop", args=tuple(value for value, _ in stack), arg=call,
+                     snapshot=Snapshot(ins.start_offset, tuple(value for value, _ in stack))))
+        frames.drop(self.raw, len(stack) + depth)  # the recording holds them again
+        self.stack = list(stack)
+        for kind, concrete in zip(kinds, inputs, strict=True):
+            self.push(self.emit(Op("inner_input", kind)), concrete)
+        self.after_inner = snapshot.offset
+        return snapshot.offset
+
+    def op_GET_ITER(self, ins: dis.Instruction) -> int:
+        value, concrete = self.stack[-1]
+        if self.kind(value) != "o" or type(concrete) not in _ITERABLES:
+            raise Abort(f"iteration over a {type(concrete).__name__}")
+        self.guard_type(value, concrete)
+        iterator = iter(concrete)  # type: ignore[call-overload]
+        index = self.emit(Op("get_iter", "o", (value,), snapshot=self.snapshot()), known=type(iterator))
+        self.pop()
+        self.release(value)
+        self.push(index, iterator)
+        return self.following[ins.offset]
+
+    def op_END_FOR(self, ins: dis.Instruction) -> int:
+        raise Abort("a loop that ends inside this one's iteration")
 
     # --- values ------------------------------------------------------------
 
@@ -658,6 +754,8 @@ class _Recorder:
         return None
 
     def op_FOR_ITER(self, ins: dis.Instruction) -> int:
+        if ins.start_offset != self.dst:
+            return self.inner_for_done(ins)
         if self.stack or not self.entry_stack:
             raise Abort("a for loop inside an expression")
         iterator: Any = self.entry_stack[-1]
@@ -677,6 +775,18 @@ class _Recorder:
                                  snapshot=snapshot))
         self.push(index, item)
         return self.following[ins.offset]
+
+    def inner_for_done(self, ins: dis.Instruction) -> int:
+        """A nested `for` whose trace ran it to the end: its FOR_ITER pops the
+        exhausted iterator and skips the END_FOR and POP_TOP after its target."""
+        value, iterator = self.stack[-1]
+        if self.kind(value) != "o" or type(iterator) not in _ITERATORS or operator.length_hint(iterator):
+            raise Abort("a nested for loop that is not over")
+        self.guard_type(value, iterator)
+        self.emit(Op("guard_done", args=(value,), snapshot=self.snapshot()))
+        self.pop()
+        self.release(value)
+        return self.following[self.following[ins.argval]]
 
     def _enumerate(self, ins: dis.Instruction, iterator: Any) -> int:
         unpack = self.instructions[self.following[ins.offset]]
@@ -927,8 +1037,8 @@ def _has_effects(known: type, descriptor: object) -> bool:
 
 
 def record(code: CodeType, dst: int, src: int, raw_frame: int,
-           bridge: BridgeStart | None = None) -> Recording:
+           bridge: BridgeStart | None = None, inner: InnerLookup | None = None) -> Recording:
     """Run and record the iteration from `dst` (or the bridge's start) to
     the backedge at `src`."""
-    return _Recorder(code, dst, src, raw_frame, bridge).run()
+    return _Recorder(code, dst, src, raw_frame, bridge, inner).run()
 
