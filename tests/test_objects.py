@@ -434,3 +434,31 @@ def test_closures_read_and_write_their_cells() -> None:
         return accumulate
 
     differential(make(), list(range(500)))
+
+
+# --- regressions found by the object fuzzer ---------------------------------------
+
+def test_a_comparison_stored_as_a_value_is_handed_back_whole() -> None:
+    # Recording stopped at the STORE_FAST after a COMPARE_OP and handed the
+    # frame back there without the comparison's result: the next STORE_FAST
+    # popped the loop's iterator.
+    def flags(xs: tuple[int, ...], a: int) -> int:
+        k = 0
+        for x in xs:
+            flag = (7 - abs(k)) < (a + x)
+            k = k + flag
+        return k
+
+    differential(flags, tuple(range(50)), 3, native=False)
+
+
+def test_a_call_that_raises_while_recording_has_the_programs_traceback() -> None:
+    # The exception raised while recording went through the recorder's own
+    # frame, which showed in the traceback.
+    def loop(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += checked(i + 76)
+        return total
+
+    differential(loop, 10, native=False)

@@ -273,6 +273,11 @@ class _Recorder:
             self.offset = instruction.start_offset
             before = list(self.stack)
             try:
+                pending = self.pending
+                if pending is not None and not instruction.opname.startswith("POP_JUMP_IF_"):
+                    # Hand back at the comparison, its operands on the stack again.
+                    raise _Handback(Abort("a comparison whose result is not a branch"), pending.offset,
+                                    [*self.stack, *pending.inputs])
                 if offset in self.inner_heads and self.after_inner != offset:
                     offset = self.run_inner(instruction)
                     continue
@@ -280,8 +285,6 @@ class _Recorder:
                 handler = getattr(self, f"op_{instruction.opname}", None)
                 if handler is None:
                     raise Abort(f"unsupported instruction {instruction.opname}")
-                if self.pending is not None and not instruction.opname.startswith("POP_JUMP_IF_"):
-                    raise Abort("a comparison whose result is not a branch")
                 next_offset = handler(instruction)
             except Abort as abort:
                 raise _Handback(abort, self.offset, before) from None
@@ -953,7 +956,9 @@ class _Recorder:
         concrete_args = [concrete for _, concrete in values]
         try:
             result = function(*concrete_args)  # type: ignore[operator]
-        except BaseException as error:
+        except BaseException as error:  # the program's: raised again by the interpreter at the CALL
+            # Without this frame of the recorder's, as if the interpreter had made the call.
+            error.__traceback__ = error.__traceback__.tb_next if error.__traceback__ else None
             self.stack[-count - 2] = (callable_, runtime().reraiser(error))
             self.stop(Abort("a call raised while recording", final=False))
         self.stack[-count - 2:] = []
