@@ -217,6 +217,67 @@ def _int_binary(name: str, builtin: str, law: str) -> Uop:
     )
 
 
+def _bitwise() -> list[Uop]:
+    ops = [uop(f"_{name}_INT", f"res = a {op} b;", regs="a:i b:i -- res:i", doc=f"res = a {op} b")
+           for name, op in (("AND", "&"), ("OR", "|"), ("XOR", "^"))]
+    ops.append(uop(
+        "_RSHIFT_INT",
+        "EXIT_IF(b < 0);\nres = b > 63 ? (a < 0 ? -1 : 0) : a >> b;",
+        regs="a:i b:i -- res:i",
+        doc="res = a >> b (arithmetic, as Python's); exits on a negative count (Python raises)",
+    ))
+    ops.append(uop(
+        "_LSHIFT_INT",
+        """
+        EXIT_IF(b < 0 || b > 63);
+        res = (intptr_t)((uintptr_t)a << b);
+        EXIT_IF((res >> b) != a);
+        """,
+        regs="a:i b:i -- res:i",
+        doc="res = a << b; exits on a negative count or when the result leaves 64 bits",
+    ))
+    ops.append(uop("_NOT_O", "res = a == Py_True ? Py_False : Py_True;", regs="a:o -- res:o",
+                   doc="res = not a, for a guarded bool"))
+    ops.append(uop("_UNBOX_BOOL_O", "res = a == Py_True;", regs="a:o -- res:i",
+                   doc="res = int(a), for a guarded bool"))
+    ops.append(uop(
+        "_COMPARE_INT_BOOL",
+        """
+        int holds;
+        switch (oparg) {
+            case Py_LT: holds = a < b; break;
+            case Py_LE: holds = a <= b; break;
+            case Py_EQ: holds = a == b; break;
+            case Py_NE: holds = a != b; break;
+            case Py_GT: holds = a > b; break;
+            default: holds = a >= b; break;
+        }
+        res = holds ? Py_True : Py_False;
+        """,
+        regs="a:i b:i -- res:o",
+        doc="res = the bool of comparison `oparg` (Py_LT ... Py_GE) of a and b",
+    ))
+    ops.append(uop(
+        "_COMPARE_FLOAT_BOOL",
+        """
+        int holds;
+        switch (oparg) {
+            case Py_LT: holds = a < b; break;
+            case Py_LE: holds = a <= b; break;
+            case Py_EQ: holds = a == b; break;
+            case Py_NE: holds = a != b; break;
+            case Py_GT: holds = a > b; break;
+            default: holds = a >= b; break;
+        }
+        res = holds ? Py_True : Py_False;
+        """,
+        regs="a:f b:f -- res:o",
+        doc="res = the bool of comparison `oparg` (Py_LT ... Py_GE) of a and b (False with a NaN, "
+            "but True for !=)",
+    ))
+    return ops
+
+
 def _float_binary(name: str, op: str) -> Uop:
     return uop(name, f"res = a {op} b;", regs="a:f b:f -- res:f", doc=f"res = a {op} b")
 
@@ -846,6 +907,7 @@ _TABLE: list[Uop] = [
     _int_binary("_ADD_INT", "__builtin_add_overflow", "res = a + b"),
     _int_binary("_SUB_INT", "__builtin_sub_overflow", "res = a - b"),
     _int_binary("_MUL_INT", "__builtin_mul_overflow", "res = a * b"),
+    *_bitwise(),
     *_floor_division(),
     uop(
         "_NEG_INT",

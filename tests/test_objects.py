@@ -462,3 +462,30 @@ def test_a_call_that_raises_while_recording_has_the_programs_traceback() -> None
         return total
 
     differential(loop, 10, native=False)
+
+
+def bits_and_bools(xs: list[int], n: int) -> tuple[int, ...]:
+    a = b = c = d = 0
+    for i in range(n):
+        x = xs[i % len(xs)]
+        a += (x & 0xFF) ^ (i | 3)
+        b += (x >> (i % 70)) + ((i % 50) << 7)
+        flag = x < i
+        c += flag + (not flag) * 2
+        d += (x > 0) * i - (i == 3)
+    return a, b, c, d
+
+
+def test_bitwise_operators_and_bools_as_numbers() -> None:
+    differential(bits_and_bools, [5, -7, 2**40, -(2**62), 0, 255], 300)
+
+
+@pytest.mark.parametrize("shift", [-1, 64, 200])
+def test_shifts_that_raise_or_leave_64_bits(shift: int) -> None:
+    def shifts(counts: list[int]) -> int:
+        total = 0
+        for s in counts:
+            total += (3 << s) + (-5 >> s)
+        return total
+
+    differential(shifts, [1, 2, 3] * 20 + [shift])

@@ -19,10 +19,13 @@ C_PREFIX = "stencil"
 
 # The holes a body may name, bound to locals only when used so that an unused
 # one leaves no relocation behind.
+#
+# A hole's value is the address of an extern, which C says is never 0: clang
+# uses that (a `switch (oparg)` lost its `case 0`). The empty asm hides where
+# the value came from, so 0 is a value like any other; it emits no code.
 _OPERANDS = {
-    "oparg": "uintptr_t oparg = (uintptr_t)_JIT_OPARG;",
-    "operand0": "uintptr_t operand0 = (uintptr_t)_JIT_OPERAND0;",
-    "operand1": "uintptr_t operand1 = (uintptr_t)_JIT_OPERAND1;",
+    name: f"uintptr_t {name};\n    __asm__(\"\" : \"=r\"({name}) : \"0\"((uintptr_t){hole}));"
+    for name, hole in (("oparg", "_JIT_OPARG"), ("operand0", "_JIT_OPERAND0"), ("operand1", "_JIT_OPERAND1"))
 }
 
 

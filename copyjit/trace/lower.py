@@ -260,6 +260,23 @@ class _Lowering:
         self.line(f"{k}2 = {name} {k}0, {k}1{guard}")
         self.spill(index, f"{k}2")
 
+    def op_compare_bool(self, index: int, op: Op) -> None:
+        k = self.rec.ops[op.args[0]].kind
+        self.reload(op.args[0], f"{k}0")
+        self.reload(op.args[1], f"{k}1")
+        self.line(f"i2 = _COMPARE_{_KIND[k]}_BOOL {k}0, {k}1 oparg={op.arg}")
+        self.spill(index, "i2")
+
+    def op_not(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line("i1 = _NOT_O i0")
+        self.spill(index, "i1")
+
+    def op_unbox_bool(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line("i1 = _UNBOX_BOOL_O i0")
+        self.spill(index, "i1")
+
     def op_neg(self, index: int, op: Op) -> None:
         k = op.kind
         self.reload(op.args[0], f"{k}0")

@@ -41,13 +41,16 @@ TUPLE_ITERATOR: type = type(iter(()))
 NULL = frames.NULL
 
 # BINARY_OP's oparg, without its in-place flavour (+13), to what is supported.
-_BINARY = {0: "add", 2: "floordiv", 5: "mul", 6: "mod", 8: "pow", 10: "sub", 11: "truediv"}
-_INT_OPS = {"add", "sub", "mul", "floordiv", "mod"}
+_BINARY = {0: "add", 1: "and", 2: "floordiv", 3: "lshift", 5: "mul", 6: "mod", 7: "or", 8: "pow", 9: "rshift",
+           10: "sub", 11: "truediv", 12: "xor"}
+_INT_OPS = {"add", "sub", "mul", "floordiv", "mod", "and", "or", "xor", "lshift", "rshift"}
 _FLOAT_OPS = {"add", "sub", "mul", "truediv"}
 _COMPARE = ("LT", "LE", "EQ", "NE", "GT", "GE")  # COMPARE_OP's oparg >> 5
 _PYTHON: dict[str, Callable[[Any, Any], Any]] = {
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv": operator.floordiv,
     "mod": operator.mod, "truediv": operator.truediv, "pow": operator.pow,
+    "and": operator.and_, "or": operator.or_, "xor": operator.xor, "lshift": operator.lshift,
+    "rshift": operator.rshift,
     "LT": operator.lt, "LE": operator.le, "EQ": operator.eq,
     "NE": operator.ne, "GT": operator.gt, "GE": operator.ge,
 }
@@ -398,6 +401,8 @@ class _Recorder:
         if kind in ("i", "f"):
             return value
         known = self.guard_type(value, concrete) if kind == "o" else None
+        if known is bool:
+            return self.emit(Op("unbox_bool", "i", (value,)))
         if known is int and kind_of(concrete) == "i":
             return self.emit(Op("unbox", "i", (value,), snapshot=self.snapshot()))
         if known is float:
@@ -564,7 +569,8 @@ class _Recorder:
         if name is None:
             raise Abort(f"binary operator {ins.argrepr}")
         (right, b), (left, a) = self.stack[-1], self.stack[-2]
-        if type(a) not in (int, float) or type(b) not in (int, float):
+        if type(a) not in (int, float, bool) or type(b) not in (int, float, bool) or \
+                (type(a) is bool and type(b) is bool and name in ("and", "or", "xor")):  # a bool, not an int
             raise Abort(f"{ins.argrepr} on {type(a).__name__} and {type(b).__name__}")
         if name == "pow":  # its result's type depends on the values: boxed, guarded where used
             return self._boxed_arithmetic(ins, (left, a), (right, b), known=None)
@@ -656,7 +662,24 @@ class _Recorder:
             return self.following[ins.offset]
         x, y = self.number(left, a), self.number(right, b)
         inputs = (self.pop(), self.pop())[::-1]
-        self.pending = _Pending(name, self.kind(x), x, y, bool(_PYTHON[name](a, b)), ins.start_offset, inputs)
+        outcome = bool(_PYTHON[name](a, b))
+        if not self.instructions[self.following[ins.offset]].opname.startswith("POP_JUMP_IF_"):
+            # Its result is a value: a bool (immortal, so never released in fact).
+            index = self.emit(Op("compare_bool", "o", (x, y), arg=_COMPARE.index(name)), known=bool)
+            self.release(*(value for value, _ in inputs))
+            self.push(index, outcome)
+            return self.following[ins.offset]
+        self.pending = _Pending(name, self.kind(x), x, y, outcome, ins.start_offset, inputs)
+        return self.following[ins.offset]
+
+    def op_UNARY_NOT(self, ins: dis.Instruction) -> int:
+        value, concrete = self.stack[-1]
+        if self.kind(value) != "o" or self.guard_type(value, concrete) is not bool:
+            raise Abort(f"`not` of a {type(concrete).__name__}")  # TO_BOOL comes first: a bool
+        index = self.emit(Op("not", "o", (value,)), known=bool)
+        self.pop()
+        self.release(value)
+        self.push(index, not concrete)
         return self.following[ins.offset]
 
     def op_TO_BOOL(self, ins: dis.Instruction) -> int:
