@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
-import runpy
-import signal
+import runpy  # already imported: `python -m` runs copyjit through it
 import sys
-from types import TracebackType
 
 import copyjit
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from types import TracebackType
 
 _OURS = (os.path.dirname(os.path.abspath(copyjit.__file__)), "<frozen runpy>", runpy.__file__)
 
@@ -25,6 +26,8 @@ def _strip(tb: TracebackType | None) -> TracebackType | None:
 def _report(stats_to_stderr: bool, stats_json: str | None) -> None:
     data = copyjit.stats()
     if stats_json:
+        import json  # loaded by run() before the program could shadow it
+
         with open(stats_json, "w") as file:
             json.dump(data, file, indent=2)
     if stats_to_stderr:
@@ -38,6 +41,8 @@ def _report(stats_to_stderr: bool, stats_json: str | None) -> None:
 
 def run(target: str, args: list[str], module: bool, threshold: int | None,
         stats_to_stderr: bool, stats_json: str | None) -> int:
+    if stats_json:  # imported before the program's directory is on the path
+        import json  # noqa: F401
     sys.argv = [target, *args]
     if not module:  # as `python SCRIPT`: an absolute __file__, its directory first on the path
         target = os.path.abspath(target)
@@ -56,10 +61,14 @@ def run(target: str, args: list[str], module: bool, threshold: int | None,
         error.__traceback__ = _strip(error.__traceback__) or error.__traceback__
         sys.excepthook(type(error), error, error.__traceback__)
         if isinstance(error, KeyboardInterrupt):  # die by SIGINT, as python does
+            # _signal, not signal: builtin, so loaded already and never a
+            # module of the program's that shadows it; signal imports enum.
+            import _signal
+
             _report(stats_to_stderr, stats_json)
             sys.stdout.flush()
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
+            _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+            os.kill(os.getpid(), _signal.SIGINT)
         return 1
     finally:
         copyjit.disable()
