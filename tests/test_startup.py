@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from copyjit import __main__ as cli
+
+ROOT = Path(__file__).parent.parent
 
 WORDS = ["--stats", "--stats-json", "--threshold", "-m", "--", "-", "--stat", "--threshold=3", "-mmod",
          "-h", "--help", "-x", "3", "-5", "1_0", "x", "s.py", "", "a b", "--s", "--stat=1", "--t", "--he",
@@ -47,3 +53,60 @@ def test_the_usual_run_arguments_take_the_fast_path(argv: list[str]) -> None:
                                   ["--threshold", "x", "s.py"], ["--stats-json"], ["-h"]])
 def test_argparse_parses_the_rest(argv: list[str]) -> None:
     assert cli.parse_run(argv) is None
+
+
+# Modules that copyjit's start-up must not import (each costs milliseconds):
+# the JIT needs them only when it compiles a loop, the CLI only for other
+# commands. (enum it needs: hole kinds are enums, and the runtime's own
+# functions are stencils.)
+HEAVY = {"argparse", "ast", "collections", "dataclasses", "difflib", "dis", "functools", "glob", "inspect",
+         "json", "pathlib", "platform", "re", "shutil", "signal", "textwrap", "threading", "tokenize",
+         "typing", "copyjit.uops", "copyjit.trace.recorder", "copyjit.trace.lower", "copyjit.backend.emitter"}
+
+SHOW_MODULES = "import sys; print('modules:', *sorted(sys.modules), file=sys.stderr)"
+
+
+def _modules(*command: str, baseline: tuple[str, ...] = ("-c", SHOW_MODULES)) -> set[str]:
+    """The modules a fresh interpreter has loaded after `command` printed
+    them (SHOW_MODULES), less those loaded by `baseline`. Without `site`,
+    whose .pth files (an editable install's) import some of the heavy ones."""
+    def loaded(*args: str) -> set[str]:
+        done = subprocess.run([sys.executable, "-S", *args], capture_output=True, text=True, timeout=60,
+                              cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        (line,) = [line for line in done.stderr.splitlines() if line.startswith("modules: ")]
+        return set(line.split()[1:])
+
+    return loaded(*command) - loaded(*baseline)
+
+
+def test_import_copyjit_and_enable_imports_no_heavy_module() -> None:
+    new = _modules("-c", f"import copyjit; copyjit.enable(); {SHOW_MODULES}")
+    assert "copyjit.trace.jit" in new  # enable() really ran
+    assert not new & HEAVY, sorted(new & HEAVY)
+
+
+def test_copyjit_run_imports_no_heavy_module(tmp_path: Path) -> None:
+    script = tmp_path / "show.py"
+    script.write_text(SHOW_MODULES + "\n")
+    # runpy.run_path imports pkgutil, which imports functools and typing.
+    new = _modules("-m", "copyjit", "run", "--stats", str(script),
+                   baseline=("-c", f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')"))
+    assert "copyjit.run" in new
+    assert not new & HEAVY, sorted(new & HEAVY)
+
+
+def test_enable_reads_only_the_header_of_the_stencil_table() -> None:
+    check = ("import copyjit; copyjit.enable(); from copyjit import stencils; "
+             "assert stencils.table().stencils._load is not None, 'stencil lines read'")
+    subprocess.run([sys.executable, "-c", check], cwd=ROOT, check=True, timeout=60)
+
+
+def test_the_start_up_json_reader_reads_the_table_as_json_does() -> None:
+    import json
+
+    from copyjit import stencil, stencils
+
+    with open(stencils.path()) as file:
+        lines = file.read().splitlines()
+    assert stencil._scan is not None  # CPython's scanner: json is not imported
+    assert [stencil._loads(line) for line in lines] == [json.loads(line) for line in lines]
