@@ -240,16 +240,19 @@ class JIT:
         afterwards, returns whether to retry at the next backedge."""
         # Imported at the first hot loop, not at start-up: a program with
         # no hot loop should not pay for them.
-        from copyjit.backend.emitter import emit
         from copyjit.trace import frames
-        from copyjit.trace.lower import lower
         from copyjit.trace.recorder import Abort, record
 
         start = time.perf_counter()
         try:
             recording = record(code, dst, src, frames.raw(frame))
+            self.stats.recording_seconds += time.perf_counter() - start
+            # Imported once a recording succeeds: a program whose loops all
+            # abort does not pay for the uop table and the emitter (~8 ms).
+            from copyjit.backend.emitter import emit
+            from copyjit.trace.lower import lower
+
             lap = time.perf_counter()
-            self.stats.recording_seconds += lap - start
             counter = location.address + _FIELD_OFFSETS["iterations"]
             lowered = lower(recording, counter)
             start, lap = lap, time.perf_counter()
