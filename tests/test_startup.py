@@ -110,3 +110,13 @@ def test_the_start_up_json_reader_reads_the_table_as_json_does() -> None:
         lines = file.read().splitlines()
     assert stencil._scan is not None  # CPython's scanner: json is not imported
     assert [stencil._loads(line) for line in lines] == [json.loads(line) for line in lines]
+
+
+def test_a_loop_that_cannot_be_recorded_does_not_import_the_back_end(tmp_path: Path) -> None:
+    # A generator's loop: recording stops at its yield.
+    script = tmp_path / "generator.py"
+    script.write_text("def numbers(n):\n    i = 0\n    while i < n:\n        yield i\n        i += 1\n"
+                      f"sum(numbers(5000))\n{SHOW_MODULES}\n")
+    new = _modules("-m", "copyjit", "run", str(script))
+    assert "copyjit.trace.recorder" in new  # it was recorded
+    assert not new & {"copyjit.uops", "copyjit.backend.emitter", "copyjit.trace.lower"}, sorted(new)
