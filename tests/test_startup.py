@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from copyjit import __main__ as cli
+from copyjit import run
 
 ROOT = Path(__file__).parent.parent
 
@@ -66,17 +68,17 @@ HEAVY = {"argparse", "ast", "collections", "dataclasses", "difflib", "dis", "fun
 SHOW_MODULES = "import sys; print('modules:', *sorted(sys.modules), file=sys.stderr)"
 
 
-def _modules(*command: str, baseline: tuple[str, ...] = ("-c", SHOW_MODULES)) -> set[str]:
+def _modules(*command: str) -> set[str]:
     """The modules a fresh interpreter has loaded after `command` printed
-    them (SHOW_MODULES), less those loaded by `baseline`. Without `site`,
-    whose .pth files (an editable install's) import some of the heavy ones."""
+    them (SHOW_MODULES), less those a plain one has. Without `site`, whose
+    .pth files (an editable install's) import some of the heavy ones."""
     def loaded(*args: str) -> set[str]:
         done = subprocess.run([sys.executable, "-S", *args], capture_output=True, text=True, timeout=60,
                               cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         (line,) = [line for line in done.stderr.splitlines() if line.startswith("modules: ")]
         return set(line.split()[1:])
 
-    return loaded(*command) - loaded(*baseline)
+    return loaded(*command) - loaded("-c", SHOW_MODULES)
 
 
 def test_import_copyjit_and_enable_imports_no_heavy_module() -> None:
@@ -88,11 +90,9 @@ def test_import_copyjit_and_enable_imports_no_heavy_module() -> None:
 def test_copyjit_run_imports_no_heavy_module(tmp_path: Path) -> None:
     script = tmp_path / "show.py"
     script.write_text(SHOW_MODULES + "\n")
-    # runpy.run_path imports pkgutil, which imports functools and typing.
-    new = _modules("-m", "copyjit", "run", "--stats", str(script),
-                   baseline=("-c", f"import runpy; runpy.run_path({str(script)!r}, run_name='__main__')"))
+    new = _modules("-m", "copyjit", "run", "--stats", str(script))
     assert "copyjit.run" in new
-    assert not new & HEAVY, sorted(new & HEAVY)
+    assert not new & (HEAVY | {"pkgutil"}), sorted(new & (HEAVY | {"pkgutil"}))
 
 
 def test_enable_reads_only_the_header_of_the_stencil_table() -> None:
@@ -120,3 +120,41 @@ def test_a_loop_that_cannot_be_recorded_does_not_import_the_back_end(tmp_path: P
     new = _modules("-m", "copyjit", "run", str(script))
     assert "copyjit.trace.recorder" in new  # it was recorded
     assert not new & {"copyjit.uops", "copyjit.backend.emitter", "copyjit.trace.lower"}, sorted(new)
+
+
+SHOW_STATE = """
+import sys
+state = (__name__, __file__, __cached__, __doc__, __loader__, __package__, __spec__, sorted(globals()),
+         sys.argv[0], sys.modules["__main__"].__dict__ is globals())
+with open({out!r}, "a") as file:
+    print(repr(state), file=file)
+"""
+
+
+@pytest.mark.parametrize("source", ["", "# -*- coding: latin-1 -*-\ns = 'caf\\xe9'\n"])
+def test_run_runs_a_script_as_runpy_run_path_does(tmp_path: Path, source: str) -> None:
+    out = tmp_path / "state.txt"
+    script = tmp_path / "script.py"
+    script.write_bytes(source.encode("latin-1") + SHOW_STATE.format(out=str(out)).encode())
+    assert run._source_code(str(script)) is not None  # not left to run_path
+    runpy.run_path(str(script), run_name="__main__")
+    run._run_path(str(script))
+    by_runpy, ours = out.read_text().splitlines()
+    assert ours == by_runpy
+
+
+def test_directories_archives_bytecode_and_errors_are_left_to_run_path(tmp_path: Path) -> None:
+    import py_compile
+    import zipfile
+
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    (tmp_path / "bad.py").write_text("x = = 1\n")
+    pyc = py_compile.compile(str(tmp_path / "ok.py"), cfile=str(tmp_path / "ok.pyc"))
+    with zipfile.ZipFile(tmp_path / "app.zip", "w") as archive:
+        archive.writestr("__main__.py", "x = 1\n")
+    assert run._importer(str(tmp_path)) is not None
+    assert run._importer(str(tmp_path / "app.zip")) is not None
+    assert run._importer(str(tmp_path / "ok.py")) is None
+    assert run._source_code(str(tmp_path / "ok.py")) is not None
+    for path in (pyc, tmp_path / "bad.py", tmp_path / "missing.py"):
+        assert run._source_code(str(path)) is None
