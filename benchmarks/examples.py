@@ -6,7 +6,9 @@ Each program runs as a whole process (start-up, warm-up and compilation
 included), `python X.py` and `python -m copyjit run X.py` interleaved, with
 the same interpreter. Prints, per program, the ratio CPython time / copyjit
 time (above 1: copyjit is faster) as median, min and max over the repeats.
-Not a test.
+copyjit's bytecode is compiled first, as an installed copyjit has it (see
+benchmarks/bytecode.py): with PYTHONDONTWRITEBYTECODE=1 an editable checkout
+would otherwise compile copyjit from source in every run. Not a test.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bytecode import compile_copyjit
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -34,6 +38,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("names", nargs="*", help="example names (default: all)")
     args = parser.parse_args()
+    compile_copyjit()
     programs = sorted(EXAMPLES.glob("*.py"))
     if args.names:
         programs = [p for p in programs if p.stem in args.names]

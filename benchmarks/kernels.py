@@ -4,7 +4,9 @@
 
 Calls each example's function with the JIT off and on, interleaved, in one
 process (so start-up is excluded; recording and compiling are included in
-the first copyjit call of each repeat, since every repeat uses a new JIT).
+the first copyjit call of each repeat, since every repeat uses a new JIT;
+the JIT's modules are imported in the first, from bytecode compiled
+beforehand as an installed copyjit has it: see benchmarks/bytecode.py).
 Prints CPython time / copyjit time as median, min and max. Not a test.
 """
 
@@ -19,7 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from copyjit.trace.jit import JIT
+from bytecode import compile_copyjit
+
+compile_copyjit()  # before copyjit's modules are imported
+
+from copyjit.trace.jit import JIT  # noqa: E402
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 KERNELS = {  # example: (function, argument)

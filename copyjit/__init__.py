@@ -12,12 +12,19 @@ backedges make a loop hot (1: trace at the first).
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
-from typing import Any
+
+# Start-up imports as little as it can (tests/test_startup.py): typing alone
+# costs ~3 ms, the JIT's modules are imported by enable() or the first jit.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from copyjit.trace.jit import JIT
 
 __all__ = ["disable", "enable", "jit", "stats"]
+
 
 def _threshold() -> int:
     from copyjit.trace.jit import DEFAULT_THRESHOLD
@@ -30,11 +37,16 @@ def _off() -> bool:
     return os.environ.get("COPYJIT", "1").strip() == "0"
 
 
-@functools.cache
-def _jit() -> Any:
-    from copyjit.trace.jit import JIT
+_the_jit: JIT | None = None
 
-    return JIT(_threshold())
+
+def _jit() -> JIT:
+    global _the_jit
+    if _the_jit is None:
+        from copyjit.trace.jit import JIT
+
+        _the_jit = JIT(_threshold())
+    return _the_jit
 
 
 def enable(threshold: int | None = None) -> None:
@@ -61,4 +73,4 @@ def jit[F: Callable[..., Any]](function: F) -> F:
 def stats() -> dict[str, Any]:
     """traces, bridges, aborts (reason -> count), exits, native_entries, and
     seconds spent recording, optimizing and emitting."""
-    return _jit().stats.as_dict()  # type: ignore[no-any-return]
+    return _jit().stats.as_dict()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
-import difflib
-import pathlib
 import sys
-from types import ModuleType
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
+if TYPE_CHECKING:
+    import argparse
+    import pathlib
+    from types import ModuleType
 
 
 def _stencil_module_path() -> pathlib.Path:
+    import pathlib
+
     from copyjit import stencils
 
     return pathlib.Path(stencils.path())
@@ -33,6 +37,8 @@ def cmd_stencils(args: argparse.Namespace) -> int:
     from copyjit import stencils
 
     if args.emit_c:
+        import pathlib
+
         builder, _ = _builder()
         out = pathlib.Path(args.emit_c)
         out.mkdir(parents=True, exist_ok=True)
@@ -68,6 +74,8 @@ def cmd_stencils(args: argparse.Namespace) -> int:
 
 
 def _check(path: pathlib.Path) -> int:
+    import difflib
+
     shipped = path.read_text() if path.exists() else ""
     rebuilt = _rebuild()
     if shipped == rebuilt:
@@ -89,7 +97,64 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if demo.main(args.n) else 1
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+class RunOptions:
+    """`run`'s arguments, as its argparse parser names them."""
+
+    def __init__(self) -> None:
+        self.stats = False
+        self.stats_json: str | None = None
+        self.threshold: int | None = None
+        self.module: str | None = None
+        self.target: str | None = None
+        self.args: list[str] = []
+
+
+# `run`'s options that take a value: option -> (attribute, type).
+_RUN_VALUES: dict[str, tuple[str, type]] = {
+    "--stats-json": ("stats_json", str), "--threshold": ("threshold", int), "-m": ("module", str),
+}
+_RUN_LONG = ("--help", "--stats", "--stats-json", "--threshold")
+
+
+def _ambiguous(word: str) -> bool:
+    """An abbreviation of two of `run`'s options: argparse stops with an
+    error on it even among the script's arguments."""
+    key = word.partition("=")[0]
+    return word.startswith("--") and key not in _RUN_LONG and \
+        sum(option.startswith(key) for option in _RUN_LONG) > 1
+
+
+def parse_run(argv: list[str]) -> RunOptions | None:
+    """`run`'s arguments when argparse would read them plainly: options
+    spelled out in full, each value a word of its own that does not start
+    with "-", and no "--" anywhere (argparse drops one after the script)
+    nor an ambiguous abbreviation.
+    None for anything else (help, errors, abbreviations, `--option=value`),
+    which argparse then parses: importing it and building the parser costs
+    more than the rest of copyjit's start-up."""
+    if "--" in argv or any(_ambiguous(word) for word in argv):
+        return None
+    options = RunOptions()
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("-"):
+            options.target, options.args = word, list(words)
+            return options
+        if word == "--stats":
+            options.stats = True
+            continue
+        value = next(words, "-")
+        if word not in _RUN_VALUES or value.startswith("-"):
+            return None
+        name, convert = _RUN_VALUES[word]
+        try:
+            setattr(options, name, convert(value))  # int() as argparse's type=int
+        except ValueError:
+            return None
+    return options if options.module is not None else None
+
+
+def cmd_run(args: argparse.Namespace | RunOptions) -> int:
     from copyjit import run
 
     if args.module is None and args.target is None:
@@ -103,7 +168,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run.run(target, rest, module, args.threshold, args.stats, args.stats_json)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="python -m copyjit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -130,10 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("target", nargs="?", metavar="SCRIPT")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_run)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    options = parse_run(argv[1:]) if argv[:1] == ["run"] else None
+    args: argparse.Namespace | RunOptions
+    if options is not None:
+        command, args = cmd_run, options
+    else:
+        args = _parser().parse_args(argv)
+        command = args.func
     try:
-        return int(args.func(args))
+        return int(command(args))
     except BrokenPipeError:  # `... | head`: stop quietly, as Unix tools do
         sys.stderr.close()
         return 0

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import importlib.util
+import io
 import os
-import runpy
-import signal
+import runpy  # already imported: `python -m` runs copyjit through it
 import sys
-from types import TracebackType
 
 import copyjit
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from types import CodeType, TracebackType
 
 _OURS = (os.path.dirname(os.path.abspath(copyjit.__file__)), "<frozen runpy>", runpy.__file__)
 
@@ -25,6 +28,8 @@ def _strip(tb: TracebackType | None) -> TracebackType | None:
 def _report(stats_to_stderr: bool, stats_json: str | None) -> None:
     data = copyjit.stats()
     if stats_json:
+        import json  # loaded by run() before the program could shadow it
+
         with open(stats_json, "w") as file:
             json.dump(data, file, indent=2)
     if stats_to_stderr:
@@ -36,8 +41,51 @@ def _report(stats_to_stderr: bool, stats_json: str | None) -> None:
               f"{data['emitting_seconds'] * 1e3:.1f} ms; aborts: {aborts}", file=sys.stderr)
 
 
+def _importer(path: str) -> object | None:
+    """pkgutil.get_importer(path): a finder when `path` is a directory or a
+    zip archive, None for a plain file."""
+    try:
+        return sys.path_importer_cache[path]
+    except KeyError:
+        pass
+    for hook in sys.path_hooks:
+        try:
+            return sys.path_importer_cache.setdefault(path, hook(path))
+        except ImportError:
+            pass
+    return None
+
+
+def _run_path(path: str) -> None:
+    """runpy.run_path(path, run_name="__main__"), which imports pkgutil (and
+    with it functools, collections and typing: ~8 ms, as much as the rest
+    of copyjit's start-up) to tell a source file from a directory, a zip
+    archive or a .pyc. A source file that compiles is run here by runpy's
+    own code; anything else (and every error) goes to run_path as before."""
+    code = _source_code(path) if _importer(path) is None else None
+    if code is None:
+        runpy.run_path(path, run_name="__main__")
+    else:
+        runpy._run_module_code(code, None, "__main__", pkg_name="", script_name=path)  # type: ignore[attr-defined]
+
+
+def _source_code(path: str) -> CodeType | None:
+    """The code of a Python source file, as run_path compiles it; None for a
+    .pyc or a file that cannot be read or compiled."""
+    try:
+        with io.open_code(path) as file:
+            source = file.read()
+        if source[:4] == importlib.util.MAGIC_NUMBER:
+            return None
+        return compile(source, path, "exec")
+    except (OSError, SyntaxError, ValueError):  # ValueError: a null byte
+        return None
+
+
 def run(target: str, args: list[str], module: bool, threshold: int | None,
         stats_to_stderr: bool, stats_json: str | None) -> int:
+    if stats_json:  # imported before the program's directory is on the path
+        import json  # noqa: F401
     sys.argv = [target, *args]
     if not module:  # as `python SCRIPT`: an absolute __file__, its directory first on the path
         target = os.path.abspath(target)
@@ -47,7 +95,7 @@ def run(target: str, args: list[str], module: bool, threshold: int | None,
         if module:
             runpy.run_module(target, run_name="__main__", alter_sys=True)
         else:
-            runpy.run_path(target, run_name="__main__")
+            _run_path(target)
     except SystemExit:
         raise
     except BaseException as error:
@@ -56,10 +104,14 @@ def run(target: str, args: list[str], module: bool, threshold: int | None,
         error.__traceback__ = _strip(error.__traceback__) or error.__traceback__
         sys.excepthook(type(error), error, error.__traceback__)
         if isinstance(error, KeyboardInterrupt):  # die by SIGINT, as python does
+            # _signal, not signal: builtin, so loaded already and never a
+            # module of the program's that shadows it; signal imports enum.
+            import _signal
+
             _report(stats_to_stderr, stats_json)
             sys.stdout.flush()
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
+            _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+            os.kill(os.getpid(), _signal.SIGINT)
         return 1
     finally:
         copyjit.disable()

@@ -1,15 +1,21 @@
 """Stencils and their holes: the data the build produces and the emitter uses.
 
-NamedTuples, not dataclasses: this module is on the start-up path, and
-dataclasses imports inspect (~10 ms).
+This module is on the start-up path (the runtime's own functions are
+stencils), so it imports neither dataclasses (which imports inspect, ~10 ms)
+nor typing (~5 ms with collections and functools, and NamedTuple classes
+are slow to make): holes and stencils are tuples with named fields, written
+out.
 """
 
 from __future__ import annotations
 
 import enum
-import json
-from collections.abc import Iterator, Mapping
-from typing import Any, NamedTuple
+from _collections_abc import Mapping  # what collections.abc exports, without importing collections
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 
 class HoleKind(enum.Enum):
@@ -40,12 +46,40 @@ JMP_REL32 = 0xE9
 JMP_REL32_SIZE = 5
 
 
-class Hole(NamedTuple):
-    offset: int
-    kind: HoleKind
-    value: HoleValue
-    symbol: str  # the C symbol for SYMBOL and GOT holes, else ""
-    addend: int
+class Hole(tuple[int, HoleKind, HoleValue, str, int]):
+    """(offset, kind, value, symbol, addend); symbol is the C symbol of
+    SYMBOL and GOT holes, else ""."""
+
+    __slots__ = ()
+
+    def __new__(cls, offset: int, kind: HoleKind, value: HoleValue, symbol: str, addend: int) -> Hole:
+        return super().__new__(cls, (offset, kind, value, symbol, addend))
+
+    def __getnewargs__(self) -> tuple[int, HoleKind, HoleValue, str, int]:  # copy, pickle
+        return (*self,)
+
+    def __repr__(self) -> str:
+        return "Hole(offset={!r}, kind={!r}, value={!r}, symbol={!r}, addend={!r})".format(*self)
+
+    @property
+    def offset(self) -> int:
+        return self[0]
+
+    @property
+    def kind(self) -> HoleKind:
+        return self[1]
+
+    @property
+    def value(self) -> HoleValue:
+        return self[2]
+
+    @property
+    def symbol(self) -> str:
+        return self[3]
+
+    @property
+    def addend(self) -> int:
+        return self[4]
 
     def describe(self) -> str:
         """e.g. `REL32 CONTINUE`, `GOT_REL32 GOT[_Py_Dealloc]`, `ABS64 DATA+0x10`."""
@@ -70,10 +104,31 @@ class Hole(NamedTuple):
         return cls(offset, HoleKind(kind), HoleValue(value), symbol, addend)
 
 
-class Stencil(NamedTuple):
-    name: str
-    code: bytes
-    holes: tuple[Hole, ...]
+class Stencil(tuple[str, bytes, tuple[Hole, ...]]):
+    """(name, code, holes)."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, code: bytes, holes: tuple[Hole, ...]) -> Stencil:
+        return super().__new__(cls, (name, code, holes))
+
+    def __getnewargs__(self) -> tuple[str, bytes, tuple[Hole, ...]]:  # copy, pickle
+        return (*self,)
+
+    def __repr__(self) -> str:
+        return "Stencil(name={!r}, code={!r}, holes={!r})".format(*self)
+
+    @property
+    def name(self) -> str:
+        return self[0]
+
+    @property
+    def code(self) -> bytes:
+        return self[1]
+
+    @property
+    def holes(self) -> tuple[Hole, ...]:
+        return self[2]
 
     @property
     def tail_jump(self) -> Hole | None:
@@ -99,17 +154,20 @@ class Stencil(NamedTuple):
         return Stencil(self.name, self.code[:-JMP_REL32_SIZE], holes)
 
 
-class Table(NamedTuple):
-    """Everything one build produces, and the generated module holds."""
+class Table:
+    """Everything one build produces, and the shipped file holds."""
 
-    python: str  # the CPython whose headers the stencils were compiled against
-    target: str
-    compiler: str
-    layout: dict[str, int]  # frame field offsets and ABI constants
-    data: bytes  # read-only data shared by every stencil
-    symbols: tuple[str, ...]  # every external C symbol, in GOT order
-    stencils: Mapping[str, Stencil]
-    runtime: Mapping[str, Stencil]  # normal-ABI helpers, emitted once per process
+    def __init__(self, *, python: str, target: str, compiler: str, layout: dict[str, int], data: bytes,
+                 symbols: tuple[str, ...], stencils: Mapping[str, Stencil],
+                 runtime: Mapping[str, Stencil]) -> None:
+        self.python = python  # the CPython whose headers the stencils were compiled against
+        self.target = target
+        self.compiler = compiler
+        self.layout = layout  # frame field offsets and ABI constants
+        self.data = data  # read-only data shared by every stencil
+        self.symbols = symbols  # every external C symbol, in GOT order
+        self.stencils = stencils
+        self.runtime = runtime  # normal-ABI helpers, emitted once per process
 
     def render(self) -> str:
         """JSON Lines: a header (everything but the stencils), then one line
@@ -126,14 +184,35 @@ class Table(NamedTuple):
             "data": self.data.hex(),
             "runtime": {name: _row(s) for name, s in self.runtime.items()},
         }
+        import json
+
         lines = [json.dumps(header)]
         lines += [json.dumps([name, *_row(s)]) for name, s in self.stencils.items()]
         return "\n".join(lines) + "\n"
 
     @classmethod
     def from_jsonl(cls, text: str) -> Table:
-        header_line, _, rest = text.partition("\n")
-        header = json.loads(header_line)
+        header, _, rest = text.partition("\n")
+        return cls.from_header(header, lambda: rest)
+
+    @classmethod
+    def read(cls, path: str) -> Table:
+        """The table in the file at `path`; the stencil lines are read when
+        a stencil is first used (a process that compiles nothing needs none)."""
+        with open(path) as file:
+            header = file.readline()
+
+        def rest() -> str:
+            with open(path) as file:
+                file.readline()
+                return file.read()
+
+        return cls.from_header(header, rest)
+
+    @classmethod
+    def from_header(cls, line: str, rest: Callable[[], str]) -> Table:
+        """The table from its header line; `rest()` gives the stencil lines."""
+        header = _loads(line.rstrip("\n"))
         return cls(
             python=header["python"],
             target=header["target"],
@@ -141,7 +220,7 @@ class Table(NamedTuple):
             layout=header["layout"],
             data=bytes.fromhex(header["data"]),
             symbols=tuple(header["symbols"]),
-            stencils=_LazyStencils(rest.splitlines()),
+            stencils=_LazyStencils(rest),
             runtime={name: _stencil(name, code, holes) for name, (code, holes) in header["runtime"].items()},
         )
 
@@ -154,18 +233,62 @@ def _stencil(name: str, code: str, holes: list[list[Any]]) -> Stencil:
     return Stencil(name, bytes.fromhex(code), tuple(Hole.from_tuple(tuple(h)) for h in holes))
 
 
-class _LazyStencils(Mapping[str, Stencil]):
-    """Stencils parsed from their JSON lines on first use: a process uses few."""
+class _JSONContext:
+    """The settings json.loads gives the scanner (JSONDecoder's defaults)."""
 
-    def __init__(self, lines: list[str]) -> None:
-        # Each line is ["name", "code", [holes]]: the name is read without parsing.
-        self._lines = {line[2 : line.index('"', 2)]: line for line in lines if line}
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN and Infinity; the table has none
+
+
+_scan: Callable[[str, int], tuple[Any, int]] | None
+try:  # CPython's JSON scanner, which json.loads uses
+    from _json import make_scanner
+except ImportError:
+    _scan = None
+else:
+    _scan = make_scanner(_JSONContext())  # type: ignore[arg-type]
+
+
+def _loads(line: str) -> Any:
+    """json.loads(line) without importing json, which imports re: ~10 ms of
+    start-up, to read one header line. Anything unusual goes to json.loads."""
+    if _scan is not None:
+        try:
+            value, end = _scan(line, 0)
+        except StopIteration:
+            end = -1
+        if end == len(line):
+            return value
+    import json
+
+    return json.loads(line)
+
+
+class _LazyStencils(Mapping[str, Stencil]):
+    """Stencils parsed from their JSON lines on first use: a process uses few,
+    and one that compiles nothing needs none."""
+
+    def __init__(self, load: Callable[[], str]) -> None:
+        self._load: Callable[[], str] | None = load  # the stencil lines, until read
+        self._index: dict[str, str] = {}
         self._made: dict[str, Stencil] = {}
+
+    @property
+    def _lines(self) -> dict[str, str]:
+        if self._load is not None:
+            # Each line is ["name", "code", [holes]]: the name is read without parsing.
+            self._index = {line[2 : line.index('"', 2)]: line for line in self._load().splitlines() if line}
+            self._load = None
+        return self._index
 
     def __getitem__(self, name: str) -> Stencil:
         stencil = self._made.get(name)
         if stencil is None:
-            _, code, holes = json.loads(self._lines[name])
+            _, code, holes = _loads(self._lines[name])
             stencil = self._made[name] = _stencil(name, code, holes)
         return stencil
 

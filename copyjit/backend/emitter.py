@@ -75,21 +75,28 @@ _pack_q = struct.Struct("<Q").pack_into
 _pack_i = struct.Struct("<i").pack_into
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Prepared:
-    """A stencil as laid out in traces of this process."""
+    """A stencil as laid out in traces of this process. (A plain class: a
+    dataclass costs ~1 ms to make, at the first compile.)"""
 
-    name: str
-    code: bytes  # tail jump dropped; fixed absolute holes patched
-    holes: tuple[Hole, ...]  # all holes still in `code`, for annotation
-    # rel32 holes to fixed addresses (GOT slots, data): (offset, S + A - offset),
-    # so that the displacement is that minus the copy's address.
-    fixed: tuple[tuple[int, int], ...]
-    # holes whose value depends on the instruction: (offset, rel32?, source, A)
-    dynamic: tuple[tuple[int, bool, int, int], ...]
-    # holes of other instructions' addresses: (offset, rel32?, field, A)
-    targets: tuple[tuple[int, bool, str, int], ...]
-    ends_trace: bool
+    __slots__ = ("code", "dynamic", "ends_trace", "fixed", "holes", "name", "targets")
+
+    def __init__(self, name: str, code: bytes, holes: tuple[Hole, ...],
+                 fixed: tuple[tuple[int, int], ...],
+                 dynamic: tuple[tuple[int, bool, int, int], ...],
+                 targets: tuple[tuple[int, bool, str, int], ...],
+                 ends_trace: bool) -> None:
+        self.name = name
+        self.code = code  # tail jump dropped; fixed absolute holes patched
+        self.holes = holes  # all holes still in `code`, for annotation
+        # rel32 holes to fixed addresses (GOT slots, data): (offset, S + A - offset),
+        # so that the displacement is that minus the copy's address.
+        self.fixed = fixed
+        # holes whose value depends on the instruction: (offset, rel32?, source, A)
+        self.dynamic = dynamic
+        # holes of other instructions' addresses: (offset, rel32?, field, A)
+        self.targets = targets
+        self.ends_trace = ends_trace
 
 
 def prepare(rt: Runtime, name: str) -> Prepared:

@@ -12,18 +12,20 @@ interpreter (and the libc it links), into one GOT shared by all traces.
 
 from __future__ import annotations
 
+import _thread  # not threading: its import costs ~2 ms of start-up, for a Lock
 import ctypes
-import functools
 import mmap
 import struct
 import sys
-import threading
-from collections.abc import Mapping
-from types import CodeType
 
 from copyjit import stencils
 from copyjit.backend import memory
 from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from types import CodeType
 
 # copyjit.h's structs, as the Python side reads and writes them (checked
 # against the compiled layout by check_own_layout).
@@ -167,7 +169,7 @@ class Runtime:
             self.functions["copyjit_key_index"])
         # Freed traces still running: (cell, address, size), released by reap().
         self._zombies: list[tuple[bytearray, int, int]] = []
-        self._zombies_lock = threading.Lock()  # taken before the arena's, never after
+        self._zombies_lock = _thread.allocate_lock()  # taken before the arena's, never after
 
     def release(self, cell: bytearray, address: int, size: int) -> None:
         """Free a trace's code once no call of it is in progress."""
@@ -267,17 +269,19 @@ def write_hole(code: bytearray, offset: int, kind: HoleKind, value: int, base: i
         struct.pack_into("<i", code, offset, displacement)
 
 
-_lock = threading.Lock()
+_lock = _thread.allocate_lock()
+_the_runtime: Runtime | None = None
 
 
-@functools.cache
 def runtime() -> Runtime:
     """The process's runtime, bootstrapped on first use (once, even if two
     threads ask at the same time)."""
+    return _the_runtime or _bootstrap()
+
+
+def _bootstrap() -> Runtime:
+    global _the_runtime
     with _lock:
-        return _runtime()
-
-
-@functools.cache
-def _runtime() -> Runtime:
-    return Runtime(stencils.table())
+        if _the_runtime is None:
+            _the_runtime = Runtime(stencils.table())
+        return _the_runtime

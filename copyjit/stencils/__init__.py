@@ -2,17 +2,16 @@
 
 The table is generated at development time (`python -m copyjit stencils
 --build`) and shipped in the package as JSON Lines, one file per target and
-CPython minor version: a header line, parsed at start-up, then one line per
-stencil, parsed when first used. (Not a Python module: that took ~50 ms to
+CPython minor version: a header line, read at start-up (the runtime's own
+functions are in it), then one line per stencil, read at the first compile
+and parsed when first used. (Not a Python module: that took ~50 ms to
 import where bytecode is not cached.) `python -m copyjit stencils --check`
 proves it matches the C sources and the pinned clang.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import platform
 import sys
 
 from copyjit.stencil import Table
@@ -22,8 +21,19 @@ class UnsupportedPlatform(ImportError):
     """No stencils are shipped for this interpreter and machine."""
 
 
+def _machine() -> tuple[str, str]:
+    """platform.machine() and platform.system(), without importing platform
+    (which imports re: ~10 ms of start-up)."""
+    if not hasattr(os, "uname"):  # Windows: unsupported, but say so by name
+        import platform
+
+        return platform.machine(), platform.system()
+    uname = os.uname()
+    return uname.machine, uname.sysname
+
+
 def module_name() -> str:
-    target = f"{platform.machine()}_{platform.system()}".lower()
+    target = "_".join(_machine()).lower()
     major, minor = sys.version_info[:2]
     return f"{target}_cp{major}{minor}"
 
@@ -33,15 +43,22 @@ def path() -> str:
     return os.path.join(os.path.dirname(__file__), f"{module_name()}.jsonl")
 
 
-@functools.cache
+_table: Table | None = None
+
+
 def table() -> Table:
-    name = module_name()
+    """The table, read on first use."""
+    global _table
+    if _table is None:
+        _table = _read()
+    return _table
+
+
+def _read() -> Table:
     try:
-        with open(path()) as file:
-            text = file.read()
+        return Table.read(path())
     except FileNotFoundError:
         raise UnsupportedPlatform(
-            f"copyjit has no stencils for {name} (Python {sys.version.split()[0]} on "
-            f"{platform.machine()} {platform.system()}); supported: x86_64 Linux, CPython 3.13"
+            f"copyjit has no stencils for {module_name()} (Python {sys.version.split()[0]} on "
+            f"{' '.join(_machine())}); supported: x86_64 Linux, CPython 3.13"
         ) from None
-    return Table.from_jsonl(text)

@@ -1,0 +1,160 @@
+"""Start-up stays cheap: `run`'s fast argument parsing agrees with argparse,
+and starting copyjit imports no heavy module (no timing is asserted)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from copyjit import __main__ as cli
+from copyjit import run
+
+ROOT = Path(__file__).parent.parent
+
+WORDS = ["--stats", "--stats-json", "--threshold", "-m", "--", "-", "--stat", "--threshold=3", "-mmod",
+         "-h", "--help", "-x", "3", "-5", "1_0", "x", "s.py", "", "a b", "--s", "--stat=1", "--t", "--he",
+         "--stats-json=f", "--stats=1", "-mx", "--threshold=-1"]
+
+
+def _argparse(argv: list[str]) -> dict[str, object] | None:
+    """What the argparse parser makes of `run ARGV` (None: it exits)."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            args = cli._parser().parse_args(["run", *argv])
+    except SystemExit:
+        return None
+    return {name: getattr(args, name) for name in vars(cli.RunOptions())}
+
+
+@settings(max_examples=1000)
+@given(st.lists(st.sampled_from(WORDS), max_size=6))
+def test_run_arguments_parse_as_argparse_parses_them(argv: list[str]) -> None:
+    fast = cli.parse_run(argv)
+    if fast is not None:  # None: argparse decides
+        assert vars(fast) == _argparse(argv)
+
+
+@pytest.mark.parametrize("argv", [["s.py"], ["--stats", "--threshold", "3", "s.py", "--stats", "-m"],
+                                  ["--stats-json", "f", "-m", "mod", "arg"], ["-m", "mod"],
+                                  ["s.py", "--stats=1", "--he", "-mx", "--threshold=-1"]])
+def test_the_usual_run_arguments_take_the_fast_path(argv: list[str]) -> None:
+    fast = cli.parse_run(argv)
+    assert fast is not None and vars(fast) == _argparse(argv)
+
+
+@pytest.mark.parametrize("argv", [["s.py", "--", "a"], ["s.py", "--stat"], ["s.py", "--s=1"], [],
+                                  ["--threshold", "x", "s.py"], ["--stats-json"], ["-h"]])
+def test_argparse_parses_the_rest(argv: list[str]) -> None:
+    assert cli.parse_run(argv) is None
+
+
+# Modules that copyjit's start-up must not import (each costs milliseconds):
+# the JIT needs them only when it compiles a loop, the CLI only for other
+# commands. (enum it needs: hole kinds are enums, and the runtime's own
+# functions are stencils.)
+HEAVY = {"argparse", "ast", "collections", "dataclasses", "difflib", "dis", "functools", "glob", "inspect",
+         "json", "pathlib", "platform", "re", "shutil", "signal", "textwrap", "threading", "tokenize",
+         "typing", "copyjit.uops", "copyjit.trace.recorder", "copyjit.trace.lower", "copyjit.backend.emitter"}
+
+SHOW_MODULES = "import sys; print('modules:', *sorted(sys.modules), file=sys.stderr)"
+
+
+def _modules(*command: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after `command` printed
+    them (SHOW_MODULES), less those a plain one has. Without `site`, whose
+    .pth files (an editable install's) import some of the heavy ones."""
+    def loaded(*args: str) -> set[str]:
+        done = subprocess.run([sys.executable, "-S", *args], capture_output=True, text=True, timeout=60,
+                              cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        (line,) = [line for line in done.stderr.splitlines() if line.startswith("modules: ")]
+        return set(line.split()[1:])
+
+    return loaded(*command) - loaded("-c", SHOW_MODULES)
+
+
+def test_import_copyjit_and_enable_imports_no_heavy_module() -> None:
+    new = _modules("-c", f"import copyjit; copyjit.enable(); {SHOW_MODULES}")
+    assert "copyjit.trace.jit" in new  # enable() really ran
+    assert not new & HEAVY, sorted(new & HEAVY)
+
+
+def test_copyjit_run_imports_no_heavy_module(tmp_path: Path) -> None:
+    script = tmp_path / "show.py"
+    script.write_text(SHOW_MODULES + "\n")
+    new = _modules("-m", "copyjit", "run", "--stats", str(script))
+    assert "copyjit.run" in new
+    assert not new & (HEAVY | {"pkgutil"}), sorted(new & (HEAVY | {"pkgutil"}))
+
+
+def test_enable_reads_only_the_header_of_the_stencil_table() -> None:
+    check = ("import copyjit; copyjit.enable(); from copyjit import stencils; "
+             "assert stencils.table().stencils._load is not None, 'stencil lines read'")
+    subprocess.run([sys.executable, "-c", check], cwd=ROOT, check=True, timeout=60)
+
+
+def test_the_start_up_json_reader_reads_the_table_as_json_does() -> None:
+    import json
+
+    from copyjit import stencil, stencils
+
+    with open(stencils.path()) as file:
+        lines = file.read().splitlines()
+    assert stencil._scan is not None  # CPython's scanner: json is not imported
+    assert [stencil._loads(line) for line in lines] == [json.loads(line) for line in lines]
+
+
+def test_a_loop_that_cannot_be_recorded_does_not_import_the_back_end(tmp_path: Path) -> None:
+    # A generator's loop: recording stops at its yield.
+    script = tmp_path / "generator.py"
+    script.write_text("def numbers(n):\n    i = 0\n    while i < n:\n        yield i\n        i += 1\n"
+                      f"sum(numbers(5000))\n{SHOW_MODULES}\n")
+    new = _modules("-m", "copyjit", "run", str(script))
+    assert "copyjit.trace.recorder" in new  # it was recorded
+    assert not new & {"copyjit.uops", "copyjit.backend.emitter", "copyjit.trace.lower"}, sorted(new)
+
+
+SHOW_STATE = """
+import sys
+state = (__name__, __file__, __cached__, __doc__, __loader__, __package__, __spec__, sorted(globals()),
+         sys.argv[0], sys.modules["__main__"].__dict__ is globals())
+with open({out!r}, "a") as file:
+    print(repr(state), file=file)
+"""
+
+
+@pytest.mark.parametrize("source", ["", "# -*- coding: latin-1 -*-\ns = 'caf\\xe9'\n"])
+def test_run_runs_a_script_as_runpy_run_path_does(tmp_path: Path, source: str) -> None:
+    out = tmp_path / "state.txt"
+    script = tmp_path / "script.py"
+    script.write_bytes(source.encode("latin-1") + SHOW_STATE.format(out=str(out)).encode())
+    assert run._source_code(str(script)) is not None  # not left to run_path
+    runpy.run_path(str(script), run_name="__main__")
+    run._run_path(str(script))
+    by_runpy, ours = out.read_text().splitlines()
+    assert ours == by_runpy
+
+
+def test_directories_archives_bytecode_and_errors_are_left_to_run_path(tmp_path: Path) -> None:
+    import py_compile
+    import zipfile
+
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    (tmp_path / "bad.py").write_text("x = = 1\n")
+    pyc = py_compile.compile(str(tmp_path / "ok.py"), cfile=str(tmp_path / "ok.pyc"))
+    with zipfile.ZipFile(tmp_path / "app.zip", "w") as archive:
+        archive.writestr("__main__.py", "x = 1\n")
+    assert run._importer(str(tmp_path)) is not None
+    assert run._importer(str(tmp_path / "app.zip")) is not None
+    assert run._importer(str(tmp_path / "ok.py")) is None
+    assert run._source_code(str(tmp_path / "ok.py")) is not None
+    for path in (pyc, tmp_path / "bad.py", tmp_path / "missing.py"):
+        assert run._source_code(str(path)) is None
