@@ -27,11 +27,13 @@ releases an input or writes any state, so an exit resumes an untouched frame.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import re
 import textwrap
-from collections.abc import Iterator
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SPILL_SLOTS = 128  # per activation of a trace, on the C stack (see runtime.c)
 OPARG_MAX = 2**32 - 1
@@ -79,26 +81,57 @@ def _is_cast(body: str, close: int) -> bool:
     return False
 
 
-@dataclasses.dataclass(frozen=True)
 class RegOperand:
-    name: str
-    kind: str  # a key of REGISTERS
+    """A register operand: its name in the body, and a key of REGISTERS."""
+
+    __slots__ = ("kind", "name")
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name, self.kind = name, kind
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RegOperand) and (self.name, self.kind) == (other.name, other.kind)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.kind))
+
+    def __repr__(self) -> str:
+        return f"RegOperand(name={self.name!r}, kind={self.kind!r})"
 
 
-@dataclasses.dataclass(frozen=True)
 class Uop:
-    name: str
-    body: str
-    stack_in: tuple[str, ...] = ()
-    stack_out: tuple[str, ...] = ()
-    reg_in: tuple[RegOperand, ...] = ()
-    reg_out: tuple[RegOperand, ...] = ()
-    ends_trace: bool = False  # never falls through to a continuation
-    oparg_max: int = OPARG_MAX  # opargs above are refused when emitting
-    doc: str = ""
+    """One declared uop. (Plain classes here, not dataclasses: this table is
+    imported at the first hot loop of every program.)"""
+
+    __slots__ = (
+        "_words",
+        "body",
+        "doc",
+        "ends_trace",
+        "name",
+        "oparg_max",
+        "reg_in",
+        "reg_out",
+        "stack_in",
+        "stack_out",
+    )
+
+    def __init__(self, name: str, body: str, stack_in: tuple[str, ...] = (), stack_out: tuple[str, ...] = (),
+                 reg_in: tuple[RegOperand, ...] = (), reg_out: tuple[RegOperand, ...] = (),
+                 ends_trace: bool = False, oparg_max: int = OPARG_MAX, doc: str = "") -> None:
+        self.name, self.body, self.doc = name, body, doc
+        self.stack_in, self.stack_out, self.reg_in, self.reg_out = stack_in, stack_out, reg_in, reg_out
+        self.ends_trace = ends_trace  # never falls through to a continuation
+        self.oparg_max = oparg_max  # opargs above are refused when emitting
+        self._words: frozenset[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"Uop({self.name!r})"
 
     def uses(self, word: str) -> bool:
-        return re.search(rf"\b{word}\b", self.body) is not None
+        if self._words is None:
+            self._words = frozenset(re.findall(r"\w+", self.body))
+        return word in self._words
 
     @property
     def kept(self) -> int:
@@ -154,13 +187,13 @@ class Uop:
             yield Variant(self, regs[: len(self.reg_in)], regs[len(self.reg_in) :])
 
 
-@dataclasses.dataclass(frozen=True)
 class Variant:
     """A uop with machine registers chosen for its register operands."""
 
-    uop: Uop
-    ins: tuple[str, ...]
-    outs: tuple[str, ...]
+    __slots__ = ("ins", "outs", "uop")
+
+    def __init__(self, uop: Uop, ins: tuple[str, ...], outs: tuple[str, ...]) -> None:
+        self.uop, self.ins, self.outs = uop, ins, outs
 
     @property
     def name(self) -> str:

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from copyjit.backend.emitter import Trace
+    from copyjit.trace.ir import InnerLookup, InnerLoop, Snapshot
     from copyjit.trace.lower import Lowered
-    from copyjit.trace.recorder import InnerLookup, InnerLoop, Snapshot
 
 TOOL = sys.monitoring.OPTIMIZER_ID
 _TOOL_NAME = "copyjit"  # the object use_tool_id keeps (the layout check looks for it)

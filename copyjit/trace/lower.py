@@ -25,14 +25,13 @@ Values live in spill slots and pass through registers only within one op
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 
 from copyjit.backend import asm
 from copyjit.backend.emitter import Instruction
 from copyjit.backend.runtime import buffer_address, runtime
 from copyjit.trace.frames import instruction_address
+from copyjit.trace.ir import Abort, InnerCall, Op, Recording, Snapshot
 from copyjit.trace.jit import ENTRY_EXIT
-from copyjit.trace.recorder import Abort, InnerCall, Op, Recording, Snapshot
 from copyjit.uops import SPILL_SLOTS, UOPS
 
 _KIND = {"i": "INT", "f": "FLOAT", "o": "INT"}  # objects spill as words
@@ -45,15 +44,18 @@ _NO_VALUE = frozenset({"store", "store_o", "store_deref", "branch", "release", "
                        "guard_done"})
 
 
-@dataclasses.dataclass
 class Lowered:
-    text: str
-    instructions: list[Instruction]
-    snapshots: list[Snapshot]  # exit k (k >= 1) resumes at snapshots[k - 1]
-    constants: tuple[object, ...]  # objects the code points at
-    lowering: _Lowering  # how values were laid out, for bridges
-    loop_index: int = 0  # the instruction a bridge jumps back to
-    links: bytearray = dataclasses.field(default_factory=bytearray)  # exit k's bridge at 8 * k
+    """A trace as instructions: its text form, the snapshot of each exit
+    (exit k >= 1 resumes at snapshots[k - 1]), the objects its code points
+    at, how values were laid out (for bridges), the instruction a bridge
+    jumps back to, and where each exit's bridge is linked (at 8 * k)."""
+
+    def __init__(self, text: str, instructions: list[Instruction], snapshots: list[Snapshot],
+                 constants: tuple[object, ...], lowering: _Lowering, loop_index: int = 0,
+                 links: bytearray | None = None) -> None:
+        self.text, self.instructions, self.snapshots = text, instructions, snapshots
+        self.constants, self.lowering, self.loop_index = constants, lowering, loop_index
+        self.links = links if links is not None else bytearray()
 
 
 class _Lowering:

@@ -19,21 +19,27 @@ every effect so far in place: the interpreter executes that instruction next.
 
 from __future__ import annotations
 
-import dataclasses
 import dis
 import itertools
 import math
 import operator
 import types
-from collections.abc import Callable
-from types import CodeType
-from typing import Any, NoReturn, Protocol
 
 from copyjit.backend.frames import UNBOUND
 from copyjit.backend.runtime import runtime
 from copyjit.trace import frames
+from copyjit.trace.ir import INT64, Abort, BridgeStart, InnerCall, Op, Recording, Snapshot
 
-INT64 = (-(2**63), 2**63 - 1)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms at the first hot loop)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import CodeType
+    from typing import Any, NoReturn
+
+    from copyjit.trace.ir import InnerLookup
+
+__all__ = ["Abort", "BridgeStart", "InnerCall", "Op", "Recording", "Snapshot", "record"]
+
 MAX_INSTRUCTIONS = 500
 RANGE_ITERATOR = type(iter(range(0)))
 LIST_ITERATOR: type = type(iter([]))
@@ -68,52 +74,6 @@ _FRAME_READERS = frozenset(id(f) for f in (locals, vars, dir, eval, exec, global
                                            __import__, __import__("sys")._getframe))
 
 
-class Abort(Exception):
-    """The loop cannot be traced (`final`) or not right now; `soon`: try again
-    at the very next backedge, not after another threshold's worth."""
-
-    def __init__(self, reason: str, final: bool = True, soon: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.final = final
-        self.soon = soon
-
-
-@dataclasses.dataclass(frozen=True)
-class Snapshot:
-    """Where an exit resumes: the bytecode, and the recorded values on the
-    stack above the loop's own (bottom first)."""
-
-    offset: int
-    stack: tuple[int, ...]
-    normal: bool = False  # leaving the loop, or a pending signal: not a sign of a bad trace
-    # A call raised: this value (its callable, on the stack) becomes a builtin
-    # that raises the exception when the interpreter re-executes the CALL.
-    reraise: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Op:
-    """One recorded step. Ops that make a value are referred to by index."""
-
-    name: str  # one of _Lowering's op_* methods
-    kind: str = ""  # of the result ("i", "f", "o", "n"), or of the operands of a branch
-    args: tuple[int, ...] = ()
-    arg: object = None  # the local slot, constant, operator, version ...
-    snapshot: Snapshot | None = None
-
-
-@dataclasses.dataclass
-class Recording:
-    code: CodeType
-    dst: int
-    src: int
-    ops: list[Op]
-    slots: dict[int, str]  # every local the trace reads or writes: its kind
-    stored: list[int]  # locals the trace writes, in order of first store
-    constants: list[object]  # objects the trace's code points at
-
-
 def kind_of(value: object) -> str:
     if type(value) is int and INT64[0] <= value <= INT64[1]:
         return "i"
@@ -136,44 +96,17 @@ def _fits(result: object, kind: str) -> bool:
         else type(result) is float
 
 
-@dataclasses.dataclass(frozen=True)
 class _Pending:
-    """A comparison (or truth test) waiting for the branch that uses it."""
+    """A comparison (LT ... GE of two values of `kind`), or truth test,
+    waiting for the branch that uses it; `offset` is the COMPARE_OP's or
+    TO_BOOL's, `inputs` what that instruction took from the stack."""
 
-    name: str  # LT ... GE
-    kind: str  # of the operands
-    left: int
-    right: int
-    outcome: bool
-    offset: int  # of the COMPARE_OP or TO_BOOL
-    inputs: tuple[tuple[int, object], ...]  # what that instruction took from the stack
+    __slots__ = ("inputs", "kind", "left", "name", "offset", "outcome", "right")
 
-
-@dataclasses.dataclass(frozen=True)
-class InnerCall:
-    """A nested loop run by its own trace from inside this one's."""
-
-    record: int  # the address of its location_record
-    cell: int  # the address of the trace_cell it had when recorded
-    status: int  # the exit it took then (it left the loop there)
-    head: int  # the offset of its head
-    inputs: tuple[str, ...]  # kinds of the values that exit pushed
-    keep: object  # what must live as long as this trace does
-
-
-class InnerLoop(Protocol):
-    """What the JIT knows of a nested loop's trace."""
-
-    record: int
-    cell: int
-    keep: object
-
-    def run(self, raw_frame: int) -> int: ...
-
-    def snapshot(self, status: int) -> Snapshot | None: ...
-
-
-InnerLookup = Callable[[int], "InnerLoop | None"]
+    def __init__(self, name: str, kind: str, left: int, right: int, outcome: bool, offset: int,
+                 inputs: tuple[tuple[int, object], ...]) -> None:
+        self.name, self.kind, self.left, self.right = name, kind, left, right
+        self.outcome, self.offset, self.inputs = outcome, offset, inputs
 
 
 class _Handback(Exception):
@@ -182,15 +115,6 @@ class _Handback(Exception):
 
     def __init__(self, abort: Abort, offset: int, stack: list[tuple[int, object]]) -> None:
         self.abort, self.offset, self.stack = abort, offset, stack
-
-
-@dataclasses.dataclass(frozen=True)
-class BridgeStart:
-    """Where a bridge starts: a parent trace's exit, which left the frame at
-    `offset` with values of these kinds on top of its stack."""
-
-    offset: int
-    kinds: tuple[str, ...]
 
 
 class _Recorder:

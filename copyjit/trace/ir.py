@@ -1,0 +1,124 @@
+"""What a recording is made of: ops, their snapshots, and the recording.
+
+Plain classes with slots, not dataclasses: these are imported at the first
+hot loop of every program, and `dataclasses` (with the `inspect` it pulls
+in) cost ~9 ms there.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import CodeType
+    from typing import Protocol
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+class Abort(Exception):
+    """The loop cannot be traced (`final`) or not right now; `soon`: try again
+    at the very next backedge, not after another threshold's worth."""
+
+    def __init__(self, reason: str, final: bool = True, soon: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.final = final
+        self.soon = soon
+
+
+class _Record:
+    """Equality and repr by fields, for the immutable records below."""
+
+    __slots__: tuple[str, ...] = ()
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Record) and type(other) is type(self) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+
+class Snapshot(_Record):
+    """Where an exit resumes: the bytecode, and the recorded values on the
+    stack above the loop's own (bottom first). `normal`: leaving the loop,
+    or a pending signal, not a sign of a bad trace. `reraise`: a call
+    raised, and this value (its callable, on the stack) becomes a builtin
+    that raises the exception when the interpreter re-executes the CALL."""
+
+    __slots__ = ("normal", "offset", "reraise", "stack")
+
+    def __init__(self, offset: int, stack: tuple[int, ...], normal: bool = False,
+                 reraise: int | None = None) -> None:
+        self.offset, self.stack, self.normal, self.reraise = offset, stack, normal, reraise
+
+
+class Op(_Record):
+    """One recorded step; ops that make a value are referred to by index.
+    `name`: one of the lowering's op_* methods; `kind`: of the result ("i",
+    "f", "o", "n"), or of a branch's operands; `arg`: the local slot,
+    constant, operator, version..."""
+
+    __slots__ = ("arg", "args", "kind", "name", "snapshot")
+
+    def __init__(self, name: str, kind: str = "", args: tuple[int, ...] = (), arg: object = None,
+                 snapshot: Snapshot | None = None) -> None:
+        self.name, self.kind, self.args, self.arg, self.snapshot = name, kind, args, arg, snapshot
+
+
+class Recording:
+    """One iteration: its ops, every local it reads or writes (slot -> kind),
+    the locals it writes (in order of first store), and the objects the
+    trace's code will point at."""
+
+    def __init__(self, code: CodeType, dst: int, src: int, ops: list[Op], slots: dict[int, str],
+                 stored: list[int], constants: list[object]) -> None:
+        self.code, self.dst, self.src = code, dst, src
+        self.ops, self.slots, self.stored, self.constants = ops, slots, stored, constants
+
+
+class BridgeStart(_Record):
+    """Where a bridge starts: a parent trace's exit, which left the frame at
+    `offset` with values of these kinds on top of its stack."""
+
+    __slots__ = ("kinds", "offset")
+
+    def __init__(self, offset: int, kinds: tuple[str, ...]) -> None:
+        self.offset, self.kinds = offset, kinds
+
+
+class InnerCall(_Record):
+    """A nested loop run by its own trace from inside this one's: its
+    location_record's address, the trace_cell it had when recorded, the
+    exit it took then (it left its loop there), its head's offset, the kinds
+    of the values that exit pushed, and what must live as long as the outer
+    trace does."""
+
+    __slots__ = ("cell", "head", "inputs", "keep", "record", "status")
+
+    def __init__(self, record: int, cell: int, status: int, head: int, inputs: tuple[str, ...],
+                 keep: object) -> None:
+        self.record, self.cell, self.status, self.head = record, cell, status, head
+        self.inputs, self.keep = inputs, keep
+
+
+if TYPE_CHECKING:
+    class InnerLoop(Protocol):
+        """What the JIT knows of a nested loop's trace."""
+
+        record: int
+        cell: int
+        keep: object
+
+        def run(self, raw_frame: int) -> int: ...
+
+        def snapshot(self, status: int) -> Snapshot | None: ...
+
+    InnerLookup = Callable[[int], InnerLoop | None]
