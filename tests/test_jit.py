@@ -674,3 +674,26 @@ def test_sys_exit_in_a_signal_handler_keeps_its_code(tmp_path: Path) -> None:
     child.send_signal(signal.SIGUSR1)
     out, err = child.communicate(timeout=30)
     assert (child.returncode, out, err) == (3, "", "")
+
+
+def test_loops_at_exit_leave_stderr_alone(tmp_path: Path) -> None:
+    # weakref.finalize's registry is walked at exit, by a loop: registering
+    # a finalizer from the JUMP callback then (for code not seen before)
+    # printed "dictionary changed size during iteration".
+    program = """
+        import weakref
+        import copyjit
+        copyjit.enable()
+        class Box:
+            pass
+        boxes = [Box() for _ in range(5)]
+        keep = [weakref.finalize(box, print, i) for i, box in enumerate(boxes)]
+    """
+    script = tmp_path / "program.py"
+    script.write_text(textwrap.dedent(program))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COPYJIT_THRESHOLD": "1"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=env)
+    off = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, env={**env, "COPYJIT": "0"})
+    assert (done.returncode, done.stdout, done.stderr) == (off.returncode, off.stdout, off.stderr)

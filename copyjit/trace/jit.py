@@ -23,6 +23,7 @@ from copyjit.backend.runtime import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import CodeType, FrameType
     from typing import Any
 
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from copyjit.trace.lower import Lowered
 
 TOOL = sys.monitoring.OPTIMIZER_ID
+_OWN_FILES = __file__.rsplit("/trace/", 1)[0] + "/"  # copyjit's own source files
 _TOOL_NAME = "copyjit"  # the object use_tool_id keeps (the layout check looks for it)
 _JUMP_EVENT = 7  # bit of sys.monitoring.events.JUMP
 ENTRY_EXIT = 0  # the exit taken when the frame's locals do not fit the trace
@@ -143,6 +145,7 @@ class JIT:
         # unit (runtime.c: a cold backedge's count << 1, or its location
         # record's address | 1), dropped when the code object dies.
         self.counters: dict[int, bytearray] = {}
+        self._code_refs: dict[int, weakref.ref[CodeType]] = {}  # drop a dead code's counters
         # runtime.c's entry_totals, counted natively over all locations.
         self.totals = bytearray(TOTALS.size)
         self._registered_threshold = 0
@@ -209,11 +212,17 @@ class JIT:
         backedge that reached the threshold, or a trace due to be judged.
         When this returns None, the native callback enters the backedge's
         trace, if it has one."""
-        if dst > src:
-            return sys.monitoring.DISABLE  # a forward jump: never a loop
+        if dst > src or code.co_filename.startswith(_OWN_FILES):
+            # A forward jump is never a loop; and the JIT never compiles
+            # itself (its own code runs inside the JUMP callback, or from
+            # weakref callbacks at any time).
+            return sys.monitoring.DISABLE
         if id(code) not in self.counters:
             self.counters[id(code)] = bytearray(8 * (len(code.co_code) // 2 + 1))
-            weakref.finalize(code, self._forget, id(code))
+            # A plain weak reference, not weakref.finalize: finalize's
+            # registry is walked at exit, and atexit code has loops too
+            # (registering one then made it fail, on stderr).
+            self._code_refs[id(code)] = weakref.ref(code, self._forgetter(id(code)))
             if self.threshold > 1:
                 self._set_count(id(code), src, 1)
                 return None
@@ -255,12 +264,18 @@ class JIT:
 
     # --- recording and running ----------------------------------------------
 
+    def _forgetter(self, code_id: int) -> Callable[[object], None]:
+        return lambda _: self._forget(code_id)
+
     def _forget(self, code_id: int) -> None:
         """The code object died: so did its locations (none had a trace,
         which would have kept it alive)."""
         self.counters.pop(code_id, None)
-        for key in [key for key in self.locations if key[0] == code_id]:
-            del self.locations[key]
+        self._code_refs.pop(code_id, None)
+        # list() runs no bytecode: this JIT's own loops must not call it back.
+        for key in list(self.locations):
+            if key[0] == code_id:
+                del self.locations[key]
 
     def compile(self, location: Location, code: CodeType, frame: FrameType, src: int, dst: int) -> bool:
         """Record, lower and emit a trace for the location. Without a trace
