@@ -114,3 +114,17 @@ def test_a_bridge_exit_writes_back_the_parents_locals(big: int) -> None:
     # Found by the object fuzzer: a bridge's exits wrote only the locals the
     # bridge used, so the parent's loop counter lost its increments.
     differential(bridge_guard_fails, list(range(200)), big)
+
+
+def test_a_bridge_storing_a_local_its_parent_only_reads() -> None:
+    # Found by the object fuzzer: the parent's exits wrote back only the
+    # locals the parent stored, so the bridge's stores to `c` were lost.
+    def f(n: int) -> int:
+        c = 0
+        for i in range(n):
+            t = c  # noqa: F841 - the parent (odd i) only reads c
+            if i % 2 == 0:
+                c = c + 1
+        return c
+
+    differential(f, 100)

@@ -489,3 +489,64 @@ def test_shifts_that_raise_or_leave_64_bits(shift: int) -> None:
         return total
 
     differential(shifts, [1, 2, 3] * 20 + [shift])
+
+
+def test_rebinding_a_builtin_in_the_builtins_module_is_seen() -> None:
+    import builtins
+
+    # A builtin of the test's own: rebinding len or abs would also change
+    # them for copyjit's own code (and for every library).
+    builtins.copyjit_scale = abs  # type: ignore[attr-defined]
+
+    def uses_builtin(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += copyjit_scale(-i)  # type: ignore[name-defined]  # noqa: F821
+            if i == n // 2:
+                builtins.copyjit_scale = lambda _: 100  # type: ignore[attr-defined]
+        return total
+
+    try:
+        expected = uses_builtin(500)
+        builtins.copyjit_scale = abs  # type: ignore[attr-defined]
+        jit = JIT(1)
+        jit.enable(uses_builtin.__code__)
+        try:
+            assert uses_builtin(500) == expected
+        finally:
+            jit.disable()
+        assert jit.stats.native_entries >= 1
+    finally:
+        del builtins.copyjit_scale  # type: ignore[attr-defined]
+
+
+def test_an_internal_error_while_recording_leaves_the_frame_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    from copyjit.trace import recorder
+
+    def broken(self: object, ins: object) -> int:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(recorder._Recorder, "op_BINARY_SUBSCR", broken)
+
+    def loop(xs: list[int]) -> tuple[int, int]:
+        total, count = 0, 0
+        for x in xs:  # the iterator is advanced before the failing subscript
+            count += 1
+            total += xs[x % 3]
+        return total, count
+
+    stats = differential(loop, list(range(100)), native=False)
+    assert stats["aborts"] == {"internal error: RuntimeError: a bug": 1}
+
+
+def test_a_break_taken_while_recording_in_a_long_loop() -> None:
+    # Found by the object fuzzer: leaving the loop mid-recording raised the
+    # recorder's hand-back from inside its own `try`, which took it for an
+    # internal error and handed the frame back at the wrong instruction (a
+    # crash). The long body makes the jumps need EXTENDED_ARG.
+    body = "\n".join(f"            k = k + {j}" for j in range(70))
+    namespace: dict[str, Any] = {}
+    exec(f"def f(n):\n    k = 0\n    for i in range(n):\n        if i & 1024:\n{body}\n"
+         f"        k = k - 1\n        if i == 30:\n            break\n    return k\n", namespace)
+    stats = differential(namespace["f"], 40)
+    assert not any(reason.startswith("internal error") for reason in stats["aborts"])

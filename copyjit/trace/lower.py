@@ -81,9 +81,10 @@ class _Lowering:
         if top > SPILL_SLOTS:
             raise Abort(f"more than {SPILL_SLOTS} values in one iteration")
         self.top = top
-        # The unboxed locals an exit writes back: the parent's too, in a bridge.
-        stored: list[int] = [*(parent.written if parent else []), *rec.stored]
-        self.written: list[int] = [slot for slot in dict.fromkeys(stored) if slot in self.home]
+        # The unboxed locals an exit writes back: every one, not only those
+        # this trace stores, since a bridge may store one the trace only reads
+        # (a bridge's exits write its parent's too).
+        self.written: list[int] = list(self.home)
         self.lines: list[str] = []
         self.snapshots: list[Snapshot] = []
         self.labels = 0

@@ -52,6 +52,7 @@ _BINARY = {0: "add", 1: "and", 2: "floordiv", 3: "lshift", 5: "mul", 6: "mod", 7
 _INT_OPS = {"add", "sub", "mul", "floordiv", "mod", "and", "or", "xor", "lshift", "rshift"}
 _FLOAT_OPS = {"add", "sub", "mul", "truediv"}
 _COMPARE = ("LT", "LE", "EQ", "NE", "GT", "GE")  # COMPARE_OP's oparg >> 5
+_BRANCHES = ("POP_JUMP_IF_", "EXTENDED_ARG")  # what may follow a comparison that is branched on
 _PYTHON: dict[str, Callable[[Any, Any], Any]] = {
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv": operator.floordiv,
     "mod": operator.mod, "truediv": operator.truediv, "pow": operator.pow,
@@ -201,7 +202,7 @@ class _Recorder:
             before = list(self.stack)
             try:
                 pending = self.pending
-                if pending is not None and not instruction.opname.startswith("POP_JUMP_IF_"):
+                if pending is not None and not instruction.opname.startswith(_BRANCHES):
                     # Hand back at the comparison, its operands on the stack again.
                     raise _Handback(Abort("a comparison whose result is not a branch"), pending.offset,
                                     [*self.stack, *pending.inputs])
@@ -215,6 +216,12 @@ class _Recorder:
                 next_offset = handler(instruction)
             except Abort as abort:
                 raise _Handback(abort, self.offset, before) from None
+            except _Handback:
+                raise
+            except Exception as error:  # a bug of the recorder's: still hand the frame back whole
+                # (handlers make their effects last, after anything that can fail)
+                internal = Abort(f"internal error: {type(error).__name__}: {error}")
+                raise _Handback(internal, self.offset, before) from error
             if next_offset is None:
                 return
             offset = next_offset
@@ -587,7 +594,10 @@ class _Recorder:
         x, y = self.number(left, a), self.number(right, b)
         inputs = (self.pop(), self.pop())[::-1]
         outcome = bool(_PYTHON[name](a, b))
-        if not self.instructions[self.following[ins.offset]].opname.startswith("POP_JUMP_IF_"):
+        following = self.instructions[self.following[ins.offset]]
+        if following.opname == "EXTENDED_ARG":
+            following = self.instructions[self.following[following.offset]]
+        if not following.opname.startswith("POP_JUMP_IF_"):
             # Its result is a value: a bool (immortal, so never released in fact).
             index = self.emit(Op("compare_bool", "o", (x, y), arg=_COMPARE.index(name)), known=bool)
             self.release(*(value for value, _ in inputs))
