@@ -1,0 +1,442 @@
+"""The recorder's machinery: running one iteration instruction by
+instruction, handing the frame back, values and their kinds, locals and
+constants, and nested loops. The instructions themselves are handled in
+record_numbers.py (arithmetic and control) and recorder.py (objects, calls).
+"""
+
+from __future__ import annotations
+
+import dis
+import itertools
+import operator
+
+from copyjit.backend.frames import UNBOUND
+from copyjit.trace import frames
+from copyjit.trace.ir import INT64, Abort, BridgeStart, InnerCall, Op, Recording, Snapshot
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms at the first hot loop)
+if TYPE_CHECKING:
+    from types import CodeType
+    from typing import NoReturn
+
+    from copyjit.trace.ir import InnerLookup
+
+MAX_INSTRUCTIONS = 500
+RANGE_ITERATOR = type(iter(range(0)))
+LIST_ITERATOR: type = type(iter([]))
+TUPLE_ITERATOR: type = type(iter(()))
+NULL = frames.NULL
+_BRANCHES = ("POP_JUMP_IF_", "EXTENDED_ARG")  # what may follow a comparison that is branched on
+ITERATORS: tuple[type, ...] = (RANGE_ITERATOR, LIST_ITERATOR, TUPLE_ITERATOR)
+_ITERABLES: tuple[type, ...] = (list, tuple, range, enumerate, *ITERATORS)
+
+
+def kind_of(value: object) -> str:
+    if type(value) is int and INT64[0] <= value <= INT64[1]:
+        return "i"
+    if type(value) is float:
+        return "f"
+    return "o"
+
+
+def fits(result: object, kind: str) -> bool:
+    """Whether a result computed while recording is of the recorded kind."""
+    return (type(result) is int and INT64[0] <= result <= INT64[1]) if kind == "i" \
+        else type(result) is float
+
+
+class Pending:
+    """A comparison (LT ... GE of two values of `kind`), or truth test,
+    waiting for the branch that uses it; `offset` is the COMPARE_OP's or
+    TO_BOOL's, `inputs` what that instruction took from the stack."""
+
+    __slots__ = ("inputs", "kind", "left", "name", "offset", "outcome", "right")
+
+    def __init__(self, name: str, kind: str, left: int, right: int, outcome: bool, offset: int,
+                 inputs: tuple[tuple[int, object], ...]) -> None:
+        self.name, self.kind, self.left, self.right = name, kind, left, right
+        self.outcome, self.offset, self.inputs = outcome, offset, inputs
+
+
+class Handback(Exception):
+    """Recording stopped: hand the frame back at `offset` (the stack as it was
+    before that instruction), then raise `abort`."""
+
+    def __init__(self, abort: Abort, offset: int, stack: list[tuple[int, object]]) -> None:
+        self.abort, self.offset, self.stack = abort, offset, stack
+
+
+class RecorderBase:
+    def __init__(self, code: CodeType, dst: int, src: int, raw_frame: int,
+                 bridge: BridgeStart | None = None, inner: InnerLookup | None = None) -> None:
+        self.code, self.dst, self.src, self.raw = code, dst, src, raw_frame
+        self.bridge = bridge
+        self.inner = inner
+        self.on_frame = len(bridge.kinds) if bridge else 0  # bridge inputs still on the frame's stack
+        self.moved = False  # an inner loop ran: the frame's IP is not at the backedge any more
+        self.after_inner: int | None = None
+        self.instructions = {i.offset: i for i in dis.get_instructions(code)}
+        offsets = sorted(self.instructions)
+        self.following = dict(itertools.pairwise(offsets))
+        # The loop runs from dst to its last backedge: with `continue` there
+        # are several, and recording may have started at any of them.
+        self.end = max(i.offset for i in self.instructions.values()
+                       if i.opname == "JUMP_BACKWARD" and i.argval == dst)
+        # Heads of loops nested in this one: run by their own traces.
+        self.inner_heads = {i.argval for i in self.instructions.values() if i.opname == "JUMP_BACKWARD"
+                            and dst < i.argval <= i.offset <= self.end}
+        self.ops: list[Op] = []
+        self.slots: dict[int, str] = {}
+        self.stored: list[int] = []
+        self.constants: list[object] = []
+        self.current: dict[int, tuple[int, object]] = {}  # slot -> (value, concrete)
+        self.entry_stack = frames.read_stack(raw_frame, code)
+        self.stack: list[tuple[int, object]] = []  # recorded values above the entry stack
+        self.types: dict[int, type] = {}  # values whose type the trace knows (guarded or made so)
+        if bridge is not None:
+            # The parent's exit pushed these; the bridge finds them unboxed
+            # in the parent's spill slots.
+            count = len(bridge.kinds)
+            inputs = self.entry_stack[len(self.entry_stack) - count:]
+            self.entry_stack = self.entry_stack[:len(self.entry_stack) - count]
+            for kind, concrete in zip(bridge.kinds, inputs, strict=True):
+                self.push(self.emit(Op("input", kind)), NULL if concrete is UNBOUND else concrete)
+        self.pending: Pending | None = None
+        self.offset = dst
+
+    def emit(self, op: Op, known: type | None = None) -> int:
+        self.ops.append(op)
+        index = len(self.ops) - 1
+        if op.kind in ("i", "f"):
+            self.types[index] = int if op.kind == "i" else float
+        elif known is not None:
+            self.types[index] = known
+        return index
+
+    def keep(self, obj: object) -> int:
+        """The address of `obj`, kept alive as long as the trace."""
+        if not any(k is obj for k in self.constants):
+            self.constants.append(obj)
+        return id(obj)
+
+    def snapshot(self, offset: int | None = None, stack: list[tuple[int, object]] | None = None,
+                 normal: bool = False, reraise: int | None = None) -> Snapshot:
+        entries = self.stack if stack is None else stack
+        # An exception is the program's business, not a sign of a bad trace.
+        return Snapshot(self.offset if offset is None else offset,
+                        tuple(value for value, _ in entries), normal or reraise is not None, reraise)
+
+    # --- running --------------------------------------------------------------
+
+    def run(self) -> Recording:
+        try:
+            self._run()
+        except Handback as stop:
+            if stop.offset >= 0:  # else the frame is exact already (an inner trace left it so)
+                self.hand_back(stop.offset, stop.stack)
+            raise stop.abort from None
+        self.hand_back(None, [])
+        return Recording(self.code, self.dst, self.src, self.ops, self.slots, self.stored, self.constants)
+
+    def _run(self) -> None:
+        offset = self.dst if self.bridge is None else self.bridge.offset
+        for _ in range(MAX_INSTRUCTIONS):
+            instruction = self.instructions.get(offset)
+            if instruction is None:
+                self.stop(Abort(f"no instruction at offset {offset}"))
+            # An exit resumes at the instruction's EXTENDED_ARG prefix, if any:
+            # without it the instruction would read a truncated oparg.
+            self.offset = instruction.start_offset
+            before = list(self.stack)
+            try:
+                pending = self.pending
+                if pending is not None and not instruction.opname.startswith(_BRANCHES):
+                    # Hand back at the comparison, its operands on the stack again.
+                    raise Handback(Abort("a comparison whose result is not a branch"), pending.offset,
+                                    [*self.stack, *pending.inputs])
+                if offset in self.inner_heads and self.after_inner != offset:
+                    offset = self.run_inner(instruction)
+                    continue
+                self.after_inner = None
+                handler = getattr(self, f"op_{instruction.opname}", None)
+                if handler is None:
+                    raise Abort(f"unsupported instruction {instruction.opname}")
+                next_offset = handler(instruction)
+            except Abort as abort:
+                raise Handback(abort, self.offset, before) from None
+            except Handback:
+                raise
+            except Exception as error:  # a bug of the recorder's: still hand the frame back whole
+                # (handlers make their effects last, after anything that can fail)
+                internal = Abort(f"internal error: {type(error).__name__}: {error}")
+                raise Handback(internal, self.offset, before) from error
+            if next_offset is None:
+                return
+            offset = next_offset
+        self.stop(Abort(f"more than {MAX_INSTRUCTIONS} instructions in one iteration"))
+
+    def stop(self, abort: Abort) -> NoReturn:
+        raise Handback(abort, self.offset, list(self.stack))
+
+    def hand_back(self, offset: int | None, stack: list[tuple[int, object]]) -> None:
+        """Write what the iteration changed into the frame; with an offset,
+        also push `stack` and point the frame at that instruction."""
+        for slot, (_, concrete) in self.current.items():
+            frames.write_local(self.raw, slot, concrete)
+        frames.drop(self.raw, self.on_frame)  # what the recording took from the stack
+        self.on_frame = 0
+        if offset is None and (self.bridge is not None or self.moved):
+            offset = self.dst  # the frame is not at the backedge: go on at the loop's head
+        if offset is not None and (offset != self.dst or stack or self.current or self.bridge or self.moved):
+            frames.push(self.raw, [concrete for _, concrete in stack])
+            frames.set_instruction(self.raw, self.code, offset)
+
+    # --- nested loops ---------------------------------------------------------
+
+    def run_inner(self, ins: dis.Instruction) -> int:
+        """Run a nested loop by its own trace, for real, and record a call of
+        it: the frame is handed over at the loop's head, the inner trace runs
+        to its exit, and recording goes on where that exit left the frame."""
+        found = self.inner(ins.offset) if self.inner is not None else None
+        if found is None:
+            raise Abort("an inner loop without a trace (yet)", final=False)
+        if self.pending is not None:
+            raise Abort("a comparison whose result is not a branch")
+        stack = list(self.stack)
+        self.hand_back(ins.start_offset, stack)
+        self.current, self.moved, self.stack = {}, True, []
+        status = found.run(self.raw)
+        snapshot = found.snapshot(status)
+        if snapshot is None or not snapshot.normal or snapshot.reraise is not None or \
+                not self.dst <= snapshot.offset <= self.end:
+            raise Handback(Abort("an inner loop left its trace early", final=False), -1, [])
+        depth = len(snapshot.stack)
+        pushed = frames.read_stack(self.raw, self.code)[len(self.entry_stack):]
+        if len(pushed) != len(stack) + depth:
+            raise Handback(Abort("an inner loop changed the stack"), -1, [])
+        if snapshot.offset == ins.start_offset and not (
+                ins.opname == "FOR_ITER" and stack and depth == 0
+                and type(pushed[-1]) in ITERATORS and operator.length_hint(pushed[-1]) == 0):
+            # At its head, a nested loop is over only if its iterator is.
+            raise Handback(Abort("an inner loop left its trace at its head", final=False), -1, [])
+        inputs = [NULL if value is UNBOUND else value for value in pushed[len(stack):]]
+        kinds = tuple("n" if value is NULL else "o" for value in inputs)
+        call = InnerCall(found.record, found.cell, status, ins.start_offset, kinds, found.keep)
+        self.emit(Op("inner_loop", args=tuple(value for value, _ in stack), arg=call,
+                     snapshot=Snapshot(ins.start_offset, tuple(value for value, _ in stack))))
+        frames.drop(self.raw, len(stack) + depth)  # the recording holds them again
+        self.stack = list(stack)
+        for kind, concrete in zip(kinds, inputs, strict=True):
+            self.push(self.emit(Op("inner_input", kind)), concrete)
+        self.after_inner = snapshot.offset
+        return snapshot.offset
+
+    def op_GET_ITER(self, ins: dis.Instruction) -> int:
+        value, concrete = self.stack[-1]
+        if self.kind(value) != "o" or type(concrete) not in _ITERABLES:
+            raise Abort(f"iteration over a {type(concrete).__name__}")
+        self.guard_type(value, concrete)
+        iterator = iter(concrete)  # type: ignore[call-overload]
+        index = self.emit(Op("get_iter", "o", (value,), snapshot=self.snapshot()), known=type(iterator))
+        self.pop()
+        self.release(value)
+        self.push(index, iterator)
+        return self.following[ins.offset]
+
+    def op_END_FOR(self, ins: dis.Instruction) -> int:
+        raise Abort("a loop that ends inside this one's iteration")
+
+    # --- values ------------------------------------------------------------
+
+    def push(self, value: int, concrete: object) -> None:
+        self.stack.append((value, concrete))
+
+    def pop(self) -> tuple[int, object]:
+        if not self.stack:
+            raise Abort("an instruction that takes values from the loop's own stack")
+        return self.stack.pop()
+
+    def kind(self, value: int) -> str:
+        return self.ops[value].kind
+
+    def release(self, *values: int) -> None:
+        """The instruction is done with these: drop the trace's references."""
+        for value in values:
+            if self.kind(value) == "o":
+                self.emit(Op("release", args=(value,)))
+
+    def guard_type(self, value: int, concrete: object) -> type:
+        """Make the trace check the type recorded for `value` (once)."""
+        known = self.types.get(value)
+        if known is None:
+            known = type(concrete)
+            self.emit(Op("guard_type", args=(value,), arg=self.keep(known), snapshot=self.snapshot()))
+            self.types[value] = known
+        return known
+
+    def number(self, value: int, concrete: object) -> int:
+        """`value` as an unboxed int or float value (guarded and unboxed when boxed)."""
+        kind = self.kind(value)
+        if kind in ("i", "f"):
+            return value
+        known = self.guard_type(value, concrete) if kind == "o" else None
+        if known is bool:
+            return self.emit(Op("unbox_bool", "i", (value,)))
+        if known is int and kind_of(concrete) == "i":
+            return self.emit(Op("unbox", "i", (value,), snapshot=self.snapshot()))
+        if known is float:
+            return self.emit(Op("unbox", "f", (value,), snapshot=self.snapshot()))
+        if known is int:
+            raise Abort("an int that does not fit 64 bits", final=False)
+        raise Abort(f"arithmetic on {type(concrete).__name__}")
+
+    def boxed(self, value: int) -> int:
+        """`value` as an object (boxing an unboxed one); release it after use."""
+        kind = self.kind(value)
+        if kind == "o":
+            return value
+        if kind == "n":
+            raise Abort("NULL where an object is needed")
+        return self.emit(Op("box", "o", (value,), snapshot=self.snapshot()),
+                         known=int if kind == "i" else float)
+
+    # --- locals and constants ----------------------------------------------
+
+    def load(self, slot: int, checked: bool = False) -> None:
+        name = self.code.co_varnames[slot]
+        if slot in self.current:
+            stored, concrete = self.current[slot]
+        else:
+            stored, concrete = -1, frames.read_local(self.raw, slot)
+            if concrete is UNBOUND:
+                raise Abort(f"local {name!r} is unbound")
+        kind = self.slots.setdefault(slot, kind_of(concrete))
+        if kind == "o":
+            # Loaded from the frame, where the trace keeps object locals.
+            # Only LOAD_FAST_CHECK can find it unbound (the compiler proved
+            # the others bound), and it loads one value: its exit is exact.
+            op = Op("load_o", "o", arg=slot, snapshot=self.snapshot() if checked else None)
+            index = self.emit(op, known=self.types.get(stored))
+        elif kind_of(concrete) != kind:
+            raise Abort(f"local {name!r} changes type in the loop")
+        else:
+            index = self.emit(Op("load", kind, arg=slot))
+        self.push(index, concrete)
+
+    def home(self, slot: int, concrete: object) -> str:
+        """The kind of a local: unboxed ("i", "f") or an object in the frame."""
+        if slot not in self.slots:
+            entry = frames.read_local(self.raw, slot)
+            # An unboxed local is unboxed at the trace's entry too.
+            self.slots[slot] = kind_of(concrete if entry is UNBOUND else entry)
+        home = self.slots[slot]
+        if home != "o" and kind_of(concrete) != home:
+            raise Abort(f"local {self.code.co_varnames[slot]!r} changes type in the loop")
+        return home
+
+    def prepare_store(self, slot: int, value: int, concrete: object) -> int:
+        """Guard and convert a value about to be stored (nothing changes yet:
+        the STORE instruction is still whole if a guard fails)."""
+        if self.kind(value) == "n":
+            raise Abort("storing NULL")
+        if self.home(slot, concrete) == "o":
+            return self.boxed(value)
+        return self.number(value, concrete)
+
+    def finish_store(self, slot: int, value: int, stored: int, concrete: object) -> None:
+        if self.slots[slot] == "o":
+            self.emit(Op("store_o", args=(stored,), arg=slot))  # takes the reference
+            if stored != value:
+                self.release(value)
+        else:
+            self.emit(Op("store", self.slots[slot], (stored,), arg=slot))
+            self.release(value)
+        if slot not in self.stored:
+            self.stored.append(slot)
+        self.current[slot] = (stored, concrete)
+
+    def store(self, slot: int) -> None:
+        value, concrete = self.stack[-1]
+        stored = self.prepare_store(slot, value, concrete)
+        self.pop()
+        self.finish_store(slot, value, stored, concrete)
+
+    def op_NOP(self, ins: dis.Instruction) -> int:
+        return self.following[ins.offset]
+
+    op_EXTENDED_ARG = op_NOP  # dis folds it into the next instruction's arg
+
+    def op_LOAD_FAST(self, ins: dis.Instruction) -> int:
+        self.load(ins.arg)  # type: ignore[arg-type]
+        return self.following[ins.offset]
+
+    def op_LOAD_FAST_CHECK(self, ins: dis.Instruction) -> int:
+        self.load(ins.arg, checked=True)  # type: ignore[arg-type]
+        return self.following[ins.offset]
+
+    def op_LOAD_FAST_LOAD_FAST(self, ins: dis.Instruction) -> int:
+        self.load(ins.arg >> 4)  # type: ignore[operator]
+        self.load(ins.arg & 15)  # type: ignore[operator]
+        return self.following[ins.offset]
+
+    def op_STORE_FAST(self, ins: dis.Instruction) -> int:
+        self.store(ins.arg)  # type: ignore[arg-type]
+        return self.following[ins.offset]
+
+    def op_STORE_FAST_LOAD_FAST(self, ins: dis.Instruction) -> int:
+        self.store(ins.arg >> 4)  # type: ignore[operator]
+        self.load(ins.arg & 15)  # type: ignore[operator]
+        return self.following[ins.offset]
+
+    def op_STORE_FAST_STORE_FAST(self, ins: dis.Instruction) -> int:
+        # Both guarded before either is stored, so that an exit finds the
+        # instruction whole.
+        (first, a), (second, b) = self.stack[-1], self.stack[-2]
+        slot_a, slot_b = ins.arg >> 4, ins.arg & 15  # type: ignore[operator]
+        stored_a = self.prepare_store(slot_a, first, a)
+        stored_b = self.prepare_store(slot_b, second, b)
+        self.pop(), self.pop()
+        self.finish_store(slot_a, first, stored_a, a)
+        self.finish_store(slot_b, second, stored_b, b)
+        return self.following[ins.offset]
+
+    def op_LOAD_CONST(self, ins: dis.Instruction) -> int:
+        value = ins.argval
+        kind = kind_of(value)
+        if kind == "o":
+            index = self.emit(Op("const_o", "o", arg=self.keep(value)), known=type(value))
+        else:
+            index = self.emit(Op("const", kind, arg=value))
+        self.push(index, value)
+        return self.following[ins.offset]
+
+    def op_LOAD_DEREF(self, ins: dis.Instruction) -> int:
+        cell = frames.read_local(self.raw, ins.arg)  # type: ignore[arg-type]
+        try:
+            value = cell.cell_contents  # type: ignore[attr-defined]
+        except ValueError:
+            raise Abort(f"free variable {ins.argval!r} is empty", final=False) from None
+        self.push(self.emit(Op("deref", "o", arg=ins.arg, snapshot=self.snapshot())), value)
+        return self.following[ins.offset]
+
+    def op_STORE_DEREF(self, ins: dis.Instruction) -> int:
+        value, concrete = self.stack[-1]
+        if self.kind(value) == "n":
+            raise Abort("storing NULL")
+        boxed = self.boxed(value)
+        self.pop()
+        self.emit(Op("store_deref", args=(boxed,), arg=ins.arg))  # takes the reference
+        if boxed != value:
+            self.release(value)
+        cell = frames.read_local(self.raw, ins.arg)  # type: ignore[arg-type]
+        cell.cell_contents = concrete  # type: ignore[attr-defined]
+        return self.following[ins.offset]
+
+    def op_POP_TOP(self, ins: dis.Instruction) -> int:
+        value, _ = self.pop()
+        self.release(value)
+        return self.following[ins.offset]
+
+    def op_PUSH_NULL(self, ins: dis.Instruction) -> int:
+        self.push(self.emit(Op("null", "n")), NULL)
+        return self.following[ins.offset]
