@@ -590,6 +590,23 @@ def _objects() -> list[Uop]:
                 "not shadowed by a global (globals' keys version `operand0`)",
         ),
         uop(
+            "_STORE_GLOBAL_O",
+            """
+            // The key is there (its keys version was guarded): no resize, no
+            // allocation, so no failure.
+            if (PyDict_SetItem(frame->f_globals, (PyObject *)operand0, a) < 0) {
+                Py_FatalError("copyjit: storing an existing global failed");
+            }
+            """,
+            regs="a:o --",
+            doc="the global named `operand0` = a (borrowed); guard the globals' keys version first",
+        ),
+        uop(
+            "_GUARD_GLOBALS_VERSION",
+            "EXIT_IF(((PyDictObject *)frame->f_globals)->ma_keys->dk_version != (uint32_t)operand0);",
+            doc="exit unless the globals' keys are at version `operand0` (no key added or removed)",
+        ),
+        uop(
             "_LOAD_ATTR_MODULE_O",
             """
             PyDictKeysObject *keys = ((PyDictObject *)((PyModuleObject *)a)->md_dict)->ma_keys;

@@ -550,3 +550,21 @@ def test_a_break_taken_while_recording_in_a_long_loop() -> None:
          f"        k = k - 1\n        if i == 30:\n            break\n    return k\n", namespace)
     stats = differential(namespace["f"], 40)
     assert not any(reason.startswith("internal error") for reason in stats["aborts"])
+
+
+COUNTER = 0
+
+
+def stores_a_global(xs: list[int]) -> int:
+    global COUNTER
+    COUNTER = 0
+    for x in xs:
+        COUNTER += x
+        if x == 150:
+            COUNTER = COUNTER * 0.5  # a float from now on
+    return COUNTER
+
+
+def test_stores_to_globals() -> None:
+    differential(stores_a_global, list(range(300)))
+    assert stores_a_global(list(range(300))) == COUNTER  # the global holds what was returned

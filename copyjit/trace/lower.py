@@ -41,7 +41,7 @@ HANDED_OVER = 99_999
 _NEGATED = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
 _NO_VALUE = frozenset({"store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is",
                        "guard_is_not", "guard_version", "store_subscr_list", "append", "null", "inner_loop",
-                       "guard_done"})
+                       "guard_done", "store_global", "guard_globals"})
 
 
 class Lowered:
@@ -394,6 +394,13 @@ class _Lowering:
         self.line(f"i0 = _LOAD_GLOBAL_BUILTIN_O oparg={entry} operand0={globals_version} "
                   f"operand1={version} {self.guard(op)}")
         self.spill(index, "i0")
+
+    def op_guard_globals(self, index: int, op: Op) -> None:
+        self.line(f"_GUARD_GLOBALS_VERSION operand0={op.arg} {self.guard(op)}")
+
+    def op_store_global(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line(f"_STORE_GLOBAL_O i0 operand0={op.arg}")
 
     def op_attr_module(self, index: int, op: Op) -> None:
         entry, version = _ints(op.arg)

@@ -79,6 +79,26 @@ class _Recorder(NumberOps):
             self.push(self.emit(Op("null", "n")), NULL)
         return self.following[ins.offset]
 
+    def op_STORE_GLOBAL(self, ins: dis.Instruction) -> int:
+        name = self.code.co_names[ins.arg]  # type: ignore[index]
+        frame_globals, _ = frames.read_globals(self.raw)
+        rt = runtime()
+        version = rt.keys_version(frame_globals)
+        if not version or rt.key_index(frame_globals, name) < 0:
+            raise Abort(f"a store to the global {name!r}, which is not defined yet")
+        value, concrete = self.stack[-1]
+        if self.kind(value) == "n":
+            raise Abort("storing NULL")
+        self.emit(Op("guard_globals", arg=version, snapshot=self.snapshot()))  # the key is still there
+        boxed = self.boxed(value)
+        self.emit(Op("store_global", args=(boxed,), arg=self.keep(name)))
+        self.pop()
+        self.release(boxed)
+        if boxed != value:
+            self.release(value)
+        frame_globals[name] = concrete
+        return self.following[ins.offset]
+
     def op_LOAD_ATTR(self, ins: dis.Instruction) -> int:
         name = self.code.co_names[ins.arg >> 1]  # type: ignore[operator]
         method = bool(ins.arg & 1)  # type: ignore[operator]
