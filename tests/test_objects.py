@@ -568,3 +568,142 @@ def stores_a_global(xs: list[int]) -> int:
 def test_stores_to_globals() -> None:
     differential(stores_a_global, list(range(300)))
     assert stores_a_global(list(range(300))) == COUNTER  # the global holds what was returned
+
+
+# --- regressions found by review ---------------------------------------------------
+
+APPEND = list.append
+
+
+def test_list_append_called_through_a_plain_name() -> None:
+    # The stack is [append, NULL, xs, i]: the callable was taken from the wrong place.
+    def f(n: int) -> int:
+        xs: list[int] = []
+        for i in range(n):
+            APPEND(xs, i)
+        return len(xs)
+
+    differential(f, 50)
+
+
+class WithMethod:
+    def m(self) -> int:
+        return 1
+
+
+def test_an_instance_attribute_shadowing_a_method() -> None:
+    def f(objs: list[WithMethod]) -> int:
+        t = 0
+        for o in objs:
+            t += o.m()
+        return t
+
+    shadowed = WithMethod()
+    shadowed.m = lambda: 100  # type: ignore[method-assign]
+    differential(f, [WithMethod()] * 20 + [shadowed] * 5)
+
+
+def test_a_custom_getattribute_is_not_bypassed() -> None:
+    class Custom:
+        def m(self) -> int:
+            return 1
+
+        def __getattribute__(self, name: str) -> Any:
+            return (lambda: 100) if name == "m" else object.__getattribute__(self, name)
+
+    def f(a: Custom, n: int) -> int:
+        t = 0
+        for _ in range(n):
+            t += a.m()
+        return t
+
+    differential(f, Custom(), 20, native=False)
+
+
+def test_a_comparison_tested_for_none() -> None:
+    def f(xs: list[int]) -> int:
+        t = 0
+        for x in xs:
+            t += abs(1 if (x < 5) is None else 2)
+        return t
+
+    differential(f, list(range(20)))
+
+
+def test_an_iteration_longer_than_the_recording_budget() -> None:
+    namespace: dict[str, Any] = {}
+    exec("def f(n):\n    t = 0\n    for i in range(n):\n" + "        t = t + i\n" * 200 + "    return t\n",
+         namespace)
+    differential(namespace["f"], 10, native=False)
+
+
+def test_calls_that_raise_leak_nothing() -> None:
+    def g(x: float, i: int) -> None:
+        if i % 20 == 0:
+            raise ValueError
+
+    def f(n: int) -> int:
+        c = 0
+        for i in range(n):
+            try:
+                g(i * 1.5, i)
+            except ValueError:
+                c += 1
+        return c
+
+    jit = JIT(1)
+    jit.enable(f.__code__)
+    try:
+        f(1000)  # compiled, and every object it needs made
+        gc.collect()
+        before = sys.getallocatedblocks()
+        f(100_000)
+        gc.collect()
+        leaked = sys.getallocatedblocks() - before
+    finally:
+        jit.disable()
+    assert leaked < 1000  # it was 2 objects per exception: ~10,000
+
+
+def test_a_callee_sees_the_call_as_its_caller() -> None:
+    def where() -> int:
+        return sys._getframe(1).f_lineno
+
+    def f(n: int) -> list[int]:
+        lines = set()
+        for i in range(n):
+            lines.add(where())
+            i += 1  # a line after the call
+        return sorted(lines)
+
+    differential(f, 30)
+
+
+def test_a_callee_rebinding_an_object_local_through_f_locals() -> None:
+    def evil(i: int) -> None:
+        if i == 20:
+            sys._getframe(1).f_locals["s"] = 7
+
+    def f(n: int) -> int:
+        t = 0
+        for i in range(n):
+            s: Any = (1, 2, 3)
+            evil(i)
+            t += s[0]
+        return t
+
+    differential(f, 30)
+
+
+def test_a_negative_shift_while_recording_is_not_an_internal_error() -> None:
+    def shifts(counts: list[int]) -> int:
+        total = 0
+        for s in counts:
+            try:
+                total += 1 << s
+            except ValueError:
+                total -= 1
+        return total
+
+    stats = differential(shifts, [-1] * 40 + [3] * 40, native=False)
+    assert not any(reason.startswith("internal error") for reason in stats["aborts"])

@@ -191,7 +191,7 @@ class Trace:
         if self.freed:
             return
         self._cell[:8] = bytes(8)
-        self.runtime.release(self._cell, self.address, self.size)
+        self.runtime.release(self._cell, self.address, self.size, self.constants)
         self.size = 0
         self.constants = ()
 
@@ -201,7 +201,7 @@ class Trace:
         if self.freed:
             return
         self._cell[:8] = bytes(8)
-        self.runtime.release(parent._cell, self.address, self.size)
+        self.runtime.release(parent._cell, self.address, self.size, self.constants)
         self.size = 0
         self.constants = ()
 

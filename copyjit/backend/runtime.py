@@ -167,14 +167,18 @@ class Runtime:
             self.functions["copyjit_keys_version"])
         self.key_index = ctypes.PYFUNCTYPE(ctypes.c_ssize_t, ctypes.py_object, ctypes.py_object)(
             self.functions["copyjit_key_index"])
+        self.call_in_frame = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p,
+                                               ctypes.py_object, ctypes.py_object)(
+            self.functions["copyjit_call_in_frame"])
         # Freed traces still running: (cell, address, size), released by reap().
-        self._zombies: list[tuple[bytearray, int, int]] = []
+        self._zombies: list[tuple[bytearray, int, int, object]] = []
         self._zombies_lock = _thread.allocate_lock()  # taken before the arena's, never after
 
-    def release(self, cell: bytearray, address: int, size: int) -> None:
-        """Free a trace's code once no call of it is in progress."""
+    def release(self, cell: bytearray, address: int, size: int, keep: object = None) -> None:
+        """Free a trace's code once no call of it is in progress; until then
+        keep `keep` alive too (the objects the code points at)."""
         with self._zombies_lock:
-            self._zombies.append((cell, address, size))
+            self._zombies.append((cell, address, size, keep))
         self.reap()
 
     def reap(self) -> None:
@@ -183,9 +187,10 @@ class Runtime:
             return
         with self._zombies_lock:
             running = []
-            for cell, address, size in self._zombies:
+            for zombie in self._zombies:
+                cell, address, size, _ = zombie
                 if CELL.unpack(cell)[1]:  # still running somewhere
-                    running.append((cell, address, size))
+                    running.append(zombie)
                 else:
                     self.arena.free(address, size)
             self._zombies = running

@@ -37,6 +37,7 @@ LAYOUT_PROBES: dict[tuple[int, int], dict[str, str]] = {
         "frame.f_globals": "offsetof(_PyInterpreterFrame, f_globals)",
         "frame.f_builtins": "offsetof(_PyInterpreterFrame, f_builtins)",
         "type.tp_version_tag": "offsetof(PyTypeObject, tp_version_tag)",
+        "type.tp_getattro": "offsetof(PyTypeObject, tp_getattro)",
         "frame_object.f_frame": "offsetof(PyFrameObject, f_frame)",
         "tstate.current_frame": "offsetof(PyThreadState, current_frame)",
         "code.co_code_adaptive": "offsetof(PyCodeObject, co_code_adaptive)",

@@ -60,3 +60,23 @@ copyjit_key_index(PyObject *dict, PyObject *name)
     }
     return -1;
 }
+
+// Calls `callable(*args)` as the recorder's CALL: with the program's frame,
+// paused at a JUMP event, as the current frame and pointing at that CALL,
+// so that the callee sees the program as its caller (sys._getframe(1),
+// warnings' stacklevel, tracebacks) and not the recorder's own frames.
+// The frame's instruction pointer is put back: CPython compares it with the
+// jump's source when the callback returns.
+PyObject *
+copyjit_call_in_frame(_PyInterpreterFrame *frame, _Py_CODEUNIT *at, PyObject *callable, PyObject *args)
+{
+    PyThreadState *tstate = PyThreadState_Get();
+    _PyInterpreterFrame *current = tstate->current_frame;
+    _Py_CODEUNIT *ip = frame->instr_ptr;
+    frame->instr_ptr = at;
+    tstate->current_frame = frame;
+    PyObject *result = PyObject_Call(callable, args, NULL);
+    tstate->current_frame = current;
+    frame->instr_ptr = ip;
+    return result;
+}

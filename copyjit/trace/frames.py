@@ -106,6 +106,22 @@ def instruction_address(code: CodeType, offset: int) -> int:
     return id(code) + runtime().layout["code.co_code_adaptive"] + offset
 
 
+_GENERIC_GETATTR = ctypes.cast(ctypes.pythonapi.PyObject_GenericGetAttr, ctypes.c_void_p).value
+_MANAGED_DICT = 1 << 4  # Py_TPFLAGS_MANAGED_DICT
+
+
+def generic_getattr(cls: type) -> bool:
+    """Whether attribute lookup on instances of `cls` is CPython's generic
+    one (no __getattribute__ or __getattr__ of its own, at the C level)."""
+    slot = ctypes.c_void_p.from_address(id(cls) + runtime().layout["type.tp_getattro"]).value
+    return slot == _GENERIC_GETATTR
+
+
+def has_instance_dict(cls: type) -> bool:
+    """Whether instances of `cls` can hold attributes of their own."""
+    return cls.__dictoffset__ != 0 or bool(cls.__flags__ & _MANAGED_DICT)
+
+
 def type_version(cls: type) -> int:
     """The type's version tag, assigned if it has none (0: none available)."""
     if not _assign_version(cls):

@@ -419,6 +419,9 @@ class _Lowering:
             self.reload(value, "i0")
             self.line(f"_SPILL_INT i0 oparg={base + k}")
         self.reload(op.args[0], "i0")
+        # The callee's caller is at this CALL (sys._getframe(1).f_lineno).
+        assert op.snapshot is not None
+        self.line(f"_SET_IP operand0={instruction_address(self.rec.code, op.snapshot.offset)}")
         self.line(f"i1 = _CALL_O i0 oparg={base} operand0={len(op.args) - 1} "
                   f"error={self.exit_label(op.snapshot)}")
         self.spill(index, "i1")

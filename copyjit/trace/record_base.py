@@ -26,7 +26,9 @@ RANGE_ITERATOR = type(iter(range(0)))
 LIST_ITERATOR: type = type(iter([]))
 TUPLE_ITERATOR: type = type(iter(()))
 NULL = frames.NULL
-_BRANCHES = ("POP_JUMP_IF_", "EXTENDED_ARG")  # what may follow a comparison that is branched on
+# What may follow a comparison that is branched on (POP_JUMP_IF_NONE tests
+# the comparison's bool for None: a value, not a branch on it).
+_BRANCHES = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "EXTENDED_ARG")
 ITERATORS: tuple[type, ...] = (RANGE_ITERATOR, LIST_ITERATOR, TUPLE_ITERATOR)
 _ITERABLES: tuple[type, ...] = (list, tuple, range, enumerate, *ITERATORS)
 
@@ -102,6 +104,8 @@ class RecorderBase:
             for kind, concrete in zip(bridge.kinds, inputs, strict=True):
                 self.push(self.emit(Op("input", kind)), NULL if concrete is UNBOUND else concrete)
         self.pending: Pending | None = None
+        self.calls = 0  # calls recorded so far: any may rebind an object local (frame.f_locals)
+        self.stored_at: dict[int, int] = {}  # object local -> self.calls when it was stored
         self.offset = dst
 
     def emit(self, op: Op, known: type | None = None) -> int:
@@ -173,7 +177,9 @@ class RecorderBase:
             if next_offset is None:
                 return
             offset = next_offset
-        self.stop(Abort(f"more than {MAX_INSTRUCTIONS} instructions in one iteration"))
+        # Handed back at the next instruction, which has not run.
+        raise Handback(Abort(f"more than {MAX_INSTRUCTIONS} instructions in one iteration"), offset,
+                       list(self.stack))
 
     def stop(self, abort: Abort) -> NoReturn:
         raise Handback(abort, self.offset, list(self.stack))
@@ -182,7 +188,8 @@ class RecorderBase:
         """Write what the iteration changed into the frame; with an offset,
         also push `stack` and point the frame at that instruction."""
         for slot, (_, concrete) in self.current.items():
-            frames.write_local(self.raw, slot, concrete)
+            if self.slots.get(slot) != "o":  # object locals are written when stored
+                frames.write_local(self.raw, slot, concrete)
         frames.drop(self.raw, self.on_frame)  # what the recording took from the stack
         self.on_frame = 0
         if offset is None and (self.bridge is not None or self.moved):
@@ -290,6 +297,15 @@ class RecorderBase:
             raise Abort("an int that does not fit 64 bits", final=False)
         raise Abort(f"arithmetic on {type(concrete).__name__}")
 
+    def box_on_stack(self, position: int) -> int:
+        """Box the value at `position` of the recorded stack, in place: from
+        here on, exits of this instruction hand over the box (rather than box
+        the number again and leak this one)."""
+        value, concrete = self.stack[position]
+        boxed = self.boxed(value)
+        self.stack[position] = (boxed, concrete)
+        return boxed
+
     def boxed(self, value: int) -> int:
         """`value` as an object (boxing an unboxed one); release it after use."""
         kind = self.kind(value)
@@ -304,12 +320,17 @@ class RecorderBase:
 
     def load(self, slot: int, checked: bool = False) -> None:
         name = self.code.co_varnames[slot]
-        if slot in self.current:
+        if slot in self.current and self.slots.get(slot) != "o":
             stored, concrete = self.current[slot]
-        else:
+        else:  # object locals are in the frame, where a callee may rebind them (f_locals)
             stored, concrete = -1, frames.read_local(self.raw, slot)
             if concrete is UNBOUND:
                 raise Abort(f"local {name!r} is unbound")
+            if slot in self.current and self.current[slot][1] is concrete and \
+                    self.stored_at.get(slot) == self.calls:
+                # What this iteration stored, with no call in between that
+                # could have rebound it: its type is known.
+                stored = self.current[slot][0]
         kind = self.slots.setdefault(slot, kind_of(concrete))
         if kind == "o":
             # Loaded from the frame, where the trace keeps object locals.
@@ -334,18 +355,22 @@ class RecorderBase:
             raise Abort(f"local {self.code.co_varnames[slot]!r} changes type in the loop")
         return home
 
-    def prepare_store(self, slot: int, value: int, concrete: object) -> int:
-        """Guard and convert a value about to be stored (nothing changes yet:
-        the STORE instruction is still whole if a guard fails)."""
+    def prepare_store(self, slot: int, position: int) -> int:
+        """Guard and convert the stack value at `position`, about to be stored
+        (nothing changes yet: the STORE instruction is still whole if a guard
+        fails)."""
+        value, concrete = self.stack[position]
         if self.kind(value) == "n":
             raise Abort("storing NULL")
         if self.home(slot, concrete) == "o":
-            return self.boxed(value)
+            return self.box_on_stack(position)
         return self.number(value, concrete)
 
     def finish_store(self, slot: int, value: int, stored: int, concrete: object) -> None:
         if self.slots[slot] == "o":
             self.emit(Op("store_o", args=(stored,), arg=slot))  # takes the reference
+            frames.write_local(self.raw, slot, concrete)  # the trace too stores object locals at once
+            self.stored_at[slot] = self.calls
             if stored != value:
                 self.release(value)
         else:
@@ -356,9 +381,8 @@ class RecorderBase:
         self.current[slot] = (stored, concrete)
 
     def store(self, slot: int) -> None:
-        value, concrete = self.stack[-1]
-        stored = self.prepare_store(slot, value, concrete)
-        self.pop()
+        stored = self.prepare_store(slot, len(self.stack) - 1)
+        value, concrete = self.pop()
         self.finish_store(slot, value, stored, concrete)
 
     def op_NOP(self, ins: dis.Instruction) -> int:
@@ -391,11 +415,12 @@ class RecorderBase:
     def op_STORE_FAST_STORE_FAST(self, ins: dis.Instruction) -> int:
         # Both guarded before either is stored, so that an exit finds the
         # instruction whole.
-        (first, a), (second, b) = self.stack[-1], self.stack[-2]
         slot_a, slot_b = ins.arg >> 4, ins.arg & 15  # type: ignore[operator]
-        stored_a = self.prepare_store(slot_a, first, a)
-        stored_b = self.prepare_store(slot_b, second, b)
-        self.pop(), self.pop()
+        if len(self.stack) < 2:
+            raise Abort("an instruction that takes values from the loop's own stack")
+        stored_a = self.prepare_store(slot_a, len(self.stack) - 1)
+        stored_b = self.prepare_store(slot_b, len(self.stack) - 2)
+        (first, a), (second, b) = self.pop(), self.pop()
         self.finish_store(slot_a, first, stored_a, a)
         self.finish_store(slot_b, second, stored_b, b)
         return self.following[ins.offset]
@@ -420,14 +445,11 @@ class RecorderBase:
         return self.following[ins.offset]
 
     def op_STORE_DEREF(self, ins: dis.Instruction) -> int:
-        value, concrete = self.stack[-1]
-        if self.kind(value) == "n":
+        if self.kind(self.stack[-1][0]) == "n":
             raise Abort("storing NULL")
-        boxed = self.boxed(value)
-        self.pop()
+        boxed = self.box_on_stack(len(self.stack) - 1)
+        _, concrete = self.pop()
         self.emit(Op("store_deref", args=(boxed,), arg=ins.arg))  # takes the reference
-        if boxed != value:
-            self.release(value)
         cell = frames.read_local(self.raw, ins.arg)  # type: ignore[arg-type]
         cell.cell_contents = concrete  # type: ignore[attr-defined]
         return self.following[ins.offset]

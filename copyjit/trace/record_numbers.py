@@ -43,7 +43,7 @@ def _int_result(name: str, a: int, b: int) -> int:
     """What an int operator gives (0 where it raises: decided later)."""
     try:
         return int(_PYTHON[name](a, b))
-    except ArithmeticError:
+    except (ArithmeticError, ValueError):
         return 0
 
 
@@ -77,7 +77,7 @@ class NumberOps(RecorderBase):
             raise Abort(f"{ins.argrepr} on {kinds.replace('i', 'int ').replace('f', 'float ').strip()}")
         try:
             result = _PYTHON[name](a, b)
-        except ArithmeticError:
+        except (ArithmeticError, ValueError):  # a negative shift count raises ValueError
             raise Abort(f"{ins.argrepr} raised while recording", final=False) from None
         if not fits(result, kind):
             raise Abort(f"{ins.argrepr} left the 64-bit range while recording", final=False)
@@ -92,25 +92,26 @@ class NumberOps(RecorderBase):
         """Int arithmetic beyond 64 bits, and `**`: boxed, through CPython's
         own operator (exact ints and floats are guarded, so it has no side
         effects and an error exits to the interpreter, which raises it)."""
-        operands = [self.number_object(value, concrete) for value, concrete in (left, right)]
         try:
             result = _PYTHON[_BINARY[ins.arg % 13]](left[1], right[1])  # type: ignore[operator]
-        except ArithmeticError:
+        except (ArithmeticError, ValueError):  # a negative shift count raises ValueError
             raise Abort(f"{ins.argrepr} raised while recording", final=False) from None
+        operands = [self.number_object(len(self.stack) - 2), self.number_object(len(self.stack) - 1)]
         index = self.emit(Op("binary_o", "o", tuple(operands), arg=ins.arg, snapshot=self.snapshot()),
                           known=known)
         self.pop(), self.pop()
-        self.release(*(box for box, (value, _) in zip(operands, (left, right), strict=True) if box != value))
-        self.release(left[0], right[0])
+        self.release(*operands)
         self.push(index, result)
         return self.following[ins.offset]
 
-    def number_object(self, value: int, concrete: object) -> int:
-        """An int or float value as a guarded object (boxed if unboxed)."""
+    def number_object(self, position: int) -> int:
+        """The int or float at `position` of the stack as a guarded object
+        (boxed in place if unboxed)."""
+        value, concrete = self.stack[position]
         if self.kind(value) == "o":
             self.guard_type(value, concrete)
             return value
-        return self.boxed(value)
+        return self.box_on_stack(position)
 
     def op_UNARY_NEGATIVE(self, ins: dis.Instruction) -> int:
         value, concrete = self.stack[-1]
@@ -138,13 +139,12 @@ class NumberOps(RecorderBase):
             raise Abort("a comparison of an int with a float")  # Python compares them exactly
         name = _COMPARE[ins.arg >> 5]  # type: ignore[operator]
         if type(a) is int and not (fits(a, "i") and fits(b, "i")):
-            operands = [self.number_object(value, concrete) for value, concrete in ((left, a), (right, b))]
+            operands = [self.number_object(len(self.stack) - 2), self.number_object(len(self.stack) - 1)]
             outcome = bool(_PYTHON[name](a, b))
             index = self.emit(Op("compare_o", "o", tuple(operands), arg=_COMPARE.index(name),
                                  snapshot=self.snapshot()), known=bool)
             self.pop(), self.pop()
-            self.release(*(box for box, value in zip(operands, (left, right), strict=True) if box != value))
-            self.release(left, right)
+            self.release(*operands)
             self.push(index, outcome)
             return self.following[ins.offset]
         x, y = self.number(left, a), self.number(right, b)
@@ -153,7 +153,7 @@ class NumberOps(RecorderBase):
         following = self.instructions[self.following[ins.offset]]
         if following.opname == "EXTENDED_ARG":
             following = self.instructions[self.following[following.offset]]
-        if not following.opname.startswith("POP_JUMP_IF_"):
+        if following.opname not in ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE"):
             # Its result is a value: a bool (immortal, so never released in fact).
             index = self.emit(Op("compare_bool", "o", (x, y), arg=_COMPARE.index(name)), known=bool)
             self.release(*(value for value, _ in inputs))

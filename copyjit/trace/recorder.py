@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Abort", "BridgeStart", "InnerCall", "Op", "Recording", "Snapshot", "record"]
 
+_OWN_FILES = __file__.rsplit("/trace/", 1)[0] + "/"  # copyjit's source files
 # Calls made on unboxed numbers: callable -> (uop suffix, argument kinds).
 _MATH: dict[int, tuple[str, tuple[str, ...]]] = {
     id(math.sqrt): ("SQRT", ("f",)), id(math.sin): ("SIN", ("f",)), id(math.cos): ("COS", ("f",)),
@@ -86,16 +87,13 @@ class _Recorder(NumberOps):
         version = rt.keys_version(frame_globals)
         if not version or rt.key_index(frame_globals, name) < 0:
             raise Abort(f"a store to the global {name!r}, which is not defined yet")
-        value, concrete = self.stack[-1]
-        if self.kind(value) == "n":
+        if self.kind(self.stack[-1][0]) == "n":
             raise Abort("storing NULL")
         self.emit(Op("guard_globals", arg=version, snapshot=self.snapshot()))  # the key is still there
-        boxed = self.boxed(value)
+        boxed = self.box_on_stack(len(self.stack) - 1)
         self.emit(Op("store_global", args=(boxed,), arg=self.keep(name)))
-        self.pop()
+        _, concrete = self.pop()
         self.release(boxed)
-        if boxed != value:
-            self.release(value)
         frame_globals[name] = concrete
         return self.following[ins.offset]
 
@@ -112,9 +110,11 @@ class _Recorder(NumberOps):
         descriptor = _class_attribute(known, name)
         self.emit(Op("guard_version", args=(owner,), arg=version, snapshot=self.snapshot()))
         if method and isinstance(descriptor, (types.FunctionType, types.MethodDescriptorType)) and \
-                not _instance_has(concrete, name):
+                frames.generic_getattr(known) and not frames.has_instance_dict(known):
             # A method: the function itself (constant while the type's
-            # version holds) with the owner as `self`.
+            # version holds) with the owner as `self`. (Where instances have
+            # a dict of their own, one could shadow it: the generic lookup
+            # below makes a bound method, or finds the instance's attribute.)
             self.pop()
             self.push(self.emit(Op("const_o", "o", arg=self.keep(descriptor)),
                                 known=type(descriptor)), descriptor)
@@ -177,7 +177,7 @@ class _Recorder(NumberOps):
         return self.following[ins.offset]
 
     def op_STORE_SUBSCR(self, ins: dis.Instruction) -> int:
-        (index, i), (seq, container), (item, concrete) = self.stack[-1], self.stack[-2], self.stack[-3]
+        (index, i), (seq, container), (_, concrete) = self.stack[-1], self.stack[-2], self.stack[-3]
         if self.kind(seq) != "o" or type(container) is not list:
             raise Abort(f"item assignment to a {type(container).__name__}")
         if type(i) is not int:
@@ -186,7 +186,7 @@ class _Recorder(NumberOps):
         number = self.number(index, i)
         if not -len(container) <= i < len(container):
             raise Abort("an index out of range while recording", final=False)
-        boxed = self.boxed(item)
+        boxed = self.box_on_stack(len(self.stack) - 3)
         self.emit(Op("store_subscr_list", args=(boxed, seq, number), snapshot=self.snapshot()))
         self.stack[-3:] = []
         self.release(seq, index)
@@ -198,44 +198,51 @@ class _Recorder(NumberOps):
     def op_CALL(self, ins: dis.Instruction) -> int:
         count = ins.arg
         assert count is not None
-        if len(self.stack) < count + 2:
+        base = len(self.stack) - count - 2  # where the callable is: [callable, self or NULL, args...]
+        if base < 0:
             raise Abort("a call whose callable is on the loop's own stack")
-        callable_, function = self.stack[-count - 2]
-        self_or_null, self_concrete = self.stack[-count - 1]
-        arguments = self.stack[len(self.stack) - count:]
+        callable_, function = self.stack[base]
         if self.kind(callable_) != "o":
             raise Abort("a call of an unboxed value")
         if id(function) in _FRAME_READERS or (type(function) is type and issubclass(function, super)):
             raise Abort(f"a call of {getattr(function, '__name__', function)!r}, which reads the frame")
         self.emit(Op("guard_is", args=(callable_,), arg=self.keep(function), snapshot=self.snapshot()))
-        receiver = [] if self.kind(self_or_null) == "n" else [(self_or_null, self_concrete)]
-        values = [*receiver, *arguments]
+        values = [entry for entry in self.stack[base + 1:] if self.kind(entry[0]) != "n"]
         if function is len and len(values) == 1 and type(values[0][1]) in (list, tuple):
-            return self._len(ins, values[0])
+            return self._len(ins, base, values[0])
         if function is list.append and len(values) == 2 and type(values[0][1]) is list:
-            return self._append(ins, values)
+            return self._append(ins, base, values)
         if id(function) in _MATH and all(type(c) in (int, float) for _, c in values):
-            return self._math(ins, function, values)
-        boxed = [self.boxed(value) for value, _ in values]
+            return self._math(ins, base, function, values)
+        for position in range(base + 1, len(self.stack)):
+            if self.kind(self.stack[position][0]) != "n":
+                self.box_on_stack(position)
+        values = [entry for entry in self.stack[base + 1:] if self.kind(entry[0]) != "n"]
         snapshot = self.snapshot(reraise=callable_)
-        result_index = self.emit(Op("call", "o", (callable_, *boxed), snapshot=snapshot))
-        concrete_args = [concrete for _, concrete in values]
+        result_index = self.emit(Op("call", "o", (callable_, *(v for v, _ in values)), snapshot=snapshot))
+        self.calls += 1
         try:
-            result = function(*concrete_args)  # type: ignore[operator]
+            result = self.call(ins, function, [concrete for _, concrete in values])
         except BaseException as error:  # the program's: raised again by the interpreter at the CALL
-            # Without this frame of the recorder's, as if the interpreter had made the call.
-            error.__traceback__ = error.__traceback__.tb_next if error.__traceback__ else None
-            self.stack[-count - 2] = (callable_, runtime().reraiser(error))
+            # Without the recorder's own frames, which it passed through.
+            tb = error.__traceback__
+            while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN_FILES):
+                tb = tb.tb_next
+            error.__traceback__ = tb
+            self.stack[base] = (callable_, runtime().reraiser(error))
             self.stop(Abort("a call raised while recording", final=False))
-        self.stack[-count - 2:] = []
-        for value, box in zip([v for v, _ in values], boxed, strict=True):
-            if box != value:
-                self.release(box)
+        self.stack[base:] = []
         self.release(callable_, *(v for v, _ in values))
         self.push(result_index, result)
         return self.following[ins.offset]
 
-    def _math(self, ins: dis.Instruction, function: Any, values: list[tuple[int, object]]) -> int:
+    def call(self, ins: dis.Instruction, function: object, args: list[object]) -> object:
+        """Make the call being recorded, from the program's frame (see
+        copyjit_call_in_frame in copyjit/c/objects.c)."""
+        at = frames.instruction_address(self.code, ins.start_offset)
+        return runtime().call_in_frame(self.raw, at, function, tuple(args))
+
+    def _math(self, ins: dis.Instruction, base: int, function: Any, values: list[tuple[int, object]]) -> int:
         name, signatures = _MATH[id(function)]
         kinds = "".join(kind_of(concrete) for _, concrete in values)
         # math's functions take ints as floats, converted as int.__float__
@@ -253,33 +260,31 @@ class _Recorder(NumberOps):
             raise Abort(f"{name.lower()}() left the 64-bit range while recording", final=False)
         numbers = [self.number(value, concrete) for value, concrete in values]
         numbers = [n if self.kind(n) == wanted[0] else self.emit(Op("to_float", "f", (n,))) for n in numbers]
-        callable_ = self.stack[-len(values) - 2][0]
+        callable_ = self.stack[base][0]
         index = self.emit(Op("math", wanted[0], tuple(numbers), arg=name, snapshot=self.snapshot()))
-        self.stack[-len(values) - 2:] = []
+        self.stack[base:] = []
         self.release(callable_, *(value for value, _ in values))
         self.push(index, result)
         return self.following[ins.offset]
 
-    def _len(self, ins: dis.Instruction, value: tuple[int, object]) -> int:
+    def _len(self, ins: dis.Instruction, base: int, value: tuple[int, object]) -> int:
         seq, container = value
         self.guard_type(seq, container)
         index = self.emit(Op("len", "i", (seq,)))
-        callable_ = self.stack[-3][0]
-        self.stack[-3:] = []
+        callable_ = self.stack[base][0]
+        self.stack[base:] = []
         self.release(callable_, seq)
         self.push(index, len(container))  # type: ignore[arg-type]
         return self.following[ins.offset]
 
-    def _append(self, ins: dis.Instruction, values: list[tuple[int, object]]) -> int:
-        (seq, container), (item, concrete) = values
+    def _append(self, ins: dis.Instruction, base: int, values: list[tuple[int, object]]) -> int:
+        (seq, container), (_, concrete) = values
         self.guard_type(seq, container)
-        boxed = self.boxed(item)
-        callable_ = self.stack[-3][0]
-        self.emit(Op("append", args=(seq, boxed), snapshot=self.snapshot(reraise=callable_)))
+        item = self.box_on_stack(len(self.stack) - 1)
+        callable_ = self.stack[base][0]
+        self.emit(Op("append", args=(seq, item), snapshot=self.snapshot(reraise=callable_)))
         container.append(concrete)  # type: ignore[attr-defined]
-        self.stack[-3:] = []
-        if boxed != item:
-            self.release(boxed)
+        self.stack[base:] = []
         self.release(callable_, seq, item)
         self.push(self.emit(Op("const_o", "o", arg=id(None)), known=type(None)), None)
         return self.following[ins.offset]
@@ -292,17 +297,12 @@ def _class_attribute(known: type, name: str) -> object:
     return None
 
 
-def _instance_has(obj: object, name: str) -> bool:
-    return name in getattr(obj, "__dict__", {})
-
-
 def _has_effects(known: type, descriptor: object) -> bool:
     """Whether a generic attribute lookup on instances of `known` may run code
     (besides plain functions becoming bound methods)."""
-    overridden = known.__getattribute__ is not object.__getattribute__  # type: ignore[comparison-overlap]
-    if overridden or hasattr(known, "__getattr__"):
+    if not frames.generic_getattr(known):  # __getattribute__ or __getattr__ of its own
         return True
-    if descriptor is None or isinstance(descriptor, (types.FunctionType, int, float, str, tuple)):
+    if descriptor is None or type(descriptor) in (types.FunctionType, int, float, str, tuple):
         return False
     return hasattr(type(descriptor), "__get__")
 
