@@ -399,17 +399,27 @@ def _chunk(start: int, count: int) -> None:
         print(json.dumps(line), flush=True)
 
 
+_CHUNK_SECONDS = 120  # a chunk takes ~10 s; some generated programs make ints too big to finish
+
+
 def _campaign(start: int, count: int, chunk: int) -> None:
-    totals = {"programs": 0, "traced": 0, "bridged": 0, "mismatches": [], "crashes": [], "internal": []}
+    totals: dict[str, Any] = {"programs": 0, "traced": 0, "bridged": 0, "mismatches": [], "crashes": [],
+                              "internal": [], "timeouts": []}
     seed = start
     while seed < start + count:
         size = min(chunk, start + count - seed)
-        process = subprocess.run([sys.executable, __file__, "--chunk", str(seed), str(size)],
-                                 capture_output=True, text=True,
-                                 cwd=os.path.dirname(os.path.dirname(__file__)))
+        try:
+            process = subprocess.run([sys.executable, __file__, "--chunk", str(seed), str(size)],
+                                     capture_output=True, text=True, timeout=_CHUNK_SECONDS,
+                                     cwd=os.path.dirname(os.path.dirname(__file__)))
+            stdout, returncode, stderr = process.stdout, process.returncode, process.stderr
+        except subprocess.TimeoutExpired as expired:  # a program too slow even for CPython (huge ints)
+            output = expired.stdout or b""
+            stdout = output.decode() if isinstance(output, bytes) else output
+            returncode, stderr = None, ""
         last = seed
         done = set()
-        for raw in process.stdout.splitlines():
+        for raw in stdout.splitlines():
             try:
                 line = json.loads(raw)
             except ValueError:
@@ -427,10 +437,14 @@ def _campaign(start: int, count: int, chunk: int) -> None:
             if line.get("internal"):
                 totals["internal"].append(line["seed"])
                 print("INTERNAL", json.dumps(line), flush=True)
-        if process.returncode != 0:
+        if returncode is None:
+            totals["timeouts"].append(last)
+            print("TIMEOUT", last, flush=True)
+            seed = last + 1
+        elif returncode != 0:
             totals["crashes"].append(last)
             totals["programs"] += 1
-            print("CRASH", last, process.returncode, process.stderr[-2000:], flush=True)
+            print("CRASH", last, returncode, stderr[-2000:], flush=True)
             seed = last + 1
         else:
             seed += size
