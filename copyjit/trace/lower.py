@@ -8,9 +8,15 @@ Layout of a trace:
     loop:        the recorded ops, values in spill slots, computed in
                  registers; guards jump to exit stubs
                  _JUMP loop
-    exit stubs   box the unboxed locals the loop writes back into the frame,
-                 push the recorded stack values, point instr_ptr at the
-                 bytecode to resume at, return the exit's number
+    exit stubs   first jump to the exit's bridge if one is linked; else box
+                 every unboxed local back into the frame, push the recorded
+                 stack values, point instr_ptr at the bytecode to resume
+                 at, return the exit's number
+
+A bridge runs in its parent's activation (the parent's homes and the exit's
+values are in their spill slots) and ends by jumping to the parent's loop
+head. A nested loop's trace is called with the frame handed over, and the
+frame is taken back when it leaves by the recorded exit.
 
 An object in a spill slot is a reference the trace owns: the recorder
 releases each one when its instruction is done with it, and an exit stub
