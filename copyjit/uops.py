@@ -250,6 +250,29 @@ def _int_binary(name: str, builtin: str, law: str) -> Uop:
     )
 
 
+def _compare_bool(kind: str, name: str) -> Uop:
+    doc = "res = the bool of comparison `oparg` (Py_LT ... Py_GE) of a and b"
+    if kind == "f":
+        doc += " (False with a NaN, but True for !=)"
+    return uop(
+        f"_COMPARE_{name}_BOOL",
+        """
+        int holds;
+        switch (oparg) {
+            case Py_LT: holds = a < b; break;
+            case Py_LE: holds = a <= b; break;
+            case Py_EQ: holds = a == b; break;
+            case Py_NE: holds = a != b; break;
+            case Py_GT: holds = a > b; break;
+            default: holds = a >= b; break;
+        }
+        res = holds ? Py_True : Py_False;
+        """,
+        regs=f"a:{kind} b:{kind} -- res:o",
+        doc=doc,
+    )
+
+
 def _bitwise() -> list[Uop]:
     ops = [uop(f"_{name}_INT", f"res = a {op} b;", regs="a:i b:i -- res:i", doc=f"res = a {op} b")
            for name, op in (("AND", "&"), ("OR", "|"), ("XOR", "^"))]
@@ -273,41 +296,7 @@ def _bitwise() -> list[Uop]:
                    doc="res = not a, for a guarded bool"))
     ops.append(uop("_UNBOX_BOOL_O", "res = a == Py_True;", regs="a:o -- res:i",
                    doc="res = int(a), for a guarded bool"))
-    ops.append(uop(
-        "_COMPARE_INT_BOOL",
-        """
-        int holds;
-        switch (oparg) {
-            case Py_LT: holds = a < b; break;
-            case Py_LE: holds = a <= b; break;
-            case Py_EQ: holds = a == b; break;
-            case Py_NE: holds = a != b; break;
-            case Py_GT: holds = a > b; break;
-            default: holds = a >= b; break;
-        }
-        res = holds ? Py_True : Py_False;
-        """,
-        regs="a:i b:i -- res:o",
-        doc="res = the bool of comparison `oparg` (Py_LT ... Py_GE) of a and b",
-    ))
-    ops.append(uop(
-        "_COMPARE_FLOAT_BOOL",
-        """
-        int holds;
-        switch (oparg) {
-            case Py_LT: holds = a < b; break;
-            case Py_LE: holds = a <= b; break;
-            case Py_EQ: holds = a == b; break;
-            case Py_NE: holds = a != b; break;
-            case Py_GT: holds = a > b; break;
-            default: holds = a >= b; break;
-        }
-        res = holds ? Py_True : Py_False;
-        """,
-        regs="a:f b:f -- res:o",
-        doc="res = the bool of comparison `oparg` (Py_LT ... Py_GE) of a and b (False with a NaN, "
-            "but True for !=)",
-    ))
+    ops += [_compare_bool(kind, name) for kind, name in (("i", "INT"), ("f", "FLOAT"))]
     return ops
 
 
@@ -444,6 +433,38 @@ def _math() -> list[Uop]:
 
 
 _CLEAR_AND_EXIT = "if (res == NULL) {\n    PyErr_Clear();\n}\nEXIT_IF(res == NULL);"
+
+
+def _subscript(kind: str) -> Uop:
+    return uop(
+        f"_BINARY_SUBSCR_{kind}_INT_O",
+        f"""
+        Py_ssize_t size = Py{kind.title()}_GET_SIZE(seq);
+        Py_ssize_t at = index < 0 ? index + size : index;
+        EXIT_IF((size_t)at >= (size_t)size);
+        res = Py_NewRef(Py{kind.title()}_GET_ITEM(seq, at));
+        """,
+        regs="seq:o index:i -- res:o",
+        doc=f"res = seq[index] for a guarded {kind.lower()}; exits when out of range",
+    )
+
+
+def _sequence_iteration(kind: str) -> Uop:
+    title = kind.title()
+    return uop(
+        f"_FOR_ITER_{kind}_O",
+        f"""
+        EXIT_IF(Py_TYPE(iter) != &Py{title}Iter_Type);
+        _Py{title}IterObject *it = (_Py{title}IterObject *)iter;
+        Py{title}Object *seq = it->it_seq;
+        EXIT_IF(seq == NULL || it->it_index >= Py{title}_GET_SIZE(seq));
+        next = Py_NewRef(Py{title}_GET_ITEM(seq, it->it_index));
+        it->it_index++;
+        """,
+        stack="iter -- iter",
+        regs="-- next:o",
+        doc=f"the next item of a {kind.lower()} iterator; exits when exhausted (or not one)",
+    )
 
 
 def _enumerate(kind: str) -> Uop:
@@ -735,28 +756,7 @@ def _objects() -> list[Uop]:
             regs="list:o item:o --",
             doc="list.append(item) (borrows both)",
         ),
-        uop(
-            "_BINARY_SUBSCR_LIST_INT_O",
-            """
-            Py_ssize_t size = PyList_GET_SIZE(seq);
-            Py_ssize_t at = index < 0 ? index + size : index;
-            EXIT_IF((size_t)at >= (size_t)size);
-            res = Py_NewRef(PyList_GET_ITEM(seq, at));
-            """,
-            regs="seq:o index:i -- res:o",
-            doc="res = seq[index] for a guarded list; exits when out of range",
-        ),
-        uop(
-            "_BINARY_SUBSCR_TUPLE_INT_O",
-            """
-            Py_ssize_t size = PyTuple_GET_SIZE(seq);
-            Py_ssize_t at = index < 0 ? index + size : index;
-            EXIT_IF((size_t)at >= (size_t)size);
-            res = Py_NewRef(PyTuple_GET_ITEM(seq, at));
-            """,
-            regs="seq:o index:i -- res:o",
-            doc="res = seq[index] for a guarded tuple; exits when out of range",
-        ),
+        *[_subscript(kind) for kind in ("LIST", "TUPLE")],
         uop(
             "_STORE_SUBSCR_LIST_INT_O",
             """
@@ -780,34 +780,7 @@ def _objects() -> list[Uop]:
             regs="t:o -- a:o b:o",
             doc="a, b = t for a tuple of two; exits otherwise",
         ),
-        uop(
-            "_FOR_ITER_LIST_O",
-            """
-            EXIT_IF(Py_TYPE(iter) != &PyListIter_Type);
-            _PyListIterObject *it = (_PyListIterObject *)iter;
-            PyListObject *seq = it->it_seq;
-            EXIT_IF(seq == NULL || it->it_index >= PyList_GET_SIZE(seq));
-            next = Py_NewRef(PyList_GET_ITEM(seq, it->it_index));
-            it->it_index++;
-            """,
-            stack="iter -- iter",
-            regs="-- next:o",
-            doc="the next item of a list iterator; exits when exhausted (or not one)",
-        ),
-        uop(
-            "_FOR_ITER_TUPLE_O",
-            """
-            EXIT_IF(Py_TYPE(iter) != &PyTupleIter_Type);
-            _PyTupleIterObject *it = (_PyTupleIterObject *)iter;
-            PyTupleObject *seq = it->it_seq;
-            EXIT_IF(seq == NULL || it->it_index >= PyTuple_GET_SIZE(seq));
-            next = Py_NewRef(PyTuple_GET_ITEM(seq, it->it_index));
-            it->it_index++;
-            """,
-            stack="iter -- iter",
-            regs="-- next:o",
-            doc="the next item of a tuple iterator; exits when exhausted (or not one)",
-        ),
+        *[_sequence_iteration(kind) for kind in ("LIST", "TUPLE")],
         *[_enumerate(kind) for kind in ("LIST", "TUPLE")],
     ]
 
