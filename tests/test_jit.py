@@ -153,15 +153,21 @@ def test_stats_have_the_documented_fields() -> None:
                           "recording_seconds", "optimizing_seconds", "emitting_seconds"}
 
 
-def test_no_native_code_under_a_tracer() -> None:
-    jit = JIT(1)
-    jit.enable(float_accumulation.__code__)
-    lines = []
-
+def _line_tracer(lines: list[int]) -> Any:
+    """A sys.settrace function that notes float_accumulation's lines."""
     def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
         if frame.f_code is float_accumulation.__code__ and event == "line":
             lines.append(frame.f_lineno)
         return tracer
+
+    return tracer
+
+
+def test_no_native_code_under_a_tracer() -> None:
+    jit = JIT(1)
+    jit.enable(float_accumulation.__code__)
+    lines: list[int] = []
+    tracer = _line_tracer(lines)
 
     sys.settrace(tracer)
     try:
@@ -529,12 +535,8 @@ def test_no_native_entries_while_another_tool_watches(scope: str) -> None:
 def test_no_native_entries_once_a_tracer_is_set() -> None:
     jit = JIT(1)
     jit.enable(float_accumulation.__code__)
-    lines = []
-
-    def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
-        if frame.f_code is float_accumulation.__code__ and event == "line":
-            lines.append(frame.f_lineno)
-        return tracer
+    lines: list[int] = []
+    tracer = _line_tracer(lines)
 
     try:
         float_accumulation(100)

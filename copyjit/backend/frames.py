@@ -11,10 +11,10 @@ import ctypes
 
 from copyjit.backend.runtime import runtime
 
-_incref = ctypes.pythonapi.Py_IncRef
-_incref.argtypes = (ctypes.py_object,)
-_decref = ctypes.pythonapi.Py_DecRef
-_decref.argtypes = (ctypes.c_void_p,)
+incref = ctypes.pythonapi.Py_IncRef
+incref.argtypes = (ctypes.py_object,)
+decref = ctypes.pythonapi.Py_DecRef
+decref.argtypes = (ctypes.c_void_p,)
 
 _POINTER = ctypes.sizeof(ctypes.c_void_p)
 
@@ -32,6 +32,16 @@ def slot_object(frame_address: int, index: int) -> object:
     offset = runtime().layout["frame.localsplus"] + _POINTER * index
     address = ctypes.c_void_p.from_address(frame_address + offset).value
     return UNBOUND if not address else ctypes.cast(address, ctypes.py_object).value
+
+
+def bind(slot: ctypes.c_void_p, value: object) -> None:
+    """Point a frame slot at `value`, as STORE_FAST does: a new reference
+    taken, the old one released last."""
+    old = slot.value
+    incref(value)
+    slot.value = id(value)
+    if old:
+        decref(old)
 
 
 class RawFrame:
@@ -60,12 +70,7 @@ class RawFrame:
 
     def __setitem__(self, index: int, value: object) -> None:
         """Bind local `index` (takes a reference, drops the old one)."""
-        slot = self._slot(index)
-        old = slot.value
-        _incref(value)
-        slot.value = id(value)
-        if old:
-            _decref(old)
+        bind(self._slot(index), value)
 
     def __getitem__(self, index: int) -> object:
         """The object in slot `index` (locals first, then the stack)."""
@@ -84,7 +89,7 @@ class RawFrame:
             slot = self._slot(index)
             if slot.value:
                 old, slot.value = slot.value, None
-                _decref(old)
+                decref(old)
         self.stacktop = self.nlocals
 
     def __enter__(self) -> RawFrame:

@@ -7,16 +7,12 @@ from __future__ import annotations
 import ctypes
 from types import CodeType, FrameType
 
-from copyjit.backend.frames import UNBOUND, Unbound, slot_object
+from copyjit.backend.frames import UNBOUND, Unbound, bind, decref, incref, slot_object
 from copyjit.backend.runtime import runtime
 
 _POINTER = ctypes.sizeof(ctypes.c_void_p)
 NULL: Unbound = UNBOUND  # an empty stack slot (CALL's missing self) reads as an unbound local does
 
-_incref = ctypes.pythonapi.Py_IncRef
-_incref.argtypes = (ctypes.py_object,)
-_decref = ctypes.pythonapi.Py_DecRef
-_decref.argtypes = (ctypes.c_void_p,)
 _assign_version = ctypes.pythonapi.PyUnstable_Type_AssignVersionTag
 _assign_version.argtypes = (ctypes.py_object,)
 _assign_version.restype = ctypes.c_int
@@ -64,12 +60,7 @@ def _slot(raw_frame: int, index: int) -> ctypes.c_void_p:
 
 def write_local(raw_frame: int, index: int, value: object) -> None:
     """Bind local `index` as STORE_FAST does (the old value is released last)."""
-    slot = _slot(raw_frame, index)
-    old = slot.value
-    _incref(value)
-    slot.value = id(value)
-    if old:
-        _decref(old)
+    bind(_slot(raw_frame, index), value)
 
 
 def push(raw_frame: int, values: list[object]) -> None:
@@ -79,7 +70,7 @@ def push(raw_frame: int, values: list[object]) -> None:
         if value is NULL:
             _slot(raw_frame, top.value).value = None
         else:
-            _incref(value)
+            incref(value)
             _slot(raw_frame, top.value).value = id(value)
         top.value += 1
 
@@ -92,7 +83,7 @@ def drop(raw_frame: int, count: int) -> None:
         slot = _slot(raw_frame, top.value)
         old, slot.value = slot.value, None
         if old:
-            _decref(old)
+            decref(old)
 
 
 def set_instruction(raw_frame: int, code: CodeType, offset: int) -> None:
