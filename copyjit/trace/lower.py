@@ -24,8 +24,9 @@ hands the live ones to the frame's stack. A call that raised leaves through
 a stub that first puts a re-raiser in place of the callable, so that the
 interpreter re-executes the CALL and raises there.
 
-Values live in spill slots and pass through registers only within one op
-(issue 4's register allocation keeps them in registers instead).
+Values live in registers where copyjit/trace/regalloc.py finds room for
+them, else in spill slots; ops not in _ALLOCATED are barriers that find
+every value in its spill slot.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from copyjit.backend.runtime import buffer_address, runtime
 from copyjit.trace.frames import instruction_address
 from copyjit.trace.ir import Abort, InnerCall, Op, Recording, Snapshot
 from copyjit.trace.jit import ENTRY_EXIT
+from copyjit.trace.regalloc import Allocator
 from copyjit.uops import SPILL_SLOTS, UOPS
 
 _KIND = {"i": "INT", "f": "FLOAT", "o": "INT"}  # objects spill as words
@@ -48,6 +50,15 @@ _NEGATED = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "L
 _NO_VALUE = frozenset({"store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is",
                        "guard_is_not", "guard_version", "store_subscr_list", "append", "null", "inner_loop",
                        "guard_done", "store_global", "guard_globals"})
+# Ops whose values the allocator places; any other op is a barrier (every
+# live value goes to its spill slot first, and it uses fixed registers).
+_ALLOCATED = frozenset({
+    "load", "store", "const", "to_float", "binary", "compare_bool", "not", "unbox_bool", "neg", "branch",
+    "math", "range_next", "load_o", "store_o", "deref", "store_deref", "const_o", "input", "null", "second",
+    "release", "guard_type", "guard_is", "guard_is_not", "guard_version", "unbox", "box", "global",
+    "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "compare_o", "get_iter",
+    "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list", "list_next",
+    "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input"})
 
 
 class Lowered:
@@ -93,6 +104,8 @@ class _Lowering:
         self.written: list[int] = list(self.home)
         self.lines: list[str] = []
         self.snapshots: list[Snapshot] = []
+        self.exit_spills: list[list[str]] = []  # per snapshot: what its stub spills first
+        self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.lines)
         self.labels = 0
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
@@ -120,20 +133,52 @@ class _Lowering:
         self.lines.append(f"    {text}")
 
     def exit_label(self, snapshot: Snapshot | None) -> str:
+        """A new exit at the uop being lowered (values where they are now)."""
         assert snapshot is not None
         self.snapshots.append(snapshot)
+        needed = [*snapshot.stack, *(() if snapshot.reraise is None else (snapshot.reraise,))]
+        self.exit_spills.append(self.alloc.exit_spills(needed))
         return f"exit{len(self.snapshots)}"
 
     def guard(self, op: Op) -> str:
         return f"exit={self.exit_label(op.snapshot)}"
 
     def reload(self, value: int, register: str) -> None:
+        """Into a fixed register, in a barrier op (the value is in its slot)."""
         kind = _KIND[self.rec.ops[value].kind]
         self.line(f"{register} = _RELOAD_{kind} oparg={self.temp[value]}")
 
     def spill(self, value: int, register: str) -> None:
+        """A barrier op's result, from a fixed register to its slot."""
         kind = _KIND[self.rec.ops[value].kind]
         self.line(f"_SPILL_{kind} {register} oparg={self.temp[value]}")
+        self.alloc.in_slot(value, self.temp[value])
+
+    def uop(self, name: str, ins: tuple[int, ...] = (), outs: tuple[int, ...] = (), fields: str = "",
+            exit_op: Op | None = None, error_op: Op | None = None) -> None:
+        """One uop on allocated registers: inputs where they are (reloaded
+        if need be), the exit at that state, outputs in free registers."""
+        pinned: set[str] = set()
+        registers = []
+        for value in ins:
+            register = self.alloc.use(value, frozenset(pinned))
+            pinned.add(register)
+            registers.append(register)
+        target = ""
+        if exit_op is not None:
+            target = f" exit={self.exit_label(exit_op.snapshot)}"
+        if error_op is not None:
+            target += f" error={self.exit_label(error_op.snapshot)}"
+        self.alloc.release_dead(self.alloc.now + 1)
+        written: set[str] = set()
+        results = []
+        for value in outs:
+            register = self.alloc.define(value, frozenset(written))
+            written.add(register)
+            results.append(register)
+        text = f"{','.join(results)} = " if results else ""
+        text += name + (" " + ", ".join(registers) if registers else "")
+        self.line(text + (f" {fields}" if fields else "") + target)
 
     def instruction_count(self) -> int:
         return sum(1 for line in self.lines if line.startswith("    "))
@@ -164,7 +209,7 @@ class _Lowering:
         links = bytearray(8 * (len(self.snapshots) + 1))
         for number, snapshot in enumerate(self.snapshots, 1):
             link = None if snapshot.normal else buffer_address(links) + 8 * number
-            self.lines += self.stub(number, snapshot, link)
+            self.lines += self.stub(number, snapshot, link, self.exit_spills[number - 1])
         return self.finish(links)
 
     def run_bridge(self, loop_address: int) -> Lowered:
@@ -183,13 +228,17 @@ class _Lowering:
         parent_snapshot = self.parent.snapshots[self.exit_number - 1]
         self.lines += self.parent.stub(self.exit_number, parent_snapshot, None)[1:]
         for number, snapshot in enumerate(self.snapshots):
-            stub = self.stub(self.first_exit + number, snapshot, None)
+            stub = self.stub(self.first_exit + number, snapshot, None, self.exit_spills[number])
             stub[0] = f"exit{number + 1}:"
             self.lines += stub
         return self.finish(bytearray())
 
     def body(self) -> None:
         for index, op in enumerate(self.rec.ops):
+            self.alloc.now = index
+            self.alloc.release_dead(index)
+            if op.name not in _ALLOCATED:
+                self.alloc.flush()
             getattr(self, f"op_{op.name}")(index, op)
 
     def finish(self, links: bytearray) -> Lowered:
@@ -215,10 +264,12 @@ class _Lowering:
         assert self.parent is not None
         return self.parent.rec.slots[slot]
 
-    def stub(self, number: int, snapshot: Snapshot, link: int | None) -> list[str]:
-        """The code of exit `number`: hand the frame back at the snapshot
+    def stub(self, number: int, snapshot: Snapshot, link: int | None,
+             spills: list[str] | None = None) -> list[str]:
+        """The code of exit `number`: put the values it needs from registers
+        in their slots (`spills`), then hand the frame back at the snapshot
         (after trying the bridge linked at address `link`, if any)."""
-        lines = [f"exit{number}:"]
+        lines = [f"exit{number}:", *(spills or ())]
         if link is not None:
             lines.append(f"    _BRIDGE_OR_CONTINUE operand0={link}")
         if snapshot.reraise is not None:
@@ -239,118 +290,90 @@ class _Lowering:
     # --- numbers ------------------------------------------------------------
 
     def op_load(self, index: int, op: Op) -> None:
-        kind = _KIND[op.kind]
-        self.line(f"{op.kind}0 = _RELOAD_{kind} oparg={self.home[op.arg]}")  # type: ignore[index]
-        self.spill(index, f"{op.kind}0")
+        self.alloc.in_slot(index, self.home[op.arg])  # type: ignore[index]  # read when first used
 
     def op_store(self, index: int, op: Op) -> None:
         (value,) = op.args
-        self.reload(value, f"{op.kind}0")
-        self.line(f"_SPILL_{_KIND[op.kind]} {op.kind}0 oparg={self.home[op.arg]}")  # type: ignore[index]
+        home = self.home[op.arg]  # type: ignore[index]
+        if self.alloc.slot.get(value) == home:
+            return  # `x = x`: already there
+        self.alloc.overwriting(home, value)
+        register = self.alloc.use(value)
+        self.line(f"_SPILL_{_KIND[op.kind]} {register} oparg={home}")
 
     def op_const(self, index: int, op: Op) -> None:
         operand = op.arg if op.kind == "i" else repr(op.arg)
         if op.kind == "i" and op.arg < 0:  # type: ignore[operator]
             operand = op.arg & (2**64 - 1)  # type: ignore[operator]
-        self.line(f"{op.kind}0 = _LOAD_{_KIND[op.kind]}_CONST operand0={operand}")
-        self.spill(index, f"{op.kind}0")
+        self.uop(f"_LOAD_{_KIND[op.kind]}_CONST", (), (index,), f"operand0={operand}")
 
     def op_to_float(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line("f0 = _INT_TO_FLOAT i0")
-        self.spill(index, "f0")
+        self.uop("_INT_TO_FLOAT", op.args, (index,))
 
     def op_binary(self, index: int, op: Op) -> None:
-        k = op.kind
-        self.reload(op.args[0], f"{k}0")
-        self.reload(op.args[1], f"{k}1")
-        name = f"_{str(op.arg).upper()}_{_KIND[k]}".replace("TRUEDIV", "DIV")
-        guard = f" {self.guard(op)}" if UOPS[name].may_exit else ""
-        self.line(f"{k}2 = {name} {k}0, {k}1{guard}")
-        self.spill(index, f"{k}2")
+        name = f"_{str(op.arg).upper()}_{_KIND[op.kind]}".replace("TRUEDIV", "DIV")
+        self.uop(name, op.args, (index,), exit_op=op if UOPS[name].may_exit else None)
 
     def op_compare_bool(self, index: int, op: Op) -> None:
         k = self.rec.ops[op.args[0]].kind
-        self.reload(op.args[0], f"{k}0")
-        self.reload(op.args[1], f"{k}1")
-        self.line(f"i2 = _COMPARE_{_KIND[k]}_BOOL {k}0, {k}1 oparg={op.arg}")
-        self.spill(index, "i2")
+        self.uop(f"_COMPARE_{_KIND[k]}_BOOL", op.args, (index,), f"oparg={op.arg}")
 
     def op_not(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line("i1 = _NOT_O i0")
-        self.spill(index, "i1")
+        self.uop("_NOT_O", op.args, (index,))
 
     def op_unbox_bool(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line("i1 = _UNBOX_BOOL_O i0")
-        self.spill(index, "i1")
+        self.uop("_UNBOX_BOOL_O", op.args, (index,))
 
     def op_neg(self, index: int, op: Op) -> None:
-        k = op.kind
-        self.reload(op.args[0], f"{k}0")
-        guard = f" {self.guard(op)}" if k == "i" else ""
-        self.line(f"{k}1 = _NEG_{_KIND[k]} {k}0{guard}")
-        self.spill(index, f"{k}1")
+        self.uop(f"_NEG_{_KIND[op.kind]}", op.args, (index,), exit_op=op if op.kind == "i" else None)
 
     def op_branch(self, index: int, op: Op) -> None:
         k = op.kind
         assert isinstance(op.arg, tuple)
         name, outcome = op.arg
-        self.reload(op.args[0], f"{k}0")
-        self.reload(op.args[1], f"{k}1")
+        a = self.alloc.use(op.args[0])
+        b = self.alloc.use(op.args[1], frozenset({a}))
         exit_to = self.exit_label(op.snapshot)
         if not outcome:  # leave when the comparison holds
-            self.line(f"_JUMP_IF_{_KIND[k]}_{name} {k}0, {k}1 jump={exit_to}")
+            self.line(f"_JUMP_IF_{_KIND[k]}_{name} {a}, {b} jump={exit_to}")
         elif k == "i":  # ints: "not <" is ">="
-            self.line(f"_JUMP_IF_INT_{_NEGATED[name]} i0, i1 jump={exit_to}")
+            self.line(f"_JUMP_IF_INT_{_NEGATED[name]} {a}, {b} jump={exit_to}")
         else:  # floats: "not <" is not ">=" when one is a NaN
             self.labels += 1
-            self.line(f"_JUMP_IF_FLOAT_{name} f0, f1 jump=holds{self.labels}")
+            self.line(f"_JUMP_IF_FLOAT_{name} {a}, {b} jump=holds{self.labels}")
             self.line(f"_JUMP jump={exit_to}")
             self.lines.append(f"holds{self.labels}:")
 
     def op_math(self, index: int, op: Op) -> None:
-        k = op.kind
-        registers = [f"{k}{n}" for n in range(len(op.args))]
-        for value, register in zip(op.args, registers, strict=True):
-            self.reload(value, register)
-        name = f"_{op.arg}_{_KIND[k]}"
-        guard = f" {self.guard(op)}" if UOPS[name].may_exit else ""
-        self.line(f"{k}2 = {name} {', '.join(registers)}{guard}")
-        self.spill(index, f"{k}2")
+        name = f"_{op.arg}_{_KIND[op.kind]}"
+        self.uop(name, op.args, (index,), exit_op=op if UOPS[name].may_exit else None)
 
     def op_range_next(self, index: int, op: Op) -> None:
-        self.line(f"i0 = _FOR_ITER_RANGE_UNBOXED {self.guard(op)}")
-        self.spill(index, "i0")
+        self.uop("_FOR_ITER_RANGE_UNBOXED", (), (index,), exit_op=op)
 
     # --- objects ------------------------------------------------------------
 
     def op_load_o(self, index: int, op: Op) -> None:
         if op.snapshot is None:
-            self.line(f"i0 = _LOAD_FAST_O oparg={op.arg}")
+            self.uop("_LOAD_FAST_O", (), (index,), f"oparg={op.arg}")
         else:
-            self.line(f"i0 = _LOAD_FAST_CHECK_O oparg={op.arg} {self.guard(op)}")
-        self.spill(index, "i0")
+            self.uop("_LOAD_FAST_CHECK_O", (), (index,), f"oparg={op.arg}", exit_op=op)
 
     def op_store_o(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line(f"_STORE_FAST_O i0 oparg={op.arg}")
+        self.uop("_STORE_FAST_O", op.args, (), f"oparg={op.arg}")
 
     def op_deref(self, index: int, op: Op) -> None:
-        self.line(f"i0 = _LOAD_DEREF_O oparg={op.arg} {self.guard(op)}")
-        self.spill(index, "i0")
+        self.uop("_LOAD_DEREF_O", (), (index,), f"oparg={op.arg}", exit_op=op)
 
     def op_store_deref(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line(f"_STORE_DEREF_O i0 oparg={op.arg}")
+        self.uop("_STORE_DEREF_O", op.args, (), f"oparg={op.arg}")
 
     def op_const_o(self, index: int, op: Op) -> None:
-        self.line(f"i0 = _LOAD_CONST_O operand0={op.arg}")
-        self.spill(index, "i0")
+        self.uop("_LOAD_CONST_O", (), (index,), f"operand0={op.arg}")
 
     def op_input(self, index: int, op: Op) -> None:
-        pass  # a bridge's input: in the spill slot the parent left it in
+        if index in self.temp:  # a bridge's input: in the spill slot the parent left it in
+            self.alloc.in_slot(index, self.temp[index])
 
     def op_null(self, index: int, op: Op) -> None:
         pass  # nothing to compute: an exit pushes NULL for it
@@ -359,65 +382,48 @@ class _Lowering:
         pass  # the op before made it
 
     def op_release(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line("_DECREF_O i0")
-
-    def _guard_object(self, uop: str, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line(f"{uop} i0 operand0={op.arg} {self.guard(op)}")
+        self.uop("_DECREF_O", op.args)
 
     def op_guard_type(self, index: int, op: Op) -> None:
-        self._guard_object("_GUARD_TYPE_O", op)
+        self.uop("_GUARD_TYPE_O", op.args, (), f"operand0={op.arg}", exit_op=op)
 
     def op_guard_is(self, index: int, op: Op) -> None:
-        self._guard_object("_GUARD_IS_O", op)
+        self.uop("_GUARD_IS_O", op.args, (), f"operand0={op.arg}", exit_op=op)
 
     def op_guard_is_not(self, index: int, op: Op) -> None:
-        self._guard_object("_GUARD_IS_NOT_O", op)
+        self.uop("_GUARD_IS_NOT_O", op.args, (), f"operand0={op.arg}", exit_op=op)
 
     def op_guard_version(self, index: int, op: Op) -> None:
-        self._guard_object("_GUARD_TYPE_VERSION_O", op)
+        self.uop("_GUARD_TYPE_VERSION_O", op.args, (), f"operand0={op.arg}", exit_op=op)
 
     def op_unbox(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        out = "i1" if op.kind == "i" else "f0"
-        self.line(f"{out} = _UNBOX_{_KIND[op.kind]}_O i0 {self.guard(op)}")
-        self.spill(index, out)
+        self.uop(f"_UNBOX_{_KIND[op.kind]}_O", op.args, (index,), exit_op=op)
 
     def op_box(self, index: int, op: Op) -> None:
         kind = self.rec.ops[op.args[0]].kind
-        self.reload(op.args[0], f"{kind}0")
-        self.line(f"i1 = _BOX_{_KIND[kind]}_O {kind}0 {self.guard(op)}")
-        self.spill(index, "i1")
+        self.uop(f"_BOX_{_KIND[kind]}_O", op.args, (index,), exit_op=op)
 
     def op_global(self, index: int, op: Op) -> None:
         entry, version = _ints(op.arg)
-        self.line(f"i0 = _LOAD_GLOBAL_MODULE_O oparg={entry} operand0={version} {self.guard(op)}")
-        self.spill(index, "i0")
+        self.uop("_LOAD_GLOBAL_MODULE_O", (), (index,), f"oparg={entry} operand0={version}", exit_op=op)
 
     def op_builtin(self, index: int, op: Op) -> None:
         entry, globals_version, version = _ints(op.arg)
-        self.line(f"i0 = _LOAD_GLOBAL_BUILTIN_O oparg={entry} operand0={globals_version} "
-                  f"operand1={version} {self.guard(op)}")
-        self.spill(index, "i0")
+        self.uop("_LOAD_GLOBAL_BUILTIN_O", (), (index,),
+                 f"oparg={entry} operand0={globals_version} operand1={version}", exit_op=op)
 
     def op_guard_globals(self, index: int, op: Op) -> None:
-        self.line(f"_GUARD_GLOBALS_VERSION operand0={op.arg} {self.guard(op)}")
+        self.uop("_GUARD_GLOBALS_VERSION", (), (), f"operand0={op.arg}", exit_op=op)
 
     def op_store_global(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line(f"_STORE_GLOBAL_O i0 operand0={op.arg}")
+        self.uop("_STORE_GLOBAL_O", op.args, (), f"operand0={op.arg}")
 
     def op_attr_module(self, index: int, op: Op) -> None:
         entry, version = _ints(op.arg)
-        self.reload(op.args[0], "i0")
-        self.line(f"i1 = _LOAD_ATTR_MODULE_O i0 oparg={entry} operand0={version} {self.guard(op)}")
-        self.spill(index, "i1")
+        self.uop("_LOAD_ATTR_MODULE_O", op.args, (index,), f"oparg={entry} operand0={version}", exit_op=op)
 
     def op_attr(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line(f"i1 = _LOAD_ATTR_GENERIC_O i0 operand0={op.arg} {self.guard(op)}")
-        self.spill(index, "i1")
+        self.uop("_LOAD_ATTR_GENERIC_O", op.args, (index,), f"operand0={op.arg}", exit_op=op)
 
     def op_call(self, index: int, op: Op) -> None:
         base = self.calls[index]
@@ -432,26 +438,18 @@ class _Lowering:
                   f"error={self.exit_label(op.snapshot)}")
         self.spill(index, "i1")
 
-    def _boxed_binary(self, uop: str, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.reload(op.args[1], "i1")
-        self.line(f"i2 = {uop} i0, i1 oparg={op.arg} {self.guard(op)}")
-        self.spill(index, "i2")
 
     def op_binary_o(self, index: int, op: Op) -> None:
-        self._boxed_binary("_BINARY_OP_O", index, op)
+        self.uop("_BINARY_OP_O", op.args, (index,), f"oparg={op.arg}", exit_op=op)
 
     def op_compare_o(self, index: int, op: Op) -> None:
-        self._boxed_binary("_COMPARE_OP_O", index, op)
+        self.uop("_COMPARE_OP_O", op.args, (index,), f"oparg={op.arg}", exit_op=op)
 
     def op_get_iter(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line(f"i1 = _GET_ITER_O i0 {self.guard(op)}")
-        self.spill(index, "i1")
+        self.uop("_GET_ITER_O", op.args, (index,), exit_op=op)
 
     def op_guard_done(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line(f"_GUARD_DONE_O i0 {self.guard(op)}")
+        self.uop("_GUARD_DONE_O", op.args, (), exit_op=op)
 
     def op_inner_input(self, index: int, op: Op) -> None:
         pass  # popped by the inner_loop op before it
@@ -482,6 +480,7 @@ class _Lowering:
             self.pop_value(value)
         self.handed.append(self.labels)
 
+
     def push_value(self, lines: list[str], value: int) -> None:
         """Push a value onto the frame's stack (handing over its reference)."""
         kind = self.rec.ops[value].kind
@@ -493,6 +492,7 @@ class _Lowering:
         else:
             lines.append(f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.temp[value]}")
             lines.append(f"    _BOX_{_KIND[kind]} {kind}0 error=error")
+
 
     def pop_value(self, value: int) -> None:
         """Take a value back from the frame's stack (pushed by push_value)."""
@@ -506,6 +506,7 @@ class _Lowering:
             self.line(f"{kind}0 = _UNBOX_{_KIND[kind]} exit=error")
             self.spill(value, f"{kind}0")
 
+
     def handed_stubs(self) -> None:
         """Exits for when a nested loop's trace did not leave by its loop's
         end: the frame is exact where that trace left it."""
@@ -515,56 +516,54 @@ class _Lowering:
             self.lines.append(f"handed{label}:")
             self.line(f"_EXIT_TRACE oparg={HANDED_OVER}")
 
+
     def op_len(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.line("i1 = _LEN_O i0")
-        self.spill(index, "i1")
+        self.uop("_LEN_O", op.args, (index,))
 
     def op_append(self, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.reload(op.args[1], "i1")
-        self.line(f"_LIST_APPEND_O i0, i1 error={self.exit_label(op.snapshot)}")
-
-    def _subscr(self, uop: str, index: int, op: Op) -> None:
-        self.reload(op.args[0], "i0")
-        self.reload(op.args[1], "i1")
-        self.line(f"i2 = {uop} i0, i1 {self.guard(op)}")
-        self.spill(index, "i2")
+        self.uop("_LIST_APPEND_O", op.args, (), error_op=op)
 
     def op_subscr_list(self, index: int, op: Op) -> None:
-        self._subscr("_BINARY_SUBSCR_LIST_INT_O", index, op)
+        self.uop("_BINARY_SUBSCR_LIST_INT_O", op.args, (index,), exit_op=op)
 
     def op_subscr_tuple(self, index: int, op: Op) -> None:
-        self._subscr("_BINARY_SUBSCR_TUPLE_INT_O", index, op)
+        self.uop("_BINARY_SUBSCR_TUPLE_INT_O", op.args, (index,), exit_op=op)
 
     def op_store_subscr_list(self, index: int, op: Op) -> None:
-        for register, value in zip(("i0", "i1", "i2"), op.args, strict=True):
-            self.reload(value, register)
-        self.line(f"_STORE_SUBSCR_LIST_INT_O i0, i1, i2 {self.guard(op)}")
+        self.uop("_STORE_SUBSCR_LIST_INT_O", op.args, (), exit_op=op)
 
     def op_list_next(self, index: int, op: Op) -> None:
-        self.line(f"i0 = _FOR_ITER_LIST_O {self.guard(op)}")
-        self.spill(index, "i0")
+        self.uop("_FOR_ITER_LIST_O", (), (index,), exit_op=op)
 
     def op_tuple_next(self, index: int, op: Op) -> None:
-        self.line(f"i0 = _FOR_ITER_TUPLE_O {self.guard(op)}")
-        self.spill(index, "i0")
-
-    def _enumerate(self, uop: str, index: int, op: Op) -> None:
-        self.line(f"i0,i1 = {uop} {self.guard(op)}")
-        self.spill(index, "i1")  # the item; the index is the next op's ("second")
-        self.spill(index + 1, "i0")
+        self.uop("_FOR_ITER_TUPLE_O", (), (index,), exit_op=op)
 
     def op_enumerate_list(self, index: int, op: Op) -> None:
-        self._enumerate("_FOR_ITER_ENUMERATE_LIST_O", index, op)
+        # The index first, then the item; the index is the next op's ("second").
+        self.uop("_FOR_ITER_ENUMERATE_LIST_O", (), (index + 1, index), exit_op=op)
 
     def op_enumerate_tuple(self, index: int, op: Op) -> None:
-        self._enumerate("_FOR_ITER_ENUMERATE_TUPLE_O", index, op)
+        self.uop("_FOR_ITER_ENUMERATE_TUPLE_O", (), (index + 1, index), exit_op=op)
 
 
 def _ints(arg: object) -> tuple[int, ...]:
     assert isinstance(arg, tuple)
     return arg
+
+
+def _uses(ops: list[Op]) -> dict[int, list[int]]:
+    """value -> the ops that use it, ascending (an exit's snapshot uses its values)."""
+    uses: dict[int, list[int]] = {}
+    for index, op in enumerate(ops):
+        used = list(op.args)
+        if op.snapshot is not None:
+            used += op.snapshot.stack
+            if op.snapshot.reraise is not None:
+                used.append(op.snapshot.reraise)
+        for value in used:
+            if not uses.setdefault(value, []) or uses[value][-1] != index:
+                uses[value].append(index)
+    return uses
 
 
 def lower(rec: Recording, counter: int) -> Lowered:

@@ -1,0 +1,160 @@
+"""Where a trace's values live between uops: machine registers, else spill slots.
+
+Every stencil takes i0..i3 and f0..f3 as arguments and passes the ones it
+does not write on to the next (docs/backend.md §2), so a value left in a
+register stays there, untouched, across any number of uops. This allocator
+walks the trace once, in order (a trace is a straight line: linear scan is
+exact), and gives each value a register when it is made, reloading it into
+one when a uop needs it and it is not in one. When a register is needed and
+none is free, the value whose next use is furthest away leaves (Belady's
+choice): spilled to its slot first unless a copy is there already.
+
+A value's *slot* is where a valid copy of it is in memory, if any: its own
+temp slot, or, for a local read and not yet used, the local's home slot
+(read only when first used: `load` costs nothing until then). A store to a
+home makes every value that still relies on the old contents take a copy
+first.
+
+Exits see the state of the uop that leaves: an exit stub first spills what
+it needs from registers to its canonical place (a value on the snapshot's
+stack: its temp slot), then does what it did when every value lived in
+memory. Bridges and nested loops therefore see the same memory layout as
+before. An op the lowering does not allocate for (a *barrier*: calls,
+nested loops) finds every live value in its temp slot and no register in
+use.
+"""
+
+from __future__ import annotations
+
+INT_REGISTERS = ("i0", "i1", "i2", "i3")
+FLOAT_REGISTERS = ("f0", "f1", "f2", "f3")
+_BANK = {"i": "i", "o": "i", "f": "f"}
+_SUFFIX = {"i": "INT", "o": "INT", "f": "FLOAT"}  # objects spill as words
+
+
+class Allocator:
+    """`kinds[v]`: the kind of value v ("i", "f", "o"; others have no
+    location); `temp[v]`: its own spill slot; `uses[v]`: the ops that use
+    it (ascending; an op's snapshot counts as a use at that op)."""
+
+    def __init__(self, kinds: dict[int, str], temp: dict[int, int], uses: dict[int, list[int]],
+                 emit: list[str]) -> None:
+        self.kinds, self.temp, self.uses = kinds, temp, uses
+        self.lines = emit  # where spills and reloads go (the lowering's lines)
+        self.register: dict[int, str] = {}  # value -> register holding it
+        self.holder: dict[str, int] = {}  # register -> value
+        self.slot: dict[int, int] = {}  # value -> a slot with a valid copy
+        self.now = 0  # index of the op being lowered
+
+    # --- queries -------------------------------------------------------------
+
+    def last_use(self, value: int) -> int:
+        uses = self.uses.get(value)
+        return uses[-1] if uses else -1
+
+    def next_use(self, value: int) -> int:
+        for use in self.uses.get(value, ()):
+            if use >= self.now:
+                return use
+        return 1 << 60
+
+    def live(self) -> list[int]:
+        return [v for v in {*self.register, *self.slot} if self.last_use(v) >= self.now]
+
+    # --- definitions ---------------------------------------------------------
+
+    def in_slot(self, value: int, slot: int) -> None:
+        """The value is in memory at `slot` (and in no register)."""
+        self.drop_register(value)
+        self.slot[value] = slot
+
+    def define(self, value: int, pinned: frozenset[str] = frozenset()) -> str:
+        """A register for a value the current uop writes."""
+        self.drop_register(value)
+        self.slot.pop(value, None)
+        register = self.free_register(_BANK[self.kinds[value]], pinned)
+        self.register[value], self.holder[register] = register, value
+        return register
+
+    def use(self, value: int, pinned: frozenset[str] = frozenset()) -> str:
+        """A register holding the value, reloading it into one if need be."""
+        register = self.register.get(value)
+        if register is not None:
+            return register
+        register = self.free_register(_BANK[self.kinds[value]], pinned)
+        self.lines.append(f"    {register} = _RELOAD_{_SUFFIX[self.kinds[value]]} oparg={self.slot[value]}")
+        self.register[value], self.holder[register] = register, value
+        return register
+
+    def release_dead(self, after: int) -> None:
+        """Forget the values no op from `after` on uses."""
+        for value in [v for v in {*self.register, *self.slot} if self.last_use(v) < after]:
+            self.drop_register(value)
+            self.slot.pop(value, None)
+
+    def drop_register(self, value: int) -> None:
+        register = self.register.pop(value, None)
+        if register is not None:
+            del self.holder[register]
+
+    def free_register(self, bank: str, pinned: frozenset[str]) -> str:
+        names = INT_REGISTERS if bank == "i" else FLOAT_REGISTERS
+        for name in names:
+            if name not in self.holder:
+                return name
+        candidates = [name for name in names if name not in pinned]
+        victim = max(candidates, key=lambda name: self.next_use(self.holder[name]))
+        self.evict(victim)
+        return victim
+
+    def evict(self, register: str) -> None:
+        value = self.holder[register]
+        if value not in self.slot:
+            self.lines.append(f"    _SPILL_{_SUFFIX[self.kinds[value]]} {register} oparg={self.temp[value]}")
+            self.slot[value] = self.temp[value]
+        self.drop_register(value)
+
+    # --- memory --------------------------------------------------------------
+
+    def overwriting(self, home: int, keep: int) -> None:
+        """A store is about to write the home slot `home`: values that rely
+        on its old contents (other than `keep`, the value being stored) move."""
+        for value in [v for v, slot in self.slot.items() if slot == home and v != keep]:
+            if self.last_use(value) < self.now:
+                del self.slot[value]
+                continue
+            self.use(value)
+            del self.slot[value]
+
+    def materialize(self, value: int) -> None:
+        """Make the value's temp slot hold it."""
+        temp = self.temp[value]
+        if self.slot.get(value) == temp:
+            return
+        register = self.use(value)
+        self.lines.append(f"    _SPILL_{_SUFFIX[self.kinds[value]]} {register} oparg={temp}")
+        self.slot[value] = temp
+
+    def flush(self) -> None:
+        """Before a barrier: every live value in its temp slot, no register used."""
+        for value in sorted(self.live()):
+            self.materialize(value)
+        for value in list(self.register):
+            self.drop_register(value)
+
+    def exit_spills(self, values: list[int]) -> list[str]:
+        """What an exit stub must run first so that each of `values` is in
+        its temp slot, given where they are now (at the uop that leaves)."""
+        lines, copies = [], []
+        for value in values:
+            if value not in self.kinds or self.slot.get(value) == self.temp[value]:
+                continue
+            suffix = _SUFFIX[self.kinds[value]]
+            register = self.register.get(value)
+            if register is not None:
+                lines.append(f"    _SPILL_{suffix} {register} oparg={self.temp[value]}")
+            else:  # still in a local's home slot: copy it, after the registers are out
+                scratch = "f0" if self.kinds[value] == "f" else "i0"
+                copies += [f"    {scratch} = _RELOAD_{suffix} oparg={self.slot[value]}",
+                           f"    _SPILL_{suffix} {scratch} oparg={self.temp[value]}"]
+        return lines + copies
