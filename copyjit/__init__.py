@@ -7,7 +7,8 @@
     copyjit.stats()             # what it did
 
 Environment: COPYJIT=0 turns it off, COPYJIT_THRESHOLD=N sets how many
-backedges make a loop hot (1: trace at the first).
+backedges make a loop hot (1: trace at the first), COPYJIT_OPT switches
+optimizer passes off (see copyjit/opt/__init__.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 # costs ~3 ms, the JIT's modules are imported by enable() or the first jit.
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from typing import Any
 
     from copyjit.trace.jit import JIT
@@ -49,12 +50,17 @@ def _jit() -> JIT:
     return _the_jit
 
 
-def enable(threshold: int | None = None) -> None:
-    """Compile hot loops in all code run from now on (unless COPYJIT=0)."""
+def enable(threshold: int | None = None, no_opt: Iterable[str] = ()) -> None:
+    """Compile hot loops in all code run from now on (unless COPYJIT=0);
+    `no_opt`: optimizer passes to switch off (names, or "all")."""
     if _off():
         return
     if threshold is not None:
         _jit().threshold = max(1, threshold)
+    if no_opt:
+        from copyjit.opt import disabled_passes
+
+        _jit().opt_off |= disabled_passes("", no_opt)
     _jit().enable()
 
 

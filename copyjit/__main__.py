@@ -105,6 +105,7 @@ class RunOptions:
         self.stats_json: str | None = None
         self.threshold: int | None = None
         self.module: str | None = None
+        self.no_opt: list[str] | None = None
         self.target: str | None = None
         self.args: list[str] = []
 
@@ -113,7 +114,7 @@ class RunOptions:
 _RUN_VALUES: dict[str, tuple[str, type]] = {
     "--stats-json": ("stats_json", str), "--threshold": ("threshold", int), "-m": ("module", str),
 }
-_RUN_LONG = ("--help", "--stats", "--stats-json", "--threshold")
+_RUN_LONG = ("--help", "--no-opt", "--stats", "--stats-json", "--threshold")
 
 
 def _ambiguous(word: str) -> bool:
@@ -159,13 +160,20 @@ def cmd_run(args: argparse.Namespace | RunOptions) -> int:
 
     if args.module is None and args.target is None:
         raise SystemExit("python -m copyjit run: give a script, or -m MODULE")
+    if args.no_opt:
+        from copyjit.opt import UnknownPass, disabled_passes
+
+        try:
+            disabled_passes("", args.no_opt)
+        except UnknownPass as error:
+            raise SystemExit(f"python -m copyjit run: --no-opt: {error}") from None
     rest = list(args.args)
     if args.module is not None:
         target, module = args.module, True
         rest = ([args.target] if args.target is not None else []) + rest
     else:
         target, module = args.target, False
-    return run.run(target, rest, module, args.threshold, args.stats, args.stats_json)
+    return run.run(target, rest, module, args.threshold, args.stats, args.stats_json, args.no_opt or ())
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -193,6 +201,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-json", metavar="FILE", help="write the same as JSON")
     p.add_argument("--threshold", type=int, metavar="N",
                    help="backedges before a loop is traced (1: the first; env COPYJIT_THRESHOLD)")
+    p.add_argument("--no-opt", action="append", metavar="PASS",
+                   help="switch an optimizer pass off (repeatable; `all`: every pass; env COPYJIT_OPT)")
     p.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
     p.add_argument("target", nargs="?", metavar="SCRIPT")
     p.add_argument("args", nargs=argparse.REMAINDER)

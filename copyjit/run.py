@@ -12,6 +12,7 @@ import copyjit
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import CodeType, TracebackType
 
 _OURS = (os.path.dirname(os.path.abspath(copyjit.__file__)), "<frozen runpy>", runpy.__file__)
@@ -83,14 +84,14 @@ def _source_code(path: str) -> CodeType | None:
 
 
 def run(target: str, args: list[str], module: bool, threshold: int | None,
-        stats_to_stderr: bool, stats_json: str | None) -> int:
+        stats_to_stderr: bool, stats_json: str | None, no_opt: Sequence[str] = ()) -> int:
     if stats_json:  # imported before the program's directory is on the path
         import json  # noqa: F401
     sys.argv = [target, *args]
     if not module:  # as `python SCRIPT`: an absolute __file__, its directory first on the path
         target = os.path.abspath(target)
         sys.path[0] = os.path.dirname(target)
-    copyjit.enable(threshold)
+    copyjit.enable(threshold, no_opt)
     try:
         if module:
             runpy.run_module(target, run_name="__main__", alter_sys=True)

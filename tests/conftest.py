@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dis
 import functools
+import os
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 
@@ -10,6 +11,10 @@ import pytest
 from copyjit.backend import asm
 from copyjit.backend.emitter import Trace, emit
 from copyjit.backend.frames import RawFrame
+
+# Every recording is verified after every optimizer pass, in every test
+# (and in the subprocesses tests start, which inherit the environment).
+os.environ["COPYJIT_VERIFY"] = "1"
 
 # NB_* numbers of BINARY_OP, by operator symbol ("+", "//", "**", ...).
 NB = {symbol: index for index, (_, symbol) in enumerate(dis._nb_ops)}  # type: ignore[attr-defined]

@@ -14,6 +14,11 @@ if TYPE_CHECKING:
     from typing import Protocol
 
 INT64 = (-(2**63), 2**63 - 1)
+# Ops that make no value (nothing refers to them by index).
+NO_VALUE = frozenset({
+    "store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is", "guard_is_not",
+    "guard_version", "store_subscr_list", "append", "inner_loop", "guard_done", "store_global",
+    "guard_globals"})
 
 
 class Abort(Exception):

@@ -6,6 +6,7 @@ this module holds the policy, and is called only when a decision is due."""
 
 from __future__ import annotations
 
+import os
 import struct
 import sys
 import time
@@ -135,8 +136,10 @@ class Location:
 
 
 class JIT:
-    def __init__(self, threshold: int = DEFAULT_THRESHOLD) -> None:
+    def __init__(self, threshold: int = DEFAULT_THRESHOLD, opt_off: frozenset[str] | None = None) -> None:
         self.threshold = max(1, threshold)
+        # The optimizer passes switched off (COPYJIT_OPT, --no-opt).
+        self.opt_off = _opt_off_from_environment() if opt_off is None else opt_off
         self.locations: dict[tuple[int, int], Location] = {}
         self._stats = Stats()
         self.enabled = False
@@ -292,11 +295,12 @@ class JIT:
             # Imported once a recording succeeds: a program whose loops all
             # abort does not pay for the uop table and the emitter (~8 ms).
             from copyjit.backend.emitter import emit
+            from copyjit.opt import optimize
             from copyjit.trace.lower import lower
 
             lap = time.perf_counter()
             counter = location.address + _FIELD_OFFSETS["iterations"]
-            lowered = lower(recording, counter)
+            lowered = lower(optimize(recording, self.opt_off), counter)
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
             trace = emit(lowered.instructions, constants=(code, location.record, *lowered.constants))
@@ -320,6 +324,7 @@ class JIT:
                        number: int) -> bool:
         """Record, lower, emit and link a bridge for exit `number`."""
         from copyjit.backend.emitter import emit
+        from copyjit.opt import optimize
         from copyjit.trace import frames
         from copyjit.trace.lower import lower_bridge
         from copyjit.trace.recorder import Abort, BridgeStart, record
@@ -336,7 +341,8 @@ class JIT:
             self.stats.recording_seconds += lap - start
             first_exit = BRIDGE_EXITS * (len(location.bridges) + 1)
             loop_address = parent.address + parent.offsets[lowered.loop_index]
-            bridge = lower_bridge(recording, lowered, number, first_exit, loop_address)
+            optimized = optimize(recording, self.opt_off)
+            bridge = lower_bridge(optimized, lowered, number, first_exit, loop_address)
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
             trace = emit(bridge.instructions, constants=bridge.constants)
@@ -426,6 +432,19 @@ class _InnerTrace:
             return None
         snapshots = self.bridges[bridge - 1].snapshots
         return snapshots[number] if number < len(snapshots) else None
+
+
+def _opt_off_from_environment() -> frozenset[str]:
+    """COPYJIT_OPT's passes to switch off (a bad name is reported once, and ignored)."""
+    if not os.environ.get("COPYJIT_OPT"):
+        return frozenset()
+    from copyjit.opt import UnknownPass, disabled_passes
+
+    try:
+        return disabled_passes()
+    except UnknownPass as error:
+        print(error, file=sys.stderr)
+        return frozenset()
 
 
 def _alone(frame: FrameType, code: CodeType) -> bool:

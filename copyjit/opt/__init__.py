@@ -1,0 +1,71 @@
+"""The optimizer: passes over a recording, in an order given as data.
+
+    recording --forward--> --fold--> --guards--> --dce--> lowering (registers)
+
+Switch passes off with COPYJIT_OPT (`none`; `-fold,-dce`: all but those;
+`none,fold`: only fold) or `python -m copyjit run --no-opt fold` (repeat
+it for more; `--no-opt all`); COPYJIT_VERIFY=1 checks every
+recording after every pass (the tests run with it).
+"""
+
+from __future__ import annotations
+
+import os
+
+from copyjit.opt.fold import fold
+from copyjit.opt.passes import dce, forward, guards
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from copyjit.trace.ir import Recording
+
+PASSES: dict[str, Callable[[Recording], Recording]] = {
+    "forward": forward,  # a local read after a write in the iteration is the written value
+    "fold": fold,  # constants folded, identities (x * 1) simplified
+    "guards": guards,  # a guard already checked, a second unbox of one object
+    "dce": dce,  # pure ops whose values nothing uses (snapshots count as uses)
+}
+PIPELINE: tuple[str, ...] = ("forward", "fold", "guards", "dce")
+
+
+class UnknownPass(ValueError):
+    pass
+
+
+def disabled_passes(setting: str | None = None, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The passes COPYJIT_OPT (or `setting`) and `extra` (--no-opt) turn off."""
+    setting = os.environ.get("COPYJIT_OPT", "") if setting is None else setting
+    words = [w.strip() for w in setting.split(",")]
+    off = set()
+    for word in [*(w for w in words if w), *(f"-{name}" for name in extra)]:
+        name = word.removeprefix("-")
+        if word in ("none", "-all"):
+            off |= set(PIPELINE)
+            continue
+        if word == "all":
+            off.clear()
+            continue
+        if name not in PASSES:
+            raise UnknownPass(f"copyjit: no optimizer pass {name!r}; the passes are {', '.join(PIPELINE)}")
+        if word.startswith("-"):
+            off.add(name)
+        else:
+            off.discard(name)
+    return frozenset(off)
+
+
+def optimize(rec: Recording, off: frozenset[str] = frozenset(), check: bool | None = None) -> Recording:
+    """The recording after every pass of PIPELINE not in `off`."""
+    check = os.environ.get("COPYJIT_VERIFY") == "1" if check is None else check
+    if check:
+        from copyjit.opt.verify import verify
+
+        verify(rec, "recording")
+    for name in PIPELINE:
+        if name not in off:
+            rec = PASSES[name](rec)
+            if check:
+                verify(rec, name)
+    return rec

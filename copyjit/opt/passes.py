@@ -1,0 +1,107 @@
+"""The small passes: store-to-load forwarding, guard elimination, dead code.
+
+Each takes a recording and returns an equivalent one; copyjit/opt/__init__.py
+runs them in the order its PIPELINE gives.
+"""
+
+from __future__ import annotations
+
+from copyjit.opt.rewrite import rewrite, uses
+from copyjit.trace.ir import Recording
+
+# Ops that may run arbitrary Python code (a call, a dunder method, a
+# __del__ run by a decref, a descriptor): after one, nothing learned about
+# an object's type, a type's version or a dict's keys still holds.
+MAY_RUN_CODE = frozenset({
+    "call", "binary_o", "compare_o", "attr", "release", "store_o", "store_deref", "store_global",
+    "store_subscr_list", "get_iter", "inner_loop", "list_next", "tuple_next", "enumerate_list",
+    "enumerate_tuple", "append"})
+# Types whose objects hold no references: freeing one runs no Python code.
+# (A constant is never freed: the trace keeps it alive.)
+_PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
+GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals"})
+
+
+def forward(rec: Recording) -> Recording:
+    """A local read after it was written (or read) in the same iteration is
+    the value written (or read) then. (Unboxed locals only: reading an
+    object local makes a new reference, which the recorder releases.)"""
+    current: dict[int, int] = {}  # slot -> the value it holds now
+    replace: dict[int, int] = {}
+    for index, op in enumerate(rec.ops):
+        if op.name == "load":
+            if op.arg in current:
+                replace[index] = current[op.arg]
+            else:
+                current[op.arg] = index  # type: ignore[index]
+        elif op.name == "store":
+            current[op.arg] = op.args[0]  # type: ignore[index]
+        elif op.name == "inner_loop":  # the nested loop may write any local
+            current.clear()
+    return rewrite(rec, set(replace), replace)
+
+
+def guards(rec: Recording) -> Recording:
+    """A guard that an earlier one already checked, with nothing between
+    them that could run code, is dropped; so is a second unbox of the same
+    object (ints and floats are immutable: its value cannot change)."""
+    seen: set[tuple[object, ...]] = set()
+    unboxed: dict[tuple[int, str], int] = {}
+    harmless: set[int] = set()  # values whose release runs no Python code
+    replace: dict[int, int] = {}
+    dropped: set[int] = set()
+    for index, op in enumerate(rec.ops):
+        args = tuple(replace.get(a, a) for a in op.args)
+        if op.name in GUARDS:
+            key = (op.name, op.arg, args)
+            if key in seen:
+                dropped.add(index)
+            seen.add(key)
+            if op.name == "guard_type" and op.arg in _PLAIN_TYPES:
+                harmless.add(args[0])
+        elif op.name == "unbox":
+            harmless.add(args[0])  # an exact int or float from here on
+            if (args[0], op.kind) in unboxed:
+                replace[index] = unboxed[args[0], op.kind]
+                dropped.add(index)
+            else:
+                unboxed[args[0], op.kind] = index
+        elif op.name in ("box", "const_o"):
+            harmless.add(index)
+        elif op.name in MAY_RUN_CODE and not (op.name == "release" and args[0] in harmless):
+            seen.clear()
+    return rewrite(rec, dropped, replace)
+
+
+# Ops with no effect but their value, which may go when nothing uses it. A
+# binary op that may leave for Python's answer (an int overflow) is pure;
+# one that may leave because Python raises (division by zero, a negative
+# shift, math.sqrt(-1)) is not: dropping it would drop the exception.
+_PURE = frozenset({"load", "const", "to_float", "compare_bool", "not", "unbox_bool", "neg", "null"})
+_PURE_BINARY = frozenset({"add", "sub", "mul", "and", "or", "xor"})
+_PURE_MATH = frozenset({"ABS", "MIN", "MAX"})
+
+
+def pure(name: str, arg: object, kind: str) -> bool:
+    if name in _PURE:
+        return True
+    if name == "binary":
+        return arg in _PURE_BINARY
+    return name == "math" and arg in _PURE_MATH
+
+
+def dce(rec: Recording) -> Recording:
+    """Drop pure ops whose values nothing uses (a snapshot is a use: an
+    exit needs the values it puts back on the frame's stack)."""
+    counts = uses(rec)
+    dropped: set[int] = set()
+    for index in range(len(rec.ops) - 1, -1, -1):
+        op = rec.ops[index]
+        if counts[index] == 0 and pure(op.name, op.arg, op.kind):
+            dropped.add(index)
+            for value in op.args:  # its arguments may now be dead too
+                counts[value] -= 1
+            if op.snapshot is not None:
+                for value in op.snapshot.stack:
+                    counts[value] -= 1
+    return rewrite(rec, dropped, {})

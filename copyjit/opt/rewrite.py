@@ -1,0 +1,47 @@
+"""What every pass needs: drop ops, send a value's uses to another, renumber."""
+
+from __future__ import annotations
+
+from copyjit.trace.ir import Op, Recording, Snapshot
+
+
+def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int]) -> Recording:
+    """The recording without the `dropped` ops, every use of a value in
+    `replace` (args, snapshot stacks) sent to its replacement (chased: a
+    replacement may itself be replaced), and values renumbered."""
+    if not dropped and not replace:
+        return rec
+
+    def resolve(value: int) -> int:
+        while value in replace:
+            value = replace[value]
+        return value
+
+    number: dict[int, int] = {}
+    ops: list[Op] = []
+    for index, op in enumerate(rec.ops):
+        if index in dropped:
+            continue
+        number[index] = len(ops)
+        args = tuple(number[resolve(a)] for a in op.args)
+        snapshot = op.snapshot
+        if snapshot is not None:
+            reraise = None if snapshot.reraise is None else number[resolve(snapshot.reraise)]
+            snapshot = Snapshot(snapshot.offset, tuple(number[resolve(v)] for v in snapshot.stack),
+                                snapshot.normal, reraise)
+        ops.append(Op(op.name, op.kind, args, op.arg, snapshot))
+    return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants)
+
+
+def uses(rec: Recording) -> list[int]:
+    """How many times each value is used (args and snapshots)."""
+    counts = [0] * len(rec.ops)
+    for op in rec.ops:
+        for value in op.args:
+            counts[value] += 1
+        if op.snapshot is not None:
+            for value in op.snapshot.stack:
+                counts[value] += 1
+            if op.snapshot.reraise is not None:
+                counts[op.snapshot.reraise] += 1
+    return counts
