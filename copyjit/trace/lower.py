@@ -105,7 +105,11 @@ class _Lowering:
         self.lines: list[str] = []
         self.snapshots: list[Snapshot] = []
         self.exit_spills: list[list[str]] = []  # per snapshot: what its stub spills first
-        self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.lines)
+        # Locals that live in a register for the whole loop (a loop trace's
+        # most used ones, at most two of each bank): slot -> register.
+        self.pinned = _pinned(rec, self.own_homes) if parent is None else {}
+        self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.lines,
+                               frozenset(self.pinned.values()))
         self.labels = 0
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
@@ -137,7 +141,9 @@ class _Lowering:
         assert snapshot is not None
         self.snapshots.append(snapshot)
         needed = [*snapshot.stack, *(() if snapshot.reraise is None else (snapshot.reraise,))]
-        self.exit_spills.append(self.alloc.exit_spills(needed))
+        # Pinned locals to their homes first: the copies in exit_spills may
+        # use any register as scratch.
+        self.exit_spills.append(self.pinned_to_homes() + self.alloc.exit_spills(needed))
         return f"exit{len(self.snapshots)}"
 
     def guard(self, op: Op) -> str:
@@ -173,6 +179,11 @@ class _Lowering:
         written: set[str] = set()
         results = []
         for value in outs:
+            home_register = self.store_target(value) if len(outs) == 1 else None
+            if home_register is not None:  # made right where its local lives
+                self.alloc.place(value, home_register)
+                results.append(home_register)
+                continue
             register = self.alloc.define(value, frozenset(written))
             written.add(register)
             results.append(register)
@@ -182,6 +193,26 @@ class _Lowering:
 
     def instruction_count(self) -> int:
         return sum(1 for line in self.lines if line.startswith("    "))
+
+    def pinned_to_homes(self) -> list[str]:
+        """Lines that write the pinned locals' registers to their homes."""
+        return [f"    _SPILL_{_KIND[self.rec.slots[slot]]} {register} oparg={self.home[slot]}"
+                for slot, register in self.pinned.items()]
+
+    def pinned_from_homes(self) -> None:
+        for slot, register in self.pinned.items():
+            self.line(f"{register} = _RELOAD_{_KIND[self.rec.slots[slot]]} oparg={self.home[slot]}")
+
+    def store_target(self, value: int) -> str | None:
+        """The pinned register of the local the very next op stores `value`
+        in (nothing can leave between: the local's old value is intact at
+        every exit before the store), if any."""
+        following = value + 1
+        if following < len(self.rec.ops):
+            op = self.rec.ops[following]
+            if op.name == "store" and op.args == (value,):
+                return self.pinned.get(op.arg)  # type: ignore[call-overload, no-any-return]
+        return None
 
     def unbox_homes(self) -> None:
         for slot in self.own_homes:
@@ -195,8 +226,9 @@ class _Lowering:
 
     def run(self) -> Lowered:
         self.unbox_homes()
+        self.loop_index = self.instruction_count()  # where bridges come back
+        self.pinned_from_homes()
         self.lines.append("loop:")
-        self.loop_index = self.instruction_count()
         self.line(f"_CHECK_EVAL_BREAKER exit={self.exit_label(Snapshot(self.rec.dst, (), normal=True))}")
         self.line(f"_COUNT operand0={self.counter}")  # iterations, to tell short loops
         self.body()
@@ -237,9 +269,13 @@ class _Lowering:
         for index, op in enumerate(self.rec.ops):
             self.alloc.now = index
             self.alloc.release_dead(index)
-            if op.name not in _ALLOCATED:
-                self.alloc.flush()
+            if op.name in _ALLOCATED:
+                getattr(self, f"op_{op.name}")(index, op)
+                continue
+            self.alloc.flush()
+            self.lines += self.pinned_to_homes()
             getattr(self, f"op_{op.name}")(index, op)
+            self.pinned_from_homes()
 
     def finish(self, links: bytearray) -> Lowered:
         self.handed_stubs()
@@ -290,10 +326,20 @@ class _Lowering:
     # --- numbers ------------------------------------------------------------
 
     def op_load(self, index: int, op: Op) -> None:
-        self.alloc.in_slot(index, self.home[op.arg])  # type: ignore[index]  # read when first used
+        if op.arg in self.pinned:
+            self.alloc.place(index, self.pinned[op.arg])
+        else:
+            self.alloc.in_slot(index, self.home[op.arg])  # type: ignore[index]  # read when first used
 
     def op_store(self, index: int, op: Op) -> None:
         (value,) = op.args
+        pinned = self.pinned.get(op.arg)  # type: ignore[call-overload]
+        if pinned is not None:
+            if self.alloc.register.get(value) != pinned:
+                register = self.alloc.use(value)
+                self.alloc.vacate(pinned)
+                self.line(f"{pinned} = _COPY_{_KIND[op.kind]} {register}")
+            return
         home = self.home[op.arg]  # type: ignore[index]
         if self.alloc.slot.get(value) == home:
             return  # `x = x`: already there
@@ -549,6 +595,21 @@ class _Lowering:
 def _ints(arg: object) -> tuple[int, ...]:
     assert isinstance(arg, tuple)
     return arg
+
+
+def _pinned(rec: Recording, homes: list[int]) -> dict[int, str]:
+    """Which locals live in registers for the whole loop: the int local and
+    the two float locals read or written most often. (A uop takes up to
+    three int registers, two float ones: that many stay for the values.)"""
+    counts = {slot: 0 for slot in homes}
+    for op in rec.ops:
+        if op.name in ("load", "store") and op.arg in counts:
+            counts[op.arg] += 1
+    pinned: dict[int, str] = {}
+    for kind, registers in (("i", ("i3",)), ("f", ("f3", "f2"))):
+        ranked = sorted((slot for slot in homes if rec.slots[slot] == kind), key=lambda s: -counts[s])
+        pinned.update(zip(ranked, registers, strict=False))
+    return pinned
 
 
 def _uses(ops: list[Op]) -> dict[int, list[int]]:

@@ -38,8 +38,12 @@ class Allocator:
     it (ascending; an op's snapshot counts as a use at that op)."""
 
     def __init__(self, kinds: dict[int, str], temp: dict[int, int], uses: dict[int, list[int]],
-                 emit: list[str]) -> None:
+                 emit: list[str], reserved: frozenset[str] = frozenset()) -> None:
         self.kinds, self.temp, self.uses = kinds, temp, uses
+        # The registers values are allocated to (`reserved` ones hold locals
+        # for the whole loop: the lowering places values there itself).
+        self.pools = {bank: tuple(r for r in names if r not in reserved)
+                      for bank, names in (("i", INT_REGISTERS), ("f", FLOAT_REGISTERS))}
         self.lines = emit  # where spills and reloads go (the lowering's lines)
         self.register: dict[int, str] = {}  # value -> register holding it
         self.holder: dict[str, int] = {}  # register -> value
@@ -98,7 +102,7 @@ class Allocator:
             del self.holder[register]
 
     def free_register(self, bank: str, pinned: frozenset[str]) -> str:
-        names = INT_REGISTERS if bank == "i" else FLOAT_REGISTERS
+        names = self.pools[bank]
         for name in names:
             if name not in self.holder:
                 return name
@@ -106,6 +110,23 @@ class Allocator:
         victim = max(candidates, key=lambda name: self.next_use(self.holder[name]))
         self.evict(victim)
         return victim
+
+    def place(self, value: int, register: str) -> None:
+        """The value is (now) in `register` (a reserved one), and only there."""
+        self.vacate(register)
+        self.drop_register(value)
+        self.slot.pop(value, None)
+        self.register[value], self.holder[register] = register, value
+
+    def vacate(self, register: str) -> None:
+        """Whatever value the register holds leaves it (to memory if still needed)."""
+        value = self.holder.get(register)
+        if value is None:
+            return
+        if self.last_use(value) >= self.now:
+            self.evict(register)
+        else:
+            self.drop_register(value)
 
     def evict(self, register: str) -> None:
         value = self.holder[register]
