@@ -81,10 +81,15 @@ class Stats:
         self.recording_seconds = 0.0
         self.optimizing_seconds = 0.0
         self.emitting_seconds = 0.0
+        # One per trace and per bridge made: from the moment its loop (or
+        # exit) was found hot to its native code installed, whatever that
+        # took (imports and the first read of the stencil table included).
+        self.compile_seconds: list[float] = []
 
     def as_dict(self) -> dict[str, Any]:
         result = dict(vars(self))
         result["aborts"] = dict(self.aborts)
+        result["compile_seconds"] = list(self.compile_seconds)
         return result
 
 
@@ -212,6 +217,7 @@ class JIT:
         backedge that reached the threshold, or a trace due to be judged.
         When this returns None, the native callback enters the backedge's
         trace, if it has one."""
+        found = time.perf_counter()
         if dst > src or code.co_filename.startswith(_OWN_FILES):
             # A forward jump is never a loop; and the JIT never compiles
             # itself (its own code runs inside the JUMP callback, or from
@@ -244,13 +250,15 @@ class JIT:
             # iteration again. Otherwise wait a whole threshold.
             self._set_count(id(code), src, self.threshold - 1 if soon else 0)
         else:
-            self._set_slot(id(code), src, location.address | 1)
+            self._set_slot(id(code), src, location.address | 1)  # native code enters it from now on
+            self.stats.compile_seconds.append(time.perf_counter() - found)
         return None
 
     def _on_hot_exit(self, code: CodeType, src: int, dst: int, number: int, frame: FrameType) -> None:
         """Exit `number` of the location's trace has just become hot; the
         frame is as that exit left it. A side exit gets a bridge: the rest
         of the iteration from there, recorded now, linked into the exit."""
+        found = time.perf_counter()
         location = self.locations.get((id(code), src))
         if location is None or location.trace is None or location.lowered is None:
             return None
@@ -258,6 +266,7 @@ class JIT:
         if number != ENTRY_EXIT and len(location.bridges) < MAX_BRIDGES and _alone(frame, code) \
                 and self.compile_bridge(location, code, frame, src, dst, number):
             struct.pack_into("<q", location.exits, EXIT.size * number + 8, 0)  # bridged: no limit
+            self.stats.compile_seconds.append(time.perf_counter() - found)
             return None
         self.judge(location, src)
         return None
