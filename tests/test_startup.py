@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from copyjit import __main__ as cli
-from copyjit import run
+from copyjit import run, uops
 
 ROOT = Path(__file__).parent.parent
 
@@ -158,3 +158,18 @@ def test_directories_archives_bytecode_and_errors_are_left_to_run_path(tmp_path:
     assert run._source_code(str(tmp_path / "ok.py")) is not None
     for path in (pyc, tmp_path / "bad.py", tmp_path / "missing.py"):
         assert run._source_code(str(path)) is None
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=" \t\nax(", max_size=40))
+def test_the_uop_tables_dedent_is_textwraps(text: str) -> None:
+    import textwrap
+
+    assert uops.dedent(text) == textwrap.dedent(text)
+
+
+@given(st.text(alphabet=st.sampled_from(list("a_Z9 (){}*;,.-\n\té")), max_size=40))
+def test_the_uop_tables_words_are_those_re_finds(text: str) -> None:
+    import re
+
+    assert uops._words(text) == frozenset(re.findall(r"\w+", text))
