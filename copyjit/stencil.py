@@ -3,22 +3,74 @@
 This module is on the start-up path (the runtime's own functions are
 stencils), so it imports neither dataclasses (which imports inspect, ~10 ms)
 nor typing (~5 ms with collections and functools, and NamedTuple classes
-are slow to make): holes and stencils are tuples with named fields, written
-out.
+are slow to make) nor enum (~2 ms): holes and stencils are tuples with
+named fields, written out, and hole kinds and values are enums to mypy but
+a few lines of their own at run time.
 """
 
 from __future__ import annotations
 
-import enum
 from _collections_abc import Mapping  # what collections.abc exports, without importing collections
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from enum import Enum as _Enum
     from typing import Any
+else:
+    class _EnumType(type):
+        """What this module needs of enum.EnumType: every public str
+        attribute of the class body becomes a member (a singleton with
+        .name and .value), found by value with Class(value) and by name
+        with Class[name]; iterating the class gives the members."""
+
+        def __new__(metacls, name, bases, namespace):
+            cls = super().__new__(metacls, name, bases, namespace)
+            cls._member_map_ = {}
+            for key, value in namespace.items():
+                if not key.startswith("_") and isinstance(value, str):
+                    member = object.__new__(cls)
+                    member._name_, member._value_ = key, value
+                    setattr(cls, key, member)
+                    cls._member_map_[key] = member
+            cls._value2member_map_ = {m._value_: m for m in cls._member_map_.values()}
+            return cls
+
+        def __call__(cls, value):
+            try:
+                return cls._value2member_map_[value]
+            except (KeyError, TypeError):
+                raise ValueError(f"{value!r} is not a valid {cls.__qualname__}") from None
+
+        def __getitem__(cls, name):
+            return cls._member_map_[name]
+
+        def __iter__(cls):
+            return iter(cls._member_map_.values())
+
+        def __len__(cls):
+            return len(cls._member_map_)
+
+    class _Enum(metaclass=_EnumType):
+        @property
+        def name(self):
+            return self._name_
+
+        @property
+        def value(self):
+            return self._value_
+
+        def __repr__(self):
+            return f"<{type(self).__name__}.{self._name_}: {self._value_!r}>"
+
+        def __str__(self):
+            return f"{type(self).__name__}.{self._name_}"
+
+        def __reduce__(self):  # copy and pickle give the member itself
+            return type(self), (self._value_,)
 
 
-class HoleKind(enum.Enum):
+class HoleKind(_Enum):
     """How a hole is written: the machine encoding of the patched field."""
 
     ABS64 = "ABS64"  # 64-bit absolute value: S + A
@@ -26,7 +78,7 @@ class HoleKind(enum.Enum):
     GOT_REL32 = "GOT_REL32"  # 32-bit PC-relative to the GOT slot of symbol S
 
 
-class HoleValue(enum.Enum):
+class HoleValue(_Enum):
     """What a hole's symbol S stands for."""
 
     CONTINUE = "CONTINUE"  # the next instruction of the trace

@@ -112,6 +112,27 @@ def test_the_start_up_json_reader_reads_the_table_as_json_does() -> None:
     assert [stencil._loads(line) for line in lines] == [json.loads(line) for line in lines]
 
 
+def test_hole_kinds_and_values_behave_as_enums() -> None:
+    import copy
+    import enum
+    import pickle
+
+    from copyjit.stencil import HoleKind, HoleValue
+
+    for kind in (HoleKind, HoleValue):
+        real = enum.Enum(kind.__name__, [(m.name, m.value) for m in kind])  # type: ignore[misc]
+        assert [(m.name, m.value, repr(m), str(m)) for m in kind] == \
+            [(m.name, m.value, repr(m), str(m)) for m in real]
+        assert len(kind) == len(real)
+        for member in kind:
+            assert kind(member.value) is member and kind[member.name] is member
+            assert copy.copy(member) is member and pickle.loads(pickle.dumps(member)) is member
+        with pytest.raises(ValueError, match="is not a valid"):
+            kind("NOT_A_MEMBER")
+        with pytest.raises(KeyError):
+            kind["NOT_A_MEMBER"]
+
+
 def test_a_loop_that_cannot_be_recorded_does_not_import_the_back_end(tmp_path: Path) -> None:
     # A generator's loop: recording stops at its yield.
     script = tmp_path / "generator.py"
