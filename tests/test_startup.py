@@ -112,6 +112,38 @@ def test_the_start_up_json_reader_reads_the_table_as_json_does() -> None:
     assert [stencil._loads(line) for line in lines] == [json.loads(line) for line in lines]
 
 
+def test_stencils_are_found_by_bisection_as_their_lines_say() -> None:
+    import json
+
+    from copyjit import stencils
+    from copyjit.stencil import Table, _stencil
+
+    with open(stencils.path()) as file:
+        lines = file.read().splitlines()[1:]
+    rows = [json.loads(line) for line in lines]
+    names = [row[0] for row in rows]
+    assert names == sorted(names)  # what bisection needs (Table.render sorts)
+    table = Table.read(stencils.path())
+    assert list(table.stencils) == names and len(table.stencils) == len(names)
+    for row in rows:
+        assert table.stencils[row[0]] == _stencil(*row)
+    for missing in ("", "_", "_A", "_ZZZ", "~", names[0][:-1], names[-1] + "_", names[100] + "0"):
+        assert missing not in table.stencils
+
+
+@given(st.lists(st.sampled_from(["_A", "_B", "_B_C", "_BB", "_C__x", "a", "~"]), unique=True))
+def test_bisection_finds_every_stencil_of_any_table(names: list[str]) -> None:
+    from copyjit.stencil import Stencil, Table
+
+    made = {name: Stencil(name, name.encode(), ()) for name in names}
+    table = Table(python="3.13.0", target="t", compiler="c", layout={}, data=b"", symbols=(),
+                  stencils=dict(reversed(made.items())), runtime={})
+    read = Table.from_jsonl(table.render())
+    assert dict(read.stencils) == dict(sorted(made.items()))
+    for name in ["_A", "_B", "_B_C", "_BB", "_C__x", "a", "~", "_", "_AB", "b"]:
+        assert (name in read.stencils) == (name in made)
+
+
 def test_hole_kinds_and_values_behave_as_enums() -> None:
     import copy
     import enum
