@@ -269,6 +269,28 @@ def test_run_stats_to_stderr_and_off_switch(tmp_path: Path) -> None:
     assert "; hot to native: none;" in off.stderr
 
 
+@pytest.mark.parametrize("site", [True, False])
+def test_a_program_that_exits_with_the_jit_on_prints_nothing_of_its_own(tmp_path: Path, site: bool) -> None:
+    # Weak references to dead code call the JIT back while the interpreter
+    # tears modules down: its own loops must still be told apart then.
+    (tmp_path / "kernel.py").write_text("def grow(n):\n    x, i = 1, 0\n    while i < n:\n"
+                                        "        x = x * 3 + i\n        i += 1\n    return x\n")
+    (tmp_path / "main.py").write_text("import copyjit\ncopyjit.enable()\nimport kernel\n"
+                                      "print(kernel.grow(2000) % 1000)\n")
+    done = subprocess.run([sys.executable, *([] if site else ["-S"]), str(tmp_path / "main.py")],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{grow_reference(2000) % 1000}\n", "")
+
+
+def grow_reference(n: int) -> int:
+    x, i = 1, 0
+    while i < n:
+        x = x * 3 + i
+        i += 1
+    return x
+
+
 def test_ctrl_c_interrupts_a_native_loop(tmp_path: Path) -> None:
     script = tmp_path / "spin.py"
     script.write_text(textwrap.dedent("""

@@ -217,12 +217,13 @@ class JIT:
         backedge that reached the threshold, or a trace due to be judged.
         When this returns None, the native callback enters the backedge's
         trace, if it has one."""
-        found = time.perf_counter()
         if dst > src or code.co_filename.startswith(_OWN_FILES):
             # A forward jump is never a loop; and the JIT never compiles
             # itself (its own code runs inside the JUMP callback, or from
-            # weakref callbacks at any time).
+            # weakref callbacks at any time, even while the interpreter
+            # exits and modules like time are already torn down).
             return sys.monitoring.DISABLE
+        found = time.perf_counter()
         if id(code) not in self.counters:
             self.counters[id(code)] = bytearray(8 * (len(code.co_code) // 2 + 1))
             # A plain weak reference, not weakref.finalize: finalize's
