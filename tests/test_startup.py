@@ -9,6 +9,7 @@ import os
 import runpy
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -57,13 +58,16 @@ def test_argparse_parses_the_rest(argv: list[str]) -> None:
     assert cli.parse_run(argv) is None
 
 
-# Modules that copyjit's start-up must not import (each costs milliseconds):
-# the JIT needs them only when it compiles a loop, the CLI only for other
-# commands. (enum it needs: hole kinds are enums, and the runtime's own
-# functions are stencils.)
-HEAVY = {"argparse", "ast", "collections", "dataclasses", "difflib", "dis", "functools", "glob", "inspect",
-         "json", "pathlib", "platform", "re", "shutil", "signal", "textwrap", "threading", "tokenize",
-         "typing", "copyjit.uops", "copyjit.trace.recorder", "copyjit.trace.lower", "copyjit.backend.emitter"}
+# Modules that no part of copyjit imports, up to its first traces: each
+# costs milliseconds (re with enum and functools ~8, json ~10, typing ~7).
+NEVER = {"argparse", "ast", "dataclasses", "difflib", "enum", "functools", "glob", "inspect", "json",
+         "pathlib", "platform", "re", "shutil", "signal", "textwrap", "threading", "tokenize", "typing",
+         "weakref", "bisect"}
+# Modules that copyjit's start-up must not import either: the JIT needs them
+# only when it compiles a loop (ctypes: lower.py; dis and collections: the
+# recorder), the CLI only for other commands.
+HEAVY = NEVER | {"collections", "ctypes", "dis", "mmap", "struct", "copyjit.uops", "copyjit.trace.recorder",
+                 "copyjit.trace.lower", "copyjit.backend.emitter"}
 
 SHOW_MODULES = "import sys; print('modules:', *sorted(sys.modules), file=sys.stderr)"
 
@@ -93,6 +97,59 @@ def test_copyjit_run_imports_no_heavy_module(tmp_path: Path) -> None:
     new = _modules("-m", "copyjit", "run", "--stats", str(script))
     assert "copyjit.run" in new
     assert not new & (HEAVY | {"pkgutil"}), sorted(new & (HEAVY | {"pkgutil"}))
+
+
+def test_the_first_traces_import_no_heavy_module(tmp_path: Path) -> None:
+    # big_ints' loop (a trace of boxed ints), and a loop with a bridge.
+    script = tmp_path / "loops.py"
+    script.write_text(textwrap.dedent("""
+        def grow(n):
+            x, i = 1, 0
+            while i < n:
+                x = x * 3 + i
+                i += 1
+            return x
+
+        def branchy(n):
+            t = 0
+            for i in range(n):
+                if i % 3:
+                    t += i
+                else:
+                    t -= 1
+            return t
+
+        grow(2000)
+        branchy(5000)
+        import copyjit
+        assert copyjit.stats()["bridges"] >= 1
+        """) + SHOW_MODULES + "\n")
+    new = _modules("-m", "copyjit", "run", str(script))
+    assert {"copyjit.trace.lower", "copyjit.backend.emitter"} <= new  # traces were made
+    assert not new & NEVER, sorted(new & NEVER)
+
+
+def test_start_ups_c_types_are_ctypes_own() -> None:
+    import ctypes
+    import mmap
+
+    from copyjit.backend import memory, native
+
+    for name in ("c_void_p", "c_char", "c_char_p", "c_uint8", "c_int", "c_uint32", "c_long", "c_size_t",
+                 "c_ssize_t", "py_object"):
+        assert getattr(native, name)._type_ == getattr(ctypes, name)._type_, name
+    assert (memory.PROT_READ, memory.PROT_WRITE, memory.PROT_EXEC) == (mmap.PROT_READ, mmap.PROT_WRITE,
+                                                                        mmap.PROT_EXEC)
+    assert (memory.MAP_PRIVATE, memory.MAP_ANONYMOUS) == (mmap.MAP_PRIVATE, mmap.MAP_ANONYMOUS)
+    assert memory.PAGE_SIZE == mmap.PAGESIZE
+    function = ctypes.pythonapi.PyLong_FromLong
+    assert native.symbol("PyLong_FromLong") == ctypes.cast(function, ctypes.c_void_p).value
+    with pytest.raises(LookupError):
+        native.symbol("copyjit_no_such_symbol")
+    buffer = bytearray(b"abc")
+    assert native.address(buffer) == ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+    word = bytearray((7).to_bytes(8, "little"))
+    assert native.word(native.address(word)) == 7
 
 
 def test_enable_reads_only_the_header_of_the_stencil_table() -> None:

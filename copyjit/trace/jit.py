@@ -6,10 +6,10 @@ this module holds the policy, and is called only when a decision is due."""
 
 from __future__ import annotations
 
-import struct
 import sys
 import time
-import weakref
+from _struct import pack_into  # struct's own code, without the struct module
+from _weakref import ref  # weakref.ref, without the weakref module (~1 ms of start-up)
 
 from copyjit.backend.runtime import (
     EXIT,
@@ -120,7 +120,7 @@ class Location:
         return int.from_bytes(self.record[_FIELD_OFFSETS[field]:][:8], "little", signed=True)
 
     def __setitem__(self, field: str, value: int) -> None:
-        struct.pack_into("<q", self.record, _FIELD_OFFSETS[field], value)
+        pack_into("<q", self.record, _FIELD_OFFSETS[field], value)
 
     def install(self, trace: Trace, lowered: Lowered, judge_after: int) -> None:
         """Make `trace` the one copyjit_on_jump enters, with fresh counters."""
@@ -150,7 +150,7 @@ class JIT:
         # unit (runtime.c: a cold backedge's count << 1, or its location
         # record's address | 1), dropped when the code object dies.
         self.counters: dict[int, bytearray] = {}
-        self._code_refs: dict[int, weakref.ref[CodeType]] = {}  # drop a dead code's counters
+        self._code_refs: dict[int, ref[CodeType]] = {}  # drop a dead code's counters
         # runtime.c's entry_totals, counted natively over all locations.
         self.totals = bytearray(TOTALS.size)
         self._registered_threshold = 0
@@ -229,7 +229,7 @@ class JIT:
             # A plain weak reference, not weakref.finalize: finalize's
             # registry is walked at exit, and atexit code has loops too
             # (registering one then made it fail, on stderr).
-            self._code_refs[id(code)] = weakref.ref(code, self._forgetter(id(code)))
+            self._code_refs[id(code)] = ref(code, self._forgetter(id(code)))
             if self.threshold > 1:
                 self._set_count(id(code), src, 1)
                 return None
@@ -266,7 +266,7 @@ class JIT:
         location["due"] = 0
         if number != ENTRY_EXIT and len(location.bridges) < MAX_BRIDGES and _alone(frame, code) \
                 and self.compile_bridge(location, code, frame, src, dst, number):
-            struct.pack_into("<q", location.exits, EXIT.size * number + 8, 0)  # bridged: no limit
+            pack_into("<q", location.exits, EXIT.size * number + 8, 0)  # bridged: no limit
             self.stats.compile_seconds.append(time.perf_counter() - found)
             return None
         self.judge(location, src)
@@ -359,7 +359,7 @@ class JIT:
             return False
         location.bridges.append(trace)
         location.bridge_lowered.append(bridge)
-        struct.pack_into("<Q", lowered.links, 8 * number, trace.address)
+        pack_into("<Q", lowered.links, 8 * number, trace.address)
         self.stats.bridges += 1
         return True
 
@@ -394,7 +394,7 @@ class JIT:
         self._set_slot(code_id, src, count << 1)
 
     def _set_slot(self, code_id: int, src: int, value: int) -> None:
-        struct.pack_into("<Q", self.counters[code_id], 8 * (src // 2), value)
+        pack_into("<Q", self.counters[code_id], 8 * (src // 2), value)
 
     def discard(self, location: Location, src: int) -> None:
         # Native code stops entering first: the slot, then the record.
