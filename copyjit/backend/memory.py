@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import _thread  # not threading: its import costs ~2 ms of start-up, for a Lock
 import os
-from _bisect import bisect_right as bisect  # bisect.bisect, without the bisect module
 
 from copyjit.backend import native  # not ctypes: ~1.5 ms of start-up
 
@@ -128,6 +127,10 @@ class Arena:
             self._insert_free(address, size)
 
     def _check_allocated(self, address: int, size: int) -> None:
+        # bisect.bisect, imported at the first free (not at start-up, where
+        # loading even its C module costs ~0.2 ms).
+        from _bisect import bisect_right as bisect
+
         i = bisect(self._free_starts, address)
         before = i and self._free_starts[i - 1] + self._free_sizes[i - 1] > address
         after = i < len(self._free_starts) and self._free_starts[i] < address + size
@@ -135,6 +138,8 @@ class Arena:
             raise ValueError(f"copyjit: freeing {address:#x}+{size:#x}, which is not allocated")
 
     def _insert_free(self, address: int, size: int) -> None:
+        from _bisect import bisect_right as bisect  # see _check_allocated
+
         i = bisect(self._free_starts, address)
         self._free_starts.insert(i, address)
         self._free_sizes.insert(i, size)
