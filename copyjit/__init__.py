@@ -77,6 +77,7 @@ def jit[F: Callable[..., Any]](function: F) -> F:
 
 
 def stats() -> dict[str, Any]:
-    """traces, bridges, aborts (reason -> count), exits, native_entries, and
-    seconds spent recording, optimizing and emitting."""
+    """traces, bridges, aborts (reason -> count), exits, native_entries,
+    seconds spent recording, optimizing and emitting, and compile_seconds:
+    for each trace and bridge, from its loop found hot to native code."""
     return _jit().stats.as_dict()

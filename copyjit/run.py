@@ -35,11 +35,21 @@ def _report(stats_to_stderr: bool, stats_json: str | None) -> None:
             json.dump(data, file, indent=2)
     if stats_to_stderr:
         aborts = ", ".join(f"{reason} ({n})" for reason, n in data["aborts"].items()) or "none"
+        compiles = data["compile_seconds"]
+        hot = f"median {_median(compiles) * 1e3:.1f} ms over {len(compiles)}" if compiles else "none"
         print(f"copyjit: {data['traces']} traces, {data['bridges']} bridges, "
               f"{data['native_entries']} native entries, {data['exits']} exits; "
               f"recording {data['recording_seconds'] * 1e3:.1f} ms, optimizing "
               f"{data['optimizing_seconds'] * 1e3:.1f} ms, emitting "
-              f"{data['emitting_seconds'] * 1e3:.1f} ms; aborts: {aborts}", file=sys.stderr)
+              f"{data['emitting_seconds'] * 1e3:.1f} ms; hot to native: {hot}; aborts: {aborts}",
+              file=sys.stderr)
+
+
+def _median(values: list[float]) -> float:
+    """statistics.median, which is not worth its imports (fractions, decimal, random) at exit."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _importer(path: str) -> object | None:

@@ -3,22 +3,77 @@
 This module is on the start-up path (the runtime's own functions are
 stencils), so it imports neither dataclasses (which imports inspect, ~10 ms)
 nor typing (~5 ms with collections and functools, and NamedTuple classes
-are slow to make): holes and stencils are tuples with named fields, written
-out.
+are slow to make) nor enum (~2 ms): holes and stencils are tuples with
+named fields, written out, and hole kinds and values are enums to mypy but
+a few lines of their own at run time.
 """
 
 from __future__ import annotations
 
-import enum
 from _collections_abc import Mapping  # what collections.abc exports, without importing collections
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from enum import Enum as _Enum
+    from mmap import mmap
     from typing import Any
 
+    Lines = bytes | mmap
+else:
+    class _EnumType(type):
+        """What this module needs of enum.EnumType: every public str
+        attribute of the class body becomes a member (a singleton with
+        .name and .value), found by value with Class(value) and by name
+        with Class[name]; iterating the class gives the members."""
 
-class HoleKind(enum.Enum):
+        def __new__(metacls, name, bases, namespace):
+            cls = super().__new__(metacls, name, bases, namespace)
+            cls._member_map_ = {}
+            for key, value in namespace.items():
+                if not key.startswith("_") and isinstance(value, str):
+                    member = object.__new__(cls)
+                    member._name_, member._value_ = key, value
+                    setattr(cls, key, member)
+                    cls._member_map_[key] = member
+            cls._value2member_map_ = {m._value_: m for m in cls._member_map_.values()}
+            return cls
+
+        def __call__(cls, value):
+            try:
+                return cls._value2member_map_[value]
+            except (KeyError, TypeError):
+                raise ValueError(f"{value!r} is not a valid {cls.__qualname__}") from None
+
+        def __getitem__(cls, name):
+            return cls._member_map_[name]
+
+        def __iter__(cls):
+            return iter(cls._member_map_.values())
+
+        def __len__(cls):
+            return len(cls._member_map_)
+
+    class _Enum(metaclass=_EnumType):
+        @property
+        def name(self):
+            return self._name_
+
+        @property
+        def value(self):
+            return self._value_
+
+        def __repr__(self):
+            return f"<{type(self).__name__}.{self._name_}: {self._value_!r}>"
+
+        def __str__(self):
+            return f"{type(self).__name__}.{self._name_}"
+
+        def __reduce__(self):  # copy and pickle give the member itself
+            return type(self), (self._value_,)
+
+
+class HoleKind(_Enum):
     """How a hole is written: the machine encoding of the patched field."""
 
     ABS64 = "ABS64"  # 64-bit absolute value: S + A
@@ -26,7 +81,7 @@ class HoleKind(enum.Enum):
     GOT_REL32 = "GOT_REL32"  # 32-bit PC-relative to the GOT slot of symbol S
 
 
-class HoleValue(enum.Enum):
+class HoleValue(_Enum):
     """What a hole's symbol S stands for."""
 
     CONTINUE = "CONTINUE"  # the next instruction of the trace
@@ -171,8 +226,9 @@ class Table:
 
     def render(self) -> str:
         """JSON Lines: a header (everything but the stencils), then one line
-        per stencil, so that start-up parses only the header and a stencil
-        is parsed when first used. Byte-identical for identical builds."""
+        per stencil, sorted by name, so that start-up parses only the header
+        and a stencil is found (by bisection) and parsed when first used.
+        Byte-identical for identical builds."""
         header = {
             "generated": "by `python -m copyjit stencils --build` from copyjit/uops.py and "
                          "copyjit/c/; do not edit",
@@ -187,31 +243,35 @@ class Table:
         import json
 
         lines = [json.dumps(header)]
-        lines += [json.dumps([name, *_row(s)]) for name, s in self.stencils.items()]
+        lines += [json.dumps([name, *_row(self.stencils[name])]) for name in sorted(self.stencils)]
         return "\n".join(lines) + "\n"
 
     @classmethod
     def from_jsonl(cls, text: str) -> Table:
         header, _, rest = text.partition("\n")
-        return cls.from_header(header, lambda: rest)
+        return cls.from_header(header, lambda: (rest.encode(), 0))
 
     @classmethod
     def read(cls, path: str) -> Table:
-        """The table in the file at `path`; the stencil lines are read when
-        a stencil is first used (a process that compiles nothing needs none)."""
-        with open(path) as file:
+        """The table in the file at `path`; the stencil lines are mapped when
+        a stencil is first used (a process that compiles nothing needs none).
+        Mapped, not read: a trace touches a few pages of the file, and
+        reading all of it into fresh memory took ~1 ms (of page faults)."""
+        with open(path, "rb") as file:
             header = file.readline()
 
-        def rest() -> str:
-            with open(path) as file:
-                file.readline()
-                return file.read()
+        def rest() -> tuple[Lines, int]:
+            import mmap  # not at start-up
 
-        return cls.from_header(header, rest)
+            with open(path, "rb") as file:  # trackfd=False: the mapping keeps no descriptor open
+                return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ, trackfd=False), len(header)
+
+        return cls.from_header(header.decode(), rest)
 
     @classmethod
-    def from_header(cls, line: str, rest: Callable[[], str]) -> Table:
-        """The table from its header line; `rest()` gives the stencil lines."""
+    def from_header(cls, line: str, rest: Callable[[], tuple[Lines, int]]) -> Table:
+        """The table from its header line; `rest()` gives the stencil lines,
+        and where in them the first starts."""
         header = _loads(line.rstrip("\n"))
         return cls(
             python=header["python"],
@@ -269,31 +329,56 @@ def _loads(line: str) -> Any:
 
 
 class _LazyStencils(Mapping[str, Stencil]):
-    """Stencils parsed from their JSON lines on first use: a process uses few,
-    and one that compiles nothing needs none."""
+    """Stencils parsed from their JSON lines on first use: a trace uses a few
+    dozen of the thousands, and a process that compiles nothing needs none.
+    The lines are sorted by name (see Table.render), so a stencil's line is
+    found by bisection, without an index."""
 
-    def __init__(self, load: Callable[[], str]) -> None:
-        self._load: Callable[[], str] | None = load  # the stencil lines, until read
-        self._index: dict[str, str] = {}
+    def __init__(self, load: Callable[[], tuple[Lines, int]]) -> None:
+        self._load: Callable[[], tuple[Lines, int]] | None = load  # the stencil lines, until read
+        self._blob: Lines = b""
+        self._start = 0  # where the first line starts in _blob
         self._made: dict[str, Stencil] = {}
 
     @property
-    def _lines(self) -> dict[str, str]:
+    def _lines(self) -> Lines:
         if self._load is not None:
-            # Each line is ["name", "code", [holes]]: the name is read without parsing.
-            self._index = {line[2 : line.index('"', 2)]: line for line in self._load().splitlines() if line}
+            self._blob, self._start = self._load()
             self._load = None
-        return self._index
+        return self._blob
+
+    def _line(self, name: str) -> bytes | None:
+        """The line of stencil `name`; each is `["name", "code", [holes]]`."""
+        blob, key = self._lines, name.encode()
+        low, high = self._start, len(blob)  # both at the start of a line (or the end)
+        while low < high:
+            middle = (low + high) // 2
+            start = blob.rfind(b"\n", low, middle) + 1 or low  # of the line around `middle`
+            end = blob.find(b"\n", middle)
+            end = len(blob) if end < 0 else end
+            found = blob[start + 2 : blob.find(b'"', start + 2)]
+            if found == key:
+                return blob[start:end]
+            if found < key:
+                low = end + 1
+            else:
+                high = start
+        return None
 
     def __getitem__(self, name: str) -> Stencil:
         stencil = self._made.get(name)
         if stencil is None:
-            _, code, holes = _loads(self._lines[name])
+            line = self._line(name)
+            if line is None:
+                raise KeyError(name)
+            _, code, holes = _loads(line.decode())
             stencil = self._made[name] = _stencil(name, code, holes)
         return stencil
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._lines)
+        for line in self._lines[self._start :].splitlines():
+            if line:
+                yield line[2 : line.index(b'"', 2)].decode()
 
     def __len__(self) -> int:
-        return len(self._lines)
+        return sum(1 for line in self._lines[self._start :].splitlines() if line)

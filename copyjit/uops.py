@@ -28,8 +28,10 @@ releases an input or writes any state, so an exit resumes an untouched frame.
 from __future__ import annotations
 
 import itertools
-import re
-import textwrap
+
+# Neither re nor textwrap here: lower.py imports this table at the first hot
+# loop of every program, and they cost ~8 ms there (re with enum and
+# functools). Only `escapes`, for the build and its tests, uses re.
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -67,8 +69,35 @@ _NON_ESCAPING = frozenset({
 # C library functions that run no Python code (so calling them does not escape).
 PURE_C_FUNCTIONS = frozenset({"sin", "cos", "exp", "log"})
 _NON_ESCAPING |= PURE_C_FUNCTIONS
-_CALL = re.compile(r"(\b[A-Za-z_]\w*|[\])])\s*\(")
-_CAST = re.compile(r"\s*(const\s+)?((unsigned|signed)\s+)?[A-Za-z_]\w*[\s*]*")
+_CALL = r"(\b[A-Za-z_]\w*|[\])])\s*\("
+_CAST = r"\s*(const\s+)?((unsigned|signed)\s+)?[A-Za-z_]\w*[\s*]*"
+# \w in ASCII: anything else separates words.
+_WORD_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_NOT_WORDS = {c: " " for c in range(128) if chr(c) not in _WORD_CHARACTERS}
+
+
+def _words(text: str) -> frozenset[str]:
+    r"""The words of `text`, as re.findall(r"\w+", text) finds them."""
+    if not text.isascii():
+        import re
+
+        return frozenset(re.findall(r"\w+", text))
+    return frozenset(text.translate(_NOT_WORDS).split())
+
+
+def dedent(text: str) -> str:
+    """textwrap.dedent(text), without importing textwrap (and re): the
+    common leading whitespace of the lines that have text is removed, and
+    lines of whitespace only become empty."""
+    if "\n" not in text:  # most bodies
+        return text.lstrip(" \t")
+    lines = text.split("\n")
+    margins = [line[: len(line) - len(line.lstrip(" \t"))] for line in lines if line.strip(" \t")]
+    margin = margins[0] if margins else ""
+    for other in margins[1:]:
+        while not other.startswith(margin):
+            margin = margin[:-1]
+    return "\n".join(line.removeprefix(margin) if line.strip(" \t") else "" for line in lines)
 
 
 def _is_cast(body: str, close: int) -> bool:
@@ -77,7 +106,9 @@ def _is_cast(body: str, close: int) -> bool:
     for start in range(close, -1, -1):
         depth += {")": 1, "(": -1}.get(body[start], 0)
         if depth == 0:
-            return _CAST.fullmatch(body[start + 1 : close]) is not None
+            import re
+
+            return re.fullmatch(_CAST, body[start + 1 : close]) is not None
     return False
 
 
@@ -130,7 +161,7 @@ class Uop:
 
     def uses(self, word: str) -> bool:
         if self._words is None:
-            self._words = frozenset(re.findall(r"\w+", self.body))
+            self._words = _words(self.body)
         return word in self._words
 
     @property
@@ -147,7 +178,9 @@ class Uop:
     def escapes(self) -> bool:
         """May run arbitrary code (a decref, a C API call, a call through a
         pointer), so must publish the stack depth before its body runs."""
-        for call in _CALL.finditer(self.body):
+        import re  # build time only (see the imports above)
+
+        for call in re.finditer(_CALL, self.body):
             callee = call[1]
             if callee == ")" and _is_cast(self.body, call.start(1)):
                 continue
@@ -207,22 +240,27 @@ def variant_name(uop: str, ins: tuple[str, ...], outs: tuple[str, ...]) -> str:
 
 
 def _parse_stack(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if text == "--":
+        return (), ()
     ins, _, outs = text.partition("--")
     return tuple(ins.split()), tuple(outs.split())
 
 
 def _parse_regs(text: str) -> tuple[tuple[RegOperand, ...], tuple[RegOperand, ...]]:
-    def operands(part: str) -> tuple[RegOperand, ...]:
-        result = []
-        for word in part.split():
-            name, _, kind = word.partition(":")
-            if kind not in REGISTERS:
-                raise ValueError(f"register operand {word!r} needs :i, :f or :o")
-            result.append(RegOperand(name, kind))
-        return tuple(result)
-
+    if text == "--":
+        return (), ()
     ins, _, outs = text.partition("--")
-    return operands(ins), operands(outs)
+    return _reg_operands(ins), _reg_operands(outs)
+
+
+def _reg_operands(text: str) -> tuple[RegOperand, ...]:
+    result = []
+    for word in text.split():
+        name, _, kind = word.partition(":")
+        if kind not in REGISTERS:
+            raise ValueError(f"register operand {word!r} needs :i, :f or :o")
+        result.append(RegOperand(name, kind))
+    return tuple(result)
 
 
 def uop(
@@ -237,7 +275,7 @@ def uop(
 ) -> Uop:
     stack_in, stack_out = _parse_stack(stack)
     reg_in, reg_out = _parse_regs(regs)
-    body = textwrap.dedent(body).strip()
+    body = dedent(body).strip()
     return Uop(name, body, stack_in, stack_out, reg_in, reg_out, ends_trace, oparg_max, doc)
 
 
@@ -358,7 +396,7 @@ def _range_iteration() -> list[Uop]:
         EXIT_IF(next == NULL);
     """
     def body(*parts: str) -> str:
-        return "\n".join(textwrap.dedent(part).strip() for part in parts)
+        return "\n".join(dedent(part).strip() for part in parts)
 
     return [
         uop("_FOR_ITER_RANGE", body(guards, boxed, step), stack="iter -- iter next",

@@ -74,6 +74,14 @@ def test_text_form_errors() -> None:
         asm.parse("_JUMP target=x")
 
 
+@given(st.text(alphabet=st.sampled_from(list("aZ_9.:é² -#")), min_size=1, max_size=12))
+def test_labels_are_what_the_grammar_says(line: str) -> None:
+    import re
+
+    match = re.match(r"^([A-Za-z_][\w.]*):$", line)
+    assert asm._label(line) == (match[1] if match else None)
+
+
 def test_fall_through_leaves_no_jump_to_the_next_instruction(compile_trace) -> None:
     import capstone
 

@@ -150,7 +150,17 @@ def test_unsupported_loops_abort_with_a_reason() -> None:
 def test_stats_have_the_documented_fields() -> None:
     stats = differential(float_accumulation, 1000)
     assert set(stats) >= {"traces", "bridges", "aborts", "exits", "native_entries",
-                          "recording_seconds", "optimizing_seconds", "emitting_seconds"}
+                          "recording_seconds", "optimizing_seconds", "emitting_seconds", "compile_seconds"}
+
+
+def test_each_trace_and_bridge_has_its_time_from_hot_to_native() -> None:
+    stats = differential(branchy, 3000)  # its alternating branch gets a bridge
+    assert stats["traces"] >= 1 and stats["bridges"] >= 1 and not stats["aborts"]
+    times = stats["compile_seconds"]
+    assert len(times) == stats["traces"] + stats["bridges"]
+    assert all(t > 0 for t in times)
+    # Each covers its recording, lowering and emitting, and more.
+    assert sum(times) >= stats["recording_seconds"] + stats["optimizing_seconds"] + stats["emitting_seconds"]
 
 
 def _line_tracer(lines: list[int]) -> Any:
@@ -253,8 +263,32 @@ def test_run_gives_the_same_traceback_and_exit_code(tmp_path: Path) -> None:
 def test_run_stats_to_stderr_and_off_switch(tmp_path: Path) -> None:
     on = _run(tmp_path, PROGRAM, "--stats", "--threshold", "1")
     assert re.search(r"copyjit: [1-9]\d* traces", on.stderr)
+    assert re.search(r"; hot to native: median \d+\.\d ms over [1-9]\d*;", on.stderr)
     off = _run(tmp_path, PROGRAM, "--stats", env={"COPYJIT": "0"})
     assert "copyjit: 0 traces" in off.stderr and off.stdout == on.stdout
+    assert "; hot to native: none;" in off.stderr
+
+
+@pytest.mark.parametrize("site", [True, False])
+def test_a_program_that_exits_with_the_jit_on_prints_nothing_of_its_own(tmp_path: Path, site: bool) -> None:
+    # Weak references to dead code call the JIT back while the interpreter
+    # tears modules down: its own loops must still be told apart then.
+    (tmp_path / "kernel.py").write_text("def grow(n):\n    x, i = 1, 0\n    while i < n:\n"
+                                        "        x = x * 3 + i\n        i += 1\n    return x\n")
+    (tmp_path / "main.py").write_text("import copyjit\ncopyjit.enable()\nimport kernel\n"
+                                      "print(kernel.grow(2000) % 1000)\n")
+    done = subprocess.run([sys.executable, *([] if site else ["-S"]), str(tmp_path / "main.py")],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"{grow_reference(2000) % 1000}\n", "")
+
+
+def grow_reference(n: int) -> int:
+    x, i = 1, 0
+    while i < n:
+        x = x * 3 + i
+        i += 1
+    return x
 
 
 def test_ctrl_c_interrupts_a_native_loop(tmp_path: Path) -> None:

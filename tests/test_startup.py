@@ -9,6 +9,7 @@ import os
 import runpy
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from copyjit import __main__ as cli
-from copyjit import run
+from copyjit import run, uops
 
 ROOT = Path(__file__).parent.parent
 
@@ -57,13 +58,16 @@ def test_argparse_parses_the_rest(argv: list[str]) -> None:
     assert cli.parse_run(argv) is None
 
 
-# Modules that copyjit's start-up must not import (each costs milliseconds):
-# the JIT needs them only when it compiles a loop, the CLI only for other
-# commands. (enum it needs: hole kinds are enums, and the runtime's own
-# functions are stencils.)
-HEAVY = {"argparse", "ast", "collections", "dataclasses", "difflib", "dis", "functools", "glob", "inspect",
-         "json", "pathlib", "platform", "re", "shutil", "signal", "textwrap", "threading", "tokenize",
-         "typing", "copyjit.uops", "copyjit.trace.recorder", "copyjit.trace.lower", "copyjit.backend.emitter"}
+# Modules that no part of copyjit imports, up to its first traces: each
+# costs milliseconds (re with enum and functools ~8, json ~10, typing ~7).
+NEVER = {"argparse", "ast", "dataclasses", "difflib", "enum", "functools", "glob", "inspect", "json",
+         "pathlib", "platform", "re", "shutil", "signal", "textwrap", "threading", "tokenize", "typing",
+         "weakref", "bisect"}
+# Modules that copyjit's start-up must not import either: the JIT needs them
+# only when it compiles a loop (ctypes: lower.py; dis and collections: the
+# recorder), the CLI only for other commands.
+HEAVY = NEVER | {"collections", "ctypes", "dis", "mmap", "struct", "copyjit.uops", "copyjit.trace.recorder",
+                 "copyjit.trace.lower", "copyjit.backend.emitter"}
 
 SHOW_MODULES = "import sys; print('modules:', *sorted(sys.modules), file=sys.stderr)"
 
@@ -95,6 +99,59 @@ def test_copyjit_run_imports_no_heavy_module(tmp_path: Path) -> None:
     assert not new & (HEAVY | {"pkgutil"}), sorted(new & (HEAVY | {"pkgutil"}))
 
 
+def test_the_first_traces_import_no_heavy_module(tmp_path: Path) -> None:
+    # big_ints' loop (a trace of boxed ints), and a loop with a bridge.
+    script = tmp_path / "loops.py"
+    script.write_text(textwrap.dedent("""
+        def grow(n):
+            x, i = 1, 0
+            while i < n:
+                x = x * 3 + i
+                i += 1
+            return x
+
+        def branchy(n):
+            t = 0
+            for i in range(n):
+                if i % 3:
+                    t += i
+                else:
+                    t -= 1
+            return t
+
+        grow(2000)
+        branchy(5000)
+        import copyjit
+        assert copyjit.stats()["bridges"] >= 1
+        """) + SHOW_MODULES + "\n")
+    new = _modules("-m", "copyjit", "run", str(script))
+    assert {"copyjit.trace.lower", "copyjit.backend.emitter"} <= new  # traces were made
+    assert not new & NEVER, sorted(new & NEVER)
+
+
+def test_start_ups_c_types_are_ctypes_own() -> None:
+    import ctypes
+    import mmap
+
+    from copyjit.backend import memory, native
+
+    for name in ("c_void_p", "c_char", "c_char_p", "c_uint8", "c_int", "c_uint32", "c_long", "c_size_t",
+                 "c_ssize_t", "py_object"):
+        assert getattr(native, name)._type_ == getattr(ctypes, name)._type_, name
+    assert (memory.PROT_READ, memory.PROT_WRITE, memory.PROT_EXEC) == (mmap.PROT_READ, mmap.PROT_WRITE,
+                                                                        mmap.PROT_EXEC)
+    assert (memory.MAP_PRIVATE, memory.MAP_ANONYMOUS) == (mmap.MAP_PRIVATE, mmap.MAP_ANONYMOUS)
+    assert memory.PAGE_SIZE == mmap.PAGESIZE
+    function = ctypes.pythonapi.PyLong_FromLong
+    assert native.symbol("PyLong_FromLong") == ctypes.cast(function, ctypes.c_void_p).value
+    with pytest.raises(LookupError):
+        native.symbol("copyjit_no_such_symbol")
+    buffer = bytearray(b"abc")
+    assert native.address(buffer) == ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+    word = bytearray((7).to_bytes(8, "little"))
+    assert native.word(native.address(word)) == 7
+
+
 def test_enable_reads_only_the_header_of_the_stencil_table() -> None:
     check = ("import copyjit; copyjit.enable(); from copyjit import stencils; "
              "assert stencils.table().stencils._load is not None, 'stencil lines read'")
@@ -110,6 +167,59 @@ def test_the_start_up_json_reader_reads_the_table_as_json_does() -> None:
         lines = file.read().splitlines()
     assert stencil._scan is not None  # CPython's scanner: json is not imported
     assert [stencil._loads(line) for line in lines] == [json.loads(line) for line in lines]
+
+
+def test_stencils_are_found_by_bisection_as_their_lines_say() -> None:
+    import json
+
+    from copyjit import stencils
+    from copyjit.stencil import Table, _stencil
+
+    with open(stencils.path()) as file:
+        lines = file.read().splitlines()[1:]
+    rows = [json.loads(line) for line in lines]
+    names = [row[0] for row in rows]
+    assert names == sorted(names)  # what bisection needs (Table.render sorts)
+    table = Table.read(stencils.path())
+    assert list(table.stencils) == names and len(table.stencils) == len(names)
+    for row in rows:
+        assert table.stencils[row[0]] == _stencil(*row)
+    for missing in ("", "_", "_A", "_ZZZ", "~", names[0][:-1], names[-1] + "_", names[100] + "0"):
+        assert missing not in table.stencils
+
+
+@given(st.lists(st.sampled_from(["_A", "_B", "_B_C", "_BB", "_C__x", "a", "~"]), unique=True))
+def test_bisection_finds_every_stencil_of_any_table(names: list[str]) -> None:
+    from copyjit.stencil import Stencil, Table
+
+    made = {name: Stencil(name, name.encode(), ()) for name in names}
+    table = Table(python="3.13.0", target="t", compiler="c", layout={}, data=b"", symbols=(),
+                  stencils=dict(reversed(made.items())), runtime={})
+    read = Table.from_jsonl(table.render())
+    assert dict(read.stencils) == dict(sorted(made.items()))
+    for name in ["_A", "_B", "_B_C", "_BB", "_C__x", "a", "~", "_", "_AB", "b"]:
+        assert (name in read.stencils) == (name in made)
+
+
+def test_hole_kinds_and_values_behave_as_enums() -> None:
+    import copy
+    import enum
+    import pickle
+
+    from copyjit.stencil import HoleKind, HoleValue
+
+    for kind in (HoleKind, HoleValue):
+        real = enum.Enum(kind.__name__, [(m.name, m.value) for m in kind])  # type: ignore[misc]
+        assert [(m.name, m.value, repr(m), str(m)) for m in kind] == \
+            [(m.name, m.value, repr(m), str(m)) for m in real]
+        assert len(kind) == len(real)
+        for member in kind:
+            assert kind(member.value) is member and kind[member.name] is member
+            assert copy.copy(member) is member and pickle.loads(pickle.dumps(member)) is member
+        with pytest.raises(ValueError, match="is not a valid"):
+            kind("NOT_A_MEMBER")
+        with pytest.raises(KeyError):
+            kind["NOT_A_MEMBER"]
 
 
 def test_a_loop_that_cannot_be_recorded_does_not_import_the_back_end(tmp_path: Path) -> None:
@@ -158,3 +268,18 @@ def test_directories_archives_bytecode_and_errors_are_left_to_run_path(tmp_path:
     assert run._source_code(str(tmp_path / "ok.py")) is not None
     for path in (pyc, tmp_path / "bad.py", tmp_path / "missing.py"):
         assert run._source_code(str(path)) is None
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=" \t\nax(", max_size=40))
+def test_the_uop_tables_dedent_is_textwraps(text: str) -> None:
+    import textwrap
+
+    assert uops.dedent(text) == textwrap.dedent(text)
+
+
+@given(st.text(alphabet=st.sampled_from(list("a_Z9 (){}*;,.-\n\té")), max_size=40))
+def test_the_uop_tables_words_are_those_re_finds(text: str) -> None:
+    import re
+
+    assert uops._words(text) == frozenset(re.findall(r"\w+", text))

@@ -15,14 +15,16 @@ its IEEE bits; `@name` looks the value up in `env`) and jump, exit, error
 
 from __future__ import annotations
 
-import re
 import struct
 
 from copyjit.backend.emitter import Instruction
 
+# No re: lower.py parses every trace it makes with this, at the first hot
+# loop of every program, where importing re costs ~8 ms.
 _INT_KEYS = ("oparg", "operand0", "operand1")
 _TARGET_KEYS = ("jump", "exit", "error")
-_LABEL = re.compile(r"^([A-Za-z_][\w.]*):$")
+_KEYS = frozenset(_INT_KEYS + _TARGET_KEYS)
+_LABEL_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 
 
 class AsmError(ValueError):
@@ -48,9 +50,19 @@ def _number(text: str, env: dict[str, int], where: str) -> int:
         raise AsmError(f"{where}: {text!r} is not a number") from None
 
 
+def _label(line: str) -> str | None:
+    """The label `line` defines (it matches `[A-Za-z_][\\w.]*:`), else None."""
+    if not line.endswith(":") or line[0] not in _LABEL_START:
+        return None
+    name = line[:-1]
+    # [\w.]: what str.isalnum() accepts, "_" and "."
+    return name if name.replace(".", "_").replace("_", "a").isalnum() else None
+
+
 def _split(line: str) -> tuple[tuple[str, ...], str, list[str], dict[str, str]]:
     outs: tuple[str, ...] = ()
-    if "=" in line.split()[0] or (len(line.split()) > 1 and line.split()[1] == "="):
+    words = line.split(None, 2)
+    if "=" in words[0] or (len(words) > 1 and words[1] == "="):
         left, _, line = line.partition("=")
         outs = tuple(r.strip() for r in left.split(",") if r.strip())
     words = line.replace(",", " ").split()
@@ -69,23 +81,26 @@ def parse(text: str, env: dict[str, int] | None = None) -> list[Instruction]:
     rows: list[tuple[int, tuple[str, ...], str, list[str], dict[str, str]]] = []
     labels: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
+        line = (raw.partition("#")[0] if "#" in raw else raw).strip()
         if not line:
             continue
-        if match := _LABEL.match(line):
-            if match[1] in labels:
-                raise AsmError(f"line {number}: label {match[1]} defined twice")
-            labels[match[1]] = len(rows)
+        label = _label(line)
+        if label is not None:
+            if label in labels:
+                raise AsmError(f"line {number}: label {label} defined twice")
+            labels[label] = len(rows)
             continue
         rows.append((number, *_split(line)))
     if any(index == len(rows) for index in labels.values()):
         raise AsmError("a label at the end names no instruction")
     result = []
     for number, outs, name, ins, keys in rows:
+        if not keys:
+            result.append(Instruction(name, tuple(ins), outs))
+            continue
         where = f"line {number}"
-        unknown = set(keys) - set(_INT_KEYS) - set(_TARGET_KEYS)
-        if unknown:
-            raise AsmError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        if not _KEYS.issuperset(keys):
+            raise AsmError(f"{where}: unknown key {sorted(set(keys) - _KEYS)[0]!r}")
         fields: dict[str, int | None] = {k: _number(keys[k], env, where) for k in _INT_KEYS if k in keys}
         for key in _TARGET_KEYS:
             if key in keys:

@@ -10,7 +10,6 @@ a stencil is first used; the emitter patches only what differs per copy.
 from __future__ import annotations
 
 import ctypes
-import functools
 import itertools
 import struct
 import sys
@@ -51,13 +50,23 @@ class Instruction:
     def __init__(self, name: str, ins: tuple[str, ...] = (), outs: tuple[str, ...] = (), oparg: int = 0,
                  operand0: int = 0, operand1: int = 0, jump: int | None = None, exit: int | None = None,
                  error: int | None = None) -> None:
-        values = (name, ins, outs, oparg, operand0, operand1, jump, exit, error)
-        for field, value in zip(_FIELDS, values, strict=True):
-            object.__setattr__(self, field, value)
-        object.__setattr__(self, "stencil", variant_name(name, ins, outs))
-        for field, target in (("jump", jump), ("exit", exit), ("error", error)):
-            if target is not None and (type(target) is not int or target < 0):
-                raise EmitError(f"{name}: {field} target must be an instruction index, not {target!r}")
+        # Through the slots' own setters (this class's __setattr__ refuses):
+        # a trace makes hundreds of instructions, at ~1 µs each.
+        name_, ins_, outs_, oparg_, operand0_, operand1_, jump_, exit_, error_, stencil_ = _SETTERS
+        name_(self, name)
+        ins_(self, ins)
+        outs_(self, outs)
+        oparg_(self, oparg)
+        operand0_(self, operand0)
+        operand1_(self, operand1)
+        jump_(self, jump)
+        exit_(self, exit)
+        error_(self, error)
+        stencil_(self, variant_name(name, ins, outs))
+        if jump is not None or exit is not None or error is not None:
+            for field, target in (("jump", jump), ("exit", exit), ("error", error)):
+                if target is not None and (type(target) is not int or target < 0):
+                    raise EmitError(f"{name}: {field} target must be an instruction index, not {target!r}")
         uop = UOPS.get(name)
         if uop is not None and not 0 <= oparg <= uop.oparg_max:
             raise EmitError(f"{name}: oparg {oparg} is out of range 0..{uop.oparg_max}")
@@ -76,6 +85,9 @@ class Instruction:
 
     def __repr__(self) -> str:
         return f"Instruction({', '.join(f'{f}={getattr(self, f)!r}' for f in _FIELDS)})"
+
+
+_SETTERS = tuple(vars(Instruction)[field].__set__ for field in (*_FIELDS, "stencil"))
 
 
 # A per-copy hole's S: an index into the emitter's per-instruction values
@@ -294,6 +306,13 @@ def emit(instructions: list[Instruction] | tuple[Instruction, ...],
     return _shared().emit(instructions, constants)
 
 
-@functools.cache
+_the_emitter: Emitter | None = None
+
+
 def _shared() -> Emitter:
-    return Emitter()
+    """The process's emitter (functools.cache without functools, which is
+    not loaded yet at the first hot loop of an installed copyjit)."""
+    global _the_emitter
+    if _the_emitter is None:
+        _the_emitter = Emitter()
+    return _the_emitter

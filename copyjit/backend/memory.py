@@ -16,26 +16,24 @@ so a stale jump traps instead of running someone else's code.
 from __future__ import annotations
 
 import _thread  # not threading: its import costs ~2 ms of start-up, for a Lock
-import bisect
-import ctypes
-import mmap
 import os
 
-PAGE_SIZE = mmap.PAGESIZE
+from copyjit.backend import native  # not ctypes: ~1.5 ms of start-up
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 ALIGNMENT = 16  # code blocks start on a 16-byte boundary (x86 fetch blocks)
 RESERVE = 1 << 30  # 1 GiB: well within the ±2 GiB reach of a rel32
 POISON = b"\xcc"  # int3
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = (
-    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long
-)
-_libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-_libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
-_MAP_FAILED = ctypes.c_void_p(-1).value
-_MAP_NORESERVE = 0x4000
-PROT_NONE = 0  # not exported by the mmap module
+# <sys/mman.h> on Linux (as the mmap module has them, which start-up does not import).
+PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC = 0, 1, 2, 4
+MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x20, 0x4000
+
+_mmap = native.function(native.symbol("mmap"), native.c_void_p, native.c_void_p, native.c_size_t,
+                        native.c_int, native.c_int, native.c_int, native.c_long, python=False, errno=True)
+_mprotect = native.function(native.symbol("mprotect"), native.c_int, native.c_void_p, native.c_size_t,
+                            native.c_int, python=False, errno=True)
+_MAP_FAILED = native.c_void_p(-1).value
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
 if TYPE_CHECKING:
@@ -46,7 +44,7 @@ if TYPE_CHECKING:
 
 def _check(result: int, what: str) -> None:
     if result != 0:
-        errno = ctypes.get_errno()
+        errno = native.get_errno()
         raise OSError(errno, f"copyjit: {what}: {os.strerror(errno)}")
 
 
@@ -55,15 +53,15 @@ def round_up(value: int, multiple: int) -> int:
 
 
 def protect(address: int, size: int, prot: int) -> None:
-    _check(_libc.mprotect(address, size, prot), f"mprotect({address:#x}, {size:#x})")
+    _check(_mprotect(address, size, prot), f"mprotect({address:#x}, {size:#x})")
 
 
 def write_unsynchronized(address: int, data: bytes, final_prot: int) -> None:
     """Write with mprotect from Python. Only safe while no trace exists."""
     start = address - address % PAGE_SIZE
     size = round_up(address + len(data), PAGE_SIZE) - start
-    protect(start, size, mmap.PROT_READ | mmap.PROT_WRITE)
-    ctypes.memmove(address, data, len(data))
+    protect(start, size, PROT_READ | PROT_WRITE)
+    native.memmove(address, data, len(data))
     protect(start, size, final_prot)
 
 
@@ -71,8 +69,8 @@ class Arena:
     """First-fit allocator over one reservation of address space."""
 
     def __init__(self, reserve: int = RESERVE) -> None:
-        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
-        base = _libc.mmap(None, reserve, PROT_NONE, flags, -1, 0)
+        flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE
+        base = _mmap(None, reserve, PROT_NONE, flags, -1, 0)
         if base in (None, _MAP_FAILED):
             raise MemoryError(f"copyjit: cannot reserve {reserve >> 20} MiB of address space")
         self.base: int = base
@@ -129,14 +127,20 @@ class Arena:
             self._insert_free(address, size)
 
     def _check_allocated(self, address: int, size: int) -> None:
-        i = bisect.bisect(self._free_starts, address)
+        # bisect.bisect, imported at the first free (not at start-up, where
+        # loading even its C module costs ~0.2 ms).
+        from _bisect import bisect_right as bisect
+
+        i = bisect(self._free_starts, address)
         before = i and self._free_starts[i - 1] + self._free_sizes[i - 1] > address
         after = i < len(self._free_starts) and self._free_starts[i] < address + size
         if before or after or not self.base <= address < address + size <= self.top:
             raise ValueError(f"copyjit: freeing {address:#x}+{size:#x}, which is not allocated")
 
     def _insert_free(self, address: int, size: int) -> None:
-        i = bisect.bisect(self._free_starts, address)
+        from _bisect import bisect_right as bisect  # see _check_allocated
+
+        i = bisect(self._free_starts, address)
         self._free_starts.insert(i, address)
         self._free_sizes.insert(i, size)
         # Coalesce with the following block, then with the preceding one.

@@ -13,13 +13,11 @@ interpreter (and the libc it links), into one GOT shared by all traces.
 from __future__ import annotations
 
 import _thread  # not threading: its import costs ~2 ms of start-up, for a Lock
-import ctypes
-import mmap
-import struct
 import sys
+from _struct import Struct, pack_into  # struct's own code, without the struct module
 
 from copyjit import stencils
-from copyjit.backend import memory
+from copyjit.backend import memory, native  # native: not ctypes, ~1.5 ms of start-up
 from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
@@ -31,31 +29,27 @@ if TYPE_CHECKING:
 # against the compiled layout by check_own_layout).
 # trace_cell: the trace's entry address, and its activations in progress
 # (over all threads), read by copyjit_enter and copyjit_on_jump.
-CELL = struct.Struct("<Qq")
+CELL = Struct("<Qq")
 # exit_counter: times taken, and the count at which the JIT judges it (0: never).
-EXIT = struct.Struct("<qq")
+EXIT = Struct("<qq")
 # entry_totals: native entries and exits, for stats().
-TOTALS = struct.Struct("<qq")
+TOTALS = Struct("<qq")
 # location_record: one per backedge with a trace, all 64-bit fields.
 RECORD_FIELDS = ("iterations", "cell", "exits", "exit_count", "totals", "entries", "judge_at", "due")
-RECORD = struct.Struct("<" + "q" * len(RECORD_FIELDS))
+RECORD = Struct("<" + "q" * len(RECORD_FIELDS))
 
+_WORD = Struct("<Q")
 METH_O = 0x0008
 METH_FASTCALL = 0x0080
 
 
-class PyMethodDef(ctypes.Structure):
-    _fields_ = [
-        ("ml_name", ctypes.c_char_p),
-        ("ml_meth", ctypes.c_void_p),
-        ("ml_flags", ctypes.c_int),
-        ("ml_doc", ctypes.c_char_p),
-    ]
-
-
-_new_cfunction = ctypes.pythonapi.PyCFunction_NewEx
-_new_cfunction.argtypes = (ctypes.c_void_p, ctypes.py_object, ctypes.c_void_p)
-_new_cfunction.restype = ctypes.py_object
+class PyMethodDef(native.Structure):
+    _fields_ = (
+        ("ml_name", native.c_char_p),
+        ("ml_meth", native.c_void_p),
+        ("ml_flags", native.c_int),
+        ("ml_doc", native.c_char_p),
+    )
 
 
 class SymbolNotFound(LookupError):
@@ -65,22 +59,16 @@ class SymbolNotFound(LookupError):
 def resolve_symbol(name: str) -> int:
     """The address of a C symbol of the running process."""
     try:
-        return ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, name))
-    except ValueError:
+        return native.symbol(name)
+    except LookupError:
         raise SymbolNotFound(f"copyjit: the running interpreter has no symbol {name!r}") from None
 
 
-_thread_state = ctypes.pythonapi.PyThreadState_Get
-_thread_state.argtypes = ()
-_thread_state.restype = ctypes.c_void_p
-_interpreter_state = ctypes.pythonapi.PyInterpreterState_Get
-_interpreter_state.argtypes = ()
-_interpreter_state.restype = ctypes.c_void_p
-
-
-def buffer_address(buffer: bytearray) -> int:
-    """Where a (non-empty) bytearray's bytes are; they move only if it is resized."""
-    return ctypes.addressof(ctypes.c_char.from_buffer(buffer))
+_new_cfunction = native.function(resolve_symbol("PyCFunction_NewEx"), native.py_object,
+                                 native.c_void_p, native.py_object, native.c_void_p)
+_thread_state = native.function(resolve_symbol("PyThreadState_Get"), native.c_void_p)
+_interpreter_state = native.function(resolve_symbol("PyInterpreterState_Get"), native.c_void_p)
+buffer_address = native.address
 
 
 class LayoutMismatch(RuntimeError):
@@ -92,16 +80,17 @@ def check_layout(layout: dict[str, int]) -> None:
     silently corrupt frames (a later 3.13.x loads the same table)."""
     marker = object()
     frame = sys._getframe()
-    raw = ctypes.c_void_p.from_address(id(frame) + layout["frame_object.f_frame"]).value or 0
+    raw = native.word(id(frame) + layout["frame_object.f_frame"])
     slot = frame.f_code.co_varnames.index("marker")
 
-    def at(offset: int) -> int | None:
-        return ctypes.c_void_p.from_address(raw + offset).value
+    def at(offset: int) -> int:
+        return native.word(raw + offset)
 
     tstate = _thread_state() or 0
+    # Read here, not through a Python helper, whose frame would be the current one.
+    current = native.c_void_p.from_address(tstate + layout["tstate.current_frame"]).value
     if not raw or at(layout["frame.f_executable"]) != id(frame.f_code) or \
-            at(layout["frame.localsplus"] + 8 * slot) != id(marker) or \
-            ctypes.c_void_p.from_address(tstate + layout["tstate.current_frame"]).value != raw:
+            at(layout["frame.localsplus"] + 8 * slot) != id(marker) or current != raw:
         raise LayoutMismatch(
             f"copyjit: its stencils were built for CPython {stencils.table().python} and do not "
             f"fit the frames of this {sys.version.split()[0]}; rebuild them with "
@@ -120,10 +109,10 @@ def check_monitoring_layout(layout: dict[str, int], tool: int, name: str, event:
     if code is None:
         tools = interp + layout["interp.monitors"]
     else:
-        data = ctypes.c_void_p.from_address(id(code) + layout["code._co_monitoring"]).value or 0
+        data = native.word(id(code) + layout["code._co_monitoring"])
         tools = data + layout["co_monitoring.local_monitors"] if data else 0
-    if ctypes.c_void_p.from_address(names + 8 * tool).value != id(name) or not tools or \
-            not ctypes.c_uint8.from_address(tools + event).value >> tool & 1:
+    if native.word(names + 8 * tool) != id(name) or not tools or \
+            not native.c_uint8.from_address(tools + event).value >> tool & 1:
         raise LayoutMismatch(
             f"copyjit: its stencils were built for CPython {stencils.table().python} and do not "
             f"fit the monitoring state of this {sys.version.split()[0]}; rebuild them with "
@@ -163,13 +152,13 @@ class Runtime:
         # re-executes in the interpreter with this in place of the callable.
         self.reraise_def = PyMethodDef(b"copyjit_reraise", self.functions["copyjit_reraise"],
                                        METH_FASTCALL, None)
-        self.keys_version = ctypes.PYFUNCTYPE(ctypes.c_uint32, ctypes.py_object)(
-            self.functions["copyjit_keys_version"])
-        self.key_index = ctypes.PYFUNCTYPE(ctypes.c_ssize_t, ctypes.py_object, ctypes.py_object)(
-            self.functions["copyjit_key_index"])
-        self.call_in_frame = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_void_p,
-                                               ctypes.py_object, ctypes.py_object)(
-            self.functions["copyjit_call_in_frame"])
+        self.keys_version = native.function(self.functions["copyjit_keys_version"], native.c_uint32,
+                                            native.py_object)
+        self.key_index = native.function(self.functions["copyjit_key_index"], native.c_ssize_t,
+                                         native.py_object, native.py_object)
+        self.call_in_frame = native.function(self.functions["copyjit_call_in_frame"], native.py_object,
+                                             native.c_void_p, native.c_void_p, native.py_object,
+                                             native.py_object)
         # Freed traces still running: (cell, address, size), released by reap().
         self._zombies: list[tuple[bytearray, int, int, object]] = []
         self._zombies_lock = _thread.allocate_lock()  # taken before the arena's, never after
@@ -197,11 +186,11 @@ class Runtime:
 
     def _place_data(self) -> None:
         data = self.table.data + bytes(-len(self.table.data) % 8)
-        got = b"".join(struct.pack("<Q", self.symbols[name]) for name in self.table.symbols)
+        got = b"".join(_WORD.pack(self.symbols[name]) for name in self.table.symbols)
         self.data_address = self.arena.reserve_pages(len(data) + len(got))
         got_address = self.data_address + len(data)
         self.got = {name: got_address + 8 * i for i, name in enumerate(self.table.symbols)}
-        memory.write_unsynchronized(self.data_address, data + got, mmap.PROT_READ)
+        memory.write_unsynchronized(self.data_address, data + got, memory.PROT_READ)
 
     def fixed_value(self, hole: Hole) -> int | None:
         """S + A for holes whose value is the same in every copy, else None."""
@@ -221,7 +210,7 @@ class Runtime:
             code += bytes(-len(code) % 16)
             addresses[name] = base + len(code)
             code += self.patch_fixed(stencil, base + len(code))
-        memory.write_unsynchronized(base, bytes(code), mmap.PROT_READ | mmap.PROT_EXEC)
+        memory.write_unsynchronized(base, bytes(code), memory.PROT_READ | memory.PROT_EXEC)
         return addresses
 
     def patch_fixed(self, stencil: Stencil, address: int) -> bytes:
@@ -236,15 +225,15 @@ class Runtime:
         return bytes(code)
 
     def _install_writer(self) -> None:
-        prototype = ctypes.PYFUNCTYPE(  # PYFUNCTYPE: the GIL stays held
-            ctypes.c_int, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t
+        write_code = native.function(  # as PYFUNCTYPE: the GIL stays held
+            self.functions["copyjit_write_code"],
+            native.c_int, native.c_void_p, native.c_char_p, native.c_size_t, native.c_size_t,
         )
-        native = prototype(self.functions["copyjit_write_code"])
         page = memory.PAGE_SIZE
 
         def write(address: int, data: bytes) -> None:
-            if native(address, data, len(data), page):
-                raise OSError(ctypes.get_errno(), f"copyjit: cannot write code at {address:#x}")
+            if write_code(address, data, len(data), page):
+                raise OSError(native.get_errno(), f"copyjit: cannot write code at {address:#x}")
 
         self.arena.writer = write
 
@@ -252,26 +241,26 @@ class Runtime:
         """A builtin for sys.monitoring JUMP events that counts cold backedges
         in `counters` and calls `handler` for the rest, never letting an
         exception out (see copyjit_on_jump in runtime.c)."""
-        return _new_cfunction(ctypes.addressof(self._on_jump), (handler, counters, threshold), None)
+        return _new_cfunction(native.addressof(self._on_jump), (handler, counters, threshold), None)
 
     def reraiser(self, exception: BaseException) -> object:
         """A builtin that raises `exception` when called (see copyjit_reraise)."""
-        return _new_cfunction(ctypes.addressof(self.reraise_def), exception, None)
+        return _new_cfunction(native.addressof(self.reraise_def), exception, None)
 
     def entry_function(self, cell: bytearray) -> object:
         """A builtin function whose C implementation enters the trace in `cell`."""
-        return _new_cfunction(ctypes.addressof(self._method), cell, None)
+        return _new_cfunction(native.addressof(self._method), cell, None)
 
 
 def write_hole(code: bytearray, offset: int, kind: HoleKind, value: int, base: int) -> None:
     """Patch S + A (`value`) into `code`, which will live at `base`."""
     if kind is HoleKind.ABS64:
-        struct.pack_into("<Q", code, offset, value & 0xFFFF_FFFF_FFFF_FFFF)
+        pack_into("<Q", code, offset, value & 0xFFFF_FFFF_FFFF_FFFF)
     else:
         displacement = value - (base + offset)
         if not -(1 << 31) <= displacement < 1 << 31:
             raise OverflowError(f"copyjit: rel32 displacement {displacement:#x} out of range")
-        struct.pack_into("<i", code, offset, displacement)
+        pack_into("<i", code, offset, displacement)
 
 
 _lock = _thread.allocate_lock()

@@ -7,10 +7,10 @@ this module holds the policy, and is called only when a decision is due."""
 from __future__ import annotations
 
 import os
-import struct
 import sys
 import time
-import weakref
+from _struct import pack_into  # struct's own code, without the struct module
+from _weakref import ref  # weakref.ref, without the weakref module (~1 ms of start-up)
 
 from copyjit.backend.runtime import (
     EXIT,
@@ -82,10 +82,15 @@ class Stats:
         self.recording_seconds = 0.0
         self.optimizing_seconds = 0.0
         self.emitting_seconds = 0.0
+        # One per trace and per bridge made: from the moment its loop (or
+        # exit) was found hot to its native code installed, whatever that
+        # took (imports and the first read of the stencil table included).
+        self.compile_seconds: list[float] = []
 
     def as_dict(self) -> dict[str, Any]:
         result = dict(vars(self))
         result["aborts"] = dict(self.aborts)
+        result["compile_seconds"] = list(self.compile_seconds)
         return result
 
 
@@ -116,7 +121,7 @@ class Location:
         return int.from_bytes(self.record[_FIELD_OFFSETS[field]:][:8], "little", signed=True)
 
     def __setitem__(self, field: str, value: int) -> None:
-        struct.pack_into("<q", self.record, _FIELD_OFFSETS[field], value)
+        pack_into("<q", self.record, _FIELD_OFFSETS[field], value)
 
     def install(self, trace: Trace, lowered: Lowered, judge_after: int) -> None:
         """Make `trace` the one copyjit_on_jump enters, with fresh counters."""
@@ -148,7 +153,7 @@ class JIT:
         # unit (runtime.c: a cold backedge's count << 1, or its location
         # record's address | 1), dropped when the code object dies.
         self.counters: dict[int, bytearray] = {}
-        self._code_refs: dict[int, weakref.ref[CodeType]] = {}  # drop a dead code's counters
+        self._code_refs: dict[int, ref[CodeType]] = {}  # drop a dead code's counters
         # runtime.c's entry_totals, counted natively over all locations.
         self.totals = bytearray(TOTALS.size)
         self._registered_threshold = 0
@@ -218,14 +223,16 @@ class JIT:
         if dst > src or code.co_filename.startswith(_OWN_FILES):
             # A forward jump is never a loop; and the JIT never compiles
             # itself (its own code runs inside the JUMP callback, or from
-            # weakref callbacks at any time).
+            # weakref callbacks at any time, even while the interpreter
+            # exits and modules like time are already torn down).
             return sys.monitoring.DISABLE
+        found = time.perf_counter()
         if id(code) not in self.counters:
             self.counters[id(code)] = bytearray(8 * (len(code.co_code) // 2 + 1))
             # A plain weak reference, not weakref.finalize: finalize's
             # registry is walked at exit, and atexit code has loops too
             # (registering one then made it fail, on stderr).
-            self._code_refs[id(code)] = weakref.ref(code, self._forgetter(id(code)))
+            self._code_refs[id(code)] = ref(code, self._forgetter(id(code)))
             if self.threshold > 1:
                 self._set_count(id(code), src, 1)
                 return None
@@ -247,20 +254,23 @@ class JIT:
             # iteration again. Otherwise wait a whole threshold.
             self._set_count(id(code), src, self.threshold - 1 if soon else 0)
         else:
-            self._set_slot(id(code), src, location.address | 1)
+            self._set_slot(id(code), src, location.address | 1)  # native code enters it from now on
+            self.stats.compile_seconds.append(time.perf_counter() - found)
         return None
 
     def _on_hot_exit(self, code: CodeType, src: int, dst: int, number: int, frame: FrameType) -> None:
         """Exit `number` of the location's trace has just become hot; the
         frame is as that exit left it. A side exit gets a bridge: the rest
         of the iteration from there, recorded now, linked into the exit."""
+        found = time.perf_counter()
         location = self.locations.get((id(code), src))
         if location is None or location.trace is None or location.lowered is None:
             return None
         location["due"] = 0
         if number != ENTRY_EXIT and len(location.bridges) < MAX_BRIDGES and _alone(frame, code) \
                 and self.compile_bridge(location, code, frame, src, dst, number):
-            struct.pack_into("<q", location.exits, EXIT.size * number + 8, 0)  # bridged: no limit
+            pack_into("<q", location.exits, EXIT.size * number + 8, 0)  # bridged: no limit
+            self.stats.compile_seconds.append(time.perf_counter() - found)
             return None
         self.judge(location, src)
         return None
@@ -355,7 +365,7 @@ class JIT:
             return False
         location.bridges.append(trace)
         location.bridge_lowered.append(bridge)
-        struct.pack_into("<Q", lowered.links, 8 * number, trace.address)
+        pack_into("<Q", lowered.links, 8 * number, trace.address)
         self.stats.bridges += 1
         return True
 
@@ -390,7 +400,7 @@ class JIT:
         self._set_slot(code_id, src, count << 1)
 
     def _set_slot(self, code_id: int, src: int, value: int) -> None:
-        struct.pack_into("<Q", self.counters[code_id], 8 * (src // 2), value)
+        pack_into("<Q", self.counters[code_id], 8 * (src // 2), value)
 
     def discard(self, location: Location, src: int) -> None:
         # Native code stops entering first: the slot, then the record.
