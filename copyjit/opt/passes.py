@@ -99,9 +99,6 @@ def dce(rec: Recording) -> Recording:
         op = rec.ops[index]
         if counts[index] == 0 and pure(op.name, op.arg, op.kind):
             dropped.add(index)
-            for value in op.args:  # its arguments may now be dead too
+            for value in op.uses():  # what it used may now be dead too
                 counts[value] -= 1
-            if op.snapshot is not None:
-                for value in op.snapshot.stack:
-                    counts[value] -= 1
     return rewrite(rec, dropped, {})

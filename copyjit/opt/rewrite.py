@@ -37,11 +37,6 @@ def uses(rec: Recording) -> list[int]:
     """How many times each value is used (args and snapshots)."""
     counts = [0] * len(rec.ops)
     for op in rec.ops:
-        for value in op.args:
+        for value in op.uses():
             counts[value] += 1
-        if op.snapshot is not None:
-            for value in op.snapshot.stack:
-                counts[value] += 1
-            if op.snapshot.reraise is not None:
-                counts[op.snapshot.reraise] += 1
     return counts

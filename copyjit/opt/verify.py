@@ -58,7 +58,7 @@ def _check(rec: Recording, index: int, op: Op) -> str | None:
     if problem:
         return problem
     if op.snapshot is not None:
-        for value in (*op.snapshot.stack, *(() if op.snapshot.reraise is None else (op.snapshot.reraise,))):
+        for value in op.snapshot.values():
             if not 0 <= value < index or rec.ops[value].name in NO_VALUE:
                 return f"its snapshot holds v{value}, not a value made before it"
     return _position(rec, index, op)

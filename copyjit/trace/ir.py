@@ -64,6 +64,10 @@ class Snapshot(_Record):
                  reraise: int | None = None) -> None:
         self.offset, self.stack, self.normal, self.reraise = offset, stack, normal, reraise
 
+    def values(self) -> tuple[int, ...]:
+        """The values an exit here needs: the stack's, and the re-raised one."""
+        return self.stack if self.reraise is None else (*self.stack, self.reraise)
+
 
 class Op(_Record):
     """One recorded step; ops that make a value are referred to by index.
@@ -76,6 +80,11 @@ class Op(_Record):
     def __init__(self, name: str, kind: str = "", args: tuple[int, ...] = (), arg: object = None,
                  snapshot: Snapshot | None = None) -> None:
         self.name, self.kind, self.args, self.arg, self.snapshot = name, kind, args, arg, snapshot
+
+    def uses(self) -> tuple[int, ...]:
+        """The values this op uses: its arguments, and its snapshot's values
+        (an exit puts them back on the frame's stack)."""
+        return self.args if self.snapshot is None else (*self.args, *self.snapshot.values())
 
 
 class Recording:

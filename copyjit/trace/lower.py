@@ -37,19 +37,17 @@ from copyjit.backend import asm
 from copyjit.backend.emitter import Instruction
 from copyjit.backend.runtime import buffer_address, runtime
 from copyjit.trace.frames import instruction_address
-from copyjit.trace.ir import Abort, InnerCall, Op, Recording, Snapshot
+from copyjit.trace.ir import NO_VALUE, Abort, InnerCall, Op, Recording, Snapshot
 from copyjit.trace.jit import ENTRY_EXIT
+from copyjit.trace.regalloc import SUFFIX as _KIND
 from copyjit.trace.regalloc import Allocator
 from copyjit.uops import SPILL_SLOTS, UOPS
 
-_KIND = {"i": "INT", "f": "FLOAT", "o": "INT"}  # objects spill as words
 # What a trace returns when a nested loop's trace left the frame exact
 # somewhere else: not one of its own exits (native code does not count it).
 HANDED_OVER = 99_999
 _NEGATED = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
-_NO_VALUE = frozenset({"store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is",
-                       "guard_is_not", "guard_version", "store_subscr_list", "append", "null", "inner_loop",
-                       "guard_done", "store_global", "guard_globals"})
+_NO_VALUE = NO_VALUE | {"null"}  # ops that need no spill slot
 # Ops whose values the allocator places; any other op is a barrier (every
 # live value goes to its spill slot first, and it uses fixed registers).
 _ALLOCATED = frozenset({
@@ -140,7 +138,7 @@ class _Lowering:
         """A new exit at the uop being lowered (values where they are now)."""
         assert snapshot is not None
         self.snapshots.append(snapshot)
-        needed = [*snapshot.stack, *(() if snapshot.reraise is None else (snapshot.reraise,))]
+        needed = list(snapshot.values())
         # Pinned locals to their homes first: the copies in exit_spills may
         # use any register as scratch.
         self.exit_spills.append(self.pinned_to_homes() + self.alloc.exit_spills(needed))
@@ -616,12 +614,7 @@ def _uses(ops: list[Op]) -> dict[int, list[int]]:
     """value -> the ops that use it, ascending (an exit's snapshot uses its values)."""
     uses: dict[int, list[int]] = {}
     for index, op in enumerate(ops):
-        used = list(op.args)
-        if op.snapshot is not None:
-            used += op.snapshot.stack
-            if op.snapshot.reraise is not None:
-                used.append(op.snapshot.reraise)
-        for value in used:
+        for value in op.uses():
             if not uses.setdefault(value, []) or uses[value][-1] != index:
                 uses[value].append(index)
     return uses

@@ -29,7 +29,7 @@ from __future__ import annotations
 INT_REGISTERS = ("i0", "i1", "i2", "i3")
 FLOAT_REGISTERS = ("f0", "f1", "f2", "f3")
 _BANK = {"i": "i", "o": "i", "f": "f"}
-_SUFFIX = {"i": "INT", "o": "INT", "f": "FLOAT"}  # objects spill as words
+SUFFIX = {"i": "INT", "o": "INT", "f": "FLOAT"}  # of spill and reload uops; objects spill as words
 
 
 class Allocator:
@@ -86,7 +86,7 @@ class Allocator:
         if register is not None:
             return register
         register = self.free_register(_BANK[self.kinds[value]], pinned)
-        self.lines.append(f"    {register} = _RELOAD_{_SUFFIX[self.kinds[value]]} oparg={self.slot[value]}")
+        self.lines.append(f"    {register} = _RELOAD_{SUFFIX[self.kinds[value]]} oparg={self.slot[value]}")
         self.register[value], self.holder[register] = register, value
         return register
 
@@ -131,7 +131,7 @@ class Allocator:
     def evict(self, register: str) -> None:
         value = self.holder[register]
         if value not in self.slot:
-            self.lines.append(f"    _SPILL_{_SUFFIX[self.kinds[value]]} {register} oparg={self.temp[value]}")
+            self.lines.append(f"    _SPILL_{SUFFIX[self.kinds[value]]} {register} oparg={self.temp[value]}")
             self.slot[value] = self.temp[value]
         self.drop_register(value)
 
@@ -153,7 +153,7 @@ class Allocator:
         if self.slot.get(value) == temp:
             return
         register = self.use(value)
-        self.lines.append(f"    _SPILL_{_SUFFIX[self.kinds[value]]} {register} oparg={temp}")
+        self.lines.append(f"    _SPILL_{SUFFIX[self.kinds[value]]} {register} oparg={temp}")
         self.slot[value] = temp
 
     def flush(self) -> None:
@@ -170,7 +170,7 @@ class Allocator:
         for value in values:
             if value not in self.kinds or self.slot.get(value) == self.temp[value]:
                 continue
-            suffix = _SUFFIX[self.kinds[value]]
+            suffix = SUFFIX[self.kinds[value]]
             register = self.register.get(value)
             if register is not None:
                 lines.append(f"    _SPILL_{suffix} {register} oparg={self.temp[value]}")
