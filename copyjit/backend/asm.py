@@ -35,10 +35,10 @@ def float_bits(value: float) -> int:
     return int.from_bytes(struct.pack("<d", value), "little")
 
 
-def _number(text: str, env: dict[str, int], where: str) -> int:
+def _number(text: str, env: dict[str, int], line: int) -> int:
     if text.startswith("@"):
         if text[1:] not in env:
-            raise AsmError(f"{where}: {text} is not defined")
+            raise AsmError(f"line {line}: {text} is not defined")
         return env[text[1:]]
     try:
         return int(text, 0)
@@ -47,7 +47,7 @@ def _number(text: str, env: dict[str, int], where: str) -> int:
     try:
         return float_bits(float(text))
     except ValueError:
-        raise AsmError(f"{where}: {text!r} is not a number") from None
+        raise AsmError(f"line {line}: {text!r} is not a number") from None
 
 
 def _label(line: str) -> str | None:
@@ -98,16 +98,20 @@ def parse(text: str, env: dict[str, int] | None = None) -> list[Instruction]:
         if not keys:
             result.append(Instruction(name, tuple(ins), outs))
             continue
-        where = f"line {number}"
         if not _KEYS.issuperset(keys):
-            raise AsmError(f"{where}: unknown key {sorted(set(keys) - _KEYS)[0]!r}")
-        fields: dict[str, int | None] = {k: _number(keys[k], env, where) for k in _INT_KEYS if k in keys}
-        for key in _TARGET_KEYS:
-            if key in keys:
-                if keys[key] not in labels:
-                    raise AsmError(f"{where}: no label {keys[key]!r}")
-                fields[key] = labels[keys[key]]
-        result.append(Instruction(name, tuple(ins), outs, **fields))  # type: ignore[arg-type]
+            raise AsmError(f"line {number}: unknown key {sorted(set(keys) - _KEYS)[0]!r}")
+        get = keys.get
+        # oparg, operand0, operand1, then jump, exit, error: Instruction's order.
+        values: list[int | None] = [0, 0, 0, None, None, None]
+        for i, key in enumerate(_INT_KEYS):
+            if (value := get(key)) is not None:
+                values[i] = _number(value, env, number)
+        for i, key in enumerate(_TARGET_KEYS, 3):
+            if (label := get(key)) is not None:
+                if label not in labels:
+                    raise AsmError(f"line {number}: no label {label!r}")
+                values[i] = labels[label]
+        result.append(Instruction(name, tuple(ins), outs, *values))  # type: ignore[arg-type]
     return result
 
 
