@@ -76,28 +76,48 @@ def _split(line: str) -> tuple[tuple[str, ...], str, list[str], dict[str, str]]:
     return outs, name, args, keys
 
 
+# Instructions already parsed from lines that name no label and no @name,
+# so mean the same in any text: the traces of one program repeat most of
+# their lines (reloads, spills, exit stubs), and parsing was most of the
+# time lower() took. Bounded: emptied when full.
+_PARSED: dict[str, Instruction] = {}
+_PARSED_MAX = 8192
+
+
 def parse(text: str, env: dict[str, int] | None = None) -> list[Instruction]:
     env = env or {}
-    rows: list[tuple[int, tuple[str, ...], str, list[str], dict[str, str]]] = []
+    rows: list[tuple[int, str, tuple[tuple[str, ...], str, list[str], dict[str, str]] | None]] = []
     labels: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = (raw.partition("#")[0] if "#" in raw else raw).strip()
         if not line:
             continue
-        label = _label(line)
+        label = _label(line) if line[-1] == ":" else None
         if label is not None:
             if label in labels:
                 raise AsmError(f"line {number}: label {label} defined twice")
             labels[label] = len(rows)
             continue
-        rows.append((number, *_split(line)))
+        rows.append((number, line, None if line in _PARSED else _split(line)))
     if any(index == len(rows) for index in labels.values()):
         raise AsmError("a label at the end names no instruction")
     result = []
-    for number, outs, name, ins, keys in rows:
-        if not keys:
-            result.append(Instruction(name, tuple(ins), outs))
-            continue
+    for number, line, split in rows:
+        if split is None:
+            made = _PARSED.get(line)
+            if made is not None:
+                result.append(made)
+                continue
+            split = _split(line)  # another thread emptied the cache since
+        result.append(_instruction(number, line, *split, labels, env))
+    return result
+
+
+def _instruction(number: int, line: str, outs: tuple[str, ...], name: str, ins: list[str],
+                 keys: dict[str, str], labels: dict[str, int], env: dict[str, int]) -> Instruction:
+    if not keys:
+        made = Instruction(name, tuple(ins), outs)
+    else:
         if not _KEYS.issuperset(keys):
             raise AsmError(f"line {number}: unknown key {sorted(set(keys) - _KEYS)[0]!r}")
         get = keys.get
@@ -111,8 +131,13 @@ def parse(text: str, env: dict[str, int] | None = None) -> list[Instruction]:
                 if label not in labels:
                     raise AsmError(f"line {number}: no label {label!r}")
                 values[i] = labels[label]
-        result.append(Instruction(name, tuple(ins), outs, *values))  # type: ignore[arg-type]
-    return result
+        made = Instruction(name, tuple(ins), outs, *values)  # type: ignore[arg-type]
+        if values[3:] != [None, None, None] or "@" in line:
+            return made  # means something else in another text
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[line] = made
+    return made
 
 
 def _show(value: int) -> str:
