@@ -272,10 +272,15 @@ class Table:
         mapping the file ~0.6 ms (mostly importing mmap)."""
         with open(path, "rb") as file:
             header = file.readline()
+            seen = _identity(os.fstat(file.fileno()))
 
         def read(start: int, stop: int) -> bytes:
             descriptor = os.open(path, os.O_RDONLY)  # not kept: a process's descriptors are its own
             try:
+                # The header's offsets hold for this file only: one replaced
+                # since (copyjit upgraded under a running program) is refused.
+                if _identity(os.fstat(descriptor)) != seen:
+                    raise RuntimeError(f"copyjit: {path} changed since this process read its header")
                 return os.pread(descriptor, stop - start, len(header) + start)
             finally:
                 os.close(descriptor)
@@ -297,6 +302,10 @@ class Table:
             stencils=_LazyStencils(read, header["index"]["names"], header["index"]["offsets"]),
             runtime={name: _stencil(name, code, holes) for name, (code, holes) in header["runtime"].items()},
         )
+
+
+def _identity(status: os.stat_result) -> tuple[int, ...]:
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _row(stencil: Stencil) -> list[Any]:

@@ -188,6 +188,21 @@ def test_stencils_are_found_through_the_index_as_their_lines_say() -> None:
         assert missing not in table.stencils
 
 
+def test_a_table_replaced_on_disk_is_not_read_with_the_old_header(tmp_path: Path) -> None:
+    import shutil
+
+    from copyjit import stencils
+    from copyjit.stencil import Table
+
+    path = tmp_path / "table.jsonl"
+    shutil.copyfile(stencils.path(), path)
+    table = Table.read(str(path))
+    assert table.stencils["_NOP"].name == "_NOP"
+    path.write_text(path.read_text().replace('"_EXIT_TRACE"', '"_EXIT_TRACE_"'))  # another build
+    with pytest.raises(RuntimeError, match="changed since"):
+        table.stencils["_EXIT_TRACE"]
+
+
 @given(st.lists(st.sampled_from(["_A", "_B", "_B_C", "_BB", "_C__x", "a", "~"]), unique=True),
        st.integers(1, 4))
 def test_the_index_finds_every_stencil_of_any_table(names: list[str], every: int) -> None:
