@@ -7,7 +7,9 @@ process (so start-up is excluded; recording and compiling are included in
 the first copyjit call of each repeat, since every repeat uses a new JIT;
 the JIT's modules are imported in the first, from bytecode compiled
 beforehand as an installed copyjit has it: see benchmarks/bytecode.py).
-Prints CPython time / copyjit time as median, min and max. Not a test.
+Prints CPython time / copyjit time as median, min and max, and the median
+time from hot to native code over the traces and bridges of all repeats
+(the first of the first kernel pays the imports). Not a test.
 """
 
 from __future__ import annotations
@@ -54,10 +56,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     print(f"Python {sys.version.split()[0]}, {args.repeat} interleaved repeats\n")
-    print(f"{'kernel':<32} {'CPython s':>10} {'copyjit s':>10} {'ratio median':>13} {'min':>6} {'max':>6}")
+    print(f"{'kernel':<32} {'CPython s':>10} {'copyjit s':>10} {'ratio median':>13} {'min':>6} {'max':>6}"
+          f" {'hot to native ms (traces)':>26}")
     for name, (function_name, argument) in KERNELS.items():
         function = load(name)
-        plain, jitted = [], []
+        plain, jitted, compiles = [], [], []
         for _ in range(args.repeat):
             start = time.perf_counter()
             expected = function(argument)
@@ -68,13 +71,16 @@ def main() -> int:
             got = function(argument)
             jitted.append(time.perf_counter() - start)
             jit.disable()
+            compiles += jit.stats.compile_seconds
             if got != expected:
                 print(f"{name}: RESULTS DIFFER", file=sys.stderr)
                 return 1
         ratios = [a / b for a, b in zip(plain, jitted, strict=True)]
         print(f"{name + '.' + function_name:<32} {statistics.median(plain):>10.3f} "
               f"{statistics.median(jitted):>10.3f} {statistics.median(ratios):>13.2f} "
-              f"{min(ratios):>6.2f} {max(ratios):>6.2f}", flush=True)
+              f"{min(ratios):>6.2f} {max(ratios):>6.2f} "
+              f"{statistics.median(compiles) * 1e3 if compiles else float('nan'):>19.2f} ({len(compiles)})",
+              flush=True)
     return 0
 
 

@@ -10,16 +10,16 @@ a few lines of their own at run time.
 
 from __future__ import annotations
 
+import os
 from _collections_abc import Mapping  # what collections.abc exports, without importing collections
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from enum import Enum as _Enum
-    from mmap import mmap
     from typing import Any
 
-    Lines = bytes | mmap
+    Read = Callable[[int, int], bytes]
 else:
     class _EnumType(type):
         """What this module needs of enum.EnumType: every public str
@@ -96,6 +96,8 @@ class HoleValue(_Enum):
     SYMBOL = "SYMBOL"  # a C symbol of the running interpreter (or libc)
 
 
+# The stencil table's index names every INDEX_EVERY-th line (Table.render).
+INDEX_EVERY = 32
 # Values that differ from one instruction of a trace to the next.
 JMP_REL32 = 0xE9
 JMP_REL32_SIZE = 5
@@ -227,8 +229,20 @@ class Table:
     def render(self) -> str:
         """JSON Lines: a header (everything but the stencils), then one line
         per stencil, sorted by name, so that start-up parses only the header
-        and a stencil is found (by bisection) and parsed when first used.
+        and a stencil is read and parsed when first used: the header's
+        `index` has the name and byte offset of every INDEX_EVERY-th line
+        (offsets from the first stencil line; the last one is where the
+        lines end), so a lookup reads one block of lines.
         Byte-identical for identical builds."""
+        import json
+
+        lines = [json.dumps([name, *_row(self.stencils[name])]) for name in sorted(self.stencils)]
+        names, offsets, offset = [], [], 0
+        for number, line in enumerate(lines):
+            if number % INDEX_EVERY == 0:
+                names.append(line[2 : line.index('"', 2)])
+                offsets.append(offset)
+            offset += len(line) + 1  # json.dumps writes ASCII: one byte a character
         header = {
             "generated": "by `python -m copyjit stencils --build` from copyjit/uops.py and "
                          "copyjit/c/; do not edit",
@@ -239,39 +253,44 @@ class Table:
             "symbols": list(self.symbols),
             "data": self.data.hex(),
             "runtime": {name: _row(s) for name, s in self.runtime.items()},
+            "index": {"names": names, "offsets": [*offsets, offset]},
         }
-        import json
-
-        lines = [json.dumps(header)]
-        lines += [json.dumps([name, *_row(self.stencils[name])]) for name in sorted(self.stencils)]
-        return "\n".join(lines) + "\n"
+        return "\n".join([json.dumps(header), *lines]) + "\n"
 
     @classmethod
     def from_jsonl(cls, text: str) -> Table:
         header, _, rest = text.partition("\n")
-        return cls.from_header(header, lambda: (rest.encode(), 0))
+        lines = rest.encode()
+        return cls.from_header(header, lambda start, stop: lines[start:stop])
 
     @classmethod
     def read(cls, path: str) -> Table:
-        """The table in the file at `path`; the stencil lines are mapped when
-        a stencil is first used (a process that compiles nothing needs none).
-        Mapped, not read: a trace touches a few pages of the file, and
-        reading all of it into fresh memory took ~1 ms (of page faults)."""
+        """The table in the file at `path`; the stencil lines are read when a
+        stencil is first used (a process that compiles nothing needs none),
+        a block of them at a time: a trace uses a few dozen of thousands,
+        and reading all 640 KB into fresh memory took ~1 ms (of page faults),
+        mapping the file ~0.6 ms (mostly importing mmap)."""
         with open(path, "rb") as file:
             header = file.readline()
+            seen = _identity(os.fstat(file.fileno()))
 
-        def rest() -> tuple[Lines, int]:
-            import mmap  # not at start-up
+        def read(start: int, stop: int) -> bytes:
+            descriptor = os.open(path, os.O_RDONLY)  # not kept: a process's descriptors are its own
+            try:
+                # The header's offsets hold for this file only: one replaced
+                # since (copyjit upgraded under a running program) is refused.
+                if _identity(os.fstat(descriptor)) != seen:
+                    raise RuntimeError(f"copyjit: {path} changed since this process read its header")
+                return os.pread(descriptor, stop - start, len(header) + start)
+            finally:
+                os.close(descriptor)
 
-            with open(path, "rb") as file:  # trackfd=False: the mapping keeps no descriptor open
-                return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ, trackfd=False), len(header)
-
-        return cls.from_header(header.decode(), rest)
+        return cls.from_header(header.decode(), read)
 
     @classmethod
-    def from_header(cls, line: str, rest: Callable[[], tuple[Lines, int]]) -> Table:
-        """The table from its header line; `rest()` gives the stencil lines,
-        and where in them the first starts."""
+    def from_header(cls, line: str, read: Read) -> Table:
+        """The table from its header line; `read(start, stop)` gives the
+        bytes of the stencil lines from offset `start` to `stop`."""
         header = _loads(line.rstrip("\n"))
         return cls(
             python=header["python"],
@@ -280,9 +299,13 @@ class Table:
             layout=header["layout"],
             data=bytes.fromhex(header["data"]),
             symbols=tuple(header["symbols"]),
-            stencils=_LazyStencils(rest),
+            stencils=_LazyStencils(read, header["index"]["names"], header["index"]["offsets"]),
             runtime={name: _stencil(name, code, holes) for name, (code, holes) in header["runtime"].items()},
         )
+
+
+def _identity(status: os.stat_result) -> tuple[int, ...]:
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _row(stencil: Stencil) -> list[Any]:
@@ -331,39 +354,41 @@ def _loads(line: str) -> Any:
 class _LazyStencils(Mapping[str, Stencil]):
     """Stencils parsed from their JSON lines on first use: a trace uses a few
     dozen of the thousands, and a process that compiles nothing needs none.
-    The lines are sorted by name (see Table.render), so a stencil's line is
-    found by bisection, without an index."""
+    The lines are sorted by name; the index (see Table.render) says which
+    block of them holds a name, and each block is read once."""
 
-    def __init__(self, load: Callable[[], tuple[Lines, int]]) -> None:
-        self._load: Callable[[], tuple[Lines, int]] | None = load  # the stencil lines, until read
-        self._blob: Lines = b""
-        self._start = 0  # where the first line starts in _blob
+    def __init__(self, read: Read, names: list[str], offsets: list[int]) -> None:
+        self._read = read
+        self._names, self._offsets = names, offsets  # of the first line of each block, then the end
+        self._blocks: dict[int, bytes] = {}
         self._made: dict[str, Stencil] = {}
 
-    @property
-    def _lines(self) -> Lines:
-        if self._load is not None:
-            self._blob, self._start = self._load()
-            self._load = None
-        return self._blob
+    def _block(self, number: int) -> bytes:
+        block = self._blocks.get(number)
+        if block is None:
+            block = self._blocks[number] = self._read(self._offsets[number], self._offsets[number + 1])
+        return block
 
     def _line(self, name: str) -> bytes | None:
         """The line of stencil `name`; each is `["name", "code", [holes]]`."""
-        blob, key = self._lines, name.encode()
-        low, high = self._start, len(blob)  # both at the start of a line (or the end)
+        names = self._names
+        low, high = 0, len(names)  # bisect.bisect_right(names, name), without bisect
         while low < high:
             middle = (low + high) // 2
-            start = blob.rfind(b"\n", low, middle) + 1 or low  # of the line around `middle`
-            end = blob.find(b"\n", middle)
-            end = len(blob) if end < 0 else end
-            found = blob[start + 2 : blob.find(b'"', start + 2)]
-            if found == key:
-                return blob[start:end]
-            if found < key:
-                low = end + 1
+            if names[middle] <= name:
+                low = middle + 1
             else:
-                high = start
-        return None
+                high = middle
+        if low == 0:
+            return None  # before the first line
+        block = self._block(low - 1)
+        start = b'["' + name.encode() + b'", '
+        if not block.startswith(start):
+            found = block.find(b"\n" + start)
+            if found < 0:
+                return None
+            block = block[found + 1 :]
+        return block[: block.find(b"\n")]
 
     def __getitem__(self, name: str) -> Stencil:
         stencil = self._made.get(name)
@@ -376,9 +401,9 @@ class _LazyStencils(Mapping[str, Stencil]):
         return stencil
 
     def __iter__(self) -> Iterator[str]:
-        for line in self._lines[self._start :].splitlines():
-            if line:
+        for number in range(len(self._names)):
+            for line in self._block(number).splitlines():
                 yield line[2 : line.index(b'"', 2)].decode()
 
     def __len__(self) -> int:
-        return sum(1 for line in self._lines[self._start :].splitlines() if line)
+        return sum(self._block(number).count(b"\n") for number in range(len(self._names)))

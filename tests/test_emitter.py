@@ -65,6 +65,21 @@ def test_text_form_round_trips_any_operands(rows, data: st.DataObject) -> None: 
     assert asm.parse(asm.dump(instructions)) == instructions
 
 
+def test_parsing_again_gives_the_same_instructions() -> None:
+    # Lines already parsed are remembered; lines that name a label or an
+    # @name are not (they mean something else in another text).
+    asm._PARSED.clear()
+    first = asm.parse(SUM_RANGE)
+    assert asm._PARSED and asm.parse(SUM_RANGE) == first
+    asm._PARSED.clear()
+    assert asm.parse(SUM_RANGE) == first
+    line = "_CHECK_EVAL_BREAKER exit=out\n"
+    assert asm.parse(line + "out:\n_EXIT_TRACE\n")[0].exit == 1
+    assert asm.parse("_NOP\n" + line + "out:\n_EXIT_TRACE\n")[1].exit == 2
+    assert asm.parse("_LOAD_CONST operand0=@x", {"x": 1})[0].operand0 == 1
+    assert asm.parse("_LOAD_CONST operand0=@x", {"x": 2})[0].operand0 == 2
+
+
 def test_text_form_errors() -> None:
     with pytest.raises(asm.AsmError, match="no label 'nowhere'"):
         asm.parse("_JUMP jump=nowhere")

@@ -62,11 +62,11 @@ def test_argparse_parses_the_rest(argv: list[str]) -> None:
 # costs milliseconds (re with enum and functools ~8, json ~10, typing ~7).
 NEVER = {"argparse", "ast", "dataclasses", "difflib", "enum", "functools", "glob", "inspect", "json",
          "pathlib", "platform", "re", "shutil", "signal", "textwrap", "threading", "tokenize", "typing",
-         "weakref", "bisect"}
+         "weakref", "bisect", "mmap"}
 # Modules that copyjit's start-up must not import either: the JIT needs them
 # only when it compiles a loop (ctypes: lower.py; dis and collections: the
 # recorder), the CLI only for other commands.
-HEAVY = NEVER | {"collections", "ctypes", "dis", "mmap", "struct", "copyjit.uops", "copyjit.trace.recorder",
+HEAVY = NEVER | {"collections", "ctypes", "dis", "struct", "copyjit.uops", "copyjit.trace.recorder",
                  "copyjit.trace.lower", "copyjit.backend.emitter"}
 
 SHOW_MODULES = "import sys; print('modules:', *sorted(sys.modules), file=sys.stderr)"
@@ -154,7 +154,7 @@ def test_start_ups_c_types_are_ctypes_own() -> None:
 
 def test_enable_reads_only_the_header_of_the_stencil_table() -> None:
     check = ("import copyjit; copyjit.enable(); from copyjit import stencils; "
-             "assert stencils.table().stencils._load is not None, 'stencil lines read'")
+             "assert not stencils.table().stencils._blocks, 'stencil lines read'")
     subprocess.run([sys.executable, "-c", check], cwd=ROOT, check=True, timeout=60)
 
 
@@ -169,7 +169,7 @@ def test_the_start_up_json_reader_reads_the_table_as_json_does() -> None:
     assert [stencil._loads(line) for line in lines] == [json.loads(line) for line in lines]
 
 
-def test_stencils_are_found_by_bisection_as_their_lines_say() -> None:
+def test_stencils_are_found_through_the_index_as_their_lines_say() -> None:
     import json
 
     from copyjit import stencils
@@ -179,7 +179,7 @@ def test_stencils_are_found_by_bisection_as_their_lines_say() -> None:
         lines = file.read().splitlines()[1:]
     rows = [json.loads(line) for line in lines]
     names = [row[0] for row in rows]
-    assert names == sorted(names)  # what bisection needs (Table.render sorts)
+    assert names == sorted(names)  # what the index needs (Table.render sorts)
     table = Table.read(stencils.path())
     assert list(table.stencils) == names and len(table.stencils) == len(names)
     for row in rows:
@@ -188,15 +188,37 @@ def test_stencils_are_found_by_bisection_as_their_lines_say() -> None:
         assert missing not in table.stencils
 
 
-@given(st.lists(st.sampled_from(["_A", "_B", "_B_C", "_BB", "_C__x", "a", "~"]), unique=True))
-def test_bisection_finds_every_stencil_of_any_table(names: list[str]) -> None:
+def test_a_table_replaced_on_disk_is_not_read_with_the_old_header(tmp_path: Path) -> None:
+    import shutil
+
+    from copyjit import stencils
+    from copyjit.stencil import Table
+
+    path = tmp_path / "table.jsonl"
+    shutil.copyfile(stencils.path(), path)
+    table = Table.read(str(path))
+    assert table.stencils["_NOP"].name == "_NOP"
+    path.write_text(path.read_text().replace('"_EXIT_TRACE"', '"_EXIT_TRACE_"'))  # another build
+    with pytest.raises(RuntimeError, match="changed since"):
+        table.stencils["_EXIT_TRACE"]
+
+
+@given(st.lists(st.sampled_from(["_A", "_B", "_B_C", "_BB", "_C__x", "a", "~"]), unique=True),
+       st.integers(1, 4))
+def test_the_index_finds_every_stencil_of_any_table(names: list[str], every: int) -> None:
+    from copyjit import stencil
     from copyjit.stencil import Stencil, Table
 
     made = {name: Stencil(name, name.encode(), ()) for name in names}
     table = Table(python="3.13.0", target="t", compiler="c", layout={}, data=b"", symbols=(),
                   stencils=dict(reversed(made.items())), runtime={})
-    read = Table.from_jsonl(table.render())
-    assert dict(read.stencils) == dict(sorted(made.items()))
+    shipped, stencil.INDEX_EVERY = stencil.INDEX_EVERY, every  # blocks of `every` lines
+    try:
+        text = table.render()
+    finally:
+        stencil.INDEX_EVERY = shipped
+    read = Table.from_jsonl(text)
+    assert dict(read.stencils) == dict(sorted(made.items())) and len(read.stencils) == len(made)
     for name in ["_A", "_B", "_B_C", "_BB", "_C__x", "a", "~", "_", "_AB", "b"]:
         assert (name in read.stencils) == (name in made)
 

@@ -35,10 +35,10 @@ def float_bits(value: float) -> int:
     return int.from_bytes(struct.pack("<d", value), "little")
 
 
-def _number(text: str, env: dict[str, int], where: str) -> int:
+def _number(text: str, env: dict[str, int], line: int) -> int:
     if text.startswith("@"):
         if text[1:] not in env:
-            raise AsmError(f"{where}: {text} is not defined")
+            raise AsmError(f"line {line}: {text} is not defined")
         return env[text[1:]]
     try:
         return int(text, 0)
@@ -47,7 +47,7 @@ def _number(text: str, env: dict[str, int], where: str) -> int:
     try:
         return float_bits(float(text))
     except ValueError:
-        raise AsmError(f"{where}: {text!r} is not a number") from None
+        raise AsmError(f"line {line}: {text!r} is not a number") from None
 
 
 def _label(line: str) -> str | None:
@@ -76,39 +76,68 @@ def _split(line: str) -> tuple[tuple[str, ...], str, list[str], dict[str, str]]:
     return outs, name, args, keys
 
 
+# Instructions already parsed from lines that name no label and no @name,
+# so mean the same in any text: the traces of one program repeat most of
+# their lines (reloads, spills, exit stubs), and parsing was most of the
+# time lower() took. Bounded: emptied when full.
+_PARSED: dict[str, Instruction] = {}
+_PARSED_MAX = 8192
+
+
 def parse(text: str, env: dict[str, int] | None = None) -> list[Instruction]:
     env = env or {}
-    rows: list[tuple[int, tuple[str, ...], str, list[str], dict[str, str]]] = []
+    rows: list[tuple[int, str, tuple[tuple[str, ...], str, list[str], dict[str, str]] | None]] = []
     labels: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), 1):
         line = (raw.partition("#")[0] if "#" in raw else raw).strip()
         if not line:
             continue
-        label = _label(line)
+        label = _label(line) if line[-1] == ":" else None
         if label is not None:
             if label in labels:
                 raise AsmError(f"line {number}: label {label} defined twice")
             labels[label] = len(rows)
             continue
-        rows.append((number, *_split(line)))
+        rows.append((number, line, None if line in _PARSED else _split(line)))
     if any(index == len(rows) for index in labels.values()):
         raise AsmError("a label at the end names no instruction")
     result = []
-    for number, outs, name, ins, keys in rows:
-        if not keys:
-            result.append(Instruction(name, tuple(ins), outs))
-            continue
-        where = f"line {number}"
-        if not _KEYS.issuperset(keys):
-            raise AsmError(f"{where}: unknown key {sorted(set(keys) - _KEYS)[0]!r}")
-        fields: dict[str, int | None] = {k: _number(keys[k], env, where) for k in _INT_KEYS if k in keys}
-        for key in _TARGET_KEYS:
-            if key in keys:
-                if keys[key] not in labels:
-                    raise AsmError(f"{where}: no label {keys[key]!r}")
-                fields[key] = labels[keys[key]]
-        result.append(Instruction(name, tuple(ins), outs, **fields))  # type: ignore[arg-type]
+    for number, line, split in rows:
+        if split is None:
+            made = _PARSED.get(line)
+            if made is not None:
+                result.append(made)
+                continue
+            split = _split(line)  # another thread emptied the cache since
+        result.append(_instruction(number, line, *split, labels, env))
     return result
+
+
+def _instruction(number: int, line: str, outs: tuple[str, ...], name: str, ins: list[str],
+                 keys: dict[str, str], labels: dict[str, int], env: dict[str, int]) -> Instruction:
+    if not keys:
+        made = Instruction(name, tuple(ins), outs)
+    else:
+        if not _KEYS.issuperset(keys):
+            raise AsmError(f"line {number}: unknown key {sorted(set(keys) - _KEYS)[0]!r}")
+        get = keys.get
+        # oparg, operand0, operand1, then jump, exit, error: Instruction's order.
+        values: list[int | None] = [0, 0, 0, None, None, None]
+        for i, key in enumerate(_INT_KEYS):
+            if (value := get(key)) is not None:
+                values[i] = _number(value, env, number)
+        for i, key in enumerate(_TARGET_KEYS, 3):
+            if (label := get(key)) is not None:
+                if label not in labels:
+                    raise AsmError(f"line {number}: no label {label!r}")
+                values[i] = labels[label]
+        made = Instruction(name, tuple(ins), outs, *values)  # type: ignore[arg-type]
+        if values[3:] != [None, None, None] or "@" in line:
+            return made  # means something else in another text
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[line] = made
+    return made
 
 
 def _show(value: int) -> str:

@@ -3,8 +3,9 @@
 The table is generated at development time (`python -m copyjit stencils
 --build`) and shipped in the package as JSON Lines, one file per target and
 CPython minor version: a header line, read at start-up (the runtime's own
-functions are in it), then one line per stencil, read at the first compile
-and parsed when first used. (Not a Python module: that took ~50 ms to
+functions are in it, and an index of the lines), then one line per
+stencil, sorted by name: a stencil's block of lines is read, and its line
+parsed, when it is first used. (Not a Python module: that took ~50 ms to
 import where bytecode is not cached.) `python -m copyjit stencils --check`
 proves it matches the C sources and the pinned clang.
 """

@@ -303,7 +303,8 @@ class JIT:
             recording = record(code, dst, src, frames.raw(frame), inner=self._inner_lookup(code))
             self.stats.recording_seconds += time.perf_counter() - start
             # Imported once a recording succeeds: a program whose loops all
-            # abort does not pay for the uop table and the emitter (~8 ms).
+            # abort does not pay for the uop table, the emitter and the
+            # lowering (~3 ms).
             from copyjit.backend.emitter import emit
             from copyjit.opt import optimize
             from copyjit.trace.lower import lower
