@@ -47,7 +47,7 @@ HANDED_OVER = 99_999
 _NEGATED = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
 _NO_VALUE = frozenset({"store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is",
                        "guard_is_not", "guard_version", "store_subscr_list", "append", "null", "inner_loop",
-                       "guard_done", "store_global", "guard_globals"})
+                       "guard_done", "store_global", "guard_globals", "guard_size"})
 
 
 class Lowered:
@@ -560,6 +560,27 @@ class _Lowering:
 
     def op_enumerate_tuple(self, index: int, op: Op) -> None:
         self._enumerate("_FOR_ITER_ENUMERATE_TUPLE_O", index, op)
+
+    # --- kernels ---
+
+    def op_copy_o(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line("i1 = _NEW_REF_O i0")
+        self.spill(index, "i1")
+
+    def op_guard_size(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line(f"_GUARD_SIZE_O i0 oparg={op.arg} {self.guard(op)}")
+
+    def op_tuple_item(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line(f"i1 = _TUPLE_ITEM_O i0 oparg={op.arg}")
+        self.spill(index, "i1")
+
+    def op_list_item(self, index: int, op: Op) -> None:
+        self.reload(op.args[0], "i0")
+        self.line(f"i1 = _LIST_ITEM_O i0 oparg={op.arg}")
+        self.spill(index, "i1")
 
 
 def _ints(arg: object) -> tuple[int, ...]:

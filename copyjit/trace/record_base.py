@@ -462,3 +462,25 @@ class RecorderBase:
     def op_PUSH_NULL(self, ins: dis.Instruction) -> int:
         self.push(self.emit(Op("null", "n")), NULL)
         return self.following[ins.offset]
+
+    def op_COPY(self, ins: dis.Instruction) -> int:
+        depth = ins.arg
+        assert depth is not None
+        if depth > len(self.stack):
+            raise Abort("an instruction that takes values from the loop's own stack")
+        value, concrete = self.stack[-depth]
+        kind = self.kind(value)
+        if kind == "n":
+            raise Abort("a copy of NULL")
+        if kind == "o":  # one more reference, which the copy owns (and releases)
+            value = self.emit(Op("copy_o", "o", (value,)), known=self.types.get(value))
+        self.push(value, concrete)  # an unboxed number is a value like any other: used twice
+        return self.following[ins.offset]
+
+    def op_SWAP(self, ins: dis.Instruction) -> int:
+        depth = ins.arg
+        assert depth is not None
+        if depth > len(self.stack):
+            raise Abort("an instruction that takes values from the loop's own stack")
+        self.stack[-1], self.stack[-depth] = self.stack[-depth], self.stack[-1]
+        return self.following[ins.offset]

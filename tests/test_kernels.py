@@ -1,0 +1,190 @@
+"""The recorder's features that numeric kernels need (benchmarks/):
+unpacking tuples and lists, COPY and SWAP (`v[0] += x`), float powers,
+floats stored into lists. Each gives the same result as CPython with its
+loop entered natively, and is also tested where its guards fail mid-loop."""
+
+from __future__ import annotations
+
+import math
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from copyjit.trace.jit import JIT
+from tests.conftest import cached_trace, run
+from tests.test_objects import differential
+from tests.test_unboxed import FLOAT_BINARY
+
+# --- UNPACK_SEQUENCE ---------------------------------------------------------
+
+def sum_pairs(pairs: list[Any]) -> tuple[float, float]:
+    sx = sy = 0.0
+    for x, y in pairs:
+        sx += x
+        sy += y * 0.5
+    return sx, sy
+
+
+def points() -> list[Any]:
+    return [(i * 0.5, i * 0.25) for i in range(300)]
+
+
+def test_unpacking_tuples_and_lists() -> None:
+    differential(sum_pairs, points())
+    differential(sum_pairs, [[i * 0.5, -i * 1.5] for i in range(300)])
+
+
+@pytest.mark.parametrize("odd", [(1.0, 2.0, 3.0), (4.0,), [1.0, 2.0, 3.0], "ab", {1.0: 2.0, 3.0: 4.0},
+                                 (1, 2), (1.0, None), 7])
+def test_unpacking_something_else_mid_loop(odd: object) -> None:
+    """Another length (raises ValueError), another type of sequence or item
+    (exits, and the interpreter unpacks it), or no sequence (raises)."""
+    items = points()
+    items[150] = odd
+    differential(sum_pairs, items)
+
+
+def nested_unpacking(rows: list[Any]) -> float:
+    total = 0.0
+    for (a, b), [c, d, e], f in rows:
+        total += a * b - c * d + e * f
+    return total
+
+
+def test_nested_unpacking_with_a_short_list_mid_loop() -> None:
+    rows = [((i * 1.0, 2.0), [3.0, i * 0.5, 1.0], 0.5) for i in range(200)]
+    differential(nested_unpacking, rows)
+    rows[120] = ((1.0, 2.0), [3.0, 4.0], 0.5)
+    differential(nested_unpacking, rows)
+
+
+# --- COPY, SWAP: augmented assignment of items ---------------------------------
+
+def accumulate_into(vector: list[Any], n: int) -> list[Any]:
+    for i in range(n):
+        vector[i % 3] += i * 0.5
+        vector[(i + 1) % 3] -= 0.25
+    return vector
+
+
+def accumulate(n: int) -> list[Any]:
+    return accumulate_into([0.0, 1.0, 2.0], n)
+
+
+def test_augmented_assignment_of_list_items_stores_boxed_floats() -> None:
+    expected = accumulate(600)
+    jit = JIT(1)
+    jit.enable(accumulate_into.__code__)
+    try:
+        assert accumulate(600) == expected
+    finally:
+        jit.disable()
+    assert jit.stats.native_entries == 1 and jit.stats.traces == 1
+
+
+@pytest.mark.parametrize("item", [7, "s", None, 2**70])
+def test_a_list_item_of_another_type_mid_loop(item: object) -> None:
+    def changes(n: int) -> list[Any]:
+        vector: list[Any] = [0.0, 1.0, 2.0]
+        for i in range(n):
+            vector[i % 3] += 1.5
+            if i == n // 2:
+                vector[1] = item
+        return vector
+
+    differential(changes, 400)
+
+
+def test_copied_objects_are_released_once() -> None:
+    vector = [0.5, 1.5, 2.5]
+    before = sys.getrefcount(vector)
+    jit = JIT(1)
+    jit.enable(accumulate_into.__code__)
+    try:
+        accumulate_into(vector, 5000)
+    finally:
+        jit.disable()
+    assert jit.stats.native_entries == 1
+    assert sys.getrefcount(vector) == before
+    plain = accumulate_into([0.5, 1.5, 2.5], 5000)
+    assert [sys.getrefcount(vector[k]) for k in range(3)] == [sys.getrefcount(plain[k]) for k in range(3)]
+
+
+def chained_assignment(n: int) -> tuple[float, float]:
+    a = b = 0.0
+    for i in range(n):
+        a = b = a + i * 0.5
+        b += 1.0
+    return a, b
+
+
+def test_chained_assignment() -> None:
+    differential(chained_assignment, 500)
+
+
+# --- float ** ------------------------------------------------------------------
+
+def powers(xs: list[Any]) -> float:
+    total = 0.0
+    for x in xs:
+        total += x ** 2 + abs(x) ** 0.5 + (x * x + 1.0) ** -1.5
+    return total
+
+
+def test_float_powers_are_native() -> None:
+    stats = differential(powers, [i * 0.37 - 20.0 for i in range(300)])
+    assert stats["exits"] <= 2
+
+
+@pytest.mark.parametrize("odd", [-2.5, 0.0, 1e200, float("inf"), float("nan"), 3])
+def test_a_power_python_raises_or_makes_complex_mid_loop(odd: float) -> None:
+    """(-2.5) ** 0.5 is a complex, 0.0 ** -1.5 raises ZeroDivisionError and
+    1e200 ** 2 OverflowError: the trace exits there, CPython does it."""
+    def odd_powers(xs: list[Any]) -> object:
+        total: Any = 0.0
+        for x in xs:
+            total += x ** 0.5 + x ** 2 + x ** -1.5
+        return total
+
+    xs = [1.0 + i * 0.25 for i in range(300)]
+    xs[200] = odd
+    differential(odd_powers, xs)
+
+
+def test_int_powers_stay_exact() -> None:
+    def int_powers(n: int) -> object:
+        total = 0
+        for i in range(n):
+            total += i ** 2 + 2 ** (i % 70)
+        return total
+
+    differential(int_powers, 300)
+
+
+def _same(x: float, y: float) -> bool:
+    return math.copysign(1.0, x) == math.copysign(1.0, y) and (x == y or (math.isnan(x) and math.isnan(y)))
+
+
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.0, -2.0, 0.5, -0.5, 3.0, -3.0, 1e308, -1e308, 5e-324,
+           math.inf, -math.inf, math.nan, 1e16, -1e16, 2.5]
+
+
+@given(a=st.one_of(st.floats(), st.sampled_from(SPECIAL)), b=st.one_of(st.floats(), st.sampled_from(SPECIAL)))
+def test_pow_float_is_pythons_or_exits(a: float, b: float) -> None:
+    """_POW_FLOAT gives Python's float ** float bit for bit, and exits where
+    Python raises, returns a complex, or libm may report a range error."""
+    status, final, stack = run(cached_trace(FLOAT_BINARY.format(op="_POW_FLOAT")), [a, b, None])
+    try:
+        expected: object = a ** b
+    except (ZeroDivisionError, OverflowError) as error:
+        expected = error
+    if status == 0:
+        assert isinstance(expected, float) and _same(final[2], expected), (a, b, final[2], expected)
+        assert stack == []
+    else:
+        assert status == 2 and final[2] is None
+        # Exits only where the interpreter must act, or for a subnormal result.
+        assert not isinstance(expected, float) or expected == 0.0 or abs(expected) < sys.float_info.min
