@@ -1,7 +1,8 @@
 """The recorder's features that numeric kernels need (benchmarks/):
 unpacking tuples and lists, COPY and SWAP (`v[0] += x`), float powers,
-floats stored into lists. Each gives the same result as CPython with its
-loop entered natively, and is also tested where its guards fail mid-loop."""
+floats stored into lists, names reused with another type (`_`). Each gives
+the same result as CPython with its loop entered natively, and is also
+tested where its guards fail mid-loop."""
 
 from __future__ import annotations
 
@@ -188,3 +189,32 @@ def test_pow_float_is_pythons_or_exits(a: float, b: float) -> None:
         assert status == 2 and final[2] is None
         # Exits only where the interpreter must act, or for a subnormal result.
         assert not isinstance(expected, float) or expected == 0.0 or abs(expected) < sys.float_info.min
+
+
+# --- names reused with another type --------------------------------------------
+
+def reuses_underscore(rows: list[Any], n: int) -> float:
+    total = 0.0
+    for _ in range(n):
+        for x, _ in rows:
+            total += x
+    return total
+
+
+def test_a_name_reused_with_another_type_in_a_nested_loop() -> None:
+    stats = differential(reuses_underscore, [(i * 0.5, "label") for i in range(5)], 400)
+    assert stats["native_entries"] <= 8, stats
+
+
+def test_a_local_stored_before_it_is_read_may_change_type_between_entries() -> None:
+    def retyped(rows: list[Any]) -> float:
+        total = 0.0
+        for row in rows:
+            label = None
+            for x in row:
+                label = x  # a float here; None, or a str, when the loop is entered
+                total += label
+            label = "done"
+        return total
+
+    differential(retyped, [[i * 0.5, 1.0, 2.0] for i in range(300)])

@@ -344,12 +344,21 @@ class RecorderBase:
             index = self.emit(Op("load", kind, arg=slot))
         self.push(index, concrete)
 
-    def home(self, slot: int, concrete: object) -> str:
-        """The kind of a local: unboxed ("i", "f") or an object in the frame."""
+    def home(self, slot: int, concrete: object, boxed: bool = False) -> str:
+        """The kind of a local: unboxed ("i", "f") or an object in the frame.
+        `boxed`: the value stored is an object already."""
         if slot not in self.slots:
+            # Stored before it is read: its value at the trace's entry is not
+            # used, but an unboxed local is unboxed (and so type-checked) at
+            # the entry too. Kept in the frame instead when that value has
+            # another kind (a name reused, like `_`), or when what is stored
+            # is an object anyway: unboxing it would only check, at every
+            # entry, the type of a value left over from other code.
             entry = frames.read_local(self.raw, slot)
-            # An unboxed local is unboxed at the trace's entry too.
-            self.slots[slot] = kind_of(concrete if entry is UNBOUND else entry)
+            kind = kind_of(concrete)
+            if (entry is not UNBOUND and kind_of(entry) != kind) or (boxed and self.bridge is None):
+                kind = "o"
+            self.slots[slot] = kind
         home = self.slots[slot]
         if home != "o" and kind_of(concrete) != home:
             raise Abort(f"local {self.code.co_varnames[slot]!r} changes type in the loop")
@@ -362,7 +371,7 @@ class RecorderBase:
         value, concrete = self.stack[position]
         if self.kind(value) == "n":
             raise Abort("storing NULL")
-        if self.home(slot, concrete) == "o":
+        if self.home(slot, concrete, boxed=self.kind(value) == "o") == "o":
             return self.box_on_stack(position)
         return self.number(value, concrete)
 
