@@ -1,11 +1,13 @@
 """The recorder's features that numeric kernels need (benchmarks/):
 unpacking tuples and lists, COPY and SWAP (`v[0] += x`), float powers,
-floats stored into lists, names reused with another type (`_`). Each gives
-the same result as CPython with its loop entered natively, and is also
-tested where its guards fail mid-loop."""
+floats stored into lists, names reused with another type (`_`), short loops
+nested in others, loops with several backedges. Each gives the same result
+as CPython with its loop entered natively, and is also tested where its
+guards fail mid-loop."""
 
 from __future__ import annotations
 
+import dis
 import math
 import sys
 from typing import Any
@@ -18,6 +20,18 @@ from copyjit.trace.jit import JIT
 from tests.conftest import cached_trace, run
 from tests.test_objects import differential
 from tests.test_unboxed import FLOAT_BINARY
+
+
+def traced_loops(jit: JIT) -> set[tuple[str, int]]:
+    """(function, line of the loop's head) of every loop with a trace."""
+    loops = set()
+    for location in jit.locations.values():
+        if location.lowered is not None:
+            rec = location.lowered.lowering.rec
+            lines = {i.offset: i.positions.lineno for i in dis.get_instructions(rec.code) if i.positions}
+            loops.add((rec.code.co_name, lines[rec.dst]))
+    return loops
+
 
 # --- UNPACK_SEQUENCE ---------------------------------------------------------
 
@@ -218,3 +232,41 @@ def test_a_local_stored_before_it_is_read_may_change_type_between_entries() -> N
         return total
 
     differential(retyped, [[i * 0.5, 1.0, 2.0] for i in range(300)])
+
+
+# --- one trace per loop; short loops nested in others ----------------------------
+
+def short_inner(n: int) -> float:
+    total = 0.0
+    for i in range(n):
+        for j in range(3):  # too short to enter from the interpreter, not from the outer trace
+            total += i * j * 0.5
+    return total
+
+
+@pytest.mark.parametrize("threshold", [1, 1000])
+def test_a_short_nested_loop_is_kept_for_its_enclosing_loops_trace(threshold: int) -> None:
+    expected = short_inner(20_000)
+    jit = JIT(threshold)
+    jit.enable(short_inner.__code__)
+    try:
+        assert short_inner(20_000) == expected
+    finally:
+        jit.disable()
+    assert len(traced_loops(jit)) == 2, jit.stats.aborts
+    assert "the loop runs too few iterations per entry" not in jit.stats.aborts
+
+
+def two_backedges(n: int) -> int:
+    total = 0
+    for i in range(n):
+        if i % 3 == 0:
+            total += i
+            continue
+        total -= 1
+    return total
+
+
+def test_a_loop_with_two_backedges_has_one_trace() -> None:
+    stats = differential(two_backedges, 3000)
+    assert stats["traces"] == 1, stats

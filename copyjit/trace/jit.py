@@ -60,6 +60,10 @@ MAX_TRANSIENT_ABORTS = 32
 # (measured: 8 to 10 break even). Judged after ENTRIES_BEFORE_JUDGING entries.
 MIN_ITERATIONS_PER_ENTRY = 10
 ENTRIES_BEFORE_JUDGING = 256
+# Except for a loop nested in another: the enclosing loop's trace runs it
+# without an entry's cost, so it is kept while that one may still be
+# traced, for up to this many entries (the enclosing loop gets hot later).
+MAX_ENTRIES_WAITING = 16 * ENTRIES_BEFORE_JUDGING
 
 
 class _Counter(dict[str, int]):
@@ -228,9 +232,16 @@ class JIT:
                 return None
         location = self.locations.get((id(code), src))
         if location is None:
-            location = self.locations[(id(code), src)] = Location(id(code), buffer_address(self.totals))
+            # Another backedge of a loop with a trace (`continue`, or both
+            # arms of an `if` at the end of its body) enters that trace: one
+            # trace per loop, whose exits are counted, and bridged, whichever
+            # backedge entered it (and which an enclosing loop's trace runs).
+            location = self._traced_loop(code, dst) or Location(id(code), buffer_address(self.totals))
+            self.locations[(id(code), src)] = location
         if location.trace is not None:
             self.judge(location, src)
+            if location.trace is not None:
+                self._set_slot(id(code), src, location.address | 1)
             return None
         if location.recordings >= MAX_RECORDINGS:
             return sys.monitoring.DISABLE  # given up: this backedge costs nothing now
@@ -245,6 +256,13 @@ class JIT:
             self._set_count(id(code), src, self.threshold - 1 if soon else 0)
         else:
             self._set_slot(id(code), src, location.address | 1)
+        return None
+
+    def _traced_loop(self, code: CodeType, dst: int) -> Location | None:
+        for (code_id, _), location in self.locations.items():
+            lowered = location.lowered
+            if code_id == id(code) and lowered is not None and lowered.lowering.rec.dst == dst:
+                return location
         return None
 
     def _on_hot_exit(self, code: CodeType, src: int, dst: int, number: int, frame: FrameType) -> None:
@@ -372,13 +390,35 @@ class JIT:
         judge_at = location["judge_at"]
         if judge_at and location["entries"] >= judge_at:
             location["judge_at"] = 0  # judged once per trace
-            if location["iterations"] < MIN_ITERATIONS_PER_ENTRY * location["entries"]:
+            short = location["iterations"] < MIN_ITERATIONS_PER_ENTRY * location["entries"]
+            outer = self._enclosing(location, src) if short else "none"
+            if outer == "pending" and location["entries"] < MAX_ENTRIES_WAITING:
+                location["judge_at"] = location["entries"] + ENTRIES_BEFORE_JUDGING  # judged again later
+            elif short and outer != "traced":  # (the enclosing loop's trace runs it without entries' cost)
                 self.discard(location, src)
                 location.recordings = MAX_RECORDINGS
                 self.stats.aborts["the loop runs too few iterations per entry"] += 1
                 return
         if location.early_exit_due():
             self.discard(location, src)
+
+    def _enclosing(self, location: Location, src: int) -> str:
+        """Whether a loop around this one in its code has a trace ("traced"),
+        may still get one ("pending"), or there is none that can ("none")."""
+        lowered = location.lowered
+        assert lowered is not None
+        code, dst = lowered.lowering.rec.code, lowered.lowering.rec.dst
+        import dis  # loaded by the recorder already
+
+        state = "none"
+        for ins in dis.get_instructions(code):
+            if ins.opname == "JUMP_BACKWARD" and ins.argval < dst and ins.offset > src:
+                outer = self.locations.get((id(code), ins.offset))
+                if outer is not None and outer.trace is not None:
+                    return "traced"
+                if outer is None or outer.recordings < MAX_RECORDINGS:
+                    state = "pending"
+        return state
 
     def _set_count(self, code_id: int, src: int, count: int) -> None:
         self._set_slot(code_id, src, count << 1)
