@@ -277,6 +277,12 @@ class JIT:
                 and self.compile_bridge(location, code, frame, src, dst, number):
             struct.pack_into("<q", location.exits, EXIT.size * number + 8, 0)  # bridged: no limit
             return None
+        if number != ENTRY_EXIT and location.lowered.snapshots[number - 1].on_frame is not None:
+            # Where a nested loop's trace left its loop by another exit than
+            # the recorded one: without a bridge, the trace leaves there, as
+            # it would have had it not had this exit. Not a reason to discard it.
+            struct.pack_into("<q", location.exits, EXIT.size * number + 8, 0)
+            return None
         self.judge(location, src)
         return None
 
@@ -348,8 +354,8 @@ class JIT:
         kinds = tuple(lowered.lowering.rec.ops[value].kind for value in snapshot.stack)
         start = time.perf_counter()
         try:
-            recording = record(code, dst, src, frames.raw(frame), BridgeStart(snapshot.offset, kinds),
-                               self._inner_lookup(code))
+            start_at = BridgeStart(snapshot.offset, kinds, snapshot.on_frame)
+            recording = record(code, dst, src, frames.raw(frame), start_at, self._inner_lookup(code))
             lap = time.perf_counter()
             self.stats.recording_seconds += lap - start
             first_exit = BRIDGE_EXITS * (len(location.bridges) + 1)
@@ -449,13 +455,23 @@ class _InnerTrace:
     def __init__(self, location: Location) -> None:
         trace, lowered = location.trace, location.lowered
         assert trace is not None and lowered is not None
-        self.trace, self.snapshots = trace, lowered.snapshots
+        self.trace, self.snapshots, self.lowered = trace, lowered.snapshots, lowered
         self.bridges = list(location.bridge_lowered)
         self.record, self.cell = location.address, trace.cell_address
         self.keep: object = (location.record, trace)  # read by the outer trace's _CALL_TRACE
 
     def run(self, raw_frame: int) -> int:
         return self.trace(raw_frame)
+
+    def leaving_exits(self) -> list[tuple[int, Snapshot, tuple[str, ...]]]:
+        """The trace's own exits that leave its loop (not its bridges'), with
+        the kinds of the values each pushes. (Not the check of the eval
+        breaker at its head, which is no recorded op's.)"""
+        rec = self.lowered.lowering.rec
+        recorded = {id(op.snapshot) for op in rec.ops if op.snapshot is not None}
+        return [(number, snapshot, tuple("n" if rec.ops[v].kind == "n" else "o" for v in snapshot.stack))
+                for number, snapshot in enumerate(self.snapshots, 1)
+                if snapshot.normal and snapshot.reraise is None and id(snapshot) in recorded]
 
     def snapshot(self, status: int) -> Snapshot | None:
         """Where exit `status` (of the trace or one of its bridges) resumes."""

@@ -47,7 +47,7 @@ HANDED_OVER = 99_999
 _NEGATED = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
 _NO_VALUE = frozenset({"store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is",
                        "guard_is_not", "guard_version", "store_subscr_list", "append", "null", "inner_loop",
-                       "guard_done", "store_global", "guard_globals", "guard_size"})
+                       "guard_done", "store_global", "guard_globals", "guard_size", "nested_loop"})
 
 
 class Lowered:
@@ -581,6 +581,57 @@ class _Lowering:
         self.reload(op.args[0], "i0")
         self.line(f"i1 = _LIST_ITEM_O i0 oparg={op.arg}")
         self.spill(index, "i1")
+
+    def op_nested_loop(self, index: int, op: Op) -> None:
+        """inner_loop, for a nested loop's trace with other exits out of its
+        loop than the recorded one (call.alternatives): after one of those,
+        take the locals back from the frame and leave by an exit of this
+        trace's own, where the nested trace's exit resumes, with its values
+        still on the frame's stack; when hot, that exit gets a bridge, which
+        pops them (op_frame_input). Any other exit leaves as inner_loop's do."""
+        call = op.arg
+        assert isinstance(call, InnerCall)
+        self.labels += 1
+        handed, unboxing = f"handed{self.labels}", f"handedunbox{self.labels}"
+
+        def reload_homes() -> None:  # the nested loop may have changed any local
+            for slot, home in self.home.items():
+                kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
+                self.line(f"_LOAD_FAST_OR_EXIT oparg={slot} exit={handed}")
+                self.line(f"{kind}0 = _UNBOX_{_KIND[kind]} exit={unboxing}")
+                self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
+
+        for slot in self.written:
+            self.write_back(self.lines, slot)
+        for value in op.args:
+            self.push_value(self.lines, value)
+        self.line(f"_SET_IP operand0={instruction_address(self.rec.code, call.head)}")
+        self.line(f"i0 = _CALL_TRACE operand0={call.record} operand1={call.cell} exit={handed}")
+        self.line(f"i1 = _LOAD_INT_CONST operand0={call.status}")
+        self.line(f"_JUMP_IF_INT_EQ i0, i1 jump=recorded{self.labels}")
+        for number, (status, _) in enumerate(call.alternatives):
+            self.line(f"i1 = _LOAD_INT_CONST operand0={status}")
+            self.line(f"_JUMP_IF_INT_EQ i0, i1 jump=other{self.labels}_{number}")
+        self.line(f"_JUMP jump={handed}")
+        for number, (_, snapshot) in enumerate(call.alternatives):
+            self.lines.append(f"other{self.labels}_{number}:")
+            reload_homes()
+            self.line(f"_JUMP jump={self.exit_label(snapshot)}")
+        self.lines.append(f"recorded{self.labels}:")
+        reload_homes()
+        inputs = range(index + 1, index + 1 + len(call.inputs))
+        for value in [*op.args, *inputs][::-1]:
+            self.pop_value(value)
+        self.handed.append(self.labels)
+
+    def op_frame_input(self, index: int, op: Op) -> None:
+        """A value of the iteration that a nested loop's trace left on the
+        frame's stack (a bridge from an exit with Snapshot.on_frame)."""
+        if op.kind == "n":
+            self.line("_POP_NULL")
+        else:
+            self.line("i0 = _POP_O")
+            self.spill(index, "i0")
 
 
 def _ints(arg: object) -> tuple[int, ...]:

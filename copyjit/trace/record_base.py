@@ -74,7 +74,8 @@ class RecorderBase:
         self.code, self.dst, self.src, self.raw = code, dst, src, raw_frame
         self.bridge = bridge
         self.inner = inner
-        self.on_frame = len(bridge.kinds) if bridge else 0  # bridge inputs still on the frame's stack
+        # Bridge inputs still on the frame's stack (while recording).
+        self.on_frame = len(bridge.kinds) + len(bridge.on_frame or ()) if bridge else 0
         self.moved = False  # an inner loop ran: the frame's IP is not at the backedge any more
         self.after_inner: int | None = None
         self.instructions = {i.offset: i for i in dis.get_instructions(code)}
@@ -97,12 +98,17 @@ class RecorderBase:
         self.types: dict[int, type] = {}  # values whose type the trace knows (guarded or made so)
         if bridge is not None:
             # The parent's exit pushed these; the bridge finds them unboxed
-            # in the parent's spill slots.
-            count = len(bridge.kinds)
-            inputs = self.entry_stack[len(self.entry_stack) - count:]
-            self.entry_stack = self.entry_stack[:len(self.entry_stack) - count]
-            for kind, concrete in zip(bridge.kinds, inputs, strict=True):
-                self.push(self.emit(Op("input", kind)), NULL if concrete is UNBOUND else concrete)
+            # in the parent's spill slots. Below them, after a nested loop's
+            # trace, values of the iteration on the frame's stack: the
+            # bridge pops them (the top one first).
+            inputs = self.entry_stack[len(self.entry_stack) - self.on_frame:]
+            self.entry_stack = self.entry_stack[:len(self.entry_stack) - self.on_frame]
+            popped = [self.emit(Op("frame_input", kind)) for kind in reversed(bridge.on_frame or ())]
+            values = [*reversed(popped), *(self.emit(Op("input", kind)) for kind in bridge.kinds)]
+            for value, concrete in zip(values, inputs, strict=True):
+                self.push(value, NULL if concrete is UNBOUND else concrete)
+            if bridge.on_frame is not None:
+                self.after_inner = bridge.offset  # the nested loop has run
         self.pending: Pending | None = None
         self.calls = 0  # calls recorded so far: any may rebind an object local (frame.f_locals)
         self.stored_at: dict[int, int] = {}  # object local -> self.calls when it was stored
@@ -228,9 +234,16 @@ class RecorderBase:
             raise Handback(Abort("an inner loop left its trace at its head", final=False), -1, [])
         inputs = [NULL if value is UNBOUND else value for value in pushed[len(stack):]]
         kinds = tuple("n" if value is NULL else "o" for value in inputs)
-        call = InnerCall(found.record, found.cell, status, ins.start_offset, kinds, found.keep)
-        self.emit(Op("inner_loop", args=tuple(value for value, _ in stack), arg=call,
-                     snapshot=Snapshot(ins.start_offset, tuple(value for value, _ in stack))))
+        # The nested trace's other ways out of its loop, each continued by
+        # an exit of this trace (found on the frame: this iteration's values
+        # pushed for the nested trace, and what its exit pushed).
+        ours = tuple("n" if self.kind(value) == "n" else "o" for value, _ in stack)
+        alternatives = tuple((number, Snapshot(exit.offset, (), on_frame=ours + pushed_kinds))
+                             for number, exit, pushed_kinds in found.leaving_exits()
+                             if number != status and self.dst <= exit.offset <= self.end)
+        call = InnerCall(found.record, found.cell, status, ins.start_offset, kinds, found.keep, alternatives)
+        self.emit(Op("nested_loop" if alternatives else "inner_loop", args=tuple(value for value, _ in stack),
+                     arg=call, snapshot=Snapshot(ins.start_offset, tuple(value for value, _ in stack))))
         frames.drop(self.raw, len(stack) + depth)  # the recording holds them again
         self.stack = list(stack)
         for kind, concrete in zip(kinds, inputs, strict=True):
