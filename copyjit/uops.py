@@ -742,11 +742,23 @@ def _objects() -> list[Uop]:
         uop(
             "_CALL_O",
             """
+            // A trace runs inside the JIT's sys.monitoring callback, where
+            // CPython sends no events (tstate->tracing): code it calls gets
+            // them again, so that its own hot loops enter their traces. Only
+            // near the bottom of the C stack: a trace entered so nests a
+            // callback, a trace (with its spill slots) and an evaluation loop
+            // (3 of the C recursion limit's levels). Deeper, the callee runs
+            // in the interpreter, where Python recursion uses no C stack.
+            int tracing = tstate->tracing;
+            if (tstate->c_recursion_remaining > Py_C_RECURSION_LIMIT - 300) {
+                tstate->tracing = 0;
+            }
             res = PyObject_Vectorcall(f, (PyObject *const *)&slots[oparg], operand0, NULL);
+            tstate->tracing = tracing;
             ERROR_IF(res == NULL);
             """,
             regs="f:o -- res:o",
-            doc="res = f(*spill slots `oparg` .. `oparg + operand0`)",
+            doc="res = f(*spill slots `oparg` .. `oparg + operand0`), with monitoring events on",
         ),
         uop(
             "_RERAISER_O",

@@ -2,14 +2,17 @@
 unpacking tuples and lists, COPY and SWAP (`v[0] += x`), float powers,
 floats stored into lists, names reused with another type (`_`), short loops
 nested in others, loops with several backedges, a nested loop leaving by
-several exits. Each gives the same result as CPython with its loop entered
-natively, and is also tested where its guards fail mid-loop."""
+several exits, and calls from a trace to functions with hot loops. Each
+gives the same result as CPython with its loop entered natively, and is
+also tested where its guards fail mid-loop."""
 
 from __future__ import annotations
 
 import dis
 import math
+import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +21,10 @@ from hypothesis import strategies as st
 
 from copyjit.trace.jit import JIT
 from tests.conftest import cached_trace, run
-from tests.test_objects import differential
+from tests.test_objects import differential, full_outcome
 from tests.test_unboxed import FLOAT_BINARY
+
+ROOT = Path(__file__).parent.parent
 
 
 def traced_loops(jit: JIT) -> set[tuple[str, int]]:
@@ -31,6 +36,22 @@ def traced_loops(jit: JIT) -> set[tuple[str, int]]:
             lines = {i.offset: i.positions.lineno for i in dis.get_instructions(rec.code) if i.positions}
             loops.add((rec.code.co_name, lines[rec.dst]))
     return loops
+
+
+Outcome = tuple[int, str, str]  # exit code, stdout, stderr
+
+
+def python_and_copyjit(script: str, *options: str, args: tuple[str, ...] = ()) -> tuple[Outcome, Outcome]:
+    """What `python SCRIPT ARGS` did, then `python -m copyjit run OPTIONS SCRIPT ARGS`."""
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    jit = ["-m", "copyjit", "run", *options]
+
+    def outcome(*command: str) -> Outcome:
+        done = subprocess.run([sys.executable, *command, script, *args], capture_output=True, text=True,
+                              timeout=120, env=env)
+        return done.returncode, done.stdout, done.stderr
+
+    return outcome(), outcome(*jit)
 
 
 # --- UNPACK_SEQUENCE ---------------------------------------------------------
@@ -353,3 +374,94 @@ def test_the_other_ways_out_leak_nothing() -> None:
         jit.disable()
     assert jit.stats.bridges >= 1
     assert grown < 100, grown
+
+
+# --- calls from a trace to functions with loops ---------------------------------
+
+def inner_work(xs: list[float]) -> float:
+    total = 0.0
+    for x in xs:
+        total += x * x
+    return total
+
+
+def calls_a_looping_function(xs: list[float], n: int) -> float:
+    grand = 0.0
+    for _ in range(n):
+        grand += inner_work(xs)
+    return grand
+
+
+def test_a_function_called_from_a_trace_runs_its_loops_natively() -> None:
+    xs = [i * 0.25 for i in range(200)]
+    expected = calls_a_looping_function(xs, 50)
+    jit = JIT(1)
+    jit.enable(calls_a_looping_function.__code__)
+    jit.enable(inner_work.__code__)
+    try:
+        assert calls_a_looping_function(xs, 50) == expected
+    finally:
+        jit.disable()
+    inner = next(location for location in jit.locations.values() if location.lowered is not None
+                 and location.lowered.lowering.rec.code is inner_work.__code__)
+    assert inner["iterations"] >= 49 * 199, "the callee's loop ran in the interpreter"
+
+
+def fails_inside(xs: list[Any]) -> float:
+    total = 0.0
+    for x in xs:
+        total += 1.0 / x
+    return total
+
+
+def calls_one_that_fails(rows: list[list[Any]]) -> float:
+    grand = 0.0
+    for row in rows:
+        grand += fails_inside(row)
+    return grand
+
+
+def test_a_function_called_from_a_trace_raising_in_its_own_trace() -> None:
+    """The callee's trace exits at the division by zero, the interpreter
+    raises it in the callee, and the caller's trace re-raises it at its
+    CALL: the same traceback as CPython's."""
+    rows = [[1.0 + i, 2.0, 4.0] * 10 for i in range(100)]
+    rows[70][25] = 0.0
+    expected = full_outcome(calls_one_that_fails, rows)
+    jit = JIT(1)
+    jit.enable(calls_one_that_fails.__code__)
+    jit.enable(fails_inside.__code__)
+    try:
+        assert full_outcome(calls_one_that_fails, rows) == expected
+    finally:
+        jit.disable()
+    assert expected[0] == "raised" and jit.stats.traces >= 2
+
+
+RECURSION = """
+import sys
+sys.setrecursionlimit(100_000)
+
+def child(depth, i):
+    return walk(depth - 1) if i == 1 and depth > 0 else 1
+
+def walk(depth):
+    total = 0
+    for i in range(2):
+        total += child(depth, i)
+    return total
+
+for _ in range(3):
+    walk(1)  # the loop's trace, before the recursion
+print(walk(8000))
+"""
+
+
+def test_deep_recursion_through_a_traced_loop(tmp_path: Path) -> None:
+    """A call from a trace lets the callee's loops enter their traces only
+    near the bottom of the C stack: deeper, the recursion goes on in the
+    interpreter, as deep as without the JIT."""
+    script = tmp_path / "recursion.py"
+    script.write_text(RECURSION)
+    plain, jitted = python_and_copyjit(str(script), "--threshold", "1")
+    assert jitted == plain and plain[1] == "8002\n"
