@@ -65,9 +65,10 @@ _NON_ESCAPING = frozenset({
     "Py_INCREF", "PyList_GET_SIZE", "PyList_GET_ITEM", "PyTuple_GET_SIZE", "PyTuple_GET_ITEM",
     "DK_UNICODE_ENTRIES", "PyList_SET_ITEM", "PyCell_GET", "PyCell_SET",
     "__builtin_elementwise_sqrt", "__builtin_fabs", "isinf", "isnan", "isfinite",
+    "isnormal", "__builtin_copysign",
 })
 # C library functions that run no Python code (so calling them does not escape).
-PURE_C_FUNCTIONS = frozenset({"sin", "cos", "exp", "log"})
+PURE_C_FUNCTIONS = frozenset({"sin", "cos", "exp", "log", "pow", "fmod", "floor"})
 _NON_ESCAPING |= PURE_C_FUNCTIONS
 _CALL = r"(\b[A-Za-z_]\w*|[\])])\s*\("
 _CAST = r"\s*(const\s+)?((unsigned|signed)\s+)?[A-Za-z_]\w*[\s*]*"
@@ -386,6 +387,77 @@ def _bitwise() -> list[Uop]:
 
 def _float_binary(name: str, op: str) -> Uop:
     return uop(name, f"res = a {op} b;", regs="a:f b:f -- res:f", doc=f"res = a {op} b")
+
+
+def _float_power() -> Uop:
+    # CPython's float_pow (Objects/floatobject.c) case by case, where it
+    # returns a float. It raises ZeroDivisionError for 0.0 ** -x, returns a
+    # complex for a negative base and a fractional exponent, and raises
+    # OverflowError where libm's pow sets ERANGE (an infinite result, or a
+    # subnormal one): those exit, for the interpreter to do it.
+    return uop(
+        "_POW_FLOAT",
+        """
+        if (a > 0.0 && a != 1.0 && isfinite(a) && b != 0.0 && isfinite(b)) {
+            // The common case, first: libm's pow.
+            double power = pow(a, b);
+            EXIT_IF(isinf(power) || (power != 0.0 && !isnormal(power)));
+            res = power;
+        }
+        else if (b == 0.0) {
+            res = 1.0;
+        }
+        else if (isnan(a)) {
+            res = a;
+        }
+        else if (isnan(b)) {
+            res = a == 1.0 ? 1.0 : b;
+        }
+        else if (isinf(b)) {
+            double size = __builtin_fabs(a);
+            res = size == 1.0 ? 1.0 : ((b > 0.0) == (size > 1.0) ? __builtin_fabs(b) : 0.0);
+        }
+        else if (isinf(a)) {
+            int odd = fmod(__builtin_fabs(b), 2.0) == 1.0;
+            res = b > 0.0 ? (odd ? a : __builtin_fabs(a)) : (odd ? __builtin_copysign(0.0, a) : 0.0);
+        }
+        else if (a == 0.0) {
+            EXIT_IF(b < 0.0);
+            res = fmod(__builtin_fabs(b), 2.0) == 1.0 ? a : 0.0;
+        }
+        else if (a == 1.0) {
+            res = 1.0;
+        }
+        else {  // a < 0.0: an integer power of -a, negated when odd
+            EXIT_IF(b != floor(b));
+            int negate = fmod(__builtin_fabs(b), 2.0) == 1.0;
+            double power = a == -1.0 ? 1.0 : pow(-a, b);
+            EXIT_IF(isinf(power) || (power != 0.0 && !isnormal(power)));
+            res = negate ? -power : power;
+        }
+        """,
+        regs="a:f b:f -- res:f",
+        doc="res = a ** b; exits where Python raises or gives a complex",
+    )
+
+
+def _sequences() -> list[Uop]:
+    """Unpacking a tuple or list whose type is guarded: its length is
+    guarded once, then each item is read without a bounds check."""
+    return [
+        uop(
+            "_GUARD_SIZE_O",
+            "EXIT_IF(((PyVarObject *)a)->ob_size != (Py_ssize_t)oparg);",
+            regs="a:o --",
+            doc="exit unless a (a guarded tuple or list) has `oparg` items",
+        ),
+        uop("_TUPLE_ITEM_O", "res = Py_NewRef(PyTuple_GET_ITEM(a, oparg));", regs="a:o -- res:o",
+            doc="res = a[oparg] for a tuple with more than `oparg` items"),
+        uop("_LIST_ITEM_O", "res = Py_NewRef(PyList_GET_ITEM(a, oparg));", regs="a:o -- res:o",
+            doc="res = a[oparg] for a list with more than `oparg` items"),
+        uop("_NEW_REF_O", "res = Py_NewRef(a);", regs="a:o -- res:o",
+            doc="res = a, one more reference (a copy of a value the trace owns)"),
+    ]
 
 
 _CONDITIONS = {"LT": "<", "LE": "<=", "EQ": "==", "NE": "!=", "GT": ">", "GE": ">="}
@@ -754,11 +826,23 @@ def _objects() -> list[Uop]:
         uop(
             "_CALL_O",
             """
+            // A trace runs inside the JIT's sys.monitoring callback, where
+            // CPython sends no events (tstate->tracing): code it calls gets
+            // them again, so that its own hot loops enter their traces. Only
+            // near the bottom of the C stack: a trace entered so nests a
+            // callback, a trace (with its spill slots) and an evaluation loop
+            // (3 of the C recursion limit's levels). Deeper, the callee runs
+            // in the interpreter, where Python recursion uses no C stack.
+            int tracing = tstate->tracing;
+            if (tstate->c_recursion_remaining > Py_C_RECURSION_LIMIT - 300) {
+                tstate->tracing = 0;
+            }
             res = PyObject_Vectorcall(f, (PyObject *const *)&slots[oparg], operand0, NULL);
+            tstate->tracing = tracing;
             ERROR_IF(res == NULL);
             """,
             regs="f:o -- res:o",
-            doc="res = f(*spill slots `oparg` .. `oparg + operand0`)",
+            doc="res = f(*spill slots `oparg` .. `oparg + operand0`), with monitoring events on",
         ),
         uop(
             "_RERAISER_O",
@@ -1025,6 +1109,7 @@ _TABLE: list[Uop] = [
     _float_binary("_ADD_FLOAT", "+"),
     _float_binary("_SUB_FLOAT", "-"),
     _float_binary("_MUL_FLOAT", "*"),
+    _float_power(),
     uop(
         "_DIV_FLOAT",
         "EXIT_IF(b == 0.0); res = a / b;",
@@ -1043,6 +1128,7 @@ _TABLE: list[Uop] = [
     *_spills(),
     *_objects(),
     *_math(),
+    *_sequences(),
     # --- control ---------------------------------------------------------
     uop(
         "_CHECK_EVAL_BREAKER",

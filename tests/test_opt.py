@@ -80,14 +80,16 @@ print("\\0".join(seen))
     return [t.strip("\n") + "\n" for t in done.stdout.split("\0") if t.strip()]
 
 
-KERNELS = {"float_accumulation": ("total", 300), "int_loop": ("checksum", 300), "nested_loops": ("table", 30),
-           "big_ints": ("grow", 300), "branchy": ("collatz_steps", 300), "lists": ("sieve", 3000),
-           "calls": ("integrate", 300)}
+KERNELS = {"examples/float_accumulation.py": ("total", 300), "examples/int_loop.py": ("checksum", 300),
+           "examples/nested_loops.py": ("table", 30), "examples/big_ints.py": ("grow", 300),
+           "examples/branchy.py": ("collatz_steps", 300), "examples/lists.py": ("sieve", 3000),
+           "examples/calls.py": ("integrate", 300), "benchmarks/nbody.py": ("nbody", 200),
+           "benchmarks/spectral_norm.py": ("spectral_norm", 12), "benchmarks/mandelbrot.py": ("mandelbrot", 24)}
 
 
-@pytest.mark.parametrize("name", sorted(KERNELS))
-def test_every_recorded_trace_round_trips_and_verifies(name: str) -> None:
-    texts = recordings_of(ROOT / "examples" / f"{name}.py", *KERNELS[name])
+@pytest.mark.parametrize("path", sorted(KERNELS))
+def test_every_recorded_trace_round_trips_and_verifies(path: str) -> None:
+    texts = recordings_of(ROOT / path, *KERNELS[path])
     assert texts
     for text in texts:
         assert dump(parse(text)) == text

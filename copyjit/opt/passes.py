@@ -14,7 +14,7 @@ from copyjit.trace.ir import Recording
 # an object's type, a type's version or a dict's keys still holds.
 MAY_RUN_CODE = frozenset({
     "call", "binary_o", "compare_o", "attr", "release", "store_o", "store_deref", "store_global",
-    "store_subscr_list", "get_iter", "inner_loop", "list_next", "tuple_next", "enumerate_list",
+    "store_subscr_list", "get_iter", "inner_loop", "nested_loop", "list_next", "tuple_next", "enumerate_list",
     "enumerate_tuple", "append"})
 # Types whose objects hold no references: freeing one runs no Python code.
 # (A constant is never freed: the trace keeps it alive.)
@@ -36,7 +36,7 @@ def forward(rec: Recording) -> Recording:
                 current[op.arg] = index  # type: ignore[index]
         elif op.name == "store":
             current[op.arg] = op.args[0]  # type: ignore[index]
-        elif op.name == "inner_loop":  # the nested loop may write any local
+        elif op.name in ("inner_loop", "nested_loop"):  # the nested loop may write any local
             current.clear()
     return rewrite(rec, set(replace), replace)
 

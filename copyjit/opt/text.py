@@ -8,7 +8,7 @@
     v4 = binary.f(v2, v3) 'mul' | exit @38 stack v2 v3
 
 A line is one op: `[name =] op.kind(args) [arg] [| exit @offset [normal]
-[reraise=name] [stack names...]]`. Ops that make no value have no name
+[reraise=name] [on_frame=kinds] [stack names...]]`. Ops that make no value have no name
 (their position still counts). `arg` is a Python literal (nan and inf
 spelled so). Names are any identifiers: tests write traces by hand, and
 compare them after a dump, which renames every value v<position>.
@@ -33,8 +33,11 @@ def _literal(value: object) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # nan, inf, -inf
     if isinstance(value, InnerCall):
-        return (f"inner(record={value.record}, cell={value.cell}, status={value.status}, "
-                f"head={value.head}, inputs={value.inputs!r})")
+        text = (f"inner(record={value.record}, cell={value.cell}, status={value.status}, "
+                f"head={value.head}, inputs={value.inputs!r}")
+        if value.alternatives:  # (status, offset, on_frame kinds): see record_base.nested
+            text += f", alternatives={tuple((n, s.offset, s.on_frame) for n, s in value.alternatives)!r}"
+        return text + ")"
     return repr(value)
 
 
@@ -42,9 +45,16 @@ def _parse_literal(text: str, where: str) -> object:
     if text in ("nan", "inf", "-inf"):
         return float(text)
     if text.startswith("inner("):
-        fields = dict(re.findall(r"(\w+)=(\([^)]*\)|[^,)]+)", text[6:]))
-        return InnerCall(int(fields["record"]), int(fields["cell"]), int(fields["status"]),
-                         int(fields["head"]), ast.literal_eval(fields["inputs"]), None)
+        try:
+            call = ast.parse(text, mode="eval").body
+            assert isinstance(call, ast.Call)
+            fields = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
+            alternatives = tuple((n, Snapshot(offset, (), on_frame=kinds))
+                                 for n, offset, kinds in fields.get("alternatives", ()))
+            return InnerCall(fields["record"], fields["cell"], fields["status"], fields["head"],
+                             fields["inputs"], None, alternatives)
+        except (ValueError, SyntaxError, AssertionError, KeyError, TypeError):
+            raise TextError(f"{where}: {text!r} is not an inner(...) call") from None
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -72,6 +82,8 @@ def _dump_snapshot(snapshot: Snapshot) -> str:
         text += " normal"
     if snapshot.reraise is not None:
         text += f" reraise=v{snapshot.reraise}"
+    if snapshot.on_frame is not None:
+        text += f" on_frame={','.join(snapshot.on_frame)}"
     if snapshot.stack:
         text += " stack " + " ".join(f"v{v}" for v in snapshot.stack)
     return text
@@ -122,11 +134,14 @@ def _parse_snapshot(text: str, value: object, where: str) -> Snapshot:
         normal, rest = True, rest[1:]
     if rest and rest[0].startswith("reraise="):
         reraise, rest = value(rest[0][8:]), rest[1:]  # type: ignore[operator]
+    on_frame = None
+    if rest and rest[0].startswith("on_frame="):
+        on_frame, rest = tuple(k for k in rest[0][9:].split(",") if k), rest[1:]
     if rest:
         if rest[0] != "stack":
             raise TextError(f"{where}: unexpected {rest[0]!r} in a snapshot")
         stack = tuple(value(w) for w in rest[1:])  # type: ignore[operator]
-    return Snapshot(int(words[1][1:]), stack, normal, reraise)
+    return Snapshot(int(words[1][1:]), stack, normal, reraise, on_frame)
 
 
 def normalized(text: str) -> str:

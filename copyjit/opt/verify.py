@@ -6,7 +6,7 @@
 - local slots are read and written with the kind the recording gives them;
 - positional ops stay in place: `second` right after an enumerate,
   `inner_input` right after a nested loop (or another `inner_input`),
-  a bridge's `input` ops first.
+  a bridge's `frame_input` then `input` ops first.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ SIGNATURES: dict[str, str] = {
     "inner_input": "-> K", "inner_loop": "? * ->", "len": "o -> i", "append": "o o ->",
     "subscr_list": "o i -> o", "subscr_tuple": "o i -> o", "store_subscr_list": "o o i ->",
     "list_next": "-> o", "tuple_next": "-> o", "enumerate_list": "-> o", "enumerate_tuple": "-> o",
+    "copy_o": "o -> o", "guard_size": "o ->", "tuple_item": "o -> o", "list_item": "o -> o",
+    "nested_loop": "? * ->", "frame_input": "-> K",
 }
 _VALUE_KINDS = frozenset("ifon")
 
@@ -93,10 +95,12 @@ def _position(rec: Recording, index: int, op: Op) -> str | None:
     before = rec.ops[index - 1].name if index else None
     if op.name == "second" and before not in ("enumerate_list", "enumerate_tuple"):
         return "does not follow an enumerate"
-    if op.name == "inner_input" and before not in ("inner_loop", "inner_input"):
+    if op.name == "inner_input" and before not in ("inner_loop", "nested_loop", "inner_input"):
         return "does not follow a nested loop"
-    if op.name == "input" and before not in (None, "input"):
+    if op.name == "input" and before not in (None, "frame_input", "input"):
         return "a bridge's input after other ops"
+    if op.name == "frame_input" and before not in (None, "frame_input"):
+        return "a bridge's frame_input after other ops"
     if op.name == "store" and op.arg not in rec.stored:
         return f"stores local {op.arg}, which the recording does not list as stored"
     return None

@@ -18,7 +18,7 @@ INT64 = (-(2**63), 2**63 - 1)
 NO_VALUE = frozenset({
     "store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is", "guard_is_not",
     "guard_version", "store_subscr_list", "append", "inner_loop", "guard_done", "store_global",
-    "guard_globals"})
+    "guard_globals", "guard_size", "nested_loop"})
 
 
 class Abort(Exception):
@@ -56,13 +56,17 @@ class Snapshot(_Record):
     stack above the loop's own (bottom first). `normal`: leaving the loop,
     or a pending signal, not a sign of a bad trace. `reraise`: a call
     raised, and this value (its callable, on the stack) becomes a builtin
-    that raises the exception when the interpreter re-executes the CALL."""
+    that raises the exception when the interpreter re-executes the CALL.
+    `on_frame`: a nested loop's trace left the frame there, with values of
+    these kinds ("o", "n") of this iteration on its stack already, below
+    `stack` (see InnerCall.alternatives)."""
 
-    __slots__ = ("normal", "offset", "reraise", "stack")
+    __slots__ = ("normal", "offset", "on_frame", "reraise", "stack")
 
     def __init__(self, offset: int, stack: tuple[int, ...], normal: bool = False,
-                 reraise: int | None = None) -> None:
+                 reraise: int | None = None, on_frame: tuple[str, ...] | None = None) -> None:
         self.offset, self.stack, self.normal, self.reraise = offset, stack, normal, reraise
+        self.on_frame = on_frame
 
     def values(self) -> tuple[int, ...]:
         """The values an exit here needs: the stack's, and the re-raised one."""
@@ -100,12 +104,15 @@ class Recording:
 
 class BridgeStart(_Record):
     """Where a bridge starts: a parent trace's exit, which left the frame at
-    `offset` with values of these kinds on top of its stack."""
+    `offset` with values of these kinds on top of its stack (in the parent's
+    spill slots), and below them values of the `on_frame` kinds (on the
+    frame's stack: the bridge pops them), if it is the exit of a nested
+    loop's trace (Snapshot.on_frame)."""
 
-    __slots__ = ("kinds", "offset")
+    __slots__ = ("kinds", "offset", "on_frame")
 
-    def __init__(self, offset: int, kinds: tuple[str, ...]) -> None:
-        self.offset, self.kinds = offset, kinds
+    def __init__(self, offset: int, kinds: tuple[str, ...], on_frame: tuple[str, ...] | None = None) -> None:
+        self.offset, self.kinds, self.on_frame = offset, kinds, on_frame
 
 
 class InnerCall(_Record):
@@ -115,12 +122,19 @@ class InnerCall(_Record):
     of the values that exit pushed, and what must live as long as the outer
     trace does."""
 
-    __slots__ = ("cell", "head", "inputs", "keep", "record", "status")
+    __slots__ = ("alternatives", "cell", "head", "inputs", "keep", "record", "status")
 
     def __init__(self, record: int, cell: int, status: int, head: int, inputs: tuple[str, ...],
-                 keep: object) -> None:
+                 keep: object, alternatives: tuple[tuple[int, Snapshot], ...] = ()) -> None:
         self.record, self.cell, self.status, self.head = record, cell, status, head
         self.inputs, self.keep = inputs, keep
+        # The nested trace's other exits that leave its loop (a `break` where
+        # the recording saw it run out, say), each as its status and a
+        # snapshot of this trace's: where that exit resumes, with what is on
+        # the frame's stack then (`on_frame`). The outer trace goes on from
+        # there through exits of its own, which get bridges when hot, rather
+        # than leave for good.
+        self.alternatives = alternatives
 
 
 if TYPE_CHECKING:
@@ -134,5 +148,7 @@ if TYPE_CHECKING:
         def run(self, raw_frame: int) -> int: ...
 
         def snapshot(self, status: int) -> Snapshot | None: ...
+
+        def leaving_exits(self) -> list[tuple[int, Snapshot, tuple[str, ...]]]: ...
 
     InnerLookup = Callable[[int], InnerLoop | None]

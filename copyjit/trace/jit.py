@@ -61,6 +61,10 @@ MAX_TRANSIENT_ABORTS = 32
 # (measured: 8 to 10 break even). Judged after ENTRIES_BEFORE_JUDGING entries.
 MIN_ITERATIONS_PER_ENTRY = 10
 ENTRIES_BEFORE_JUDGING = 256
+# Except for a loop nested in another: the enclosing loop's trace runs it
+# without an entry's cost, so it is kept while that one may still be
+# traced, for up to this many entries (the enclosing loop gets hot later).
+MAX_ENTRIES_WAITING = 16 * ENTRIES_BEFORE_JUDGING
 
 
 class _Counter(dict[str, int]):
@@ -238,9 +242,16 @@ class JIT:
                 return None
         location = self.locations.get((id(code), src))
         if location is None:
-            location = self.locations[(id(code), src)] = Location(id(code), buffer_address(self.totals))
+            # Another backedge of a loop with a trace (`continue`, or both
+            # arms of an `if` at the end of its body) enters that trace: one
+            # trace per loop, whose exits are counted, and bridged, whichever
+            # backedge entered it (and which an enclosing loop's trace runs).
+            location = self._traced_loop(code, dst) or Location(id(code), buffer_address(self.totals))
+            self.locations[(id(code), src)] = location
         if location.trace is not None:
             self.judge(location, src)
+            if location.trace is not None:
+                self._set_slot(id(code), src, location.address | 1)
             return None
         if location.recordings >= MAX_RECORDINGS:
             return sys.monitoring.DISABLE  # given up: this backedge costs nothing now
@@ -258,6 +269,13 @@ class JIT:
             self.stats.compile_seconds.append(time.perf_counter() - found)
         return None
 
+    def _traced_loop(self, code: CodeType, dst: int) -> Location | None:
+        for (code_id, _), location in self.locations.items():
+            lowered = location.lowered
+            if code_id == id(code) and lowered is not None and lowered.lowering.rec.dst == dst:
+                return location
+        return None
+
     def _on_hot_exit(self, code: CodeType, src: int, dst: int, number: int, frame: FrameType) -> None:
         """Exit `number` of the location's trace has just become hot; the
         frame is as that exit left it. A side exit gets a bridge: the rest
@@ -271,6 +289,12 @@ class JIT:
                 and self.compile_bridge(location, code, frame, src, dst, number):
             pack_into("<q", location.exits, EXIT.size * number + 8, 0)  # bridged: no limit
             self.stats.compile_seconds.append(time.perf_counter() - found)
+            return None
+        if number != ENTRY_EXIT and location.lowered.snapshots[number - 1].on_frame is not None:
+            # Where a nested loop's trace left its loop by another exit than
+            # the recorded one: without a bridge, the trace leaves there, as
+            # it would have had it not had this exit. Not a reason to discard it.
+            pack_into("<q", location.exits, EXIT.size * number + 8, 0)
             return None
         self.judge(location, src)
         return None
@@ -346,8 +370,8 @@ class JIT:
         kinds = tuple(lowered.lowering.rec.ops[value].kind for value in snapshot.stack)
         start = time.perf_counter()
         try:
-            recording = record(code, dst, src, frames.raw(frame), BridgeStart(snapshot.offset, kinds),
-                               self._inner_lookup(code))
+            start_at = BridgeStart(snapshot.offset, kinds, snapshot.on_frame)
+            recording = record(code, dst, src, frames.raw(frame), start_at, self._inner_lookup(code))
             lap = time.perf_counter()
             self.stats.recording_seconds += lap - start
             first_exit = BRIDGE_EXITS * (len(location.bridges) + 1)
@@ -389,13 +413,35 @@ class JIT:
         judge_at = location["judge_at"]
         if judge_at and location["entries"] >= judge_at:
             location["judge_at"] = 0  # judged once per trace
-            if location["iterations"] < MIN_ITERATIONS_PER_ENTRY * location["entries"]:
+            short = location["iterations"] < MIN_ITERATIONS_PER_ENTRY * location["entries"]
+            outer = self._enclosing(location, src) if short else "none"
+            if outer == "pending" and location["entries"] < MAX_ENTRIES_WAITING:
+                location["judge_at"] = location["entries"] + ENTRIES_BEFORE_JUDGING  # judged again later
+            elif short and outer != "traced":  # (the enclosing loop's trace runs it without entries' cost)
                 self.discard(location, src)
                 location.recordings = MAX_RECORDINGS
                 self.stats.aborts["the loop runs too few iterations per entry"] += 1
                 return
         if location.early_exit_due():
             self.discard(location, src)
+
+    def _enclosing(self, location: Location, src: int) -> str:
+        """Whether a loop around this one in its code has a trace ("traced"),
+        may still get one ("pending"), or there is none that can ("none")."""
+        lowered = location.lowered
+        assert lowered is not None
+        code, dst = lowered.lowering.rec.code, lowered.lowering.rec.dst
+        import dis  # loaded by the recorder already
+
+        state = "none"
+        for ins in dis.get_instructions(code):
+            if ins.opname == "JUMP_BACKWARD" and ins.argval < dst and ins.offset > src:
+                outer = self.locations.get((id(code), ins.offset))
+                if outer is not None and outer.trace is not None:
+                    return "traced"
+                if outer is None or outer.recordings < MAX_RECORDINGS:
+                    state = "pending"
+        return state
 
     def _set_count(self, code_id: int, src: int, count: int) -> None:
         self._set_slot(code_id, src, count << 1)
@@ -426,13 +472,23 @@ class _InnerTrace:
     def __init__(self, location: Location) -> None:
         trace, lowered = location.trace, location.lowered
         assert trace is not None and lowered is not None
-        self.trace, self.snapshots = trace, lowered.snapshots
+        self.trace, self.snapshots, self.lowered = trace, lowered.snapshots, lowered
         self.bridges = list(location.bridge_lowered)
         self.record, self.cell = location.address, trace.cell_address
         self.keep: object = (location.record, trace)  # read by the outer trace's _CALL_TRACE
 
     def run(self, raw_frame: int) -> int:
         return self.trace(raw_frame)
+
+    def leaving_exits(self) -> list[tuple[int, Snapshot, tuple[str, ...]]]:
+        """The trace's own exits that leave its loop (not its bridges'), with
+        the kinds of the values each pushes. (Not the check of the eval
+        breaker at its head, which is no recorded op's.)"""
+        rec = self.lowered.lowering.rec
+        recorded = {id(op.snapshot) for op in rec.ops if op.snapshot is not None}
+        return [(number, snapshot, tuple("n" if rec.ops[v].kind == "n" else "o" for v in snapshot.stack))
+                for number, snapshot in enumerate(self.snapshots, 1)
+                if snapshot.normal and snapshot.reraise is None and id(snapshot) in recorded]
 
     def snapshot(self, status: int) -> Snapshot | None:
         """Where exit `status` (of the trace or one of its bridges) resumes."""

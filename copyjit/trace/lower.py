@@ -56,7 +56,8 @@ _ALLOCATED = frozenset({
     "release", "guard_type", "guard_is", "guard_is_not", "guard_version", "unbox", "box", "global",
     "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "compare_o", "get_iter",
     "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list", "list_next",
-    "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input"})
+    "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item",
+    "list_item"})
 
 
 class Lowered:
@@ -482,7 +483,6 @@ class _Lowering:
                   f"error={self.exit_label(op.snapshot)}")
         self.spill(index, "i1")
 
-
     def op_binary_o(self, index: int, op: Op) -> None:
         self.uop("_BINARY_OP_O", op.args, (index,), f"oparg={op.arg}", exit_op=op)
 
@@ -524,7 +524,6 @@ class _Lowering:
             self.pop_value(value)
         self.handed.append(self.labels)
 
-
     def push_value(self, lines: list[str], value: int) -> None:
         """Push a value onto the frame's stack (handing over its reference)."""
         kind = self.rec.ops[value].kind
@@ -536,7 +535,6 @@ class _Lowering:
         else:
             lines.append(f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.temp[value]}")
             lines.append(f"    _BOX_{_KIND[kind]} {kind}0 error=error")
-
 
     def pop_value(self, value: int) -> None:
         """Take a value back from the frame's stack (pushed by push_value)."""
@@ -550,7 +548,6 @@ class _Lowering:
             self.line(f"{kind}0 = _UNBOX_{_KIND[kind]} exit=error")
             self.spill(value, f"{kind}0")
 
-
     def handed_stubs(self) -> None:
         """Exits for when a nested loop's trace did not leave by its loop's
         end: the frame is exact where that trace left it."""
@@ -559,7 +556,6 @@ class _Lowering:
             self.line("_POP_TOP")  # the value that failed to unbox
             self.lines.append(f"handed{label}:")
             self.line(f"_EXIT_TRACE oparg={HANDED_OVER}")
-
 
     def op_len(self, index: int, op: Op) -> None:
         self.uop("_LEN_O", op.args, (index,))
@@ -588,6 +584,72 @@ class _Lowering:
 
     def op_enumerate_tuple(self, index: int, op: Op) -> None:
         self.uop("_FOR_ITER_ENUMERATE_TUPLE_O", (), (index + 1, index), exit_op=op)
+
+    def op_copy_o(self, index: int, op: Op) -> None:
+        self.uop("_NEW_REF_O", op.args, (index,))
+
+    def op_guard_size(self, index: int, op: Op) -> None:
+        self.uop("_GUARD_SIZE_O", op.args, (), f"oparg={op.arg}", exit_op=op)
+
+    def op_tuple_item(self, index: int, op: Op) -> None:
+        self.uop("_TUPLE_ITEM_O", op.args, (index,), f"oparg={op.arg}")
+
+    def op_list_item(self, index: int, op: Op) -> None:
+        self.uop("_LIST_ITEM_O", op.args, (index,), f"oparg={op.arg}")
+
+    def op_nested_loop(self, index: int, op: Op) -> None:
+        """inner_loop, for a nested loop's trace with other exits out of its
+        loop than the recorded one (call.alternatives): after one of those,
+        take the locals back from the frame and leave by an exit of this
+        trace's own, where the nested trace's exit resumes, with its values
+        still on the frame's stack; when hot, that exit gets a bridge, which
+        pops them (op_frame_input). Any other exit leaves as inner_loop's do."""
+        call = op.arg
+        assert isinstance(call, InnerCall)
+        self.labels += 1
+        handed, unboxing = f"handed{self.labels}", f"handedunbox{self.labels}"
+
+        def reload_homes() -> None:  # the nested loop may have changed any local
+            for slot, home in self.home.items():
+                kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
+                self.line(f"_LOAD_FAST_OR_EXIT oparg={slot} exit={handed}")
+                self.line(f"{kind}0 = _UNBOX_{_KIND[kind]} exit={unboxing}")
+                self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
+
+        for slot in self.written:
+            self.write_back(self.lines, slot)
+        for value in op.args:
+            self.push_value(self.lines, value)
+        self.line(f"_SET_IP operand0={instruction_address(self.rec.code, call.head)}")
+        self.line(f"i0 = _CALL_TRACE operand0={call.record} operand1={call.cell} exit={handed}")
+        self.line(f"i1 = _LOAD_INT_CONST operand0={call.status}")
+        self.line(f"_JUMP_IF_INT_EQ i0, i1 jump=recorded{self.labels}")
+        for number, (status, _) in enumerate(call.alternatives):
+            self.line(f"i1 = _LOAD_INT_CONST operand0={status}")
+            self.line(f"_JUMP_IF_INT_EQ i0, i1 jump=other{self.labels}_{number}")
+        self.line(f"_JUMP jump={handed}")
+        for number, (_, snapshot) in enumerate(call.alternatives):
+            self.lines.append(f"other{self.labels}_{number}:")
+            reload_homes()
+            # The exit's stub first writes the pinned registers to their
+            # homes: give them the values just reloaded there.
+            self.pinned_from_homes()
+            self.line(f"_JUMP jump={self.exit_label(snapshot)}")
+        self.lines.append(f"recorded{self.labels}:")
+        reload_homes()
+        inputs = range(index + 1, index + 1 + len(call.inputs))
+        for value in [*op.args, *inputs][::-1]:
+            self.pop_value(value)
+        self.handed.append(self.labels)
+
+    def op_frame_input(self, index: int, op: Op) -> None:
+        """A value of the iteration that a nested loop's trace left on the
+        frame's stack (a bridge from an exit with Snapshot.on_frame)."""
+        if op.kind == "n":
+            self.line("_POP_NULL")
+        else:
+            self.line("i0 = _POP_O")
+            self.spill(index, "i0")
 
 
 def _ints(arg: object) -> tuple[int, ...]:

@@ -74,7 +74,8 @@ class RecorderBase:
         self.code, self.dst, self.src, self.raw = code, dst, src, raw_frame
         self.bridge = bridge
         self.inner = inner
-        self.on_frame = len(bridge.kinds) if bridge else 0  # bridge inputs still on the frame's stack
+        # Bridge inputs still on the frame's stack (while recording).
+        self.on_frame = len(bridge.kinds) + len(bridge.on_frame or ()) if bridge else 0
         self.moved = False  # an inner loop ran: the frame's IP is not at the backedge any more
         self.after_inner: int | None = None
         self.instructions = {i.offset: i for i in dis.get_instructions(code)}
@@ -97,12 +98,17 @@ class RecorderBase:
         self.types: dict[int, type] = {}  # values whose type the trace knows (guarded or made so)
         if bridge is not None:
             # The parent's exit pushed these; the bridge finds them unboxed
-            # in the parent's spill slots.
-            count = len(bridge.kinds)
-            inputs = self.entry_stack[len(self.entry_stack) - count:]
-            self.entry_stack = self.entry_stack[:len(self.entry_stack) - count]
-            for kind, concrete in zip(bridge.kinds, inputs, strict=True):
-                self.push(self.emit(Op("input", kind)), NULL if concrete is UNBOUND else concrete)
+            # in the parent's spill slots. Below them, after a nested loop's
+            # trace, values of the iteration on the frame's stack: the
+            # bridge pops them (the top one first).
+            inputs = self.entry_stack[len(self.entry_stack) - self.on_frame:]
+            self.entry_stack = self.entry_stack[:len(self.entry_stack) - self.on_frame]
+            popped = [self.emit(Op("frame_input", kind)) for kind in reversed(bridge.on_frame or ())]
+            values = [*reversed(popped), *(self.emit(Op("input", kind)) for kind in bridge.kinds)]
+            for value, concrete in zip(values, inputs, strict=True):
+                self.push(value, NULL if concrete is UNBOUND else concrete)
+            if bridge.on_frame is not None:
+                self.after_inner = bridge.offset  # the nested loop has run
         self.pending: Pending | None = None
         self.calls = 0  # calls recorded so far: any may rebind an object local (frame.f_locals)
         self.stored_at: dict[int, int] = {}  # object local -> self.calls when it was stored
@@ -228,9 +234,16 @@ class RecorderBase:
             raise Handback(Abort("an inner loop left its trace at its head", final=False), -1, [])
         inputs = [NULL if value is UNBOUND else value for value in pushed[len(stack):]]
         kinds = tuple("n" if value is NULL else "o" for value in inputs)
-        call = InnerCall(found.record, found.cell, status, ins.start_offset, kinds, found.keep)
-        self.emit(Op("inner_loop", args=tuple(value for value, _ in stack), arg=call,
-                     snapshot=Snapshot(ins.start_offset, tuple(value for value, _ in stack))))
+        # The nested trace's other ways out of its loop, each continued by
+        # an exit of this trace (found on the frame: this iteration's values
+        # pushed for the nested trace, and what its exit pushed).
+        ours = tuple("n" if self.kind(value) == "n" else "o" for value, _ in stack)
+        alternatives = tuple((number, Snapshot(exit.offset, (), on_frame=ours + pushed_kinds))
+                             for number, exit, pushed_kinds in found.leaving_exits()
+                             if number != status and self.dst <= exit.offset <= self.end)
+        call = InnerCall(found.record, found.cell, status, ins.start_offset, kinds, found.keep, alternatives)
+        self.emit(Op("nested_loop" if alternatives else "inner_loop", args=tuple(value for value, _ in stack),
+                     arg=call, snapshot=Snapshot(ins.start_offset, tuple(value for value, _ in stack))))
         frames.drop(self.raw, len(stack) + depth)  # the recording holds them again
         self.stack = list(stack)
         for kind, concrete in zip(kinds, inputs, strict=True):
@@ -344,12 +357,21 @@ class RecorderBase:
             index = self.emit(Op("load", kind, arg=slot))
         self.push(index, concrete)
 
-    def home(self, slot: int, concrete: object) -> str:
-        """The kind of a local: unboxed ("i", "f") or an object in the frame."""
+    def home(self, slot: int, concrete: object, boxed: bool = False) -> str:
+        """The kind of a local: unboxed ("i", "f") or an object in the frame.
+        `boxed`: the value stored is an object already."""
         if slot not in self.slots:
+            # Stored before it is read: its value at the trace's entry is not
+            # used, but an unboxed local is unboxed (and so type-checked) at
+            # the entry too. Kept in the frame instead when that value has
+            # another kind (a name reused, like `_`), or when what is stored
+            # is an object anyway: unboxing it would only check, at every
+            # entry, the type of a value left over from other code.
             entry = frames.read_local(self.raw, slot)
-            # An unboxed local is unboxed at the trace's entry too.
-            self.slots[slot] = kind_of(concrete if entry is UNBOUND else entry)
+            kind = kind_of(concrete)
+            if (entry is not UNBOUND and kind_of(entry) != kind) or (boxed and self.bridge is None):
+                kind = "o"
+            self.slots[slot] = kind
         home = self.slots[slot]
         if home != "o" and kind_of(concrete) != home:
             raise Abort(f"local {self.code.co_varnames[slot]!r} changes type in the loop")
@@ -362,7 +384,7 @@ class RecorderBase:
         value, concrete = self.stack[position]
         if self.kind(value) == "n":
             raise Abort("storing NULL")
-        if self.home(slot, concrete) == "o":
+        if self.home(slot, concrete, boxed=self.kind(value) == "o") == "o":
             return self.box_on_stack(position)
         return self.number(value, concrete)
 
@@ -461,4 +483,26 @@ class RecorderBase:
 
     def op_PUSH_NULL(self, ins: dis.Instruction) -> int:
         self.push(self.emit(Op("null", "n")), NULL)
+        return self.following[ins.offset]
+
+    def op_COPY(self, ins: dis.Instruction) -> int:
+        depth = ins.arg
+        assert depth is not None
+        if depth > len(self.stack):
+            raise Abort("an instruction that takes values from the loop's own stack")
+        value, concrete = self.stack[-depth]
+        kind = self.kind(value)
+        if kind == "n":
+            raise Abort("a copy of NULL")
+        if kind == "o":  # one more reference, which the copy owns (and releases)
+            value = self.emit(Op("copy_o", "o", (value,)), known=self.types.get(value))
+        self.push(value, concrete)  # an unboxed number is a value like any other: used twice
+        return self.following[ins.offset]
+
+    def op_SWAP(self, ins: dis.Instruction) -> int:
+        depth = ins.arg
+        assert depth is not None
+        if depth > len(self.stack):
+            raise Abort("an instruction that takes values from the loop's own stack")
+        self.stack[-1], self.stack[-depth] = self.stack[-depth], self.stack[-1]
         return self.following[ins.offset]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _BINARY = {0: "add", 1: "and", 2: "floordiv", 3: "lshift", 5: "mul", 6: "mod", 7: "or", 8: "pow", 9: "rshift",
            10: "sub", 11: "truediv", 12: "xor"}
 _INT_OPS = {"add", "sub", "mul", "floordiv", "mod", "and", "or", "xor", "lshift", "rshift"}
-_FLOAT_OPS = {"add", "sub", "mul", "truediv"}
+_FLOAT_OPS = {"add", "sub", "mul", "truediv", "pow"}
 _COMPARE = ("LT", "LE", "EQ", "NE", "GT", "GE")  # COMPARE_OP's oparg >> 5
 _PYTHON: dict[str, Callable[[Any, Any], Any]] = {
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv": operator.floordiv,
@@ -59,7 +59,9 @@ class NumberOps(RecorderBase):
         if type(a) not in (int, float, bool) or type(b) not in (int, float, bool) or \
                 (type(a) is bool and type(b) is bool and name in ("and", "or", "xor")):  # a bool, not an int
             raise Abort(f"{ins.argrepr} on {type(a).__name__} and {type(b).__name__}")
-        if name == "pow":  # its result's type depends on the values: boxed, guarded where used
+        if name == "pow" and type(a) is not float and type(b) is not float:
+            # An int's power is an int or a float depending on the values:
+            # boxed, its type guarded where used.
             return self._boxed_arithmetic(ins, (left, a), (right, b), known=None)
         if type(a) is int and type(b) is int and name in _INT_OPS and \
                 not (fits(a, "i") and fits(b, "i") and fits(_int_result(name, a, b), "i")):
@@ -80,7 +82,8 @@ class NumberOps(RecorderBase):
         except (ArithmeticError, ValueError):  # a negative shift count raises ValueError
             raise Abort(f"{ins.argrepr} raised while recording", final=False) from None
         if not fits(result, kind):
-            raise Abort(f"{ins.argrepr} left the 64-bit range while recording", final=False)
+            raise Abort(f"{ins.argrepr} left the 64-bit range while recording" if kind == "i"
+                        else f"{ins.argrepr} gave a {type(result).__name__} while recording", final=False)
         snapshot = self.snapshot(stack=[*self.stack, (left, a), (right, b)])
         index = self.emit(Op("binary", kind, (x, y), arg=name, snapshot=snapshot))
         self.release(left, right)

@@ -176,6 +176,27 @@ class _Recorder(NumberOps):
         self.push(value, result)
         return self.following[ins.offset]
 
+    def op_UNPACK_SEQUENCE(self, ins: dis.Instruction) -> int:
+        count = ins.arg
+        assert count is not None
+        if not self.stack:
+            raise Abort("an instruction that takes values from the loop's own stack")
+        seq, container = self.stack[-1]
+        if self.kind(seq) != "o" or type(container) not in (list, tuple):
+            raise Abort(f"unpacking a {type(container).__name__}")
+        if len(container) != count:  # type: ignore[arg-type]
+            raise Abort("unpacking a sequence of another length (raises)", final=False)
+        known = self.guard_type(seq, container)
+        self.emit(Op("guard_size", args=(seq,), arg=count, snapshot=self.snapshot()))
+        # Nothing runs between the size guard and the reads: a list cannot change.
+        name = "list_item" if known is list else "tuple_item"
+        items = [self.emit(Op(name, "o", (seq,), arg=k)) for k in range(count)]
+        self.pop()
+        self.release(seq)
+        for k in reversed(range(count)):  # the first item on top
+            self.push(items[k], container[k])  # type: ignore[index]
+        return self.following[ins.offset]
+
     def op_STORE_SUBSCR(self, ins: dis.Instruction) -> int:
         (index, i), (seq, container), (_, concrete) = self.stack[-1], self.stack[-2], self.stack[-3]
         if self.kind(seq) != "o" or type(container) is not list:
