@@ -939,6 +939,32 @@ def _objects() -> list[Uop]:
             doc="seq[index] = value for a guarded list (takes value); exits when out of range",
         ),
         uop(
+            "_STORE_SUBSCR_LIST_INT_F",
+            """
+            Py_ssize_t size = PyList_GET_SIZE(seq);
+            Py_ssize_t at = index < 0 ? index + size : index;
+            EXIT_IF((size_t)at >= (size_t)size);
+            PyObject *old = PyList_GET_ITEM(seq, at);
+            if (Py_IS_TYPE(old, &PyFloat_Type) && Py_REFCNT(old) == 1) {
+                // Only the list holds the old float: nothing can tell it
+                // from a new one, so it becomes the new one (no allocation).
+                ((PyFloatObject *)old)->ob_fval = value;
+            }
+            else {
+                PyObject *boxed = PyFloat_FromDouble(value);
+                if (boxed == NULL) {
+                    PyErr_Clear();  // the interpreter runs out of memory itself
+                }
+                EXIT_IF(boxed == NULL);
+                PyList_SET_ITEM(seq, at, boxed);
+                Py_DECREF(old);
+            }
+            """,
+            regs="value:f seq:o index:i --",
+            doc="seq[index] = float(value) for a guarded list, reusing the item's float object when "
+                "only the list holds it; exits when out of range",
+        ),
+        uop(
             "_UNPACK_TUPLE2_O",
             """
             EXIT_IF(!PyTuple_CheckExact(t) || PyTuple_GET_SIZE(t) != 2);

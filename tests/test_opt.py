@@ -13,7 +13,7 @@ import pytest
 
 from copyjit.opt import PIPELINE, UnknownPass, disabled_passes, optimize
 from copyjit.opt.fold import fold
-from copyjit.opt.passes import dce, forward, guards
+from copyjit.opt.passes import allocs, dce, forward, guards
 from copyjit.opt.text import TextError, dump, normalized, parse
 from copyjit.opt.verify import VerifyError, verify
 from copyjit.trace.ir import Recording
@@ -84,7 +84,8 @@ KERNELS = {"examples/float_accumulation.py": ("total", 300), "examples/int_loop.
            "examples/nested_loops.py": ("table", 30), "examples/big_ints.py": ("grow", 300),
            "examples/branchy.py": ("collatz_steps", 300), "examples/lists.py": ("sieve", 3000),
            "examples/calls.py": ("integrate", 300), "benchmarks/nbody.py": ("nbody", 200),
-           "benchmarks/spectral_norm.py": ("spectral_norm", 12), "benchmarks/mandelbrot.py": ("mandelbrot", 24)}
+           "benchmarks/spectral_norm.py": ("spectral_norm", 12),
+           "benchmarks/mandelbrot.py": ("mandelbrot", 24)}
 
 
 @pytest.mark.parametrize("path", sorted(KERNELS))
@@ -254,6 +255,70 @@ b = load_o.o() 2
     release.(b)
 """
     same(guards(parse(text)), text)
+
+
+
+def test_guards_sees_through_copies_and_releases_of_a_copy_still_held() -> None:
+    list_type = id(list)
+    rec = parse(f"""trace dst=0 src=0 slots= stored=
+a = load_o.o() 1
+c = copy_o.o(a)
+    guard_type.(c) {list_type} | exit @2
+    release.(c)
+    guard_type.(a) {list_type} | exit @4
+    release.(a)
+    guard_type.(a) {list_type} | exit @6
+""")
+    same(guards(rec), f"""trace dst=0 src=0 slots= stored=
+a = load_o.o() 1
+c = copy_o.o(a)
+    guard_type.(c) {list_type} | exit @2
+    release.(c)
+    release.(a)
+    guard_type.(a) {list_type} | exit @6
+""")
+
+
+def test_allocs_drops_boxes_only_released_and_stores_floats_into_lists_unboxed() -> None:
+    rec = parse("""trace dst=0 src=0 slots=1:f,2:i stored=
+x = load.f() 1
+n = load.i() 2
+bx = box.o(x) | exit @2 stack x
+    release.(bx)
+bn = box.o(n) | exit @4 stack n
+g = guard_is.(bn) 5 | exit @6 stack bn
+    release.(bn)
+seq = load_o.o() 3
+i = const.i() 0
+by = box.o(x) | exit @8 stack x seq i
+     store_subscr_list.(by, seq, i) | exit @8 stack by seq i
+     release.(seq)
+""")
+    same(allocs(rec), """trace dst=0 src=0 slots=1:f,2:i stored=
+x = load.f() 1
+n = load.i() 2
+bn = box.o(n) | exit @4 stack n
+g = guard_is.(bn) 5 | exit @6 stack bn
+    release.(bn)
+seq = load_o.o() 3
+i = const.i() 0
+     store_subscr_list_f.(x, seq, i) | exit @8 stack x seq i
+     release.(seq)
+""")
+
+
+def test_allocs_keeps_a_box_stored_and_used_again() -> None:
+    text = """trace dst=0 src=0 slots=1:f stored=
+x = load.f() 1
+seq = load_o.o() 3
+i = const.i() 0
+b = box.o(x) | exit @8 stack x seq i
+c = copy_o.o(b)
+    store_subscr_list.(b, seq, i) | exit @8 stack b seq i
+    store_o.(c) 4
+    release.(seq)
+"""
+    same(allocs(parse(text)), text)
 
 
 def test_dce_drops_unused_pure_values_but_keeps_exits_and_raising_ops() -> None:

@@ -7,15 +7,15 @@ runs them in the order its PIPELINE gives.
 from __future__ import annotations
 
 from copyjit.opt.rewrite import rewrite, uses
-from copyjit.trace.ir import Recording
+from copyjit.trace.ir import Op, Recording
 
 # Ops that may run arbitrary Python code (a call, a dunder method, a
 # __del__ run by a decref, a descriptor): after one, nothing learned about
 # an object's type, a type's version or a dict's keys still holds.
 MAY_RUN_CODE = frozenset({
     "call", "binary_o", "compare_o", "attr", "release", "store_o", "store_deref", "store_global",
-    "store_subscr_list", "get_iter", "inner_loop", "nested_loop", "list_next", "tuple_next", "enumerate_list",
-    "enumerate_tuple", "append"})
+    "store_subscr_list", "store_subscr_list_f", "get_iter", "inner_loop", "nested_loop", "list_next",
+    "tuple_next", "enumerate_list", "enumerate_tuple", "append"})
 # Types whose objects hold no references: freeing one runs no Python code.
 # (A constant is never freed: the trace keeps it alive.)
 _PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
@@ -50,9 +50,18 @@ def guards(rec: Recording) -> Recording:
     harmless: set[int] = set()  # values whose release runs no Python code
     replace: dict[int, int] = {}
     dropped: set[int] = set()
+    same: dict[int, int] = {}  # a copy (a new reference) -> the value it copies: one object
+    copies: dict[int, list[int]] = {}  # a value -> the values holding the same object
+    released_at = {op.args[0]: index for index, op in enumerate(rec.ops) if op.name == "release"}
     for index, op in enumerate(rec.ops):
-        args = tuple(replace.get(a, a) for a in op.args)
-        if op.name in GUARDS:
+        args = tuple(same.get(a, a) for a in (replace.get(a, a) for a in op.args))
+        if op.name == "copy_o":
+            same[index] = args[0]
+            copies.setdefault(args[0], [args[0]]).append(index)
+        elif op.name == "release" and any(released_at.get(other, -1) > index
+                                          for other in copies.get(args[0], ())):
+            pass  # the trace still holds another reference, released later: nothing is freed
+        elif op.name in GUARDS:
             key = (op.name, op.arg, args)
             if key in seen:
                 dropped.add(index)
@@ -71,6 +80,39 @@ def guards(rec: Recording) -> Recording:
         elif op.name in MAY_RUN_CODE and not (op.name == "release" and args[0] in harmless):
             seen.clear()
     return rewrite(rec, dropped, replace)
+
+
+def allocs(rec: Recording) -> Recording:
+    """Allocation removal. A number boxed only to be released (and seen by
+    exits) is never boxed: the exits box it themselves. A float boxed only
+    to be stored into a list item is stored unboxed (store_subscr_list_f,
+    which reuses the item's float object when only the list holds it)."""
+    users: list[list[int]] = [[] for _ in rec.ops]  # value -> the ops taking it as an argument
+    for index, op in enumerate(rec.ops):
+        for value in op.args:
+            users[value].append(index)
+    dropped: set[int] = set()
+    replace: dict[int, int] = {}
+    changed: dict[int, Op] = {}
+    for index, op in enumerate(rec.ops):
+        if op.name != "box":
+            continue
+        number, taking = op.args[0], users[index]
+        if all(rec.ops[user].name == "release" for user in taking):
+            dropped |= {index, *taking}
+            replace[index] = number
+        elif rec.ops[number].kind == "f" and len(taking) == 1 and _stores_item(rec.ops[taking[0]], index):
+            store = rec.ops[taking[0]]
+            changed[taking[0]] = Op("store_subscr_list_f", store.kind, (number, *store.args[1:]), store.arg,
+                                    store.snapshot)
+            dropped.add(index)
+            replace[index] = number
+    return rewrite(rec, dropped, replace, changed)
+
+
+def _stores_item(op: Op, value: int) -> bool:
+    """`op` stores `value` into a list, and takes it for nothing else."""
+    return op.name == "store_subscr_list" and op.args[0] == value and value not in op.args[1:]
 
 
 # Ops with no effect but their value, which may go when nothing uses it. A

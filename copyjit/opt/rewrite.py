@@ -5,12 +5,15 @@ from __future__ import annotations
 from copyjit.trace.ir import Op, Recording, Snapshot
 
 
-def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int]) -> Recording:
-    """The recording without the `dropped` ops, every use of a value in
+def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
+            changed: dict[int, Op] | None = None) -> Recording:
+    """The recording without the `dropped` ops, the `changed` ones replaced
+    (their args still in the old numbering), every use of a value in
     `replace` (args, snapshot stacks) sent to its replacement (chased: a
     replacement may itself be replaced), and values renumbered."""
-    if not dropped and not replace:
+    if not dropped and not replace and not changed:
         return rec
+    changed = changed or {}
 
     def resolve(value: int) -> int:
         while value in replace:
@@ -23,12 +26,13 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int]) -> Recor
         if index in dropped:
             continue
         number[index] = len(ops)
+        op = changed.get(index, op)
         args = tuple(number[resolve(a)] for a in op.args)
         snapshot = op.snapshot
         if snapshot is not None:
             reraise = None if snapshot.reraise is None else number[resolve(snapshot.reraise)]
             snapshot = Snapshot(snapshot.offset, tuple(number[resolve(v)] for v in snapshot.stack),
-                                snapshot.normal, reraise)
+                                snapshot.normal, reraise, snapshot.on_frame)
         ops.append(Op(op.name, op.kind, args, op.arg, snapshot))
     return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants)
 

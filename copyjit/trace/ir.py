@@ -18,7 +18,8 @@ INT64 = (-(2**63), 2**63 - 1)
 NO_VALUE = frozenset({
     "store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is", "guard_is_not",
     "guard_version", "store_subscr_list", "append", "inner_loop", "guard_done", "store_global",
-    "guard_globals", "guard_size", "nested_loop"})
+    "guard_globals", "guard_size", "nested_loop",
+    "store_subscr_list_f"})
 
 
 class Abort(Exception):

@@ -57,7 +57,7 @@ _ALLOCATED = frozenset({
     "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "compare_o", "get_iter",
     "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list", "list_next",
     "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item",
-    "list_item"})
+    "list_item", "store_subscr_list_f"})
 
 
 class Lowered:
@@ -571,6 +571,9 @@ class _Lowering:
 
     def op_store_subscr_list(self, index: int, op: Op) -> None:
         self.uop("_STORE_SUBSCR_LIST_INT_O", op.args, (), exit_op=op)
+
+    def op_store_subscr_list_f(self, index: int, op: Op) -> None:
+        self.uop("_STORE_SUBSCR_LIST_INT_F", op.args, (), exit_op=op)
 
     def op_list_next(self, index: int, op: Op) -> None:
         self.uop("_FOR_ITER_LIST_O", (), (index,), exit_op=op)
