@@ -71,6 +71,21 @@ class Instruction:
         if uop is not None and not 0 <= oparg <= uop.oparg_max:
             raise EmitError(f"{name}: oparg {oparg} is out of range 0..{uop.oparg_max}")
 
+    def retargeted(self, jump: int | None, exit: int | None, error: int | None) -> Instruction:
+        """This instruction with other targets (each None or an index).
+        Skips what the constructor checked already: the text form makes
+        most of a trace's instructions this way, from ones it parsed before."""
+        for target in (jump, exit, error):
+            if target is not None and (type(target) is not int or target < 0):
+                raise EmitError(f"{self.name}: a target must be an instruction index, not {target!r}")
+        made = object.__new__(Instruction)
+        for setter, getter in _KEPT:
+            setter(made, getter(self))
+        _SET_JUMP(made, jump)
+        _SET_EXIT(made, exit)
+        _SET_ERROR(made, error)
+        return made
+
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Instruction is immutable (setting {name!r})")
 
@@ -88,6 +103,10 @@ class Instruction:
 
 
 _SETTERS = tuple(vars(Instruction)[field].__set__ for field in (*_FIELDS, "stencil"))
+# (setter, getter) of the fields retargeted() copies: all but the targets.
+_KEPT = tuple((vars(Instruction)[field].__set__, vars(Instruction)[field].__get__)
+              for field in ("name", "ins", "outs", "oparg", "operand0", "operand1", "stencil"))
+_SET_JUMP, _SET_EXIT, _SET_ERROR = (vars(Instruction)[field].__set__ for field in ("jump", "exit", "error"))
 
 
 # A per-copy hole's S: an index into the emitter's per-instruction values

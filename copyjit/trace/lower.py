@@ -287,7 +287,8 @@ class _Lowering:
         text = "\n".join(self.lines) + "\n"
         nested = [op.arg.keep for op in self.rec.ops if isinstance(op.arg, InnerCall)]
         constants = (*self.rec.constants, *nested, links)
-        return Lowered(text, asm.parse(text), self.snapshots, constants, self, self.loop_index, links)
+        instructions = asm.parse_lines(self.lines)  # not the text: a trace's lines are mostly repeats
+        return Lowered(text, instructions, self.snapshots, constants, self, self.loop_index, links)
 
     def write_back(self, lines: list[str], slot: int) -> None:
         kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
