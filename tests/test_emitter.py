@@ -80,6 +80,24 @@ def test_parsing_again_gives_the_same_instructions() -> None:
     assert asm.parse("_LOAD_CONST operand0=@x", {"x": 2})[0].operand0 == 2
 
 
+def test_parse_lines_is_parse_of_the_joined_text() -> None:
+    lines = ["    _NOP", "loop:", "    _CHECK_EVAL_BREAKER exit=out", "", "    # a comment",
+             "    _JUMP jump=loop", "out:", "    _EXIT_TRACE oparg=1", "    _CHECK_EVAL_BREAKER exit=out"]
+    lines.append("    _EXIT_TRACE")
+    for _ in range(2):  # the second time, from what the first remembered
+        assert asm.parse_lines(lines) == asm.parse("\n".join(lines))
+    made = asm.parse_lines(lines)
+    assert made[1].exit == 3 and made[2].jump == 1 and made[4].exit == 3
+
+
+def test_retargeted_is_the_instruction_with_other_targets() -> None:
+    base = Instruction("_ADD_INT", ("i0", "i1"), ("i2",), oparg=1, operand0=2, operand1=3)
+    assert base.retargeted(4, 5, None) == Instruction("_ADD_INT", ("i0", "i1"), ("i2",), 1, 2, 3, 4, 5, None)
+    assert base.retargeted(None, None, None) == base
+    with pytest.raises(EmitError, match="instruction index"):
+        base.retargeted(-1, None, None)
+
+
 def test_text_form_errors() -> None:
     with pytest.raises(asm.AsmError, match="no label 'nowhere'"):
         asm.parse("_JUMP jump=nowhere")

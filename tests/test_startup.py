@@ -126,7 +126,8 @@ def test_the_first_traces_import_no_heavy_module(tmp_path: Path) -> None:
         """) + SHOW_MODULES + "\n")
     new = _modules("-m", "copyjit", "run", str(script))
     assert {"copyjit.trace.lower", "copyjit.backend.emitter"} <= new  # traces were made
-    assert not new & NEVER, sorted(new & NEVER)
+    # Nor dis, with collections (2 to 5 ms): copyjit.trace.bytecode decodes.
+    assert not new & (NEVER | {"dis", "collections"}), sorted(new & (NEVER | {"dis", "collections"}))
 
 
 def test_start_ups_c_types_are_ctypes_own() -> None:

@@ -76,68 +76,116 @@ def _split(line: str) -> tuple[tuple[str, ...], str, list[str], dict[str, str]]:
     return outs, name, args, keys
 
 
-# Instructions already parsed from lines that name no label and no @name,
-# so mean the same in any text: the traces of one program repeat most of
-# their lines (reloads, spills, exit stubs), and parsing was most of the
-# time lower() took. Bounded: emptied when full.
-_PARSED: dict[str, Instruction] = {}
+class _Targets:
+    """A line that names labels: its instruction but for its targets
+    (`base`), and the labels of its jump, exit and error (or None)."""
+
+    __slots__ = ("base", "error", "exit", "jump")
+
+    def __init__(self, base: Instruction, jump: str | None, exit: str | None, error: str | None) -> None:
+        self.base, self.jump, self.exit, self.error = base, jump, exit, error
+
+    def resolve(self, labels: dict[str, int], number: int) -> Instruction:
+        targets: list[int | None] = []
+        for label in (self.jump, self.exit, self.error):
+            if label is None:
+                targets.append(None)
+            elif label in labels:
+                targets.append(labels[label])
+            else:
+                raise AsmError(f"line {number}: no label {label!r}")
+        return self.base.retargeted(*targets)
+
+
+_BLANK = ()  # the meaning of a blank or comment line
+_Meaning = Instruction | _Targets | str | tuple[()]  # str: the label the line defines
+
+# What each line already parsed means, in any text (the line as given,
+# indentation and all): its instruction if it names no label; if it does,
+# the instruction but for its targets (_Targets), whose labels each text
+# resolves; the label a label line defines. Lines that name an @name are
+# not kept (their env may differ). A trace's lines are mostly the same few
+# (reloads, spills, the exit stubs' write-backs), and the traces of a
+# program repeat each other's: parsing was most of the time lower() took.
+# Bounded: emptied when full.
+_PARSED: dict[str, _Meaning] = {}
 _PARSED_MAX = 8192
 
 
 def parse(text: str, env: dict[str, int] | None = None) -> list[Instruction]:
+    return parse_lines(text.splitlines(), env)
+
+
+def parse_lines(lines: list[str], env: dict[str, int] | None = None) -> list[Instruction]:
+    """parse("\\n".join(lines), env), without joining and splitting again."""
     env = env or {}
-    rows: list[tuple[int, str, tuple[tuple[str, ...], str, list[str], dict[str, str]] | None]] = []
+    rows: list[Instruction | _Targets] = []
+    append = rows.append
     labels: dict[str, int] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = (raw.partition("#")[0] if "#" in raw else raw).strip()
-        if not line:
-            continue
-        label = _label(line) if line[-1] == ":" else None
-        if label is not None:
-            if label in labels:
-                raise AsmError(f"line {number}: label {label} defined twice")
-            labels[label] = len(rows)
-            continue
-        rows.append((number, line, None if line in _PARSED else _split(line)))
+    pending: list[tuple[int, int]] = []  # (row, line number) of the rows that name labels
+    get = _PARSED.get
+    # Kept flat: this runs for every line of every trace (~0.1 us a line).
+    for number, raw in enumerate(lines, 1):
+        meaning = get(raw)
+        if meaning is None:
+            meaning = _meaning(raw, number, env)
+        kind = type(meaning)
+        if kind is Instruction:
+            append(meaning)  # type: ignore[arg-type]
+        elif kind is _Targets:
+            pending.append((len(rows), number))
+            append(meaning)  # type: ignore[arg-type]
+        elif kind is str:
+            if meaning in labels:
+                raise AsmError(f"line {number}: label {meaning} defined twice")
+            labels[meaning] = len(rows)  # type: ignore[index]
     if any(index == len(rows) for index in labels.values()):
         raise AsmError("a label at the end names no instruction")
-    result = []
-    for number, line, split in rows:
-        if split is None:
-            made = _PARSED.get(line)
-            if made is not None:
-                result.append(made)
-                continue
-            split = _split(line)  # another thread emptied the cache since
-        result.append(_instruction(number, line, *split, labels, env))
-    return result
+    # In one text a line means one thing: resolve each distinct one once.
+    resolved: dict[_Targets, Instruction] = {}
+    for row, number in pending:
+        targets = rows[row]
+        made = resolved.get(targets)  # type: ignore[arg-type]
+        if made is None:
+            made = resolved[targets] = targets.resolve(labels, number)  # type: ignore[union-attr,index]
+        rows[row] = made
+    return rows  # type: ignore[return-value]  # every _Targets resolved
+
+
+def _meaning(raw: str, number: int, env: dict[str, int]) -> _Meaning:
+    """What a line not parsed before means (and remember it if it means
+    the same in any text)."""
+    line = (raw.partition("#")[0] if "#" in raw else raw).strip()
+    if not line:
+        return _BLANK
+    meaning: _Meaning | None = _label(line) if line[-1] == ":" else None
+    if meaning is None:
+        meaning = _instruction(number, line, *_split(line), env)
+        if "@" in line:
+            return meaning  # means something else with another env
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[raw] = meaning
+    return meaning
 
 
 def _instruction(number: int, line: str, outs: tuple[str, ...], name: str, ins: list[str],
-                 keys: dict[str, str], labels: dict[str, int], env: dict[str, int]) -> Instruction:
+                 keys: dict[str, str], env: dict[str, int]) -> Instruction | _Targets:
     if not keys:
-        made = Instruction(name, tuple(ins), outs)
-    else:
-        if not _KEYS.issuperset(keys):
-            raise AsmError(f"line {number}: unknown key {sorted(set(keys) - _KEYS)[0]!r}")
-        get = keys.get
-        # oparg, operand0, operand1, then jump, exit, error: Instruction's order.
-        values: list[int | None] = [0, 0, 0, None, None, None]
-        for i, key in enumerate(_INT_KEYS):
-            if (value := get(key)) is not None:
-                values[i] = _number(value, env, number)
-        for i, key in enumerate(_TARGET_KEYS, 3):
-            if (label := get(key)) is not None:
-                if label not in labels:
-                    raise AsmError(f"line {number}: no label {label!r}")
-                values[i] = labels[label]
-        made = Instruction(name, tuple(ins), outs, *values)  # type: ignore[arg-type]
-        if values[3:] != [None, None, None] or "@" in line:
-            return made  # means something else in another text
-    if len(_PARSED) >= _PARSED_MAX:
-        _PARSED.clear()
-    _PARSED[line] = made
-    return made
+        return Instruction(name, tuple(ins), outs)
+    if not _KEYS.issuperset(keys):
+        raise AsmError(f"line {number}: unknown key {sorted(set(keys) - _KEYS)[0]!r}")
+    get = keys.get
+    # oparg, operand0, operand1: Instruction's order.
+    values = [0, 0, 0]
+    for i, key in enumerate(_INT_KEYS):
+        if (value := get(key)) is not None:
+            values[i] = _number(value, env, number)
+    made = Instruction(name, tuple(ins), outs, *values)
+    jump, exit, error = get("jump"), get("exit"), get("error")
+    if jump is None and exit is None and error is None:
+        return made
+    return _Targets(made, jump, exit, error)
 
 
 def _show(value: int) -> str:

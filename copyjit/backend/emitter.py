@@ -18,6 +18,10 @@ from copyjit.backend.runtime import CELL, Runtime, buffer_address, runtime
 from copyjit.stencil import Hole, HoleKind, HoleValue
 from copyjit.uops import UOPS, variant_name
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 class EmitError(ValueError):
     """The instructions cannot be emitted (unknown uop, missing target, ...)."""
@@ -71,6 +75,21 @@ class Instruction:
         if uop is not None and not 0 <= oparg <= uop.oparg_max:
             raise EmitError(f"{name}: oparg {oparg} is out of range 0..{uop.oparg_max}")
 
+    def retargeted(self, jump: int | None, exit: int | None, error: int | None) -> Instruction:
+        """This instruction with other targets (each None or an index).
+        Skips what the constructor checked already: the text form makes
+        most of a trace's instructions this way, from ones it parsed before."""
+        for target in (jump, exit, error):
+            if target is not None and (type(target) is not int or target < 0):
+                raise EmitError(f"{self.name}: a target must be an instruction index, not {target!r}")
+        made = object.__new__(Instruction)
+        for setter, getter in _KEPT:
+            setter(made, getter(self))
+        _SET_JUMP(made, jump)
+        _SET_EXIT(made, exit)
+        _SET_ERROR(made, error)
+        return made
+
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Instruction is immutable (setting {name!r})")
 
@@ -88,6 +107,10 @@ class Instruction:
 
 
 _SETTERS = tuple(vars(Instruction)[field].__set__ for field in (*_FIELDS, "stencil"))
+# (setter, getter) of the fields retargeted() copies: all but the targets.
+_KEPT = tuple((vars(Instruction)[field].__set__, vars(Instruction)[field].__get__)
+              for field in ("name", "ins", "outs", "oparg", "operand0", "operand1", "stencil"))
+_SET_JUMP, _SET_EXIT, _SET_ERROR = (vars(Instruction)[field].__set__ for field in ("jump", "exit", "error"))
 
 
 # A per-copy hole's S: an index into the emitter's per-instruction values
@@ -98,6 +121,12 @@ _SOURCES = {
     HoleValue.OPERAND1: 2,
     HoleValue.CONTINUE: 3,
     HoleValue.CODE: 4,
+}
+# A relative hole to the next instruction or to this one: from here, the
+# stencil's length (its tail jump dropped) or 0, whatever the copy's address.
+_SAME_EVERY_COPY: dict[HoleValue, Callable[[int], int]] = {
+    HoleValue.CONTINUE: lambda length: length,
+    HoleValue.CODE: lambda length: 0,
 }
 # ... or the instruction named by one of its target fields.
 _TARGET_FIELDS = {
@@ -151,6 +180,11 @@ def prepare(rt: Runtime, name: str) -> Prepared:
             fixed.append((hole.offset, value - hole.offset))
         elif hole.value in _TARGET_FIELDS:
             targets.append((hole.offset, rel32, _TARGET_FIELDS[hole.value], hole.addend))
+        elif rel32 and hole.value in _SAME_EVERY_COPY:
+            # The next instruction or this one, relative to here: the same
+            # displacement wherever the copy is (the copy's length, or 0).
+            value = _SAME_EVERY_COPY[hole.value](len(code)) + hole.addend - hole.offset
+            struct.pack_into("<i", code, hole.offset, value)
         else:
             dynamic.append((hole.offset, rel32, _SOURCES[hole.value], hole.addend))
     uop = name.partition("__")[0]
@@ -276,28 +310,32 @@ class Emitter:
         pack_i, pack_q = _pack_i, _pack_q
         addresses = [base + offset for offset in offsets]
         count = len(instructions)
-        items = zip(instructions, prepared, offsets, addresses, addresses[1:], strict=False)
-        for index, (inst, p, start, here, after) in enumerate(items):
-            for offset, value in p.fixed:
-                pack_i(code, start + offset, value - here)
+        for index, inst in enumerate(instructions):
+            p = prepared[index]
+            start = offsets[index]
+            here = base + start
+            if p.fixed:
+                for offset, value in p.fixed:
+                    pack_i(code, start + offset, value - here)
             if p.dynamic:
-                values = (inst.oparg, inst.operand0, inst.operand1, after, here)
+                values = (inst.oparg, inst.operand0, inst.operand1, here + len(p.code), here)
                 for offset, rel32, source, addend in p.dynamic:
                     value = values[source] + addend
                     if rel32:
                         pack_i(code, start + offset, value - here - offset)
                     else:
                         pack_q(code, start + offset, value & _MASK64)
-            for offset, rel32, field, addend in p.targets:
-                target = getattr(inst, field)
-                if target is None or target >= count:
-                    raise EmitError(f"instruction {index} ({inst.name}) needs a valid "
-                                    f"{field} target, not {target}")
-                value = addresses[target] + addend
-                if rel32:
-                    pack_i(code, start + offset, value - here - offset)
-                else:
-                    pack_q(code, start + offset, value & _MASK64)
+            if p.targets:
+                for offset, rel32, field, addend in p.targets:
+                    target = getattr(inst, field)
+                    if target is None or target >= count:
+                        raise EmitError(f"instruction {index} ({inst.name}) needs a valid "
+                                        f"{field} target, not {target}")
+                    value = addresses[target] + addend
+                    if rel32:
+                        pack_i(code, start + offset, value - here - offset)
+                    else:
+                        pack_q(code, start + offset, value & _MASK64)
 
 
 def emit(instructions: list[Instruction] | tuple[Instruction, ...],

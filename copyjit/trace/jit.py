@@ -431,10 +431,10 @@ class JIT:
         lowered = location.lowered
         assert lowered is not None
         code, dst = lowered.lowering.rec.code, lowered.lowering.rec.dst
-        import dis  # loaded by the recorder already
+        from copyjit.trace.bytecode import instructions  # loaded by the recorder already
 
         state = "none"
-        for ins in dis.get_instructions(code):
+        for ins in instructions(code):
             if ins.opname == "JUMP_BACKWARD" and ins.argval < dst and ins.offset > src:
                 outer = self.locations.get((id(code), ins.offset))
                 if outer is not None and outer.trace is not None:

@@ -101,6 +101,7 @@ class _Lowering:
         # this trace stores, since a bridge may store one the trace only reads
         # (a bridge's exits write its parent's too).
         self.written: list[int] = list(self.home)
+        self.written_lines: dict[int, tuple[str, str, str]] = {}  # slot -> what write_back writes
         self.lines: list[str] = []
         self.snapshots: list[Snapshot] = []
         self.exit_spills: list[list[str]] = []  # per snapshot: what its stub spills first
@@ -287,13 +288,18 @@ class _Lowering:
         text = "\n".join(self.lines) + "\n"
         nested = [op.arg.keep for op in self.rec.ops if isinstance(op.arg, InnerCall)]
         constants = (*self.rec.constants, *nested, links)
-        return Lowered(text, asm.parse(text), self.snapshots, constants, self, self.loop_index, links)
+        instructions = asm.parse_lines(self.lines)  # not the text: a trace's lines are mostly repeats
+        return Lowered(text, instructions, self.snapshots, constants, self, self.loop_index, links)
 
     def write_back(self, lines: list[str], slot: int) -> None:
-        kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
-        lines.append(f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}")
-        lines.append(f"    _BOX_{_KIND[kind]} {kind}0 error=error")
-        lines.append(f"    _STORE_FAST oparg={slot}")
+        # The same lines in every exit stub: made once per local.
+        made = self.written_lines.get(slot)
+        if made is None:
+            kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
+            made = self.written_lines[slot] = (f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}",
+                                               f"    _BOX_{_KIND[kind]} {kind}0 error=error",
+                                               f"    _STORE_FAST oparg={slot}")
+        lines += made
 
     def parent_kind(self, slot: int) -> str:
         assert self.parent is not None

@@ -6,16 +6,16 @@ record_numbers.py (arithmetic and control) and recorder.py (objects, calls).
 
 from __future__ import annotations
 
-import dis
 import itertools
 import operator
 
 from copyjit.backend.frames import UNBOUND
-from copyjit.trace import frames
+from copyjit.trace import bytecode, frames
 from copyjit.trace.ir import INT64, Abort, BridgeStart, InnerCall, Op, Recording, Snapshot
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms at the first hot loop)
 if TYPE_CHECKING:
+    import dis  # for annotations: copyjit.trace.bytecode decodes, faster
     from types import CodeType
     from typing import NoReturn
 
@@ -78,7 +78,7 @@ class RecorderBase:
         self.on_frame = len(bridge.kinds) + len(bridge.on_frame or ()) if bridge else 0
         self.moved = False  # an inner loop ran: the frame's IP is not at the backedge any more
         self.after_inner: int | None = None
-        self.instructions = {i.offset: i for i in dis.get_instructions(code)}
+        self.instructions = {i.offset: i for i in bytecode.instructions(code)}
         offsets = sorted(self.instructions)
         self.following = dict(itertools.pairwise(offsets))
         # The loop runs from dst to its last backedge: with `continue` there

@@ -3,7 +3,6 @@ comparisons and branches, `for` over ranges, lists, tuples and enumerate."""
 
 from __future__ import annotations
 
-import dis
 import operator
 
 from copyjit.trace.ir import Abort, Op, Snapshot
@@ -20,6 +19,7 @@ from copyjit.trace.record_base import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    import dis  # for annotations: copyjit.trace.bytecode decodes, faster
     from collections.abc import Callable
     from typing import Any
 

@@ -19,7 +19,6 @@ every effect so far in place: the interpreter executes that instruction next.
 
 from __future__ import annotations
 
-import dis
 import math
 import types
 
@@ -31,6 +30,7 @@ from copyjit.trace.record_numbers import NumberOps
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    import dis  # for annotations: copyjit.trace.bytecode decodes, faster
     from types import CodeType
     from typing import Any
 

@@ -40,6 +40,7 @@ class Allocator:
     def __init__(self, kinds: dict[int, str], temp: dict[int, int], uses: dict[int, list[int]],
                  emit: list[str], reserved: frozenset[str] = frozenset()) -> None:
         self.kinds, self.temp, self.uses = kinds, temp, uses
+        self.last = {value: at[-1] for value, at in uses.items() if at}  # value -> its last use
         # The registers values are allocated to (`reserved` ones hold locals
         # for the whole loop: the lowering places values there itself).
         self.pools = {bank: tuple(r for r in names if r not in reserved)
@@ -53,8 +54,7 @@ class Allocator:
     # --- queries -------------------------------------------------------------
 
     def last_use(self, value: int) -> int:
-        uses = self.uses.get(value)
-        return uses[-1] if uses else -1
+        return self.last.get(value, -1)
 
     def next_use(self, value: int) -> int:
         for use in self.uses.get(value, ()):
@@ -92,9 +92,13 @@ class Allocator:
 
     def release_dead(self, after: int) -> None:
         """Forget the values no op from `after` on uses."""
-        for value in [v for v in {*self.register, *self.slot} if self.last_use(v) < after]:
+        # Twice per op, over every value in a place: kept flat.
+        last = self.last.get
+        for value in [v for v in self.register if last(v, -1) < after]:
             self.drop_register(value)
-            self.slot.pop(value, None)
+        slot = self.slot
+        for value in [v for v in slot if last(v, -1) < after]:
+            del slot[value]
 
     def drop_register(self, value: int) -> None:
         register = self.register.pop(value, None)

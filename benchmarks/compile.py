@@ -1,0 +1,125 @@
+"""Where a trace's compile time goes: optimizing, lowering, emitting, replayed.
+
+    python benchmarks/compile.py [--replays N] [--profile] [NAMES...]
+
+Runs each kernel (benchmarks/kernels.py's) once under the JIT, keeping
+every recording it optimizes and every lowering's arguments, then replays
+optimize, lower (or lower_bridge) and emit for each, outside the JUMP
+callback (inside it, sys.monitoring delivers no events, so cProfile sees
+nothing), and prints per trace the median of N replays of each phase, in
+ms. The first replay of a process pays nothing the kernels' run has not
+paid already (imports, first uses of stencils): this times the steady
+state, as the kernels' later traces see it. `--profile` prints cProfile's
+view of all replays. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kernels import KERNELS, load
+
+import copyjit.opt
+import copyjit.trace.lower
+from copyjit.backend.emitter import emit
+from copyjit.trace.ir import Recording
+from copyjit.trace.jit import JIT
+
+Replay = Callable[[], object]
+
+
+class Captured:
+    """One trace or bridge as the JIT made it: how to optimize and lower it again."""
+
+    def __init__(self, raw: Recording, off: frozenset[str]) -> None:
+        self.raw, self.off = raw, off
+        self.lower: Callable[[Recording], Any] | None = None
+        self.ops = 0
+
+    def phases(self) -> dict[str, Replay]:
+        assert self.lower is not None
+        lower = self.lower
+        optimized = copyjit.opt.optimize(self.raw, self.off, check=False)
+        lowered = lower(optimized)
+        self.ops = len(lowered.instructions)
+        return {
+            "optimize": lambda: copyjit.opt.optimize(self.raw, self.off, check=False),
+            "lower": lambda: lower(optimized),
+            "emit": lambda: emit(lowered.instructions, lowered.constants),
+        }
+
+
+def capture(name: str) -> list[Captured]:
+    """Run the kernel once under a JIT, keeping what each compile was given."""
+    function, codes = load(name)
+    captured: list[Captured] = []
+    optimize, lower, lower_bridge = (copyjit.opt.optimize, copyjit.trace.lower.lower,
+                                     copyjit.trace.lower.lower_bridge)
+
+    def optimizing(rec: Recording, off: frozenset[str] = frozenset(), check: bool | None = None) -> Recording:
+        captured.append(Captured(rec, off))
+        return optimize(rec, off, check)
+
+    def lowering(rec: Recording, counter: int) -> Any:
+        captured[-1].lower = lambda r: lower(r, counter)
+        return lower(rec, counter)
+
+    def bridging(rec: Recording, parent: Any, exit_number: int, first_exit: int, loop_address: int) -> Any:
+        captured[-1].lower = lambda r: lower_bridge(r, parent, exit_number, first_exit, loop_address)
+        return lower_bridge(rec, parent, exit_number, first_exit, loop_address)
+
+    copyjit.opt.optimize = optimizing  # type: ignore[assignment]
+    copyjit.trace.lower.lower, copyjit.trace.lower.lower_bridge = lowering, bridging  # type: ignore[assignment]
+    try:
+        jit = JIT()
+        for code in codes:
+            jit.enable(code)
+        function(KERNELS[name][2])
+        jit.disable()
+    finally:
+        copyjit.opt.optimize = optimize
+        copyjit.trace.lower.lower, copyjit.trace.lower.lower_bridge = lower, lower_bridge
+    return [c for c in captured if c.lower is not None]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--replays", type=int, default=20)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("names", nargs="*", help="kernel names (default: all)")
+    args = parser.parse_args()
+    profile = cProfile.Profile() if args.profile else None
+    print(f"{'kernel':<20} {'trace':>5} {'ops':>5} {'uops':>5} {'optimize':>9} {'lower':>7} {'emit':>7} "
+          f"{'sum':>7}")
+    for name in args.names or list(KERNELS):
+        for number, trace in enumerate(capture(name)):
+            phases = trace.phases()
+            times: dict[str, list[float]] = {phase: [] for phase in phases}
+            if profile is not None:
+                profile.enable()
+            for _ in range(args.replays):
+                for phase, run in phases.items():
+                    start = time.perf_counter()
+                    run()
+                    times[phase].append(time.perf_counter() - start)
+            if profile is not None:
+                profile.disable()
+            medians = {phase: statistics.median(t) * 1e3 for phase, t in times.items()}
+            print(f"{name:<20} {number:>5} {len(trace.raw.ops):>5} {trace.ops:>5} "
+                  f"{medians['optimize']:>9.3f} {medians['lower']:>7.3f} {medians['emit']:>7.3f} "
+                  f"{sum(medians.values()):>7.3f}", flush=True)
+    if profile is not None:
+        pstats.Stats(profile).sort_stats("tottime").print_stats(40)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
