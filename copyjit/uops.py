@@ -717,6 +717,29 @@ def _objects() -> list[Uop]:
             doc="exit unless a's type is unchanged since version `operand0` was taken",
         ),
         uop(
+            "_GUARD_FUNCTION_O",
+            """
+            PyFunctionObject *function = (PyFunctionObject *)a;
+            EXIT_IF(function->func_version != (uint32_t)operand0);
+            // A tool other than copyjit's (5) with local events on the
+            // code (a debugger's breakpoint): the interpreter runs it.
+            // The 10 events' tool bits read as 8 bytes and 2 (overlapping
+            // if there are fewer), every bit but tool 5's in every byte.
+            _PyCoMonitoringData *data = ((PyCodeObject *)function->func_code)->_co_monitoring;
+            if (data != NULL) {
+                uint8_t *tools = data->local_monitors.tools;
+                uint64_t head;
+                uint16_t tail;
+                __builtin_memcpy(&head, tools, 8);
+                __builtin_memcpy(&tail, tools + _PY_MONITORING_LOCAL_EVENTS - 2, 2);
+                EXIT_IF(((head | tail) & 0xDFDFDFDFDFDFDFDFull) != 0);
+            }
+            """,
+            regs="a:o --",
+            doc="exit unless the function a still has version `operand0` (its __code__, "
+                "__defaults__, __kwdefaults__ unchanged) and no other tool has local events on its code",
+        ),
+        uop(
             "_UNBOX_INT_O",
             """
             EXIT_IF(!PyLong_CheckExact(a));

@@ -19,7 +19,8 @@ MAY_RUN_CODE = frozenset({
 # Types whose objects hold no references: freeing one runs no Python code.
 # (A constant is never freed: the trace keeps it alive.)
 _PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
-GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals"})
+GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals",
+                    "guard_function"})
 
 
 def forward(rec: Recording) -> Recording:

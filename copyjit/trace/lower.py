@@ -57,7 +57,7 @@ _ALLOCATED = frozenset({
     "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "compare_o", "get_iter",
     "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list", "list_next",
     "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item",
-    "list_item"})
+    "list_item", "guard_function"})
 
 
 class Lowered:
@@ -257,7 +257,7 @@ class _Lowering:
         self.line("_POP_TOP")
         self.lines.append("unbound:")  # leave as the parent's exit would have
         parent_snapshot = self.parent.snapshots[self.exit_number - 1]
-        self.lines += self.parent.stub(self.exit_number, parent_snapshot, None)[1:]
+        self.lines += self.parent.stub(self.exit_number, parent_snapshot, None, released=True)[1:]
         for number, snapshot in enumerate(self.snapshots):
             stub = self.stub(self.first_exit + number, snapshot, None, self.exit_spills[number])
             stub[0] = f"exit{number + 1}:"
@@ -300,11 +300,16 @@ class _Lowering:
         return self.parent.rec.slots[slot]
 
     def stub(self, number: int, snapshot: Snapshot, link: int | None,
-             spills: list[str] | None = None) -> list[str]:
+             spills: list[str] | None = None, released: bool = False) -> list[str]:
         """The code of exit `number`: put the values it needs from registers
-        in their slots (`spills`), then hand the frame back at the snapshot
+        in their slots (`spills`), release the snapshot's `drop` values
+        (unless `released` already), then hand the frame back at the snapshot
         (after trying the bridge linked at address `link`, if any)."""
         lines = [f"exit{number}:", *(spills or ())]
+        if not released:  # an inlined call's values (before a bridge, which does not know them)
+            for value in snapshot.drop:
+                lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
+                lines.append("    _DECREF_O i0")
         if link is not None:
             lines.append(f"    _BRIDGE_OR_CONTINUE operand0={link}")
         if snapshot.reraise is not None:
@@ -437,6 +442,9 @@ class _Lowering:
 
     def op_guard_is_not(self, index: int, op: Op) -> None:
         self.uop("_GUARD_IS_NOT_O", op.args, (), f"operand0={op.arg}", exit_op=op)
+
+    def op_guard_function(self, index: int, op: Op) -> None:
+        self.uop("_GUARD_FUNCTION_O", op.args, (), f"operand0={op.arg}", exit_op=op)
 
     def op_guard_version(self, index: int, op: Op) -> None:
         self.uop("_GUARD_TYPE_VERSION_O", op.args, (), f"operand0={op.arg}", exit_op=op)
