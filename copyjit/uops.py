@@ -721,6 +721,7 @@ def _objects() -> list[Uop]:
             """
             PyFunctionObject *function = (PyFunctionObject *)a;
             EXIT_IF(function->func_version != (uint32_t)operand0);
+            EXIT_IF(tstate->c_profilefunc != NULL);  // sys.setprofile: it sees the call
             // A tool other than copyjit's (5) with local events on the
             // code (a debugger's breakpoint): the interpreter runs it.
             // The 10 events' tool bits read as 8 bytes and 2 (overlapping
@@ -737,7 +738,8 @@ def _objects() -> list[Uop]:
             """,
             regs="a:o --",
             doc="exit unless the function a still has version `operand0` (its __code__, "
-                "__defaults__, __kwdefaults__ unchanged) and no other tool has local events on its code",
+                "__defaults__, __kwdefaults__ unchanged), no profiler is set (sys.setprofile) "
+                "and no other tool has local events on its code",
         ),
         uop(
             "_UNBOX_INT_O",

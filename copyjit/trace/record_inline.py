@@ -110,10 +110,11 @@ class InlineOps(NumberOps):
         if _function_version(function) == 0:
             return "a function without a version (made by FunctionType, or changed)"
         frame_globals, frame_builtins = frames.read_globals(self.raw)
-        if function.__globals__ is not frame_globals or function.__builtins__ is not frame_builtins:
+        if function.__globals__ is not frame_globals or \
+                function.__builtins__ is not frame_builtins:  # type: ignore[attr-defined]
             return "a function of another module"
-        if _monitored(code):
-            return "a function another tool monitors"
+        if _monitored(code) or sys.getprofile() is not None:
+            return "a function another tool or a profiler watches"
         instructions = list(dis.get_instructions(code))
         if len(instructions) > MAX_INSTRUCTIONS:
             return "a function too long"
@@ -200,7 +201,7 @@ class InlineOps(NumberOps):
 
     def _returned(self, ins: dis.Instruction) -> tuple[int, object]:
         if ins.opname == "RETURN_CONST":
-            self.op_LOAD_CONST(ins)
+            self.push(self.constant(ins.argval), ins.argval)
         value, concrete = self.pop()
         if self.stack or self.kind(value) == "n":
             raise Abort("values left on the stack at a return")
