@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import types
+from textwrap import dedent
 from typing import Any
 
 from test_objects import differential
@@ -405,3 +406,62 @@ def recorded_calls(jit: JIT) -> int:
     made = int(jit.stats.calls["not inlined: a function another tool or a profiler watches"])
     assert made <= 2  # one bridge, perhaps a re-recording
     return made
+
+
+# --- what inlined bodies need of the optimizer and the lowering ----------------
+
+def test_cse_reuses_a_number_computed_from_the_same_values() -> None:
+    from copyjit.opt.passes import cse
+    from copyjit.opt.text import dump, normalized, parse
+
+    before = """
+    trace dst=0 src=10 slots=1:i,2:i stored=
+    v0 = load.i() 1
+    v1 = load.i() 2
+    v2 = binary.i(v0, v1) 'add' | exit @4 stack v0 v1
+    v3 = binary.i(v0, v1) 'add' | exit @8 stack v0 v1
+    v4 = binary.i(v2, v3) 'mul' | exit @12 stack v2 v3
+    v5 = binary.i(v1, v0) 'add' | exit @14 stack v1 v0
+    v6 = to_float.f(v4)
+    v7 = to_float.f(v4)
+    v8 = binary.f(v6, v7) 'add' | exit @16
+    """
+    after = """
+    trace dst=0 src=10 slots=1:i,2:i stored=
+    v0 = load.i() 1
+    v1 = load.i() 2
+    v2 = binary.i(v0, v1) 'add' | exit @4 stack v0 v1
+    v4 = binary.i(v2, v2) 'mul' | exit @12 stack v2 v2
+    v5 = binary.i(v1, v0) 'add' | exit @14 stack v1 v0
+    v6 = to_float.f(v4)
+    v8 = binary.f(v6, v6) 'add' | exit @16
+    """
+    assert dump(cse(parse(dedent(before)))) == normalized(dedent(after))
+
+
+def test_a_snapshot_drop_list_round_trips() -> None:
+    from copyjit.opt.text import normalized
+
+    text = """
+    trace dst=0 src=10 slots= stored=
+    v0 = const_o.o() 7
+    v1 = const_o.o() 8
+         guard_type.(v1) 9 | exit @4 stack v0 drop v1
+    """
+    assert "stack v0 drop v1" in normalized(dedent(text))
+
+
+def halves(x: int) -> tuple[int, int, int, int]:
+    return x // 2, x % 8, x // 1024, (x - 5000) % 4
+
+
+def powers_of_two(n: int) -> int:
+    total = 0
+    for i in range(-n, n):
+        a, b, c, d = halves(i * 7)
+        total += a + b + c + d
+    return total
+
+
+def test_floor_division_and_modulo_by_powers_of_two() -> None:
+    differential(powers_of_two, 2000)

@@ -74,6 +74,30 @@ def guards(rec: Recording) -> Recording:
     return rewrite(rec, dropped, replace)
 
 
+# Ops whose number depends only on their arguments and `arg` (no memory, no
+# effects, no reference made): a second one with the same inputs has the
+# first one's value. Where the second would exit (an int overflow, a
+# division by zero), the first has exited already.
+_VALUE_ONLY = frozenset({"binary", "to_float", "neg", "math", "unbox_bool"})
+
+
+def cse(rec: Recording) -> Recording:
+    """A number computed again from the same values (`(i + j) * (i + j + 1)`,
+    an inlined function's body repeating its caller's work) is the one
+    computed first."""
+    seen: dict[tuple[object, ...], int] = {}
+    replace: dict[int, int] = {}
+    for index, op in enumerate(rec.ops):
+        if op.name not in _VALUE_ONLY or op.kind not in ("i", "f"):
+            continue
+        key = (op.name, op.kind, op.arg, tuple(replace.get(a, a) for a in op.args))
+        if key in seen:
+            replace[index] = seen[key]
+        else:
+            seen[key] = index
+    return rewrite(rec, set(replace), replace)
+
+
 # Ops with no effect but their value, which may go when nothing uses it. A
 # binary op that may leave for Python's answer (an int overflow) is pure;
 # one that may leave because Python raises (division by zero, a negative

@@ -104,6 +104,11 @@ class _Lowering:
         self.lines: list[str] = []
         self.snapshots: list[Snapshot] = []
         self.exit_spills: list[list[str]] = []  # per snapshot: what its stub spills first
+        # Exits that resume at a snapshot equal to an earlier one's (every
+        # exit inside an inlined call resumes at its CALL) share that exit's
+        # number and stub: exit number -> (label, spills) of the others.
+        self.exit_numbers: dict[Snapshot, int] = {}
+        self.sites: dict[int, list[tuple[str, list[str]]]] = {}
         # Locals that live in a register for the whole loop (a loop trace's
         # most used ones, at most two of each bank): slot -> register.
         self.pinned = _pinned(rec, self.own_homes) if parent is None else {}
@@ -138,12 +143,33 @@ class _Lowering:
     def exit_label(self, snapshot: Snapshot | None) -> str:
         """A new exit at the uop being lowered (values where they are now)."""
         assert snapshot is not None
-        self.snapshots.append(snapshot)
         needed = list(snapshot.values())
         # Pinned locals to their homes first: the copies in exit_spills may
         # use any register as scratch.
-        self.exit_spills.append(self.pinned_to_homes() + self.alloc.exit_spills(needed))
+        spills = self.pinned_to_homes() + self.alloc.exit_spills(needed)
+        number = self.exit_numbers.get(snapshot)
+        if number is not None:
+            sites = self.sites.setdefault(number, [])
+            sites.append((f"exit{number}_{len(sites) + 1}", spills))
+            return sites[-1][0]
+        self.snapshots.append(snapshot)
+        self.exit_spills.append(spills)
+        self.exit_numbers[snapshot] = len(self.snapshots)
         return f"exit{len(self.snapshots)}"
+
+    def shared(self, stub: list[str], number: int) -> list[str]:
+        """Stub `number` (this trace's), and the other exits that resume at
+        its snapshot: each spills what its registers hold, then goes on
+        with the stub after its own spills."""
+        sites = self.sites.get(number)
+        if not sites:
+            return stub
+        at = 1 + len(self.exit_spills[number - 1])
+        rest = f"exit{number}_rest"
+        lines = [*stub[:at], f"{rest}:", *stub[at:]]
+        for label, spills in sites:
+            lines += [f"{label}:", *spills, f"    _JUMP jump={rest}"]
+        return lines
 
     def guard(self, op: Op) -> str:
         return f"exit={self.exit_label(op.snapshot)}"
@@ -240,7 +266,7 @@ class _Lowering:
         links = bytearray(8 * (len(self.snapshots) + 1))
         for number, snapshot in enumerate(self.snapshots, 1):
             link = None if snapshot.normal else buffer_address(links) + 8 * number
-            self.lines += self.stub(number, snapshot, link, self.exit_spills[number - 1])
+            self.lines += self.shared(self.stub(number, snapshot, link, self.exit_spills[number - 1]), number)
         return self.finish(links)
 
     def run_bridge(self, loop_address: int) -> Lowered:
@@ -261,7 +287,7 @@ class _Lowering:
         for number, snapshot in enumerate(self.snapshots):
             stub = self.stub(self.first_exit + number, snapshot, None, self.exit_spills[number])
             stub[0] = f"exit{number + 1}:"
-            self.lines += stub
+            self.lines += self.shared(stub, number + 1)
         return self.finish(bytearray())
 
     def body(self) -> None:
@@ -361,8 +387,22 @@ class _Lowering:
         self.uop("_INT_TO_FLOAT", op.args, (index,))
 
     def op_binary(self, index: int, op: Op) -> None:
+        shift = self.power_of_two(op)
+        if shift:
+            self.uop(f"_{str(op.arg).upper()}_INT_POW2", op.args[:1], (index,), f"oparg={shift}")
+            return
         name = f"_{str(op.arg).upper()}_{_KIND[op.kind]}".replace("TRUEDIV", "DIV")
         self.uop(name, op.args, (index,), exit_op=op if UOPS[name].may_exit else None)
+
+    def power_of_two(self, op: Op) -> int:
+        """k when `op` is an int `x // 2**k` or `x % 2**k` (1 <= k <= 62), else 0."""
+        if op.kind != "i" or op.arg not in ("floordiv", "mod"):
+            return 0
+        divisor = self.rec.ops[op.args[1]]
+        if divisor.name != "const" or type(divisor.arg) is not int or divisor.arg < 2:
+            return 0
+        k = divisor.arg.bit_length() - 1
+        return k if divisor.arg == 1 << k and k <= 62 else 0
 
     def op_compare_bool(self, index: int, op: Op) -> None:
         k = self.rec.ops[op.args[0]].kind
