@@ -104,9 +104,9 @@ class _Lowering:
         self.lines: list[str] = []
         self.snapshots: list[Snapshot] = []
         self.exit_spills: list[list[str]] = []  # per snapshot: what its stub spills first
-        # Exits that resume at a snapshot equal to an earlier one's (every
-        # exit inside an inlined call resumes at its CALL) share that exit's
-        # number and stub: exit number -> (label, spills) of the others.
+        # Side exits that resume at a snapshot equal to an earlier one's
+        # (every exit inside an inlined call resumes at its CALL) share that
+        # exit's number and stub: exit number -> (label, spills) of the others.
         self.exit_numbers: dict[Snapshot, int] = {}
         self.sites: dict[int, list[tuple[str, list[str]]]] = {}
         # Locals that live in a register for the whole loop (a loop trace's
@@ -147,7 +147,9 @@ class _Lowering:
         # Pinned locals to their homes first: the copies in exit_spills may
         # use any register as scratch.
         spills = self.pinned_to_homes() + self.alloc.exit_spills(needed)
-        number = self.exit_numbers.get(snapshot)
+        # (Not normal exits: the JIT tells them apart by number, the
+        # eval-breaker check from the loop's end, a nested loop's status.)
+        number = None if snapshot.normal else self.exit_numbers.get(snapshot)
         if number is not None:
             sites = self.sites.setdefault(number, [])
             sites.append((f"exit{number}_{len(sites) + 1}", spills))
