@@ -43,6 +43,9 @@ def _report(stats_to_stderr: bool, stats_json: str | None) -> None:
               f"{data['optimizing_seconds'] * 1e3:.1f} ms, emitting "
               f"{data['emitting_seconds'] * 1e3:.1f} ms; hot to native: {hot}; aborts: {aborts}",
               file=sys.stderr)
+        if data.get("calls"):
+            calls = ", ".join(f"{what} ({n})" for what, n in data["calls"].items())
+            print(f"copyjit: calls in traces: {calls}", file=sys.stderr)
 
 
 def _median(values: list[float]) -> float:

@@ -361,6 +361,13 @@ def _compare_bool(kind: str, name: str) -> Uop:
 def _bitwise() -> list[Uop]:
     ops = [uop(f"_{name}_INT", f"res = a {op} b;", regs="a:i b:i -- res:i", doc=f"res = a {op} b")
            for name, op in (("AND", "&"), ("OR", "|"), ("XOR", "^"))]
+    # x // 2**k and x % 2**k, k = oparg in 1..62: Python's floor division
+    # and modulo by a positive power of two are the arithmetic shift and the
+    # mask, for negative x too (no idiv, nothing to exit for).
+    ops.append(uop("_FLOORDIV_INT_POW2", "res = a >> oparg;", regs="a:i -- res:i", oparg_max=62,
+                   doc="res = a // 2**oparg"))
+    ops.append(uop("_MOD_INT_POW2", "res = a & (((intptr_t)1 << oparg) - 1);", regs="a:i -- res:i",
+                   oparg_max=62, doc="res = a % 2**oparg"))
     ops.append(uop(
         "_RSHIFT_INT",
         "EXIT_IF(b < 0);\nres = b > 63 ? (a < 0 ? -1 : 0) : a >> b;",
@@ -715,6 +722,31 @@ def _objects() -> list[Uop]:
             "EXIT_IF(Py_TYPE(a)->tp_version_tag != (unsigned int)operand0);",
             regs="a:o --",
             doc="exit unless a's type is unchanged since version `operand0` was taken",
+        ),
+        uop(
+            "_GUARD_FUNCTION_O",
+            """
+            PyFunctionObject *function = (PyFunctionObject *)a;
+            EXIT_IF(function->func_version != (uint32_t)operand0);
+            EXIT_IF(tstate->c_profilefunc != NULL);  // sys.setprofile: it sees the call
+            // A tool other than copyjit's (5) with local events on the
+            // code (a debugger's breakpoint): the interpreter runs it.
+            // The 10 events' tool bits read as 8 bytes and 2 (overlapping
+            // if there are fewer), every bit but tool 5's in every byte.
+            _PyCoMonitoringData *data = ((PyCodeObject *)function->func_code)->_co_monitoring;
+            if (data != NULL) {
+                uint8_t *tools = data->local_monitors.tools;
+                uint64_t head;
+                uint16_t tail;
+                __builtin_memcpy(&head, tools, 8);
+                __builtin_memcpy(&tail, tools + _PY_MONITORING_LOCAL_EVENTS - 2, 2);
+                EXIT_IF(((head | tail) & 0xDFDFDFDFDFDFDFDFull) != 0);
+            }
+            """,
+            regs="a:o --",
+            doc="exit unless the function a still has version `operand0` (its __code__, "
+                "__defaults__, __kwdefaults__ unchanged), no profiler is set (sys.setprofile) "
+                "and no other tool has local events on its code",
         ),
         uop(
             "_UNBOX_INT_O",

@@ -41,6 +41,7 @@ LAYOUT_PROBES: dict[tuple[int, int], dict[str, str]] = {
         "frame_object.f_frame": "offsetof(PyFrameObject, f_frame)",
         "tstate.current_frame": "offsetof(PyThreadState, current_frame)",
         "code.co_code_adaptive": "offsetof(PyCodeObject, co_code_adaptive)",
+        "function.func_version": "offsetof(PyFunctionObject, func_version)",
         # Checked against a live interpreter by the runtime (check_monitoring_layout).
         "interp.monitors": "offsetof(PyInterpreterState, monitors)",
         "interp.monitoring_tool_names": "offsetof(PyInterpreterState, monitoring_tool_names)",

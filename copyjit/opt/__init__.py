@@ -1,6 +1,6 @@
 """The optimizer: passes over a recording, in an order given as data.
 
-    recording --forward--> --fold--> --guards--> --allocs--> --dce--> lowering (registers)
+    recording --forward--> --fold--> --cse--> --guards--> --allocs--> --dce--> lowering (registers)
 
 Switch passes off with COPYJIT_OPT (`none`; `-fold,-dce`: all but those;
 `none,fold`: only fold) or `python -m copyjit run --no-opt fold` (repeat
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from copyjit.opt.fold import fold
-from copyjit.opt.passes import allocs, dce, forward, guards
+from copyjit.opt.passes import allocs, cse, dce, forward, guards
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,11 +24,12 @@ if TYPE_CHECKING:
 PASSES: dict[str, Callable[[Recording], Recording]] = {
     "forward": forward,  # a local read after a write in the iteration is the written value
     "fold": fold,  # constants folded, identities (x * 1) simplified
+    "cse": cse,  # a number computed again from the same values is the first one
     "guards": guards,  # a guard already checked, a second unbox of one object
     "allocs": allocs,  # boxes only released, or floats boxed only to be stored into a list
     "dce": dce,  # pure ops whose values nothing uses (snapshots count as uses)
 }
-PIPELINE: tuple[str, ...] = ("forward", "fold", "guards", "allocs", "dce")
+PIPELINE: tuple[str, ...] = ("forward", "fold", "cse", "guards", "allocs", "dce")
 
 
 class UnknownPass(ValueError):

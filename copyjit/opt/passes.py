@@ -19,7 +19,8 @@ MAY_RUN_CODE = frozenset({
 # Types whose objects hold no references: freeing one runs no Python code.
 # (A constant is never freed: the trace keeps it alive.)
 _PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
-GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals"})
+GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals",
+                    "guard_function"})
 
 
 def forward(rec: Recording) -> Recording:
@@ -91,11 +92,13 @@ def allocs(rec: Recording) -> Recording:
     for index, op in enumerate(rec.ops):
         for value in op.args:
             users[value].append(index)
+    # An exit inside an inlined call releases these references itself.
+    dropped_by_exits = {value for op in rec.ops if op.snapshot is not None for value in op.snapshot.drop}
     dropped: set[int] = set()
     replace: dict[int, int] = {}
     changed: dict[int, Op] = {}
     for index, op in enumerate(rec.ops):
-        if op.name != "box":
+        if op.name != "box" or index in dropped_by_exits:
             continue
         number, taking = op.args[0], users[index]
         if all(rec.ops[user].name == "release" for user in taking):
@@ -113,6 +116,30 @@ def allocs(rec: Recording) -> Recording:
 def _stores_item(op: Op, value: int) -> bool:
     """`op` stores `value` into a list, and takes it for nothing else."""
     return op.name == "store_subscr_list" and op.args[0] == value and value not in op.args[1:]
+
+
+# Ops whose number depends only on their arguments and `arg` (no memory, no
+# effects, no reference made): a second one with the same inputs has the
+# first one's value. Where the second would exit (an int overflow, a
+# division by zero), the first has exited already.
+_VALUE_ONLY = frozenset({"binary", "to_float", "neg", "math", "unbox_bool"})
+
+
+def cse(rec: Recording) -> Recording:
+    """A number computed again from the same values (`(i + j) * (i + j + 1)`,
+    an inlined function's body repeating its caller's work) is the one
+    computed first."""
+    seen: dict[tuple[object, ...], int] = {}
+    replace: dict[int, int] = {}
+    for index, op in enumerate(rec.ops):
+        if op.name not in _VALUE_ONLY or op.kind not in ("i", "f"):
+            continue
+        key = (op.name, op.kind, op.arg, tuple(replace.get(a, a) for a in op.args))
+        if key in seen:
+            replace[index] = seen[key]
+        else:
+            seen[key] = index
+    return rewrite(rec, set(replace), replace)
 
 
 # Ops with no effect but their value, which may go when nothing uses it. A

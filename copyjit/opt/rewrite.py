@@ -32,7 +32,8 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
         if snapshot is not None:
             reraise = None if snapshot.reraise is None else number[resolve(snapshot.reraise)]
             snapshot = Snapshot(snapshot.offset, tuple(number[resolve(v)] for v in snapshot.stack),
-                                snapshot.normal, reraise, snapshot.on_frame)
+                                snapshot.normal, reraise, snapshot.on_frame,
+                                tuple(number[resolve(v)] for v in snapshot.drop))
         ops.append(Op(op.name, op.kind, args, op.arg, snapshot))
     return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants)
 

@@ -86,6 +86,8 @@ def _dump_snapshot(snapshot: Snapshot) -> str:
         text += f" on_frame={','.join(snapshot.on_frame)}"
     if snapshot.stack:
         text += " stack " + " ".join(f"v{v}" for v in snapshot.stack)
+    if snapshot.drop:
+        text += " drop " + " ".join(f"v{v}" for v in snapshot.drop)
     return text
 
 
@@ -137,11 +139,15 @@ def _parse_snapshot(text: str, value: object, where: str) -> Snapshot:
     on_frame = None
     if rest and rest[0].startswith("on_frame="):
         on_frame, rest = tuple(k for k in rest[0][9:].split(",") if k), rest[1:]
+    drop: tuple[int, ...] = ()
+    if "drop" in rest:
+        at = rest.index("drop")
+        drop, rest = tuple(value(w) for w in rest[at + 1:]), rest[:at]  # type: ignore[operator]
     if rest:
         if rest[0] != "stack":
             raise TextError(f"{where}: unexpected {rest[0]!r} in a snapshot")
         stack = tuple(value(w) for w in rest[1:])  # type: ignore[operator]
-    return Snapshot(int(words[1][1:]), stack, normal, reraise, on_frame)
+    return Snapshot(int(words[1][1:]), stack, normal, reraise, on_frame, drop)
 
 
 def normalized(text: str) -> str:

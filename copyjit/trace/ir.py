@@ -18,7 +18,7 @@ INT64 = (-(2**63), 2**63 - 1)
 NO_VALUE = frozenset({
     "store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is", "guard_is_not",
     "guard_version", "store_subscr_list", "append", "inner_loop", "guard_done", "store_global",
-    "guard_globals", "guard_size", "nested_loop",
+    "guard_globals", "guard_size", "nested_loop", "guard_function",
     "store_subscr_list_f"})
 
 
@@ -60,18 +60,23 @@ class Snapshot(_Record):
     that raises the exception when the interpreter re-executes the CALL.
     `on_frame`: a nested loop's trace left the frame there, with values of
     these kinds ("o", "n") of this iteration on its stack already, below
-    `stack` (see InnerCall.alternatives)."""
+    `stack` (see InnerCall.alternatives). `drop`: objects the trace owns
+    that the frame does not get back (an exit inside an inlined call
+    resumes at the CALL: the callee's values are released)."""
 
-    __slots__ = ("normal", "offset", "on_frame", "reraise", "stack")
+    __slots__ = ("drop", "normal", "offset", "on_frame", "reraise", "stack")
 
     def __init__(self, offset: int, stack: tuple[int, ...], normal: bool = False,
-                 reraise: int | None = None, on_frame: tuple[str, ...] | None = None) -> None:
+                 reraise: int | None = None, on_frame: tuple[str, ...] | None = None,
+                 drop: tuple[int, ...] = ()) -> None:
         self.offset, self.stack, self.normal, self.reraise = offset, stack, normal, reraise
-        self.on_frame = on_frame
+        self.on_frame, self.drop = on_frame, drop
 
     def values(self) -> tuple[int, ...]:
-        """The values an exit here needs: the stack's, and the re-raised one."""
-        return self.stack if self.reraise is None else (*self.stack, self.reraise)
+        """The values an exit here needs: the stack's, the re-raised one,
+        and those it releases."""
+        values = self.stack if self.reraise is None else (*self.stack, self.reraise)
+        return (*values, *self.drop) if self.drop else values
 
 
 class Op(_Record):
@@ -101,6 +106,7 @@ class Recording:
                  stored: list[int], constants: list[object]) -> None:
         self.code, self.dst, self.src = code, dst, src
         self.ops, self.slots, self.stored, self.constants = ops, slots, stored, constants
+        self.inlining: dict[str, int] = {}  # calls inlined, or why not -> count (for the stats)
 
 
 class BridgeStart(_Record):

@@ -81,6 +81,7 @@ class Stats:
         self.traces = 0
         self.bridges = 0
         self.aborts = _Counter()
+        self.calls = _Counter()  # calls in traces made: "inlined", or "not inlined: why"
         self.exits = 0
         self.native_entries = 0
         self.recording_seconds = 0.0
@@ -94,6 +95,7 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         result = dict(vars(self))
         result["aborts"] = dict(self.aborts)
+        result["calls"] = dict(self.calls)
         result["compile_seconds"] = list(self.compile_seconds)
         return result
 
@@ -336,6 +338,8 @@ class JIT:
             lap = time.perf_counter()
             counter = location.address + _FIELD_OFFSETS["iterations"]
             lowered = lower(optimize(recording, self.opt_off), counter)
+            for what, count in recording.inlining.items():
+                self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
             trace = emit(lowered.instructions, constants=(code, location.record, *lowered.constants))
@@ -378,6 +382,8 @@ class JIT:
             loop_address = parent.address + parent.offsets[lowered.loop_index]
             optimized = optimize(recording, self.opt_off)
             bridge = lower_bridge(optimized, lowered, number, first_exit, loop_address)
+            for what, count in recording.inlining.items():
+                self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
             trace = emit(bridge.instructions, constants=bridge.constants)

@@ -57,7 +57,7 @@ _ALLOCATED = frozenset({
     "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "compare_o", "get_iter",
     "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list", "list_next",
     "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item",
-    "list_item", "store_subscr_list_f"})
+    "list_item", "store_subscr_list_f", "guard_function"})
 
 
 class Lowered:
@@ -105,6 +105,11 @@ class _Lowering:
         self.lines: list[str] = []
         self.snapshots: list[Snapshot] = []
         self.exit_spills: list[list[str]] = []  # per snapshot: what its stub spills first
+        # Side exits that resume at a snapshot equal to an earlier one's
+        # (every exit inside an inlined call resumes at its CALL) share that
+        # exit's number and stub: exit number -> (label, spills) of the others.
+        self.exit_numbers: dict[Snapshot, int] = {}
+        self.sites: dict[int, list[tuple[str, list[str]]]] = {}
         # Locals that live in a register for the whole loop (a loop trace's
         # most used ones, at most two of each bank): slot -> register.
         self.pinned = _pinned(rec, self.own_homes) if parent is None else {}
@@ -139,12 +144,35 @@ class _Lowering:
     def exit_label(self, snapshot: Snapshot | None) -> str:
         """A new exit at the uop being lowered (values where they are now)."""
         assert snapshot is not None
-        self.snapshots.append(snapshot)
         needed = list(snapshot.values())
         # Pinned locals to their homes first: the copies in exit_spills may
         # use any register as scratch.
-        self.exit_spills.append(self.pinned_to_homes() + self.alloc.exit_spills(needed))
+        spills = self.pinned_to_homes() + self.alloc.exit_spills(needed)
+        # (Not normal exits: the JIT tells them apart by number, the
+        # eval-breaker check from the loop's end, a nested loop's status.)
+        number = None if snapshot.normal else self.exit_numbers.get(snapshot)
+        if number is not None:
+            sites = self.sites.setdefault(number, [])
+            sites.append((f"exit{number}_{len(sites) + 1}", spills))
+            return sites[-1][0]
+        self.snapshots.append(snapshot)
+        self.exit_spills.append(spills)
+        self.exit_numbers[snapshot] = len(self.snapshots)
         return f"exit{len(self.snapshots)}"
+
+    def shared(self, stub: list[str], number: int) -> list[str]:
+        """Stub `number` (this trace's), and the other exits that resume at
+        its snapshot: each spills what its registers hold, then goes on
+        with the stub after its own spills."""
+        sites = self.sites.get(number)
+        if not sites:
+            return stub
+        at = 1 + len(self.exit_spills[number - 1])
+        rest = f"exit{number}_rest"
+        lines = [*stub[:at], f"{rest}:", *stub[at:]]
+        for label, spills in sites:
+            lines += [f"{label}:", *spills, f"    _JUMP jump={rest}"]
+        return lines
 
     def guard(self, op: Op) -> str:
         return f"exit={self.exit_label(op.snapshot)}"
@@ -241,7 +269,7 @@ class _Lowering:
         links = bytearray(8 * (len(self.snapshots) + 1))
         for number, snapshot in enumerate(self.snapshots, 1):
             link = None if snapshot.normal else buffer_address(links) + 8 * number
-            self.lines += self.stub(number, snapshot, link, self.exit_spills[number - 1])
+            self.lines += self.shared(self.stub(number, snapshot, link, self.exit_spills[number - 1]), number)
         return self.finish(links)
 
     def run_bridge(self, loop_address: int) -> Lowered:
@@ -258,11 +286,11 @@ class _Lowering:
         self.line("_POP_TOP")
         self.lines.append("unbound:")  # leave as the parent's exit would have
         parent_snapshot = self.parent.snapshots[self.exit_number - 1]
-        self.lines += self.parent.stub(self.exit_number, parent_snapshot, None)[1:]
+        self.lines += self.parent.stub(self.exit_number, parent_snapshot, None, released=True)[1:]
         for number, snapshot in enumerate(self.snapshots):
             stub = self.stub(self.first_exit + number, snapshot, None, self.exit_spills[number])
             stub[0] = f"exit{number + 1}:"
-            self.lines += stub
+            self.lines += self.shared(stub, number + 1)
         return self.finish(bytearray())
 
     def body(self) -> None:
@@ -306,11 +334,16 @@ class _Lowering:
         return self.parent.rec.slots[slot]
 
     def stub(self, number: int, snapshot: Snapshot, link: int | None,
-             spills: list[str] | None = None) -> list[str]:
+             spills: list[str] | None = None, released: bool = False) -> list[str]:
         """The code of exit `number`: put the values it needs from registers
-        in their slots (`spills`), then hand the frame back at the snapshot
+        in their slots (`spills`), release the snapshot's `drop` values
+        (unless `released` already), then hand the frame back at the snapshot
         (after trying the bridge linked at address `link`, if any)."""
         lines = [f"exit{number}:", *(spills or ())]
+        if not released:  # an inlined call's values (before a bridge, which does not know them)
+            for value in snapshot.drop:
+                lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
+                lines.append("    _DECREF_O i0")
         if link is not None:
             lines.append(f"    _BRIDGE_OR_CONTINUE operand0={link}")
         if snapshot.reraise is not None:
@@ -362,8 +395,22 @@ class _Lowering:
         self.uop("_INT_TO_FLOAT", op.args, (index,))
 
     def op_binary(self, index: int, op: Op) -> None:
+        shift = self.power_of_two(op)
+        if shift:
+            self.uop(f"_{str(op.arg).upper()}_INT_POW2", op.args[:1], (index,), f"oparg={shift}")
+            return
         name = f"_{str(op.arg).upper()}_{_KIND[op.kind]}".replace("TRUEDIV", "DIV")
         self.uop(name, op.args, (index,), exit_op=op if UOPS[name].may_exit else None)
+
+    def power_of_two(self, op: Op) -> int:
+        """k when `op` is an int `x // 2**k` or `x % 2**k` (1 <= k <= 62), else 0."""
+        if op.kind != "i" or op.arg not in ("floordiv", "mod"):
+            return 0
+        divisor = self.rec.ops[op.args[1]]
+        if divisor.name != "const" or type(divisor.arg) is not int or divisor.arg < 2:
+            return 0
+        k = divisor.arg.bit_length() - 1
+        return k if divisor.arg == 1 << k and k <= 62 else 0
 
     def op_compare_bool(self, index: int, op: Op) -> None:
         k = self.rec.ops[op.args[0]].kind
@@ -443,6 +490,9 @@ class _Lowering:
 
     def op_guard_is_not(self, index: int, op: Op) -> None:
         self.uop("_GUARD_IS_NOT_O", op.args, (), f"operand0={op.arg}", exit_op=op)
+
+    def op_guard_function(self, index: int, op: Op) -> None:
+        self.uop("_GUARD_FUNCTION_O", op.args, (), f"operand0={op.arg}", exit_op=op)
 
     def op_guard_version(self, index: int, op: Op) -> None:
         self.uop("_GUARD_TYPE_VERSION_O", op.args, (), f"operand0={op.arg}", exit_op=op)

@@ -26,7 +26,7 @@ from copyjit.backend.runtime import runtime
 from copyjit.trace import frames
 from copyjit.trace.ir import Abort, BridgeStart, InnerCall, Op, Recording, Snapshot
 from copyjit.trace.record_base import NULL, fits, kind_of
-from copyjit.trace.record_numbers import NumberOps
+from copyjit.trace.record_inline import InlineOps
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -51,9 +51,10 @@ _FRAME_READERS = frozenset(id(f) for f in (locals, vars, dir, eval, exec, global
                                            __import__, __import__("sys")._getframe))
 
 
-class _Recorder(NumberOps):
+class _Recorder(InlineOps):
     """The whole recorder: RecorderBase's machinery, NumberOps' arithmetic
-    and control, and here globals, attributes, containers and calls."""
+    and control, InlineOps' calls recorded through, and here globals,
+    attributes, containers and calls."""
 
     # --- globals and attributes ---------------------------------------------
 
@@ -231,10 +232,14 @@ class _Recorder(NumberOps):
         values = [entry for entry in self.stack[base + 1:] if self.kind(entry[0]) != "n"]
         if function is len and len(values) == 1 and type(values[0][1]) in (list, tuple):
             return self._len(ins, base, values[0])
-        if function is list.append and len(values) == 2 and type(values[0][1]) is list:
-            return self._append(ins, base, values)
         if id(function) in _MATH and all(type(c) in (int, float) for _, c in values):
             return self._math(ins, base, function, values)
+        inlined = self.inline(ins, base, function)
+        if inlined is not None:
+            return inlined
+        self.no_effects(f"a call of {getattr(function, '__qualname__', type(function).__name__)}")
+        if function is list.append and len(values) == 2 and type(values[0][1]) is list:
+            return self._append(ins, base, values)
         for position in range(base + 1, len(self.stack)):
             if self.kind(self.stack[position][0]) != "n":
                 self.box_on_stack(position)
@@ -332,4 +337,7 @@ def record(code: CodeType, dst: int, src: int, raw_frame: int,
            bridge: BridgeStart | None = None, inner: InnerLookup | None = None) -> Recording:
     """Run and record the iteration from `dst` (or the bridge's start) to
     the backedge at `src`."""
-    return _Recorder(code, dst, src, raw_frame, bridge, inner).run()
+    recorder = _Recorder(code, dst, src, raw_frame, bridge, inner)
+    recording = recorder.run()
+    recording.inlining = recorder.inlining or {}
+    return recording
