@@ -85,3 +85,159 @@ def test_an_inner_loop_that_breaks_or_raises(stop: int) -> None:
         return total
 
     differential(breaks, 300)
+
+
+# --- nested loops run inline in the outer loop's trace ----------------------
+
+
+def escape_times(size: int, limit: int = 30) -> tuple[int, int, float]:
+    """Mandelbrot's escape loop: leaves by `break` or by running out (else)."""
+    inside, checksum, last = 0, 0, 0.0
+    for y in range(size):
+        ci = 2.0 * y / size - 1.0
+        for x in range(size):
+            cr = 2.0 * x / size - 1.5
+            zr = zi = 0.0
+            for _ in range(limit):
+                zr, zi = zr * zr - zi * zi + cr, 2.0 * zr * zi + ci
+                if zr * zr + zi * zi > 4.0:
+                    break
+            else:
+                inside += 1
+                checksum = (checksum * 31 + x * size + y) % 1_000_000_007
+            last = zr + zi
+    return inside, checksum, last
+
+
+def test_a_nested_loop_runs_inline_in_the_outer_trace() -> None:
+    stats = differential(escape_times, 40)
+    assert stats["inlined_loops"] >= 1
+    # 1,600 points, each a run of the escape loop: the point loop's trace
+    # runs them all inline (the row loop is too short to be entered often).
+    assert stats["native_entries"] < 200, stats
+
+
+def numbers(rows: list[list[Any]]) -> Any:
+    total: Any = 0
+    for row in rows:
+        scale = len(row)
+        for x in row:
+            total += x * scale
+    return total
+
+
+@pytest.mark.parametrize("depth", [0, 1, 4, 9])
+@pytest.mark.parametrize("every", [3, 50])
+def test_a_guard_failing_inside_an_inlined_loop(depth: int, every: int) -> None:
+    # A float where the inlined loop has only seen ints, at `depth`
+    # iterations into the nested loop, in every `every`-th row: rarely
+    # (the exit stays cold), or often (it gets hot: the outer loop is
+    # recorded again, calling the nested loop's trace).
+    rows: list[list[Any]] = [list(range(10)) for _ in range(300)]
+    for row in rows[20::every]:
+        row[depth] = 0.5
+    differential(numbers, rows)
+
+
+def test_a_local_changes_type_inside_an_inlined_loop() -> None:
+    def changes(n: int) -> object:
+        acc: Any = 0
+        other = 0
+        for i in range(n):
+            for j in range(6):
+                acc += j
+                if i == n // 2 and j == 3:
+                    acc = acc / 2  # a float from here on, in the middle of the nested loop
+            other += i
+        return acc, other
+
+    stats = differential(changes, 300)
+    assert stats["inlined_loops"] >= 1
+
+
+def test_a_local_only_the_nested_loop_uses_changes_type() -> None:
+    def own(n: int) -> object:
+        total = 0.0
+        for i in range(n):
+            step: Any = 0.25 if i < n - 30 else 1  # the nested loop's own local: an int at the end
+            for _ in range(5):
+                total += step
+        return total
+
+    differential(own, 300)
+
+
+@pytest.mark.parametrize("at", [7, 1234, 2999])
+def test_an_exception_inside_an_inlined_loop(at: int) -> None:
+    def raises(n: int) -> int:
+        total = 0
+        for i in range(n):
+            for j in range(5):
+                total += 100 // (i * 5 + j - at)
+        return total
+
+    differential(raises, 700)
+
+
+def test_an_exception_caught_around_an_inlined_loop() -> None:
+    def caught(n: int) -> tuple[int, int]:
+        total, errors = 0, 0
+        for i in range(n):
+            try:
+                for j in range(6):
+                    total += 100 // (j - i % 11)
+            except ZeroDivisionError:
+                errors += 1
+        return total, errors
+
+    differential(caught, 500)
+
+
+LIMIT = 2_000
+
+
+def checked(value: int) -> int:
+    if value > LIMIT:
+        raise ValueError(f"{value} is over the limit")
+    return value
+
+
+def test_a_call_raising_inside_an_inlined_loop_keeps_its_traceback() -> None:
+    def calls(n: int) -> int:
+        total = 0
+        for i in range(n):
+            for j in range(5):
+                total += checked(i * 5 + j)
+        return total
+
+    differential(calls, 1000)
+
+
+def test_an_object_the_inlined_loop_leaves_on_the_stack() -> None:
+    def first_big(rows: list[list[int]]) -> list[object]:
+        found: list[object] = []
+        for row in rows:
+            for x in row:
+                if x > 40:
+                    break
+            else:
+                x = -1
+            found.append(x)
+        return found
+
+    differential(first_big, [[(i * 7 + j * 13) % 50 for j in range(8)] for i in range(400)])
+
+
+def test_inlined_loops_in_sequence_and_nested_three_deep() -> None:
+    def three(n: int) -> tuple[int, float]:
+        count, total = 0, 0.0
+        for i in range(n):
+            for j in range(4):
+                for k in range(3):
+                    count += i + j * k
+            for m in range(5):
+                total += m * 0.5
+        return count, total
+
+    stats = differential(three, 400)
+    assert stats["inlined_loops"] >= 2

@@ -233,7 +233,12 @@ class RecorderBase:
             # At its head, a nested loop is over only if its iterator is.
             raise Handback(Abort("an inner loop left its trace at its head", final=False), -1, [])
         inputs = [NULL if value is UNBOUND else value for value in pushed[len(stack):]]
-        kinds = tuple("n" if value is NULL else "o" for value in inputs)
+        # Numbers the nested trace's exit boxed are taken back unboxed: that
+        # exit always boxes them from values of those kinds.
+        kinds = found.pushed_kinds(status) or ()
+        if len(kinds) != len(inputs) or any(kind in "if" and kind_of(value) != kind
+                                            for kind, value in zip(kinds, inputs, strict=False)):
+            kinds = tuple("n" if value is NULL else "o" for value in inputs)
         # The nested trace's other ways out of its loop, each continued by
         # an exit of this trace (found on the frame: this iteration's values
         # pushed for the nested trace, and what its exit pushed).
@@ -241,7 +246,8 @@ class RecorderBase:
         alternatives = tuple((number, Snapshot(exit.offset, (), on_frame=ours + pushed_kinds))
                              for number, exit, pushed_kinds in found.leaving_exits()
                              if number != status and self.dst <= exit.offset <= self.end)
-        call = InnerCall(found.record, found.cell, status, ins.start_offset, kinds, found.keep, alternatives)
+        call = InnerCall(found.record, found.cell, status, ins.start_offset, kinds, found.keep, alternatives,
+                         found.inline_body(status))
         self.emit(Op("nested_loop" if alternatives else "inner_loop", args=tuple(value for value, _ in stack),
                      arg=call, snapshot=Snapshot(ins.start_offset, tuple(value for value, _ in stack))))
         frames.drop(self.raw, len(stack) + depth)  # the recording holds them again
