@@ -241,3 +241,31 @@ def test_inlined_loops_in_sequence_and_nested_three_deep() -> None:
 
     stats = differential(three, 400)
     assert stats["inlined_loops"] >= 2
+
+
+def test_range_iterators_made_without_a_range_object() -> None:
+    def ranges(n: int) -> tuple[int, int]:
+        total, count = 0, 0
+        for i in range(n):
+            for j in range(i - 5, i % 9):  # empty when i >= 9, from a negative start
+                total += j
+            for k in range(i % 4):
+                count += k
+        return total, count
+
+    differential(ranges, 300)
+
+
+def test_a_range_iterator_whose_length_overflows() -> None:
+    def huge(n: int) -> int:
+        total = 0
+        low = -(2**63) + 1
+        for i in range(n):
+            bound = 5 if i < n - 3 else 2**63 - 1  # a length beyond 64 bits: CPython's long range
+            for j in range(low if i >= n - 3 else 0, bound):
+                total += j % 7
+                if j < low + 4:  # only in the long one
+                    break
+        return total
+
+    differential(huge, 200)

@@ -29,7 +29,7 @@ SIGNATURES: dict[str, str] = {
     "subscr_list": "o i -> o", "subscr_tuple": "o i -> o", "store_subscr_list": "o o i ->",
     "list_next": "-> o", "tuple_next": "-> o", "enumerate_list": "-> o", "enumerate_tuple": "-> o",
     "copy_o": "o -> o", "guard_size": "o ->", "tuple_item": "o -> o", "list_item": "o -> o",
-    "nested_loop": "? * ->", "frame_input": "-> K",
+    "nested_loop": "? * ->", "frame_input": "-> K", "range_iter": "i i -> o",
 }
 _VALUE_KINDS = frozenset("ifon")
 

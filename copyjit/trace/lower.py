@@ -57,7 +57,7 @@ _ALLOCATED = frozenset({
     "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "compare_o", "get_iter",
     "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list", "list_next",
     "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item",
-    "list_item"})
+    "list_item", "range_iter"})
 
 
 class Lowered:
@@ -511,6 +511,9 @@ class _Lowering:
 
     def op_get_iter(self, index: int, op: Op) -> None:
         self.uop("_GET_ITER_O", op.args, (index,), exit_op=op)
+
+    def op_range_iter(self, index: int, op: Op) -> None:
+        self.uop("_RANGE_ITER_O", op.args, (index,), exit_op=op)
 
     def op_guard_done(self, index: int, op: Op) -> None:
         self.uop("_GUARD_DONE_O", op.args, (), exit_op=op)
