@@ -4,6 +4,8 @@ the frame exact for the interpreter."""
 
 from __future__ import annotations
 
+import random
+import textwrap
 from typing import Any
 
 import pytest
@@ -269,3 +271,65 @@ def test_a_range_iterator_whose_length_overflows() -> None:
         return total
 
     differential(huge, 200)
+
+
+# --- random nests ------------------------------------------------------------
+
+_INNER_STATEMENTS = (
+    "acc += j * c",
+    "acc = acc + j * 0.5",  # a float from here on
+    "f = f * 0.5 + j",
+    "if j == t:\n    break",
+    "if (i + j) % m == 0:\n    continue",
+    "acc += 10 // (j - d)",  # raises ZeroDivisionError sometimes
+    "if i == h and j == 1:\n    acc = acc * 0.5",
+    "s += row[j % len(row)]",  # ints, with a float somewhere
+    "k = j",
+    "f = -f if f > 100.0 else f + 1.5",
+)
+_OUTER_STATEMENTS = (
+    "acc += i",
+    "f += 0.25",
+    "acc += k",  # the nested loop's local: unbound until it has run
+    "out.append(acc)",
+    "c = c + 1 if i % 3 == 0 else c",
+)
+_INNER_ITERABLES = ("range(w)", "range(i % 7)", "range(i - 3, i % 5 + 2)", "row", "tuple(row)")
+
+
+def nested_program(seed: int) -> str:
+    """A function `g(n, w, t, m, d, h, rows)` with a loop nested in another,
+    built from the statements above."""
+    rng = random.Random(seed)
+    inner = [rng.choice(_INNER_STATEMENTS) for _ in range(rng.randint(1, 4))]
+    outer = [rng.choice(_OUTER_STATEMENTS) for _ in range(rng.randint(0, 2))]
+    body = "\n".join(textwrap.indent(statement, " " * 12) for statement in inner)
+    iterable = rng.choice(_INNER_ITERABLES)
+    loop_variable = "j" if "row" not in iterable else "x"
+    lines = [
+        "def g(n, w, t, m, d, h, rows):",
+        "    acc, f, s, c = 0, 0.5, 0, 3",
+        "    out = []",
+        "    for i in range(n):",
+        "        row = rows[i % len(rows)]",
+        f"        for {loop_variable} in {iterable}:",
+    ]
+    if loop_variable == "x":
+        lines.append("            j = int(x)")
+    lines.append(body)
+    if rng.random() < 0.3:
+        lines += ["        else:", "            acc += 1"]
+    lines += [textwrap.indent(statement, " " * 8) for statement in outer]
+    lines.append("    return acc, f, s, c, out[-3:]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_nests(seed: int) -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(nested_program(seed), f"<nest {seed}>", "exec"), namespace)
+    rng = random.Random(seed * 7 + 1)
+    rows = [[rng.randint(-3, 9) for _ in range(rng.randint(1, 8))] for _ in range(5)]
+    rows[rng.randrange(5)][0] = 2.5
+    differential(namespace["g"], rng.choice((150, 400)), rng.randint(2, 9), rng.randint(1, 12),
+                 rng.randint(2, 7), rng.randint(-2, 12), rng.randint(0, 300), rows, native=False)
