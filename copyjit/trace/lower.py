@@ -117,7 +117,7 @@ class _Lowering:
         # most used ones, at most two of each bank): slot -> register.
         self.pinned = _pinned(rec, self.own_homes) if parent is None else {}
         self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.lines,
-                               frozenset(self.pinned.values()))
+                               frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
         self.labels = 0
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
@@ -376,7 +376,7 @@ class _Lowering:
         self.uop("_INT_TO_FLOAT", op.args, (index,))
 
     def op_binary(self, index: int, op: Op) -> None:
-        name = f"_{str(op.arg).upper()}_{_KIND[op.kind]}".replace("TRUEDIV", "DIV")
+        name = _binary_uop(op)
         self.uop(name, op.args, (index,), exit_op=op if UOPS[name].may_exit else None)
 
     def op_compare_bool(self, index: int, op: Op) -> None:
@@ -769,7 +769,7 @@ class _InlinedLoop(_Lowering):
         self.exit_owner, self.inlined_exits = list(outer.exit_owner), set(outer.inlined_exits)
         self.pinned = _pinned(rec, [slot for slot, kind in rec.slots.items() if kind != "o"])
         self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.lines,
-                               frozenset(self.pinned.values()))
+                               frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
         self.labels = outer.labels + 1
         self.loop_index = 0
         self.handed: list[int] = []
@@ -874,6 +874,50 @@ def _pinned(rec: Recording, homes: list[int]) -> dict[int, str]:
         ranked = sorted((slot for slot in homes if rec.slots[slot] == kind), key=lambda s: -counts[s])
         pinned.update(zip(ranked, registers, strict=False))
     return pinned
+
+
+def _borrowable(rec: Recording, pinned: dict[int, str]) -> dict[str, frozenset[int]]:
+    """Where a pinned local's register may hold other values: the ops just
+    before a store to the local, back to the last one that reads the value
+    it holds, may leave (an exit writes the register to the local's home)
+    or is a barrier (which does too). The store vacates the register.
+
+        zr, zi = zr * zr - zi * zi + cr, 2.0 * zr * zi + ci
+        # after `2.0 * zr`, zr's register holds a dead value until the store:
+        # one more register for the five values live then (no spill)."""
+    windows: dict[str, frozenset[int]] = {}
+    for slot, register in pinned.items():
+        loads = {v for v, op in enumerate(rec.ops) if op.name == "load" and op.arg == slot}
+        free: set[int] = set()
+        for store, op in enumerate(rec.ops):
+            if op.name != "store" or op.arg != slot:
+                continue
+            for index in range(store - 1, -1, -1):
+                before = rec.ops[index]
+                if _may_leave(before) or before.name not in _ALLOCATED or index in loads \
+                        or any(value in loads for value in before.args):
+                    break
+                free.add(index)
+        windows[register] = frozenset(free)
+    return windows
+
+
+def _may_leave(op: Op) -> bool:
+    """Whether the lowering gives the op an exit (ops that cannot fail, such
+    as float arithmetic, have a snapshot all the same)."""
+    if op.snapshot is None:
+        return False
+    if op.name == "binary":
+        return UOPS[_binary_uop(op)].may_exit
+    if op.name == "math":
+        return UOPS[f"_{op.arg}_{_KIND[op.kind]}"].may_exit
+    if op.name == "neg":
+        return op.kind == "i"
+    return True
+
+
+def _binary_uop(op: Op) -> str:
+    return f"_{str(op.arg).upper()}_{_KIND[op.kind]}".replace("TRUEDIV", "DIV")
 
 
 def _uses(ops: list[Op]) -> dict[int, list[int]]:
