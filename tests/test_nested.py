@@ -4,13 +4,21 @@ the frame exact for the interpreter."""
 
 from __future__ import annotations
 
+import json
 import random
+import signal
+import subprocess
+import sys
 import textwrap
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.test_objects import differential
+
+ROOT = Path(__file__).parent.parent
 
 
 def table(n: int) -> int:
@@ -333,3 +341,31 @@ def test_random_nests(seed: int) -> None:
     rows[rng.randrange(5)][0] = 2.5
     differential(namespace["g"], rng.choice((150, 400)), rng.randint(2, 9), rng.randint(1, 12),
                  rng.randint(2, 7), rng.randint(-2, 12), rng.randint(0, 300), rows, native=False)
+
+
+def test_ctrl_c_interrupts_an_inlined_loop(tmp_path: Path) -> None:
+    script = tmp_path / "spin.py"
+    script.write_text(textwrap.dedent("""
+        def spin():
+            total = 0.0
+            for i in range(10**12):
+                for j in range(50):
+                    total = (total + j) * 0.5
+            return total
+        print("spinning", flush=True)
+        spin()
+    """))
+    child = subprocess.Popen(
+        [sys.executable, "-m", "copyjit", "run", "--stats-json", str(tmp_path / "s.json"),
+         "--threshold", "1", str(script)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert child.stdout is not None and child.stdout.readline() == "spinning\n"
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGINT
+    assert err.rstrip().endswith("KeyboardInterrupt")
+    assert "in spin" in err
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["inlined_loops"] >= 1 and stats["native_entries"] >= 1
