@@ -22,6 +22,10 @@ memory. Bridges and nested loops therefore see the same memory layout as
 before. An op the lowering does not allocate for (a *barrier*: calls,
 nested loops) finds every live value in its temp slot and no register in
 use.
+
+Registers reserved for locals (the lowering's pinned ones) are not
+allocated, except at the ops where the lowering says their local's value
+is dead (`borrowable`: up to the next store to the local, which vacates it).
 """
 
 from __future__ import annotations
