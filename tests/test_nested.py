@@ -398,3 +398,27 @@ def test_a_big_nested_loop_is_called_not_inlined() -> None:
     exec(compile(source, "<big>", "exec"), namespace)
     stats = differential(namespace["big"], 300)
     assert stats["inlined_loops"] == 0 and stats["traces"] >= 2
+
+
+def test_inlined_loops_leak_no_references() -> None:
+    key = 2**70 + 1  # an int beyond 64 bits: an object all the way
+
+    def find(rows: list[list[object]], n: int) -> tuple[int, object]:
+        found, last = 0, 0
+        for i in range(n):
+            for item in rows[i % len(rows)]:
+                if item == key:
+                    break
+            else:
+                item = 0
+            if item == key:
+                found += 1
+            last = item
+        return found, last
+
+    rows: list[list[object]] = [[2**70, 2**71, key, 2**72], [5, 2**73], [key], [2**74, 1, 2, 3, 4]]
+    before = [sys.getrefcount(key), *(sys.getrefcount(row) for row in rows)]
+    stats = differential(find, rows, 20_000)
+    assert stats["inlined_loops"] >= 1
+    # The items stored and compared, the iterators pushed and popped.
+    assert [sys.getrefcount(key), *(sys.getrefcount(row) for row in rows)] == before
