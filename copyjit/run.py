@@ -38,6 +38,7 @@ def _report(stats_to_stderr: bool, stats_json: str | None) -> None:
         compiles = data["compile_seconds"]
         hot = f"median {_median(compiles) * 1e3:.1f} ms over {len(compiles)}" if compiles else "none"
         print(f"copyjit: {data['traces']} traces, {data['bridges']} bridges, "
+              f"{data['inlined_loops']} nested loops inlined, "
               f"{data['native_entries']} native entries, {data['exits']} exits; "
               f"recording {data['recording_seconds'] * 1e3:.1f} ms, optimizing "
               f"{data['optimizing_seconds'] * 1e3:.1f} ms, emitting "

@@ -528,6 +528,26 @@ def _range_iteration() -> list[Uop]:
             doc="push the next value of a range iterator; exit when exhausted (or not one)"),
         uop("_FOR_ITER_RANGE_UNBOXED", body(guards, "next = r->start;", step), stack="iter -- iter",
             regs="-- next:i", doc="the next value of a range iterator, in a register; exit when exhausted"),
+        # iter(range(start, stop)) as CPython's range_iter makes it when its
+        # bounds fit a long (fast_range_iter), without the range object.
+        uop(
+            "_RANGE_ITER_O",
+            """
+            intptr_t len;
+            EXIT_IF(__builtin_sub_overflow(stop, start, &len));
+            _PyRangeIterObject *r = PyObject_New(_PyRangeIterObject, &PyRangeIter_Type);
+            if (r == NULL) {
+                PyErr_Clear();
+            }
+            EXIT_IF(r == NULL);
+            r->start = start;
+            r->step = 1;
+            r->len = len > 0 ? len : 0;
+            res = (PyObject *)r;
+            """,
+            regs="start:i stop:i -- res:o",
+            doc="res = iter(range(start, stop)); exits if its length overflows, or out of memory",
+        ),
     ]
 
 

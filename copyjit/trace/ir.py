@@ -129,10 +129,11 @@ class InnerCall(_Record):
     of the values that exit pushed, and what must live as long as the outer
     trace does."""
 
-    __slots__ = ("alternatives", "cell", "head", "inputs", "keep", "record", "status")
+    __slots__ = ("alternatives", "body", "cell", "head", "inputs", "keep", "record", "status")
 
     def __init__(self, record: int, cell: int, status: int, head: int, inputs: tuple[str, ...],
-                 keep: object, alternatives: tuple[tuple[int, Snapshot], ...] = ()) -> None:
+                 keep: object, alternatives: tuple[tuple[int, Snapshot], ...] = (),
+                 body: InnerBody | None = None) -> None:
         self.record, self.cell, self.status, self.head = record, cell, status, head
         self.inputs, self.keep = inputs, keep
         # The nested trace's other exits that leave its loop (a `break` where
@@ -142,6 +143,22 @@ class InnerCall(_Record):
         # there through exits of its own, which get bridges when hot, rather
         # than leave for good.
         self.alternatives = alternatives
+        # The nested trace's recording, when the lowering may run the nested
+        # loop inside this trace's code rather than call its trace (lower.py,
+        # _InlinedLoop); None: always call it.
+        self.body = body
+
+
+class InnerBody:
+    """A nested loop's trace as the loop around it may inline it: its
+    (optimized) recording, and the snapshot of each of its exits (exit k
+    resumes at snapshots[k - 1]), by which the inlined copy's exits are
+    matched to the statuses of InnerCall. Compared by identity."""
+
+    __slots__ = ("rec", "snapshots")
+
+    def __init__(self, rec: Recording, snapshots: tuple[Snapshot, ...]) -> None:
+        self.rec, self.snapshots = rec, snapshots
 
 
 if TYPE_CHECKING:
@@ -157,5 +174,9 @@ if TYPE_CHECKING:
         def snapshot(self, status: int) -> Snapshot | None: ...
 
         def leaving_exits(self) -> list[tuple[int, Snapshot, tuple[str, ...]]]: ...
+
+        def pushed_kinds(self, status: int) -> tuple[str, ...] | None: ...
+
+        def inline_body(self, status: int) -> InnerBody | None: ...
 
     InnerLookup = Callable[[int], InnerLoop | None]

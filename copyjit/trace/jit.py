@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from copyjit.backend.emitter import Trace
-    from copyjit.trace.ir import InnerLookup, InnerLoop, Snapshot
+    from copyjit.trace.ir import InnerBody, InnerLookup, InnerLoop, Snapshot
     from copyjit.trace.lower import Lowered
 
 TOOL = sys.monitoring.OPTIMIZER_ID
@@ -65,6 +65,13 @@ ENTRIES_BEFORE_JUDGING = 256
 # without an entry's cost, so it is kept while that one may still be
 # traced, for up to this many entries (the enclosing loop gets hot later).
 MAX_ENTRIES_WAITING = 16 * ENTRIES_BEFORE_JUDGING
+# A nested loop's recording of at most this many ops is run inline by the
+# enclosing loop's trace (lower.py, _InlinedLoop). What inlining saves is
+# fixed per outer iteration (boxing and unboxing the locals, the call),
+# what it costs is compiling the nested loop again: n-body's 182-op pairs
+# loop made the enclosing trace take 20 ms more to compile, for nothing
+# measurable at run time; mandelbrot's escape loop has 21 ops.
+MAX_INLINED_OPS = 100
 
 
 class _Counter(dict[str, int]):
@@ -80,6 +87,7 @@ class Stats:
     def __init__(self) -> None:
         self.traces = 0
         self.bridges = 0
+        self.inlined_loops = 0  # nested loops that traces run inline (lower.py, _InlinedLoop)
         self.aborts = _Counter()
         self.calls = _Counter()  # calls in traces made: "inlined", or "not inlined: why"
         self.exits = 0
@@ -114,6 +122,9 @@ class Location:
         self.lowered: Lowered | None = None
         self.bridges: list[Trace] = []
         self.bridge_lowered: list[Lowered] = []  # bridge k's exits are numbered from BRIDGE_EXITS * (k + 1)
+        # Whether this loop's trace may run the loops nested in it inline
+        # (given up when an exit of an inlined copy gets hot: _on_hot_exit).
+        self.inline = True
         # runtime.c's location_record, through which copyjit_on_jump enters
         # the trace and counts: it never moves (the trace's _COUNT adds to
         # its first field), and is written whole or one field at a time, so
@@ -287,6 +298,13 @@ class JIT:
         if location is None or location.trace is None or location.lowered is None:
             return None
         location["due"] = 0
+        if number in location.lowered.inlined_exits:
+            # Inside a nested loop this trace runs inline: no bridge from
+            # there (the nested loop's own trace gets those). Re-recorded
+            # without inlining, the trace calls that trace instead.
+            location.inline = False
+            self.discard(location, src)
+            return None
         if number != ENTRY_EXIT and len(location.bridges) < MAX_BRIDGES and _alone(frame, code) \
                 and self.compile_bridge(location, code, frame, src, dst, number):
             pack_into("<q", location.exits, EXIT.size * number + 8, 0)  # bridged: no limit
@@ -326,7 +344,8 @@ class JIT:
 
         start = time.perf_counter()
         try:
-            recording = record(code, dst, src, frames.raw(frame), inner=self._inner_lookup(code))
+            inner = self._inner_lookup(code, location.inline)
+            recording = record(code, dst, src, frames.raw(frame), inner=inner)
             self.stats.recording_seconds += time.perf_counter() - start
             # Imported once a recording succeeds: a program whose loops all
             # abort does not pay for the uop table, the emitter and the
@@ -357,6 +376,7 @@ class JIT:
         location.install(trace, lowered, ENTRIES_BEFORE_JUDGING)
         location.recordings += 1
         self.stats.traces += 1
+        self.stats.inlined_loops += lowered.lowering.inlined_loops
         return False
 
     def compile_bridge(self, location: Location, code: CodeType, frame: FrameType, src: int, dst: int,
@@ -375,7 +395,9 @@ class JIT:
         start = time.perf_counter()
         try:
             start_at = BridgeStart(snapshot.offset, kinds, snapshot.on_frame)
-            recording = record(code, dst, src, frames.raw(frame), start_at, self._inner_lookup(code))
+            # (A bridge calls the nested loops it runs into: the lowering
+            # inlines none in bridges.)
+            recording = record(code, dst, src, frames.raw(frame), start_at, self._inner_lookup(code, False))
             lap = time.perf_counter()
             self.stats.recording_seconds += lap - start
             first_exit = BRIDGE_EXITS * (len(location.bridges) + 1)
@@ -400,14 +422,15 @@ class JIT:
         self.stats.bridges += 1
         return True
 
-    def _inner_lookup(self, code: CodeType) -> InnerLookup:
-        """Finds the trace of a loop nested in the one being recorded."""
+    def _inner_lookup(self, code: CodeType, inline: bool) -> InnerLookup:
+        """Finds the trace of a loop nested in the one being recorded
+        (`inline`: which that one's trace may run inline)."""
         def find(head: int) -> InnerLoop | None:
             for (code_id, _), location in self.locations.items():
                 lowered = location.lowered
                 if code_id == id(code) and location.trace is not None and lowered is not None \
                         and lowered.lowering.rec.dst == head:
-                    return _InnerTrace(location)
+                    return _InnerTrace(location, inline)
             return None
 
         return find
@@ -475,10 +498,11 @@ class JIT:
 class _InnerTrace:
     """A nested loop's trace, as the recorder of the loop around it sees it."""
 
-    def __init__(self, location: Location) -> None:
+    def __init__(self, location: Location, inline: bool = True) -> None:
         trace, lowered = location.trace, location.lowered
         assert trace is not None and lowered is not None
         self.trace, self.snapshots, self.lowered = trace, lowered.snapshots, lowered
+        self.inline = inline  # may the enclosing loop's trace run this loop inline?
         self.bridges = list(location.bridge_lowered)
         self.record, self.cell = location.address, trace.cell_address
         self.keep: object = (location.record, trace)  # read by the outer trace's _CALL_TRACE
@@ -497,14 +521,46 @@ class _InnerTrace:
                 if snapshot.normal and snapshot.reraise is None and id(snapshot) in recorded]
 
     def snapshot(self, status: int) -> Snapshot | None:
-        """Where exit `status` (of the trace or one of its bridges) resumes."""
+        """Where exit `status` (of the trace or one of its bridges) resumes.
+        (None for the exits of a loop nested in this one that its trace runs
+        inline: they leave that loop's iteration half done.)"""
+        found = self._exit(status)
+        return None if found is None or status in self.lowered.inlined_exits else found[1]
+
+    def _exit(self, status: int) -> tuple[Lowered, Snapshot] | None:
+        """The trace or bridge that has exit `status`, and its snapshot."""
         bridge, number = divmod(status, BRIDGE_EXITS)
         if bridge == 0:
-            return self.snapshots[status - 1] if 1 <= status <= len(self.snapshots) else None
+            return (self.lowered, self.snapshots[status - 1]) if 1 <= status <= len(self.snapshots) else None
         if bridge > len(self.bridges):
             return None
         snapshots = self.bridges[bridge - 1].snapshots
-        return snapshots[number] if number < len(snapshots) else None
+        return (self.bridges[bridge - 1], snapshots[number]) if number < len(snapshots) else None
+
+    def pushed_kinds(self, status: int) -> tuple[str, ...] | None:
+        """The kinds of the values exit `status` pushes (boxed, if numbers)."""
+        found = self._exit(status)
+        if found is None or status in self.lowered.inlined_exits:
+            return None
+        lowered, snapshot = found
+        return tuple(lowered.lowering.value_kind(value) for value in snapshot.stack)
+
+    def inline_body(self, status: int) -> InnerBody | None:
+        """The trace's recording, for the loop around it to run inline, if
+        it can: its exit `status` is one of its recorded ops' (not a
+        bridge's, nor the eval breaker's), it has no bridges (an inlined copy
+        would leave where they go on), it runs no loop nested in it, it is
+        small (MAX_INLINED_OPS), and the location has not given inlining up
+        (_on_hot_exit)."""
+        rec = self.lowered.lowering.rec
+        if not self.inline or self.bridges or not 1 <= status <= len(self.snapshots) \
+                or len(rec.ops) > MAX_INLINED_OPS \
+                or all(op.snapshot is not self.snapshots[status - 1] for op in rec.ops) \
+                or any(op.name in ("inner_loop", "nested_loop") for op in rec.ops):
+            return None
+        from copyjit.trace.ir import InnerBody
+
+        return InnerBody(rec, tuple(self.snapshots))
 
 
 def _opt_off_from_environment() -> frozenset[str]:

@@ -37,7 +37,7 @@ from copyjit.backend import asm
 from copyjit.backend.emitter import Instruction
 from copyjit.backend.runtime import buffer_address, runtime
 from copyjit.trace.frames import instruction_address
-from copyjit.trace.ir import NO_VALUE, Abort, InnerCall, Op, Recording, Snapshot
+from copyjit.trace.ir import NO_VALUE, Abort, InnerBody, InnerCall, Op, Recording, Snapshot
 from copyjit.trace.jit import ENTRY_EXIT
 from copyjit.trace.regalloc import SUFFIX as _KIND
 from copyjit.trace.regalloc import Allocator
@@ -57,7 +57,7 @@ _ALLOCATED = frozenset({
     "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "compare_o", "get_iter",
     "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list", "list_next",
     "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item",
-    "list_item", "store_subscr_list_f", "guard_function"})
+    "list_item", "store_subscr_list_f", "guard_function", "range_iter"})
 
 
 class Lowered:
@@ -68,10 +68,13 @@ class Lowered:
 
     def __init__(self, text: str, instructions: list[Instruction], snapshots: list[Snapshot],
                  constants: tuple[object, ...], lowering: _Lowering, loop_index: int = 0,
-                 links: bytearray | None = None) -> None:
+                 links: bytearray | None = None, inlined_exits: frozenset[int] = frozenset()) -> None:
         self.text, self.instructions, self.snapshots = text, instructions, snapshots
         self.constants, self.lowering, self.loop_index = constants, lowering, loop_index
         self.links = links if links is not None else bytearray()
+        # The exits inside a nested loop run inline (_InlinedLoop): never
+        # bridged, and not where the trace leaves its own loop.
+        self.inlined_exits = inlined_exits
 
 
 class _Lowering:
@@ -110,11 +113,17 @@ class _Lowering:
         # exit's number and stub: exit number -> (label, spills) of the others.
         self.exit_numbers: dict[Snapshot, int] = {}
         self.sites: dict[int, list[tuple[str, list[str]]]] = {}
+        # Per snapshot, the lowering whose values its stub hands back (this
+        # one, or a nested loop's it runs inline), and the numbers of those
+        # exits that are inside such a loop.
+        self.exit_owner: list[_Lowering] = []
+        self.inlined_exits: set[int] = set()
+        self.inlined_loops = 0
         # Locals that live in a register for the whole loop (a loop trace's
         # most used ones, at most two of each bank): slot -> register.
         self.pinned = _pinned(rec, self.own_homes) if parent is None else {}
         self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.lines,
-                               frozenset(self.pinned.values()))
+                               frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
         self.labels = 0
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
@@ -149,15 +158,20 @@ class _Lowering:
         # use any register as scratch.
         spills = self.pinned_to_homes() + self.alloc.exit_spills(needed)
         # (Not normal exits: the JIT tells them apart by number, the
-        # eval-breaker check from the loop's end, a nested loop's status.)
-        number = None if snapshot.normal else self.exit_numbers.get(snapshot)
+        # eval-breaker check from the loop's end, a nested loop's status.
+        # Nor exits of a nested loop run inline: its snapshots name its
+        # own recording's values.)
+        shares = not snapshot.normal and not isinstance(self, _InlinedLoop)
+        number = self.exit_numbers.get(snapshot) if shares else None
         if number is not None:
             sites = self.sites.setdefault(number, [])
             sites.append((f"exit{number}_{len(sites) + 1}", spills))
             return sites[-1][0]
         self.snapshots.append(snapshot)
         self.exit_spills.append(spills)
-        self.exit_numbers[snapshot] = len(self.snapshots)
+        self.exit_owner.append(self)
+        if shares:
+            self.exit_numbers[snapshot] = len(self.snapshots)
         return f"exit{len(self.snapshots)}"
 
     def shared(self, stub: list[str], number: int) -> list[str]:
@@ -268,8 +282,10 @@ class _Lowering:
         self.line(f"_EXIT_TRACE oparg={ENTRY_EXIT}")
         links = bytearray(8 * (len(self.snapshots) + 1))
         for number, snapshot in enumerate(self.snapshots, 1):
-            link = None if snapshot.normal else buffer_address(links) + 8 * number
-            self.lines += self.shared(self.stub(number, snapshot, link, self.exit_spills[number - 1]), number)
+            bridged = not snapshot.normal and number not in self.inlined_exits
+            link = buffer_address(links) + 8 * number if bridged else None
+            stub = self.exit_owner[number - 1].stub(number, snapshot, link, self.exit_spills[number - 1])
+            self.lines += self.shared(stub, number)
         return self.finish(links)
 
     def run_bridge(self, loop_address: int) -> Lowered:
@@ -315,9 +331,17 @@ class _Lowering:
         self.line("_FATAL_ERROR")
         text = "\n".join(self.lines) + "\n"
         nested = [op.arg.keep for op in self.rec.ops if isinstance(op.arg, InnerCall)]
-        constants = (*self.rec.constants, *nested, links)
+        # What the code of nested loops run inline points at (their traces
+        # may be freed before this one).
+        inlined = [op.arg.body.rec.constants for op in self.rec.ops
+                   if isinstance(op.arg, InnerCall) and op.arg.body is not None]
+        constants = (*self.rec.constants, *nested, *inlined, links)
         instructions = asm.parse_lines(self.lines)  # not the text: a trace's lines are mostly repeats
-        return Lowered(text, instructions, self.snapshots, constants, self, self.loop_index, links)
+        return Lowered(text, instructions, self.snapshots, constants, self, self.loop_index, links,
+                       frozenset(self.inlined_exits))
+
+    def value_kind(self, value: int) -> str:
+        return self.rec.ops[value].kind
 
     def write_back(self, lines: list[str], slot: int) -> None:
         # The same lines in every exit stub: made once per local.
@@ -399,7 +423,7 @@ class _Lowering:
         if shift:
             self.uop(f"_{str(op.arg).upper()}_INT_POW2", op.args[:1], (index,), f"oparg={shift}")
             return
-        name = f"_{str(op.arg).upper()}_{_KIND[op.kind]}".replace("TRUEDIV", "DIV")
+        name = _binary_uop(op)
         self.uop(name, op.args, (index,), exit_op=op if UOPS[name].may_exit else None)
 
     def power_of_two(self, op: Op) -> int:
@@ -548,6 +572,9 @@ class _Lowering:
     def op_get_iter(self, index: int, op: Op) -> None:
         self.uop("_GET_ITER_O", op.args, (index,), exit_op=op)
 
+    def op_range_iter(self, index: int, op: Op) -> None:
+        self.uop("_RANGE_ITER_O", op.args, (index,), exit_op=op)
+
     def op_guard_done(self, index: int, op: Op) -> None:
         self.uop("_GUARD_DONE_O", op.args, (), exit_op=op)
 
@@ -560,6 +587,8 @@ class _Lowering:
         Any other outcome leaves this trace too: the frame is exact then."""
         call = op.arg
         assert isinstance(call, InnerCall)
+        if self.inline_loop(index, op):
+            return
         self.labels += 1
         handed, unboxing = f"handed{self.labels}", f"handedunbox{self.labels}"
         for slot in self.written:
@@ -665,6 +694,8 @@ class _Lowering:
         pops them (op_frame_input). Any other exit leaves as inner_loop's do."""
         call = op.arg
         assert isinstance(call, InnerCall)
+        if self.inline_loop(index, op):
+            return
         self.labels += 1
         handed, unboxing = f"handed{self.labels}", f"handedunbox{self.labels}"
 
@@ -701,6 +732,42 @@ class _Lowering:
             self.pop_value(value)
         self.handed.append(self.labels)
 
+    def inline_loop(self, index: int, op: Op) -> bool:
+        """Run a nested loop inside this trace's code, if its recording is
+        at hand and fits (see _InlinedLoop); else the caller calls its trace."""
+        call = op.arg
+        assert isinstance(call, InnerCall)
+        body = call.body
+        if body is None or self.parent is not None:
+            return False
+        own = []  # the nested loop's unboxed locals this trace keeps in the frame
+        for slot, kind in body.rec.slots.items():
+            if slot in self.home and kind != self.rec.slots[slot]:
+                return False  # another kind in each loop (or the nested loop reads it from the frame)
+            if slot not in self.home and kind != "o":
+                own.append(slot)
+        done = body.snapshots[call.status - 1]
+        if tuple(body.rec.ops[value].kind for value in done.stack) != call.inputs:
+            return False  # the recording took the values it leaves as boxes
+        try:
+            loop = _InlinedLoop(self, call, body, own)
+            loop.run(op.args, range(index + 1, index + 1 + len(call.inputs)))
+        except Abort:  # too many values for the spill slots
+            return False
+        # Nothing of it is kept but its code, exits and labels.
+        self.lines += loop.lines
+        self.snapshots[:] = loop.snapshots
+        self.exit_spills[:], self.exit_owner[:] = loop.exit_spills, loop.exit_owner
+        self.inlined_exits |= loop.inlined_exits
+        self.labels = loop.labels
+        self.inlined_loops += 1
+        for value in op.args[::-1]:  # back from the frame's stack, as after a call
+            self.pop_value(value)
+        for value, kind in zip(range(index + 1, index + 1 + len(call.inputs)), call.inputs, strict=True):
+            if kind != "n":  # moved into its slot by the loop's way out
+                self.alloc.in_slot(value, self.temp[value])
+        return True
+
     def op_frame_input(self, index: int, op: Op) -> None:
         """A value of the iteration that a nested loop's trace left on the
         frame's stack (a bridge from an exit with Snapshot.on_frame)."""
@@ -709,6 +776,148 @@ class _Lowering:
         else:
             self.line("i0 = _POP_O")
             self.spill(index, "i0")
+
+
+class _InlinedLoop(_Lowering):
+    """A nested loop's trace, lowered inside the trace of the loop around
+    it (`outer`): the nested loop runs with its own backedge in the outer
+    trace's code, on the outer trace's homes, where a call of its trace
+    would box every local into the frame, unbox them in the nested trace,
+    and box and unbox them back at its exit. (docs/design-tracing.md §5.)
+
+        outer ops...                  (every value in its slot: a barrier)
+        push the outer's stack values for the nested loop (its iterator)
+        unbox the nested loop's own locals (those the outer keeps in the
+        frame) into homes of their own; a mismatch exits at its head
+      innerN:
+        _CHECK_EVAL_BREAKER           exit at its head, the frame exact
+        the nested trace's ops        on shared homes; exits write back
+                                      the homes of both loops
+        _JUMP innerN
+      the recorded way out:           its values into the outer's
+        inner_input slots, own locals written back, the outer's stack
+        values popped; the outer trace goes on
+      other ways out (alternatives):  their values pushed, then the outer
+        trace's exit for them (bridged when hot)
+
+    Its exits are the outer trace's, numbered with them; they are not
+    bridged (the nested loop's own trace gets those): when one gets hot,
+    the outer loop is recorded again and calls the nested trace instead."""
+
+    def __init__(self, outer: _Lowering, call: InnerCall, body: InnerBody, own: list[int]) -> None:
+        self.outer, self.call = outer, call
+        self.rec = rec = body.rec
+        self.counter, self.parent, self.exit_number, self.first_exit = 0, None, 0, 1
+        top = outer.top
+        self.home = dict(outer.home)  # exits inside write the outer's homes back too
+        self.own_homes = own
+        for slot in own:
+            self.home[slot], top = top, top + 1
+        self.temp: dict[int, int] = {}
+        for v, op in enumerate(rec.ops):
+            if op.name not in _NO_VALUE and op.kind != "n":
+                self.temp[v], top = top, top + 1
+        self.calls: dict[int, int] = {}
+        for v, op in enumerate(rec.ops):
+            if op.name == "call":
+                self.calls[v] = top
+                top += len(op.args) - 1
+        if top > SPILL_SLOTS:
+            raise Abort(f"more than {SPILL_SLOTS} values in one iteration")
+        self.top = top
+        self.written = [*outer.written, *own]  # an exit inside leaves the frame whole
+        self.written_lines: dict[int, tuple[str, str, str]] = {}  # its own homes: not the outer's lines
+        self.lines: list[str] = []
+        # The outer trace's exits, continued here.
+        self.snapshots, self.exit_spills = list(outer.snapshots), list(outer.exit_spills)
+        self.exit_owner, self.inlined_exits = list(outer.exit_owner), set(outer.inlined_exits)
+        self.pinned = _pinned(rec, [slot for slot, kind in rec.slots.items() if kind != "o"])
+        self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.lines,
+                               frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
+        self.labels = outer.labels + 1
+        self.loop_index = 0
+        self.handed: list[int] = []
+        # The nested trace's ways out of its loop, by snapshot: the recorded
+        # one (None) goes on in the outer trace, the others to the outer
+        # trace's exits for them.
+        self.done = body.snapshots[call.status - 1]
+        self.leaving: dict[int, Snapshot | None] = {id(self.done): None}
+        for number, snapshot in call.alternatives:
+            self.leaving[id(body.snapshots[number - 1])] = snapshot
+        self.ways_out: list[tuple[str, list[str], Snapshot]] = []  # label, its spills, the nested snapshot
+
+    def parent_kind(self, slot: int) -> str:
+        return self.outer.rec.slots[slot]
+
+    def exit_label(self, snapshot: Snapshot | None) -> str:
+        assert snapshot is not None
+        if id(snapshot) in self.leaving:
+            label = f"out{self.labels}_{len(self.ways_out)}"
+            spills = self.pinned_to_homes() + self.alloc.exit_spills(list(snapshot.values()))
+            self.ways_out.append((label, spills, snapshot))
+            return label
+        label = super().exit_label(snapshot)
+        self.inlined_exits.add(len(self.snapshots))
+        return label
+
+    def outer_exit(self, snapshot: Snapshot, spills: list[str] | None = None) -> str:
+        """An exit of the outer trace's (its stub writes back the outer's
+        homes only), its values in their slots already."""
+        self.snapshots.append(snapshot)
+        self.exit_spills.append(spills or [])
+        self.exit_owner.append(self.outer)
+        return f"exit{len(self.snapshots)}"
+
+    def run(self, pushed: tuple[int, ...], inputs: range) -> None:  # type: ignore[override]
+        """`pushed`: the outer's values the nested loop finds on the frame's
+        stack; `inputs`: the outer's inner_input values, which its recorded
+        way out leaves."""
+        n, outer, at_head = self.labels, self.outer, ""
+        for value in pushed:
+            outer.push_value(self.lines, value)
+        if self.own_homes:
+            at_head = self.outer_exit(Snapshot(self.call.head, ()))
+            self.inlined_exits.add(len(self.snapshots))
+            for slot in self.own_homes:
+                kind = self.rec.slots[slot]
+                self.line(f"_LOAD_FAST_OR_EXIT oparg={slot} exit=unbound{n}")
+                self.line(f"{kind}0 = _UNBOX_{_KIND[kind]} exit=entry{n}")
+                self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={self.home[slot]}")
+        self.pinned_from_homes()
+        self.lines.append(f"inner{n}:")
+        self.line(f"_CHECK_EVAL_BREAKER exit={self.exit_label(Snapshot(self.call.head, (), normal=True))}")
+        self.body()
+        self.line(f"_JUMP jump=inner{n}")
+        if self.own_homes:
+            self.lines.append(f"entry{n}:")
+            self.line("_POP_TOP")
+            self.lines.append(f"unbound{n}:")
+            self.line(f"_JUMP jump={at_head}")
+        stored = [slot for slot in self.own_homes if slot in self.rec.stored]
+        done = f"done{n}"
+        for label, spills, snapshot in self.ways_out:
+            self.lines += [f"{label}:", *spills]
+            for slot in stored:
+                self.write_back(self.lines, slot)
+            target = self.leaving[id(snapshot)]
+            if target is None:
+                self.line(f"_JUMP jump={done}")
+                continue
+            for value in snapshot.stack:
+                self.push_value(self.lines, value)
+            # The outer exit's stub begins by writing the outer's pinned
+            # registers to their homes: give them what is there.
+            self.lines += [f"    {register} = _RELOAD_{_KIND[outer.rec.slots[slot]]} oparg={outer.home[slot]}"
+                           for slot, register in outer.pinned.items()]
+            self.line(f"_JUMP jump={self.outer_exit(target, outer.pinned_to_homes())}")
+        self.lines.append(f"{done}:")
+        for value, input_value in zip(self.done.stack, inputs, strict=True):
+            kind = self.rec.ops[value].kind
+            if kind != "n":
+                register = "f0" if kind == "f" else "i0"
+                self.line(f"{register} = _RELOAD_{_KIND[kind]} oparg={self.temp[value]}")
+                self.line(f"_SPILL_{_KIND[kind]} {register} oparg={outer.temp[input_value]}")
+        self.labels += 1
 
 
 def _ints(arg: object) -> tuple[int, ...]:
@@ -729,6 +938,50 @@ def _pinned(rec: Recording, homes: list[int]) -> dict[int, str]:
         ranked = sorted((slot for slot in homes if rec.slots[slot] == kind), key=lambda s: -counts[s])
         pinned.update(zip(ranked, registers, strict=False))
     return pinned
+
+
+def _borrowable(rec: Recording, pinned: dict[int, str]) -> dict[str, frozenset[int]]:
+    """Where a pinned local's register may hold other values: the ops just
+    before a store to the local, back to the last one that reads the value
+    it holds, may leave (an exit writes the register to the local's home)
+    or is a barrier (which does too). The store vacates the register.
+
+        zr, zi = zr * zr - zi * zi + cr, 2.0 * zr * zi + ci
+        # after `2.0 * zr`, zr's register holds a dead value until the store:
+        # one more register for the five values live then (no spill)."""
+    windows: dict[str, frozenset[int]] = {}
+    for slot, register in pinned.items():
+        loads = {v for v, op in enumerate(rec.ops) if op.name == "load" and op.arg == slot}
+        free: set[int] = set()
+        for store, op in enumerate(rec.ops):
+            if op.name != "store" or op.arg != slot:
+                continue
+            for index in range(store - 1, -1, -1):
+                before = rec.ops[index]
+                if _may_leave(before) or before.name not in _ALLOCATED or index in loads \
+                        or any(value in loads for value in before.args):
+                    break
+                free.add(index)
+        windows[register] = frozenset(free)
+    return windows
+
+
+def _may_leave(op: Op) -> bool:
+    """Whether the lowering gives the op an exit (ops that cannot fail, such
+    as float arithmetic, have a snapshot all the same)."""
+    if op.snapshot is None:
+        return False
+    if op.name == "binary":
+        return UOPS[_binary_uop(op)].may_exit
+    if op.name == "math":
+        return UOPS[f"_{op.arg}_{_KIND[op.kind]}"].may_exit
+    if op.name == "neg":
+        return op.kind == "i"
+    return True
+
+
+def _binary_uop(op: Op) -> str:
+    return f"_{str(op.arg).upper()}_{_KIND[op.kind]}".replace("TRUEDIV", "DIV")
 
 
 def _uses(ops: list[Op]) -> dict[int, list[int]]:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import itertools
 import operator
+from types import CodeType  # loaded with the interpreter: costs nothing
 
 from copyjit.backend.frames import UNBOUND
 from copyjit.trace import bytecode, frames
 from copyjit.trace.ir import INT64, Abort, BridgeStart, InnerCall, Op, Recording, Snapshot
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms at the first hot loop)
+
 if TYPE_CHECKING:
     import dis  # for annotations: copyjit.trace.bytecode decodes, faster
     from types import CodeType
@@ -47,6 +49,24 @@ def fits(result: object, kind: str) -> bool:
         else type(result) is float
 
 
+# The last few codes' instructions (offset -> instruction) and what follows
+# each offset: a loop nest's recordings (nested trace, outer trace, bridges)
+# decode the same code, and dis takes ~0.4 ms per 100 instructions.
+_DECODED: dict[CodeType, tuple[dict[int, dis.Instruction], dict[int, int]]] = {}
+_DECODED_CODES = 8
+
+
+def _decoded(code: CodeType) -> tuple[dict[int, dis.Instruction], dict[int, int]]:
+    found = _DECODED.get(code)
+    if found is None:
+        instructions = {i.offset: i for i in bytecode.instructions(code)}
+        found = instructions, dict(itertools.pairwise(sorted(instructions)))
+        if len(_DECODED) >= _DECODED_CODES:
+            del _DECODED[next(iter(_DECODED))]  # the oldest
+        _DECODED[code] = found
+    return found
+
+
 class Pending:
     """A comparison (LT ... GE of two values of `kind`), or truth test,
     waiting for the branch that uses it; `offset` is the COMPARE_OP's or
@@ -78,9 +98,7 @@ class RecorderBase:
         self.on_frame = len(bridge.kinds) + len(bridge.on_frame or ()) if bridge else 0
         self.moved = False  # an inner loop ran: the frame's IP is not at the backedge any more
         self.after_inner: int | None = None
-        self.instructions = {i.offset: i for i in bytecode.instructions(code)}
-        offsets = sorted(self.instructions)
-        self.following = dict(itertools.pairwise(offsets))
+        self.instructions, self.following = _decoded(code)
         # The loop runs from dst to its last backedge: with `continue` there
         # are several, and recording may have started at any of them.
         self.end = max(i.offset for i in self.instructions.values()
@@ -233,7 +251,12 @@ class RecorderBase:
             # At its head, a nested loop is over only if its iterator is.
             raise Handback(Abort("an inner loop left its trace at its head", final=False), -1, [])
         inputs = [NULL if value is UNBOUND else value for value in pushed[len(stack):]]
-        kinds = tuple("n" if value is NULL else "o" for value in inputs)
+        # Numbers the nested trace's exit boxed are taken back unboxed: that
+        # exit always boxes them from values of those kinds.
+        kinds = found.pushed_kinds(status) or ()
+        if len(kinds) != len(inputs) or any(kind in "if" and kind_of(value) != kind
+                                            for kind, value in zip(kinds, inputs, strict=False)):
+            kinds = tuple("n" if value is NULL else "o" for value in inputs)
         # The nested trace's other ways out of its loop, each continued by
         # an exit of this trace (found on the frame: this iteration's values
         # pushed for the nested trace, and what its exit pushed).
@@ -241,7 +264,8 @@ class RecorderBase:
         alternatives = tuple((number, Snapshot(exit.offset, (), on_frame=ours + pushed_kinds))
                              for number, exit, pushed_kinds in found.leaving_exits()
                              if number != status and self.dst <= exit.offset <= self.end)
-        call = InnerCall(found.record, found.cell, status, ins.start_offset, kinds, found.keep, alternatives)
+        call = InnerCall(found.record, found.cell, status, ins.start_offset, kinds, found.keep, alternatives,
+                         found.inline_body(status))
         self.emit(Op("nested_loop" if alternatives else "inner_loop", args=tuple(value for value, _ in stack),
                      arg=call, snapshot=Snapshot(ins.start_offset, tuple(value for value, _ in stack))))
         frames.drop(self.raw, len(stack) + depth)  # the recording holds them again

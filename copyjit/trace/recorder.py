@@ -240,6 +240,9 @@ class _Recorder(InlineOps):
         self.no_effects(f"a call of {getattr(function, '__qualname__', type(function).__name__)}")
         if function is list.append and len(values) == 2 and type(values[0][1]) is list:
             return self._append(ins, base, values)
+        if function is range and len(values) in (1, 2) and all(kind_of(c) == "i" for _, c in values) \
+                and self.instructions[self.following[ins.offset]].opname == "GET_ITER":
+            return self._range_iter(ins, base, values)
         for position in range(base + 1, len(self.stack)):
             if self.kind(self.stack[position][0]) != "n":
                 self.box_on_stack(position)
@@ -261,6 +264,22 @@ class _Recorder(InlineOps):
         self.release(callable_, *(v for v, _ in values))
         self.push(result_index, result)
         return self.following[ins.offset]
+
+    def _range_iter(self, ins: dis.Instruction, base: int, values: list[tuple[int, object]]) -> int:
+        """`for ... in range(stop)` or `range(start, stop)`: the CALL and the
+        GET_ITER after it as one op that makes the iterator, with no range
+        object (a nested loop's, made once per iteration of the outer one)."""
+        callable_ = self.stack[base][0]
+        numbers = [self.number(value, concrete) for value, concrete in values]
+        if len(numbers) == 1:
+            numbers.insert(0, self.emit(Op("const", "i", arg=0)))
+        iterator = iter(range(*(concrete for _, concrete in values)))  # type: ignore[call-overload]
+        index = self.emit(Op("range_iter", "o", tuple(numbers), snapshot=self.snapshot()),
+                          known=type(iterator))
+        self.stack[base:] = []
+        self.release(callable_, *(value for value, _ in values))
+        self.push(index, iterator)
+        return self.following[self.following[ins.offset]]  # after the GET_ITER
 
     def call(self, ins: dis.Instruction, function: object, args: list[object]) -> object:
         """Make the call being recorded, from the program's frame (see

@@ -22,6 +22,10 @@ memory. Bridges and nested loops therefore see the same memory layout as
 before. An op the lowering does not allocate for (a *barrier*: calls,
 nested loops) finds every live value in its temp slot and no register in
 use.
+
+Registers reserved for locals (the lowering's pinned ones) are not
+allocated, except at the ops where the lowering says their local's value
+is dead (`borrowable`: up to the next store to the local, which vacates it).
 """
 
 from __future__ import annotations
@@ -38,13 +42,17 @@ class Allocator:
     it (ascending; an op's snapshot counts as a use at that op)."""
 
     def __init__(self, kinds: dict[int, str], temp: dict[int, int], uses: dict[int, list[int]],
-                 emit: list[str], reserved: frozenset[str] = frozenset()) -> None:
+                 emit: list[str], reserved: frozenset[str] = frozenset(),
+                 borrowable: dict[str, frozenset[int]] | None = None) -> None:
         self.kinds, self.temp, self.uses = kinds, temp, uses
         self.last = {value: at[-1] for value, at in uses.items() if at}  # value -> its last use
         # The registers values are allocated to (`reserved` ones hold locals
         # for the whole loop: the lowering places values there itself).
         self.pools = {bank: tuple(r for r in names if r not in reserved)
                       for bank, names in (("i", INT_REGISTERS), ("f", FLOAT_REGISTERS))}
+        # A reserved register may take values at these ops too: its local's
+        # value is dead there, until a store to it (which vacates it).
+        self.borrowable = borrowable or {}
         self.lines = emit  # where spills and reloads go (the lowering's lines)
         self.register: dict[int, str] = {}  # value -> register holding it
         self.holder: dict[str, int] = {}  # register -> value
@@ -106,7 +114,8 @@ class Allocator:
             del self.holder[register]
 
     def free_register(self, bank: str, pinned: frozenset[str]) -> str:
-        names = self.pools[bank]
+        names = self.pools[bank] + tuple(register for register, at in self.borrowable.items()
+                                         if self.now in at and register[0] == bank)
         for name in names:
             if name not in self.holder:
                 return name
