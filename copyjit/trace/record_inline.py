@@ -111,7 +111,7 @@ class InlineOps(NumberOps):
             return "a function without a version (made by FunctionType, or changed)"
         frame_globals, frame_builtins = frames.read_globals(self.raw)
         if function.__globals__ is not frame_globals or \
-                function.__builtins__ is not frame_builtins:  # type: ignore[attr-defined]
+                function.__builtins__ is not frame_builtins:
             return "a function of another module"
         if _monitored(code) or sys.getprofile() is not None:
             return "a function another tool or a profiler watches"
