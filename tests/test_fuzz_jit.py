@@ -23,8 +23,8 @@ from tests.conftest import outcome
 
 _VARIABLES = ["a", "b", "c", "x", "y"]
 _PROGRAMS = int(os.environ.get("COPYJIT_FUZZ_PROGRAMS", "0"))
-SEEDS = (list(range(random.randrange(10**9), 10**9 + _PROGRAMS)) if _PROGRAMS
-         else list(range(150)))
+_START = random.randrange(10**9)
+SEEDS = list(range(_START, _START + _PROGRAMS)) if _PROGRAMS else list(range(150))
 
 
 def _expression(r: random.Random, depth: int, floats: bool) -> str:
