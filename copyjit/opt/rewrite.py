@@ -14,28 +14,32 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
     if not dropped and not replace and not changed:
         return rec
     changed = changed or {}
-
-    def resolve(value: int) -> int:
-        while value in replace:
-            value = replace[value]
-        return value
-
-    number: dict[int, int] = {}
+    # Old value -> new value: replacements chased once, then renumbered
+    # (every pass rewrites the whole trace: this is most of its cost).
+    number = [-1] * len(rec.ops)
     ops: list[Op] = []
     for index, op in enumerate(rec.ops):
         if index in dropped:
             continue
         number[index] = len(ops)
         op = changed.get(index, op)
-        args = tuple(number[resolve(a)] for a in op.args)
+        args = tuple([number[_resolved(a, replace)] for a in op.args])
         snapshot = op.snapshot
         if snapshot is not None:
-            reraise = None if snapshot.reraise is None else number[resolve(snapshot.reraise)]
-            snapshot = Snapshot(snapshot.offset, tuple(number[resolve(v)] for v in snapshot.stack),
-                                snapshot.normal, reraise, snapshot.on_frame,
-                                tuple(number[resolve(v)] for v in snapshot.drop))
-        ops.append(Op(op.name, op.kind, args, op.arg, snapshot))
+            stack = tuple([number[_resolved(v, replace)] for v in snapshot.stack])
+            drop = tuple([number[_resolved(v, replace)] for v in snapshot.drop]) if snapshot.drop else ()
+            reraise = None if snapshot.reraise is None else number[_resolved(snapshot.reraise, replace)]
+            if stack != snapshot.stack or drop != snapshot.drop or reraise != snapshot.reraise:
+                snapshot = Snapshot(snapshot.offset, stack, snapshot.normal, reraise, snapshot.on_frame, drop)
+        ops.append(op if args == op.args and snapshot is op.snapshot else
+                   Op(op.name, op.kind, args, op.arg, snapshot))
     return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants)
+
+
+def _resolved(value: int, replace: dict[int, int]) -> int:
+    while value in replace:  # a replacement may itself be replaced
+        value = replace[value]
+    return value
 
 
 def uses(rec: Recording) -> list[int]:
