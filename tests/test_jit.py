@@ -161,6 +161,22 @@ def test_each_trace_and_bridge_has_its_time_from_hot_to_native() -> None:
     assert all(t > 0 for t in times)
     # Each covers its recording, lowering and emitting, and more.
     assert sum(times) >= stats["recording_seconds"] + stats["optimizing_seconds"] + stats["emitting_seconds"]
+    # The JIT's imports are part of them, and counted apart (none here: the
+    # test process imported the compiler already).
+    imports = stats["compile_import_seconds"]
+    assert len(imports) == len(times) and all(0 <= i <= t for i, t in zip(imports, times, strict=True))
+    assert sum(imports) <= stats["import_seconds"]
+
+
+def test_the_first_trace_of_a_process_counts_its_imports_apart(tmp_path: Path) -> None:
+    script = tmp_path / "loop.py"
+    script.write_text("def f():\n    t = 0.0\n    for i in range(5000):\n        t += i * 0.5\n    return t\nprint(f())\n")
+    out = tmp_path / "stats.json"
+    subprocess.run([sys.executable, "-m", "copyjit", "run", "--stats-json", str(out), str(script)],
+                   check=True, capture_output=True)
+    stats = json.loads(out.read_text())
+    assert stats["traces"] == 1 and stats["import_seconds"] > 0
+    assert 0 < stats["compile_import_seconds"][0] == stats["import_seconds"] < stats["compile_seconds"][0]
 
 
 def _line_tracer(lines: list[int]) -> Any:
@@ -263,7 +279,8 @@ def test_run_gives_the_same_traceback_and_exit_code(tmp_path: Path) -> None:
 def test_run_stats_to_stderr_and_off_switch(tmp_path: Path) -> None:
     on = _run(tmp_path, PROGRAM, "--stats", "--threshold", "1")
     assert re.search(r"copyjit: [1-9]\d* traces", on.stderr)
-    assert re.search(r"; hot to native: median \d+\.\d ms over [1-9]\d*;", on.stderr)
+    assert re.search(r"; hot to native: median \d+\.\d ms over [1-9]\d*, \d+\.\d ms without importing "
+                     r"the JIT's compiler \(\d+\.\d ms, once\);", on.stderr)
     off = _run(tmp_path, PROGRAM, "--stats", env={"COPYJIT": "0"})
     assert "copyjit: 0 traces" in off.stderr and off.stdout == on.stdout
     assert "; hot to native: none;" in off.stderr

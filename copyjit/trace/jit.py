@@ -99,12 +99,18 @@ class Stats:
         # exit) was found hot to its native code installed, whatever that
         # took (imports and the first read of the stencil table included).
         self.compile_seconds: list[float] = []
+        # The part of each of those spent importing the JIT's own modules
+        # (its recorder, optimizer, lowering and emitter: once a process, in
+        # its first traces), and all of it: a process's cost, not a trace's.
+        self.compile_import_seconds: list[float] = []
+        self.import_seconds = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         result = dict(vars(self))
         result["aborts"] = dict(self.aborts)
         result["calls"] = dict(self.calls)
         result["compile_seconds"] = list(self.compile_seconds)
+        result["compile_import_seconds"] = list(self.compile_import_seconds)
         return result
 
 
@@ -243,7 +249,7 @@ class JIT:
             # weakref callbacks at any time, even while the interpreter
             # exits and modules like time are already torn down).
             return sys.monitoring.DISABLE
-        found = time.perf_counter()
+        found, imported = time.perf_counter(), self.stats.import_seconds
         if id(code) not in self.counters:
             self.counters[id(code)] = bytearray(8 * (len(code.co_code) // 2 + 1))
             # A plain weak reference, not weakref.finalize: finalize's
@@ -280,6 +286,7 @@ class JIT:
         else:
             self._set_slot(id(code), src, location.address | 1)  # native code enters it from now on
             self.stats.compile_seconds.append(time.perf_counter() - found)
+            self.stats.compile_import_seconds.append(self.stats.import_seconds - imported)
         return None
 
     def _traced_loop(self, code: CodeType, dst: int) -> Location | None:
@@ -309,6 +316,7 @@ class JIT:
                 and self.compile_bridge(location, code, frame, src, dst, number):
             pack_into("<q", location.exits, EXIT.size * number + 8, 0)  # bridged: no limit
             self.stats.compile_seconds.append(time.perf_counter() - found)
+            self.stats.compile_import_seconds.append(0.0)  # a trace made the imports
             return None
         if number != ENTRY_EXIT and location.lowered.snapshots[number - 1].on_frame is not None:
             # Where a nested loop's trace left its loop by another exit than
@@ -339,9 +347,11 @@ class JIT:
         afterwards, returns whether to retry at the next backedge."""
         # Imported at the first hot loop, not at start-up: a program with
         # no hot loop should not pay for them.
+        start = time.perf_counter()
         from copyjit.trace import frames
         from copyjit.trace.recorder import Abort, record
 
+        self.stats.import_seconds += time.perf_counter() - start
         start = time.perf_counter()
         try:
             inner = self._inner_lookup(code, location.inline)
@@ -350,10 +360,12 @@ class JIT:
             # Imported once a recording succeeds: a program whose loops all
             # abort does not pay for the uop table, the emitter and the
             # lowering (~3 ms).
+            lap = time.perf_counter()
             from copyjit.backend.emitter import emit
             from copyjit.opt import optimize
             from copyjit.trace.lower import lower
 
+            self.stats.import_seconds += time.perf_counter() - lap
             lap = time.perf_counter()
             counter = location.address + _FIELD_OFFSETS["iterations"]
             lowered = lower(optimize(recording, self.opt_off), counter)
