@@ -170,7 +170,8 @@ def test_each_trace_and_bridge_has_its_time_from_hot_to_native() -> None:
 
 def test_the_first_trace_of_a_process_counts_its_imports_apart(tmp_path: Path) -> None:
     script = tmp_path / "loop.py"
-    script.write_text("def f():\n    t = 0.0\n    for i in range(5000):\n        t += i * 0.5\n    return t\nprint(f())\n")
+    script.write_text("def f():\n    t = 0.0\n    for i in range(5000):\n        t += i * 0.5\n"
+                      "    return t\nprint(f())\n")
     out = tmp_path / "stats.json"
     subprocess.run([sys.executable, "-m", "copyjit", "run", "--stats-json", str(out), str(script)],
                    check=True, capture_output=True)
