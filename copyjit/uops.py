@@ -1240,6 +1240,13 @@ _TABLE: list[Uop] = [
         doc="save the stack depth in the frame and return exit code `oparg`",
     ),
     uop(
+        "_EXIT_TRACE_I",
+        "SYNC_SP(); return (intptr_t)status;",
+        regs="status:i --",
+        ends_trace=True,
+        doc="save the stack depth in the frame and return exit code `status` (the shared end of exit stubs)",
+    ),
+    uop(
         "_FATAL_ERROR",
         'Py_FatalError("copyjit: a value could not be boxed while leaving a trace '
         '(out of memory); the frame cannot be restored");',

@@ -125,6 +125,7 @@ class _Lowering:
         self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.lines,
                                frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
         self.labels = 0
+        self.leave_label, self.leave_used = "leave", False  # the end exit stubs share
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
 
@@ -302,7 +303,8 @@ class _Lowering:
         self.line("_POP_TOP")
         self.lines.append("unbound:")  # leave as the parent's exit would have
         parent_snapshot = self.parent.snapshots[self.exit_number - 1]
-        self.lines += self.parent.stub(self.exit_number, parent_snapshot, None, released=True)[1:]
+        stub = self.parent.stub(self.exit_number, parent_snapshot, None, released=True, shared=False)
+        self.lines += stub[1:]
         for number, snapshot in enumerate(self.snapshots):
             stub = self.stub(self.first_exit + number, snapshot, None, self.exit_spills[number])
             stub[0] = f"exit{number + 1}:"
@@ -323,6 +325,9 @@ class _Lowering:
 
     def finish(self, links: bytearray) -> Lowered:
         self.handed_stubs()
+        for owner in dict.fromkeys([self, *self.exit_owner]):  # this lowering's, a nested loop's run inline
+            if owner.leave_used:
+                self.lines += owner.leave()
         # Boxing failed (out of memory) with the frame half written and the
         # range iterator already advanced: no state to go back to, and
         # raising from the callback is undefined behaviour on 3.13.0. Stop
@@ -358,11 +363,13 @@ class _Lowering:
         return self.parent.rec.slots[slot]
 
     def stub(self, number: int, snapshot: Snapshot, link: int | None,
-             spills: list[str] | None = None, released: bool = False) -> list[str]:
+             spills: list[str] | None = None, released: bool = False, shared: bool = True) -> list[str]:
         """The code of exit `number`: put the values it needs from registers
         in their slots (`spills`), release the snapshot's `drop` values
         (unless `released` already), then hand the frame back at the snapshot
-        (after trying the bridge linked at address `link`, if any)."""
+        (after trying the bridge linked at address `link`, if any). The
+        locals are written back by this lowering's shared end of an exit
+        (`leave`), unless not `shared` (a parent's stub copied into a bridge)."""
         lines = [f"exit{number}:", *(spills or ())]
         if not released:  # an inlined call's values (before a bridge, which does not know them)
             for value in snapshot.drop:
@@ -377,12 +384,31 @@ class _Lowering:
             lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[snapshot.reraise]}")
             lines.append(f"    i1 = _RERAISER_O i0 operand0={reraiser}")
             lines.append(f"    _SPILL_INT i1 oparg={self.temp[snapshot.reraise]}")
-        for slot in self.written:
-            self.write_back(lines, slot)
+        if not shared:
+            for slot in self.written:
+                self.write_back(lines, slot)
         for value in snapshot.stack:
             self.push_value(lines, value)
         lines.append(f"    _SET_IP operand0={instruction_address(self.rec.code, snapshot.offset)}")
-        lines.append(f"    _EXIT_TRACE oparg={number}")
+        if not shared:
+            lines.append(f"    _EXIT_TRACE oparg={number}")
+            return lines
+        # The stack pushed before the locals are written back: independent
+        # parts of the frame, and i1 (the exit number) survives the boxing.
+        self.leave_used = True
+        lines.append(f"    i1 = _LOAD_INT_CONST operand0={number}")
+        lines.append(f"    _JUMP jump={self.leave_label}")
+        return lines
+
+    def leave(self) -> list[str]:
+        """The end every exit stub of this lowering shares: the unboxed
+        locals written back to the frame (three uops each, the same in
+        every stub: once per trace, not once per exit), then leave with the
+        exit number in i1."""
+        lines = [f"{self.leave_label}:"]
+        for slot in self.written:
+            self.write_back(lines, slot)
+        lines.append("    _EXIT_TRACE_I i1")
         return lines
 
     # --- numbers ------------------------------------------------------------
@@ -835,6 +861,7 @@ class _InlinedLoop(_Lowering):
         self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.lines,
                                frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
         self.labels = outer.labels + 1
+        self.leave_label, self.leave_used = f"leave{self.labels}", False
         self.loop_index = 0
         self.handed: list[int] = []
         # The nested trace's ways out of its loop, by snapshot: the recorded
