@@ -176,6 +176,27 @@ def cmd_run(args: argparse.Namespace | RunOptions) -> int:
     return run.run(target, rest, module, args.threshold, args.stats, args.stats_json, args.no_opt or ())
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from copyjit import diff
+
+    if args.module is None and args.target is None:
+        raise SystemExit("python -m copyjit diff: give a script, or -m MODULE")
+    if args.no_opt:
+        from copyjit.opt import UnknownPass, disabled_passes
+
+        try:
+            disabled_passes("", args.no_opt)
+        except UnknownPass as error:
+            raise SystemExit(f"python -m copyjit diff: --no-opt: {error}") from None
+    rest = list(args.args)
+    if args.module is not None:
+        target, module = args.module, True
+        rest = ([args.target] if args.target is not None else []) + rest
+    else:
+        target, module = args.target, False
+    return diff.main(target, rest, module, args.threshold, tuple(args.no_opt or ()), args.timeout)
+
+
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
@@ -207,6 +228,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?", metavar="SCRIPT")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_run)
+
+    p = commands.add_parser("diff", help="run a script (or -m MODULE) under CPython and under the JIT, and "
+                                         "show the first difference in exit code, output or files written")
+    p.add_argument("--threshold", type=int, metavar="N", help="the JIT run's threshold (default 1)")
+    p.add_argument("--no-opt", action="append", metavar="PASS",
+                   help="switch an optimizer pass off (repeatable)")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per run (default 600)")
+    p.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
+    p.add_argument("target", nargs="?", metavar="SCRIPT")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_diff)
     return parser
 
 
