@@ -707,3 +707,19 @@ def test_a_negative_shift_while_recording_is_not_an_internal_error() -> None:
 
     stats = differential(shifts, [-1] * 40 + [3] * 40, native=False)
     assert not any(reason.startswith("internal error") for reason in stats["aborts"])
+
+
+# --- cells read as locals (found running CPython's test suite under the JIT) ---
+
+def closures(n: int) -> list[int]:
+    made = []
+    for i in range(n):
+        y = i * 2  # a cell: LOAD_FAST reads its slot (past co_varnames) to make the closure
+        made.append(lambda: y)
+    return [f() for f in made]
+
+
+def test_a_loop_making_closures_over_a_cell_is_not_an_internal_error() -> None:
+    stats = differential(closures, 50, native=False)
+    assert not any("internal error" in reason for reason in stats["aborts"]), stats["aborts"]
+    assert stats["aborts"], "the loop builds a tuple of cells: not compiled, with its reason"

@@ -22,6 +22,12 @@ NO_VALUE = frozenset({
     "store_subscr_list_f"})
 
 
+def local_name(code: CodeType, slot: int) -> str:
+    """The name of a frame slot: a local, or a cell or free variable (whose
+    slots come after co_varnames: LOAD_FAST reads a cell to make a closure)."""
+    return code._varname_from_oparg(slot)  # type: ignore[attr-defined, no-any-return]  # what dis uses
+
+
 class Abort(Exception):
     """The loop cannot be traced (`final`) or not right now; `soon`: try again
     at the very next backedge, not after another threshold's worth."""

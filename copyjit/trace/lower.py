@@ -37,7 +37,7 @@ from copyjit.backend import asm
 from copyjit.backend.emitter import Instruction
 from copyjit.backend.runtime import buffer_address, runtime
 from copyjit.trace.frames import instruction_address
-from copyjit.trace.ir import NO_VALUE, Abort, InnerBody, InnerCall, Op, Recording, Snapshot
+from copyjit.trace.ir import NO_VALUE, Abort, InnerBody, InnerCall, Op, Recording, Snapshot, local_name
 from copyjit.trace.jit import ENTRY_EXIT
 from copyjit.trace.regalloc import SUFFIX as _KIND
 from copyjit.trace.regalloc import Allocator
@@ -139,7 +139,7 @@ class _Lowering:
         for slot, home in parent.home.items():
             kind = self.rec.slots.get(slot)
             if kind is not None and kind != parent.rec.slots[slot]:
-                raise Abort(f"local {self.rec.code.co_varnames[slot]!r} has another type in the bridge")
+                raise Abort(f"local {local_name(self.rec.code, slot)!r} has another type in the bridge")
             self.home[slot] = home
         inputs = [v for v, op in enumerate(self.rec.ops) if op.name == "input"]
         snapshot = parent.snapshots[self.exit_number - 1]

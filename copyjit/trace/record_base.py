@@ -12,7 +12,7 @@ from types import CodeType  # loaded with the interpreter: costs nothing
 
 from copyjit.backend.frames import UNBOUND
 from copyjit.trace import bytecode, frames
-from copyjit.trace.ir import INT64, Abort, BridgeStart, InnerCall, Op, Recording, Snapshot
+from copyjit.trace.ir import INT64, Abort, BridgeStart, InnerCall, Op, Recording, Snapshot, local_name
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms at the first hot loop)
 
@@ -356,7 +356,7 @@ class RecorderBase:
     # --- locals and constants ----------------------------------------------
 
     def load(self, slot: int, checked: bool = False) -> None:
-        name = self.code.co_varnames[slot]
+        name = local_name(self.code, slot)
         if slot in self.current and self.slots.get(slot) != "o":
             stored, concrete = self.current[slot]
         else:  # object locals are in the frame, where a callee may rebind them (f_locals)
@@ -398,7 +398,7 @@ class RecorderBase:
             self.slots[slot] = kind
         home = self.slots[slot]
         if home != "o" and kind_of(concrete) != home:
-            raise Abort(f"local {self.code.co_varnames[slot]!r} changes type in the loop")
+            raise Abort(f"local {local_name(self.code, slot)!r} changes type in the loop")
         return home
 
     def prepare_store(self, slot: int, position: int) -> int:

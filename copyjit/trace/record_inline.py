@@ -37,7 +37,7 @@ import types
 
 from copyjit.backend.runtime import runtime
 from copyjit.trace import bytecode, frames
-from copyjit.trace.ir import NO_VALUE, Abort, Op, Snapshot
+from copyjit.trace.ir import NO_VALUE, Abort, Op, Snapshot, local_name
 from copyjit.trace.record_base import Handback, kind_of
 from copyjit.trace.record_numbers import NumberOps
 
@@ -239,7 +239,7 @@ class InlineOps(NumberOps):
             return super().load(slot, checked)
         entry = self.inlined[-1].locals.get(slot)
         if entry is None:  # UnboundLocalError: the interpreter raises it
-            raise Abort(f"local {self.code.co_varnames[slot]!r} is unbound")
+            raise Abort(f"local {local_name(self.code, slot)!r} is unbound")
         value, concrete, _ = entry
         if self.kind(value) == "o":  # a new reference, which its user releases
             value = self.emit(Op("copy_o", "o", (value,)), known=self.types.get(value))
