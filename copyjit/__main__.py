@@ -155,45 +155,36 @@ def parse_run(argv: list[str]) -> RunOptions | None:
     return options if options.module is not None else None
 
 
-def cmd_run(args: argparse.Namespace | RunOptions) -> int:
-    from copyjit import run
-
+def _program(command: str, args: argparse.Namespace | RunOptions) -> tuple[str, list[str], bool]:
+    """`run`'s and `diff`'s program: (script or module, its arguments, is a
+    module), after checking the --no-opt names; a clear error otherwise."""
     if args.module is None and args.target is None:
-        raise SystemExit("python -m copyjit run: give a script, or -m MODULE")
+        raise SystemExit(f"python -m copyjit {command}: give a script, or -m MODULE")
     if args.no_opt:
         from copyjit.opt import UnknownPass, disabled_passes
 
         try:
             disabled_passes("", args.no_opt)
         except UnknownPass as error:
-            raise SystemExit(f"python -m copyjit run: --no-opt: {error}") from None
+            raise SystemExit(f"python -m copyjit {command}: --no-opt: {error}") from None
     rest = list(args.args)
     if args.module is not None:
-        target, module = args.module, True
-        rest = ([args.target] if args.target is not None else []) + rest
-    else:
-        target, module = args.target, False
+        return args.module, ([args.target] if args.target is not None else []) + rest, True
+    assert args.target is not None
+    return args.target, rest, False
+
+
+def cmd_run(args: argparse.Namespace | RunOptions) -> int:
+    from copyjit import run
+
+    target, rest, module = _program("run", args)
     return run.run(target, rest, module, args.threshold, args.stats, args.stats_json, args.no_opt or ())
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     from copyjit import diff
 
-    if args.module is None and args.target is None:
-        raise SystemExit("python -m copyjit diff: give a script, or -m MODULE")
-    if args.no_opt:
-        from copyjit.opt import UnknownPass, disabled_passes
-
-        try:
-            disabled_passes("", args.no_opt)
-        except UnknownPass as error:
-            raise SystemExit(f"python -m copyjit diff: --no-opt: {error}") from None
-    rest = list(args.args)
-    if args.module is not None:
-        target, module = args.module, True
-        rest = ([args.target] if args.target is not None else []) + rest
-    else:
-        target, module = args.target, False
+    target, rest, module = _program("diff", args)
     return diff.main(target, rest, module, args.threshold, tuple(args.no_opt or ()), args.timeout)
 
 
