@@ -607,34 +607,6 @@ class _Lowering:
     def op_inner_input(self, index: int, op: Op) -> None:
         pass  # popped by the inner_loop op before it
 
-    def op_inner_loop(self, index: int, op: Op) -> None:
-        """Hand the frame over at a nested loop's head, run the nested loop's
-        trace, and take the frame back where its loop-leaving exit left it.
-        Any other outcome leaves this trace too: the frame is exact then."""
-        call = op.arg
-        assert isinstance(call, InnerCall)
-        if self.inline_loop(index, op):
-            return
-        self.labels += 1
-        handed, unboxing = f"handed{self.labels}", f"handedunbox{self.labels}"
-        for slot in self.written:
-            self.write_back(self.lines, slot)
-        for value in op.args:
-            self.push_value(self.lines, value)
-        self.line(f"_SET_IP operand0={instruction_address(self.rec.code, call.head)}")
-        self.line(f"i0 = _CALL_TRACE operand0={call.record} operand1={call.cell} exit={handed}")
-        self.line(f"i1 = _LOAD_INT_CONST operand0={call.status}")
-        self.line(f"_JUMP_IF_INT_NE i0, i1 jump={handed}")
-        for slot, home in self.home.items():  # the nested loop may have changed any local
-            kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
-            self.line(f"_LOAD_FAST_OR_EXIT oparg={slot} exit={handed}")
-            self.line(f"{kind}0 = _UNBOX_{_KIND[kind]} exit={unboxing}")
-            self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
-        inputs = range(index + 1, index + 1 + len(call.inputs))
-        for value in [*op.args, *inputs][::-1]:
-            self.pop_value(value)
-        self.handed.append(self.labels)
-
     def push_value(self, lines: list[str], value: int) -> None:
         """Push a value onto the frame's stack (handing over its reference)."""
         kind = self.rec.ops[value].kind
@@ -711,13 +683,16 @@ class _Lowering:
     def op_list_item(self, index: int, op: Op) -> None:
         self.uop("_LIST_ITEM_O", op.args, (index,), f"oparg={op.arg}")
 
-    def op_nested_loop(self, index: int, op: Op) -> None:
-        """inner_loop, for a nested loop's trace with other exits out of its
-        loop than the recorded one (call.alternatives): after one of those,
-        take the locals back from the frame and leave by an exit of this
-        trace's own, where the nested trace's exit resumes, with its values
-        still on the frame's stack; when hot, that exit gets a bridge, which
-        pops them (op_frame_input). Any other exit leaves as inner_loop's do."""
+    def op_inner_loop(self, index: int, op: Op) -> None:
+        """Hand the frame over at a nested loop's head, run the nested loop's
+        trace, and take the frame back where its loop-leaving exit left it.
+        If that trace has other exits out of its loop than the recorded one
+        (call.alternatives: a `nested_loop` op), after one of those take the
+        locals back from the frame and leave by an exit of this trace's own,
+        where the nested trace's exit resumes, with its values still on the
+        frame's stack; when hot, that exit gets a bridge, which pops them
+        (op_frame_input). Any other outcome leaves this trace too: the frame
+        is exact then."""
         call = op.arg
         assert isinstance(call, InnerCall)
         if self.inline_loop(index, op):
@@ -739,24 +714,29 @@ class _Lowering:
         self.line(f"_SET_IP operand0={instruction_address(self.rec.code, call.head)}")
         self.line(f"i0 = _CALL_TRACE operand0={call.record} operand1={call.cell} exit={handed}")
         self.line(f"i1 = _LOAD_INT_CONST operand0={call.status}")
-        self.line(f"_JUMP_IF_INT_EQ i0, i1 jump=recorded{self.labels}")
-        for number, (status, _) in enumerate(call.alternatives):
-            self.line(f"i1 = _LOAD_INT_CONST operand0={status}")
-            self.line(f"_JUMP_IF_INT_EQ i0, i1 jump=other{self.labels}_{number}")
-        self.line(f"_JUMP jump={handed}")
-        for number, (_, snapshot) in enumerate(call.alternatives):
-            self.lines.append(f"other{self.labels}_{number}:")
-            reload_homes()
-            # The exit's stub first writes the pinned registers to their
-            # homes: give them the values just reloaded there.
-            self.pinned_from_homes()
-            self.line(f"_JUMP jump={self.exit_label(snapshot)}")
-        self.lines.append(f"recorded{self.labels}:")
+        if not call.alternatives:
+            self.line(f"_JUMP_IF_INT_NE i0, i1 jump={handed}")
+        else:
+            self.line(f"_JUMP_IF_INT_EQ i0, i1 jump=recorded{self.labels}")
+            for number, (status, _) in enumerate(call.alternatives):
+                self.line(f"i1 = _LOAD_INT_CONST operand0={status}")
+                self.line(f"_JUMP_IF_INT_EQ i0, i1 jump=other{self.labels}_{number}")
+            self.line(f"_JUMP jump={handed}")
+            for number, (_, snapshot) in enumerate(call.alternatives):
+                self.lines.append(f"other{self.labels}_{number}:")
+                reload_homes()
+                # The exit's stub first writes the pinned registers to their
+                # homes: give them the values just reloaded there.
+                self.pinned_from_homes()
+                self.line(f"_JUMP jump={self.exit_label(snapshot)}")
+            self.lines.append(f"recorded{self.labels}:")
         reload_homes()
         inputs = range(index + 1, index + 1 + len(call.inputs))
         for value in [*op.args, *inputs][::-1]:
             self.pop_value(value)
         self.handed.append(self.labels)
+
+    op_nested_loop = op_inner_loop  # the same op, with alternatives
 
     def inline_loop(self, index: int, op: Op) -> bool:
         """Run a nested loop inside this trace's code, if its recording is
