@@ -3,8 +3,13 @@ from __future__ import annotations
 import dis
 import functools
 import os
+import signal
+import subprocess
+import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +80,22 @@ def run(
             except UnboundLocalError:
                 final.append(None)
         return status, final, frame.stack()
+
+
+def interrupted(script: Path, stats_json: Path) -> str:
+    """Run `script` under the JIT at threshold 1 until it prints "spinning",
+    send it SIGINT half a second later, check that it dies of the
+    KeyboardInterrupt, and return its stderr (the traceback)."""
+    root = Path(__file__).parent.parent
+    child = subprocess.Popen(
+        [sys.executable, "-m", "copyjit", "run", "--stats-json", str(stats_json), "--threshold", "1",
+         str(script)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    assert child.stdout is not None and child.stdout.readline() == "spinning\n"
+    time.sleep(0.5)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert child.returncode == -signal.SIGINT
+    assert err.rstrip().endswith("KeyboardInterrupt")
+    return err

@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from copyjit.trace.jit import JIT
-from tests.conftest import outcome
+from tests.conftest import interrupted, outcome
 
 ROOT = Path(__file__).parent.parent
 
@@ -320,17 +320,7 @@ def test_ctrl_c_interrupts_a_native_loop(tmp_path: Path) -> None:
         print("spinning", flush=True)
         spin()
     """))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "copyjit", "run", "--stats-json", str(tmp_path / "s.json"),
-         "--threshold", "1", str(script)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    assert child.stdout is not None and child.stdout.readline() == "spinning\n"
-    time.sleep(0.5)
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=30)
-    assert child.returncode == -signal.SIGINT
-    assert err.rstrip().endswith("KeyboardInterrupt")
+    err = interrupted(script, tmp_path / "s.json")
     assert 'line 5, in spin' in err or 'line 6, in spin' in err
     assert json.loads((tmp_path / "s.json").read_text())["native_entries"] >= 1
 

@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from copyjit.trace.jit import JIT
+from tests.conftest import interrupted
 from tests.test_objects import differential
-
-ROOT = Path(__file__).parent.parent
 
 
 def table(n: int) -> int:
@@ -358,17 +354,7 @@ def test_ctrl_c_interrupts_an_inlined_loop(tmp_path: Path) -> None:
         print("spinning", flush=True)
         spin()
     """))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "copyjit", "run", "--stats-json", str(tmp_path / "s.json"),
-         "--threshold", "1", str(script)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
-    assert child.stdout is not None and child.stdout.readline() == "spinning\n"
-    time.sleep(0.5)
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=30)
-    assert child.returncode == -signal.SIGINT
-    assert err.rstrip().endswith("KeyboardInterrupt")
+    err = interrupted(script, tmp_path / "s.json")
     assert "in spin" in err
     stats = json.loads((tmp_path / "s.json").read_text())
     assert stats["inlined_loops"] >= 1 and stats["native_entries"] >= 1
