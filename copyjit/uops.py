@@ -869,6 +869,53 @@ def _objects() -> list[Uop]:
                 "exits if it fails (the interpreter re-executes it and raises)",
         ),
         uop(
+            "_ADD_INT_O_I",
+            """
+            PyLongObject *big = (PyLongObject *)a;
+            PyObject *sum_object = NULL;
+            // Only the trace holds a, a positive int of two digits or more,
+            // and b is one digit: nothing can tell a from a new int, so it
+            // becomes a + b in place unless the carry would need a new top
+            // digit (no allocation, and O(1) digits touched on average).
+            if (Py_REFCNT(a) == 1 && (uint64_t)b < PyLong_BASE && PyLong_CheckExact(a)
+                && !_PyLong_IsCompact(big) && _PyLong_IsPositive(big)) {
+                digit *digits = big->long_value.ob_digit;
+                Py_ssize_t count = _PyLong_DigitCount(big), i = 0;
+                twodigits sum = (twodigits)digits[0] + (twodigits)b;
+                if (sum >= PyLong_BASE) {
+                    for (i = 1; i < count && digits[i] == PyLong_MASK; i++) {
+                    }
+                }
+                if (i < count) {
+                    digits[0] = (digit)(sum & PyLong_MASK);
+                    if (sum >= PyLong_BASE) {
+                        for (Py_ssize_t j = 1; j < i; j++) {
+                            digits[j] = 0;
+                        }
+                        digits[i] += 1;
+                    }
+                    sum_object = a;
+                }
+            }
+            if (sum_object == NULL) {
+                PyObject *other = PyLong_FromSsize_t(b);
+                if (other != NULL) {
+                    sum_object = PyNumber_Add(a, other);
+                    Py_DECREF(other);
+                }
+                if (sum_object == NULL) {
+                    PyErr_Clear();  // a is still the trace's: the interpreter redoes it and raises
+                }
+                EXIT_IF(sum_object == NULL);
+                Py_DECREF(a);
+            }
+            res = sum_object;
+            """,
+            regs="a:o b:i -- res:o",
+            doc="res = a + b for a guarded exact int a (taken) and a machine int b, in place when only "
+                "the trace holds a; exits (a not taken) if it fails",
+        ),
+        uop(
             "_COMPARE_OP_O",
             f"res = PyObject_RichCompare(a, b, (int)oparg);\n{_CLEAR_AND_EXIT}",
             regs="a:o b:o -- res:o",

@@ -132,3 +132,91 @@ def test_the_pass_rewrites_the_stores_of_bump() -> None:
 
 def bump_main(n: int) -> list[Any]:
     return bump([0.0, 1.0, 2.0], n)
+
+
+# --- big ints added in place (add_int_o) ------------------------------------
+
+MASK = (1 << 30) - 1  # one digit of CPython's ints
+
+
+def grows(n: int) -> tuple[int, int]:
+    x, i = 1, 0
+    while i < n:
+        x = x * 3 + i
+        i += 1
+    return x.bit_length(), x % 1_000_000_007
+
+
+def carries(start: int, step: int, n: int) -> list[int]:
+    """`x * 1 + step`: every carry a positive big int's digits can make."""
+    x, seen = start, []
+    for _ in range(n):
+        x = x * 1 + step
+        seen.append(x)
+    return seen
+
+
+@pytest.mark.parametrize("start, step", [  # (starts beyond 64 bits: boxed from the first iteration)
+    ((1 << 90) - 7, 1),                  # the carry reaches a new top digit: a new int
+    ((((1 << 120) - 1) ^ (1 << 100)) - 9, 1),  # ... stops two digits below the top (not at once:
+    ((((1 << 120) - 1) ^ (1 << 100)) - 9 * MASK, MASK),  # the first add is the interpreter's)
+    ((1 << 64) + 17, MASK),              # the largest one-digit step: carries often
+    ((1 << 64) + 17, MASK + 1),          # a two-digit step: not in place
+    ((1 << 64) + 17, -3),                # a negative step
+    (-(1 << 64) - 17, 5),                # a negative int
+    (7, 5),                              # small ints: unboxed, not this op
+    ((1 << 64) - 3, 0),
+])
+def test_in_place_adds_give_pythons_ints(start: int, step: int) -> None:
+    differential(carries, start, step, 300)
+
+
+def test_a_big_int_held_elsewhere_keeps_its_value() -> None:
+    def held(n: int) -> tuple[Any, ...]:
+        x, kept = 1 << 80, []
+        for i in range(n):
+            y = x * 1
+            kept.append(y)
+            x = y + i  # y is a local and in a list: never changed in place
+        return x, kept[:5], kept[-5:]
+
+    differential(held, 400)
+
+
+def test_a_failing_add_exits_and_raises_as_in_cpython() -> None:
+    def fails(n: int) -> Any:
+        x = 1 << 80
+        for i in range(n):
+            x = x * 1 + (i if i < n // 2 else "no")  # type: ignore[operator]
+        return x
+
+    differential(fails, 400)
+
+
+def test_grow_is_added_in_place_and_gives_pythons_answer() -> None:
+    differential(grows, 3000)
+    texts = recordings_of(Path(__file__), "grows", 300)
+    ops = [op.name for text in texts for op in optimize(parse(text)).ops]
+    assert "add_int_o" in ops
+
+
+def test_the_pass_takes_only_a_temporary_released_right_after() -> None:
+    trace = """trace dst=0 src=10 slots=0:o,1:i stored=0
+v0 = load_o.o() 0
+     guard_type.(v0) {int_id} | exit @2 stack v0
+v2 = load.i() 1
+v3 = box.o(v2) | exit @4 stack v0 v2
+v4 = binary_o.o(v0, v3) 0 | exit @4 stack v0 v3
+     {tail}
+     release.(v3)
+     store_o.(v4) 0
+"""
+    int_id = id(int)
+    taken = optimize(parse(trace.format(int_id=int_id, tail="release.(v0)")))
+    names = [op.name for op in taken.ops]
+    assert "add_int_o" in names and "box" not in names and names.count("release") == 0
+    # v0 seen by an exit after the add: it must not be taken (nor changed).
+    later_exit = "v9 = load.i() 1\n     branch.i(v9, v9) ('LT', True) | exit @8 stack v0\n"
+    kept = trace.format(int_id=int_id, tail="release.(v0)").replace(
+        "     store_o.(v4) 0\n", "     store_o.(v4) 0\n" + later_exit)
+    assert "add_int_o" not in [op.name for op in optimize(parse(kept)).ops]

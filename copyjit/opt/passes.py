@@ -97,11 +97,18 @@ def allocs(rec: Recording) -> Recording:
     dropped: set[int] = set()
     replace: dict[int, int] = {}
     changed: dict[int, Op] = {}
+    last_use = _last_uses(rec)
     for index, op in enumerate(rec.ops):
         if op.name != "box" or index in dropped_by_exits:
             continue
         number, taking = op.args[0], users[index]
-        if all(rec.ops[user].name == "release" for user in taking):
+        adding = _adds_in_place(rec, index, users, last_use, dropped_by_exits)
+        if adding is not None:
+            add, taken, releases = adding
+            changed[add] = Op("add_int_o", "o", (taken, number), None, rec.ops[add].snapshot)
+            dropped |= {index, *releases}
+            replace[index] = number
+        elif all(rec.ops[user].name == "release" for user in taking):
             dropped |= {index, *taking}
             replace[index] = number
         elif rec.ops[number].kind == "f" and len(taking) == 1 and _stores_item(rec.ops[taking[0]], index):
@@ -111,6 +118,39 @@ def allocs(rec: Recording) -> Recording:
             dropped.add(index)
             replace[index] = number
     return rewrite(rec, dropped, replace, changed)
+
+
+def _adds_in_place(rec: Recording, box: int, users: list[list[int]], last_use: list[int],
+                   dropped_by_exits: set[int]) -> tuple[int, int, tuple[int, int]] | None:
+    """(the add, its left operand, the releases of both) when the boxed int `box` is only added to
+    an int the trace then releases and never sees again (a temporary, as
+    `x * 3` in `x * 3 + i`): add_int_o takes that operand, and adds in place
+    when the trace holds its only reference."""
+    if rec.ops[rec.ops[box].args[0]].kind != "i" or len(users[box]) != 2:
+        return None
+    add, release = users[box]
+    op = rec.ops[add]
+    if op.name != "binary_o" or op.arg not in (_NB_ADD, _NB_INPLACE_ADD) or op.args[1] != box \
+            or op.args[0] == box or rec.ops[release].name != "release":
+        return None
+    taken = op.args[0]
+    after = [user for user in users[taken] if user > add]
+    if taken in dropped_by_exits or len(after) != 1 or rec.ops[after[0]].name != "release" \
+            or last_use[taken] != after[0]:
+        return None
+    return add, taken, (release, after[0])
+
+
+def _last_uses(rec: Recording) -> list[int]:
+    """Each value's last use (an argument or a snapshot), or -1."""
+    last = [-1] * len(rec.ops)
+    for index, op in enumerate(rec.ops):
+        for value in op.uses():
+            last[value] = index
+    return last
+
+
+_NB_ADD, _NB_INPLACE_ADD = 0, 13  # BINARY_OP's opargs for + and +=
 
 
 def _stores_item(op: Op, value: int) -> bool:

@@ -54,10 +54,10 @@ _ALLOCATED = frozenset({
     "load", "store", "const", "to_float", "binary", "compare_bool", "not", "unbox_bool", "neg", "branch",
     "math", "range_next", "load_o", "store_o", "deref", "store_deref", "const_o", "input", "null", "second",
     "release", "guard_type", "guard_is", "guard_is_not", "guard_version", "unbox", "box", "global",
-    "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "compare_o", "get_iter",
-    "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list", "list_next",
-    "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item",
-    "list_item", "store_subscr_list_f", "guard_function", "range_iter"})
+    "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "add_int_o", "compare_o",
+    "get_iter", "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list",
+    "list_next", "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size",
+    "tuple_item", "list_item", "store_subscr_list_f", "guard_function", "range_iter"})
 
 
 class Lowered:
@@ -591,6 +591,9 @@ class _Lowering:
 
     def op_binary_o(self, index: int, op: Op) -> None:
         self.uop("_BINARY_OP_O", op.args, (index,), f"oparg={op.arg}", exit_op=op)
+
+    def op_add_int_o(self, index: int, op: Op) -> None:
+        self.uop("_ADD_INT_O_I", op.args, (index,), exit_op=op)
 
     def op_compare_o(self, index: int, op: Op) -> None:
         self.uop("_COMPARE_OP_O", op.args, (index,), f"oparg={op.arg}", exit_op=op)
