@@ -41,7 +41,7 @@ KERNELS = {  # name: (file, function, argument)
     "float_accumulation": ("examples/float_accumulation.py", "total", 3_000_000),
     "int_loop": ("examples/int_loop.py", "checksum", 3_000_000),
     "nested_loops": ("examples/nested_loops.py", "table", 2_500),
-    "big_ints": ("examples/big_ints.py", "grow", 2_000),
+    "big_ints": ("examples/big_ints.py", "digest", 50_000),
     "branchy": ("examples/branchy.py", "collatz_steps", 60_000),
     "lists": ("examples/lists.py", "sieve", 1_000_000),
     "calls": ("examples/calls.py", "integrate", 500_000),

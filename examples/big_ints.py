@@ -10,6 +10,12 @@ def grow(n: int) -> int:
     return x
 
 
+def digest(n: int) -> tuple[int, int]:
+    """grow(n)'s size in bits and its value modulo a prime (its decimal
+    digits would be too many to print: CPython refuses over 4,300)."""
+    value = grow(n)
+    return value.bit_length(), value % 1_000_000_007
+
+
 if __name__ == "__main__":
-    value = grow(int(sys.argv[1]) if len(sys.argv) > 1 else 2_000)
-    print(value.bit_length(), value % 1_000_000_007)
+    print(*digest(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000))
