@@ -1,6 +1,6 @@
 """The optimizer: passes over a recording, in an order given as data.
 
-    recording --forward--> --fold--> --cse--> --guards--> --allocs--> --dce--> lowering (registers)
+    recording --forward--> --fold--> --cse--> --guards--> --allocs--> --licm--> --dce--> lowering
 
 Switch passes off with COPYJIT_OPT (`none`; `-fold,-dce`: all but those;
 `none,fold`: only fold) or `python -m copyjit run --no-opt fold` (repeat
@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from copyjit.opt.fold import fold
+from copyjit.opt.licm import licm
 from copyjit.opt.passes import allocs, cse, dce, forward, guards
 
 TYPE_CHECKING = False
@@ -27,9 +28,11 @@ PASSES: dict[str, Callable[[Recording], Recording]] = {
     "cse": cse,  # a number computed again from the same values is the first one
     "guards": guards,  # a guard already checked, a second unbox of one object
     "allocs": allocs,  # boxes only released, or floats boxed only to be stored into a list
+    "licm": licm,  # loads of globals and module attributes checked before the loop, not in it
     "dce": dce,  # pure ops whose values nothing uses (snapshots count as uses)
 }
-PIPELINE: tuple[str, ...] = ("forward", "fold", "cse", "guards", "allocs", "dce")
+PIPELINE: tuple[str, ...] = ("forward", "fold", "cse", "guards", "allocs", "licm", "dce")
+LOOPS_ONLY = frozenset({"licm"})  # passes that need the recording to be a loop's (not a bridge's)
 
 
 class UnknownPass(ValueError):
@@ -58,15 +61,17 @@ def disabled_passes(setting: str | None = None, extra: Iterable[str] = ()) -> fr
     return frozenset(off)
 
 
-def optimize(rec: Recording, off: frozenset[str] = frozenset(), check: bool | None = None) -> Recording:
-    """The recording after every pass of PIPELINE not in `off`."""
+def optimize(rec: Recording, off: frozenset[str] = frozenset(), check: bool | None = None,
+             loop: bool = True) -> Recording:
+    """The recording after every pass of PIPELINE not in `off` (a bridge's,
+    not `loop`, after those not in LOOPS_ONLY)."""
     check = os.environ.get("COPYJIT_VERIFY") == "1" if check is None else check
     if check:
         from copyjit.opt.verify import verify
 
         verify(rec, "recording")
     for name in PIPELINE:
-        if name not in off:
+        if name not in off and (loop or name not in LOOPS_ONLY):
             rec = PASSES[name](rec)
             if check:
                 verify(rec, name)

@@ -19,7 +19,10 @@ NO_VALUE = frozenset({
     "store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is", "guard_is_not",
     "guard_version", "store_subscr_list", "append", "inner_loop", "guard_done", "store_global",
     "guard_globals", "guard_size", "nested_loop", "guard_function",
-    "store_subscr_list_f"})
+    "store_subscr_list_f", "loop_head"})
+# Values that are no reference of the trace's own: a constant the trace's
+# constants hold (licm). An exit that hands one to the frame makes one.
+BORROWED = frozenset({"const_b"})
 
 
 def local_name(code: CodeType, slot: int) -> str:

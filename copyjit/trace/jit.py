@@ -414,7 +414,7 @@ class JIT:
             self.stats.recording_seconds += lap - start
             first_exit = BRIDGE_EXITS * (len(location.bridges) + 1)
             loop_address = parent.address + parent.offsets[lowered.loop_index]
-            optimized = optimize(recording, self.opt_off)
+            optimized = optimize(recording, self.opt_off, loop=False)
             bridge = lower_bridge(optimized, lowered, number, first_exit, loop_address)
             for what, count in recording.inlining.items():
                 self.stats.calls[what] += count
@@ -561,14 +561,15 @@ class _InnerTrace:
         """The trace's recording, for the loop around it to run inline, if
         it can: its exit `status` is one of its recorded ops' (not a
         bridge's, nor the eval breaker's), it has no bridges (an inlined copy
-        would leave where they go on), it runs no loop nested in it, it is
+        would leave where they go on), it runs no loop nested in it, it has no
+        ops before its loop (licm: its inlined copy has no place for them), it is
         small (MAX_INLINED_OPS), and the location has not given inlining up
         (_on_hot_exit)."""
         rec = self.lowered.lowering.rec
         if not self.inline or self.bridges or not 1 <= status <= len(self.snapshots) \
                 or len(rec.ops) > MAX_INLINED_OPS \
                 or all(op.snapshot is not self.snapshots[status - 1] for op in rec.ops) \
-                or any(op.name in ("inner_loop", "nested_loop") for op in rec.ops):
+                or any(op.name in ("inner_loop", "nested_loop", "loop_head") for op in rec.ops):
             return None
         from copyjit.trace.ir import InnerBody
 

@@ -37,7 +37,17 @@ from copyjit.backend import asm
 from copyjit.backend.emitter import Instruction
 from copyjit.backend.runtime import buffer_address, runtime
 from copyjit.trace.frames import instruction_address
-from copyjit.trace.ir import NO_VALUE, Abort, InnerBody, InnerCall, Op, Recording, Snapshot, local_name
+from copyjit.trace.ir import (
+    BORROWED,
+    NO_VALUE,
+    Abort,
+    InnerBody,
+    InnerCall,
+    Op,
+    Recording,
+    Snapshot,
+    local_name,
+)
 from copyjit.trace.jit import ENTRY_EXIT
 from copyjit.trace.regalloc import SUFFIX as _KIND
 from copyjit.trace.regalloc import Allocator
@@ -57,7 +67,7 @@ _ALLOCATED = frozenset({
     "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "add_int_o", "compare_o",
     "get_iter", "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list",
     "list_next", "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size",
-    "tuple_item", "list_item", "store_subscr_list_f", "guard_function", "range_iter"})
+    "tuple_item", "list_item", "store_subscr_list_f", "guard_function", "range_iter", "const_b"})
 
 
 class Lowered:
@@ -126,6 +136,7 @@ class _Lowering:
                                frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
         self.labels = 0
         self.leave_label, self.leave_used = "leave", False  # the end exit stubs share
+        self.before_loop = False  # lowering the ops before loop_head
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
 
@@ -154,10 +165,12 @@ class _Lowering:
     def exit_label(self, snapshot: Snapshot | None) -> str:
         """A new exit at the uop being lowered (values where they are now)."""
         assert snapshot is not None
-        needed = list(snapshot.values())
+        needed = [value for value in snapshot.values() if self.rec.ops[value].name not in BORROWED]
         # Pinned locals to their homes first: the copies in exit_spills may
-        # use any register as scratch.
-        spills = self.pinned_to_homes() + self.alloc.exit_spills(needed)
+        # use any register as scratch. (Before the loop, the homes are
+        # current and the pinned registers not loaded yet.)
+        pinned = [] if self.before_loop else self.pinned_to_homes()
+        spills = pinned + self.alloc.exit_spills(needed)
         # (Not normal exits: the JIT tells them apart by number, the
         # eval-breaker check from the loop's end, a nested loop's status.
         # Nor exits of a nested loop run inline: its snapshots name its
@@ -270,11 +283,19 @@ class _Lowering:
     def run(self) -> Lowered:
         self.unbox_homes()
         self.loop_index = self.instruction_count()  # where bridges come back
+        # Ops before loop_head (licm) run here, once and after each bridge;
+        # the pinned registers are not loaded yet: their exits leave them be.
+        head = next((i for i, op in enumerate(self.rec.ops) if op.name == "loop_head"), -1)
+        if head >= 0:
+            self.before_loop = True
+            self.body(0, head)
+            self.before_loop = False
+            self.alloc.flush()  # (nothing they made lives on)
         self.pinned_from_homes()
         self.lines.append("loop:")
         self.line(f"_CHECK_EVAL_BREAKER exit={self.exit_label(Snapshot(self.rec.dst, (), normal=True))}")
         self.line(f"_COUNT operand0={self.counter}")  # iterations, to tell short loops
-        self.body()
+        self.body(head + 1)
         self.line("_JUMP jump=loop")
         self.lines.append("entry:")  # the unbox that failed left its value on the stack
         self.line("_POP_TOP")
@@ -311,8 +332,9 @@ class _Lowering:
             self.lines += self.shared(stub, number + 1)
         return self.finish(bytearray())
 
-    def body(self) -> None:
-        for index, op in enumerate(self.rec.ops):
+    def body(self, start: int = 0, end: int | None = None) -> None:
+        for index in range(start, len(self.rec.ops) if end is None else end):
+            op = self.rec.ops[index]
             self.alloc.now = index
             self.alloc.release_dead(index)
             if op.name in _ALLOCATED:
@@ -371,8 +393,16 @@ class _Lowering:
         locals are written back by this lowering's shared end of an exit
         (`leave`), unless not `shared` (a parent's stub copied into a bridge)."""
         lines = [f"exit{number}:", *(spills or ())]
-        if not released:  # an inlined call's values (before a bridge, which does not know them)
+        if not released:  # (a copy of a parent's stub in a bridge: done before the bridge)
+            for value in snapshot.stack:  # a borrowed constant: a reference for the frame (or a bridge)
+                op = self.rec.ops[value]
+                if op.name in BORROWED:
+                    lines.append(f"    i0 = _LOAD_CONST_O operand0={op.arg}")
+                    lines.append(f"    _SPILL_INT i0 oparg={self.temp[value]}")
+            # An inlined call's values (before a bridge, which does not know them).
             for value in snapshot.drop:
+                if self.rec.ops[value].name in BORROWED:
+                    continue
                 lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
                 lines.append("    _DECREF_O i0")
         if link is not None:
@@ -518,6 +548,9 @@ class _Lowering:
 
     def op_const_o(self, index: int, op: Op) -> None:
         self.uop("_LOAD_CONST_O", (), (index,), f"operand0={op.arg}")
+
+    def op_const_b(self, index: int, op: Op) -> None:
+        pass  # nothing to compute: an exit that needs it makes a reference itself (stub)
 
     def op_input(self, index: int, op: Op) -> None:
         if index in self.temp:  # a bridge's input: in the spill slot the parent left it in
@@ -845,6 +878,7 @@ class _InlinedLoop(_Lowering):
                                frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
         self.labels = outer.labels + 1
         self.leave_label, self.leave_used = f"leave{self.labels}", False
+        self.before_loop = False
         self.loop_index = 0
         self.handed: list[int] = []
         # The nested trace's ways out of its loop, by snapshot: the recorded

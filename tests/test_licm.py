@@ -1,0 +1,307 @@
+"""Loop-invariant code motion (copyjit/opt/licm.py): loads of globals,
+builtins and module attributes, and their guards, before the loop. The pass
+as input trace -> expected trace; the conditions under which it must not
+move anything; and, end to end, that no rebinding of a global, a builtin or
+a module attribute is ever missed: between runs, from a call in the loop,
+from a __del__, from another thread, from a signal handler."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from copyjit.opt import optimize
+from copyjit.opt.licm import licm
+from copyjit.opt.text import dump, parse
+from copyjit.trace.ir import Recording
+from copyjit.trace.jit import JIT
+from tests.test_objects import differential
+from tests.test_opt import recordings_of, same
+
+
+def weight(x: float) -> float:
+    return x * x + 1.0
+
+
+TRACE = """trace dst=10 src=40 slots=1:f,2:i stored=2,1
+n = range_next.i() | exit @10 normal
+    store.i(n) 2
+acc = load.f() 1
+m = global.o() (8, 95) | exit @20 stack acc
+    guard_type.(m) {module} | exit @22 stack acc m
+s = attr_module.o(m) (52, 96) | exit @22 stack acc m
+    release.(m)
+    guard_is.(s) {sqrt} | exit @24 stack acc s
+x = to_float.f(n)
+r = math.f(x) 'SQRT' | exit @24 stack acc s x
+    release.(s)
+t = binary.f(acc, r) 'add'
+    store.f(t) 1
+"""
+
+
+def with_constants(text: str, *objects: object) -> Recording:
+    rec = parse(text)
+    rec.constants.extend(objects)
+    return rec
+
+
+def trace(tail: str = "") -> Recording:
+    text = TRACE.format(module=id(type(math)), sqrt=id(math.sqrt)) + tail
+    return with_constants(text, math.sqrt)
+
+
+def test_loads_and_guards_move_before_the_loop_and_the_guarded_object_is_a_constant() -> None:
+    same(licm(trace()), f"""trace dst=10 src=40 slots=1:f,2:i stored=2,1
+m = global.o() (8, 95) | exit @10
+    guard_type.(m) {id(type(math))} | exit @10 drop m
+s = attr_module.o(m) (52, 96) | exit @10 drop m
+    guard_is.(s) {id(math.sqrt)} | exit @10 drop m s
+    release.(m)
+    release.(s)
+    loop_head.()
+n = range_next.i() | exit @10 normal
+    store.i(n) 2
+acc = load.f() 1
+c = const_b.o() {id(math.sqrt)}
+x = to_float.f(n)
+r = math.f(x) 'SQRT' | exit @24 stack acc c x
+t = binary.f(acc, r) 'add'
+    store.f(t) 1
+""")
+
+
+def test_a_constant_the_loop_passes_on_is_a_reference_of_its_own() -> None:
+    text = TRACE.format(module=id(type(math)), sqrt=id(math.sqrt)).replace(
+        "    release.(s)\n", "k = copy_o.o(s)\n    release.(s)\n    release.(k)\n")
+    passed = licm(with_constants(text, math.sqrt))
+    names = [op.name for op in passed.ops]
+    assert "const_o" in names and "const_b" not in names
+    assert names[names.index("loop_head"):].count("release") == 2  # s's own, and the copy's
+
+
+def test_the_text_of_a_moved_trace_round_trips_and_verifies() -> None:
+    moved = optimize(trace(), check=True)
+    assert dump(parse(dump(moved))) == dump(moved)
+    assert [op.name for op in moved.ops].count("loop_head") == 1
+
+
+@pytest.mark.parametrize("tail", [
+    "f = global.o() (9, 95) | exit @30 stack\nr2 = call.o(f) | exit @30 stack\n    release.(r2)\n",
+    "g = load_o.o() 3\n    store_global.(g) 7 | exit @30 stack\n",
+    "l = load_o.o() 3\nit = list_item.o(l) 0\n    release.(l)\n    release.(it)\n",  # it: may be freed
+])
+def test_nothing_moves_when_the_loop_may_run_code(tail: str) -> None:
+    rec = trace(tail)
+    assert licm(rec) is rec
+
+
+def test_nothing_moves_for_a_bridge_or_without_an_identity_guard() -> None:
+    assert "loop_head" not in [op.name for op in optimize(trace(), loop=False).ops]
+    unguarded = TRACE.replace("    guard_is.(s) {sqrt} | exit @24 stack acc s\n", "")
+    rec = with_constants(unguarded.format(module=id(type(math)), sqrt=0))
+    assert licm(rec) is rec
+
+
+def test_a_load_also_used_by_the_loop_unguarded_stays() -> None:
+    # m (the module) is passed to a later op: it is not a constant in the
+    # loop, so it stays there, and so does sqrt's load, made from it.
+    rec = trace("u = copy_o.o(m)\n    release.(u)\n")
+    assert licm(rec) is rec
+
+
+# --- end to end -----------------------------------------------------------------
+
+def integrate(n: int) -> float:
+    total = 0.0
+    for i in range(n):
+        x = (i + 0.5) / n
+        total += math.sqrt(weight(x)) + abs(math.sin(x))
+    return total
+
+
+def test_the_loop_runs_with_its_loads_moved() -> None:
+    differential(integrate, 3000)
+    texts = recordings_of(Path(__file__), "integrate", 3000)
+    ops = [op.name for op in optimize(parse(texts[0])).ops]
+    head = ops.index("loop_head")
+    assert "global" in ops[:head] and "global" not in ops[head:] and "attr_module" not in ops[head:]
+
+
+def test_rebinding_between_runs_is_seen() -> None:
+    global weight
+    jit = JIT(1)
+    jit.enable(integrate.__code__)
+    original = weight
+    try:
+        first = integrate(2000)
+        weight = lambda x: x + 2.0  # noqa: E731
+        second = integrate(2000)
+        math.sqrt, saved = math.exp, math.sqrt  # type: ignore[assignment]
+        try:
+            third = integrate(2000)
+        finally:
+            math.sqrt = saved
+    finally:
+        weight = original
+        jit.disable()
+    expected = [integrate(2000)]
+    weight = lambda x: x + 2.0  # noqa: E731
+    expected.append(integrate(2000))
+    math.sqrt, saved = math.exp, math.sqrt  # type: ignore[assignment]
+    try:
+        expected.append(integrate(2000))
+    finally:
+        math.sqrt = saved
+        weight = original
+    assert [first, second, third] == expected
+    assert jit.stats.native_entries >= 3
+
+
+def rebinds_in_the_loop(n: int) -> list[float]:
+    global weight
+    original, seen = weight, []
+    try:
+        for i in range(n):
+            seen.append(weight(i * 0.5))
+            if i == n // 2:
+                weight = lambda x: -x  # noqa: E731
+    finally:
+        weight = original
+    return seen
+
+
+class Rebinds:
+    def __del__(self) -> None:
+        global weight
+        weight = lambda x: 2 * x  # noqa: E731
+
+
+def rebinds_from_del(n: int) -> list[float]:
+    global weight
+    original, seen = weight, []
+    items: list[Any] = [0] * n
+    items[n // 2] = Rebinds()
+    try:
+        for i in range(n):
+            seen.append(weight(float(i)))
+            items[i] = 0  # frees the Rebinds at n // 2: its __del__ rebinds weight
+    finally:
+        weight = original
+    return seen
+
+
+@pytest.mark.parametrize("function", [rebinds_in_the_loop, rebinds_from_del])
+def test_a_rebinding_inside_the_loop_is_seen_at_once(function: Any) -> None:
+    differential(function, 400)
+
+
+def spins(seconds: float) -> tuple[float, float]:
+    """Sum weight(1.0) until weight gives a negative number."""
+    total, deadline = 0.0, time.monotonic() + seconds
+    i = 0
+    while True:
+        w = weight(1.0)
+        if w < 0.0:
+            return total, w
+        total += w
+        i += 1
+        if i % 4096 == 0 and time.monotonic() > deadline:
+            return total, 0.0
+
+
+def test_a_rebinding_by_another_thread_is_seen() -> None:
+    global weight
+    original = weight
+    jit = JIT(1)
+    jit.enable(spins.__code__)
+
+    def rebind() -> None:
+        global weight
+        time.sleep(0.2)
+        weight = lambda x: -5.0  # noqa: E731
+
+    thread = threading.Thread(target=rebind)
+    thread.start()
+    try:
+        _, last = spins(30.0)
+    finally:
+        thread.join()
+        weight = original
+        jit.disable()
+    assert last == -5.0
+    assert jit.stats.native_entries >= 1
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="no interval timers")
+def test_a_rebinding_by_a_signal_handler_is_seen() -> None:
+    global weight
+    original = weight
+
+    def handler(signum: int, frame: object) -> None:
+        global weight
+        weight = lambda x: -7.0  # noqa: E731
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    jit = JIT(1)
+    jit.enable(spins.__code__)
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    try:
+        _, last = spins(30.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        weight = original
+        jit.disable()
+    assert last == -7.0
+
+
+def mixed(n: int) -> float:
+    """weight's argument an int or a float in turn: the inlined call's type
+    guard leaves (resuming at the CALL, the constants on the stack), often
+    enough to get a bridge."""
+    total = 0.0
+    for i in range(n):
+        x = i * 0.5 if i % 2 else i
+        total += math.sqrt(weight(x)) + abs(x)
+    return total
+
+
+def raises(n: int) -> float:
+    total = 0.0
+    for i in range(n):
+        total += math.sqrt(n // 2 - i)  # ValueError at i = n // 2 + 1
+    return total
+
+
+@pytest.mark.parametrize("function", [mixed, raises])
+def test_exits_with_constants_on_the_stack_hand_over_references(function: Any) -> None:
+    def counts() -> tuple[int, int]:
+        gc.collect()
+        return sys.getrefcount(weight), sys.getrefcount(math.sqrt)
+
+    before = counts()
+    stats = differential(function, 2000)
+    assert counts() == before  # the traces (which hold both) are freed with the JIT
+    if function is mixed:
+        assert stats["bridges"] >= 1 and stats["exits"] >= 1
+    jit = JIT(1)
+    jit.enable(function.__code__)
+    try:
+        runs = []
+        for _ in range(3):
+            with contextlib.suppress(ValueError):
+                function(2000)
+            runs.append(counts())
+    finally:
+        jit.disable()
+    assert runs[0] == runs[1] == runs[2]  # each run's exits hand over what they took
