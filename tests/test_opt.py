@@ -382,3 +382,36 @@ def test_examples_give_cpython_output_with_each_pass_off(example: Path) -> None:
         assert (jitted.returncode, jitted.stdout) == (0, plain.stdout), (config, jitted.stderr)
         assert "internal error" not in jitted.stderr, (config, jitted.stderr)
         assert "0 traces" not in jitted.stderr, (config, jitted.stderr)
+
+
+def test_rewrite_keeps_where_an_exit_finds_the_frame_and_what_it_releases() -> None:
+    # A nested loop's exit (on_frame: values already on the frame's stack)
+    # and an inlined call's (drop: values it releases) survive a pass that
+    # renumbers: dce drops `dead`, before both.
+    rec = parse("""trace dst=0 src=20 slots=1:i stored=
+dead = const.i() 7
+n = load.i() 1
+b = box.o(n) | exit @2 stack n
+    guard_is.(b) 5 | exit @4 on_frame=o,n stack b drop b
+    release.(b)
+""")
+    same(dce(rec), """trace dst=0 src=20 slots=1:i stored=
+n = load.i() 1
+b = box.o(n) | exit @2 stack n
+    guard_is.(b) 5 | exit @4 on_frame=o,n stack b drop b
+    release.(b)
+""")
+
+
+def test_allocs_keeps_a_box_an_inlined_exit_releases() -> None:
+    # The exit inside the inlined call releases b itself: b must exist.
+    text = """trace dst=0 src=20 slots=1:i stored=
+n = load.i() 1
+b = box.o(n) | exit @2 stack n
+x = const.i() 1
+y = binary.i(n, x) 'add' | exit @4 stack drop b
+    release.(b)
+"""
+    same(allocs(parse(text)), text)
+    no_drop = text.replace(" drop b", "")
+    assert "box" not in [op.name for op in allocs(parse(no_drop)).ops]
