@@ -58,8 +58,10 @@ def disabled_passes(setting: str | None = None, extra: Iterable[str] = ()) -> fr
     return frozenset(off)
 
 
-def optimize(rec: Recording, off: frozenset[str] = frozenset(), check: bool | None = None) -> Recording:
-    """The recording after every pass of PIPELINE not in `off`."""
+def optimize(rec: Recording, off: frozenset[str] = frozenset(), check: bool | None = None,
+             report: Callable[[str, Recording, Recording], None] | None = None) -> Recording:
+    """The recording after every pass of PIPELINE not in `off`; `report`
+    (COPYJIT_LOG) is told each pass's name, its input and its output."""
     check = os.environ.get("COPYJIT_VERIFY") == "1" if check is None else check
     if check:
         from copyjit.opt.verify import verify
@@ -67,7 +69,9 @@ def optimize(rec: Recording, off: frozenset[str] = frozenset(), check: bool | No
         verify(rec, "recording")
     for name in PIPELINE:
         if name not in off:
-            rec = PASSES[name](rec)
+            before, rec = rec, PASSES[name](rec)
             if check:
                 verify(rec, name)
+            if report is not None:
+                report(name, before, rec)
     return rec

@@ -106,6 +106,10 @@ class _Lowering:
         self.written: list[int] = list(self.home)
         self.written_lines: dict[int, tuple[str, str, str]] = {}  # slot -> what write_back writes
         self.lines: list[str] = []
+        # (line, recording, op): the lines from there on are that op's; a
+        # recording of None ends the body (what follows is exit stubs).
+        # Only read by `python -m copyjit explain`, to tie code to its op.
+        self.marks: list[tuple[int, Recording | None, int]] = []
         self.snapshots: list[Snapshot] = []
         self.exit_spills: list[list[str]] = []  # per snapshot: what its stub spills first
         # Side exits that resume at a snapshot equal to an earlier one's
@@ -293,6 +297,7 @@ class _Lowering:
         """The rest of an iteration from a parent's exit, then back to the
         parent's loop (its homes up to date in their slots)."""
         assert self.parent is not None
+        self.line(f"_COUNT operand0={self.counter}")  # its entries (explain)
         self.unbox_homes()
         self.body()
         for slot in self.own_homes:  # the parent reads these from the frame
@@ -312,7 +317,9 @@ class _Lowering:
         return self.finish(bytearray())
 
     def body(self) -> None:
+        marks, lines, rec = self.marks, self.lines, self.rec
         for index, op in enumerate(self.rec.ops):
+            marks.append((len(lines), rec, index))
             self.alloc.now = index
             self.alloc.release_dead(index)
             if op.name in _ALLOCATED:
@@ -322,6 +329,7 @@ class _Lowering:
             self.lines += self.pinned_to_homes()
             getattr(self, f"op_{op.name}")(index, op)
             self.pinned_from_homes()
+        marks.append((len(lines), None, -1))
 
     def finish(self, links: bytearray) -> Lowered:
         self.handed_stubs()
@@ -761,7 +769,10 @@ class _Lowering:
         except Abort:  # too many values for the spill slots
             return False
         # Nothing of it is kept but its code, exits and labels.
+        base = len(self.lines)
+        self.marks += [(base + line, rec, op_index) for line, rec, op_index in loop.marks]
         self.lines += loop.lines
+        self.marks.append((len(self.lines), self.rec, index))  # the rest is this op's again
         self.snapshots[:] = loop.snapshots
         self.exit_spills[:], self.exit_owner[:] = loop.exit_spills, loop.exit_owner
         self.inlined_exits |= loop.inlined_exits
@@ -834,6 +845,7 @@ class _InlinedLoop(_Lowering):
         self.written = [*outer.written, *own]  # an exit inside leaves the frame whole
         self.written_lines: dict[int, tuple[str, str, str]] = {}  # its own homes: not the outer's lines
         self.lines: list[str] = []
+        self.marks: list[tuple[int, Recording | None, int]] = []
         # The outer trace's exits, continued here.
         self.snapshots, self.exit_spills = list(outer.snapshots), list(outer.exit_spills)
         self.exit_owner, self.inlined_exits = list(outer.exit_owner), set(outer.inlined_exits)
@@ -1007,7 +1019,7 @@ def lower(rec: Recording, counter: int) -> Lowered:
 
 
 def lower_bridge(rec: Recording, parent: Lowered, exit_number: int, first_exit: int,
-                 loop_address: int) -> Lowered:
+                 loop_address: int, counter: int) -> Lowered:
     """A bridge from the parent's exit `exit_number`; its own exits are
-    numbered from `first_exit`."""
-    return _Lowering(rec, 0, parent.lowering, exit_number, first_exit).run_bridge(loop_address)
+    numbered from `first_exit`; `counter`: an int64 it increments per entry."""
+    return _Lowering(rec, counter, parent.lowering, exit_number, first_exit).run_bridge(loop_address)
