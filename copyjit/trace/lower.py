@@ -55,7 +55,7 @@ _ALLOCATED = frozenset({
     "math", "range_next", "load_o", "store_o", "deref", "store_deref", "const_o", "input", "null", "second",
     "release", "guard_type", "guard_is", "guard_is_not", "guard_version", "unbox", "box", "global",
     "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "compare_o", "get_iter",
-    "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list", "list_next",
+    "guard_done", "len", "len_str", "append", "subscr_list", "subscr_tuple", "store_subscr_list", "list_next",
     "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item",
     "list_item", "store_subscr_list_f", "guard_function", "range_iter"})
 
@@ -650,6 +650,9 @@ class _Lowering:
 
     def op_len(self, index: int, op: Op) -> None:
         self.uop("_LEN_O", op.args, (index,))
+
+    def op_len_str(self, index: int, op: Op) -> None:
+        self.uop("_LEN_STR_O", op.args, (index,))
 
     def op_append(self, index: int, op: Op) -> None:
         self.uop("_LIST_APPEND_O", op.args, (), error_op=op)
