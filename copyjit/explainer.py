@@ -110,6 +110,7 @@ class LoopReport:
     trace: Code | None = None
     exits: list[Exit] = field(default_factory=list)
     bridges: list[Code] = field(default_factory=list)
+    span: tuple[int, int] = (0, 0)  # the first and last source lines of the loop's bytecode
 
     @property
     def key(self) -> str:
@@ -124,7 +125,7 @@ def collect(jit: JIT, codes: list[CodeType] | None = None) -> list[LoopReport]:
     """A report per hot loop of the JIT (of `codes` only, if given), in source order."""
     wanted = None if codes is None else {id(code) for code in codes}
     seen: set[int] = set()
-    reports = []
+    reports: list[tuple[CodeType, LoopReport]] = []
     for (code_id, src), location in list(jit.locations.items()):
         if id(location) in seen or (wanted is not None and code_id not in wanted):
             continue
@@ -132,9 +133,15 @@ def collect(jit: JIT, codes: list[CodeType] | None = None) -> list[LoopReport]:
         code = _code(jit, code_id, location)
         if code is None:
             continue
-        reports.append(_loop(code, src, location))
-    reports.sort(key=lambda r: (r.place.filename, r.place.line or 0, r.dst))
-    return reports
+        reports.append((code, _loop(code, src, location)))
+    # A loop with several backedges (`continue`, an `if` whose arms both end
+    # the body) is one loop: one report, the compiled one if any.
+    by_head: dict[tuple[int, int], LoopReport] = {}
+    for code, report in reports:
+        kept = by_head.get((id(code), report.dst))
+        if kept is None or (report.compiled and not kept.compiled):
+            by_head[id(code), report.dst] = report
+    return sorted(by_head.values(), key=lambda r: (r.place.filename, r.place.line or 0, r.dst))
 
 
 def _code(jit: JIT, code_id: int, location: Location) -> CodeType | None:
@@ -148,6 +155,8 @@ def _loop(code: CodeType, src: int, location: Location) -> LoopReport:
     lowered, trace = location.lowered, location.trace
     dst = lowered.lowering.rec.dst if lowered is not None else _target(code, src)
     report = LoopReport(_place(code, dst), dst, src, trace is not None, location.why, list(location.dropped))
+    lines = [line for start, end, line in code.co_lines() if line is not None and dst <= start <= src]
+    report.span = (min(lines), max(lines)) if lines else (report.place.line or 0, report.place.line or 0)
     if trace is None or lowered is None:
         return report
     report.iterations, report.entries = location["iterations"], location["entries"]
@@ -349,6 +358,9 @@ def _loop_text(report: LoopReport, code: bool) -> str:
         if ex.bridge is None and ex.why_no_bridge is not None:
             linked = f"  (no bridge: {_why_text(ex.why_no_bridge)})"
         out.append(f"    {ex.number:>3}: {taken:>8}  line {ex.place.line} ({kind}): {ex.guard}{linked}")
+    uncounted = report.entries - sum(ex.taken or 0 for ex in report.exits)
+    if uncounted > 0:  # native code counts the trace's own exits, not its bridges'
+        out.append(f"    left {uncounted} times by an exit of a bridge (not counted one by one)")
     for number, made in enumerate(report.bridges, 1):
         out.append(f"  bridge {number} from exit {made.exit_number}: {made.entries} entries, "
                    f"{made.size} bytes")
