@@ -167,7 +167,7 @@ def _loop(code: CodeType, src: int, location: Location) -> LoopReport:
     guards = _guards(lowered)
     for number, snapshot in enumerate(lowered.snapshots, 1):
         taken = counts[number][0] if number < len(counts) else None
-        guard = guards.get(id(snapshot)) or (_HEAD_CHECK if snapshot.offset == dst else _LOWERED_EXIT)
+        guard = guards.get(id(snapshot) if snapshot.normal else snapshot) or (_HEAD_CHECK if snapshot.offset == dst else _LOWERED_EXIT)
         report.exits.append(Exit(number, snapshot.offset, _place(code, snapshot.offset), guard,
                                  taken, snapshot.normal, why_no_bridge=location.bridge_why.get(number)))
     for index, (number, bridge, bridge_lowered, recorded, entries) in enumerate(zip(
@@ -196,18 +196,23 @@ def _target(code: CodeType, src: int) -> int:
     return src
 
 
-def _guards(lowered: Lowered) -> dict[int, str]:
-    """Snapshot (by identity) -> the op whose guard exits there, as text
-    (the trace's ops, and those of nested loops it runs inline)."""
+def _guards(lowered: Lowered) -> dict[object, str]:
+    """Snapshot -> the ops whose guards exit there, as text (the trace's
+    ops, and those of nested loops it runs inline). Side exits with equal
+    snapshots share one exit number (lower.py, exit_label: a type guard and
+    the branch after it, say), so they are found by value; exits that leave
+    the loop never share, and are found by identity (the key is the id)."""
     recs = {id(rec): rec for _, rec, _ in lowered.lowering.marks if rec is not None}
     recs[id(lowered.lowering.rec)] = lowered.lowering.rec
-    found: dict[int, str] = {}
+    found: dict[object, list[str]] = {}
     for rec in recs.values():
         lines = text.dump(rec).splitlines()[1:]
         for index, op in enumerate(rec.ops):
-            if op.snapshot is not None and id(op.snapshot) not in found:
-                found[id(op.snapshot)] = _op_text(lines[index])
-    return found
+            snapshot = op.snapshot
+            if snapshot is not None:
+                key = id(snapshot) if snapshot.normal else snapshot
+                found.setdefault(key, []).append(_op_text(lines[index]))
+    return {key: " or ".join(ops) for key, ops in found.items()}
 
 
 def _op_text(line: str) -> str:
