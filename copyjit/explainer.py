@@ -256,8 +256,8 @@ def _origins(lowered: Lowered) -> list[tuple[str, Place | None]]:
         while at < len(marks) and marks[at][0] == number:
             _, rec, op = marks[at]
             at += 1
-            if rec is None:
-                in_body = False
+            if rec is None:  # the body is done: what follows goes back to the head, or leaves
+                origin, in_body = ("the end of the iteration", None), False
                 continue
             if id(rec) not in dumps:
                 dumps[id(rec)] = (text.dump(rec).splitlines()[1:], rec.positions or [])
