@@ -155,7 +155,7 @@ def _loop(code: CodeType, src: int, location: Location) -> LoopReport:
     lowered, trace = location.lowered, location.trace
     dst = lowered.lowering.rec.dst if lowered is not None else _target(code, src)
     report = LoopReport(_place(code, dst), dst, src, trace is not None, location.why, list(location.dropped))
-    lines = [line for start, end, line in code.co_lines() if line is not None and dst <= start <= src]
+    lines = [line for start, end, line in code.co_lines() if line is not None and start <= src and end > dst]
     report.span = (min(lines), max(lines)) if lines else (report.place.line or 0, report.place.line or 0)
     if trace is None or lowered is None:
         return report
@@ -167,7 +167,8 @@ def _loop(code: CodeType, src: int, location: Location) -> LoopReport:
     guards = _guards(lowered)
     for number, snapshot in enumerate(lowered.snapshots, 1):
         taken = counts[number][0] if number < len(counts) else None
-        guard = guards.get(id(snapshot) if snapshot.normal else snapshot) or (_HEAD_CHECK if snapshot.offset == dst else _LOWERED_EXIT)
+        guard = guards.get(id(snapshot) if snapshot.normal else snapshot) \
+            or (_HEAD_CHECK if snapshot.offset == dst else _LOWERED_EXIT)
         report.exits.append(Exit(number, snapshot.offset, _place(code, snapshot.offset), guard,
                                  taken, snapshot.normal, why_no_bridge=location.bridge_why.get(number)))
     for index, (number, bridge, bridge_lowered, recorded, entries) in enumerate(zip(
