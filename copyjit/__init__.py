@@ -5,10 +5,13 @@
     @copyjit.jit                # or: only this function's loops
     def kernel(n): ...
     copyjit.stats()             # what it did
+    print(copyjit.explain(kernel))  # and with each loop: compiled or why not, exits, code
 
 Environment: COPYJIT=0 turns it off, COPYJIT_THRESHOLD=N sets how many
 backedges make a loop hot (1: trace at the first), COPYJIT_OPT switches
-optimizer passes off (see copyjit/opt/__init__.py).
+optimizer passes off (see copyjit/opt/__init__.py), COPYJIT_LOG streams
+trace events (copyjit/log.py), COPYJIT_PERF_MAP=1 writes a perf map
+(copyjit/perfmap.py).
 """
 
 from __future__ import annotations

@@ -177,3 +177,23 @@ def test_explain_runs_on_every_example_and_benchmark(program: Path) -> None:
     reasons = re.findall(r"NOT COMPILED: (.*)", done.stdout)
     assert len(reasons) == not_compiled
     assert all(reason and reason != "not recorded yet" for reason in reasons)
+
+
+def nested(n: int) -> float:
+    total = 0.0
+    for i in range(n):
+        x = 0.0
+        for _ in range(8):  # short and small: the outer trace runs it inline
+            x = x * 0.5 + i
+        total += x
+    return total
+
+
+def test_the_code_of_a_nested_loop_run_inline_is_tied_to_its_lines() -> None:
+    reports = explained(nested, 3000)
+    outer = reports[0]
+    assert outer.place.line == nested.__code__.co_firstlineno + 2 and outer.trace is not None
+    assert all(inst.origin != "?" for inst in outer.trace.instructions)
+    lines = {inst.place.line for inst in outer.trace.instructions if inst.place is not None}
+    inner_line = nested.__code__.co_firstlineno + 5  # x = x * 0.5 + i
+    assert inner_line in lines
