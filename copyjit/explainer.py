@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from copyjit.backend.runtime import EXIT
 from copyjit.opt import text
-from copyjit.trace.jit import Location, Why
+from copyjit.trace.jit import BRIDGE_EXITS, Location, Why
 
 if TYPE_CHECKING:
     from types import CodeType
@@ -95,6 +95,9 @@ class Code:
     optimized: list[TraceLine]
     instructions: list[Instruction]
     exit_number: int = 0  # for a bridge: the parent's exit it continues
+    # A bridge's own exits (not counted natively: `taken` is None); its
+    # other ends go back to the parent trace's loop head.
+    exits: list[Exit] = field(default_factory=list)
 
 
 @dataclass
@@ -177,6 +180,11 @@ def _loop(code: CodeType, src: int, location: Location) -> LoopReport:
         count = int.from_bytes(entries, "little", signed=True)
         made = _trace_code(f"bridge {index + 1} from exit {number}", bridge, bridge_lowered, recorded, count)
         made.exit_number = number
+        bridge_guards = _guards(bridge_lowered)
+        for own, snapshot in enumerate(bridge_lowered.snapshots):
+            guard = bridge_guards.get(id(snapshot) if snapshot.normal else snapshot) or _LOWERED_EXIT
+            made.exits.append(Exit(BRIDGE_EXITS * (index + 1) + own, snapshot.offset,
+                                   _place(code, snapshot.offset), guard, None, snapshot.normal))
         report.bridges.append(made)
         if number - 1 < len(report.exits):
             report.exits[number - 1].bridge = index
@@ -369,7 +377,10 @@ def _loop_text(report: LoopReport, code: bool) -> str:
         out.append(f"    left {uncounted} times by an exit of a bridge (not counted one by one)")
     for number, made in enumerate(report.bridges, 1):
         out.append(f"  bridge {number} from exit {made.exit_number}: {made.entries} entries, "
-                   f"{made.size} bytes")
+                   f"{made.size} bytes; its exits (not counted):")
+        for ex in made.exits:
+            kind = "leaves the loop" if ex.normal else "side exit"
+            out.append(f"    {ex.number:>6}  line {ex.place.line} ({kind}): {ex.guard}")
     if code:
         out.append(_code_text(report.trace))
         for made in report.bridges:

@@ -288,6 +288,7 @@ def _code(report: LoopReport, made: Code) -> str:
            f"{escape(_trace_text(made.recorded))}</pre></details>",
            f"<details><summary>optimized trace ({len(made.optimized) - 1} ops)</summary><pre>"
            f"{escape(_trace_text(made.optimized))}</pre></details>",
+           _bridge_exits(made),
            f"<p>the optimized ops, each with its uops and machine code ({len(made.instructions):,} "
            "instructions):</p>"]
     for number, (origin, place, lines) in enumerate(_groups(made)):
@@ -307,6 +308,19 @@ def _code(report: LoopReport, made: Code) -> str:
                    f'<pre class="asm">{escape(chr(10).join(lines))}</pre></details></div>')
     out.append("</div>")
     return "\n".join(out)
+
+
+def _bridge_exits(made: Code) -> str:
+    """A bridge's own exits: where each resumes (native code does not count them)."""
+    if not made.exits:
+        return ""
+    rows = ['<table class="exits"><tr><th class="num">exit</th><th>line</th><th>kind</th><th>guard</th></tr>']
+    for ex in made.exits:
+        rows.append(f'<tr><td class="num">{ex.number}</td><td>{ex.place.line}</td>'
+                    f'<td>{"leaves the loop" if ex.normal else "side exit"}</td>'
+                    f"<td><code>{escape(ex.guard)}</code></td></tr>")
+    rows.append("</table>")
+    return "<p>its exits (not counted one by one):</p>" + "\n".join(rows)
 
 
 def _trace_text(lines: list[TraceLine]) -> str:
