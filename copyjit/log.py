@@ -110,10 +110,12 @@ class Log:
     def pass_done(self, name: str, before: Recording, after: Recording) -> None:
         self._passes.append(f"{name} {len(after.ops) - len(before.ops):+d}")
 
-    def emitted(self, code: CodeType, location: Location, trace: Trace, bridge: int | None) -> None:
-        ops = self._ops_before + sum(int(p.split()[1]) for p in self._passes)
+    def optimized(self, location: Location, optimized: Recording, bridge: int | None = None) -> None:
         passes = ", ".join(self._passes) or "no passes"
-        self._line("optimized", location, f"{self._ops_before} -> {ops} ops ({passes})", bridge)
+        ops = f"{self._ops_before} -> {len(optimized.ops)} ops"
+        self._line("optimized", location, f"{ops} ({passes})", bridge)
+
+    def emitted(self, code: CodeType, location: Location, trace: Trace, bridge: int | None) -> None:
         where = f"{trace.size} bytes at {trace.address:#x}"
         self._line("emitted", location, f"{where}, {len(trace.instructions)} uops", bridge)
         if bridge is None:

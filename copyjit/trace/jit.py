@@ -458,6 +458,8 @@ class JIT:
             if log is not None:
                 log.recorded(code, location, recording)
             optimized = optimize(recording, self.opt_off, report=None if log is None else log.pass_done)
+            if log is not None:
+                log.optimized(location, optimized)
             lowered = lower(optimized, counter)
             for what, count in recording.inlining.items():
                 self.stats.calls[what] += count
@@ -522,6 +524,8 @@ class JIT:
             if log is not None:
                 log.recorded(code, location, recording, number)
             optimized = optimize(recording, self.opt_off, report=None if log is None else log.pass_done)
+            if log is not None:
+                log.optimized(location, optimized, number)
             entries = bytearray(8)
             bridge = lower_bridge(optimized, lowered, number, first_exit, loop_address,
                                   buffer_address(entries))
