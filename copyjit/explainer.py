@@ -17,6 +17,7 @@ from __future__ import annotations
 import linecache
 import os
 from dataclasses import dataclass, field
+from struct import iter_unpack
 from typing import TYPE_CHECKING
 
 from copyjit.backend.runtime import EXIT
@@ -95,8 +96,8 @@ class Code:
     optimized: list[TraceLine]
     instructions: list[Instruction]
     exit_number: int = 0  # for a bridge: the parent's exit it continues
-    # A bridge's own exits (not counted natively: `taken` is None); its
-    # other ends go back to the parent trace's loop head.
+    # A bridge's own exits (each counts itself: lower.py, run_bridge); its
+    # other way out goes back to the parent trace's loop head.
     exits: list[Exit] = field(default_factory=list)
 
 
@@ -181,10 +182,12 @@ def _loop(code: CodeType, src: int, location: Location) -> LoopReport:
         made = _trace_code(f"bridge {index + 1} from exit {number}", bridge, bridge_lowered, recorded, count)
         made.exit_number = number
         bridge_guards = _guards(bridge_lowered)
+        taken = [count for (count,) in iter_unpack("<q", bridge_lowered.lowering.exit_counts)]
         for own, snapshot in enumerate(bridge_lowered.snapshots):
             guard = bridge_guards.get(id(snapshot) if snapshot.normal else snapshot) or _LOWERED_EXIT
             made.exits.append(Exit(BRIDGE_EXITS * (index + 1) + own, snapshot.offset,
-                                   _place(code, snapshot.offset), guard, None, snapshot.normal))
+                                   _place(code, snapshot.offset), guard,
+                                   taken[own] if own < len(taken) else None, snapshot.normal))
         report.bridges.append(made)
         if number - 1 < len(report.exits):
             report.exits[number - 1].bridge = index
@@ -372,15 +375,13 @@ def _loop_text(report: LoopReport, code: bool) -> str:
         if ex.bridge is None and ex.why_no_bridge is not None:
             linked = f"  (no bridge: {_why_text(ex.why_no_bridge)})"
         out.append(f"    {ex.number:>3}: {taken:>8}  line {ex.place.line} ({kind}): {ex.guard}{linked}")
-    uncounted = report.entries - sum(ex.taken or 0 for ex in report.exits)
-    if uncounted > 0:  # native code counts the trace's own exits, not its bridges'
-        out.append(f"    left {uncounted} times by an exit of a bridge (not counted one by one)")
     for number, made in enumerate(report.bridges, 1):
         out.append(f"  bridge {number} from exit {made.exit_number}: {made.entries} entries, "
-                   f"{made.size} bytes; its exits (not counted):")
+                   f"{made.size} bytes; its exits:")
         for ex in made.exits:
             kind = "leaves the loop" if ex.normal else "side exit"
-            out.append(f"    {ex.number:>6}  line {ex.place.line} ({kind}): {ex.guard}")
+            taken = "?" if ex.taken is None else str(ex.taken)
+            out.append(f"    {ex.number:>6}: {taken:>8}  line {ex.place.line} ({kind}): {ex.guard}")
     if code:
         out.append(_code_text(report.trace))
         for made in report.bridges:

@@ -311,16 +311,19 @@ def _code(report: LoopReport, made: Code) -> str:
 
 
 def _bridge_exits(made: Code) -> str:
-    """A bridge's own exits: where each resumes (native code does not count them)."""
+    """A bridge's own exits: where each resumes, and how often it was taken."""
     if not made.exits:
         return ""
-    rows = ['<table class="exits"><tr><th class="num">exit</th><th>line</th><th>kind</th><th>guard</th></tr>']
+    rows = ['<table class="exits"><tr><th class="num">exit</th><th class="num">taken</th><th>line</th>'
+            "<th>kind</th><th>guard</th></tr>"]
     for ex in made.exits:
-        rows.append(f'<tr><td class="num">{ex.number}</td><td>{ex.place.line}</td>'
+        taken = "?" if ex.taken is None else f"{ex.taken:,}"
+        rows.append(f'<tr><td class="num">{ex.number}</td><td class="num">{taken}</td>'
+                    f"<td>{ex.place.line}</td>"
                     f'<td>{"leaves the loop" if ex.normal else "side exit"}</td>'
                     f"<td><code>{escape(ex.guard)}</code></td></tr>")
     rows.append("</table>")
-    return "<p>its exits (not counted one by one):</p>" + "\n".join(rows)
+    return "<p>its exits:</p>" + "\n".join(rows)
 
 
 def _trace_text(lines: list[TraceLine]) -> str:

@@ -13,15 +13,19 @@ The JIT calls this only when it is on (JIT.log is None otherwise), and
 only where it compiles or drops a trace, never from native code. Entries
 and exits are counted natively; to see them the JIT asks the native
 callback to call it back at every entry while `entered` or `exited` is
-logged (JIT.track_entries), so an exit is logged when the loop is next
-entered, or when the JIT is disabled (the program's end), with the number
-of times each exit was taken since.
+logged (JIT.track), so an exit is logged when the loop is next entered, or
+when the JIT is disabled (the program's end), with the number of times
+each exit was taken since: the trace's exits as native code counts them,
+a bridge's as it counts them itself (lower.py, run_bridge). (A loop whose
+trace an enclosing loop's trace runs is entered without the callback: its
+exits are then logged in bulk.)
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from struct import iter_unpack
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -76,8 +80,8 @@ class Log:
         self.chosen, self.out = chosen, out
         self.entries = bool(chosen & set(RUN_EVENTS))  # the JIT must call back at every entry
         self._names: dict[int, str] = {}  # id(location) -> its loop's name
-        self._seen_exits: dict[int, bytes] = {}  # id(location) -> its exit counters when last looked at
-        self._inside: set[int] = set()  # id(location): entered, its exit not logged yet
+        # id(location) -> its exit counters when last looked at: the trace's, then each bridge's
+        self._seen: dict[int, tuple[bytes, ...]] = {}
         self._passes: list[str] = []
         self._ops_before = 0
 
@@ -119,7 +123,7 @@ class Log:
         where = f"{trace.size} bytes at {trace.address:#x}"
         self._line("emitted", location, f"{where}, {len(trace.instructions)} uops", bridge)
         if bridge is None:
-            self._seen_exits.pop(id(location), None)
+            self._seen.pop(id(location), None)
 
     def aborted(self, code: CodeType, location: Location, abort: Abort, bridge: int | None = None) -> None:
         where = ""
@@ -131,7 +135,7 @@ class Log:
         self._line("aborted", location, abort.reason + where, bridge)
 
     def invalidated(self, location: Location, reason: str) -> None:
-        self._seen_exits.pop(id(location), None)
+        self._seen.pop(id(location), None)
         self._line("invalidated", location, reason)
 
     def blacklisted(self, location: Location, reason: str) -> None:
@@ -143,27 +147,26 @@ class Log:
         """The loop is about to be entered natively: first the exits taken
         since it was last looked at."""
         self.exits(location)
-        self._inside.add(id(location))
         self._line("entered", location, f"entry {location['entries'] + 1}")
 
     def exits(self, location: Location) -> None:
-        from copyjit.backend.runtime import EXIT
-
-        now = bytes(location.exits)
-        before = self._seen_exits.get(id(location), bytes(len(now)))
-        self._seen_exits[id(location)] = now
-        inside = id(location) in self._inside
-        self._inside.discard(id(location))
-        if "exited" not in self.chosen or len(before) != len(now):
+        """Log the exits taken since the last look: the trace's (counted by
+        native code per exit number) and its bridges' (each counts itself)."""
+        bridges = [bytes(bridge.lowering.exit_counts) for bridge in location.bridge_lowered]
+        now = (bytes(location.exits), *bridges)
+        before = self._seen.get(id(location), ())
+        self._seen[id(location)] = now
+        if "exited" not in self.chosen:
             return
-        was = list(EXIT.iter_unpack(before))
-        counted = False
-        for number, (taken, _) in enumerate(EXIT.iter_unpack(now)):
-            if taken > was[number][0]:
-                counted = True
-                self._line("exited", location, _exit_text(location, number, taken - was[number][0]))
-        if inside and not counted:  # native code counts the trace's own exits only
-            self._line("exited", location, "by an exit of one of its bridges")
+        for part, counts in enumerate(now):
+            same = part < len(before) and len(before[part]) == len(counts)  # else new: from zero
+            old = before[part] if same else bytes(len(counts))
+            for number, (was, taken) in enumerate(zip(_taken(part, old), _taken(part, counts), strict=True)):
+                if taken > was:
+                    text = _exit_text(location, number, taken - was) if part == 0 else \
+                        _bridge_exit_text(location, part - 1, number, taken - was)
+                    self._line("exited", location, text)
+
 
     def finish(self, locations: list[Location]) -> None:
         """The program's end: the exits not logged yet."""
@@ -171,6 +174,27 @@ class Log:
             if location.trace is not None:
                 self.exits(location)
         self.out.flush()
+
+
+def _taken(part: int, counts: bytes) -> list[int]:
+    """Times taken per exit: the trace's exit_counters (taken, limit), or a bridge's int64s."""
+    from copyjit.backend.runtime import EXIT
+
+    if part == 0:
+        return [taken for taken, _ in EXIT.iter_unpack(counts)]
+    return [taken for (taken,) in iter_unpack("<q", counts)]
+
+
+def _bridge_exit_text(location: Location, index: int, own: int, times: int) -> str:
+    from copyjit.trace.jit import BRIDGE_EXITS, _line_of
+
+    bridge = location.bridge_lowered[index]
+    snapshot = bridge.snapshots[own]
+    kind = "leaving the loop" if snapshot.normal else "side exit"
+    line = _line_of(bridge.lowering.rec.code, snapshot.offset)
+    text = (f"exit {BRIDGE_EXITS * (index + 1) + own} of bridge {index + 1} (from exit "
+            f"{location.bridge_exits[index]}; line {line}, {kind}, resumes at bytecode {snapshot.offset})")
+    return text + (f", {times} times" if times > 1 else "")
 
 
 def _exit_text(location: Location, number: int, times: int) -> str:

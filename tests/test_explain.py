@@ -204,3 +204,33 @@ def test_the_code_of_a_nested_loop_run_inline_is_tied_to_its_lines() -> None:
     lines = {inst.place.line for inst in outer.trace.instructions if inst.place is not None}
     inner_line = nested.__code__.co_firstlineno + 5  # x = x * 0.5 + i
     assert inner_line in lines
+
+
+def countdown(n: int) -> int:
+    steps = 0
+    while n > 0:
+        if n % 3:
+            n -= 1
+        else:
+            n -= 2  # a bridge's path, at which the loop ends as often as at the trace's
+        steps += 1
+    return steps
+
+
+def test_every_entry_is_counted_at_one_exit_of_the_trace_or_of_a_bridge() -> None:
+    jit = JIT(1)
+    jit.enable(countdown.__code__)
+    try:
+        for start in range(100, 400):
+            countdown(start)
+    finally:
+        jit.disable()
+    [report] = explainer.collect(jit, [countdown.__code__])
+    assert report.bridges and report.entries > 250
+    bridge_exits = [ex for bridge in report.bridges for ex in bridge.exits]
+    assert all(ex.taken is not None for ex in bridge_exits)
+    assert sum(ex.taken or 0 for ex in bridge_exits if ex.normal) > 250  # counted by the bridge's own code
+    trace_exits = sum(ex.taken or 0 for ex in report.exits)
+    assert trace_exits + sum(ex.taken or 0 for ex in bridge_exits) == report.entries
+    text = explainer.render([report], code=False)
+    assert re.search(r"\n +1000\d\d: +[1-9]\d*  line \d+ \(leaves the loop\)", text)

@@ -533,7 +533,8 @@ class JIT:
                 self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
-            trace = emit(bridge.instructions, constants=(*bridge.constants, entries))
+            counters = (entries, bridge.lowering.exit_counts)  # written by its code: live as long
+            trace = emit(bridge.instructions, constants=(*bridge.constants, *counters))
             self.stats.emitting_seconds += time.perf_counter() - lap
             if log is not None:
                 log.emitted(code, location, trace, number)

@@ -132,6 +132,7 @@ class _Lowering:
         self.leave_label, self.leave_used = "leave", False  # the end exit stubs share
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
+        self.exit_counts = bytearray()  # a bridge's: how often each of its exits was taken
 
     def _bridge_layout(self) -> int:
         """A bridge runs in its parent's activation: the parent's homes and
@@ -310,9 +311,16 @@ class _Lowering:
         parent_snapshot = self.parent.snapshots[self.exit_number - 1]
         stub = self.parent.stub(self.exit_number, parent_snapshot, None, released=True, shared=False)
         self.lines += stub[1:]
+        # Native code counts a loop trace's exits by the number it returns,
+        # but not a bridge's (beyond its record's): each of its exits counts
+        # itself, for `python -m copyjit explain` (the trace keeps the counters).
+        self.exit_counts = bytearray(8 * len(self.snapshots))
+        counts = buffer_address(self.exit_counts)
         for number, snapshot in enumerate(self.snapshots):
             stub = self.stub(self.first_exit + number, snapshot, None, self.exit_spills[number])
             stub[0] = f"exit{number + 1}:"
+            # After the spills, where the exits sharing this stub join it.
+            stub.insert(1 + len(self.exit_spills[number]), f"    _COUNT operand0={counts + 8 * number}")
             self.lines += self.shared(stub, number + 1)
         return self.finish(bytearray())
 
