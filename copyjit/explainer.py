@@ -25,6 +25,7 @@ from copyjit.opt import text
 from copyjit.trace.jit import BRIDGE_EXITS, Location, Why
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import CodeType
 
     from copyjit.backend.emitter import Trace
@@ -171,7 +172,7 @@ def _loop(code: CodeType, src: int, location: Location) -> LoopReport:
     guards = _guards(lowered)
     for number, snapshot in enumerate(lowered.snapshots, 1):
         taken = counts[number][0] if number < len(counts) else None
-        guard = guards.get(id(snapshot) if snapshot.normal else snapshot) \
+        guard = guards(number) \
             or (_HEAD_CHECK if snapshot.offset == dst else _LOWERED_EXIT)
         report.exits.append(Exit(number, snapshot.offset, _place(code, snapshot.offset), guard,
                                  taken, snapshot.normal, why_no_bridge=location.bridge_why.get(number)))
@@ -184,7 +185,7 @@ def _loop(code: CodeType, src: int, location: Location) -> LoopReport:
         bridge_guards = _guards(bridge_lowered)
         taken = [count for (count,) in iter_unpack("<q", bridge_lowered.lowering.exit_counts)]
         for own, snapshot in enumerate(bridge_lowered.snapshots):
-            guard = bridge_guards.get(id(snapshot) if snapshot.normal else snapshot) or _LOWERED_EXIT
+            guard = bridge_guards(own + 1) or _LOWERED_EXIT
             made.exits.append(Exit(BRIDGE_EXITS * (index + 1) + own, snapshot.offset,
                                    _place(code, snapshot.offset), guard,
                                    taken[own] if own < len(taken) else None, snapshot.normal))
@@ -208,23 +209,34 @@ def _target(code: CodeType, src: int) -> int:
     return src
 
 
-def _guards(lowered: Lowered) -> dict[object, str]:
-    """Snapshot -> the ops whose guards exit there, as text (the trace's
-    ops, and those of nested loops it runs inline). Side exits with equal
+def _guards(lowered: Lowered) -> Callable[[int], str | None]:
+    """Exit number -> the ops whose guards exit there, as text (the trace's
+    ops, and those of nested loops it runs inline): the op whose snapshot
+    the exit was made for and, since the trace's side exits with equal
     snapshots share one exit number (lower.py, exit_label: a type guard and
-    the branch after it, say), so they are found by value; exits that leave
-    the loop never share, and are found by identity (the key is the id)."""
-    recs = {id(rec): rec for _, rec, _ in lowered.lowering.marks if rec is not None}
-    recs[id(lowered.lowering.rec)] = lowered.lowering.rec
-    found: dict[object, list[str]] = {}
+    the branch after it, say), the ops of its recording with an equal one."""
+    lowering = lowered.lowering
+    recs = {id(rec): rec for _, rec, _ in lowering.marks if rec is not None}
+    recs[id(lowering.rec)] = lowering.rec
+    by_identity: dict[int, list[str]] = {}
+    by_value: dict[tuple[int, Snapshot], list[str]] = {}
     for rec in recs.values():
         lines = text.dump(rec).splitlines()[1:]
         for index, op in enumerate(rec.ops):
             snapshot = op.snapshot
             if snapshot is not None:
-                key = id(snapshot) if snapshot.normal else snapshot
-                found.setdefault(key, []).append(_op_text(lines[index]))
-    return {key: " or ".join(ops) for key, ops in found.items()}
+                by_identity.setdefault(id(snapshot), []).append(_op_text(lines[index]))
+                by_value.setdefault((id(rec), snapshot), []).append(_op_text(lines[index]))
+
+    def guard(number: int) -> str | None:
+        snapshot = lowered.snapshots[number - 1]
+        owner = lowering.exit_owner[number - 1] if number <= len(lowering.exit_owner) else lowering
+        ops = list(by_identity.get(id(snapshot), ()))
+        if ops and not snapshot.normal and owner is lowering:  # shared with equal snapshots
+            ops += [op for op in by_value.get((id(owner.rec), snapshot), ()) if op not in ops]
+        return " or ".join(ops) if ops else None
+
+    return guard
 
 
 def _op_text(line: str) -> str:
