@@ -371,6 +371,8 @@ def _loop_text(report: LoopReport, code: bool) -> str:
         out.append(f"  not compiled: {_why_text(report.why)}")
         if report.why is not None and report.why.line is not None and report.why.filename:
             out.append(f"    line {report.why.line}: {_source(report.why.filename, report.why.line)}")
+    if report.compiled and report.why is not None:  # transient: the int too big that time, say
+        out.append(f"  compiled after recordings that failed: {_why_text(report.why)}")
     for dropped in report.dropped:
         out.append(f"  a trace was dropped: {dropped}")
     if report.trace is None:

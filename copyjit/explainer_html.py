@@ -241,6 +241,8 @@ def _loop(report: LoopReport) -> str:
         if why is not None and why.line is not None and why.filename:
             out.append(f'<p>line <a href="#{_line_id(why.filename, why.line)}">{why.line}</a>: '
                        f"<code>{escape(_source(why.filename, why.line))}</code></p>")
+    if report.compiled and report.why is not None:
+        out.append(f"<p>compiled after recordings that failed: {escape(_why_text(report.why))}</p>")
     for dropped in report.dropped:
         out.append(f"<p>a trace was dropped: {escape(dropped)}</p>")
     if report.trace is not None:
