@@ -599,8 +599,10 @@ class JIT:
         if location.early_exit_due():
             hot = [number for number, (taken, limit) in enumerate(EXIT.iter_unpack(location.exits))
                    if limit and taken >= limit]
-            self.discard(location, src, f"exit {', '.join(map(str, hot))} taken {HOT_EXIT} times "
-                                        "without a bridge: recorded again")
+            names = ", ".join("0 (a local of another type at entry)" if number == ENTRY_EXIT else str(number)
+                              for number in hot)
+            self.discard(location, src, f"exit {names} taken {HOT_EXIT} times without a bridge: "
+                                        "recorded again")
         if tracking and location.trace is not None:
             self.track(location)
 
