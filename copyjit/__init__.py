@@ -5,10 +5,13 @@
     @copyjit.jit                # or: only this function's loops
     def kernel(n): ...
     copyjit.stats()             # what it did
+    print(copyjit.explain(kernel))  # and with each loop: compiled or why not, exits, code
 
 Environment: COPYJIT=0 turns it off, COPYJIT_THRESHOLD=N sets how many
 backedges make a loop hot (1: trace at the first), COPYJIT_OPT switches
-optimizer passes off (see copyjit/opt/__init__.py).
+optimizer passes off (see copyjit/opt/__init__.py), COPYJIT_LOG streams
+trace events (copyjit/log.py), COPYJIT_PERF_MAP=1 writes a perf map
+(copyjit/perfmap.py).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
 
     from copyjit.trace.jit import JIT
 
-__all__ = ["disable", "enable", "jit", "stats"]
+__all__ = ["disable", "enable", "explain", "jit", "stats"]
 
 
 def _threshold() -> int:
@@ -81,3 +84,15 @@ def stats() -> dict[str, Any]:
     seconds spent recording, optimizing and emitting, and compile_seconds:
     for each trace and bridge, from its loop found hot to native code."""
     return _jit().stats.as_dict()
+
+
+def explain(function: object = None, code: bool = True) -> str:
+    """What the JIT did with the hot loops of `function` (and the functions
+    defined in it), or with every hot loop so far: compiled or why not,
+    entries, exits per guard, bridges, and (`code`) the recorded and
+    optimized traces and the machine code. Plain text, as
+    `python -m copyjit explain` prints it."""
+    from copyjit import explainer as explaining
+
+    codes = None if function is None else explaining.codes_of(function)
+    return explaining.render(explaining.collect(_jit(), codes), code)

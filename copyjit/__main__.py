@@ -102,6 +102,7 @@ class RunOptions:
 
     def __init__(self) -> None:
         self.stats = False
+        self.perf_map = False
         self.stats_json: str | None = None
         self.threshold: int | None = None
         self.module: str | None = None
@@ -114,7 +115,7 @@ class RunOptions:
 _RUN_VALUES: dict[str, tuple[str, type]] = {
     "--stats-json": ("stats_json", str), "--threshold": ("threshold", int), "-m": ("module", str),
 }
-_RUN_LONG = ("--help", "--no-opt", "--stats", "--stats-json", "--threshold")
+_RUN_LONG = ("--help", "--no-opt", "--perf-map", "--stats", "--stats-json", "--threshold")
 
 
 def _ambiguous(word: str) -> bool:
@@ -141,8 +142,8 @@ def parse_run(argv: list[str]) -> RunOptions | None:
         if not word.startswith("-"):
             options.target, options.args = word, list(words)
             return options
-        if word == "--stats":
-            options.stats = True
+        if word in ("--stats", "--perf-map"):
+            setattr(options, word[2:].replace("-", "_"), True)
             continue
         value = next(words, "-")
         if word not in _RUN_VALUES or value.startswith("-"):
@@ -178,7 +179,50 @@ def cmd_run(args: argparse.Namespace | RunOptions) -> int:
     from copyjit import run
 
     target, rest, module = _program("run", args)
+    if args.perf_map:
+        _perf_map()
     return run.run(target, rest, module, args.threshold, args.stats, args.stats_json, args.no_opt or ())
+
+
+def _perf_map() -> None:
+    """--perf-map: as COPYJIT_PERF_MAP=1, for this process only."""
+    import copyjit
+    from copyjit.perfmap import PerfMap
+
+    if not copyjit._off():
+        copyjit._jit().perf_map = PerfMap()
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Run the program with the JIT, then report on every loop that got hot."""
+    import copyjit
+    from copyjit import run
+
+    target, rest, module = _program("explain", args)
+    jit = copyjit._jit()
+    jit.codes = []  # keep every code alive: a module's own loops die with it otherwise
+
+    def report() -> None:
+        from copyjit import explainer as explain
+
+        reports = explain.collect(jit)
+        if args.html:
+            from copyjit import explainer_html as explain_html
+
+            with open(args.html, "w") as file:
+                file.write(explain_html.render(reports))
+            print(f"copyjit explain: wrote {args.html}", file=sys.stderr)
+        if args.html and not args.output:
+            return
+        written = explain.render(reports, code=not args.summary)
+        if args.output:
+            with open(args.output, "w") as file:
+                file.write(written)
+        else:
+            sys.stdout.flush()
+            print(written, end="")
+
+    return run.run(target, rest, module, args.threshold, False, None, args.no_opt or (), report)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -210,6 +254,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("run", help="run a script (or -m MODULE) as python would, with the JIT on")
     p.add_argument("--stats", action="store_true", help="print what the JIT did to stderr at exit")
+    p.add_argument("--perf-map", action="store_true",
+                   help="write /tmp/perf-PID.map for Linux perf (env COPYJIT_PERF_MAP=1)")
     p.add_argument("--stats-json", metavar="FILE", help="write the same as JSON")
     p.add_argument("--threshold", type=int, metavar="N",
                    help="backedges before a loop is traced (1: the first; env COPYJIT_THRESHOLD)")
@@ -219,6 +265,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?", metavar="SCRIPT")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_run)
+
+    p = commands.add_parser("explain", help="run a script (or -m MODULE) with the JIT, then show for "
+                                            "every hot loop whether it was compiled (and why not), its "
+                                            "traces, exits, bridges and machine code")
+    p.add_argument("--threshold", type=int, metavar="N",
+                   help="backedges before a loop is traced (1: the first; env COPYJIT_THRESHOLD)")
+    p.add_argument("--no-opt", action="append", metavar="PASS",
+                   help="switch an optimizer pass off (repeatable)")
+    p.add_argument("--summary", action="store_true", help="only the loops, their state, exits and bridges: "
+                                                          "no traces or machine code")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE, not stdout")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page (and no text, unless -o)")
+    p.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
+    p.add_argument("target", nargs="?", metavar="SCRIPT")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_explain)
 
     p = commands.add_parser("diff", help="run a script (or -m MODULE) under CPython and under the JIT, and "
                                          "show the first difference in exit code, output or files written")

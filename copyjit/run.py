@@ -12,7 +12,7 @@ import copyjit
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from types import CodeType, TracebackType
 
 _OURS = (os.path.dirname(os.path.abspath(copyjit.__file__)), "<frozen runpy>", runpy.__file__)
@@ -103,7 +103,9 @@ def _source_code(path: str) -> CodeType | None:
 
 
 def run(target: str, args: list[str], module: bool, threshold: int | None,
-        stats_to_stderr: bool, stats_json: str | None, no_opt: Sequence[str] = ()) -> int:
+        stats_to_stderr: bool, stats_json: str | None, no_opt: Sequence[str] = (),
+        at_end: Callable[[], None] | None = None) -> int:
+    """`at_end`: called once the program is done (explain's report)."""
     if stats_json:  # imported before the program's directory is on the path
         import json  # noqa: F401
     sys.argv = [target, *args]
@@ -129,6 +131,8 @@ def run(target: str, args: list[str], module: bool, threshold: int | None,
             import _signal
 
             _report(stats_to_stderr, stats_json)
+            if at_end is not None:
+                at_end()
             sys.stdout.flush()
             _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
             os.kill(os.getpid(), _signal.SIGINT)
@@ -136,4 +140,6 @@ def run(target: str, args: list[str], module: bool, threshold: int | None,
     finally:
         copyjit.disable()
         _report(stats_to_stderr, stats_json)
+        if at_end is not None:
+            at_end()
     return 0

@@ -63,6 +63,7 @@ _NON_ESCAPING = frozenset({
     "__builtin_add_overflow", "__builtin_sub_overflow", "__builtin_mul_overflow",
     "__builtin_memcpy",
     "Py_INCREF", "PyList_GET_SIZE", "PyList_GET_ITEM", "PyTuple_GET_SIZE", "PyTuple_GET_ITEM",
+    "PyUnicode_GET_LENGTH",
     "DK_UNICODE_ENTRIES", "PyList_SET_ITEM", "PyCell_GET", "PyCell_SET",
     "__builtin_elementwise_sqrt", "__builtin_fabs", "isinf", "isnan", "isfinite",
     "isnormal", "__builtin_copysign",
@@ -1016,6 +1017,12 @@ def _objects() -> list[Uop]:
             "res = Py_SIZE(a);",
             regs="a:o -- res:i",
             doc="res = len(a) for a guarded list or tuple",
+        ),
+        uop(
+            "_LEN_STR_O",
+            "res = PyUnicode_GET_LENGTH(a);",
+            regs="a:o -- res:i",
+            doc="res = len(a) for a guarded str (its length in code points)",
         ),
         uop(
             "_LIST_APPEND_O",

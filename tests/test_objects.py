@@ -175,6 +175,29 @@ def test_list_indexing_assignment_append_and_len() -> None:
     differential(list_work, 300)
 
 
+def words(items: list[str]) -> tuple[int, int, int]:
+    """`if w:` and `len(w)` of strs: _LEN_STR_O (docs/adding-a-uop.md)."""
+    empty = letters = wide = 0
+    for w in items:
+        if w:
+            letters += len(w)
+        else:
+            empty += 1
+        if len(w) > 3:  # code points, not bytes: "héllo" and "日本語です" too
+            wide += 1
+    return empty, letters, wide
+
+
+def test_the_truth_and_the_length_of_a_str() -> None:
+    items = ["", "a", "héllo", "日本語です", "🐍" * 4, "x" * 100] * 50
+    stats = differential(words, items)
+    assert stats["aborts"] == {} and stats["bridges"] >= 1  # the empty str's branch
+    # Not a str: another type where the recording saw one leaves by the
+    # type's guard (the interpreter then raises or goes on, as without the JIT).
+    differential(words, ["ab", "cd", None, "ef"] * 10 + ["", *["xyz"] * 40], native=False)
+    differential(words, ["abc"] * 20 + [b"bytes", *["xyz"] * 20])
+
+
 def index_error(n: int) -> int:
     xs = [1, 2, 3] * 10
     total = 0

@@ -62,9 +62,11 @@ def disabled_passes(setting: str | None = None, extra: Iterable[str] = ()) -> fr
 
 
 def optimize(rec: Recording, off: frozenset[str] = frozenset(), check: bool | None = None,
-             loop: bool = True) -> Recording:
+             loop: bool = True,
+             report: Callable[[str, Recording, Recording], None] | None = None) -> Recording:
     """The recording after every pass of PIPELINE not in `off` (a bridge's,
-    not `loop`, after those not in LOOPS_ONLY)."""
+    not `loop`, after those not in LOOPS_ONLY); `report` (COPYJIT_LOG) is
+    told each pass's name, its input and its output."""
     check = os.environ.get("COPYJIT_VERIFY") == "1" if check is None else check
     if check:
         from copyjit.opt.verify import verify
@@ -72,7 +74,9 @@ def optimize(rec: Recording, off: frozenset[str] = frozenset(), check: bool | No
         verify(rec, "recording")
     for name in PIPELINE:
         if name not in off and (loop or name not in LOOPS_ONLY):
-            rec = PASSES[name](rec)
+            before, rec = rec, PASSES[name](rec)
             if check:
                 verify(rec, name)
+            if report is not None:
+                report(name, before, rec)
     return rec

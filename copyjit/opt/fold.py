@@ -117,7 +117,7 @@ def fold(rec: Recording) -> Recording:
             holds = _COMPARE[comparison](constant[args[0]], constant[args[1]])
             if holds == outcome:  # it never leaves
                 dropped.add(index)
-    folded = Recording(rec.code, rec.dst, rec.src, ops, rec.slots, rec.stored, rec.constants)
+    folded = Recording(rec.code, rec.dst, rec.src, ops, rec.slots, rec.stored, rec.constants, rec.positions)
     return rewrite(folded, dropped, replace)
 
 

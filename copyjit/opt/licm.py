@@ -132,6 +132,7 @@ def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, 
     of them are among the `moved` ops, dropped)."""
     number: dict[int, int] = {}
     ops: list[Op] = []
+    origin: list[int] = []  # per new op, the op it comes from (for positions)
     loaded: list[int] = []
     for index in sorted(moved):
         op = rec.ops[index]
@@ -140,18 +141,25 @@ def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, 
         snapshot = Snapshot(rec.dst, (), drop=tuple(number[v] for v in loaded))
         number[index] = len(ops)
         ops.append(Op(op.name, op.kind, tuple(number[a] for a in op.args), op.arg, snapshot))
+        origin.append(index)
         if index in chain:
             loaded.append(index)
     ops += [Op("release", "", (number[v],)) for v in loaded]
+    origin += loaded
     ops.append(Op("loop_head", ""))
+    origin.append(0)
     for index, op in enumerate(rec.ops):
         if index in fixed:
             number[index] = len(ops)
             ops.append(Op("const_b" if index in borrowed else "const_o", "o", (), fixed[index]))
+            origin.append(index)
         elif index not in moved:
             number[index] = len(ops)
             ops.append(_renumbered(op, number))
-    return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants)
+            origin.append(index)
+    positions = None if rec.positions is None else [rec.positions[index] for index in origin]
+    return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants,
+                     positions)
 
 
 def _renumbered(op: Op, number: dict[int, int]) -> Op:

@@ -186,7 +186,8 @@ def cse(rec: Recording) -> Recording:
 # binary op that may leave for Python's answer (an int overflow) is pure;
 # one that may leave because Python raises (division by zero, a negative
 # shift, math.sqrt(-1)) is not: dropping it would drop the exception.
-_PURE = frozenset({"load", "const", "to_float", "compare_bool", "not", "unbox_bool", "neg", "null"})
+_PURE = frozenset({"load", "const", "to_float", "compare_bool", "not", "unbox_bool", "neg", "null",
+                   "len_str"})
 _PURE_BINARY = frozenset({"add", "sub", "mul", "and", "or", "xor"})
 _PURE_MATH = frozenset({"ABS", "MIN", "MAX"})
 

@@ -33,7 +33,11 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
                 snapshot = Snapshot(snapshot.offset, stack, snapshot.normal, reraise, snapshot.on_frame, drop)
         ops.append(op if args == op.args and snapshot is op.snapshot else
                    Op(op.name, op.kind, args, op.arg, snapshot))
-    return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants)
+    positions = rec.positions
+    if positions is not None:  # each kept op's, in its new order
+        positions = [position for index, position in enumerate(positions) if index not in dropped]
+    return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants,
+                     positions)
 
 
 def _resolved(value: int, replace: dict[int, int]) -> int:

@@ -26,7 +26,7 @@ SIGNATURES: dict[str, str] = {
     "store_global": "o ->", "attr_module": "o -> o", "attr": "o -> o", "call": "o ? * -> o",
     "binary_o": "o o -> o", "add_int_o": "o i -> o", "compare_o": "o o -> o", "get_iter": "o -> o",
     "guard_done": "o ->", "loop_head": "->", "const_b": "-> o",
-    "inner_input": "-> K", "inner_loop": "? * ->", "len": "o -> i", "append": "o o ->",
+    "inner_input": "-> K", "inner_loop": "? * ->", "len": "o -> i", "len_str": "o -> i", "append": "o o ->",
     "subscr_list": "o i -> o", "subscr_tuple": "o i -> o", "store_subscr_list": "o o i ->",
     "list_next": "-> o", "tuple_next": "-> o", "enumerate_list": "-> o", "enumerate_tuple": "-> o",
     "copy_o": "o -> o", "guard_size": "o ->", "tuple_item": "o -> o", "list_item": "o -> o",

@@ -40,6 +40,9 @@ class Abort(Exception):
         self.reason = reason
         self.final = final
         self.soon = soon
+        # The code and bytecode offset being recorded when it stopped (set by
+        # the recorder; None for an abort of the lowering): explain's "why not".
+        self.where: tuple[CodeType, int] | None = None
 
 
 class _Record:
@@ -109,12 +112,16 @@ class Op(_Record):
 class Recording:
     """One iteration: its ops, every local it reads or writes (slot -> kind),
     the locals it writes (in order of first store), and the objects the
-    trace's code will point at."""
+    trace's code will point at. `positions`, when known: per op, the code
+    and bytecode offset of the instruction that recorded it (an inlined
+    callee's own), for `python -m copyjit explain` to name its source line."""
 
     def __init__(self, code: CodeType, dst: int, src: int, ops: list[Op], slots: dict[int, str],
-                 stored: list[int], constants: list[object]) -> None:
+                 stored: list[int], constants: list[object],
+                 positions: list[tuple[CodeType, int]] | None = None) -> None:
         self.code, self.dst, self.src = code, dst, src
         self.ops, self.slots, self.stored, self.constants = ops, slots, stored, constants
+        self.positions = positions
         self.inlining: dict[str, int] = {}  # calls inlined, or why not -> count (for the stats)
 
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from copyjit.backend.emitter import Trace
-    from copyjit.trace.ir import InnerBody, InnerLookup, InnerLoop, Snapshot
+    from copyjit.trace.ir import InnerBody, InnerLookup, InnerLoop, Recording, Snapshot
     from copyjit.trace.lower import Lowered
 
 TOOL = sys.monitoring.OPTIMIZER_ID
@@ -117,6 +117,56 @@ class Stats:
 _FIELD_OFFSETS = {field: 8 * i for i, field in enumerate(RECORD_FIELDS)}
 
 
+class Why:
+    """Why a loop (or an exit's bridge) has no trace: the last reason, how
+    many recordings ended for it, and where: the file, line, bytecode offset
+    and instruction being recorded (None where no instruction was: the
+    lowering ran out of spill slots, a judgement of the trace). Kept for
+    `python -m copyjit explain`; made only when a recording fails."""
+
+    __slots__ = ("count", "filename", "line", "offset", "opname", "reason")
+
+    def __init__(self, reason: str, where: tuple[CodeType, int] | None = None) -> None:
+        self.reason, self.count = reason, 1
+        self.filename: str | None = None
+        self.line: int | None = None
+        self.offset: int | None = None
+        self.opname: str | None = None
+        if where is not None:
+            code, offset = where
+            self.filename, self.offset = code.co_filename, offset
+            self.line = _line_of(code, offset)
+            self.opname = _opname_at(code, offset)
+
+    def again(self, reason: str, where: tuple[CodeType, int] | None) -> Why:
+        """This, or the newer reason, counted."""
+        same = reason == self.reason and (where is None or where[1] == self.offset)
+        newer = self if same else Why(reason, where)
+        newer.count = self.count + 1
+        return newer
+
+
+def _line_of(code: CodeType, offset: int) -> int | None:
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return line
+    return None
+
+
+def _opname_at(code: CodeType, offset: int) -> str:
+    """The instruction at `offset` (past its EXTENDED_ARG prefixes)."""
+    import opcode  # loaded by the recorder already
+
+    raw = code.co_code
+    while offset + 2 < len(raw) and raw[offset] == opcode.EXTENDED_ARG:
+        offset += 2
+    return opcode.opname[raw[offset]]
+
+
+def _why(previous: Why | None, reason: str, where: tuple[CodeType, int] | None) -> Why:
+    return Why(reason, where) if previous is None else previous.again(reason, where)
+
+
 class Location:
     """A backedge: (code, src). Does not keep the code alive (its trace does)."""
 
@@ -128,6 +178,22 @@ class Location:
         self.lowered: Lowered | None = None
         self.bridges: list[Trace] = []
         self.bridge_lowered: list[Lowered] = []  # bridge k's exits are numbered from BRIDGE_EXITS * (k + 1)
+        # For `python -m copyjit explain` (references only, made at compile
+        # time): the trace's recording before the optimizer; per bridge, its
+        # parent's exit number, its recording and its entry counter (the
+        # bridge's _COUNT adds to it); why the last recording, or a bridge's
+        # per exit number, failed; and what became of traces dropped.
+        self.recorded: Recording | None = None
+        self.bridge_exits: list[int] = []
+        self.bridge_recorded: list[Recording] = []
+        self.bridge_entries: list[bytearray] = []
+        self.why: Why | None = None
+        self.bridge_why: dict[int, Why] = {}
+        self.dropped: list[str] = []
+        # While COPYJIT_LOG shows entries: the record's judge_at is borrowed
+        # to have the native callback call the handler at every entry
+        # (JIT.track), and the real one is kept here.
+        self.log_judge_at = 0
         # Whether this loop's trace may run the loops nested in it inline
         # (given up when an exit of an inlined copy gets hot: _on_hot_exit).
         self.inline = True
@@ -181,6 +247,14 @@ class JIT:
         self.totals = bytearray(TOTALS.size)
         self._registered_threshold = 0
         self._layout_checked = False
+        # Off unless asked for (None): looked at only when a trace is compiled,
+        # dropped or given up, never per entry. `log`: COPYJIT_LOG's events
+        # (copyjit/log.py); `perf_map`: COPYJIT_PERF_MAP's file (copyjit/perfmap.py);
+        # `codes`: every code seen, kept alive for `explain` (its module-level
+        # loops' codes would die with the module before the report).
+        self.log: Any = _log_from_environment()
+        self.perf_map: Any = _perf_map_from_environment()
+        self.codes: list[CodeType] | None = None
 
     @property
     def stats(self) -> Stats:
@@ -223,6 +297,8 @@ class JIT:
         self.watched.clear()
         monitoring.register_callback(TOOL, monitoring.events.JUMP, None)
         monitoring.free_tool_id(TOOL)
+        if self.log is not None:  # the exits taken since the last entry
+            self.log.finish(list({id(location): location for location in self.locations.values()}.values()))
         self.enabled = False
         self._registered_threshold = 0
 
@@ -256,6 +332,8 @@ class JIT:
             # registry is walked at exit, and atexit code has loops too
             # (registering one then made it fail, on stderr).
             self._code_refs[id(code)] = ref(code, self._forgetter(id(code)))
+            if self.codes is not None:
+                self.codes.append(code)
             if self.threshold > 1:
                 self._set_count(id(code), src, 1)
                 return None
@@ -271,6 +349,8 @@ class JIT:
             self.judge(location, src)
             if location.trace is not None:
                 self._set_slot(id(code), src, location.address | 1)
+                if self.log is not None and self.log.entries:
+                    self.log.entering(location)
             return None
         if location.recordings >= MAX_RECORDINGS:
             return sys.monitoring.DISABLE  # given up: this backedge costs nothing now
@@ -285,6 +365,9 @@ class JIT:
             self._set_count(id(code), src, self.threshold - 1 if soon else 0)
         else:
             self._set_slot(id(code), src, location.address | 1)  # native code enters it from now on
+            if self.log is not None and self.log.entries:
+                self.track(location)
+                self.log.entering(location)
             self.stats.compile_seconds.append(time.perf_counter() - found)
             self.stats.compile_import_seconds.append(self.stats.import_seconds - imported)
         return None
@@ -310,7 +393,8 @@ class JIT:
             # there (the nested loop's own trace gets those). Re-recorded
             # without inlining, the trace calls that trace instead.
             location.inline = False
-            self.discard(location, src)
+            self.discard(location, src, f"exit {number}, inside a nested loop run inline, got hot: "
+                                        "recorded again calling that loop's trace")
             return None
         if number != ENTRY_EXIT and len(location.bridges) < MAX_BRIDGES and _alone(frame, code) \
                 and self.compile_bridge(location, code, frame, src, dst, number):
@@ -352,6 +436,8 @@ class JIT:
         from copyjit.trace.recorder import Abort, record
 
         self.stats.import_seconds += time.perf_counter() - start
+        if self.log is not None:
+            self.log.name(code, location, dst)
         start = time.perf_counter()
         try:
             inner = self._inner_lookup(code, location.inline)
@@ -368,23 +454,43 @@ class JIT:
             self.stats.import_seconds += time.perf_counter() - lap
             lap = time.perf_counter()
             counter = location.address + _FIELD_OFFSETS["iterations"]
-            lowered = lower(optimize(recording, self.opt_off), counter)
+            log = self.log
+            if log is not None:
+                log.recorded(code, location, recording)
+            optimized = optimize(recording, self.opt_off, report=None if log is None else log.pass_done)
+            if log is not None:
+                log.optimized(location, optimized)
+            lowered = lower(optimized, counter)
             for what, count in recording.inlining.items():
                 self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
             trace = emit(lowered.instructions, constants=(code, location.record, *lowered.constants))
             self.stats.emitting_seconds += time.perf_counter() - lap
+            if log is not None:
+                log.emitted(code, location, trace, None)
+            if self.perf_map is not None:
+                self.perf_map.add(trace, code, dst, None)
         except Abort as abort:
             self.stats.aborts[abort.reason] += 1
+            location.why = _why(location.why, abort.reason, abort.where)
+            if self.log is not None:
+                self.log.aborted(code, location, abort)
             location.transient_aborts += not abort.final
             if abort.final or location.transient_aborts >= MAX_TRANSIENT_ABORTS:
                 location.recordings = MAX_RECORDINGS
+                if self.log is not None:
+                    self.log.blacklisted(location, abort.reason)
             return abort.soon
         except Exception as error:  # an internal error must not take the program down
-            self.stats.aborts[f"internal error: {type(error).__name__}: {error}"] += 1
+            reason = f"internal error: {type(error).__name__}: {error}"
+            self.stats.aborts[reason] += 1
+            location.why = _why(location.why, reason, None)
             location.recordings = MAX_RECORDINGS
+            if self.log is not None:
+                self.log.blacklisted(location, reason)
             return False
+        location.recorded = recording
         location.install(trace, lowered, ENTRIES_BEFORE_JUDGING)
         location.recordings += 1
         self.stats.traces += 1
@@ -414,22 +520,43 @@ class JIT:
             self.stats.recording_seconds += lap - start
             first_exit = BRIDGE_EXITS * (len(location.bridges) + 1)
             loop_address = parent.address + parent.offsets[lowered.loop_index]
-            optimized = optimize(recording, self.opt_off, loop=False)
-            bridge = lower_bridge(optimized, lowered, number, first_exit, loop_address)
+            log = self.log
+            if log is not None:
+                log.recorded(code, location, recording, number)
+            optimized = optimize(recording, self.opt_off, loop=False,
+                                 report=None if log is None else log.pass_done)
+            if log is not None:
+                log.optimized(location, optimized, number)
+            entries = bytearray(8)
+            bridge = lower_bridge(optimized, lowered, number, first_exit, loop_address,
+                                  buffer_address(entries))
             for what, count in recording.inlining.items():
                 self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
-            trace = emit(bridge.instructions, constants=bridge.constants)
+            counters = (entries, bridge.lowering.exit_counts)  # written by its code: live as long
+            trace = emit(bridge.instructions, constants=(*bridge.constants, *counters))
             self.stats.emitting_seconds += time.perf_counter() - lap
+            if log is not None:
+                log.emitted(code, location, trace, number)
+            if self.perf_map is not None:
+                self.perf_map.add(trace, code, dst, number)
         except Abort as abort:
             self.stats.aborts[f"bridge: {abort.reason}"] += 1
+            if self.log is not None:
+                self.log.aborted(code, location, abort, number)
+            location.bridge_why[number] = _why(location.bridge_why.get(number), abort.reason, abort.where)
             return False
         except Exception as error:  # an internal error must not take the program down
-            self.stats.aborts[f"internal error in a bridge: {type(error).__name__}: {error}"] += 1
+            reason = f"internal error in a bridge: {type(error).__name__}: {error}"
+            self.stats.aborts[reason] += 1
+            location.bridge_why[number] = _why(location.bridge_why.get(number), reason, None)
             return False
         location.bridges.append(trace)
         location.bridge_lowered.append(bridge)
+        location.bridge_exits.append(number)
+        location.bridge_recorded.append(recording)
+        location.bridge_entries.append(entries)
         pack_into("<Q", lowered.links, 8 * number, trace.address)
         self.stats.bridges += 1
         return True
@@ -451,6 +578,9 @@ class JIT:
         """The native counters of the location's trace asked for a decision:
         it runs too few iterations per entry, or keeps leaving early."""
         location["due"] = 0
+        tracking = self.log is not None and self.log.entries
+        if tracking:
+            location["judge_at"] = location.log_judge_at
         judge_at = location["judge_at"]
         if judge_at and location["entries"] >= judge_at:
             location["judge_at"] = 0  # judged once per trace
@@ -459,12 +589,30 @@ class JIT:
             if outer == "pending" and location["entries"] < MAX_ENTRIES_WAITING:
                 location["judge_at"] = location["entries"] + ENTRIES_BEFORE_JUDGING  # judged again later
             elif short and outer != "traced":  # (the enclosing loop's trace runs it without entries' cost)
-                self.discard(location, src)
+                reason = "the loop runs too few iterations per entry"
+                self.discard(location, src, f"{reason} ({location['iterations']} in {location['entries']})")
                 location.recordings = MAX_RECORDINGS
-                self.stats.aborts["the loop runs too few iterations per entry"] += 1
+                location.why = _why(location.why, reason, None)
+                self.stats.aborts[reason] += 1
+                if self.log is not None:
+                    self.log.blacklisted(location, reason)
                 return
         if location.early_exit_due():
-            self.discard(location, src)
+            hot = [number for number, (taken, limit) in enumerate(EXIT.iter_unpack(location.exits))
+                   if limit and taken >= limit]
+            names = ", ".join("0 (a local of another type at entry)" if number == ENTRY_EXIT else str(number)
+                              for number in hot)
+            self.discard(location, src, f"exit {names} taken {HOT_EXIT} times without a bridge: "
+                                        "recorded again")
+        if tracking and location.trace is not None:
+            self.track(location)
+
+    def track(self, location: Location) -> None:
+        """Have the native callback call the handler before the next entry
+        (COPYJIT_LOG's entered and exited): the next exit reaches judge_at,
+        which marks the record due. judge() puts the real one back first."""
+        location.log_judge_at = location["judge_at"]
+        location["judge_at"] = location["entries"] + 1
 
     def _enclosing(self, location: Location, src: int) -> str:
         """Whether a loop around this one in its code has a trace ("traced"),
@@ -490,7 +638,7 @@ class JIT:
     def _set_slot(self, code_id: int, src: int, value: int) -> None:
         pack_into("<Q", self.counters[code_id], 8 * (src // 2), value)
 
-    def discard(self, location: Location, src: int) -> None:
+    def discard(self, location: Location, src: int, reason: str = "discarded") -> None:
         # Native code stops entering first: the slot, then the record.
         self._set_count(location.code_id, src, 0)
         location["cell"] = 0
@@ -501,10 +649,20 @@ class JIT:
                 bridge.free_with(location.trace)
             location.bridges.clear()
             location.bridge_lowered.clear()
+            location.bridge_exits.clear()
+            location.bridge_recorded.clear()
+            location.bridge_entries.clear()
             location.trace.free()
-        location.trace = location.lowered = None
+            location.dropped.append(reason)
+            if self.log is not None:
+                self.log.invalidated(location, reason)
+        location.trace = location.lowered = location.recorded = None
         if location.recordings >= MAX_RECORDINGS:
-            self.stats.aborts["the loop keeps leaving its trace early"] += 1
+            reason = "the loop keeps leaving its trace early"
+            self.stats.aborts[reason] += 1
+            location.why = _why(location.why, reason, None)
+            if self.log is not None:
+                self.log.blacklisted(location, reason)
 
 
 class _InnerTrace:
@@ -574,6 +732,24 @@ class _InnerTrace:
         from copyjit.trace.ir import InnerBody
 
         return InnerBody(rec, tuple(self.snapshots))
+
+
+def _log_from_environment() -> Any:
+    """COPYJIT_LOG's log (copyjit/log.py), or None: its module is imported only then."""
+    if not os.environ.get("COPYJIT_LOG"):
+        return None
+    from copyjit.log import from_environment
+
+    return from_environment()
+
+
+def _perf_map_from_environment() -> Any:
+    """COPYJIT_PERF_MAP's map (copyjit/perfmap.py), or None."""
+    if os.environ.get("COPYJIT_PERF_MAP", "0") in ("", "0"):
+        return None
+    from copyjit.perfmap import PerfMap
+
+    return PerfMap()
 
 
 def _opt_off_from_environment() -> frozenset[str]:

@@ -65,7 +65,7 @@ _ALLOCATED = frozenset({
     "math", "range_next", "load_o", "store_o", "deref", "store_deref", "const_o", "input", "null", "second",
     "release", "guard_type", "guard_is", "guard_is_not", "guard_version", "unbox", "box", "global",
     "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "add_int_o", "compare_o",
-    "get_iter", "guard_done", "len", "append", "subscr_list", "subscr_tuple", "store_subscr_list",
+    "get_iter", "guard_done", "len", "len_str", "append", "subscr_list", "subscr_tuple", "store_subscr_list",
     "list_next", "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size",
     "tuple_item", "list_item", "store_subscr_list_f", "guard_function", "range_iter", "const_b"})
 
@@ -116,6 +116,10 @@ class _Lowering:
         self.written: list[int] = list(self.home)
         self.written_lines: dict[int, tuple[str, str, str]] = {}  # slot -> what write_back writes
         self.lines: list[str] = []
+        # (line, recording, op): the lines from there on are that op's; a
+        # recording of None ends the body (what follows is exit stubs).
+        # Only read by `python -m copyjit explain`, to tie code to its op.
+        self.marks: list[tuple[int, Recording | None, int]] = []
         self.snapshots: list[Snapshot] = []
         self.exit_spills: list[list[str]] = []  # per snapshot: what its stub spills first
         # Side exits that resume at a snapshot equal to an earlier one's
@@ -139,6 +143,7 @@ class _Lowering:
         self.before_loop = False  # lowering the ops before loop_head
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
+        self.exit_counts = bytearray()  # a bridge's: how often each of its exits was taken
 
     def _bridge_layout(self) -> int:
         """A bridge runs in its parent's activation: the parent's homes and
@@ -314,6 +319,7 @@ class _Lowering:
         """The rest of an iteration from a parent's exit, then back to the
         parent's loop (its homes up to date in their slots)."""
         assert self.parent is not None
+        self.line(f"_COUNT operand0={self.counter}")  # its entries (explain)
         self.unbox_homes()
         self.body()
         for slot in self.own_homes:  # the parent reads these from the frame
@@ -326,15 +332,24 @@ class _Lowering:
         parent_snapshot = self.parent.snapshots[self.exit_number - 1]
         stub = self.parent.stub(self.exit_number, parent_snapshot, None, released=True, shared=False)
         self.lines += stub[1:]
+        # Native code counts a loop trace's exits by the number it returns,
+        # but not a bridge's (beyond its record's): each of its exits counts
+        # itself, for `python -m copyjit explain` (the trace keeps the counters).
+        self.exit_counts = bytearray(8 * len(self.snapshots))
+        counts = buffer_address(self.exit_counts)
         for number, snapshot in enumerate(self.snapshots):
             stub = self.stub(self.first_exit + number, snapshot, None, self.exit_spills[number])
             stub[0] = f"exit{number + 1}:"
+            # After the spills, where the exits sharing this stub join it.
+            stub.insert(1 + len(self.exit_spills[number]), f"    _COUNT operand0={counts + 8 * number}")
             self.lines += self.shared(stub, number + 1)
         return self.finish(bytearray())
 
     def body(self, start: int = 0, end: int | None = None) -> None:
-        for index in range(start, len(self.rec.ops) if end is None else end):
-            op = self.rec.ops[index]
+        marks, lines, rec = self.marks, self.lines, self.rec
+        for index in range(start, len(rec.ops) if end is None else end):
+            op = rec.ops[index]
+            marks.append((len(lines), rec, index))
             self.alloc.now = index
             self.alloc.release_dead(index)
             if op.name in _ALLOCATED:
@@ -344,6 +359,7 @@ class _Lowering:
             self.lines += self.pinned_to_homes()
             getattr(self, f"op_{op.name}")(index, op)
             self.pinned_from_homes()
+        marks.append((len(lines), None, -1))
 
     def finish(self, links: bytearray) -> Lowered:
         self.handed_stubs()
@@ -679,6 +695,9 @@ class _Lowering:
     def op_len(self, index: int, op: Op) -> None:
         self.uop("_LEN_O", op.args, (index,))
 
+    def op_len_str(self, index: int, op: Op) -> None:
+        self.uop("_LEN_STR_O", op.args, (index,))
+
     def op_append(self, index: int, op: Op) -> None:
         self.uop("_LIST_APPEND_O", op.args, (), error_op=op)
 
@@ -797,7 +816,10 @@ class _Lowering:
         except Abort:  # too many values for the spill slots
             return False
         # Nothing of it is kept but its code, exits and labels.
+        base = len(self.lines)
+        self.marks += [(base + line, rec, op_index) for line, rec, op_index in loop.marks]
         self.lines += loop.lines
+        self.marks.append((len(self.lines), self.rec, index))  # the rest is this op's again
         self.snapshots[:] = loop.snapshots
         self.exit_spills[:], self.exit_owner[:] = loop.exit_spills, loop.exit_owner
         self.inlined_exits |= loop.inlined_exits
@@ -870,6 +892,7 @@ class _InlinedLoop(_Lowering):
         self.written = [*outer.written, *own]  # an exit inside leaves the frame whole
         self.written_lines: dict[int, tuple[str, str, str]] = {}  # its own homes: not the outer's lines
         self.lines: list[str] = []
+        self.marks: list[tuple[int, Recording | None, int]] = []
         # The outer trace's exits, continued here.
         self.snapshots, self.exit_spills = list(outer.snapshots), list(outer.exit_spills)
         self.exit_owner, self.inlined_exits = list(outer.exit_owner), set(outer.inlined_exits)
@@ -1044,7 +1067,7 @@ def lower(rec: Recording, counter: int) -> Lowered:
 
 
 def lower_bridge(rec: Recording, parent: Lowered, exit_number: int, first_exit: int,
-                 loop_address: int) -> Lowered:
+                 loop_address: int, counter: int) -> Lowered:
     """A bridge from the parent's exit `exit_number`; its own exits are
-    numbered from `first_exit`."""
-    return _Lowering(rec, 0, parent.lowering, exit_number, first_exit).run_bridge(loop_address)
+    numbered from `first_exit`; `counter`: an int64 it increments per entry."""
+    return _Lowering(rec, counter, parent.lowering, exit_number, first_exit).run_bridge(loop_address)

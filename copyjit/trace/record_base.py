@@ -92,6 +92,7 @@ class RecorderBase:
     def __init__(self, code: CodeType, dst: int, src: int, raw_frame: int,
                  bridge: BridgeStart | None = None, inner: InnerLookup | None = None) -> None:
         self.code, self.dst, self.src, self.raw = code, dst, src, raw_frame
+        self.offset = dst if bridge is None else bridge.offset  # the instruction being recorded
         self.bridge = bridge
         self.inner = inner
         # Bridge inputs still on the frame's stack (while recording).
@@ -107,6 +108,7 @@ class RecorderBase:
         self.inner_heads = {i.argval for i in self.instructions.values() if i.opname == "JUMP_BACKWARD"
                             and dst < i.argval <= i.offset <= self.end}
         self.ops: list[Op] = []
+        self.positions: list[tuple[CodeType, int]] = []  # per op: where it was recorded (explain)
         self.slots: dict[int, str] = {}
         self.stored: list[int] = []
         self.constants: list[object] = []
@@ -134,6 +136,7 @@ class RecorderBase:
 
     def emit(self, op: Op, known: type | None = None) -> int:
         self.ops.append(op)
+        self.positions.append((self.code, self.offset))
         index = len(self.ops) - 1
         if op.kind in ("i", "f"):
             self.types[index] = int if op.kind == "i" else float
@@ -162,9 +165,11 @@ class RecorderBase:
         except Handback as stop:
             if stop.offset >= 0:  # else the frame is exact already (an inner trace left it so)
                 self.hand_back(stop.offset, stop.stack)
+            stop.abort.where = (self.code, self.offset)
             raise stop.abort from None
         self.hand_back(None, [])
-        return Recording(self.code, self.dst, self.src, self.ops, self.slots, self.stored, self.constants)
+        return Recording(self.code, self.dst, self.src, self.ops, self.slots, self.stored, self.constants,
+                         self.positions)
 
     def _run(self) -> None:
         offset = self.dst if self.bridge is None else self.bridge.offset

@@ -142,6 +142,7 @@ class InlineOps(NumberOps):
             value, concrete = self._inline(ins, base, function, args)
         except Abort as abort:  # nothing visible happened: record it as a call instead
             del self.ops[mark:]
+            del self.positions[mark:]
             self.types, self.stack, self.pending = types_before, stack_before, None
             self.note(f"not inlined: {abort.reason}")
             return None

@@ -182,10 +182,10 @@ class NumberOps(RecorderBase):
             known = self.guard_type(value, concrete)
             if known is bool:
                 return self.following[ins.offset]  # the branch guards which bool
-            if known not in (list, tuple):
+            if known not in (list, tuple, str):
                 raise Abort(f"the truth of a {known.__name__}")
             self.pop()
-            length = self.emit(Op("len", "i", (value,)))
+            length = self.emit(Op("len_str" if known is str else "len", "i", (value,)))
             zero = self.emit(Op("const", "i", arg=0))
             self.pending = Pending("NE", "i", length, zero, bool(concrete), ins.start_offset,
                                     ((value, concrete),))

@@ -230,7 +230,7 @@ class _Recorder(InlineOps):
             raise Abort(f"a call of {getattr(function, '__name__', function)!r}, which reads the frame")
         self.emit(Op("guard_is", args=(callable_,), arg=self.keep(function), snapshot=self.snapshot()))
         values = [entry for entry in self.stack[base + 1:] if self.kind(entry[0]) != "n"]
-        if function is len and len(values) == 1 and type(values[0][1]) in (list, tuple):
+        if function is len and len(values) == 1 and type(values[0][1]) in (list, tuple, str):
             return self._len(ins, base, values[0])
         if id(function) in _MATH and all(type(c) in (int, float) for _, c in values):
             return self._math(ins, base, function, values)
@@ -314,8 +314,8 @@ class _Recorder(InlineOps):
 
     def _len(self, ins: dis.Instruction, base: int, value: tuple[int, object]) -> int:
         seq, container = value
-        self.guard_type(seq, container)
-        index = self.emit(Op("len", "i", (seq,)))
+        known = self.guard_type(seq, container)
+        index = self.emit(Op("len_str" if known is str else "len", "i", (seq,)))
         callable_ = self.stack[base][0]
         self.stack[base:] = []
         self.release(callable_, seq)
