@@ -63,7 +63,7 @@ _NON_ESCAPING = frozenset({
     "__builtin_add_overflow", "__builtin_sub_overflow", "__builtin_mul_overflow",
     "__builtin_memcpy",
     "Py_INCREF", "PyList_GET_SIZE", "PyList_GET_ITEM", "PyTuple_GET_SIZE", "PyTuple_GET_ITEM",
-    "PyUnicode_GET_LENGTH",
+    "PyUnicode_GET_LENGTH", "Py_SIZE",
     "DK_UNICODE_ENTRIES", "PyList_SET_ITEM", "PyCell_GET", "PyCell_SET",
     "__builtin_elementwise_sqrt", "__builtin_fabs", "isinf", "isnan", "isfinite",
     "isnormal", "__builtin_copysign",
