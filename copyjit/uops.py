@@ -692,6 +692,8 @@ def _objects() -> list[Uop]:
     return [
         uop("_LOAD_FAST_O", "res = Py_NewRef(frame->localsplus[oparg]);",
             regs="-- res:o", doc="res = local `oparg` (must be bound)"),
+        uop("_LOAD_FAST_BORROW_O", "res = frame->localsplus[oparg];", regs="-- res:o",
+            doc="res = local `oparg`, borrowed: no reference of its own (the frame holds it; must be bound)"),
         uop("_LOAD_FAST_CHECK_O",
             """
             EXIT_IF(frame->localsplus[oparg] == NULL);

@@ -305,3 +305,58 @@ def test_exits_with_constants_on_the_stack_hand_over_references(function: Any) -
     finally:
         jit.disable()
     assert runs[0] == runs[1] == runs[2]  # each run's exits hand over what they took
+
+
+# --- object locals the loop only reads: borrowed (load_b) -----------------------
+
+def dot(u: list[float], n: int) -> float:
+    total = 0.0
+    for i in range(n):
+        total += u[i] * 0.5  # u: read, never stored: the frame holds it all the loop
+    return total
+
+
+def test_a_local_only_read_is_borrowed_and_its_type_checked_once() -> None:
+    texts = recordings_of(Path(__file__), "dot_main", 300)
+    ops = [op.name for op in optimize(parse(texts[0])).ops]
+    head = ops.index("loop_head")
+    assert "load_b" in ops[head:] and "load_o" not in ops[head:]
+    assert ops[head:].count("guard_type") == 1  # the item's; u's is before the loop
+
+
+def dot_main(n: int) -> float:
+    return dot([float(k) for k in range(n)], n)
+
+
+@pytest.mark.parametrize("size, n", [(500, 500), (300, 301), (300, 450)])  # the last two: IndexError
+def test_a_borrowed_local_on_an_exits_stack_is_handed_over(size: int, n: int) -> None:
+    u = [float(k) for k in range(size)]
+    before = sys.getrefcount(u)
+    differential(dot, u, n)
+    jit = JIT(1)
+    jit.enable(dot.__code__)
+    try:
+        for _ in range(3):
+            with contextlib.suppress(IndexError):
+                dot(u, n)
+    finally:
+        jit.disable()
+    gc.collect()
+    assert sys.getrefcount(u) == before
+
+
+def test_a_local_stored_or_passed_on_is_not_borrowed() -> None:
+    def stores(u: list[float], n: int) -> float:
+        total = 0.0
+        for i in range(n):
+            total += u[i]
+            u = u  # a store: the frame's reference changes hands
+        return total
+
+    differential(stores, [0.5] * 300, 300)
+    rec = parse("""trace dst=0 src=20 slots=0:o stored=0
+u = load_o.o() 0
+    guard_type.(u) 5 | exit @2 stack u
+    store_o.(u) 0
+""")
+    assert licm(rec) is rec

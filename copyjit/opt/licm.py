@@ -51,7 +51,10 @@ def licm(rec: Recording) -> Recording:
              if op.name == "guard_is" and op.args[0] == value and op.arg in constants}
     chain = _closed(rec, chain, set(fixed))
     fixed = {value: obj for value, obj in fixed.items() if value in chain}
-    if not fixed or not _runs_no_code(rec, set(chain) | set(fixed)):
+    if not _runs_no_code(rec, set(chain) | set(fixed)):
+        return rec
+    slots = _borrowed_locals(rec)
+    if not fixed and not slots:
         return rec
     moved = {index for index, op in enumerate(rec.ops)
              if index in chain or (op.name in _GUARDS and op.args[0] in chain)
@@ -65,7 +68,44 @@ def licm(rec: Recording) -> Recording:
                 taking[value].append(index)
     borrowed = {value for value, users in taking.items() if all(rec.ops[u].name == "release" for u in users)}
     moved |= {user for value in borrowed for user in taking[value]}
-    return _hoisted(rec, moved, chain, fixed, borrowed)
+    return _hoisted(rec, moved, chain, fixed, borrowed, slots)
+
+
+# What may be done with an object the trace borrows (holds no reference to):
+# read it, guard it, make a reference of its own (copy_o); nothing that
+# takes or stores it.
+_READ_ONLY = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version", "unbox",
+                        "subscr_list", "subscr_tuple", "len", "len_str", "list_item", "tuple_item", "copy_o",
+                        "release"})
+
+
+def _borrowed_locals(rec: Recording) -> dict[int, int | None]:
+    """Object locals the loop only reads (never stores), and only reads
+    from: slot -> the type every read of it is guarded to (None: not
+    guarded). The frame holds such a local for the whole loop, and no code
+    runs in it, so the loop reads it without a reference of its own
+    (load_b), its type checked once before the loop."""
+    users: dict[int, list[Op]] = {}
+    for op in rec.ops:
+        for value in op.args:
+            users.setdefault(value, []).append(op)
+    candidates: dict[int, int | None] = {}
+    refused: set[int] = set(rec.stored)
+    for index, op in enumerate(rec.ops):
+        slot = op.arg
+        if op.name != "load_o" or not isinstance(slot, int) or slot in refused:
+            continue
+        taking = users.get(index, [])
+        types = {user.arg for user in taking if user.name == "guard_type"}
+        known = candidates.get(slot)
+        if any(user.name not in _READ_ONLY for user in taking) or len(types) > 1 \
+                or (types and known is not None and known not in types):
+            refused.add(slot)
+            candidates.pop(slot, None)
+            continue
+        type_id = next(iter(types)) if types else known
+        candidates[slot] = type_id if isinstance(type_id, int) else None
+    return candidates
 
 
 def _invariant_loads(rec: Recording) -> set[int]:
@@ -124,7 +164,7 @@ def _frees_nothing(rec: Recording, invariant: set[int]) -> set[int]:
 
 
 def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, int],
-             borrowed: set[int]) -> Recording:
+             borrowed: set[int], slots: dict[int, int | None]) -> Recording:
     """The `moved` ops before loop_head (leaving at the loop's head,
     releasing the loads made before), releases of their loads after them,
     and the identity-guarded loads as constants in the loop (`borrowed`
@@ -144,12 +184,35 @@ def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, 
         origin.append(index)
         if index in chain:
             loaded.append(index)
+    # Each borrowed local, read and its type checked once (it may be unbound:
+    # leave before the loop then).
+    borrowing = {index for index, op in enumerate(rec.ops) if op.name == "load_o" and op.arg in slots}
+    dropped = {index for index, op in enumerate(rec.ops)
+               if op.name in ("release", "guard_type") and op.args[0] in borrowing}
+    for slot, type_id in slots.items():
+        first = min(index for index in borrowing if rec.ops[index].arg == slot)
+        unbound_exit = Snapshot(rec.dst, (), drop=tuple(number[v] for v in loaded))
+        check = None if rec.ops[first].snapshot is None else unbound_exit
+        number[first] = len(ops)
+        ops.append(Op("load_o", "o", (), slot, check))
+        origin.append(first)
+        loaded.append(first)
+        if type_id is not None:
+            ops.append(Op("guard_type", "", (number[first],), type_id,
+                          Snapshot(rec.dst, (), drop=tuple(number[v] for v in loaded))))
+            origin.append(first)
     ops += [Op("release", "", (number[v],)) for v in loaded]
     origin += loaded
     ops.append(Op("loop_head", ""))
     origin.append(0)
     for index, op in enumerate(rec.ops):
-        if index in fixed:
+        if index in dropped:
+            continue
+        if index in borrowing:
+            number[index] = len(ops)
+            ops.append(Op("load_b", "o", (), op.arg))
+            origin.append(index)
+        elif index in fixed:
             number[index] = len(ops)
             ops.append(Op("const_b" if index in borrowed else "const_o", "o", (), fixed[index]))
             origin.append(index)

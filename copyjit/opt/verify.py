@@ -25,7 +25,7 @@ SIGNATURES: dict[str, str] = {
     "unbox": "o -> K", "box": "x -> o", "global": "-> o", "builtin": "-> o", "guard_globals": "->",
     "store_global": "o ->", "attr_module": "o -> o", "attr": "o -> o", "call": "o ? * -> o",
     "binary_o": "o o -> o", "add_int_o": "o i -> o", "compare_o": "o o -> o", "get_iter": "o -> o",
-    "guard_done": "o ->", "loop_head": "->", "const_b": "-> o",
+    "guard_done": "o ->", "loop_head": "->", "const_b": "-> o", "load_b": "-> o",
     "inner_input": "-> K", "inner_loop": "? * ->", "len": "o -> i", "len_str": "o -> i", "append": "o o ->",
     "subscr_list": "o i -> o", "subscr_tuple": "o i -> o", "store_subscr_list": "o o i ->",
     "list_next": "-> o", "tuple_next": "-> o", "enumerate_list": "-> o", "enumerate_tuple": "-> o",

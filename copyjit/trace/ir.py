@@ -21,8 +21,9 @@ NO_VALUE = frozenset({
     "guard_globals", "guard_size", "nested_loop", "guard_function",
     "store_subscr_list_f", "loop_head"})
 # Values that are no reference of the trace's own: a constant the trace's
-# constants hold (licm). An exit that hands one to the frame makes one.
-BORROWED = frozenset({"const_b"})
+# constants hold, a local the frame holds all the loop (licm). An exit that
+# hands one to the frame makes one.
+BORROWED = frozenset({"const_b", "load_b"})
 
 
 def local_name(code: CodeType, slot: int) -> str:

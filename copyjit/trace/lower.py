@@ -67,7 +67,8 @@ _ALLOCATED = frozenset({
     "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "add_int_o", "compare_o",
     "get_iter", "guard_done", "len", "len_str", "append", "subscr_list", "subscr_tuple", "store_subscr_list",
     "list_next", "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size",
-    "tuple_item", "list_item", "store_subscr_list_f", "guard_function", "range_iter", "const_b"})
+    "tuple_item", "list_item", "store_subscr_list_f", "guard_function", "range_iter", "const_b",
+    "load_b"})
 
 
 class Lowered:
@@ -412,8 +413,11 @@ class _Lowering:
         if not released:  # (a copy of a parent's stub in a bridge: done before the bridge)
             for value in snapshot.stack:  # a borrowed constant: a reference for the frame (or a bridge)
                 op = self.rec.ops[value]
-                if op.name in BORROWED:
+                if op.name == "const_b":
                     lines.append(f"    i0 = _LOAD_CONST_O operand0={op.arg}")
+                elif op.name == "load_b":
+                    lines.append(f"    i0 = _LOAD_FAST_O oparg={op.arg}")
+                if op.name in BORROWED:
                     lines.append(f"    _SPILL_INT i0 oparg={self.temp[value]}")
             # An inlined call's values (before a bridge, which does not know them).
             for value in snapshot.drop:
@@ -564,6 +568,9 @@ class _Lowering:
 
     def op_const_o(self, index: int, op: Op) -> None:
         self.uop("_LOAD_CONST_O", (), (index,), f"operand0={op.arg}")
+
+    def op_load_b(self, index: int, op: Op) -> None:
+        self.uop("_LOAD_FAST_BORROW_O", (), (index,), f"oparg={op.arg}")
 
     def op_const_b(self, index: int, op: Op) -> None:
         pass  # nothing to compute: an exit that needs it makes a reference itself (stub)
