@@ -150,7 +150,22 @@ def test_unsupported_loops_abort_with_a_reason() -> None:
 def test_stats_have_the_documented_fields() -> None:
     stats = differential(float_accumulation, 1000)
     assert set(stats) >= {"traces", "bridges", "aborts", "exits", "native_entries",
-                          "recording_seconds", "optimizing_seconds", "emitting_seconds", "compile_seconds"}
+                          "recording_seconds", "optimizing_seconds", "emitting_seconds", "compile_seconds",
+                          "code_bytes"}
+
+
+def test_code_bytes_is_the_machine_code_of_every_trace_and_bridge() -> None:
+    jit = JIT(1)
+    jit.enable(branchy.__code__)
+    try:
+        branchy(3000)  # a trace and a bridge
+    finally:
+        jit.disable()
+    locations = {id(location): location for location in jit.locations.values() if location.trace}
+    made = [t for location in locations.values() for t in (location.trace, *location.bridges)]
+    assert jit.stats.traces >= 1 and jit.stats.bridges >= 1
+    assert len(made) == jit.stats.traces + jit.stats.bridges
+    assert jit.stats.code_bytes == sum(t.size for t in made if t is not None) > 0
 
 
 def test_each_trace_and_bridge_has_its_time_from_hot_to_native() -> None:

@@ -95,6 +95,7 @@ class Stats:
         self.recording_seconds = 0.0
         self.optimizing_seconds = 0.0
         self.emitting_seconds = 0.0
+        self.code_bytes = 0  # machine code emitted for traces and bridges (freed ones too)
         # One per trace and per bridge made: from the moment its loop (or
         # exit) was found hot to its native code installed, whatever that
         # took (imports and the first read of the stencil table included).
@@ -375,6 +376,7 @@ class JIT:
             self.stats.optimizing_seconds += lap - start
             trace = emit(lowered.instructions, constants=(code, location.record, *lowered.constants))
             self.stats.emitting_seconds += time.perf_counter() - lap
+            self.stats.code_bytes += trace.size
         except Abort as abort:
             self.stats.aborts[abort.reason] += 1
             location.transient_aborts += not abort.final
@@ -422,6 +424,7 @@ class JIT:
             self.stats.optimizing_seconds += lap - start
             trace = emit(bridge.instructions, constants=bridge.constants)
             self.stats.emitting_seconds += time.perf_counter() - lap
+            self.stats.code_bytes += trace.size
         except Abort as abort:
             self.stats.aborts[f"bridge: {abort.reason}"] += 1
             return False
