@@ -192,7 +192,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from copyjit import bench
 
     return bench.main(args.names, args.dir, args.quick, args.repeat, args.loops, args.json, args.plot,
-                      pypy=not args.no_pypy, numba=not args.no_numba, size=args.size, timeout=args.timeout)
+                      pypy=not args.no_pypy, numba=not args.no_numba, size=args.size, timeout=args.timeout,
+                      tiny=args.tiny)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -242,6 +243,8 @@ def _parser() -> argparse.ArgumentParser:
                                           "when installed): ratios, warm-up, JIT figures, memory")
     p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
     p.add_argument("--quick", action="store_true", help="the smaller sizes and 3 calls per process")
+    p.add_argument("--tiny", action="store_true", help="the tests' sizes (milliseconds: checks the command "
+                                                       "works, measures nothing)")
     p.add_argument("--repeat", type=int, metavar="N", help="rounds: fresh processes per benchmark and "
                                                             "implementation (default 5)")
     p.add_argument("--loops", type=int, metavar="N", help="calls per process, the first being the warm-up "

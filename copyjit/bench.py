@@ -340,7 +340,7 @@ def plot(report: dict[str, Any], impls: list[Implementation], path: str) -> None
 
 def main(names: list[str], directory: str | None, quick: bool, repeats: int | None, loops: int | None,
          json_path: str | None, plot_path: str | None, pypy: bool = True, numba: bool = True,
-         size: int | None = None, timeout: float = 600.0) -> int:
+         size: int | None = None, timeout: float = 600.0, tiny: bool = False) -> int:
     where = Path(directory) if directory else DEFAULT_DIR
     suite, expected = load_suite(where)
     unknown = [n for n in names if n not in suite]
@@ -348,7 +348,8 @@ def main(names: list[str], directory: str | None, quick: bool, repeats: int | No
         raise SystemExit(f"python -m copyjit bench: no benchmark named {', '.join(unknown)} "
                          f"(there are: {', '.join(suite)})")
     chosen = names or list(suite)
-    sizes = {n: size if size is not None else (suite[n].quick if quick else suite[n].full) for n in chosen}
+    kind = "tiny" if tiny else "quick" if quick else "full"
+    sizes = {n: size or getattr(suite[n], kind) for n in chosen}
     missing = [n for n in chosen if sizes[n] not in expected.get(n, {})]
     if missing:
         raise SystemExit(f"python -m copyjit bench: no expected result for {', '.join(missing)} at that size")
