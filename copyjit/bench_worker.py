@@ -44,7 +44,7 @@ def load(directory: str, module: str) -> types.ModuleType:
 def numba_compile(module: types.ModuleType) -> None:
     """Replace each function of the module by numba's njit of it (compiled
     at its first call: a kernel it cannot type fails there)."""
-    import numba  # type: ignore[import-not-found,unused-ignore]
+    import numba  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
     for name, value in list(vars(module).items()):
         if isinstance(value, types.FunctionType) and value.__module__ == module.__name__:
@@ -81,8 +81,9 @@ def sample(config: dict[str, Any]) -> dict[str, Any]:
         try:
             result = function(config["size"])
         except Exception as error:
-            if mode == "numba" and type(error).__module__.startswith("numba"):
-                return {"unsupported": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
+            if mode == "numba" and not times:  # numba could not compile it (its errors, or its asserts)
+                first_line = (str(error).splitlines() or [""])[0]
+                return {"unsupported": f"{type(error).__name__}: {first_line}"}
             raise
         times.append(time.perf_counter() - start)
         compiling.append(jit_compile_seconds(stats() if stats else None) - before)

@@ -139,6 +139,9 @@ class Location:
         self.record = bytearray(RECORD.size)
         self.address = buffer_address(self.record)
         self.exits = bytearray(EXIT.size)  # the trace's exit_counters, one per exit number
+        # (entries, iterations) when a short trace was last kept because the
+        # loop around it had a trace: judged again over the entries after.
+        self.judged = (0, 0)
         self["totals"] = totals
 
     def __getitem__(self, field: str) -> int:
@@ -159,6 +162,7 @@ class Location:
                   "judge_at": judge_after, "due": 0}
         RECORD.pack_into(self.record, 0, *[values[field] for field in RECORD_FIELDS])
         self.trace, self.lowered = trace, lowered
+        self.judged = (0, 0)
 
     def early_exit_due(self) -> bool:
         return any(limit and taken >= limit for taken, limit in EXIT.iter_unpack(self.exits))
@@ -456,12 +460,22 @@ class JIT:
         location["due"] = 0
         judge_at = location["judge_at"]
         if judge_at and location["entries"] >= judge_at:
-            location["judge_at"] = 0  # judged once per trace
-            short = location["iterations"] < MIN_ITERATIONS_PER_ENTRY * location["entries"]
+            location["judge_at"] = 0  # judged once per trace, unless said below
+            entries, iterations = location["entries"], location["iterations"]
+            since_entries, since_iterations = entries - location.judged[0], iterations - location.judged[1]
+            short = since_iterations < MIN_ITERATIONS_PER_ENTRY * since_entries
             outer = self._enclosing(location, src) if short else "none"
-            if outer == "pending" and location["entries"] < MAX_ENTRIES_WAITING:
-                location["judge_at"] = location["entries"] + ENTRIES_BEFORE_JUDGING  # judged again later
-            elif short and outer != "traced":  # (the enclosing loop's trace runs it without entries' cost)
+            if outer == "pending" and entries < MAX_ENTRIES_WAITING:
+                location["judge_at"] = entries + ENTRIES_BEFORE_JUDGING  # judged again later
+            elif outer == "traced":
+                # The enclosing loop's trace runs this one without entries'
+                # cost (they are not counted then). Should that trace go
+                # (discarded when it keeps leaving early), entries come back:
+                # judged again over those (fannkuch's two-iteration swap
+                # loop was otherwise entered 120,000 times a call).
+                location.judged = (entries, iterations)
+                location["judge_at"] = entries + ENTRIES_BEFORE_JUDGING
+            elif short:
                 self.discard(location, src)
                 location.recordings = MAX_RECORDINGS
                 self.stats.aborts["the loop runs too few iterations per entry"] += 1
