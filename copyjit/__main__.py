@@ -242,13 +242,13 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("bench", help="the benchmark suite under CPython and copyjit (and pypy3, numba "
                                           "when installed): ratios, warm-up, JIT figures, memory")
     p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
-    p.add_argument("--quick", action="store_true", help="the smaller sizes and 3 calls per process")
+    p.add_argument("--quick", action="store_true", help="the smaller sizes and 4 calls per process")
     p.add_argument("--tiny", action="store_true", help="the tests' sizes (milliseconds: checks the command "
                                                        "works, measures nothing)")
     p.add_argument("--repeat", type=int, metavar="N", help="rounds: fresh processes per benchmark and "
                                                             "implementation (default 5)")
     p.add_argument("--loops", type=int, metavar="N", help="calls per process, the first being the warm-up "
-                                                           "(default 5, --quick 3)")
+                                                           "(default 5, --quick 4)")
     p.add_argument("--size", type=int, metavar="N", help="this size for every benchmark named (its expected "
                                                           "result must be in suite.py)")
     p.add_argument("--json", metavar="FILE", help="write every figure and raw sample as JSON")

@@ -121,12 +121,15 @@ def rounds(settings: Settings, impls: list[Implementation], results: Results) ->
     progress line on stderr for each sample."""
     total, count = settings.repeats * len(settings.names) * len(impls), 0
     started = time.perf_counter()
+    unsupported: dict[tuple[str, str], dict[str, Any]] = {}  # what numba could not compile, once is enough
     for round_number in range(settings.repeats):
         shift = round_number % len(impls)
         order = impls[shift:] + impls[:shift]
         for name in settings.names:
             for impl in order:
-                sample = run_sample(impl, settings, name)
+                sample = unsupported.get((name, impl.name)) or run_sample(impl, settings, name)
+                if "unsupported" in sample:
+                    unsupported[name, impl.name] = sample
                 results.add(name, impl.name, sample)
                 count += 1
                 print(f"[{count:>3}/{total}] {time.perf_counter() - started:6.0f} s  round {round_number + 1}"
@@ -354,7 +357,7 @@ def main(names: list[str], directory: str | None, quick: bool, repeats: int | No
     if missing:
         raise SystemExit(f"python -m copyjit bench: no expected result for {', '.join(missing)} at that size")
     settings = Settings(chosen, where.resolve(), quick, repeats or 5,
-                        loops or (3 if quick else 5), timeout, sizes)
+                        loops or (4 if quick else 5), timeout, sizes)
     impls = implementations(pypy, numba)
     compile_copyjit()
     print(f"copyjit bench: {len(chosen)} benchmarks x {', '.join(i.name for i in impls)}; "
