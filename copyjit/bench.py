@@ -260,8 +260,9 @@ def table(report: dict[str, Any], impls: list[Implementation]) -> str:
     """The report as a Markdown table, and its geometric means."""
     extra = [impl.name for impl in impls[2:]]
     head = ["benchmark", "CPython s", "copyjit s", "ratio (median, min–max)", "steady ratio",
-            "warm-up ms CPython / copyjit", "JIT ms rec / opt / emit", "traces / bridges / aborts",
-            "code KB", "peak RSS MB CPython / copyjit", *[f"{name} ratio" for name in extra]]
+            "warm-up ms CPython / copyjit", "JIT ms: hot to native (rec / opt / emit)",
+            "traces / bridges / aborts", "code KB", "peak RSS MB CPython / copyjit",
+            *[f"{name} ratio" for name in extra]]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for name, entry in report["benchmarks"].items():
         lines.append("| " + " | ".join([name, *row(entry, extra)]) + " |")
@@ -284,8 +285,8 @@ def row(entry: dict[str, Any], extra: list[str]) -> list[str]:
              fmt(entry["steady_ratio"]),
              pair(plain, jitted, "warmup_seconds", 1e3)]
     if jit:
-        cells += [f"{jit['recording_seconds'] * 1e3:.1f} / {jit['optimizing_seconds'] * 1e3:.1f} / "
-                  f"{jit['emitting_seconds'] * 1e3:.1f}",
+        cells += [f"{jit['compile_seconds'] * 1e3:.0f} ({jit['recording_seconds'] * 1e3:.0f} / "
+                  f"{jit['optimizing_seconds'] * 1e3:.0f} / {jit['emitting_seconds'] * 1e3:.0f})",
                   f"{jit['traces']:g} / {jit['bridges']:g} / {jit['aborts']:g}",
                   f"{jit['code_bytes'] / 1024:.0f}"]
     else:
