@@ -4,6 +4,7 @@ the interpreter (Ctrl-C, threads, tracers) intact."""
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import signal
@@ -12,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -523,6 +525,36 @@ def test_loops_with_continue() -> None:
     for function in (skip, skip_while):
         stats = differential(function, 10_000)
         assert stats["traces"] >= 1 and "an inner loop" not in stats["aborts"], stats
+
+
+class _Thing:
+    pass
+
+
+def aborting_loop(n: int) -> list[Any]:
+    refs: list[Any] = []
+    for i in range(n):
+        thing = _Thing()
+        refs.append(weakref.ref(thing))
+        refs.append({i: thing})  # BUILD_MAP: the recording aborts here, with `thing` on its stack
+    return refs
+
+
+def test_an_aborted_recording_frees_what_it_saw_at_once() -> None:
+    """Without waiting for the cyclic GC: the abort's exception and the
+    recorder's frames made a cycle that kept every value alive till then."""
+    gc.disable()
+    try:
+        jit = JIT(1)
+        jit.enable(aborting_loop.__code__)
+        try:
+            refs = aborting_loop(10)[::2]  # the weak references (the dicts made with the things are gone)
+        finally:
+            jit.disable()
+        assert jit.stats.aborts == {"unsupported instruction BUILD_MAP": 1}
+        assert [r() for r in refs] == [None] * 10
+    finally:
+        gc.enable()
 
 
 def test_short_loops_entered_often_are_given_up() -> None:
