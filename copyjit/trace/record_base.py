@@ -157,14 +157,13 @@ class RecorderBase:
     # --- running --------------------------------------------------------------
 
     def run(self) -> Recording:
+        abort: Abort | None = None
         try:
             self._run()
         except Handback as stop:
             if stop.offset >= 0:  # else the frame is exact already (an inner trace left it so)
                 self.hand_back(stop.offset, stop.stack)
             abort = stop.abort
-        else:
-            abort = None
         if abort is not None:
             # Raised here, not in the handler, where `stop` would become its
             # __context__ (stop.abort and that make a cycle), and no longer a
