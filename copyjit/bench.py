@@ -188,7 +188,11 @@ def median_aborts(stats: list[dict[str, Any]]) -> float:
     return float(statistics.median(sum(s["aborts"].values()) for s in stats))
 
 
-def implementation_summary(samples: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[str, Any]:
+Samples = list[dict[str, Any]]
+
+
+def implementation_summary(samples: Samples, base: Samples | None) -> dict[str, Any]:
+    """Spreads of one implementation's figures, and its ratios to `base`'s (CPython's) by round."""
     ok = [s for s in samples if "times" in s]
     if not ok:
         problems = [s.get("error") or f"unsupported: {s.get('unsupported')}" for s in samples]
@@ -199,8 +203,8 @@ def implementation_summary(samples: list[dict[str, Any]], base: list[dict[str, A
         "steady_seconds": spread([steady(s) for s in ok]),
         "peak_rss_kb": spread([float(s["peak_rss_kb"]) for s in ok]),
     }
-    ratios = paired_ratios(base, samples, total)
-    if ratios:
+    ratios = paired_ratios(base, samples, total) if base is not None else []
+    if base is not None and ratios:
         summary["ratio"] = spread(ratios)
         summary["steady_ratio"] = spread(paired_ratios(base, samples, steady))
     return summary
@@ -214,7 +218,8 @@ def summarize(results: Results, settings: Settings, impls: list[Implementation])
         base = samples.get("CPython", [])
         entry: dict[str, Any] = {"size": settings.sizes[name]}
         for impl in impls:
-            entry[impl.name] = implementation_summary(samples.get(impl.name, []), base)
+            entry[impl.name] = implementation_summary(samples.get(impl.name, []),
+                                                      base if impl.name != "CPython" else None)
         copyjit = entry["copyjit"]
         entry["ratio"] = copyjit["ratio"]["median"] if "ratio" in copyjit else None
         entry["ratio_min"] = copyjit["ratio"]["min"] if "ratio" in copyjit else None
@@ -313,7 +318,7 @@ def plot(report: dict[str, Any], impls: list[Implementation], path: str) -> None
 
     names = list(report["benchmarks"])
     shown = [impl.name for impl in impls[1:]]
-    figure, axes = plt.subplots(figsize=(9, 0.45 * len(names) * len(shown) + 1.5))
+    figure, axes = plt.subplots(figsize=(9, 0.25 * len(names) * len(shown) + 1.5))
     height = 0.8 / len(shown)
     for k, impl in enumerate(shown):
         medians, low, high, ys = [], [], [], []
