@@ -181,7 +181,13 @@ def jit_figures(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return {"traces": median("traces"), "bridges": median("bridges"), "code_bytes": median("code_bytes"),
             "aborts": median_aborts(stats), "abort_reasons": aborts, **seconds,
             "compile_seconds": float(statistics.median(sum(s["compile_seconds"]) for s in stats)),
+            "first_native_seconds": median_of([s.get("first_native_seconds") for s in samples]),
             "setup_seconds": float(statistics.median(s["setup_seconds"] for s in samples if "times" in s))}
+
+
+def median_of(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(statistics.median(present)) if present else None
 
 
 def median_aborts(stats: list[dict[str, Any]]) -> float:
@@ -265,7 +271,7 @@ def table(report: dict[str, Any], impls: list[Implementation]) -> str:
     """The report as a Markdown table, and its geometric means."""
     extra = [impl.name for impl in impls[2:]]
     head = ["benchmark", "CPython s", "copyjit s", "ratio (median, min–max)", "steady ratio",
-            "warm-up ms CPython / copyjit", "JIT ms: hot to native (rec / opt / emit)",
+            "warm-up ms CPython / copyjit (to first native)", "JIT ms: hot to native (rec / opt / emit)",
             "traces / bridges / aborts", "code KB", "peak RSS MB CPython / copyjit",
             *[f"{name} ratio" for name in extra]]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -288,7 +294,7 @@ def row(entry: dict[str, Any], extra: list[str]) -> list[str]:
     cells = [f"{plain['total_seconds']['median']:.3f}", f"{jitted['total_seconds']['median']:.3f}",
              f"{fmt(entry['ratio'])} ({fmt(entry['ratio_min'])}–{fmt(entry['ratio_max'])})",
              fmt(entry["steady_ratio"]),
-             pair(plain, jitted, "warmup_seconds", 1e3)]
+             pair(plain, jitted, "warmup_seconds", 1e3) + first_native(jit)]
     if jit:
         cells += [f"{jit['compile_seconds'] * 1e3:.0f} ({jit['recording_seconds'] * 1e3:.0f} / "
                   f"{jit['optimizing_seconds'] * 1e3:.0f} / {jit['emitting_seconds'] * 1e3:.0f})",
@@ -301,6 +307,12 @@ def row(entry: dict[str, Any], extra: list[str]) -> list[str]:
         other = entry[name]
         cells.append(f"{other['ratio']['median']:.2f}" if "ratio" in other else "n/a")
     return cells
+
+
+def first_native(jit: dict[str, Any]) -> str:
+    """ (ms from the first call to the first trace installed), if there was one."""
+    seconds = jit.get("first_native_seconds")
+    return "" if seconds is None else f" ({seconds * 1e3:.0f})"
 
 
 def pair(plain: dict[str, Any], jitted: dict[str, Any], key: str, scale: float) -> str:

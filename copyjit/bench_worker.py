@@ -75,6 +75,7 @@ def sample(config: dict[str, Any]) -> dict[str, Any]:
     function = getattr(module, benchmark.function)
     times: list[float] = []
     compiling: list[float] = []  # the JIT's hot-to-native time in each call
+    started = time.perf_counter()
     for _ in range(config["loops"]):
         before = jit_compile_seconds(stats() if stats else None)
         start = time.perf_counter()
@@ -89,7 +90,10 @@ def sample(config: dict[str, Any]) -> dict[str, Any]:
         compiling.append(jit_compile_seconds(stats() if stats else None) - before)
         if not suite.same(result, expected):
             return {"error": f"wrong result: {result!r}, expected {expected!r}"}
+    first = stats()["first_trace_at"] if stats else None
     return {"times": times, "setup_seconds": setup, "compile_seconds_per_call": compiling,
+            # from the first call to the first trace installed (its first native iteration follows)
+            "first_native_seconds": None if first is None else first - started,
             "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             "jit": stats() if stats else None}
 

@@ -62,6 +62,7 @@ def fake_sample(*times: float, jit: bool = False) -> dict[str, Any]:
     stats = {"traces": 1, "bridges": 0, "aborts": {"x": 2}, "code_bytes": 1000, "recording_seconds": 0.001,
              "optimizing_seconds": 0.002, "emitting_seconds": 0.003, "compile_seconds": [0.006]}
     return {"times": list(times), "setup_seconds": 0.005, "peak_rss_kb": 20_000,
+            "first_native_seconds": 0.012 if jit else None,
             "compile_seconds_per_call": [0.0] * len(times), "jit": stats if jit else None}
 
 
@@ -83,7 +84,7 @@ def test_ratios_pair_the_samples_of_each_round_and_the_geomean_is_over_benchmark
     assert a["jit"]["traces"] == 1 and a["jit"]["aborts"] == 2 and a["jit"]["code_bytes"] == 1000
     assert len(a["samples"]["copyjit"]) == 3  # the raw samples are kept
     text = bench.table(report, impls)
-    assert "| a | 2.000 | 1.000 | 2.00 (1.00–3.00) | 4.00 |" in text
+    assert "| a | 2.000 | 1.000 | 2.00 (1.00–3.00) | 4.00 | 1000 / 750 (12) |" in text
     assert "geometric mean of the ratios: 0.71" in text
 
 

@@ -156,6 +156,20 @@ def test_stats_have_the_documented_fields() -> None:
                           "code_bytes"}
 
 
+def test_first_trace_at_is_when_the_first_trace_was_installed() -> None:
+    jit = JIT(1000)
+    jit.enable(branchy.__code__)
+    try:
+        assert jit.stats.first_trace_at is None
+        start = time.perf_counter()
+        branchy(3000)
+        end = time.perf_counter()
+    finally:
+        jit.disable()
+    first = jit.stats.first_trace_at
+    assert first is not None and start + sum(jit.stats.compile_seconds[:1]) <= first <= end
+
+
 def test_code_bytes_is_the_machine_code_of_every_trace_and_bridge() -> None:
     jit = JIT(1)
     jit.enable(branchy.__code__)

@@ -96,6 +96,9 @@ class Stats:
         self.optimizing_seconds = 0.0
         self.emitting_seconds = 0.0
         self.code_bytes = 0  # machine code emitted for traces and bridges (freed ones too)
+        # time.perf_counter() when the first trace was installed: the program's
+        # first native iteration follows at once (benchmarks' warm-up).
+        self.first_trace_at: float | None = None
         # One per trace and per bridge made: from the moment its loop (or
         # exit) was found hot to its native code installed, whatever that
         # took (imports and the first read of the stencil table included).
@@ -290,7 +293,10 @@ class JIT:
             self._set_count(id(code), src, self.threshold - 1 if soon else 0)
         else:
             self._set_slot(id(code), src, location.address | 1)  # native code enters it from now on
-            self.stats.compile_seconds.append(time.perf_counter() - found)
+            now = time.perf_counter()
+            self.stats.compile_seconds.append(now - found)
+            if self.stats.first_trace_at is None:
+                self.stats.first_trace_at = now
             self.stats.compile_import_seconds.append(self.stats.import_seconds - imported)
         return None
 
