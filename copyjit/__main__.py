@@ -232,6 +232,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return diff.main(target, rest, module, args.threshold, tuple(args.no_opt or ()), args.timeout)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from copyjit import bench
+
+    return bench.main(args.names, args.dir, args.quick, args.repeat, args.loops, args.json, args.plot,
+                      pypy=not args.no_pypy, numba=not args.no_numba, size=args.size, timeout=args.timeout,
+                      tiny=args.tiny)
+
+
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
@@ -292,6 +300,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("target", nargs="?", metavar="SCRIPT")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_diff)
+
+    p = commands.add_parser("bench", help="the benchmark suite under CPython and copyjit (and pypy3, numba "
+                                          "when installed): ratios, warm-up, JIT figures, memory")
+    p.add_argument("names", nargs="*", metavar="NAME", help="benchmarks to run (default: all)")
+    p.add_argument("--quick", action="store_true", help="the smaller sizes and 4 calls per process")
+    p.add_argument("--tiny", action="store_true", help="the tests' sizes (milliseconds: checks the command "
+                                                       "works, measures nothing)")
+    p.add_argument("--repeat", type=int, metavar="N", help="rounds: fresh processes per benchmark and "
+                                                            "implementation (default 5)")
+    p.add_argument("--loops", type=int, metavar="N", help="calls per process, the first being the warm-up "
+                                                           "(default 5, --quick 4)")
+    p.add_argument("--size", type=int, metavar="N", help="this size for every benchmark named (its expected "
+                                                          "result must be in suite.py)")
+    p.add_argument("--json", metavar="FILE", help="write every figure and raw sample as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="plot each benchmark's ratio with its spread")
+    p.add_argument("--dir", metavar="DIR", help="the benchmark programs and their suite.py "
+                                                "(default: the checkout's benchmarks/)")
+    p.add_argument("--no-pypy", action="store_true", help="leave pypy3 out even if installed")
+    p.add_argument("--no-numba", action="store_true", help="leave numba out even if installed")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per process")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -95,7 +95,12 @@ def interrupted(script: Path, stats_json: Path) -> str:
     assert child.stdout is not None and child.stdout.readline() == "spinning\n"
     time.sleep(0.5)
     child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=30)
+    try:
+        _, err = child.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()  # a lost SIGINT must not leave it spinning (once, under load, for 40 minutes)
+        child.communicate()
+        raise
     assert child.returncode == -signal.SIGINT
     assert err.rstrip().endswith("KeyboardInterrupt")
     return err

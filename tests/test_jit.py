@@ -4,6 +4,7 @@ the interpreter (Ctrl-C, threads, tracers) intact."""
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import signal
@@ -12,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -150,7 +152,36 @@ def test_unsupported_loops_abort_with_a_reason() -> None:
 def test_stats_have_the_documented_fields() -> None:
     stats = differential(float_accumulation, 1000)
     assert set(stats) >= {"traces", "bridges", "aborts", "exits", "native_entries",
-                          "recording_seconds", "optimizing_seconds", "emitting_seconds", "compile_seconds"}
+                          "recording_seconds", "optimizing_seconds", "emitting_seconds", "compile_seconds",
+                          "code_bytes"}
+
+
+def test_first_trace_at_is_when_the_first_trace_was_installed() -> None:
+    jit = JIT(1000)
+    jit.enable(branchy.__code__)
+    try:
+        assert jit.stats.first_trace_at is None
+        start = time.perf_counter()
+        branchy(3000)
+        end = time.perf_counter()
+    finally:
+        jit.disable()
+    first = jit.stats.first_trace_at
+    assert first is not None and start + sum(jit.stats.compile_seconds[:1]) <= first <= end
+
+
+def test_code_bytes_is_the_machine_code_of_every_trace_and_bridge() -> None:
+    jit = JIT(1)
+    jit.enable(branchy.__code__)
+    try:
+        branchy(3000)  # a trace and a bridge
+    finally:
+        jit.disable()
+    locations = {id(location): location for location in jit.locations.values() if location.trace}
+    made = [t for location in locations.values() for t in (location.trace, *location.bridges)]
+    assert jit.stats.traces >= 1 and jit.stats.bridges >= 1
+    assert len(made) == jit.stats.traces + jit.stats.bridges
+    assert jit.stats.code_bytes == sum(t.size for t in made if t is not None) > 0
 
 
 def test_each_trace_and_bridge_has_its_time_from_hot_to_native() -> None:
@@ -508,6 +539,36 @@ def test_loops_with_continue() -> None:
     for function in (skip, skip_while):
         stats = differential(function, 10_000)
         assert stats["traces"] >= 1 and "an inner loop" not in stats["aborts"], stats
+
+
+class _Thing:
+    pass
+
+
+def aborting_loop(n: int) -> list[Any]:
+    refs: list[Any] = []
+    for i in range(n):
+        thing = _Thing()
+        refs.append(weakref.ref(thing))
+        refs.append({i: thing})  # BUILD_MAP: the recording aborts here, with `thing` on its stack
+    return refs
+
+
+def test_an_aborted_recording_frees_what_it_saw_at_once() -> None:
+    """Without waiting for the cyclic GC: the abort's exception and the
+    recorder's frames made a cycle that kept every value alive till then."""
+    gc.disable()
+    try:
+        jit = JIT(1)
+        jit.enable(aborting_loop.__code__)
+        try:
+            refs = aborting_loop(10)[::2]  # the weak references (the dicts made with the things are gone)
+        finally:
+            jit.disable()
+        assert jit.stats.aborts == {"unsupported instruction BUILD_MAP": 1}
+        assert [r() for r in refs] == [None] * 10
+    finally:
+        gc.enable()
 
 
 def test_short_loops_entered_often_are_given_up() -> None:

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from copyjit.trace.jit import JIT
+from copyjit.trace.jit import ENTRIES_BEFORE_JUDGING, JIT, MAX_RECORDINGS
 from tests.conftest import cached_trace, run
 from tests.test_objects import differential, full_outcome
 from tests.test_unboxed import FLOAT_BINARY
@@ -281,6 +281,33 @@ def test_a_short_nested_loop_is_kept_for_its_enclosing_loops_trace(threshold: in
         jit.disable()
     assert len(traced_loops(jit)) == 2, jit.stats.aborts
     assert "the loop runs too few iterations per entry" not in jit.stats.aborts
+
+
+def test_a_short_nested_loop_kept_for_its_enclosing_trace_is_given_up_when_that_trace_goes() -> None:
+    """Judged short while the loop around it had a trace, the nested loop's
+    trace was kept for good; when the enclosing trace was discarded later
+    (one that keeps leaving early, as fannkuch's), the interpreter entered
+    the nested trace for two iterations at a time, 120,000 times a call."""
+    expected = short_inner(20_000)
+    jit = JIT(1000)
+    jit.enable(short_inner.__code__)
+    try:
+        assert short_inner(20_000) == expected
+        by_src = {src: location for (_, src), location in jit.locations.items() if location.trace is not None}
+        assert len(by_src) == 2
+        (inner_src, inner), (outer_src, outer) = sorted(by_src.items())  # the inner backedge comes first
+        inner["judge_at"] = inner["entries"]  # judged now, while the enclosing loop has its trace:
+        jit.judge(inner, inner_src)
+        assert inner.trace is not None  # kept, for the enclosing trace runs it
+        outer.recordings = MAX_RECORDINGS
+        jit.discard(outer, outer_src)  # that trace goes
+        before = jit.stats.native_entries
+        assert short_inner(20_000) == expected  # the interpreter enters the nested trace 20,000 times, or 256
+    finally:
+        jit.disable()
+    assert inner.trace is None
+    assert jit.stats.aborts["the loop runs too few iterations per entry"] == 1
+    assert jit.stats.native_entries - before == ENTRIES_BEFORE_JUDGING
 
 
 def two_backedges(n: int) -> int:

@@ -95,6 +95,10 @@ class Stats:
         self.recording_seconds = 0.0
         self.optimizing_seconds = 0.0
         self.emitting_seconds = 0.0
+        self.code_bytes = 0  # machine code emitted for traces and bridges (freed ones too)
+        # time.perf_counter() when the first trace was installed: the program's
+        # first native iteration follows at once (benchmarks' warm-up).
+        self.first_trace_at: float | None = None
         # One per trace and per bridge made: from the moment its loop (or
         # exit) was found hot to its native code installed, whatever that
         # took (imports and the first read of the stencil table included).
@@ -204,6 +208,9 @@ class Location:
         self.record = bytearray(RECORD.size)
         self.address = buffer_address(self.record)
         self.exits = bytearray(EXIT.size)  # the trace's exit_counters, one per exit number
+        # (entries, iterations) when a short trace was last kept because the
+        # loop around it had a trace: judged again over the entries after.
+        self.judged = (0, 0)
         self["totals"] = totals
 
     def __getitem__(self, field: str) -> int:
@@ -224,6 +231,7 @@ class Location:
                   "judge_at": judge_after, "due": 0}
         RECORD.pack_into(self.record, 0, *[values[field] for field in RECORD_FIELDS])
         self.trace, self.lowered = trace, lowered
+        self.judged = (0, 0)
 
     def early_exit_due(self) -> bool:
         return any(limit and taken >= limit for taken, limit in EXIT.iter_unpack(self.exits))
@@ -368,7 +376,10 @@ class JIT:
             if self.log is not None and self.log.entries:
                 self.track(location)
                 self.log.entering(location)
-            self.stats.compile_seconds.append(time.perf_counter() - found)
+            now = time.perf_counter()
+            self.stats.compile_seconds.append(now - found)
+            if self.stats.first_trace_at is None:
+                self.stats.first_trace_at = now
             self.stats.compile_import_seconds.append(self.stats.import_seconds - imported)
         return None
 
@@ -471,6 +482,7 @@ class JIT:
                 log.emitted(code, location, trace, None)
             if self.perf_map is not None:
                 self.perf_map.add(trace, code, dst, None)
+            self.stats.code_bytes += trace.size
         except Abort as abort:
             self.stats.aborts[abort.reason] += 1
             location.why = _why(location.why, abort.reason, abort.where)
@@ -541,6 +553,7 @@ class JIT:
                 log.emitted(code, location, trace, number)
             if self.perf_map is not None:
                 self.perf_map.add(trace, code, dst, number)
+            self.stats.code_bytes += trace.size
         except Abort as abort:
             self.stats.aborts[f"bridge: {abort.reason}"] += 1
             if self.log is not None:
@@ -583,14 +596,24 @@ class JIT:
             location["judge_at"] = location.log_judge_at
         judge_at = location["judge_at"]
         if judge_at and location["entries"] >= judge_at:
-            location["judge_at"] = 0  # judged once per trace
-            short = location["iterations"] < MIN_ITERATIONS_PER_ENTRY * location["entries"]
+            location["judge_at"] = 0  # judged once per trace, unless said below
+            entries, iterations = location["entries"], location["iterations"]
+            since_entries, since_iterations = entries - location.judged[0], iterations - location.judged[1]
+            short = since_iterations < MIN_ITERATIONS_PER_ENTRY * since_entries
             outer = self._enclosing(location, src) if short else "none"
-            if outer == "pending" and location["entries"] < MAX_ENTRIES_WAITING:
-                location["judge_at"] = location["entries"] + ENTRIES_BEFORE_JUDGING  # judged again later
-            elif short and outer != "traced":  # (the enclosing loop's trace runs it without entries' cost)
+            if outer == "pending" and entries < MAX_ENTRIES_WAITING:
+                location["judge_at"] = entries + ENTRIES_BEFORE_JUDGING  # judged again later
+            elif outer == "traced":
+                # The enclosing loop's trace runs this one without entries'
+                # cost (they are not counted then). Should that trace go
+                # (discarded when it keeps leaving early), entries come back:
+                # judged again over those (fannkuch's two-iteration swap
+                # loop was otherwise entered 120,000 times a call).
+                location.judged = (entries, iterations)
+                location["judge_at"] = entries + ENTRIES_BEFORE_JUDGING
+            elif short:
                 reason = "the loop runs too few iterations per entry"
-                self.discard(location, src, f"{reason} ({location['iterations']} in {location['entries']})")
+                self.discard(location, src, f"{reason} ({since_iterations} in {since_entries})")
                 location.recordings = MAX_RECORDINGS
                 location.why = _why(location.why, reason, None)
                 self.stats.aborts[reason] += 1
