@@ -93,7 +93,7 @@ def implementations(pypy: bool, numba: bool) -> list[Implementation]:
 def compile_copyjit() -> None:
     """copyjit's bytecode, as an installed copyjit has it (pip compiles it):
     otherwise a checkout run with PYTHONDONTWRITEBYTECODE would compile
-    copyjit from source in every sample (see benchmarks/bytecode.py)."""
+    copyjit from source in every sample (see tools/bytecode.py)."""
     import compileall
 
     compileall.compile_dir(str(Path(__file__).parent), quiet=1)

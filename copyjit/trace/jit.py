@@ -39,7 +39,7 @@ _JUMP_EVENT = 7  # bit of sys.monitoring.events.JUMP
 ENTRY_EXIT = 0  # the exit taken when the frame's locals do not fit the trace
 # Recording, lowering and emitting a trace takes ~2 ms, about as long as tens
 # of thousands of interpreted iterations: loops shorter than that are not
-# worth it. (Measured with benchmarks/kernels.py; 16 made big_ints 5x slower.)
+# worth it. (Measured with tools/kernels.py; 16 made big_ints 5x slower.)
 DEFAULT_THRESHOLD = 1000
 # A side exit taken this often is hot: it gets a bridge (the rest of the
 # iteration from there, linked into the exit) or, if it cannot have one,

@@ -2,7 +2,7 @@
 over and over, under copyjit (threshold 2, the short-loop rule off) against
 an identical function the JIT does not watch, interleaved in one process.
 
-    python benchmarks/entry.py
+    python tools/entry.py
 
 Prints ns per call, minimum over 25 rounds of 20,000 calls. Not a test.
 """

@@ -1,13 +1,13 @@
 """CPython with the JIT off vs copyjit on every program in examples/.
 
-    python benchmarks/examples.py [--repeat N] [NAMES...]
+    python tools/examples.py [--repeat N] [NAMES...]
 
 Each program runs as a whole process (start-up, warm-up and compilation
 included), `python X.py` and `python -m copyjit run X.py` interleaved, with
 the same interpreter. Prints, per program, the ratio CPython time / copyjit
 time (above 1: copyjit is faster) as median, min and max over the repeats.
 copyjit's bytecode is compiled first, as an installed copyjit has it (see
-benchmarks/bytecode.py): with PYTHONDONTWRITEBYTECODE=1 an editable checkout
+tools/bytecode.py): with PYTHONDONTWRITEBYTECODE=1 an editable checkout
 would otherwise compile copyjit from source in every run. Not a test.
 """
 

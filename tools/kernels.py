@@ -1,12 +1,12 @@
 """The numeric kernels, timed in-process: CPython vs copyjit (and pypy3).
 
-    python benchmarks/kernels.py [--repeat N] [NAMES...]
+    python tools/kernels.py [--repeat N] [NAMES...]
 
 Calls each kernel's function with the JIT off and on, interleaved, in one
 process (so start-up is excluded; recording and compiling are included in
 the first copyjit call of each repeat, since every repeat uses a new JIT;
 the JIT's modules are imported in the first, from bytecode compiled
-beforehand as an installed copyjit has it: see benchmarks/bytecode.py).
+beforehand as an installed copyjit has it: see tools/bytecode.py).
 The JIT watches every function of the kernel's module (a kernel's loops may
 be in the functions it calls). Prints CPython time / copyjit time as median,
 min and max, and the median time from hot to native code over the traces

@@ -1,8 +1,8 @@
 """What each optimizer pass is worth: every kernel with one pass off vs all on.
 
-    python benchmarks/passes.py [--repeat N] [KERNELS...]
+    python tools/passes.py [--repeat N] [KERNELS...]
 
-For each kernel of benchmarks/kernels.py, in one process, interleaved: the
+For each kernel of tools/kernels.py, in one process, interleaved: the
 JIT with every pass on, with each pass off in turn, and with none
 (`--no-opt all`). Prints time(pass off) / time(all on) as median (min-max):
 above 1 means the pass makes the kernel faster. Results are checked equal.

@@ -1,9 +1,9 @@
 """The fixed costs of copyjit: an empty script and `import copyjit`, as whole processes.
 
-    python benchmarks/startup.py [--repeat N]
+    python tools/startup.py [--repeat N]
 
 Runs each command N times (default 20), interleaved, and prints the median
-wall-clock time. copyjit's bytecode is compiled first (benchmarks/bytecode.py),
+wall-clock time. copyjit's bytecode is compiled first (tools/bytecode.py),
 as an installed copyjit has it. Not a test.
 """
 

@@ -1,8 +1,8 @@
 """Where a trace's compile time goes: optimizing, lowering, emitting, replayed.
 
-    python benchmarks/compile.py [--replays N] [--profile] [NAMES...]
+    python tools/compile.py [--replays N] [--profile] [NAMES...]
 
-Runs each kernel (benchmarks/kernels.py's) once under the JIT, keeping
+Runs each kernel (tools/kernels.py's) once under the JIT, keeping
 every recording it optimizes and every lowering's arguments, then replays
 optimize, lower (or lower_bridge) and emit for each, outside the JUMP
 callback (inside it, sys.monitoring delivers no events, so cProfile sees
@@ -38,19 +38,19 @@ Replay = Callable[[], object]
 class Captured:
     """One trace or bridge as the JIT made it: how to optimize and lower it again."""
 
-    def __init__(self, raw: Recording, off: frozenset[str]) -> None:
-        self.raw, self.off = raw, off
+    def __init__(self, raw: Recording, off: frozenset[str], loop: bool) -> None:
+        self.raw, self.off, self.loop = raw, off, loop
         self.lower: Callable[[Recording], Any] | None = None
         self.ops = 0
 
     def phases(self) -> dict[str, Replay]:
         assert self.lower is not None
         lower = self.lower
-        optimized = copyjit.opt.optimize(self.raw, self.off, check=False)
+        optimized = copyjit.opt.optimize(self.raw, self.off, check=False, loop=self.loop)
         lowered = lower(optimized)
         self.ops = len(lowered.instructions)
         return {
-            "optimize": lambda: copyjit.opt.optimize(self.raw, self.off, check=False),
+            "optimize": lambda: copyjit.opt.optimize(self.raw, self.off, check=False, loop=self.loop),
             "lower": lambda: lower(optimized),
             "emit": lambda: emit(lowered.instructions, lowered.constants),
         }
@@ -63,17 +63,18 @@ def capture(name: str) -> list[Captured]:
     optimize, lower, lower_bridge = (copyjit.opt.optimize, copyjit.trace.lower.lower,
                                      copyjit.trace.lower.lower_bridge)
 
-    def optimizing(rec: Recording, off: frozenset[str] = frozenset(), check: bool | None = None) -> Recording:
-        captured.append(Captured(rec, off))
-        return optimize(rec, off, check)
+    def optimizing(rec: Recording, off: frozenset[str] = frozenset(), check: bool | None = None,
+                   loop: bool = True, report: Any = None) -> Recording:
+        captured.append(Captured(rec, off, loop))
+        return optimize(rec, off, check, loop, report)
 
     def lowering(rec: Recording, counter: int) -> Any:
         captured[-1].lower = lambda r: lower(r, counter)
         return lower(rec, counter)
 
-    def bridging(rec: Recording, parent: Any, exit_number: int, first_exit: int, loop_address: int) -> Any:
-        captured[-1].lower = lambda r: lower_bridge(r, parent, exit_number, first_exit, loop_address)
-        return lower_bridge(rec, parent, exit_number, first_exit, loop_address)
+    def bridging(rec: Recording, *args: Any) -> Any:  # (parent, exit, first exit, loop address, counter)
+        captured[-1].lower = lambda r: lower_bridge(r, *args)
+        return lower_bridge(rec, *args)
 
     copyjit.opt.optimize = optimizing  # type: ignore[assignment]
     copyjit.trace.lower.lower, copyjit.trace.lower.lower_bridge = lowering, bridging  # type: ignore[assignment]

@@ -1,6 +1,6 @@
 """Backend costs: emitting a 100-uop trace, and entering/leaving an empty one.
 
-    python benchmarks/emit.py [--repeat N]
+    python tools/emit.py [--repeat N]
 
 Not a test: it prints median, min and max. Targets (issue 2): emit <= 100 µs
 per 100 uops (copy + patch + write to executable memory), entry <= 1 µs.
