@@ -67,13 +67,14 @@ def capture(name: str) -> list[Captured]:
         captured.append(Captured(rec, off))
         return optimize(rec, off, check)
 
-    def lowering(rec: Recording, counter: int) -> Any:
-        captured[-1].lower = lambda r: lower(r, counter)
-        return lower(rec, counter)
+    def lowering(rec: Recording, counter: int, fail: frozenset[str] = frozenset()) -> Any:
+        captured[-1].lower = lambda r: lower(r, counter, fail)
+        return lower(rec, counter, fail)
 
-    def bridging(rec: Recording, parent: Any, exit_number: int, first_exit: int, loop_address: int) -> Any:
-        captured[-1].lower = lambda r: lower_bridge(r, parent, exit_number, first_exit, loop_address)
-        return lower_bridge(rec, parent, exit_number, first_exit, loop_address)
+    def bridging(rec: Recording, parent: Any, exit_number: int, first_exit: int, loop_address: int,
+                 fail: frozenset[str] = frozenset()) -> Any:
+        captured[-1].lower = lambda r: lower_bridge(r, parent, exit_number, first_exit, loop_address, fail)
+        return lower_bridge(rec, parent, exit_number, first_exit, loop_address, fail)
 
     copyjit.opt.optimize = optimizing  # type: ignore[assignment]
     copyjit.trace.lower.lower, copyjit.trace.lower.lower_bridge = lowering, bridging  # type: ignore[assignment]

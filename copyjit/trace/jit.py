@@ -90,6 +90,9 @@ class Stats:
         self.inlined_loops = 0  # nested loops that traces run inline (lower.py, _InlinedLoop)
         self.aborts = _Counter()
         self.calls = _Counter()  # calls in traces made: "inlined", or "not inlined: why"
+        # Guards made to fail (COPYJIT_FAIL_GUARDS, faults.py), by kind, in
+        # the traces and bridges made.
+        self.guards_forced = _Counter()
         self.exits = 0
         self.native_entries = 0
         self.recording_seconds = 0.0
@@ -109,6 +112,7 @@ class Stats:
         result = dict(vars(self))
         result["aborts"] = dict(self.aborts)
         result["calls"] = dict(self.calls)
+        result["guards_forced"] = dict(self.guards_forced)
         result["compile_seconds"] = list(self.compile_seconds)
         result["compile_import_seconds"] = list(self.compile_import_seconds)
         return result
@@ -164,10 +168,13 @@ class Location:
 
 
 class JIT:
-    def __init__(self, threshold: int = DEFAULT_THRESHOLD, opt_off: frozenset[str] | None = None) -> None:
+    def __init__(self, threshold: int = DEFAULT_THRESHOLD, opt_off: frozenset[str] | None = None,
+                 fail_guards: frozenset[str] | None = None) -> None:
         self.threshold = max(1, threshold)
         # The optimizer passes switched off (COPYJIT_OPT, --no-opt).
         self.opt_off = _opt_off_from_environment() if opt_off is None else opt_off
+        # The guard kinds every trace fails (COPYJIT_FAIL_GUARDS; faults.py).
+        self.fail_guards = _fail_guards_from_environment() if fail_guards is None else fail_guards
         self.locations: dict[tuple[int, int], Location] = {}
         self._stats = Stats()
         self.enabled = False
@@ -368,7 +375,8 @@ class JIT:
             self.stats.import_seconds += time.perf_counter() - lap
             lap = time.perf_counter()
             counter = location.address + _FIELD_OFFSETS["iterations"]
-            lowered = lower(optimize(recording, self.opt_off), counter)
+            lowered = lower(optimize(recording, self.opt_off), counter, self.fail_guards)
+            self._count_forced(lowered)
             for what, count in recording.inlining.items():
                 self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()
@@ -415,7 +423,8 @@ class JIT:
             first_exit = BRIDGE_EXITS * (len(location.bridges) + 1)
             loop_address = parent.address + parent.offsets[lowered.loop_index]
             optimized = optimize(recording, self.opt_off)
-            bridge = lower_bridge(optimized, lowered, number, first_exit, loop_address)
+            bridge = lower_bridge(optimized, lowered, number, first_exit, loop_address, self.fail_guards)
+            self._count_forced(bridge)
             for what, count in recording.inlining.items():
                 self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()
@@ -433,6 +442,10 @@ class JIT:
         pack_into("<Q", lowered.links, 8 * number, trace.address)
         self.stats.bridges += 1
         return True
+
+    def _count_forced(self, lowered: Lowered) -> None:
+        for kind, count in lowered.forced.items():
+            self.stats.guards_forced[kind] += count
 
     def _inner_lookup(self, code: CodeType, inline: bool) -> InnerLookup:
         """Finds the trace of a loop nested in the one being recorded
@@ -586,6 +599,14 @@ def _opt_off_from_environment() -> frozenset[str]:
     except UnknownPass as error:
         print(error, file=sys.stderr)
         return frozenset()
+
+
+def _fail_guards_from_environment() -> frozenset[str]:
+    if not os.environ.get("COPYJIT_FAIL_GUARDS"):
+        return frozenset()
+    from copyjit.trace.faults import from_environment
+
+    return from_environment()
 
 
 def _alone(frame: FrameType, code: CodeType) -> bool:
