@@ -340,14 +340,19 @@ class JIT:
         return lambda _: self._forget(code_id)
 
     def _forget(self, code_id: int) -> None:
-        """The code object died: so did its locations (none had a trace,
-        which would have kept it alive)."""
+        """The code object died: so did its locations, and their traces'
+        code goes back to the arena (no frame of it can run them now)."""
         self.counters.pop(code_id, None)
         self._code_refs.pop(code_id, None)
+        # At interpreter exit, modules the freeing uses may be gone already
+        # (and the process's memory goes with it).
+        freeing = not sys.is_finalizing()
         # list() runs no bytecode: this JIT's own loops must not call it back.
         for key in list(self.locations):
             if key[0] == code_id:
-                del self.locations[key]
+                location = self.locations.pop(key)
+                if location.trace is not None and freeing:
+                    self.discard(location, key[1], forget=True)
 
     def compile(self, location: Location, code: CodeType, frame: FrameType, src: int, dst: int) -> bool:
         """Record, lower and emit a trace for the location. Without a trace
@@ -381,7 +386,8 @@ class JIT:
                 self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
-            trace = emit(lowered.instructions, constants=(code, location.record, *lowered.constants))
+            # (Not the code: a trace must not keep its code alive, see _forget.)
+            trace = emit(lowered.instructions, constants=(location.record, *lowered.constants))
             self.stats.emitting_seconds += time.perf_counter() - lap
         except Abort as abort:
             self.stats.aborts[abort.reason] += 1
@@ -503,9 +509,11 @@ class JIT:
     def _set_slot(self, code_id: int, src: int, value: int) -> None:
         pack_into("<Q", self.counters[code_id], 8 * (src // 2), value)
 
-    def discard(self, location: Location, src: int) -> None:
-        # Native code stops entering first: the slot, then the record.
-        self._set_count(location.code_id, src, 0)
+    def discard(self, location: Location, src: int, forget: bool = False) -> None:
+        # Native code stops entering first: the slot, then the record
+        # (`forget`: the code died, its slots with it).
+        if not forget:
+            self._set_count(location.code_id, src, 0)
         location["cell"] = 0
         if location.trace is not None:
             # Bridges run inside their parent's activations: their code is
@@ -516,7 +524,7 @@ class JIT:
             location.bridge_lowered.clear()
             location.trace.free()
         location.trace = location.lowered = None
-        if location.recordings >= MAX_RECORDINGS:
+        if location.recordings >= MAX_RECORDINGS and not forget:
             self.stats.aborts["the loop keeps leaving its trace early"] += 1
 
 
