@@ -21,6 +21,7 @@ from copyjit.backend.runtime import (
     check_monitoring_layout,
     runtime,
 )
+from copyjit.trace import depth
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
 if TYPE_CHECKING:
@@ -214,6 +215,7 @@ class JIT:
         else:
             monitoring.set_local_events(TOOL, code, monitoring.events.JUMP)
             self.watched.append(code)
+        depth.prepare()
         if not self._layout_checked:
             check_monitoring_layout(runtime().layout, TOOL, _TOOL_NAME, _JUMP_EVENT, code)
             self._layout_checked = True
@@ -240,10 +242,23 @@ class JIT:
         # anything else (a signal handler's exception, raised at an
         # eval-breaker check in this Python code) is the program's, which
         # the native callback hands to the interpreter.
-        if hot_exit >= 0:
-            self._on_hot_exit(code, src, dst, hot_exit, sys._getframe(1))
-            return None
-        return self._on_jump(code, src, dst, sys._getframe(1))
+        # With room of its own above the program's recursion budget, made
+        # before calling any Python function: the loop may be deep in the
+        # program's recursion (depth.py).
+        budget = None if depth.offset is None else \
+            depth.counter_type.from_address(depth.thread_state() + depth.offset)
+        if budget is not None:
+            budget.value += depth.HEADROOM
+            depth.handlers += 1
+        try:
+            if hot_exit >= 0:
+                self._on_hot_exit(code, src, dst, hot_exit, sys._getframe(1))
+                return None
+            return self._on_jump(code, src, dst, sys._getframe(1))
+        finally:
+            if budget is not None:
+                budget.value -= depth.HEADROOM
+                depth.handlers -= 1
 
     def _on_jump(self, code: CodeType, src: int, dst: int, frame: FrameType) -> object:
         """Called by the native callback for a code it has no counters for, a
@@ -337,7 +352,21 @@ class JIT:
     # --- recording and running ----------------------------------------------
 
     def _forgetter(self, code_id: int) -> Callable[[object], None]:
-        return lambda _: self._forget(code_id)
+        def forget(_: object) -> None:
+            # A code may die at any depth: room first, as in on_jump.
+            budget = None if depth.offset is None else \
+                depth.counter_type.from_address(depth.thread_state() + depth.offset)
+            if budget is not None:
+                budget.value += depth.HEADROOM
+                depth.handlers += 1
+            try:
+                self._forget(code_id)
+            finally:
+                if budget is not None:
+                    budget.value -= depth.HEADROOM
+                    depth.handlers -= 1
+
+        return forget
 
     def _forget(self, code_id: int) -> None:
         """The code object died: so did its locations, and their traces'
