@@ -366,6 +366,10 @@ def test_the_environment_knob_through_the_differential_runner(tmp_path: Path) ->
 
     forced = json.loads(stats.read_text())["guards_forced"]
     assert forced.get("branch", 0) > 0 and forced.get("_CHECK_EVAL_BREAKER", 0) > 0, forced
+    command = [sys.executable, "-m", "copyjit", "run", "--threshold", "1", "--stats", str(program)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert "guards made to fail (COPYJIT_FAIL_GUARDS): " in done.stderr, done.stderr
+    assert "branch (" in done.stderr, done.stderr
 
 
 def test_a_bad_kind_in_the_environment_is_reported(tmp_path: Path) -> None:
