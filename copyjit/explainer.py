@@ -27,9 +27,10 @@ from copyjit.trace.jit import BRIDGE_EXITS, Location, Why
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import CodeType
+    from weakref import ref
 
     from copyjit.backend.emitter import Trace
-    from copyjit.trace.ir import Recording, Snapshot
+    from copyjit.trace.ir import Position, Recording, Snapshot
     from copyjit.trace.jit import JIT
     from copyjit.trace.lower import Lowered
 
@@ -159,7 +160,8 @@ def _code(jit: JIT, code_id: int, location: Location) -> CodeType | None:
 def _loop(code: CodeType, src: int, location: Location) -> LoopReport:
     lowered, trace = location.lowered, location.trace
     dst = lowered.lowering.rec.dst if lowered is not None else _target(code, src)
-    report = LoopReport(_place(code, dst), dst, src, trace is not None, location.why, list(location.dropped))
+    report = LoopReport(_place_in(code, dst), dst, src, trace is not None, location.why,
+                        list(location.dropped))
     lines = [line for start, end, line in code.co_lines() if line is not None and start <= src and end > dst]
     report.span = (min(lines), max(lines)) if lines else (report.place.line or 0, report.place.line or 0)
     if trace is None or lowered is None:
@@ -174,7 +176,7 @@ def _loop(code: CodeType, src: int, location: Location) -> LoopReport:
         taken = counts[number][0] if number < len(counts) else None
         guard = guards(number) \
             or (_HEAD_CHECK if snapshot.offset == dst else _LOWERED_EXIT)
-        report.exits.append(Exit(number, snapshot.offset, _place(code, snapshot.offset), guard,
+        report.exits.append(Exit(number, snapshot.offset, _place_in(code, snapshot.offset), guard,
                                  taken, snapshot.normal, why_no_bridge=location.bridge_why.get(number)))
     for index, (number, bridge, bridge_lowered, recorded, entries) in enumerate(zip(
             location.bridge_exits, location.bridges, location.bridge_lowered, location.bridge_recorded,
@@ -187,7 +189,7 @@ def _loop(code: CodeType, src: int, location: Location) -> LoopReport:
         for own, snapshot in enumerate(bridge_lowered.snapshots):
             guard = bridge_guards(own + 1) or _LOWERED_EXIT
             made.exits.append(Exit(BRIDGE_EXITS * (index + 1) + own, snapshot.offset,
-                                   _place(code, snapshot.offset), guard,
+                                   _place_in(code, snapshot.offset), guard,
                                    taken[own] if own < len(taken) else None, snapshot.normal))
         report.bridges.append(made)
         if number - 1 < len(report.exits):
@@ -260,7 +262,14 @@ def _lines(rec: Recording) -> list[TraceLine]:
     return lines
 
 
-def _place(code: CodeType, offset: int) -> Place:
+def _place(code_ref: ref[CodeType], offset: int) -> Place:
+    code = code_ref()
+    if code is None:  # (a recording holds its codes weakly)
+        return Place("<code freed>", None, "?")
+    return _place_in(code, offset)
+
+
+def _place_in(code: CodeType, offset: int) -> Place:
     from copyjit.trace.jit import _line_of
 
     return Place(code.co_filename, _line_of(code, offset), code.co_qualname)
@@ -271,7 +280,7 @@ def _origins(lowered: Lowered) -> list[tuple[str, Place | None]]:
     text, and where it was recorded), or the stub or section it is in."""
     lowering = lowered.lowering
     marks = sorted(lowering.marks, key=lambda mark: mark[0])  # stable: same-line marks keep their order
-    dumps: dict[int, tuple[list[str], list[tuple[CodeType, int]]]] = {}
+    dumps: dict[int, tuple[list[str], list[Position]]] = {}
     origin: tuple[str, Place | None] = ("entry: the locals unboxed into their homes", None)
     in_body = False
     result: list[tuple[str, Place | None]] = []

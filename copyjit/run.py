@@ -52,6 +52,9 @@ def _report(stats_to_stderr: bool, stats_json: str | None) -> None:
         if data.get("calls"):
             calls = ", ".join(f"{what} ({n})" for what, n in data["calls"].items())
             print(f"copyjit: calls in traces: {calls}", file=sys.stderr)
+        if data.get("guards_forced"):
+            forced = ", ".join(f"{kind} ({n})" for kind, n in sorted(data["guards_forced"].items()))
+            print(f"copyjit: guards made to fail (COPYJIT_FAIL_GUARDS): {forced}", file=sys.stderr)
 
 
 def _median(values: list[float]) -> float:

@@ -86,7 +86,8 @@ def test_random_loop_gives_cpython_results(seed: int) -> None:
         got = [outcome(function, *args) for args in calls]
     finally:
         jit.disable()
-    assert got == expected, f"\n{text}\ncalls: {calls}"
+    assert got == expected, (f"\n{text}\ncalls: {calls}\n"
+                             f"shrink and save it: .venv/bin/python tests/shrink.py numeric {seed}")
 
 
 def test_the_batch_exercises_the_jit() -> None:

@@ -21,7 +21,9 @@ count the same (after gc.collect()).
 
 CI runs a fixed batch of seeds; COPYJIT_FUZZ_PROGRAMS=N runs N from a
 random start (the failing seed is in the test id). A campaign that survives
-crashes (each chunk of seeds in a subprocess; a crashing seed is reported):
+crashes (each chunk of seeds in a subprocess; a crashing seed is reported),
+and at its end shrinks every failing program and saves it as a regression
+test in tests/regressions/ (tests/shrink.py; COPYJIT_FUZZ_SHRINK=0: not):
 
     .venv/bin/python tests/test_fuzz_objects.py START COUNT [CHUNK]
 """
@@ -365,7 +367,8 @@ def test_random_object_loop_gives_cpython_results(seed: int) -> None:
         pytest.xfail(KNOWN_FAILURES[seed])
     same, stats, expected, got = check(seed)
     internal = [reason for reason in stats["aborts"] if reason.startswith("internal error")]
-    assert same, f"\n{source(seed)}\nthreshold {threshold_of(seed)}\nexpected {expected}\ngot      {got}"
+    assert same, (f"\n{source(seed)}\nthreshold {threshold_of(seed)}\nexpected {expected}\ngot      {got}\n"
+                  f"shrink and save it: .venv/bin/python tests/shrink.py objects {seed}")
     assert not internal, f"\n{source(seed)}\n{internal}"
 
 
@@ -451,6 +454,19 @@ def _campaign(start: int, count: int, chunk: int) -> None:
         print("progress", seed, {k: (v if isinstance(v, int) else len(v)) for k, v in totals.items()},
               flush=True)
     print("TOTALS", json.dumps(totals), flush=True)
+    if os.environ.get("COPYJIT_FUZZ_SHRINK", "1") != "0":
+        _shrink_failures(sorted(set(totals["mismatches"] + totals["crashes"])))
+
+
+def _shrink_failures(seeds: list[int]) -> None:
+    """Each failing seed's program shrunk and saved as a regression test
+    (tests/shrink.py; tests/regressions/, run by tests/test_regressions.py)."""
+    from tests import shrink
+
+    for seed in seeds:
+        saved = shrink.shrink_and_save("objects", seed, threshold_of(seed))
+        print("SHRUNK", seed, saved if saved is not None else "(no difference as a script: not saved)",
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -62,8 +62,8 @@ from copyjit.trace import lower as L
 from copyjit.opt import text
 seen = []
 original, original_bridge = L.lower, L.lower_bridge
-def lower(rec, counter):
-    seen.append(text.dump(rec)); return original(rec, counter)
+def lower(rec, *args):
+    seen.append(text.dump(rec)); return original(rec, *args)
 def lower_bridge(rec, *args):
     seen.append(text.dump(rec)); return original_bridge(rec, *args)
 L.lower, L.lower_bridge = lower, lower_bridge

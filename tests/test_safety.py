@@ -317,3 +317,72 @@ error:
         assert (frame[0], frame[1]) == (-2.5, -40)
         instr_ptr = ctypes.c_void_p.from_address(frame.address + runtime().layout["frame.instr_ptr"])
         assert instr_ptr.value == 0x1234
+
+
+def _debug_malloc(script: str) -> subprocess.CompletedProcess[str]:
+    """`script` in a fresh interpreter whose allocator checks every block's
+    guard bytes when it is freed (PYTHONMALLOC=debug)."""
+    import os
+
+    source = f"import sys\nsys.path.insert(0, {ROOT!r})\n" + textwrap.dedent(script)
+    return subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONMALLOC": "debug"})
+
+
+def test_an_exit_at_a_full_stack_writes_nothing_past_the_frame() -> None:
+    # The overflow exit of `t * 3` leaves with the stack full (the iterator,
+    # t and 3: co_stacksize). Writing the unboxed locals back pushed each
+    # box first and popped it into its local: one slot past the frame's
+    # stack, which for a generator is past the generator object (found by
+    # fault injection, tests/test_faults.py: a Python frame's first word
+    # overwritten while the recorder ran a nested trace).
+    done = _debug_malloc("""
+        import gc
+        from copyjit.trace.jit import JIT
+        def gen(n):
+            t = 1
+            for i in range(n):
+                t = t * 3
+            yield t
+        assert gen.__code__.co_stacksize == 3
+        jit = JIT(1)
+        jit.enable(gen.__code__)
+        for _ in range(3):
+            g = gen(100)
+            print(next(g) % 1000)
+            del g
+            gc.collect()
+        jit.disable()
+        assert jit.stats.exits > 0
+    """)
+    assert done.returncode == 0 and done.stdout == "1\n1\n1\n", done.stderr[-2000:]
+
+
+def test_locals_reread_after_a_nested_trace_go_through_no_stack_slot() -> None:
+    # The nested `while` loop's trace (called, not inlined: it has a
+    # bridge) leaves at `j < i` with j and i pushed: the stack is full, and
+    # re-reading the outer trace's locals pushed each one past it.
+    done = _debug_malloc("""
+        import gc
+        from copyjit.trace.jit import JIT
+        def gen(m):
+            t = 0
+            for i in range(m):
+                j = 0
+                while j < i:
+                    if j & 1:
+                        t += j
+                    else:
+                        t -= 1
+                    j += 1
+            yield t
+        jit = JIT(1)
+        jit.enable(gen.__code__)
+        for _ in range(3):
+            g = gen(300)
+            print(next(g))
+            del g
+            gc.collect()
+        jit.disable()
+    """)
+    assert done.returncode == 0 and done.stdout == "2205050\n" * 3, done.stderr[-2000:]

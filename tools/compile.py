@@ -68,13 +68,13 @@ def capture(name: str) -> list[Captured]:
         captured.append(Captured(rec, off, loop))
         return optimize(rec, off, check, loop, report)
 
-    def lowering(rec: Recording, counter: int) -> Any:
-        captured[-1].lower = lambda r: lower(r, counter)
-        return lower(rec, counter)
+    def lowering(rec: Recording, counter: int, fail: frozenset[str] = frozenset()) -> Any:
+        captured[-1].lower = lambda r: lower(r, counter, fail)
+        return lower(rec, counter, fail)
 
-    def bridging(rec: Recording, *args: Any) -> Any:  # (parent, exit, first exit, loop address, counter)
-        captured[-1].lower = lambda r: lower_bridge(r, *args)
-        return lower_bridge(rec, *args)
+    def bridging(rec: Recording, *args: Any, **kwargs: Any) -> Any:  # parent, exit, first exit, loop, counter
+        captured[-1].lower = lambda r: lower_bridge(r, *args, **kwargs)
+        return lower_bridge(rec, *args, **kwargs)
 
     copyjit.opt.optimize = optimizing  # type: ignore[assignment]
     copyjit.trace.lower.lower, copyjit.trace.lower.lower_bridge = lowering, bridging  # type: ignore[assignment]

@@ -22,7 +22,13 @@ from copyjit.backend import native  # not ctypes: ~1.5 ms of start-up
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 ALIGNMENT = 16  # code blocks start on a 16-byte boundary (x86 fetch blocks)
-RESERVE = 1 << 30  # 1 GiB: well within the ±2 GiB reach of a rel32
+# 64 MiB: well within the ±2 GiB reach of a rel32, and thousands of traces
+# (those of code that dies are freed). Not more: a reservation counts
+# against RLIMIT_AS even unused, and the 1 GiB reserved before took a
+# program's memory limit (resource.setrlimit) for the JIT's
+# (tests/test_robustness.py). It cannot grow in place: mmap places new
+# mappings just below the last, so the space after it is taken.
+RESERVE = 64 << 20
 POISON = b"\xcc"  # int3
 
 # <sys/mman.h> on Linux (as the mmap module has them, which start-up does not import).

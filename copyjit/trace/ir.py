@@ -7,6 +7,8 @@ in) cost ~9 ms there.
 
 from __future__ import annotations
 
+from _weakref import ref  # weakref.ref, without the weakref module
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,6 +112,11 @@ class Op(_Record):
         return self.args if self.snapshot is None else (*self.args, *self.snapshot.values())
 
 
+# Where an op was recorded: its code (weakly: explain's records must not keep
+# a code alive, so that its traces go when it dies) and bytecode offset.
+Position = tuple["ref[CodeType]", int]
+
+
 class Recording:
     """One iteration: its ops, every local it reads or writes (slot -> kind),
     the locals it writes (in order of first store), and the objects the
@@ -119,11 +126,20 @@ class Recording:
 
     def __init__(self, code: CodeType, dst: int, src: int, ops: list[Op], slots: dict[int, str],
                  stored: list[int], constants: list[object],
-                 positions: list[tuple[CodeType, int]] | None = None) -> None:
-        self.code, self.dst, self.src = code, dst, src
+                 positions: list[Position] | None = None) -> None:
+        # Weakly: the JIT keeps recordings as long as their traces, and a
+        # code object must be free to die (its traces are then freed:
+        # jit.py, _forget). A trace only runs, and a bridge is only recorded,
+        # in a frame of its code, which keeps it alive meanwhile.
+        self._code = None if code is None else ref(code)
+        self.dst, self.src = dst, src
         self.ops, self.slots, self.stored, self.constants = ops, slots, stored, constants
         self.positions = positions
         self.inlining: dict[str, int] = {}  # calls inlined, or why not -> count (for the stats)
+
+    @property
+    def code(self) -> CodeType:
+        return None if self._code is None else self._code()  # type: ignore[return-value]
 
 
 class BridgeStart(_Record):

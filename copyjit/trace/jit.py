@@ -21,6 +21,7 @@ from copyjit.backend.runtime import (
     check_monitoring_layout,
     runtime,
 )
+from copyjit.trace import depth
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
 if TYPE_CHECKING:
@@ -90,6 +91,9 @@ class Stats:
         self.inlined_loops = 0  # nested loops that traces run inline (lower.py, _InlinedLoop)
         self.aborts = _Counter()
         self.calls = _Counter()  # calls in traces made: "inlined", or "not inlined: why"
+        # Guards made to fail (COPYJIT_FAIL_GUARDS, faults.py), by kind, in
+        # the traces and bridges made.
+        self.guards_forced = _Counter()
         self.exits = 0
         self.native_entries = 0
         self.recording_seconds = 0.0
@@ -113,6 +117,7 @@ class Stats:
         result = dict(vars(self))
         result["aborts"] = dict(self.aborts)
         result["calls"] = dict(self.calls)
+        result["guards_forced"] = dict(self.guards_forced)
         result["compile_seconds"] = list(self.compile_seconds)
         result["compile_import_seconds"] = list(self.compile_import_seconds)
         return result
@@ -238,10 +243,13 @@ class Location:
 
 
 class JIT:
-    def __init__(self, threshold: int = DEFAULT_THRESHOLD, opt_off: frozenset[str] | None = None) -> None:
+    def __init__(self, threshold: int = DEFAULT_THRESHOLD, opt_off: frozenset[str] | None = None,
+                 fail_guards: frozenset[str] | None = None) -> None:
         self.threshold = max(1, threshold)
         # The optimizer passes switched off (COPYJIT_OPT, --no-opt).
         self.opt_off = _opt_off_from_environment() if opt_off is None else opt_off
+        # The guard kinds every trace fails (COPYJIT_FAIL_GUARDS; faults.py).
+        self.fail_guards = _fail_guards_from_environment() if fail_guards is None else fail_guards
         self.locations: dict[tuple[int, int], Location] = {}
         self._stats = Stats()
         self.enabled = False
@@ -289,6 +297,7 @@ class JIT:
         else:
             monitoring.set_local_events(TOOL, code, monitoring.events.JUMP)
             self.watched.append(code)
+        depth.prepare()
         if not self._layout_checked:
             check_monitoring_layout(runtime().layout, TOOL, _TOOL_NAME, _JUMP_EVENT, code)
             self._layout_checked = True
@@ -317,10 +326,23 @@ class JIT:
         # anything else (a signal handler's exception, raised at an
         # eval-breaker check in this Python code) is the program's, which
         # the native callback hands to the interpreter.
-        if hot_exit >= 0:
-            self._on_hot_exit(code, src, dst, hot_exit, sys._getframe(1))
-            return None
-        return self._on_jump(code, src, dst, sys._getframe(1))
+        # With room of its own above the program's recursion budget, made
+        # before calling any Python function: the loop may be deep in the
+        # program's recursion (depth.py).
+        budget = None if depth.offset is None else \
+            depth.counter_type.from_address(depth.thread_state() + depth.offset)
+        if budget is not None:
+            budget.value += depth.HEADROOM
+            depth.handlers += 1
+        try:
+            if hot_exit >= 0:
+                self._on_hot_exit(code, src, dst, hot_exit, sys._getframe(1))
+                return None
+            return self._on_jump(code, src, dst, sys._getframe(1))
+        finally:
+            if budget is not None:
+                budget.value -= depth.HEADROOM
+                depth.handlers -= 1
 
     def _on_jump(self, code: CodeType, src: int, dst: int, frame: FrameType) -> object:
         """Called by the native callback for a code it has no counters for, a
@@ -425,17 +447,36 @@ class JIT:
     # --- recording and running ----------------------------------------------
 
     def _forgetter(self, code_id: int) -> Callable[[object], None]:
-        return lambda _: self._forget(code_id)
+        def forget(_: object) -> None:
+            # A code may die at any depth: room first, as in on_jump.
+            budget = None if depth.offset is None else \
+                depth.counter_type.from_address(depth.thread_state() + depth.offset)
+            if budget is not None:
+                budget.value += depth.HEADROOM
+                depth.handlers += 1
+            try:
+                self._forget(code_id)
+            finally:
+                if budget is not None:
+                    budget.value -= depth.HEADROOM
+                    depth.handlers -= 1
+
+        return forget
 
     def _forget(self, code_id: int) -> None:
-        """The code object died: so did its locations (none had a trace,
-        which would have kept it alive)."""
+        """The code object died: so did its locations, and their traces'
+        code goes back to the arena (no frame of it can run them now)."""
         self.counters.pop(code_id, None)
         self._code_refs.pop(code_id, None)
+        # At interpreter exit, modules the freeing uses may be gone already
+        # (and the process's memory goes with it).
+        freeing = not sys.is_finalizing()
         # list() runs no bytecode: this JIT's own loops must not call it back.
         for key in list(self.locations):
             if key[0] == code_id:
-                del self.locations[key]
+                location = self.locations.pop(key)
+                if location.trace is not None and freeing:
+                    self.discard(location, key[1], forget=True)
 
     def compile(self, location: Location, code: CodeType, frame: FrameType, src: int, dst: int) -> bool:
         """Record, lower and emit a trace for the location. Without a trace
@@ -471,12 +512,14 @@ class JIT:
             optimized = optimize(recording, self.opt_off, report=None if log is None else log.pass_done)
             if log is not None:
                 log.optimized(location, optimized)
-            lowered = lower(optimized, counter)
+            lowered = lower(optimized, counter, self.fail_guards)
+            self._count_forced(lowered)
             for what, count in recording.inlining.items():
                 self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()
             self.stats.optimizing_seconds += lap - start
-            trace = emit(lowered.instructions, constants=(code, location.record, *lowered.constants))
+            # (Not the code: a trace must not keep its code alive, see _forget.)
+            trace = emit(lowered.instructions, constants=(location.record, *lowered.constants))
             self.stats.emitting_seconds += time.perf_counter() - lap
             if log is not None:
                 log.emitted(code, location, trace, None)
@@ -541,7 +584,8 @@ class JIT:
                 log.optimized(location, optimized, number)
             entries = bytearray(8)
             bridge = lower_bridge(optimized, lowered, number, first_exit, loop_address,
-                                  buffer_address(entries))
+                                  buffer_address(entries), self.fail_guards)
+            self._count_forced(bridge)
             for what, count in recording.inlining.items():
                 self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()
@@ -573,6 +617,10 @@ class JIT:
         pack_into("<Q", lowered.links, 8 * number, trace.address)
         self.stats.bridges += 1
         return True
+
+    def _count_forced(self, lowered: Lowered) -> None:
+        for kind, count in lowered.forced.items():
+            self.stats.guards_forced[kind] += count
 
     def _inner_lookup(self, code: CodeType, inline: bool) -> InnerLookup:
         """Finds the trace of a loop nested in the one being recorded
@@ -661,9 +709,11 @@ class JIT:
     def _set_slot(self, code_id: int, src: int, value: int) -> None:
         pack_into("<Q", self.counters[code_id], 8 * (src // 2), value)
 
-    def discard(self, location: Location, src: int, reason: str = "discarded") -> None:
-        # Native code stops entering first: the slot, then the record.
-        self._set_count(location.code_id, src, 0)
+    def discard(self, location: Location, src: int, reason: str = "discarded", forget: bool = False) -> None:
+        # Native code stops entering first: the slot, then the record
+        # (`forget`: the code died, its slots with it).
+        if not forget:
+            self._set_count(location.code_id, src, 0)
         location["cell"] = 0
         if location.trace is not None:
             # Bridges run inside their parent's activations: their code is
@@ -680,7 +730,7 @@ class JIT:
             if self.log is not None:
                 self.log.invalidated(location, reason)
         location.trace = location.lowered = location.recorded = None
-        if location.recordings >= MAX_RECORDINGS:
+        if location.recordings >= MAX_RECORDINGS and not forget:
             reason = "the loop keeps leaving its trace early"
             self.stats.aborts[reason] += 1
             location.why = _why(location.why, reason, None)
@@ -786,6 +836,14 @@ def _opt_off_from_environment() -> frozenset[str]:
     except UnknownPass as error:
         print(error, file=sys.stderr)
         return frozenset()
+
+
+def _fail_guards_from_environment() -> frozenset[str]:
+    if not os.environ.get("COPYJIT_FAIL_GUARDS"):
+        return frozenset()
+    from copyjit.trace.faults import from_environment
+
+    return from_environment()
 
 
 def _alone(frame: FrameType, code: CodeType) -> bool:

@@ -36,6 +36,7 @@ import ctypes
 from copyjit.backend import asm
 from copyjit.backend.emitter import Instruction
 from copyjit.backend.runtime import buffer_address, runtime
+from copyjit.trace.faults import BRANCH, force
 from copyjit.trace.frames import instruction_address
 from copyjit.trace.ir import (
     BORROWED,
@@ -79,19 +80,25 @@ class Lowered:
 
     def __init__(self, text: str, instructions: list[Instruction], snapshots: list[Snapshot],
                  constants: tuple[object, ...], lowering: _Lowering, loop_index: int = 0,
-                 links: bytearray | None = None, inlined_exits: frozenset[int] = frozenset()) -> None:
+                 links: bytearray | None = None, inlined_exits: frozenset[int] = frozenset(),
+                 forced: dict[str, int] | None = None) -> None:
         self.text, self.instructions, self.snapshots = text, instructions, snapshots
         self.constants, self.lowering, self.loop_index = constants, lowering, loop_index
         self.links = links if links is not None else bytearray()
         # The exits inside a nested loop run inline (_InlinedLoop): never
         # bridged, and not where the trace leaves its own loop.
         self.inlined_exits = inlined_exits
+        self.forced = forced or {}  # guard kind -> how many were made to fail (faults.py)
 
 
 class _Lowering:
     def __init__(self, rec: Recording, counter: int, parent: _Lowering | None = None,
-                 exit_number: int = 0, first_exit: int = 1) -> None:
+                 exit_number: int = 0, first_exit: int = 1, fail: frozenset[str] = frozenset()) -> None:
         self.rec = rec
+        # The guard kinds made to fail (COPYJIT_FAIL_GUARDS, faults.py), and
+        # how many of each were.
+        self.fail = fail
+        self.forced: dict[str, int] = {}
         self.counter = counter
         self.parent, self.exit_number, self.first_exit = parent, exit_number, first_exit
         self.home: dict[int, int] = {}  # unboxed local -> its spill slot
@@ -381,20 +388,25 @@ class _Lowering:
                    if isinstance(op.arg, InnerCall) and op.arg.body is not None]
         constants = (*self.rec.constants, *nested, *inlined, links)
         instructions = asm.parse_lines(self.lines)  # not the text: a trace's lines are mostly repeats
+        if self.fail:
+            instructions = force(instructions, self.fail, self.forced)
         return Lowered(text, instructions, self.snapshots, constants, self, self.loop_index, links,
-                       frozenset(self.inlined_exits))
+                       frozenset(self.inlined_exits), self.forced)
 
     def value_kind(self, value: int) -> str:
         return self.rec.ops[value].kind
 
     def write_back(self, lines: list[str], slot: int) -> None:
-        # The same lines in every exit stub: made once per local.
+        # The same lines in every exit stub: made once per local. Boxed in
+        # a register, not pushed: an exit's stack may fill the frame's value
+        # stack already (co_stacksize), and a slot past it is the next
+        # frame's first word, or past a generator's own memory.
         made = self.written_lines.get(slot)
         if made is None:
             kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
             made = self.written_lines[slot] = (f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}",
-                                               f"    _BOX_{_KIND[kind]} {kind}0 error=error",
-                                               f"    _STORE_FAST oparg={slot}")
+                                               f"    i0 = _BOX_{_KIND[kind]}_O {kind}0 exit=error",
+                                               f"    _STORE_FAST_O i0 oparg={slot}")
         lines += made
 
     def parent_kind(self, slot: int) -> str:
@@ -532,7 +544,10 @@ class _Lowering:
         a = self.alloc.use(op.args[0])
         b = self.alloc.use(op.args[1], frozenset({a}))
         exit_to = self.exit_label(op.snapshot)
-        if not outcome:  # leave when the comparison holds
+        if BRANCH in self.fail:  # as if it went the way not recorded
+            self.line(f"_JUMP jump={exit_to}")
+            self.forced[BRANCH] = self.forced.get(BRANCH, 0) + 1
+        elif not outcome:  # leave when the comparison holds
             self.line(f"_JUMP_IF_{_KIND[k]}_{name} {a}, {b} jump={exit_to}")
         elif k == "i":  # ints: "not <" is ">="
             self.line(f"_JUMP_IF_INT_{_NEGATED[name]} {a}, {b} jump={exit_to}")
@@ -695,7 +710,7 @@ class _Lowering:
         end: the frame is exact where that trace left it."""
         for label in self.handed:
             self.lines.append(f"handedunbox{label}:")
-            self.line("_POP_TOP")  # the value that failed to unbox
+            self.line("_DECREF_O i1")  # the value that failed to unbox
             self.lines.append(f"handed{label}:")
             self.line(f"_EXIT_TRACE oparg={HANDED_OVER}")
 
@@ -763,10 +778,13 @@ class _Lowering:
         handed, unboxing = f"handed{self.labels}", f"handedunbox{self.labels}"
 
         def reload_homes() -> None:  # the nested loop may have changed any local
+            # Through a register, not the frame's stack, which the values
+            # the nested trace's exit pushed may fill already.
             for slot, home in self.home.items():
                 kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
-                self.line(f"_LOAD_FAST_OR_EXIT oparg={slot} exit={handed}")
-                self.line(f"{kind}0 = _UNBOX_{_KIND[kind]} exit={unboxing}")
+                self.line(f"i1 = _LOAD_FAST_CHECK_O oparg={slot} exit={handed}")
+                self.line(f"{kind}0 = _UNBOX_{_KIND[kind]}_O i1 exit={unboxing}")
+                self.line("_DECREF_O i1")
                 self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
 
         for slot in self.written:
@@ -878,6 +896,7 @@ class _InlinedLoop(_Lowering):
     def __init__(self, outer: _Lowering, call: InnerCall, body: InnerBody, own: list[int]) -> None:
         self.outer, self.call = outer, call
         self.rec = rec = body.rec
+        self.fail, self.forced = outer.fail, outer.forced
         self.counter, self.parent, self.exit_number, self.first_exit = 0, None, 0, 1
         top = outer.top
         self.home = dict(outer.home)  # exits inside write the outer's homes back too
@@ -1068,13 +1087,15 @@ def _uses(ops: list[Op]) -> dict[int, list[int]]:
     return uses
 
 
-def lower(rec: Recording, counter: int) -> Lowered:
-    """`counter`: the address of an int64 the trace increments per iteration."""
-    return _Lowering(rec, counter).run()
+def lower(rec: Recording, counter: int, fail: frozenset[str] = frozenset()) -> Lowered:
+    """`counter`: the address of an int64 the trace increments per
+    iteration; `fail`: the guard kinds to make fail (faults.py)."""
+    return _Lowering(rec, counter, fail=fail).run()
 
 
 def lower_bridge(rec: Recording, parent: Lowered, exit_number: int, first_exit: int,
-                 loop_address: int, counter: int) -> Lowered:
+                 loop_address: int, counter: int, fail: frozenset[str] = frozenset()) -> Lowered:
     """A bridge from the parent's exit `exit_number`; its own exits are
-    numbered from `first_exit`; `counter`: an int64 it increments per entry."""
-    return _Lowering(rec, counter, parent.lowering, exit_number, first_exit).run_bridge(loop_address)
+    numbered from `first_exit`; `counter`: an int64 it increments per entry;
+    `fail`: the guard kinds forced to fail (faults.py)."""
+    return _Lowering(rec, counter, parent.lowering, exit_number, first_exit, fail).run_bridge(loop_address)

@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import itertools
 import operator
+from _weakref import ref  # weakref.ref, without the weakref module
 from types import CodeType  # loaded with the interpreter: costs nothing
 
 from copyjit.backend.frames import UNBOUND
 from copyjit.trace import bytecode, frames
-from copyjit.trace.ir import INT64, Abort, BridgeStart, InnerCall, Op, Recording, Snapshot, local_name
+from copyjit.trace.ir import (
+    INT64,
+    Abort,
+    BridgeStart,
+    InnerCall,
+    Op,
+    Position,
+    Recording,
+    Snapshot,
+    local_name,
+)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms at the first hot loop)
 
@@ -108,7 +119,8 @@ class RecorderBase:
         self.inner_heads = {i.argval for i in self.instructions.values() if i.opname == "JUMP_BACKWARD"
                             and dst < i.argval <= i.offset <= self.end}
         self.ops: list[Op] = []
-        self.positions: list[tuple[CodeType, int]] = []  # per op: where it was recorded (explain)
+        self.positions: list[Position] = []  # per op: where it was recorded (explain)
+        self.code_refs: dict[int, ref[CodeType]] = {}  # code id -> a weak reference to it
         self.slots: dict[int, str] = {}
         self.stored: list[int] = []
         self.constants: list[object] = []
@@ -136,7 +148,10 @@ class RecorderBase:
 
     def emit(self, op: Op, known: type | None = None) -> int:
         self.ops.append(op)
-        self.positions.append((self.code, self.offset))
+        code_ref = self.code_refs.get(id(self.code))
+        if code_ref is None:
+            code_ref = self.code_refs[id(self.code)] = ref(self.code)
+        self.positions.append((code_ref, self.offset))
         index = len(self.ops) - 1
         if op.kind in ("i", "f"):
             self.types[index] = int if op.kind == "i" else float

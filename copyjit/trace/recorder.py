@@ -20,10 +20,12 @@ every effect so far in place: the interpreter executes that instruction next.
 from __future__ import annotations
 
 import math
+import sys
 import types
 
 from copyjit.backend.runtime import runtime
 from copyjit.trace import frames
+from copyjit.trace.depth import as_program
 from copyjit.trace.ir import Abort, BridgeStart, InnerCall, Op, Recording, Snapshot
 from copyjit.trace.record_base import NULL, fits, kind_of
 from copyjit.trace.record_inline import InlineOps
@@ -285,7 +287,14 @@ class _Recorder(InlineOps):
         """Make the call being recorded, from the program's frame (see
         copyjit_call_in_frame in copyjit/c/objects.c)."""
         at = frames.instruction_address(self.code, ins.start_offset)
-        return runtime().call_in_frame(self.raw, at, function, tuple(args))
+        # With the program's recursion budget, not the JIT's (depth.py): how
+        # many frames up the program's is.
+        frame: types.FrameType | None = sys._getframe()
+        levels = 0
+        while frame is not None and frames.raw(frame) != self.raw:
+            frame, levels = frame.f_back, levels + 1
+        with as_program(levels if frame is not None else None):
+            return runtime().call_in_frame(self.raw, at, function, tuple(args))
 
     def _math(self, ins: dis.Instruction, base: int, function: Any, values: list[tuple[int, object]]) -> int:
         name, signatures = _MATH[id(function)]

@@ -1,0 +1,383 @@
+"""Fault injection: every guard kind forced to fail still gives CPython's answer.
+
+With `JIT(fail_guards={kind})` (COPYJIT_FAIL_GUARDS=kind) every guard of
+that kind in every trace and bridge jumps to its exit (copyjit/trace/faults.py),
+so the exit paths (boxing the unboxed locals back, pushing the stack,
+resuming the interpreter at the guard's instruction, bridges from there)
+run wherever that kind of guard stands. Each kind of the uop table has a
+program that makes the JIT emit it; a new kind with neither a program nor
+a reason to have none fails `test_every_guard_kind_has_a_program`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from copyjit.trace import faults
+from copyjit.trace.jit import JIT
+from tests.conftest import outcome
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_INTS = '''
+def main():
+    t, x = 0, 7
+    for i in range(300):
+        t = (t + i * 3 - x) % 1000003
+        x = -x
+        t += (i << 2) + (t >> 3) + t // 7 + abs(x - i)
+        t += 1000 // (i - 290)  # raises at i == 290
+    return t, x
+'''
+_FLOATS = '''
+import math
+def main():
+    t, y = 0.5, 1.25
+    for i in range(300):
+        y = y * 1.0001 + 0.5
+        t += math.sqrt(y) + math.sin(y) + math.cos(t) + math.exp(-1.0 / y) + math.log(y)
+        t = t / 3.0 + y ** 0.5
+    return t, y
+'''
+_OBJECTS = '''
+G = 3
+class P:
+    def __init__(self, v):
+        self.v = v
+def helper(x):
+    return x + 1
+def pure(x):
+    return x * 2
+def main():
+    xs = [1, 2, 3, 4, 5] * 20
+    ts = tuple(xs)
+    ps = [P(i) for i in range(10)]
+    out = []
+    n = None
+    t = k = 0
+    for i in range(200):
+        a = xs[i % 100]
+        b = ts[i % 100]
+        xs[i % 100] = a + 1
+        p = ps[i % 10]
+        t += a + b + G + len(xs) + p.v + helper(i) + pure(i)
+        if n is None:
+            k += 1
+        if p is not None:
+            k += 2
+        out.append(i)
+        t = t % 1000003
+    return t, k, len(out), xs[:5]
+'''
+_ITERATION = '''
+def main():
+    xs = [1.5, 2.5, 3.5] * 50
+    ts = (1, 2, 3) * 50
+    t, k = 0.0, 0
+    for x in xs:
+        t += x
+    for x in ts:
+        k += x
+    for i, x in enumerate(xs):
+        t += x * i
+    for i, x in enumerate(ts):
+        k += x * i
+    for a, b in [(1, 2), (3, 4)] * 40:
+        k += a - b
+    return t, k
+'''
+_CELL = '''
+def main():
+    c = 5
+    def g():
+        return c
+    t = 0
+    for i in range(200):
+        t += c
+    return t, g()
+'''
+_MODULE = '''
+import math
+def main():
+    t = 0.0
+    for i in range(200):
+        t += math.pi + math.floor(1.5)
+    return t
+'''
+_BRANCHES = '''
+def main():
+    t = 0
+    for i in range(300):
+        if i % 3 == 0:
+            t += i
+        elif i % 3 == 1:
+            t -= 1
+        else:
+            t = t * 2 % 1000003
+    return t
+'''
+_BIG = '''
+def main():
+    t, big, n = 2**70, 2**70, 0
+    for i in range(200):
+        t = t * 3 + i
+        t = t % 2**90
+        if big > 2**65 + i:
+            n += 1
+    return t, n
+'''
+_NESTED_LIST = '''
+def main():
+    xs = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    t = 0
+    for i in range(100):
+        for x in xs:
+            t += x
+    return t
+'''
+_NESTED_CALLED = '''
+def main():
+    t = 0
+    for i in range(100):
+        for j in range(40):  # a bridge in it: called, not run inline
+            if j % 2:
+                t += j
+            else:
+                t -= 1
+    return t
+'''
+_GLOBAL_STORE = '''
+G = 0
+def main():
+    global G
+    for i in range(200):
+        G = G + i
+    return G
+'''
+_CHECKED_LOAD = '''
+def main():
+    t = []
+    for i in range(200):
+        if i > 0:
+            t.append(v)
+        v = str(i)
+    return len(t), t[-1]
+'''
+_FLOAT_ITEMS = '''
+def main():
+    ys = [0.5] * 10
+    for i in range(200):
+        ys[i % 10] = ys[i % 10] * 0.5 + i
+    return ys
+'''
+
+# A program that makes the JIT emit each guard kind (checked: the stats
+# count the guards forced, by kind).
+PROGRAMS: dict[str, str] = {
+    "branch": _BRANCHES,
+    "_CHECK_EVAL_BREAKER": _INTS,
+    "_LOAD_FAST_OR_EXIT": _INTS,
+    "_UNBOX_INT": _INTS,
+    "_UNBOX_FLOAT": _FLOATS,
+    "_FOR_ITER_RANGE_UNBOXED": _INTS,
+    "_ADD_INT": _INTS,
+    "_SUB_INT": _INTS,
+    "_MUL_INT": _INTS,
+    "_MOD_INT": _INTS,
+    "_NEG_INT": _INTS,
+    "_LSHIFT_INT": _INTS,
+    "_RSHIFT_INT": _INTS,
+    "_FLOORDIV_INT": _INTS,
+    "_ABS_INT": _INTS,
+    "_LOAD_GLOBAL_BUILTIN_O": _INTS,
+    "_GUARD_IS_O": _OBJECTS,
+    "_GUARD_IS_NOT_O": _OBJECTS,
+    "_LOAD_GLOBAL_MODULE_O": _OBJECTS,
+    "_GUARD_TYPE_O": _OBJECTS,
+    "_BINARY_SUBSCR_LIST_INT_O": _OBJECTS,
+    "_BINARY_SUBSCR_TUPLE_INT_O": _OBJECTS,
+    "_STORE_SUBSCR_LIST_INT_O": _OBJECTS,
+    "_UNBOX_INT_O": _OBJECTS,
+    "_BOX_INT_O": _OBJECTS,
+    "_GUARD_TYPE_VERSION_O": _OBJECTS,
+    "_LOAD_ATTR_GENERIC_O": _OBJECTS,
+    "_GUARD_FUNCTION_O": _OBJECTS,
+    "_SQRT_FLOAT": _FLOATS,
+    "_SIN_FLOAT": _FLOATS,
+    "_COS_FLOAT": _FLOATS,
+    "_EXP_FLOAT": _FLOATS,
+    "_LOG_FLOAT": _FLOATS,
+    "_DIV_FLOAT": _FLOATS,
+    "_POW_FLOAT": _FLOATS,
+    "_LOAD_ATTR_MODULE_O": _MODULE,
+    "_BOX_FLOAT_O": _MODULE,
+    "_UNBOX_FLOAT_O": _ITERATION,
+    "_FOR_ITER_LIST_O": _ITERATION,
+    "_FOR_ITER_TUPLE_O": _ITERATION,
+    "_FOR_ITER_ENUMERATE_LIST_O": _ITERATION,
+    "_FOR_ITER_ENUMERATE_TUPLE_O": _ITERATION,
+    "_GUARD_SIZE_O": _ITERATION,
+    "_LOAD_DEREF_O": _CELL,
+    "_BINARY_OP_O": _BIG,
+    "_ADD_INT_O_I": _BIG,  # t * 3 + i: added into the fresh t * 3
+    "_COMPARE_OP_O": _BIG,
+    "_GET_ITER_O": _NESTED_LIST,
+    "_GUARD_DONE_O": _NESTED_LIST,
+    "_CALL_TRACE": _NESTED_CALLED,
+    "_RANGE_ITER_O": _NESTED_CALLED,
+    "_GUARD_GLOBALS_VERSION": _GLOBAL_STORE,
+    "_LOAD_FAST_CHECK_O": _CHECKED_LOAD,
+    "_STORE_SUBSCR_LIST_INT_F": _FLOAT_ITEMS,
+}
+
+# Uops that may exit but that the tracing front end never emits: the
+# backend's generic, stack-based forms, used by hand-written traces
+# (tests/test_emitter.py, test_boxed.py, the README's example).
+NOT_EMITTED: dict[str, str] = {
+    "_GUARD_TOS_TYPE": "stack-based type guard; the front end guards values it holds (_GUARD_TYPE_O)",
+    "_GUARD_NOS_TYPE": "stack-based type guard; the front end guards values it holds (_GUARD_TYPE_O)",
+    "_BINARY_OP_OR_EXIT": "stack-based boxed arithmetic; the front end uses _BINARY_OP_O",
+    "_COMPARE_OP_OR_EXIT": "stack-based boxed comparison; the front end uses _COMPARE_OP_O",
+    "_GUARD_IS_TRUE_POP": "stack-based branch; the front end's branches are _JUMP_IF_* (kind `branch`)",
+    "_GUARD_IS_FALSE_POP": "stack-based branch; the front end's branches are _JUMP_IF_* (kind `branch`)",
+    "_FOR_ITER_RANGE": "boxed range iteration; the front end uses _FOR_ITER_RANGE_UNBOXED",
+    "_UNPACK_TUPLE2_O": "the front end unpacks with _GUARD_SIZE_O and _TUPLE_ITEM_O / _LIST_ITEM_O",
+}
+
+
+def _run(source: str, fail: frozenset[str] | None) -> tuple[tuple[object, ...], dict[str, Any] | None]:
+    """What main() of a fresh copy of the program does: plainly (fail None),
+    or under a JIT at threshold 1 that fails those guard kinds."""
+    namespace: dict[str, Any] = {"__name__": "faulty"}
+    exec(compile(source, "<faulty>", "exec"), namespace)
+    if fail is None:
+        return outcome(namespace["main"]), None
+    jit = JIT(1, fail_guards=fail)
+    jit.enable()
+    try:
+        return outcome(namespace["main"]), jit.stats.as_dict()
+    finally:
+        jit.disable()
+
+
+def test_every_guard_kind_has_a_program() -> None:
+    assert not set(PROGRAMS) & set(NOT_EMITTED)
+    missing = faults.kinds() - set(PROGRAMS) - set(NOT_EMITTED)
+    assert not missing, f"guard kinds without a program (or a reason in NOT_EMITTED): {sorted(missing)}"
+    assert not (set(PROGRAMS) | set(NOT_EMITTED)) - faults.kinds()
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_EMITTED))
+def test_the_front_end_does_not_name_the_uops_it_never_emits(kind: str) -> None:
+    for path in [*(ROOT / "copyjit" / "trace").glob("*.py"), *(ROOT / "copyjit" / "opt").glob("*.py")]:
+        assert not re.search(rf"\b{kind}\b", path.read_text()), (kind, path)
+
+
+@pytest.mark.parametrize("kind", sorted(PROGRAMS))
+def test_a_forced_guard_kind_gives_cpython_results(kind: str) -> None:
+    source = PROGRAMS[kind]
+    expected, _ = _run(source, None)
+    got, stats = _run(source, frozenset({kind}))
+    assert stats is not None
+    assert got == expected, f"{kind}\n{source}"
+    assert stats["guards_forced"].get(kind, 0) > 0, (kind, stats["guards_forced"], stats["aborts"])
+    assert stats["exits"] > 0
+    assert not [reason for reason in stats["aborts"] if reason.startswith("internal error")], stats["aborts"]
+
+
+@pytest.mark.parametrize("source", sorted(set(PROGRAMS.values())), ids=lambda s: s.split("\n")[1][:30])
+def test_every_guard_forced_at_once_gives_cpython_results(source: str) -> None:
+    expected, _ = _run(source, None)
+    got, stats = _run(source, faults.kinds())
+    assert stats is not None
+    assert got == expected
+    assert stats["exits"] > 0
+    assert not set(stats["guards_forced"]) & set(NOT_EMITTED)
+
+
+def test_random_sets_of_kinds_give_cpython_results() -> None:
+    r = random.Random(5)
+    programs = sorted(set(PROGRAMS.values()))
+    kinds = sorted(faults.kinds())
+    for _ in range(20):
+        source = r.choice(programs)
+        fail = frozenset(r.sample(kinds, r.randint(2, 8)))
+        expected, _ = _run(source, None)
+        got, _ = _run(source, fail)
+        assert got == expected, (sorted(fail), source)
+
+
+def test_fuzzed_object_programs_with_forced_guards_give_cpython_results() -> None:
+    """The object fuzzer's programs (globals rebound, calls that raise,
+    bridges, ...) with every guard forced, and with a random few kinds."""
+    from tests import test_fuzz_objects as fuzz
+
+    r = random.Random(11)
+    kinds = sorted(faults.kinds())
+    for seed in range(12):
+        for fail in (faults.kinds(), frozenset(r.sample(kinds, 4))):
+            expected, _ = fuzz.run_program(seed, None)
+            got, _ = _run_fuzz(fuzz, seed, fail)
+            assert got == expected, (seed, sorted(fail), fuzz.source(seed))
+
+
+def _run_fuzz(fuzz: Any, seed: int, fail: frozenset[str]) -> tuple[list[object], dict[str, Any] | None]:
+    previous = os.environ.get(faults.ENVIRONMENT)
+    os.environ[faults.ENVIRONMENT] = ",".join(sorted(fail))  # the JIT the fuzzer makes reads it
+    try:
+        return fuzz.run_program(seed, fuzz.threshold_of(seed))  # type: ignore[no-any-return]
+    finally:
+        if previous is None:
+            del os.environ[faults.ENVIRONMENT]
+        else:
+            os.environ[faults.ENVIRONMENT] = previous
+
+
+def test_parse() -> None:
+    assert faults.parse("") == frozenset()
+    assert faults.parse("_ADD_INT, branch") == {"_ADD_INT", "branch"}
+    assert faults.parse("all") == faults.kinds()
+    assert "branch" in faults.kinds() and "_CHECK_EVAL_BREAKER" in faults.kinds()
+    assert "_LOAD_INT_CONST" not in faults.kinds()  # cannot exit
+    with pytest.raises(faults.UnknownGuard, match="_ADD_INTS"):
+        faults.parse("_ADD_INTS")
+
+
+def test_the_environment_knob_through_the_differential_runner(tmp_path: Path) -> None:
+    program = tmp_path / "program.py"
+    program.write_text(_BRANCHES + "print(main())\n")
+    stats = tmp_path / "stats.json"
+    env = {**os.environ, faults.ENVIRONMENT: "all"}
+    done = subprocess.run([sys.executable, "-m", "copyjit", "diff", str(program)], env=env,
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("same"), done.stdout + done.stderr
+    done = subprocess.run([sys.executable, "-m", "copyjit", "run", "--threshold", "1", "--stats-json",
+                           str(stats), str(program)], env=env, capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    import json
+
+    forced = json.loads(stats.read_text())["guards_forced"]
+    assert forced.get("branch", 0) > 0 and forced.get("_CHECK_EVAL_BREAKER", 0) > 0, forced
+    command = [sys.executable, "-m", "copyjit", "run", "--threshold", "1", "--stats", str(program)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert "guards made to fail (COPYJIT_FAIL_GUARDS): " in done.stderr, done.stderr
+    assert "branch (" in done.stderr, done.stderr
+
+
+def test_a_bad_kind_in_the_environment_is_reported(tmp_path: Path) -> None:
+    program = tmp_path / "program.py"
+    program.write_text("print(sum(i for i in range(10)))\n")
+    env = {**os.environ, faults.ENVIRONMENT: "_NO_SUCH_GUARD"}
+    done = subprocess.run([sys.executable, "-m", "copyjit", "run", str(program)], env=env,
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0 and done.stdout == "45\n"
+    assert "_NO_SUCH_GUARD" in done.stderr

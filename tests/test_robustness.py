@@ -1,0 +1,131 @@
+"""Robustness: a hot loop deep in the program's recursion, a memory limit,
+and MemoryError raised inside native code leave the program's behaviour as
+it is without the JIT. (Ctrl-C inside native code: tests/test_jit.py and
+tests/test_nested.py, with tests/conftest.py's `interrupted`.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# For each margin, a new code (so that its loop is recorded at that depth)
+# whose hot loop runs `margin` frames below the recursion limit, and calls
+# a function that recurses until RecursionError, counting how deep it got:
+# the count must be CPython's (the call is made for real while the loop is
+# recorded, from the JIT's own frames).
+_DEEP = '''
+import sys
+
+SOURCE = """
+def probe(k):
+    try:
+        return probe(k + 1)
+    except RecursionError:
+        return k
+
+def deep(d, n):
+    if d > 0:
+        return deep(d - 1, n)
+    t = 0
+    room = 0
+    for i in range(n):
+        t += i * 2
+        if i < 40:
+            room = max(room, probe(0))
+    return t, room
+"""
+
+
+def depth_here():
+    f, n = sys._getframe(1), 0
+    while f is not None:
+        f, n = f.f_back, n + 1
+    return n
+
+
+for margin in (60, 20, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2):
+    namespace = {}
+    exec(SOURCE, namespace)
+    d = sys.getrecursionlimit() - margin - depth_here()
+    print(margin, namespace["deep"](d, 3000))
+'''
+
+# Under a memory limit the program sets (RLIMIT_AS, which counts reserved
+# address space too): a loop traced before it, so the JIT's memory is in
+# place; then what fits under CPython must fit under the JIT (its code
+# arena reserved 1 GiB of address space, and this allocation failed), and
+# a MemoryError raised by a call in a traced loop (a 1 TiB bytearray) is
+# caught by the program's `except`, every time, and the program goes on.
+_OUT_OF_MEMORY = '''
+import resource
+
+
+def warm(n):
+    t = 0
+    for i in range(n):
+        t += i
+    return t
+
+
+def sometimes(i):
+    if i % 1000 == 999:
+        return len(bytearray(1 << 40))
+    return 1
+
+
+def loop(n):
+    t = caught = 0
+    for i in range(n):
+        try:
+            t += sometimes(i)
+        except MemoryError:
+            caught += 1
+    return t, caught
+
+
+print(warm(10000))
+limit = 512 << 20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+print(len(bytearray(200 << 20)))
+print(loop(100000))
+print(warm(20000))
+'''
+
+
+Completed = subprocess.CompletedProcess[str]
+
+
+def _both(program: str, tmp_path: Path) -> tuple[Completed, Completed, dict[str, object]]:
+    script, stats = tmp_path / "program.py", tmp_path / "stats.json"
+    script.write_text(textwrap.dedent(program))
+    plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "copyjit", "run", "--threshold", "1", "--stats-json", str(stats),
+               str(script)]
+    jitted = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    return plain, jitted, json.loads(stats.read_text()) if stats.exists() else {}
+
+
+def test_a_hot_loop_near_the_recursion_limit_runs_as_without_the_jit(tmp_path: Path) -> None:
+    # Before: recorded near the limit, the JIT's own calls raised
+    # RecursionError (an internal error: the loop given up), or one reached
+    # the program, and the call recording makes had fewer levels left.
+    plain, jitted, stats = _both(_DEEP, tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert (jitted.returncode, jitted.stdout, jitted.stderr) == (0, plain.stdout, plain.stderr)
+    aborts = stats["aborts"]
+    assert isinstance(aborts, dict)
+    assert not [reason for reason in aborts if "internal error" in reason], aborts
+    assert stats["traces"] == 13  # each loop compiled, the deepest too
+
+
+def test_under_a_memory_limit_memory_errors_are_the_programs(tmp_path: Path) -> None:
+    plain, jitted, stats = _both(_OUT_OF_MEMORY, tmp_path)
+    assert plain.returncode == 0 and "(99900, 100)" in plain.stdout, plain.stderr
+    assert (jitted.returncode, jitted.stdout, jitted.stderr) == (0, plain.stdout, plain.stderr)
+    assert isinstance(stats["traces"], int) and stats["traces"] >= 2
+    assert isinstance(stats["exits"], int) and stats["exits"] > 0
