@@ -11,6 +11,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # For each margin, a new code (so that its loop is recorded at that depth)
@@ -129,3 +131,54 @@ def test_under_a_memory_limit_memory_errors_are_the_programs(tmp_path: Path) -> 
     assert (jitted.returncode, jitted.stdout, jitted.stderr) == (0, plain.stdout, plain.stderr)
     assert isinstance(stats["traces"], int) and stats["traces"] >= 2
     assert isinstance(stats["exits"], int) and stats["exits"] > 0
+
+
+# --- Ctrl-C during the JIT's first import -----------------------------------------
+
+def test_a_sigint_during_the_compilers_first_import_is_held_then_raised() -> None:
+    # Importing runs Python code in weak reference callbacks (importlib's
+    # module locks), where a KeyboardInterrupt is printed and lost: the JIT
+    # holds a SIGINT while it first imports its compiler, then raises it.
+    import os
+    import signal
+
+    from copyjit.trace.jit import _SigintHeld
+
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        with _SigintHeld("copyjit.a_module_not_imported"):
+            os.kill(os.getpid(), signal.SIGINT)
+            for i in range(100_000):  # eval-breaker checks: the signal is held, not raised here
+                seen.append(i)
+        seen.append("after")  # never: raised at the with's end
+    assert len(seen) == 100_000
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    # Once the compiler is imported, nothing is held.
+    with pytest.raises(KeyboardInterrupt), _SigintHeld("copyjit"):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100_000):
+            pass
+        seen.append("inside")
+    assert "inside" not in seen
+
+
+def test_a_program_sigint_handler_runs_once_after_the_hold() -> None:
+    import os
+    import signal
+
+    from copyjit.trace.jit import _SigintHeld
+
+    calls = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+    try:
+        with _SigintHeld("copyjit.a_module_not_imported"):
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(100_000):
+                pass
+            assert calls == []
+        for _ in range(100_000):
+            pass
+        assert calls == [signal.SIGINT]
+    finally:
+        signal.signal(signal.SIGINT, previous)
