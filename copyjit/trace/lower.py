@@ -107,17 +107,7 @@ class _Lowering:
         self.own_homes = [slot for slot, kind in rec.slots.items() if kind != "o" and slot not in self.home]
         for slot in self.own_homes:
             self.home[slot], top = top, top + 1
-        for v, op in enumerate(rec.ops):
-            if op.name not in _NO_VALUE and op.kind != "n" and v not in self.temp:
-                self.temp[v], top = top, top + 1
-        self.calls: dict[int, int] = {}  # a call's arguments: their first slot
-        for v, op in enumerate(rec.ops):
-            if op.name == "call":
-                self.calls[v] = top
-                top += len(op.args) - 1
-        if top > SPILL_SLOTS:
-            raise Abort(f"more than {SPILL_SLOTS} values in one iteration")
-        self.top = top
+        self.calls, self.top = _value_slots(rec, self.temp, top)
         # The unboxed locals an exit writes back: every one, not only those
         # this trace stores, since a bridge may store one the trace only reads
         # (a bridge's exits write its parent's too).
@@ -904,17 +894,7 @@ class _InlinedLoop(_Lowering):
         for slot in own:
             self.home[slot], top = top, top + 1
         self.temp: dict[int, int] = {}
-        for v, op in enumerate(rec.ops):
-            if op.name not in _NO_VALUE and op.kind != "n":
-                self.temp[v], top = top, top + 1
-        self.calls: dict[int, int] = {}
-        for v, op in enumerate(rec.ops):
-            if op.name == "call":
-                self.calls[v] = top
-                top += len(op.args) - 1
-        if top > SPILL_SLOTS:
-            raise Abort(f"more than {SPILL_SLOTS} values in one iteration")
-        self.top = top
+        self.calls, self.top = _value_slots(rec, self.temp, top)
         self.written = [*outer.written, *own]  # an exit inside leaves the frame whole
         self.written_lines: dict[int, tuple[str, str, str]] = {}  # its own homes: not the outer's lines
         self.lines: list[str] = []
@@ -1016,6 +996,23 @@ class _InlinedLoop(_Lowering):
 def _ints(arg: object) -> tuple[int, ...]:
     assert isinstance(arg, tuple)
     return arg
+
+
+def _value_slots(rec: Recording, temp: dict[int, int], top: int) -> tuple[dict[int, int], int]:
+    """Spill slots from `top` on: one per value not in `temp` yet (added
+    there), then a run per call for its arguments. Returns each call's
+    first argument slot, and the next free slot."""
+    for v, op in enumerate(rec.ops):
+        if op.name not in _NO_VALUE and op.kind != "n" and v not in temp:
+            temp[v], top = top, top + 1
+    calls: dict[int, int] = {}
+    for v, op in enumerate(rec.ops):
+        if op.name == "call":
+            calls[v] = top
+            top += len(op.args) - 1
+    if top > SPILL_SLOTS:
+        raise Abort(f"more than {SPILL_SLOTS} values in one iteration")
+    return calls, top
 
 
 def _pinned(rec: Recording, homes: list[int]) -> dict[int, str]:
