@@ -32,12 +32,11 @@ Bridges are not loops: the optimizer runs this pass on loop traces only.
 
 from __future__ import annotations
 
-from copyjit.opt.passes import MAY_RUN_CODE
+from copyjit.opt.passes import MAY_RUN_CODE, PLAIN_TYPES
 from copyjit.trace.ir import Op, Recording, Snapshot
 
 _LOADS = frozenset({"global", "builtin", "attr_module"})  # what they find changes only if code runs
 _GUARDS = frozenset({"guard_type", "guard_is", "guard_function"})
-_PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
 
 
 def licm(rec: Recording) -> Recording:
@@ -158,7 +157,7 @@ def _frees_nothing(rec: Recording, invariant: set[int]) -> set[int]:
             harmless.add(index)  # the frame holds a local it never stores all the iteration
         elif op.name == "copy_o" and op.args[0] in harmless:
             harmless.add(index)
-        elif (op.name == "guard_type" and op.arg in _PLAIN_TYPES) or op.name == "unbox":
+        elif (op.name == "guard_type" and op.arg in PLAIN_TYPES) or op.name == "unbox":
             harmless.add(op.args[0])
     return harmless
 

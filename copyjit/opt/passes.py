@@ -18,7 +18,7 @@ MAY_RUN_CODE = frozenset({
     "tuple_next", "enumerate_list", "enumerate_tuple", "append"})
 # Types whose objects hold no references: freeing one runs no Python code.
 # (A constant is never freed: the trace keeps it alive.)
-_PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
+PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
 GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals",
                     "guard_function"})
 
@@ -67,7 +67,7 @@ def guards(rec: Recording) -> Recording:
             if key in seen:
                 dropped.add(index)
             seen.add(key)
-            if op.name == "guard_type" and op.arg in _PLAIN_TYPES:
+            if op.name == "guard_type" and op.arg in PLAIN_TYPES:
                 harmless.add(args[0])
         elif op.name == "unbox":
             harmless.add(args[0])  # an exact int or float from here on

@@ -6,6 +6,7 @@ this module holds the policy, and is called only when a decision is due."""
 
 from __future__ import annotations
 
+import _signal  # builtin, loaded with the interpreter (signal would import enum)
 import os
 import sys
 import time
@@ -192,8 +193,6 @@ class _SigintHeld:
     def __enter__(self) -> None:
         if self.module in sys.modules:
             return
-        import _signal  # builtin: loaded already (signal would import enum)
-
         try:
             previous = _signal.getsignal(_signal.SIGINT)
             if callable(previous):
@@ -208,8 +207,6 @@ class _SigintHeld:
     def __exit__(self, *exception: object) -> None:
         if self.previous is None:
             return
-        import _signal
-
         _signal.signal(_signal.SIGINT, self.previous)
         if self.held:
             _signal.raise_signal(_signal.SIGINT)  # the program's handler, at the next check
