@@ -240,6 +240,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
                       tiny=args.tiny)
 
 
+def _program_arguments(p: argparse.ArgumentParser) -> None:
+    """What run, explain and diff take alike: passes off, and the program
+    (a script or -m MODULE, and its arguments)."""
+    import argparse  # (as _parser: not at start-up)
+
+    p.add_argument("--no-opt", action="append", metavar="PASS",
+                   help="switch an optimizer pass off (repeatable; `all`: every pass; env COPYJIT_OPT)")
+    p.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
+    p.add_argument("target", nargs="?", metavar="SCRIPT")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
@@ -267,11 +279,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-json", metavar="FILE", help="write the same as JSON")
     p.add_argument("--threshold", type=int, metavar="N",
                    help="backedges before a loop is traced (1: the first; env COPYJIT_THRESHOLD)")
-    p.add_argument("--no-opt", action="append", metavar="PASS",
-                   help="switch an optimizer pass off (repeatable; `all`: every pass; env COPYJIT_OPT)")
-    p.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
-    p.add_argument("target", nargs="?", metavar="SCRIPT")
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    _program_arguments(p)
     p.set_defaults(func=cmd_run)
 
     p = commands.add_parser("explain", help="run a script (or -m MODULE) with the JIT, then show for "
@@ -279,26 +287,18 @@ def _parser() -> argparse.ArgumentParser:
                                             "traces, exits, bridges and machine code")
     p.add_argument("--threshold", type=int, metavar="N",
                    help="backedges before a loop is traced (1: the first; env COPYJIT_THRESHOLD)")
-    p.add_argument("--no-opt", action="append", metavar="PASS",
-                   help="switch an optimizer pass off (repeatable)")
     p.add_argument("--summary", action="store_true", help="only the loops, their state, exits and bridges: "
                                                           "no traces or machine code")
     p.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE, not stdout")
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML page (and no text, unless -o)")
-    p.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
-    p.add_argument("target", nargs="?", metavar="SCRIPT")
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    _program_arguments(p)
     p.set_defaults(func=cmd_explain)
 
     p = commands.add_parser("diff", help="run a script (or -m MODULE) under CPython and under the JIT, and "
                                          "show the first difference in exit code, output or files written")
     p.add_argument("--threshold", type=int, metavar="N", help="the JIT run's threshold (default 1)")
-    p.add_argument("--no-opt", action="append", metavar="PASS",
-                   help="switch an optimizer pass off (repeatable)")
     p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per run (default 600)")
-    p.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m")
-    p.add_argument("target", nargs="?", metavar="SCRIPT")
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    _program_arguments(p)
     p.set_defaults(func=cmd_diff)
 
     p = commands.add_parser("bench", help="the benchmark suite under CPython and copyjit (and pypy3, numba "
