@@ -71,6 +71,8 @@ _NON_ESCAPING = frozenset({
 # C library functions that run no Python code (so calling them does not escape).
 PURE_C_FUNCTIONS = frozenset({"sin", "cos", "exp", "log", "pow", "fmod", "floor"})
 _NON_ESCAPING |= PURE_C_FUNCTIONS
+# Calls that escape but publish the stack depth themselves, when they call out.
+_SELF_SYNCING = frozenset({"Py_DECREF", "Py_XDECREF"})
 _CALL = r"(\b[A-Za-z_]\w*|[\])])\s*\("
 _CAST = r"\s*(const\s+)?((unsigned|signed)\s+)?[A-Za-z_]\w*[\s*]*"
 # \w in ASCII: anything else separates words.
@@ -228,14 +230,24 @@ class Uop:
     @property
     def escapes(self) -> bool:
         """May run arbitrary code (a decref, a C API call, a call through a
-        pointer), so must publish the stack depth before its body runs."""
+        pointer)."""
+        return self._calls_out(_NON_ESCAPING)
+
+    @property
+    def needs_sync(self) -> bool:
+        """Must publish the stack depth before its body runs: it calls out
+        other than by a decref (a stencil's decref publishes the depth
+        itself, only when it frees: copyjit_decref in copyjit.h)."""
+        return self._calls_out(_NON_ESCAPING | _SELF_SYNCING)
+
+    def _calls_out(self, harmless: frozenset[str]) -> bool:
         import re  # build time only (see the imports above)
 
         for call in re.finditer(_CALL, self.body):
             callee = call[1]
             if callee == ")" and _is_cast(self.body, call.start(1)):
                 continue
-            if callee not in _NON_ESCAPING:
+            if callee not in harmless:
                 return True
         return False
 

@@ -141,9 +141,12 @@ class Runtime:
         self.table = table
         self.layout = table.layout
         self.arena = memory.Arena()
-        self.symbols = {name: resolve_symbol(name) for name in table.symbols}
+        # Stencils call some runtime functions (copyjit_dealloc): those are
+        # placed first, so that the GOT can hold their addresses too.
+        self.functions = self._lay_out_functions(table.runtime)
+        self.symbols = {name: self.functions.get(name) or resolve_symbol(name) for name in table.symbols}
         self._place_data()
-        self.functions = self._place_functions(table.runtime)
+        self._write_functions(table.runtime)
         self._install_writer()
         self._method = PyMethodDef(b"copyjit_trace", self.functions["copyjit_enter"], METH_O, None)
         self._on_jump = PyMethodDef(b"copyjit_on_jump", self.functions["copyjit_on_jump"],
@@ -202,16 +205,22 @@ class Runtime:
             return self.data_address + hole.addend
         return None
 
-    def _place_functions(self, functions: Mapping[str, Stencil]) -> dict[str, int]:
-        code = bytearray()
+    def _lay_out_functions(self, functions: Mapping[str, Stencil]) -> dict[str, int]:
+        """Reserve the runtime functions' pages: their addresses, by name."""
+        self._functions_size = sum(memory.round_up(len(s.code), 16) for s in functions.values())
+        self._functions_base = base = self.arena.reserve_pages(self._functions_size)
         addresses = {}
-        base = self.arena.reserve_pages(sum(memory.round_up(len(s.code), 16) for s in functions.values()))
         for name, stencil in functions.items():
-            code += bytes(-len(code) % 16)
-            addresses[name] = base + len(code)
-            code += self.patch_fixed(stencil, base + len(code))
-        memory.write_unsynchronized(base, bytes(code), memory.PROT_READ | memory.PROT_EXEC)
+            addresses[name] = base
+            base += memory.round_up(len(stencil.code), 16)
         return addresses
+
+    def _write_functions(self, functions: Mapping[str, Stencil]) -> None:
+        code = bytearray()
+        for name, stencil in functions.items():
+            code += bytes(self.functions[name] - self._functions_base - len(code))
+            code += self.patch_fixed(stencil, self.functions[name])
+        memory.write_unsynchronized(self._functions_base, bytes(code), memory.PROT_READ | memory.PROT_EXEC)
 
     def patch_fixed(self, stencil: Stencil, address: int) -> bytes:
         """The stencil's code at `address` with every fixed hole patched."""

@@ -43,10 +43,17 @@ def _macros(op: Uop) -> str:
         "{ TAIL(_JIT_ERROR_TARGET); } } while (0)\n"
         "#define JUMP_IF(COND) do { if (COND) { TAIL(_JIT_JUMP_TARGET); } } while (0)\n"
         "#define JUMP() TAIL(_JIT_JUMP_TARGET)\n"
+        # A decref publishes the stack depth only when it frees (so a body
+        # whose only calls out are decrefs has no SYNC_SP: Uop.needs_sync).
+        "#undef Py_DECREF\n"
+        "#define Py_DECREF(OP) copyjit_decref(_PyObject_CAST(OP), frame, sp)\n"
+        "#undef Py_XDECREF\n"
+        "#define Py_XDECREF(OP) do { PyObject *xop_ = _PyObject_CAST(OP); "
+        "if (xop_ != NULL) { copyjit_decref(xop_, frame, sp); } } while (0)\n"
     )
 
 
-_UNDEF = "#undef EXIT_IF\n#undef ERROR_IF\n#undef JUMP_IF\n#undef JUMP\n"
+_UNDEF = "#undef EXIT_IF\n#undef ERROR_IF\n#undef JUMP_IF\n#undef JUMP\n#undef Py_DECREF\n#undef Py_XDECREF\n"
 
 
 def _check(op: Uop) -> None:
@@ -60,8 +67,9 @@ def variant_source(variant: Variant) -> str:
     """The C function of one variant.
 
     before the body: inputs read into locals, consumed inputs popped, and
-                     if the body may call out, the depth published (SYNC_SP)
-                     for the GC, which walks frames up to it
+                     if the body may call out other than by a decref, the
+                     depth published (SYNC_SP) for the GC, which walks frames
+                     up to it (a decref publishes it itself when it frees)
     after the body:  outputs pushed, register outputs assigned, continue
     """
     op = variant.uop
@@ -78,7 +86,7 @@ def variant_source(variant: Variant) -> str:
     lines += [f"    {C_TYPES[o.kind]} {o.name};" for o in op.reg_out]
     if depth > op.kept:
         lines.append(f"    sp -= {depth - op.kept};")
-    if op.escapes:
+    if op.needs_sync:
         lines.append("    SYNC_SP();")
     lines += ["    {", textwrap.indent(op.body, " " * 8), "    }"]
     for index, name in enumerate(pushed):

@@ -63,6 +63,27 @@ static inline __attribute__((always_inline)) PyObject *copyjit_xnewref(PyObject 
     return op;
 }
 
+// Py_DECREF in a stencil: the count only decremented inline, the object
+// freed by the runtime's copyjit_dealloc (objects.c), which also publishes
+// the stack depth. A stencil whose only calls out are decrefs therefore
+// skips SYNC_SP on its fast path (cgen.py redefines Py_DECREF to this).
+__attribute__((preserve_most)) void
+copyjit_dealloc(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp);
+
+static inline __attribute__((always_inline)) void
+copyjit_decref(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp)
+{
+    uint64_t count = (uint64_t)op->ob_refcnt;
+    if ((int32_t)count < 0) {  // immortal, as _Py_IsImmortal
+        return;
+    }
+    count -= 1;
+    op->ob_refcnt = (Py_ssize_t)count;
+    if (count == 0) {
+        copyjit_dealloc(op, frame, sp);
+    }
+}
+
 #define STENCIL_PARAMS                                                      \
     _PyInterpreterFrame *frame, PyObject **sp, PyThreadState *tstate,       \
     intptr_t *slots, intptr_t i0, intptr_t i1, intptr_t i2, intptr_t i3,    \

@@ -80,3 +80,16 @@ copyjit_call_in_frame(_PyInterpreterFrame *frame, _Py_CODEUNIT *at, PyObject *ca
     frame->instr_ptr = ip;
     return result;
 }
+
+// The slow half of a stencil's Py_DECREF (copyjit_decref in copyjit.h): the
+// count reached zero, so publish the stack depth (the object's finalizer
+// can run any code, and the GC walks frames up to stacktop) and free it.
+// preserve_most: the callee keeps every general-purpose register, so the
+// stencil's fast path (the count only decremented) saves nothing and needs
+// no stack frame; only the doubles it holds are saved around this call.
+__attribute__((preserve_most)) void
+copyjit_dealloc(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp)
+{
+    frame->stacktop = (int)(sp - frame->localsplus);
+    _Py_Dealloc(op);
+}
