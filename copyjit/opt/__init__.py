@@ -1,6 +1,7 @@
 """The optimizer: passes over a recording, in an order given as data.
 
-    recording --forward--> --fold--> --cse--> --guards--> --allocs--> --licm--> --dce--> lowering
+    recording --forward--> --fold--> --cse--> --guards--> --allocs--> --licm--> --borrow-->
+              --guards--> --dce--> lowering
 
 Switch passes off with COPYJIT_OPT (`none`; `-fold,-dce`: all but those;
 `none,fold`: only fold) or `python -m copyjit run --no-opt fold` (repeat
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from copyjit.opt.borrow import borrow
 from copyjit.opt.fold import fold
 from copyjit.opt.licm import licm
 from copyjit.opt.passes import allocs, cse, dce, forward, guards
@@ -29,9 +31,12 @@ PASSES: dict[str, Callable[[Recording], Recording]] = {
     "guards": guards,  # a guard already checked, a second unbox of one object
     "allocs": allocs,  # boxes only released, or floats boxed only to be stored into a list
     "licm": licm,  # loads of globals and module attributes checked before the loop, not in it
+    "borrow": borrow,  # reads of object locals the frame keeps alive take no reference
     "dce": dce,  # pure ops whose values nothing uses (snapshots count as uses)
 }
-PIPELINE: tuple[str, ...] = ("forward", "fold", "cse", "guards", "allocs", "licm", "dce")
+# guards twice: borrow makes two reads of a local one value, whose second
+# type check guards then drops.
+PIPELINE: tuple[str, ...] = ("forward", "fold", "cse", "guards", "allocs", "licm", "borrow", "guards", "dce")
 LOOPS_ONLY = frozenset({"licm"})  # passes that need the recording to be a loop's (not a bridge's)
 
 

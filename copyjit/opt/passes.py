@@ -19,6 +19,7 @@ MAY_RUN_CODE = frozenset({
 # Types whose objects hold no references: freeing one runs no Python code.
 # (A constant is never freed: the trace keeps it alive.)
 PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
+LIST_WRITES = frozenset({"store_subscr_list", "store_subscr_list_f", "append"})
 GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals",
                     "guard_function"})
 
@@ -48,39 +49,63 @@ def guards(rec: Recording) -> Recording:
     object (ints and floats are immutable: its value cannot change)."""
     seen: set[tuple[object, ...]] = set()
     unboxed: dict[tuple[int, str], int] = {}
-    harmless: set[int] = set()  # values whose release runs no Python code
     replace: dict[int, int] = {}
     dropped: set[int] = set()
     same: dict[int, int] = {}  # a copy (a new reference) -> the value it copies: one object
-    copies: dict[int, list[int]] = {}  # a value -> the values holding the same object
-    released_at = {op.args[0]: index for index, op in enumerate(rec.ops) if op.name == "release"}
+    code = runs_code(rec)
     for index, op in enumerate(rec.ops):
         args = tuple(same.get(a, a) for a in (replace.get(a, a) for a in op.args))
         if op.name == "copy_o":
             same[index] = args[0]
-            copies.setdefault(args[0], [args[0]]).append(index)
-        elif op.name == "release" and any(released_at.get(other, -1) > index
-                                          for other in copies.get(args[0], ())):
-            pass  # the trace still holds another reference, released later: nothing is freed
         elif op.name in GUARDS:
             key = (op.name, op.arg, args)
             if key in seen:
                 dropped.add(index)
             seen.add(key)
-            if op.name == "guard_type" and op.arg in PLAIN_TYPES:
-                harmless.add(args[0])
         elif op.name == "unbox":
-            harmless.add(args[0])  # an exact int or float from here on
             if (args[0], op.kind) in unboxed:
                 replace[index] = unboxed[args[0], op.kind]
                 dropped.add(index)
             else:
                 unboxed[args[0], op.kind] = index
-        elif op.name in ("box", "const_o"):
-            harmless.add(index)
-        elif op.name in MAY_RUN_CODE and not (op.name == "release" and args[0] in harmless):
+        elif code[index]:
             seen.clear()
     return rewrite(rec, dropped, replace)
+
+
+def runs_code(rec: Recording) -> list[bool]:
+    """For each op, whether it may run Python code: MAY_RUN_CODE, except a
+    release that frees nothing or only a plain number (guards' rules), and
+    a float stored unboxed over a list item the trace has just read and
+    found plain (`v[0] -= d`), with no code or list write between."""
+    ops = rec.ops
+    harmless: set[int] = set()
+    same: dict[int, int] = {}
+    copies: dict[int, list[int]] = {}
+    released_at = {op.args[0]: index for index, op in enumerate(ops) if op.name == "release"}
+    items: dict[tuple[int, ...], int] = {}  # (list, index value) -> the item read
+    result = [False] * len(ops)
+    for index, op in enumerate(ops):
+        args = tuple(same.get(a, a) for a in op.args)
+        if op.name == "copy_o":
+            same[index] = args[0]
+            copies.setdefault(args[0], [args[0]]).append(index)
+        elif (op.name == "guard_type" and op.arg in PLAIN_TYPES) or op.name == "unbox":
+            harmless.add(args[0])
+        elif op.name in ("box", "const_o", "const_b"):
+            harmless.add(index)
+        elif op.name == "subscr_list":
+            items[args] = index
+        runs = op.name in MAY_RUN_CODE
+        if op.name == "release":
+            runs = args[0] not in harmless and not any(released_at.get(other, -1) > index
+                                                       for other in copies.get(args[0], ()))
+        elif op.name == "store_subscr_list_f":
+            runs = items.get(args[1:], -1) not in harmless
+        if runs or op.name in LIST_WRITES:
+            items.clear()
+        result[index] = runs
+    return result
 
 
 def allocs(rec: Recording) -> Recording:

@@ -1,0 +1,214 @@
+"""Borrowed reads of object locals (copyjit/opt/borrow.py): the pass as
+input trace -> expected trace; the conditions under which a read keeps its
+reference (code may run before its release, the local is stored, the value
+is taken by another op); the refined "may run code" it and guards share;
+and, end to end, programs whose locals are rebound or freed by code the
+loop runs, and whose borrowed values leave on exits' stacks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from copyjit.opt import optimize
+from copyjit.opt.borrow import borrow
+from copyjit.opt.passes import runs_code
+from copyjit.opt.text import parse
+from copyjit.trace.ir import Recording
+from tests.test_objects import differential
+from tests.test_opt import recordings_of, same
+
+FLOAT, LIST = id(float), id(list)
+
+READ = f"""trace dst=10 src=40 slots=1:o,2:f stored=2
+n = range_next.i() | exit @10 normal
+x = load_o.o() 1
+    guard_type.(x) {FLOAT} | exit @20 stack x
+u = unbox.f(x) | exit @20 stack x
+    release.(x)
+    store.f(u) 2
+"""
+
+
+def test_a_read_released_before_anything_runs_borrows() -> None:
+    same(borrow(parse(READ)), f"""trace dst=10 src=40 slots=1:o,2:f stored=2
+n = range_next.i() | exit @10 normal
+x = load_b.o() 1
+    guard_type.(x) {FLOAT} | exit @20 stack x
+u = unbox.f(x) | exit @20 stack x
+    store.f(u) 2
+""")
+
+
+@pytest.mark.parametrize("between", [
+    "f = load_o.o() 3\nr = call.o(f) | exit @12 stack x\n    release.(r)\n",  # a call
+    "o = global.o() (8, 95) | exit @12 stack x\n    release.(o)\n",  # may free an object (its __del__)
+    "o = load_o.o() 3\n    store_o.(o) 4\n",  # a store: the old value's release
+    "    loop_head.()\n",
+])
+def test_a_read_keeps_its_reference_when_code_may_run_before_its_release(between: str) -> None:
+    text = READ.replace("    release.(x)\n", between + "    release.(x)\n")
+    rec = parse(text)
+    assert "load_b" not in [op.name for op in borrow(rec).ops]
+
+
+def test_a_value_stored_to_a_local_keeps_its_reference() -> None:
+    text = """trace dst=10 src=40 slots=1:o,4:o stored=4
+n = range_next.i() | exit @10 normal
+x = load_o.o() 1
+    store_o.(x) 4
+"""
+    rec = parse(text)
+    assert borrow(rec) is rec
+
+
+ITEM = f"""trace dst=10 src=40 slots=1:o,2:f stored=
+n = range_next.i() | exit @10 normal
+v = load_o.o() 1
+i = const.i() 0
+c = copy_o.o(v)
+    guard_type.(c) {LIST} | exit @20 stack v i c i
+it = subscr_list.o(c, i) | exit @20 stack v i c i
+    release.(c)
+d = load.f() 2
+    guard_type.(it) {{item_type}} | exit @22 stack v i it d
+f = unbox.f(it) | exit @22 stack v i it d
+r = binary.f(f, d) 'sub' | exit @22 stack v i it d
+    release.(it)
+    store_subscr_list_f.(r, v, i) | exit @24 stack r v i
+    release.(v)
+v2 = load_o.o() 1
+j = const.i() 1
+c2 = copy_o.o(v2)
+    guard_type.(c2) {LIST} | exit @26 stack v2 j c2 j
+it2 = subscr_list.o(c2, j) | exit @26 stack v2 j c2 j
+    release.(c2)
+    guard_type.(it2) {FLOAT} | exit @28 stack v2 j it2
+    release.(it2)
+    release.(v2)
+"""
+
+
+def test_v_index_minus_equals_borrows_the_list_and_checks_its_type_once() -> None:
+    # `v[0] -= d; v[1]`: the float stored over an item just read and found
+    # a float frees nothing, so the list read is borrowed across it, the
+    # second read of v is the first, and its type check goes (guards).
+    rec = parse(ITEM.format(item_type=FLOAT))
+    got = optimize(rec, frozenset({"dce", "fold", "cse", "forward", "allocs"}))
+    names = [op.name for op in got.ops]
+    assert names.count("load_b") == 1 and "load_o" not in names and "copy_o" not in names
+    assert [op.arg for op in got.ops if op.name == "guard_type"].count(LIST) == 1
+    assert names.count("release") == 2  # the two items: they are new references
+
+
+def test_a_list_item_of_unknown_type_replaced_may_run_code() -> None:
+    # The item is not checked plain: storing over it may free an object
+    # whose __del__ runs, so the list read after it is a read of its own.
+    text = ITEM.format(item_type=id(object)).replace(
+        "f = unbox.f(it) | exit @22 stack v i it d\nr = binary.f(f, d) 'sub'", "r = binary.f(d, d) 'sub'")
+    rec = parse(text)
+    code = runs_code(rec)
+    store = next(i for i, op in enumerate(rec.ops) if op.name == "store_subscr_list_f")
+    assert code[store]
+    got = optimize(rec, frozenset({"dce", "fold", "cse", "forward", "allocs"}))
+    assert [op.arg for op in got.ops if op.name == "guard_type"].count(LIST) == 2
+
+
+def test_runs_code_knows_plain_releases_and_copies_still_held() -> None:
+    rec = parse(ITEM.format(item_type=FLOAT))
+    code = runs_code(rec)
+    releases = [i for i, op in enumerate(rec.ops) if op.name == "release"]
+    # c (a copy of v, held until later), it (a float): free nothing; v (a
+    # list, the trace's last reference) may; c2 and it2 do not; v2 may.
+    assert [code[i] for i in releases] == [False, False, True, False, False, True]
+
+
+# --- end to end -----------------------------------------------------------------
+
+def advance(steps: int) -> list[float]:
+    bodies = [([i * 1.5, 0.0], [0.25 * i, -1.0], 1.0 + i) for i in range(6)]
+    pairs = [(bodies[i], bodies[i + 1]) for i in range(5)]
+    for _ in range(steps):
+        for (x1, v1, m1), (x2, v2, m2) in pairs:
+            d = x1[0] - x2[0]
+            v1[0] -= d * m2
+            v1[1] -= d * m1
+            v2[0] += d * m1
+    return [v for _, v, _ in bodies for v in v]
+
+
+def test_lists_updated_in_place_give_cpythons_numbers() -> None:
+    differential(advance, 200)
+
+
+def test_the_loop_reads_its_locals_borrowed() -> None:
+    texts = recordings_of(Path(__file__), "advance", 50)
+    ops = [op.name for text in texts for op in parse(text).ops]
+    assert "load_b" in ops
+
+
+class Rebinder:
+    """Rebinds the calling loop's `x` when freed: the float x held is freed too."""
+
+    def __del__(self) -> None:
+        sys._getframe(1).f_locals["x"] = 1.0 + len(sys._getframe(1).f_locals)
+
+
+def rebound_by_a_del(n: int) -> float:
+    total = 0.0
+    x = 2.5
+    holders = [Rebinder() for _ in range(n)]
+    for i in range(n):
+        x = x * 1.0000001 + 0.5
+        h = holders[i]
+        holders[i] = None  # the list lets go: `h` holds it
+        total += x + (h is None)
+        h = None  # frees the Rebinder, whose __del__ rebinds x
+        total += x
+    return total
+
+
+def test_a_local_rebound_by_a_del_is_read_again() -> None:
+    differential(rebound_by_a_del, 300, native=False)
+
+
+def swap() -> int:
+    """Rebinds the calling loop's `lst` to a new list: the old one is freed
+    unless the loop's read of it holds a reference."""
+    frame = sys._getframe(1)
+    frame.f_locals["lst"] = [frame.f_locals["lst"][0] + 1.0]
+    return 0
+
+
+def rebound_under_a_read(n: int) -> float:
+    lst = [0.5]
+    total = 0.0
+    for _ in range(n):
+        total += lst[swap()]  # lst is read, then swap() runs, then the read list is subscripted
+    return total
+
+
+def test_a_local_rebound_by_a_call_while_its_read_is_in_use_keeps_its_object() -> None:
+    differential(rebound_under_a_read, 300)
+
+
+def with_an_exit(items: list[object]) -> float:
+    total = 0.0
+    for item in items:
+        total += item  # an int at the end: the float guard exits with item on the stack
+    return total
+
+
+def test_a_borrowed_value_on_an_exit_stack_has_a_reference_of_its_own() -> None:
+    items: list[object] = [0.5] * 300 + [7, 0.25, 3]
+    before = [sys.getrefcount(x) for x in items[-3:]]
+    for _ in range(3):
+        differential(with_an_exit, items)
+    assert [sys.getrefcount(x) for x in items[-3:]] == before
+
+
+def test_a_recording_round_trips_through_the_pass_with_the_verifier() -> None:
+    rec: Recording = parse(ITEM.format(item_type=FLOAT))
+    optimize(rec, check=True)
