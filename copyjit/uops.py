@@ -631,17 +631,19 @@ def _math() -> list[Uop]:
 _CLEAR_AND_EXIT = "if (res == NULL) {\n    PyErr_Clear();\n}\nEXIT_IF(res == NULL);"
 
 
-def _subscript(kind: str) -> Uop:
+def _subscript(kind: str, borrowed: bool = False) -> Uop:
+    item = f"Py{kind.title()}_GET_ITEM(seq, at)"
     return uop(
-        f"_BINARY_SUBSCR_{kind}_INT_O",
+        f"_BINARY_SUBSCR_{kind}_INT_{'B' if borrowed else 'O'}",
         f"""
         Py_ssize_t size = Py{kind.title()}_GET_SIZE(seq);
         Py_ssize_t at = index < 0 ? index + size : index;
         EXIT_IF((size_t)at >= (size_t)size);
-        res = Py_NewRef(Py{kind.title()}_GET_ITEM(seq, at));
+        res = {item if borrowed else f"Py_NewRef({item})"};
         """,
         regs="seq:o index:i -- res:o",
-        doc=f"res = seq[index] for a guarded {kind.lower()}; exits when out of range",
+        doc=f"res = seq[index] for a guarded {kind.lower()}; exits when out of range"
+            + ("; borrowed: no reference of its own (the container must hold the item)" if borrowed else ""),
     )
 
 
@@ -1044,7 +1046,7 @@ def _objects() -> list[Uop]:
             regs="list:o item:o --",
             doc="list.append(item) (borrows both)",
         ),
-        *[_subscript(kind) for kind in ("LIST", "TUPLE")],
+        *[_subscript(kind, borrowed) for kind in ("LIST", "TUPLE") for borrowed in (False, True)],
         uop(
             "_STORE_SUBSCR_LIST_INT_O",
             """

@@ -100,7 +100,35 @@ def test_v_index_minus_equals_borrows_the_list_and_checks_its_type_once() -> Non
     names = [op.name for op in got.ops]
     assert names.count("load_b") == 1 and "load_o" not in names and "copy_o" not in names
     assert [op.arg for op in got.ops if op.name == "guard_type"].count(LIST) == 1
-    assert names.count("release") == 2  # the two items: they are new references
+    assert "release" not in names  # the items too are borrowed (the list holds them)
+
+
+def test_item_reads_released_before_any_list_write_borrow_the_list() -> None:
+    off = frozenset({"dce", "fold", "cse", "forward", "allocs"})
+    names = [op.name for op in optimize(parse(ITEM.format(item_type=FLOAT)), off).ops]
+    assert names.count("subscr_list_b") == 2 and "subscr_list" not in names and "release" not in names
+
+
+@pytest.mark.parametrize("between", [
+    "    append.(l, x)\n",  # a list write: it could replace (and free) the item
+    "    store_subscr_list_f.(d, l, j) | exit @30 stack\n",
+])
+def test_an_item_read_keeps_its_reference_across_a_list_write(between: str) -> None:
+    text = f"""trace dst=10 src=40 slots=1:o,2:o,3:f stored=
+n = range_next.i() | exit @10 normal
+l = load_o.o() 1
+x = load_o.o() 2
+d = load.f() 3
+j = const.i() 0
+    guard_type.(l) {LIST} | exit @20 stack
+it = subscr_list.o(l, j) | exit @20 stack
+{between}    guard_type.(it) {FLOAT} | exit @22 stack it
+    release.(it)
+    release.(x)
+    release.(l)
+"""
+    names = [op.name for op in borrow(parse(text)).ops]
+    assert "subscr_list" in names and "subscr_list_b" not in names
 
 
 def test_a_list_item_of_unknown_type_replaced_may_run_code() -> None:
@@ -207,6 +235,22 @@ def test_a_borrowed_value_on_an_exit_stack_has_a_reference_of_its_own() -> None:
     for _ in range(3):
         differential(with_an_exit, items)
     assert [sys.getrefcount(x) for x in items[-3:]] == before
+
+
+def sum_items(lists: list[list[object]]) -> float:
+    total = 0.0
+    for values in lists:
+        total += values[0] * 2.0  # not a float at the end: the exit has the borrowed item on its stack
+    return total
+
+
+def test_a_borrowed_item_on_an_exit_stack_has_a_reference_of_its_own() -> None:
+    ends = [10**30, 7, "s"]
+    lists: list[list[object]] = [[0.5 + i] for i in range(300)] + [[end] for end in ends]
+    before = [sys.getrefcount(end) for end in ends]
+    for _ in range(3):
+        differential(sum_items, lists)
+    assert [sys.getrefcount(end) for end in ends] == before
 
 
 def test_a_recording_round_trips_through_the_pass_with_the_verifier() -> None:

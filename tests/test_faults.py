@@ -179,6 +179,16 @@ def main():
     return ys
 '''
 
+_BORROWED_ITEMS = '''
+def main():
+    xs = [0.5 * i for i in range(10)]
+    ts = tuple(xs)
+    t = 0.0
+    for i in range(200):
+        t += xs[i % 10] * 2.0 + ts[i % 10] * 3.0  # items only unboxed: borrowed
+    return t
+'''
+
 # A program that makes the JIT emit each guard kind (checked: the stats
 # count the guards forced, by kind).
 PROGRAMS: dict[str, str] = {
@@ -204,6 +214,8 @@ PROGRAMS: dict[str, str] = {
     "_GUARD_TYPE_O": _OBJECTS,
     "_BINARY_SUBSCR_LIST_INT_O": _OBJECTS,
     "_BINARY_SUBSCR_TUPLE_INT_O": _OBJECTS,
+    "_BINARY_SUBSCR_LIST_INT_B": _BORROWED_ITEMS,
+    "_BINARY_SUBSCR_TUPLE_INT_B": _BORROWED_ITEMS,
     "_STORE_SUBSCR_LIST_INT_O": _OBJECTS,
     "_UNBOX_INT_O": _OBJECTS,
     "_BOX_INT_O": _OBJECTS,

@@ -12,7 +12,12 @@ release goes:
     v7 = unbox.f(v5)                       v7 = unbox.f(v5)
          release.(v5)
 
-The same for a copy of such a read (`v1[0] -= d`: the list read, copied,
+An item read from a list or tuple (`v1[0]`, subscr_list) that is released
+before any code runs or any list is written borrows the container's
+reference the same way (subscr_list_b): an exit that hands it to the
+frame makes a reference to it.
+
+The same for a copy of a local's read (`v1[0] -= d`: the list read, copied,
 subscripted, stored into). Two borrowed reads of one local with nothing
 between them that could rebind it are one value, so guards then drops the
 second read's type check (PIPELINE runs guards again after borrow). An exit that puts a borrowed value on the
@@ -21,7 +26,7 @@ frame's stack reads the local again, with a reference (lower.py's stubs).
 
 from __future__ import annotations
 
-from copyjit.opt.passes import runs_code
+from copyjit.opt.passes import LIST_WRITES, runs_code
 from copyjit.opt.rewrite import rewrite
 from copyjit.trace.ir import Op, Recording
 
@@ -31,6 +36,7 @@ _LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "gua
                     "len_str"})
 # Ops that look at some arguments and take (steal) the one at position 0.
 _TAKE_FIRST = frozenset({"store_subscr_list", "store_subscr_list_f"})
+_ITEM_READS = frozenset({"subscr_list", "subscr_tuple"})
 
 
 def borrow(rec: Recording) -> Recording:
@@ -64,6 +70,11 @@ def borrow(rec: Recording) -> Recording:
                     changed[index] = Op("load_b", "o", (), slot)
                     held[slot] = index
                 continue
+        if op.name in _ITEM_READS and _item_borrows(ops, code, index, released.get(index), last_use,
+                                                   users[index], dropped):
+            dropped.add(released[index])
+            changed[index] = Op(f"{op.name}_b", op.kind, op.args, op.arg, op.snapshot)
+            continue
         if op.name == "load_b" and isinstance(op.arg, int):
             held.setdefault(op.arg, index)
         if index not in dropped and (code[index] or op.name in ("store_o", "loop_head")):
@@ -71,6 +82,23 @@ def borrow(rec: Recording) -> Recording:
     if not dropped:
         return rec
     return rewrite(rec, dropped, replace, changed)
+
+
+def _item_borrows(ops: list[Op], code: list[bool], index: int, end: int | None, last_use: list[int],
+                  taking: list[int], dropped: set[int]) -> bool:
+    """The item read at `index` is released (at `end`) before any code runs
+    or any list is written (it could be the one read): the container,
+    which the trace holds or borrows all that time, keeps the item alive."""
+    if end is None or last_use[index] > end or not _only_looked_at(ops, index, taking) \
+            or _dropped_by_exits(ops, index, end):
+        return False
+    lists = ops[index].name == "subscr_list"
+    for between in range(index + 1, end):
+        op = ops[between]
+        if between not in dropped and (code[between] or op.name == "loop_head"
+                                       or (lists and op.name in LIST_WRITES)):
+            return False
+    return True
 
 
 def _local_read(rec: Recording, index: int) -> tuple[int | None, int | None]:

@@ -94,7 +94,7 @@ def runs_code(rec: Recording) -> list[bool]:
             harmless.add(args[0])
         elif op.name in ("box", "const_o", "const_b"):
             harmless.add(index)
-        elif op.name == "subscr_list":
+        elif op.name in ("subscr_list", "subscr_list_b"):
             items[args] = index
         runs = op.name in MAY_RUN_CODE
         if op.name == "release":

@@ -26,6 +26,10 @@ NO_VALUE = frozenset({
 # constants hold, a local the frame holds all the loop (licm). An exit that
 # hands one to the frame makes one.
 BORROWED = frozenset({"const_b", "load_b"})
+# Items read without a reference of their own (borrow.py): the container
+# holds them. They live in registers like any value; an exit that hands one
+# to the frame makes a reference to it.
+BORROWED_ITEMS = frozenset({"subscr_list_b", "subscr_tuple_b"})
 
 
 def local_name(code: CodeType, slot: int) -> str:

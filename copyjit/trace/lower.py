@@ -40,6 +40,7 @@ from copyjit.trace.faults import BRANCH, force
 from copyjit.trace.frames import instruction_address
 from copyjit.trace.ir import (
     BORROWED,
+    BORROWED_ITEMS,
     NO_VALUE,
     Abort,
     InnerBody,
@@ -69,7 +70,7 @@ _ALLOCATED = frozenset({
     "get_iter", "guard_done", "len", "len_str", "append", "subscr_list", "subscr_tuple", "store_subscr_list",
     "list_next", "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size",
     "tuple_item", "list_item", "store_subscr_list_f", "guard_function", "range_iter", "const_b",
-    "load_b"})
+    "load_b", "subscr_list_b", "subscr_tuple_b"})
 
 
 class Lowered:
@@ -421,9 +422,12 @@ class _Lowering:
                     lines.append(f"    i0 = _LOAD_FAST_O oparg={op.arg}")
                 if op.name in BORROWED:
                     lines.append(f"    _SPILL_INT i0 oparg={self.temp[value]}")
+                elif op.name in BORROWED_ITEMS:  # in its slot already (exit_spills): a reference to it
+                    lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
+                    lines.append("    i1 = _NEW_REF_O i0")
             # An inlined call's values (before a bridge, which does not know them).
             for value in snapshot.drop:
-                if self.rec.ops[value].name in BORROWED:
+                if self.rec.ops[value].name in BORROWED | BORROWED_ITEMS:
                     continue
                 lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
                 lines.append("    _DECREF_O i0")
@@ -715,6 +719,12 @@ class _Lowering:
 
     def op_subscr_list(self, index: int, op: Op) -> None:
         self.uop("_BINARY_SUBSCR_LIST_INT_O", op.args, (index,), exit_op=op)
+
+    def op_subscr_list_b(self, index: int, op: Op) -> None:
+        self.uop("_BINARY_SUBSCR_LIST_INT_B", op.args, (index,), exit_op=op)
+
+    def op_subscr_tuple_b(self, index: int, op: Op) -> None:
+        self.uop("_BINARY_SUBSCR_TUPLE_INT_B", op.args, (index,), exit_op=op)
 
     def op_subscr_tuple(self, index: int, op: Op) -> None:
         self.uop("_BINARY_SUBSCR_TUPLE_INT_O", op.args, (index,), exit_op=op)
