@@ -40,9 +40,16 @@ _ITEM_READS = frozenset({"subscr_list", "subscr_tuple"})
 
 
 def borrow(rec: Recording) -> Recording:
-    code = runs_code(rec)
     ops = rec.ops
+    code = runs_code(rec)
+    # The next op at or after each index that a borrow may not span: one
+    # that may run code (a store_o does: it releases the old value) or the
+    # loop's head; for an item of a list, also one that writes a list.
+    stops = [code[i] or op.name in ("store_o", "loop_head") for i, op in enumerate(ops)]
+    local_stop = _next_mark(stops)
+    item_stop = _next_mark([stop or op.name in LIST_WRITES for stop, op in zip(stops, ops, strict=True)])
     released: dict[int, int] = {op.args[0]: index for index, op in enumerate(ops) if op.name == "release"}
+    by_exits = {value for op in ops if op.snapshot is not None for value in op.snapshot.drop}
     last_use = [-1] * len(ops)
     users: list[list[int]] = [[] for _ in ops]
     for index, op in enumerate(ops):
@@ -50,54 +57,59 @@ def borrow(rec: Recording) -> Recording:
             last_use[value] = index
         for value in op.args:
             users[value].append(index)
+
+    def borrows(index: int, end: int) -> bool:
+        return end >= 0 and last_use[index] <= end and index not in by_exits \
+            and _only_looked_at(ops, index, users[index])
+
     dropped: set[int] = set()
     replace: dict[int, int] = {}
     changed: dict[int, Op] = {}
     held: dict[int, int] = {}  # slot -> the first borrowed read of it still valid
     for index, op in enumerate(ops):
         slot, origin = _local_read(rec, index)
-        if slot is not None and origin is not None:
-            end = released.get(index)
-            if end is not None and last_use[index] <= end and _only_looked_at(ops, index, users[index]) \
-                    and _quiet(ops, code, origin, end, slot, dropped) \
-                    and not _dropped_by_exits(ops, index, end):
-                dropped.add(end)
-                first = held.get(slot)
-                if first is not None and _quiet(ops, code, first, end, slot, dropped):
-                    replace[index] = first
-                    dropped.add(index)
-                else:
-                    changed[index] = Op("load_b", "o", (), slot)
-                    held[slot] = index
-                continue
-        if op.name in _ITEM_READS and _item_borrows(ops, code, index, released.get(index), last_use,
-                                                   users[index], dropped):
-            dropped.add(released[index])
+        end = released.get(index, -1)
+        if slot is not None and origin is not None and borrows(index, end) \
+                and _clear(local_stop, origin, end, dropped):
+            dropped.add(end)
+            first = held.get(slot)
+            if first is not None and _clear(local_stop, first, end, dropped):
+                replace[index] = first
+                dropped.add(index)
+            else:
+                changed[index] = Op("load_b", "o", (), slot)
+                held[slot] = index
+            continue
+        stop = item_stop if op.name == "subscr_list" else local_stop
+        if op.name in _ITEM_READS and borrows(index, end) and _clear(stop, index, end, dropped):
+            dropped.add(end)
             changed[index] = Op(f"{op.name}_b", op.kind, op.args, op.arg, op.snapshot)
             continue
         if op.name == "load_b" and isinstance(op.arg, int):
             held.setdefault(op.arg, index)
-        if index not in dropped and (code[index] or op.name in ("store_o", "loop_head")):
+        if local_stop[index] == index and index not in dropped:
             held.clear()
     if not dropped:
         return rec
     return rewrite(rec, dropped, replace, changed)
 
 
-def _item_borrows(ops: list[Op], code: list[bool], index: int, end: int | None, last_use: list[int],
-                  taking: list[int], dropped: set[int]) -> bool:
-    """The item read at `index` is released (at `end`) before any code runs
-    or any list is written (it could be the one read): the container,
-    which the trace holds or borrows all that time, keeps the item alive."""
-    if end is None or last_use[index] > end or not _only_looked_at(ops, index, taking) \
-            or _dropped_by_exits(ops, index, end):
-        return False
-    lists = ops[index].name == "subscr_list"
-    for between in range(index + 1, end):
-        op = ops[between]
-        if between not in dropped and (code[between] or op.name == "loop_head"
-                                       or (lists and op.name in LIST_WRITES)):
+def _next_mark(marks: list[bool]) -> list[int]:
+    """For each index, the first marked index at or after it (len: none)."""
+    following = [len(marks)] * (len(marks) + 1)
+    for index in range(len(marks) - 1, -1, -1):
+        following[index] = index if marks[index] else following[index + 1]
+    return following
+
+
+def _clear(stop: list[int], start: int, end: int, dropped: set[int]) -> bool:
+    """No op strictly between `start` and `end` is a stop, but releases
+    already dropped (borrowed reads' releases free nothing)."""
+    at = stop[start + 1]
+    while at < end:
+        if at not in dropped:
             return False
+        at = stop[at + 1]
     return True
 
 
@@ -116,21 +128,3 @@ def _local_read(rec: Recording, index: int) -> tuple[int | None, int | None]:
 def _only_looked_at(ops: list[Op], value: int, taking: list[int]) -> bool:
     return all(ops[user].name in _LOOKS or ops[user].name == "release"
                or (ops[user].name in _TAKE_FIRST and ops[user].args[0] != value) for user in taking)
-
-
-def _quiet(ops: list[Op], code: list[bool], start: int, end: int, slot: int, dropped: set[int]) -> bool:
-    """Nothing strictly between `start` and `end` (but the releases already
-    `dropped`) runs code, stores `slot`, or is the loop's head (before which
-    ops run once, not per iteration)."""
-    for index in range(start + 1, end):
-        op = ops[index]
-        if index in dropped:
-            continue
-        if code[index] or op.name == "loop_head" or (op.name in ("store_o", "store") and op.arg == slot):
-            return False
-    return True
-
-
-def _dropped_by_exits(ops: list[Op], value: int, end: int) -> bool:
-    """Some exit (of an inlined call) releases the value itself."""
-    return any(op.snapshot is not None and value in op.snapshot.drop for op in ops[value:end])
