@@ -237,8 +237,9 @@ class Uop:
     def needs_sync(self) -> bool:
         """Must publish the stack depth before its body runs: it calls out
         other than by a decref (a stencil's decref publishes the depth
-        itself, only when it frees: copyjit_decref in copyjit.h)."""
-        return self._calls_out(_NON_ESCAPING | _SELF_SYNCING)
+        itself, only when it frees: copyjit_decref in copyjit.h), and its
+        body does not publish it itself (SYNC_SP on its slow path only)."""
+        return "SYNC_SP" not in _words(self.body) and self._calls_out(_NON_ESCAPING | _SELF_SYNCING)
 
     def _calls_out(self, harmless: frozenset[str]) -> bool:
         import re  # build time only (see the imports above)
@@ -1073,6 +1074,7 @@ def _objects() -> list[Uop]:
                 ((PyFloatObject *)old)->ob_fval = value;
             }
             else {
+                SYNC_SP();  // here, not before the body: the in-place path calls nothing
                 PyObject *boxed = PyFloat_FromDouble(value);
                 if (boxed == NULL) {
                     PyErr_Clear();  // the interpreter runs out of memory itself
