@@ -120,7 +120,9 @@ def _local_read(rec: Recording, index: int) -> tuple[int | None, int | None]:
     while op.name == "copy_o":
         index = op.args[0]
         op = rec.ops[index]
-    if op.name in ("load_o", "load_b") and isinstance(op.arg, int):
+    # (Not a checked read, which exits when the local is unbound: its
+    # snapshot is that check, and load_b has none.)
+    if op.name in ("load_o", "load_b") and isinstance(op.arg, int) and op.snapshot is None:
         return op.arg, index
     return None, None
 
