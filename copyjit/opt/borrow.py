@@ -17,11 +17,12 @@ before any code runs or any list is written borrows the container's
 reference the same way (subscr_list_b): an exit that hands it to the
 frame makes a reference to it.
 
-The same for a copy of a local's read (`v1[0] -= d`: the list read, copied,
-subscripted, stored into). Two borrowed reads of one local with nothing
-between them that could rebind it are one value, so guards then drops the
-second read's type check (PIPELINE runs guards again after borrow). An exit that puts a borrowed value on the
-frame's stack reads the local again, with a reference (lower.py's stubs).
+The same for a copy of a local's read (`v1[0] -= d`: the list read,
+copied, subscripted, stored into). Two borrowed reads of one local with
+nothing between them that could rebind it are one value, so guards then
+drops the second read's type check (PIPELINE runs guards again after
+borrow). An exit that puts a borrowed local on the frame's stack reads the
+local again, with a reference (lower.py's stubs).
 """
 
 from __future__ import annotations
