@@ -476,6 +476,10 @@ def _sequences() -> list[Uop]:
             doc="res = a[oparg] for a tuple with more than `oparg` items"),
         uop("_LIST_ITEM_O", "res = Py_NewRef(PyList_GET_ITEM(a, oparg));", regs="a:o -- res:o",
             doc="res = a[oparg] for a list with more than `oparg` items"),
+        uop("_TUPLE_ITEM_B", "res = PyTuple_GET_ITEM(a, oparg);", regs="a:o -- res:o",
+            doc="res = a[oparg] for a tuple with more than `oparg` items, borrowed (the tuple holds it)"),
+        uop("_LIST_ITEM_B", "res = PyList_GET_ITEM(a, oparg);", regs="a:o -- res:o",
+            doc="res = a[oparg] for a list with more than `oparg` items, borrowed (the list holds it)"),
         uop("_NEW_REF_O", "res = Py_NewRef(a);", regs="a:o -- res:o",
             doc="res = a, one more reference (a copy of a value the trace owns)"),
     ]
@@ -648,21 +652,23 @@ def _subscript(kind: str, borrowed: bool = False) -> Uop:
     )
 
 
-def _sequence_iteration(kind: str) -> Uop:
+def _sequence_iteration(kind: str, borrowed: bool = False) -> Uop:
     title = kind.title()
+    item = f"Py{title}_GET_ITEM(seq, it->it_index)"
     return uop(
-        f"_FOR_ITER_{kind}_O",
+        f"_FOR_ITER_{kind}_{'B' if borrowed else 'O'}",
         f"""
         EXIT_IF(Py_TYPE(iter) != &Py{title}Iter_Type);
         _Py{title}IterObject *it = (_Py{title}IterObject *)iter;
         Py{title}Object *seq = it->it_seq;
         EXIT_IF(seq == NULL || it->it_index >= Py{title}_GET_SIZE(seq));
-        next = Py_NewRef(Py{title}_GET_ITEM(seq, it->it_index));
+        next = {item if borrowed else f"Py_NewRef({item})"};
         it->it_index++;
         """,
         stack="iter -- iter",
         regs="-- next:o",
-        doc=f"the next item of a {kind.lower()} iterator; exits when exhausted (or not one)",
+        doc=f"the next item of a {kind.lower()} iterator; exits when exhausted (or not one)"
+            + ("; borrowed (the sequence holds it)" if borrowed else ""),
     )
 
 
@@ -1098,7 +1104,7 @@ def _objects() -> list[Uop]:
             regs="t:o -- a:o b:o",
             doc="a, b = t for a tuple of two; exits otherwise",
         ),
-        *[_sequence_iteration(kind) for kind in ("LIST", "TUPLE")],
+        *[_sequence_iteration(kind, borrowed) for kind in ("LIST", "TUPLE") for borrowed in (False, True)],
         *[_enumerate(kind) for kind in ("LIST", "TUPLE")],
     ]
 

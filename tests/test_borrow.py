@@ -253,6 +253,28 @@ def test_a_borrowed_item_on_an_exit_stack_has_a_reference_of_its_own() -> None:
     assert [sys.getrefcount(end) for end in ends] == before
 
 
+def nested_unpack(rows: list[object]) -> float:
+    total = 0.0
+    for (a, b), c in rows:  # the row and its first item: borrowed (only unpacked)
+        total += a * c - b
+    return total
+
+
+@pytest.mark.parametrize("end", [
+    ([1.5, 2.0], 3.0),  # the inner item a list, not a tuple: guard_type exits with it on the stack
+    ((1.5, 2.0, 9.0), 3.0),  # three items, not two: guard_size exits
+    [(1.5, 2.0), 3.0],  # the row a list
+    ((1.5, 2.0),),  # a row of one item: ValueError
+])
+def test_borrowed_rows_and_items_on_exit_stacks_keep_their_counts(end: object) -> None:
+    rows: list[object] = [((0.5 * i, 1.0), 2.0) for i in range(300)] + [end]
+    inner = end[0]  # type: ignore[index]
+    before = sys.getrefcount(end), sys.getrefcount(inner)
+    for _ in range(3):
+        differential(nested_unpack, rows)
+    assert (sys.getrefcount(end), sys.getrefcount(inner)) == before
+
+
 def test_a_recording_round_trips_through_the_pass_with_the_verifier() -> None:
     rec: Recording = parse(ITEM.format(item_type=FLOAT))
     optimize(rec, check=True)

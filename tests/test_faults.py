@@ -186,6 +186,11 @@ def main():
     t = 0.0
     for i in range(200):
         t += xs[i % 10] * 2.0 + ts[i % 10] * 3.0  # items only unboxed: borrowed
+    ps = [(0.5 * i, i) for i in range(10)] * 20
+    for a, b in ps:  # a for loop's items, only unpacked: borrowed
+        t += a * b
+    for a, b in tuple(ps):
+        t -= a
     return t
 '''
 
@@ -216,6 +221,8 @@ PROGRAMS: dict[str, str] = {
     "_BINARY_SUBSCR_TUPLE_INT_O": _OBJECTS,
     "_BINARY_SUBSCR_LIST_INT_B": _BORROWED_ITEMS,
     "_BINARY_SUBSCR_TUPLE_INT_B": _BORROWED_ITEMS,
+    "_FOR_ITER_LIST_B": _BORROWED_ITEMS,
+    "_FOR_ITER_TUPLE_B": _BORROWED_ITEMS,
     "_STORE_SUBSCR_LIST_INT_O": _OBJECTS,
     "_UNBOX_INT_O": _OBJECTS,
     "_BOX_INT_O": _OBJECTS,

@@ -12,10 +12,13 @@ release goes:
     v7 = unbox.f(v5)                       v7 = unbox.f(v5)
          release.(v5)
 
-An item read from a list or tuple (`v1[0]`, subscr_list) that is released
+An item read from a list or tuple (`v1[0]`, subscr_list; an unpacked
+item, list_item; a for loop's next item, list_next) that is released
 before any code runs or any list is written borrows the container's
-reference the same way (subscr_list_b): an exit that hands it to the
-frame makes a reference to it.
+reference the same way (subscr_list_b, list_item_b, list_next_b, and the
+tuple ones): an exit that hands it to the frame makes a reference to it.
+(Nothing can free the container either: that too would take code, or a
+list write.)
 
 The same for a copy of a local's read (`v1[0] -= d`: the list read,
 copied, subscripted, stored into). Two borrowed reads of one local with
@@ -37,7 +40,10 @@ _LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "gua
                     "len_str"})
 # Ops that look at some arguments and take (steal) the one at position 0.
 _TAKE_FIRST = frozenset({"store_subscr_list", "store_subscr_list_f"})
-_ITEM_READS = frozenset({"subscr_list", "subscr_tuple"})
+# Reads of an item its container holds (an iterator's sequence), and
+# whether the container is a list (which the trace can write).
+_ITEM_READS = {"subscr_list": True, "list_item": True, "list_next": True,
+               "subscr_tuple": False, "tuple_item": False, "tuple_next": False}
 
 
 def borrow(rec: Recording) -> Recording:
@@ -81,7 +87,7 @@ def borrow(rec: Recording) -> Recording:
                 changed[index] = Op("load_b", "o", (), slot)
                 held[slot] = index
             continue
-        stop = item_stop if op.name == "subscr_list" else local_stop
+        stop = item_stop if _ITEM_READS.get(op.name) else local_stop
         if op.name in _ITEM_READS and borrows(index, end) and _clear(stop, index, end, dropped):
             dropped.add(end)
             changed[index] = Op(f"{op.name}_b", op.kind, op.args, op.arg, op.snapshot)

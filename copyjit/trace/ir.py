@@ -29,7 +29,8 @@ BORROWED = frozenset({"const_b", "load_b"})
 # Items read without a reference of their own (borrow.py): the container
 # holds them. They live in registers like any value; an exit that hands one
 # to the frame makes a reference to it.
-BORROWED_ITEMS = frozenset({"subscr_list_b", "subscr_tuple_b"})
+BORROWED_ITEMS = frozenset({"subscr_list_b", "subscr_tuple_b", "list_item_b", "tuple_item_b", "list_next_b",
+                            "tuple_next_b"})
 
 
 def local_name(code: CodeType, slot: int) -> str:

@@ -70,7 +70,7 @@ _ALLOCATED = frozenset({
     "get_iter", "guard_done", "len", "len_str", "append", "subscr_list", "subscr_tuple", "store_subscr_list",
     "list_next", "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size",
     "tuple_item", "list_item", "store_subscr_list_f", "guard_function", "range_iter", "const_b",
-    "load_b", "subscr_list_b", "subscr_tuple_b"})
+    "load_b"}) | BORROWED_ITEMS
 
 
 class Lowered:
@@ -725,6 +725,18 @@ class _Lowering:
 
     def op_subscr_tuple_b(self, index: int, op: Op) -> None:
         self.uop("_BINARY_SUBSCR_TUPLE_INT_B", op.args, (index,), exit_op=op)
+
+    def op_list_item_b(self, index: int, op: Op) -> None:
+        self.uop("_LIST_ITEM_B", op.args, (index,), f"oparg={op.arg}")
+
+    def op_tuple_item_b(self, index: int, op: Op) -> None:
+        self.uop("_TUPLE_ITEM_B", op.args, (index,), f"oparg={op.arg}")
+
+    def op_list_next_b(self, index: int, op: Op) -> None:
+        self.uop("_FOR_ITER_LIST_B", (), (index,), exit_op=op)
+
+    def op_tuple_next_b(self, index: int, op: Op) -> None:
+        self.uop("_FOR_ITER_TUPLE_B", (), (index,), exit_op=op)
 
     def op_subscr_tuple(self, index: int, op: Op) -> None:
         self.uop("_BINARY_SUBSCR_TUPLE_INT_O", op.args, (index,), exit_op=op)
