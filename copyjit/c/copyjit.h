@@ -24,6 +24,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 // Reference counts changed 64 bits at a time. CPython 3.13's Py_INCREF
 // stores only the low 32 bits of ob_refcnt (so that an immortal object's
@@ -132,6 +133,37 @@ typedef struct {
     int64_t judge_at;      // entries at which the JIT judges the trace (0: never)
     int64_t due;           // nonzero: call the JIT's handler before entering again
 } location_record;
+
+// The emergency reserve: address space an exit can give back when it runs
+// out of memory while writing the frame back, where it has no way out (the
+// frame is half written). COPYJIT_RESERVE_SIZE bytes mapped PROT_NONE and
+// never touched (RLIMIT_AS counts them, nothing else does). An exit whose
+// box fails unmaps it and boxes again; native code is entered only while it
+// is mapped (runtime.c's reserve_ready maps it again first, which succeeds
+// once memory was freed), so the interpreter, not a trace, runs a loop
+// until then. One per process, in a buffer runtime.py owns (the linker
+// symbol `copyjit_reserve` is resolved to it), used with the GIL held.
+typedef struct {
+    void *address;     // the mapping, or NULL: released (or not mapped yet)
+    int64_t released;  // times an exit released it
+    int64_t refused;   // native entries refused because it could not be mapped
+} reserve_state;
+
+extern reserve_state copyjit_reserve;
+
+#define COPYJIT_RESERVE_SIZE ((size_t)4 << 20)
+
+// Gives the reserve back to the system; 0 if there was none to give.
+static inline __attribute__((always_inline)) int copyjit_release_reserve(void)
+{
+    void *address = copyjit_reserve.address;
+    if (address == NULL) {
+        return 0;
+    }
+    copyjit_reserve.address = NULL;
+    copyjit_reserve.released++;
+    return munmap(address, COPYJIT_RESERVE_SIZE) == 0;
+}
 
 #ifndef SPILL_SLOTS
 #error "SPILL_SLOTS comes from copyjit/uops.py through the compiler's command line"

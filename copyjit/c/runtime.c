@@ -41,10 +41,32 @@ frame_of(PyObject *arg)
     return frame;
 }
 
+// Whether the emergency reserve (copyjit.h) is in place, mapping it first
+// if it is not: at the first entry, and after an exit released it, once
+// memory was freed. Native code runs only with it in place: the one exit a
+// trace takes may need it, and a loop that exhausted memory runs in the
+// interpreter until then, which raises MemoryError in its own time.
+static inline __attribute__((always_inline)) int
+reserve_ready(void)
+{
+    if (copyjit_reserve.address != NULL) {
+        return 1;
+    }
+    void *address = mmap(NULL, COPYJIT_RESERVE_SIZE, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (address == MAP_FAILED) {
+        copyjit_reserve.refused++;
+        return 0;
+    }
+    copyjit_reserve.address = address;
+    return 1;
+}
+
 // The C implementation (METH_O) behind every trace's builtin function.
 // `arg` is a frame object or the address of a raw _PyInterpreterFrame.
 // Returns the exit code the trace returned, or NULL with the exception the
-// trace raised.
+// trace raised; MemoryError, without entering, while the emergency reserve
+// cannot be mapped.
 PyObject *
 copyjit_enter(PyObject *self, PyObject *arg)
 {
@@ -56,6 +78,9 @@ copyjit_enter(PyObject *self, PyObject *arg)
     _PyInterpreterFrame *frame = frame_of(arg);
     if (frame == NULL) {
         return NULL;
+    }
+    if (!reserve_ready()) {
+        return PyErr_NoMemory();
     }
     // Spill slots live on the C stack of this call: one area per activation,
     // so recursion and threads never share them.
@@ -245,8 +270,8 @@ enter(PyThreadState *tstate, location_record *record, _PyInterpreterFrame *frame
     return hot ? status : -1;
 }
 
-// Enters the backedge's trace if it has one, nothing is due and no other
-// tool watches. Returns whether the backedge has a trace ready (entered or
+// Enters the backedge's trace if it has one, nothing is due, no other
+// tool watches and the emergency reserve is in place. Returns whether the backedge has a trace ready (entered or
 // not: without one, the handler has work to do); `hot` is set to the exit
 // that has just become hot, or -1.
 HELPER int
@@ -263,7 +288,7 @@ enter_if_ready(PyThreadState *tstate, uint64_t *slot, PyObject *const *args, int
     _PyInterpreterFrame *frame = tstate->current_frame;
     PyCodeObject *code = (PyCodeObject *)args[0];
     if (frame != NULL && frame->f_executable == (PyObject *)code &&
-        alone(tstate, frame, code))
+        alone(tstate, frame, code) && reserve_ready())
     {
         *hot = enter(tstate, record, frame);
     }

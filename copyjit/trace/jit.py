@@ -21,6 +21,7 @@ from copyjit.backend.runtime import (
     buffer_address,
     check_monitoring_layout,
     runtime,
+    started,
 )
 from copyjit.trace import depth
 
@@ -97,6 +98,11 @@ class Stats:
         self.guards_forced = _Counter()
         self.exits = 0
         self.native_entries = 0
+        # The emergency reserve (copyjit.h), the process's: how often an exit
+        # that could not box released it, and the native entries refused
+        # (the interpreter ran the loop) until it could be mapped again.
+        self.reserve_released = 0
+        self.entries_refused = 0
         self.recording_seconds = 0.0
         self.optimizing_seconds = 0.0
         self.emitting_seconds = 0.0
@@ -311,6 +317,9 @@ class JIT:
     @property
     def stats(self) -> Stats:
         self._stats.native_entries, self._stats.exits = TOTALS.unpack(self.totals)
+        rt = started()
+        if rt is not None:
+            _, self._stats.reserve_released, self._stats.entries_refused = rt.reserve_counts()
         return self._stats
 
     # --- sys.monitoring -----------------------------------------------------

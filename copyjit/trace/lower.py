@@ -390,12 +390,14 @@ class _Lowering:
         # The same lines in every exit stub: made once per local. Boxed in
         # a register, not pushed: an exit's stack may fill the frame's value
         # stack already (co_stacksize), and a slot past it is the next
-        # frame's first word, or past a generator's own memory.
+        # frame's first word, or past a generator's own memory. A box that
+        # fails here spends the emergency reserve (_BOX_*_LEAVING_O): the
+        # frame is half written, there is no state to exit to.
         made = self.written_lines.get(slot)
         if made is None:
             kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
             made = self.written_lines[slot] = (f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}",
-                                               f"    i0 = _BOX_{_KIND[kind]}_O {kind}0 exit=error",
+                                               f"    i0 = _BOX_{_KIND[kind]}_LEAVING_O {kind}0",
                                                f"    _STORE_FAST_O i0 oparg={slot}")
         lines += made
 
@@ -681,7 +683,8 @@ class _Lowering:
             lines.append("    _PUSH_O i0")
         else:
             lines.append(f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.temp[value]}")
-            lines.append(f"    _BOX_{_KIND[kind]} {kind}0 error=error")
+            lines.append(f"    i0 = _BOX_{_KIND[kind]}_LEAVING_O {kind}0")  # (see write_back)
+            lines.append("    _PUSH_O i0")
 
     def pop_value(self, value: int) -> None:
         """Take a value back from the frame's stack (pushed by push_value)."""

@@ -268,7 +268,12 @@ class RecorderBase:
         stack = list(self.stack)
         self.hand_back(ins.start_offset, stack)
         self.current, self.moved, self.stack = {}, True, []
-        status = found.run(self.raw)
+        try:
+            status = found.run(self.raw)
+        except MemoryError:
+            # Not entered (the emergency reserve is spent: runtime.c), or its
+            # status not boxed: either way the frame is exact where it is.
+            raise Handback(Abort("no memory to run a nested loop's trace", final=False), -1, []) from None
         snapshot = found.snapshot(status)
         if snapshot is None or not snapshot.normal or snapshot.reraise is not None or \
                 not self.dst <= snapshot.offset <= self.end:
