@@ -133,6 +133,165 @@ def test_under_a_memory_limit_memory_errors_are_the_programs(tmp_path: Path) -> 
     assert isinstance(stats["exits"], int) and stats["exits"] > 0
 
 
+# --- Memory exhausted by a traced loop itself ----------------------------------------
+#
+# A loop that allocates a box per iteration until MemoryError: the trace's
+# own box fails (an exit), and the exit's boxes, to write the frame back,
+# fail too. They spend the emergency reserve (copyjit.h) and the exit
+# finishes; native entries are refused until the reserve can be mapped
+# again, so the interpreter runs the loop until it raises MemoryError. (Before:
+# `Fatal Python error: copyjit: a value could not be boxed while leaving a
+# trace`.) The limit is the address space in use plus 160 MiB: quick to fill.
+# With runtime.c's reserve_ready() made to answer "ready" when it cannot map
+# the reserve, each test below dies so (checked when they were written):
+# the interpreter spends the reserve's memory, enters the trace again, and
+# that trace's next exit finds none.
+_LIMIT = """
+import resource
+
+
+def limit_memory(extra):
+    with open("/proc/self/status") as status:
+        size = next(int(line.split()[1]) for line in status if line.startswith("VmSize:")) << 10
+    resource.setrlimit(resource.RLIMIT_AS, (size + extra, size + extra))
+"""
+
+_EXHAUSTED = {
+    # /work/wt-oom/oom_repro.py, the report's: a new float per iteration.
+    "floats": """
+        def fill():
+            xs = []
+            x = 0.5
+            try:
+                while True:
+                    x = x * 1.0000001 + 0.25
+                    xs.append(x)
+            except MemoryError:
+                n = len(xs)
+                del xs
+                return n > 1000
+        """,
+    # Ints past the small ones are boxes too. (Nothing is allocated before
+    # `del xs`: CPython itself has no room for len(xs) there.)
+    "ints": """
+        def fill():
+            xs = []
+            n = 1000
+            try:
+                while True:
+                    n += 3
+                    xs.append(n)
+            except MemoryError:
+                del xs
+                return n > 1000
+        """,
+    # The boxes are made in a nested loop (run inline, or its trace called).
+    "nested": """
+        def fill():
+            xs = []
+            x = 0.5
+            try:
+                while True:
+                    for k in range(100):
+                        x = x * 1.0000001 + 0.25
+                        xs.append(x)
+            except MemoryError:
+                n = len(xs)
+                del xs
+                return n > 1000
+        """,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_EXHAUSTED))
+def test_memory_exhausted_by_a_traced_loop_is_a_memory_error(kind: str, tmp_path: Path) -> None:
+    program = _LIMIT + textwrap.dedent(_EXHAUSTED[kind]) + """
+limit_memory(160 << 20)
+print(fill())
+print("after")
+"""
+    plain, jitted, stats = _both(program, tmp_path)
+    assert plain.returncode == 0 and plain.stdout.endswith("after\n"), plain.stderr
+    assert (jitted.returncode, jitted.stdout, jitted.stderr) == (0, plain.stdout, plain.stderr)
+    assert isinstance(stats["native_entries"], int) and stats["native_entries"] >= 1
+    # The exit that found no memory spent the reserve, and the interpreter
+    # ran the loop from there (with the reserve in place, a test that no
+    # longer exhausts memory inside the trace).
+    assert isinstance(stats["reserve_released"], int) and stats["reserve_released"] >= 1
+    assert isinstance(stats["entries_refused"], int) and stats["entries_refused"] > 0
+
+
+# The list stays alive, and MemoryError is caught again and again: each
+# round fills what the program freed (16 MiB of ballast, dropped without
+# allocating), and the traced loop's exit finds memory exhausted (spending
+# the reserve, or raising at the append). The loop stays usable, and once
+# memory is back the loops run natively again: `fill` itself each round,
+# and `spin` (which allocates nothing). Under the JIT the counts go to a file.
+_ROUNDS = """
+import json
+import sys
+
+
+def fill(xs, x):
+    try:
+        while True:
+            x = x * 1.0000001 + 0.25
+            xs.append(x)
+    except MemoryError:
+        return x
+
+
+def spin(n):
+    t = 0.0
+    for i in range(n):
+        t = t * 0.5 + i
+    return t
+
+
+def counts():
+    if "copyjit" not in sys.modules:
+        return None
+    return sys.modules["copyjit"].stats()["native_entries"]
+
+
+print(spin(1000))
+ballast = [bytearray(16 << 20) for _ in range(4)]
+limit_memory(24 << 20)
+xs, x, rounds = [], 0.5, []
+for round in range(4):
+    at_start = counts()
+    x = fill(xs, x)
+    ballast[round] = None
+    after_fill = counts()
+    print(round, len(xs) > 1000, spin(2000))
+    rounds.append((at_start, after_fill, counts()))
+if rounds[0][0] is not None:
+    with open(sys.argv[1], "w") as file:
+        json.dump(rounds, file)
+print(len(xs) > 1000)
+"""
+
+
+def test_a_loop_that_catches_memory_errors_goes_on_and_runs_natively_again(tmp_path: Path) -> None:
+    counts = tmp_path / "rounds.json"
+    script, stats_file = tmp_path / "program.py", tmp_path / "stats.json"
+    script.write_text(_LIMIT + _ROUNDS)
+    plain = subprocess.run([sys.executable, str(script), str(counts)], capture_output=True, text=True,
+                           timeout=300)
+    assert plain.returncode == 0 and plain.stdout.count("True") == 5, plain.stderr
+    assert not counts.exists()
+    command = [sys.executable, "-m", "copyjit", "run", "--threshold", "1", "--stats-json", str(stats_file),
+               str(script), str(counts)]
+    jitted = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert (jitted.returncode, jitted.stdout, jitted.stderr) == (0, plain.stdout, plain.stderr)
+    rounds = json.loads(counts.read_text())
+    for at_start, after_fill, after_spin in rounds:
+        assert after_fill > at_start, rounds  # fill's loop entered its trace
+        assert after_spin > after_fill, rounds  # and spin's, with memory back
+    stats = json.loads(stats_file.read_text())
+    assert stats["reserve_released"] >= 1 and stats["entries_refused"] > 0, stats
+
+
 # --- Ctrl-C during the JIT's first import -----------------------------------------
 
 def test_a_sigint_during_the_compilers_first_import_is_held_then_raised() -> None:

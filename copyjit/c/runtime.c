@@ -327,18 +327,28 @@ report_hot_exit(PyObject *self, PyObject *const *args, intptr_t hot)
 HELPER PyObject *
 on_jump(PyThreadState *tstate, PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    // While an exit's emergency reserve is spent, memory is exhausted: the
+    // JIT does nothing (its handler's Python code would raise MemoryError,
+    // which the program would get at some later instruction, outside the
+    // `try` where it expects its own), and the interpreter runs every loop.
+    if (!reserve_ready()) {
+        Py_RETURN_NONE;
+    }
     uint64_t *slot = find_slot(self, args, nargs);
     if (slot != NULL && !SLOT_IS_RECORD(*slot) && count_cold(self, slot)) {
         Py_RETURN_NONE;
     }
     intptr_t hot;
     if (enter_if_ready(tstate, slot, args, &hot)) {
-        return hot < 0 ? Py_NewRef(Py_None) : report_hot_exit(self, args, hot);
+        // (An exit that spent the reserve is judged when it is back: the
+        // record is due.)
+        return hot < 0 || copyjit_reserve.address == NULL ? Py_NewRef(Py_None)
+                                                           : report_hot_exit(self, args, hot);
     }
     PyObject *result = call_handler(self, args, nargs);
     if (result == Py_None) {  // it may have made a trace, or judged one and kept it
         enter_if_ready(tstate, find_slot(self, args, nargs), args, &hot);
-        if (hot >= 0) {
+        if (hot >= 0 && copyjit_reserve.address != NULL) {
             Py_DECREF(result);
             return report_hot_exit(self, args, hot);
         }
