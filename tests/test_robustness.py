@@ -185,8 +185,26 @@ _EXHAUSTED = {
                 del xs
                 return n > 1000
         """,
-    # The boxes are made in a nested loop (run inline, or its trace called).
-    "nested": """
+    # The boxes are made in a nested loop whose trace is called (_CALL_TRACE:
+    # it has a bridge, so it is not run inline)...
+    "nested_called": """
+        def fill():
+            xs = []
+            x = 0.5
+            try:
+                while True:
+                    for k in range(50):
+                        if k % 2:
+                            x = x * 1.0000001 + 0.25
+                        else:
+                            x = x + 1.0
+                        xs.append(x)
+            except MemoryError:
+                del xs
+                return x > 1
+        """,
+    # ...or run inline.
+    "nested_inline": """
         def fill():
             xs = []
             x = 0.5
@@ -219,6 +237,8 @@ print("after")
     # longer exhausts memory inside the trace).
     assert isinstance(stats["reserve_released"], int) and stats["reserve_released"] >= 1
     assert isinstance(stats["entries_refused"], int) and stats["entries_refused"] > 0
+    if kind.startswith("nested"):
+        assert stats["traces"] == 2 and stats["inlined_loops"] == (kind == "nested_inline"), stats
 
 
 # The list stays alive, and MemoryError is caught again and again: each
