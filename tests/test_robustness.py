@@ -57,6 +57,39 @@ for margin in (60, 20, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2):
     print(margin, namespace["deep"](d, 3000))
 '''
 
+# A hot loop in the deepest frame that fits (margin 0), and 1 to 3 frames
+# above it; for margins below 0 the call itself raises RecursionError.
+# Before: at margin 0 the native callback could not call the JIT's handler
+# (its frame did not fit), and the program got `RecursionError()` (by type,
+# without its message) where CPython runs the loop.
+_AT_THE_LIMIT = '''
+def probe(k):
+    try:
+        return probe(k + 1)
+    except RecursionError:
+        return k
+
+
+SOURCE = """
+def deep(d, n):
+    if d > 0:
+        return deep(d - 1, n)
+    t = 0
+    for i in range(n):
+        t += i
+    return t
+"""
+
+top = probe(0)
+for margin in range(-3, 4):
+    namespace = {}
+    exec(SOURCE, namespace)
+    try:
+        print(margin, namespace["deep"](top - margin, 300))
+    except RecursionError as error:
+        print(margin, repr(error))
+'''
+
 # Under a memory limit the program sets (RLIMIT_AS, which counts reserved
 # address space too): a loop traced before it, so the JIT's memory is in
 # place; then what fits under CPython must fit under the JIT (its code
@@ -123,6 +156,20 @@ def test_a_hot_loop_near_the_recursion_limit_runs_as_without_the_jit(tmp_path: P
     assert isinstance(aborts, dict)
     assert not [reason for reason in aborts if "internal error" in reason], aborts
     assert stats["traces"] == 13  # each loop compiled, the deepest too
+
+
+@pytest.mark.parametrize("threshold", [1, 2])
+def test_a_hot_loop_in_a_frame_exactly_at_the_recursion_limit_runs_as_without_the_jit(
+        threshold: int, tmp_path: Path) -> None:
+    script, stats_file = tmp_path / "program.py", tmp_path / "stats.json"
+    script.write_text(_AT_THE_LIMIT)
+    plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0 and "0 44850" in plain.stdout, plain.stderr
+    command = [sys.executable, "-m", "copyjit", "run", "--threshold", str(threshold), "--stats-json",
+               str(stats_file), str(script)]
+    jitted = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert (jitted.returncode, jitted.stdout, jitted.stderr) == (0, plain.stdout, plain.stderr)
+    assert json.loads(stats_file.read_text())["traces"] == 4  # margins 0 to 3, the deepest too
 
 
 def test_under_a_memory_limit_memory_errors_are_the_programs(tmp_path: Path) -> None:

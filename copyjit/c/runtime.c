@@ -296,11 +296,19 @@ enter_if_ready(PyThreadState *tstate, uint64_t *slot, PyObject *const *args, int
 }
 
 // Calls the Python handler; an exception it raises is deferred (above).
+// It is called with one level of Python recursion lent: at a loop in a frame
+// exactly at the recursion limit its own frame would not fit, and the
+// program would get a RecursionError that CPython does not raise. The
+// handler makes the rest of its room itself, counting this level
+// (copyjit/trace/depth.py, LENT).
 HELPER PyObject *
 call_handler(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *handler = PyTuple_CheckExact(self) ? PyTuple_GET_ITEM(self, 0) : self;
+    PyThreadState *tstate = PyThreadState_Get();
+    tstate->py_recursion_remaining++;
     PyObject *result = PyObject_Vectorcall(handler, args, nargs, NULL);
+    tstate->py_recursion_remaining--;
     if (result == NULL) {
         defer_exception();
         return Py_NewRef(Py_None);

@@ -373,11 +373,12 @@ class JIT:
         # the native callback hands to the interpreter.
         # With room of its own above the program's recursion budget, made
         # before calling any Python function: the loop may be deep in the
-        # program's recursion (depth.py).
+        # program's recursion (depth.py). The native callback lent this
+        # frame its level.
         budget = None if depth.offset is None else \
             depth.counter_type.from_address(depth.thread_state() + depth.offset)
         if budget is not None:
-            budget.value += depth.HEADROOM
+            budget.value += depth.HEADROOM - depth.LENT
             depth.handlers += 1
         try:
             if hot_exit >= 0:
@@ -386,7 +387,7 @@ class JIT:
             return self._on_jump(code, src, dst, sys._getframe(1))
         finally:
             if budget is not None:
-                budget.value -= depth.HEADROOM
+                budget.value -= depth.HEADROOM - depth.LENT
                 depth.handlers -= 1
 
     def _on_jump(self, code: CodeType, src: int, dst: int, frame: FrameType) -> object:
