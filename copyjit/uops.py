@@ -803,7 +803,7 @@ def _objects() -> list[Uop]:
               res = {make}(a);
               if (res == NULL) {{
                   PyErr_Clear();
-                  if (copyjit_release_reserve()) {{
+                  if (copyjit_release_reserve(tstate)) {{
                       res = {make}(a);
                   }}
                   if (res == NULL) {{
@@ -975,7 +975,7 @@ def _objects() -> list[Uop]:
             res = PyCFunction_NewEx((PyMethodDef *)operand0, raised, NULL);
             if (res == NULL) {  // as _BOX_INT_LEAVING_O: the frame must be handed back
                 PyErr_Clear();
-                if (copyjit_release_reserve()) {
+                if (copyjit_release_reserve(tstate)) {
                     res = PyCFunction_NewEx((PyMethodDef *)operand0, raised, NULL);
                 }
                 if (res == NULL) {

@@ -232,6 +232,28 @@ _EXHAUSTED = {
                 del xs
                 return n > 1000
         """,
+    # A bridge writes back a local of its own (y) at its end, and its box
+    # spends the reserve there, in the trace's body: the trace must leave at
+    # its loop head (the eval breaker's bit, copyjit.h) before its next exit
+    # finds no reserve. Without that bit this one stops the process.
+    "bridge": """
+        def fill():
+            xs = []
+            x = 0.5
+            y = 0.25
+            i = 0
+            try:
+                while True:
+                    i += 1
+                    if i % 2:
+                        x = x * 1.0000001 + 0.25
+                        xs.append(x)
+                    else:
+                        y = y * 1.0000001 + 1.5
+            except MemoryError:
+                del xs
+                return x > 1, y > 1
+        """,
     # The boxes are made in a nested loop whose trace is called (_CALL_TRACE:
     # it has a bridge, so it is not run inline)...
     "nested_called": """
@@ -284,6 +306,8 @@ print("after")
     # longer exhausts memory inside the trace).
     assert isinstance(stats["reserve_released"], int) and stats["reserve_released"] >= 1
     assert isinstance(stats["entries_refused"], int) and stats["entries_refused"] > 0
+    if kind == "bridge":
+        assert stats["bridges"] == 1, stats
     if kind.startswith("nested"):
         assert stats["traces"] == 2 and stats["inlined_loops"] == (kind == "nested_inline"), stats
 

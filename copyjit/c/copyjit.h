@@ -153,8 +153,22 @@ extern reserve_state copyjit_reserve;
 
 #define COPYJIT_RESERVE_SIZE ((size_t)4 << 20)
 
+// Set in the eval breaker of the thread whose exit released the reserve,
+// until it is mapped again: every trace running in that thread leaves at its
+// next loop head (_CHECK_EVAL_BREAKER), the outer trace of a nested
+// activation that spent it too. An event bit CPython 3.13 does not use:
+// _Py_HandlePending ignores it (the interpreter only takes its slow path
+// while it is set), and RESUME's instrumentation version is not affected.
+#define COPYJIT_RESERVE_GONE_BIT ((uintptr_t)1 << 7)
+_Static_assert((COPYJIT_RESERVE_GONE_BIT & _PY_EVAL_EVENTS_MASK) == COPYJIT_RESERVE_GONE_BIT,
+               "the reserve's bit must be an event bit");
+_Static_assert((COPYJIT_RESERVE_GONE_BIT & (_PY_GIL_DROP_REQUEST_BIT | _PY_SIGNALS_PENDING_BIT |
+                _PY_CALLS_TO_DO_BIT | _PY_ASYNC_EXCEPTION_BIT | _PY_GC_SCHEDULED_BIT |
+                _PY_EVAL_PLEASE_STOP_BIT | _PY_EVAL_EXPLICIT_MERGE_BIT)) == 0,
+               "the reserve's bit must be one CPython does not use");
+
 // Gives the reserve back to the system; 0 if there was none to give.
-static inline __attribute__((always_inline)) int copyjit_release_reserve(void)
+static inline __attribute__((always_inline)) int copyjit_release_reserve(PyThreadState *tstate)
 {
     void *address = copyjit_reserve.address;
     if (address == NULL) {
@@ -162,6 +176,7 @@ static inline __attribute__((always_inline)) int copyjit_release_reserve(void)
     }
     copyjit_reserve.address = NULL;
     copyjit_reserve.released++;
+    _Py_set_eval_breaker_bit(tstate, COPYJIT_RESERVE_GONE_BIT);
     return munmap(address, COPYJIT_RESERVE_SIZE) == 0;
 }
 

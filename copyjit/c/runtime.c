@@ -47,18 +47,21 @@ frame_of(PyObject *arg)
 // trace takes may need it, and a loop that exhausted memory runs in the
 // interpreter until then, which raises MemoryError in its own time.
 static inline __attribute__((always_inline)) int
-reserve_ready(void)
+reserve_ready(PyThreadState *tstate)
 {
-    if (copyjit_reserve.address != NULL) {
-        return 1;
+    if (copyjit_reserve.address == NULL) {
+        void *address = mmap(NULL, COPYJIT_RESERVE_SIZE, PROT_NONE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (address == MAP_FAILED) {
+            copyjit_reserve.refused++;
+            return 0;
+        }
+        copyjit_reserve.address = address;
     }
-    void *address = mmap(NULL, COPYJIT_RESERVE_SIZE, PROT_NONE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (address == MAP_FAILED) {
-        copyjit_reserve.refused++;
-        return 0;
+    // (Mapped again here, or by another thread.)
+    if (_Py_atomic_load_uintptr_relaxed(&tstate->eval_breaker) & COPYJIT_RESERVE_GONE_BIT) {
+        _Py_unset_eval_breaker_bit(tstate, COPYJIT_RESERVE_GONE_BIT);
     }
-    copyjit_reserve.address = address;
     return 1;
 }
 
@@ -79,7 +82,7 @@ copyjit_enter(PyObject *self, PyObject *arg)
     if (frame == NULL) {
         return NULL;
     }
-    if (!reserve_ready()) {
+    if (!reserve_ready(PyThreadState_Get())) {
         return PyErr_NoMemory();
     }
     // Spill slots live on the C stack of this call: one area per activation,
@@ -288,7 +291,7 @@ enter_if_ready(PyThreadState *tstate, uint64_t *slot, PyObject *const *args, int
     _PyInterpreterFrame *frame = tstate->current_frame;
     PyCodeObject *code = (PyCodeObject *)args[0];
     if (frame != NULL && frame->f_executable == (PyObject *)code &&
-        alone(tstate, frame, code) && reserve_ready())
+        alone(tstate, frame, code) && reserve_ready(tstate))
     {
         *hot = enter(tstate, record, frame);
     }
@@ -339,7 +342,7 @@ on_jump(PyThreadState *tstate, PyObject *self, PyObject *const *args, Py_ssize_t
     // JIT does nothing (its handler's Python code would raise MemoryError,
     // which the program would get at some later instruction, outside the
     // `try` where it expects its own), and the interpreter runs every loop.
-    if (!reserve_ready()) {
+    if (!reserve_ready(tstate)) {
         Py_RETURN_NONE;
     }
     uint64_t *slot = find_slot(self, args, nargs);
