@@ -796,8 +796,9 @@ def _objects() -> list[Uop]:
           for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
         # Boxing to write the frame back (an exit, a nested loop's frame
         # handed over) has no way out: the frame is half written. On failure,
-        # give the emergency reserve back (copyjit.h) and box again: memory
-        # the interpreter then finds gone when it boxes or appends itself.
+        # give the emergency reserve back (copyjit.h) and box again; the
+        # interpreter, which runs the loops until the reserve can be mapped
+        # again (runtime.c), then raises MemoryError itself.
         *[uop(f"_BOX_{kind}_LEAVING_O",
               f"""
               res = {make}(a);
@@ -1339,10 +1340,11 @@ _TABLE: list[Uop] = [
     ),
     uop(
         "_FATAL_ERROR",
-        'Py_FatalError("copyjit: a value could not be boxed while leaving a trace '
-        '(out of memory); the frame cannot be restored");',
+        'Py_FatalError("copyjit: a value this trace boxed could not be unboxed; '
+        'the frame cannot be restored");',
         ends_trace=True,
-        doc="stop the process: the one failure an exit cannot undo",
+        doc="stop the process: the one failure an exit cannot undo (unboxing what the trace "
+            "has just boxed, which cannot fail)",
     ),
     uop(
         "_ERROR_TRACE",

@@ -274,9 +274,9 @@ enter(PyThreadState *tstate, location_record *record, _PyInterpreterFrame *frame
 }
 
 // Enters the backedge's trace if it has one, nothing is due, no other
-// tool watches and the emergency reserve is in place. Returns whether the backedge has a trace ready (entered or
-// not: without one, the handler has work to do); `hot` is set to the exit
-// that has just become hot, or -1.
+// tool watches and the emergency reserve is in place. Returns whether the
+// backedge has a trace ready (entered or not: without one, the handler has
+// work to do); `hot` is set to the exit that has just become hot, or -1.
 HELPER int
 enter_if_ready(PyThreadState *tstate, uint64_t *slot, PyObject *const *args, intptr_t *hot)
 {

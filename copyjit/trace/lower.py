@@ -364,10 +364,10 @@ class _Lowering:
         for owner in dict.fromkeys([self, *self.exit_owner]):  # this lowering's, a nested loop's run inline
             if owner.leave_used:
                 self.lines += owner.leave()
-        # Boxing failed (out of memory) with the frame half written and the
-        # range iterator already advanced: no state to go back to, and
-        # raising from the callback is undefined behaviour on 3.13.0. Stop
-        # loudly rather than run on with a wrong frame.
+        # Unboxing a value this trace has just boxed failed (pop_value): it
+        # cannot, and there is no state to go back to. (Boxing while the
+        # frame is written back spends the emergency reserve instead:
+        # _BOX_*_LEAVING_O.) Stop loudly rather than run on with a wrong frame.
         self.lines.append("error:")
         self.line("_FATAL_ERROR")
         text = "\n".join(self.lines) + "\n"
