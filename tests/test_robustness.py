@@ -9,9 +9,14 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from copyjit.trace.ir import NO_MEMORY
+from copyjit.trace.jit import JIT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -381,6 +386,69 @@ def test_a_loop_that_catches_memory_errors_goes_on_and_runs_natively_again(tmp_p
         assert after_spin > after_fill, rounds  # and spin's, with memory back
     stats = json.loads(stats_file.read_text())
     assert stats["reserve_released"] >= 1 and stats["entries_refused"] > 0, stats
+
+
+# --- MemoryError in the JIT's own work ---------------------------------------------
+#
+# With memory nearly exhausted (the reserve still in place), the JIT's own
+# Python code can run out: that is not a bug of the JIT's (an internal error
+# gave the loop up for good) and not the program's exception (the native
+# callback deferred it to the program, which got it at a later backedge).
+
+_SPIN = """
+def spin(n):
+    t = 0.0
+    for i in range(n):
+        t = t * 0.5 + i
+    return t
+"""
+
+
+def _fresh_spin() -> Callable[[int], float]:
+    namespace: dict[str, Any] = {}
+    exec(_SPIN, namespace)
+    return namespace["spin"]  # type: ignore[no-any-return]
+
+
+def test_a_memory_error_while_recording_is_tried_again_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    from copyjit.trace import recorder
+
+    real, failed = recorder.record, []
+
+    def record(*args: Any, **kwargs: Any) -> Any:
+        if not failed:
+            failed.append(True)
+            raise MemoryError
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recorder, "record", record)
+    spin, expected = _fresh_spin(), _fresh_spin()(1000)
+    jit = JIT(1)
+    jit.enable(spin.__code__)
+    try:
+        assert spin(1000) == expected
+    finally:
+        jit.disable()
+    assert failed and jit.stats.aborts == {NO_MEMORY: 1}, jit.stats.aborts
+    assert jit.stats.traces == 1 and jit.stats.native_entries >= 1
+
+
+def test_a_memory_error_in_the_jits_handler_is_not_the_programs(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def out_of_memory(*args: Any) -> None:
+        calls.append(args)
+        raise MemoryError
+
+    spin, expected = _fresh_spin(), _fresh_spin()(1000)
+    jit = JIT(1)
+    monkeypatch.setattr(jit, "_on_jump", out_of_memory)
+    jit.enable(spin.__code__)
+    try:
+        assert spin(1000) == expected  # before: MemoryError, deferred to the loop's next backedge
+    finally:
+        jit.disable()
+    assert calls
 
 
 # --- Ctrl-C during the JIT's first import -----------------------------------------

@@ -298,7 +298,11 @@ enter_if_ready(PyThreadState *tstate, uint64_t *slot, PyObject *const *args, int
     return 1;
 }
 
-// Calls the Python handler; an exception it raises is deferred (above).
+// Calls the Python handler; an exception it raises is deferred (above),
+// but MemoryError, which is the JIT's own (its recording or bookkeeping ran
+// out of memory: the program would get it at some later instruction, where
+// CPython raises nothing), is dropped.
+//
 // It is called with one level of Python recursion lent: at a loop in a frame
 // exactly at the recursion limit its own frame would not fit, and the
 // program would get a RecursionError that CPython does not raise. The
@@ -313,7 +317,12 @@ call_handler(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     PyObject *result = PyObject_Vectorcall(handler, args, nargs, NULL);
     tstate->py_recursion_remaining--;
     if (result == NULL) {
-        defer_exception();
+        if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
+            PyErr_Clear();
+        }
+        else {
+            defer_exception();
+        }
         return Py_NewRef(Py_None);
     }
     return result;

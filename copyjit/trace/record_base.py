@@ -15,6 +15,7 @@ from copyjit.backend.frames import UNBOUND
 from copyjit.trace import bytecode, frames
 from copyjit.trace.ir import (
     INT64,
+    NO_MEMORY,
     Abort,
     BridgeStart,
     InnerCall,
@@ -226,6 +227,8 @@ class RecorderBase:
                 raise Handback(abort, self.offset, before) from None
             except Handback:
                 raise
+            except MemoryError:  # the program's memory is exhausted: try again later
+                raise Handback(Abort(NO_MEMORY, final=False), self.offset, before) from None
             except Exception as error:  # a bug of the recorder's: still hand the frame back whole
                 # (handlers make their effects last, after anything that can fail)
                 internal = Abort(f"internal error: {type(error).__name__}: {error}")
