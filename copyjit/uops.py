@@ -815,6 +815,29 @@ def _objects() -> list[Uop]:
         *[uop(f"_BOX_{kind}_O", f"res = {make}(a);\n{_CLEAR_AND_EXIT}", regs=f"a:{k} -- res:o",
               doc=f"res = {kind.lower()}(a)")
           for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
+        # Boxing to write the frame back (an exit, a nested loop's frame
+        # handed over) has no way out: the frame is half written. On failure,
+        # give the emergency reserve back (copyjit.h) and box again; the
+        # interpreter, which runs the loops until the reserve can be mapped
+        # again (runtime.c), then raises MemoryError itself.
+        *[uop(f"_BOX_{kind}_LEAVING_O",
+              f"""
+              res = {make}(a);
+              if (res == NULL) {{
+                  PyErr_Clear();
+                  if (copyjit_release_reserve(tstate)) {{
+                      res = {make}(a);
+                  }}
+                  if (res == NULL) {{
+                      Py_FatalError("copyjit: a value could not be boxed while leaving a trace "
+                                    "(out of memory, and the emergency reserve is spent)");
+                  }}
+              }}
+              """,
+              regs=f"a:{k} -- res:o",
+              doc=f"res = {kind.lower()}(a), for the frame: on failure the emergency reserve is "
+                  "released and the box made again (the process stops if that fails too)")
+          for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
         uop(
             "_LOAD_GLOBAL_MODULE_O",
             """
@@ -972,10 +995,16 @@ def _objects() -> list[Uop]:
             """
             PyObject *raised = PyErr_GetRaisedException();
             res = PyCFunction_NewEx((PyMethodDef *)operand0, raised, NULL);
-            Py_DECREF(raised);
-            if (res == NULL) {
-                Py_FatalError("copyjit: no memory to hand an exception back to the interpreter");
+            if (res == NULL) {  // as _BOX_INT_LEAVING_O: the frame must be handed back
+                PyErr_Clear();
+                if (copyjit_release_reserve(tstate)) {
+                    res = PyCFunction_NewEx((PyMethodDef *)operand0, raised, NULL);
+                }
+                if (res == NULL) {
+                    Py_FatalError("copyjit: no memory to hand an exception back to the interpreter");
+                }
             }
+            Py_DECREF(raised);
             Py_DECREF(f);
             """,
             regs="f:o -- res:o",
@@ -1020,20 +1049,27 @@ def _objects() -> list[Uop]:
             """
             // A loop nested in this trace's: run its trace on the frame, which
             // this trace has handed over (locals written, stack pushed, IP
-            // set). Exit if the inner loop's trace is not the one recorded.
+            // set). Exit if the inner loop's trace is not the one recorded,
+            // or if the emergency reserve is gone (released while handing the
+            // frame over, or by a trace that code this one called ran): native
+            // code runs only while an exit can have it (copyjit.h).
             location_record *record = (location_record *)operand0;
             trace_cell *cell = record->cell;
-            EXIT_IF(cell != (trace_cell *)operand1 || cell->trace == NULL);
+            EXIT_IF(cell != (trace_cell *)operand1 || cell->trace == NULL ||
+                    copyjit_reserve.address == NULL);
             intptr_t inner_slots[SPILL_SLOTS];
             cell->active++;
             status = cell->trace(frame, sp, tstate, inner_slots, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0);
             cell->active--;
             // The inner trace left the frame exact, its stack depth saved.
             sp = frame->localsplus + frame->stacktop;
+            if (copyjit_reserve.address == NULL) {
+                status = -1;  // its exit spent the reserve: no exit's number, so leave as it left
+            }
             """,
             regs="-- status:i",
             doc="run the trace in location record `operand0` (its cell must be `operand1`) on this "
-                "frame; status = the exit it took",
+                "frame; status = the exit it took (-1 if the emergency reserve is gone after it)",
         ),
         uop(
             "_LEN_O",
@@ -1326,10 +1362,11 @@ _TABLE: list[Uop] = [
     ),
     uop(
         "_FATAL_ERROR",
-        'Py_FatalError("copyjit: a value could not be boxed while leaving a trace '
-        '(out of memory); the frame cannot be restored");',
+        'Py_FatalError("copyjit: a value this trace boxed could not be unboxed; '
+        'the frame cannot be restored");',
         ends_trace=True,
-        doc="stop the process: the one failure an exit cannot undo",
+        doc="stop the process: the one failure an exit cannot undo (unboxing what the trace "
+            "has just boxed, which cannot fail)",
     ),
     uop(
         "_ERROR_TRACE",

@@ -9,9 +9,14 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from copyjit.trace.ir import NO_MEMORY
+from copyjit.trace.jit import JIT
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,6 +60,39 @@ for margin in (60, 20, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2):
     exec(SOURCE, namespace)
     d = sys.getrecursionlimit() - margin - depth_here()
     print(margin, namespace["deep"](d, 3000))
+'''
+
+# A hot loop in the deepest frame that fits (margin 0), and 1 to 3 frames
+# above it; for margins below 0 the call itself raises RecursionError.
+# Before: at margin 0 the native callback could not call the JIT's handler
+# (its frame did not fit), and the program got `RecursionError()` (by type,
+# without its message) where CPython runs the loop.
+_AT_THE_LIMIT = '''
+def probe(k):
+    try:
+        return probe(k + 1)
+    except RecursionError:
+        return k
+
+
+SOURCE = """
+def deep(d, n):
+    if d > 0:
+        return deep(d - 1, n)
+    t = 0
+    for i in range(n):
+        t += i
+    return t
+"""
+
+top = probe(0)
+for margin in range(-3, 4):
+    namespace = {}
+    exec(SOURCE, namespace)
+    try:
+        print(margin, namespace["deep"](top - margin, 300))
+    except RecursionError as error:
+        print(margin, repr(error))
 '''
 
 # Under a memory limit the program sets (RLIMIT_AS, which counts reserved
@@ -125,12 +163,292 @@ def test_a_hot_loop_near_the_recursion_limit_runs_as_without_the_jit(tmp_path: P
     assert stats["traces"] == 13  # each loop compiled, the deepest too
 
 
+@pytest.mark.parametrize("threshold", [1, 2])
+def test_a_hot_loop_in_a_frame_exactly_at_the_recursion_limit_runs_as_without_the_jit(
+        threshold: int, tmp_path: Path) -> None:
+    script, stats_file = tmp_path / "program.py", tmp_path / "stats.json"
+    script.write_text(_AT_THE_LIMIT)
+    plain = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0 and "0 44850" in plain.stdout, plain.stderr
+    command = [sys.executable, "-m", "copyjit", "run", "--threshold", str(threshold), "--stats-json",
+               str(stats_file), str(script)]
+    jitted = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert (jitted.returncode, jitted.stdout, jitted.stderr) == (0, plain.stdout, plain.stderr)
+    assert json.loads(stats_file.read_text())["traces"] == 4  # margins 0 to 3, the deepest too
+
+
 def test_under_a_memory_limit_memory_errors_are_the_programs(tmp_path: Path) -> None:
     plain, jitted, stats = _both(_OUT_OF_MEMORY, tmp_path)
     assert plain.returncode == 0 and "(99900, 100)" in plain.stdout, plain.stderr
     assert (jitted.returncode, jitted.stdout, jitted.stderr) == (0, plain.stdout, plain.stderr)
     assert isinstance(stats["traces"], int) and stats["traces"] >= 2
     assert isinstance(stats["exits"], int) and stats["exits"] > 0
+
+
+# --- Memory exhausted by a traced loop itself ----------------------------------------
+#
+# A loop that allocates a box per iteration until MemoryError: the trace's
+# own box fails (an exit), and the exit's boxes, to write the frame back,
+# fail too. They spend the emergency reserve (copyjit.h) and the exit
+# finishes; native entries are refused until the reserve can be mapped
+# again, so the interpreter runs the loop until it raises MemoryError. (Before:
+# `Fatal Python error: copyjit: a value could not be boxed while leaving a
+# trace`.) The limit is the address space in use plus 160 MiB: quick to fill.
+# With runtime.c's reserve_ready() made to answer "ready" when it cannot map
+# the reserve, each test below dies so (checked when they were written):
+# the interpreter spends the reserve's memory, enters the trace again, and
+# that trace's next exit finds none.
+_LIMIT = """
+import resource
+
+
+def limit_memory(extra):
+    with open("/proc/self/status") as status:
+        size = next(int(line.split()[1]) for line in status if line.startswith("VmSize:")) << 10
+    resource.setrlimit(resource.RLIMIT_AS, (size + extra, size + extra))
+"""
+
+_EXHAUSTED = {
+    # /work/wt-oom/oom_repro.py, the report's: a new float per iteration.
+    "floats": """
+        def fill():
+            xs = []
+            x = 0.5
+            try:
+                while True:
+                    x = x * 1.0000001 + 0.25
+                    xs.append(x)
+            except MemoryError:
+                n = len(xs)
+                del xs
+                return n > 1000
+        """,
+    # Ints past the small ones are boxes too. (Nothing is allocated before
+    # `del xs`: CPython itself has no room for len(xs) there.)
+    "ints": """
+        def fill():
+            xs = []
+            n = 1000
+            try:
+                while True:
+                    n += 3
+                    xs.append(n)
+            except MemoryError:
+                del xs
+                return n > 1000
+        """,
+    # A bridge writes back a local of its own (y) at its end, and its box
+    # spends the reserve there, in the trace's body: the trace must leave at
+    # its loop head (the eval breaker's bit, copyjit.h) before its next exit
+    # finds no reserve. Without that bit this one stops the process.
+    "bridge": """
+        def fill():
+            xs = []
+            x = 0.5
+            y = 0.25
+            i = 0
+            try:
+                while True:
+                    i += 1
+                    if i % 2:
+                        x = x * 1.0000001 + 0.25
+                        xs.append(x)
+                    else:
+                        y = y * 1.0000001 + 1.5
+            except MemoryError:
+                del xs
+                return x > 1, y > 1
+        """,
+    # The boxes are made in a nested loop whose trace is called (_CALL_TRACE:
+    # it has a bridge, so it is not run inline)...
+    "nested_called": """
+        def fill():
+            xs = []
+            x = 0.5
+            try:
+                while True:
+                    for k in range(50):
+                        if k % 2:
+                            x = x * 1.0000001 + 0.25
+                        else:
+                            x = x + 1.0
+                        xs.append(x)
+            except MemoryError:
+                del xs
+                return x > 1
+        """,
+    # ...or run inline.
+    "nested_inline": """
+        def fill():
+            xs = []
+            x = 0.5
+            try:
+                while True:
+                    for k in range(100):
+                        x = x * 1.0000001 + 0.25
+                        xs.append(x)
+            except MemoryError:
+                n = len(xs)
+                del xs
+                return n > 1000
+        """,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_EXHAUSTED))
+def test_memory_exhausted_by_a_traced_loop_is_a_memory_error(kind: str, tmp_path: Path) -> None:
+    program = _LIMIT + textwrap.dedent(_EXHAUSTED[kind]) + """
+limit_memory(160 << 20)
+print(fill())
+print("after")
+"""
+    plain, jitted, stats = _both(program, tmp_path)
+    assert plain.returncode == 0 and plain.stdout.endswith("after\n"), plain.stderr
+    assert (jitted.returncode, jitted.stdout, jitted.stderr) == (0, plain.stdout, plain.stderr)
+    assert isinstance(stats["native_entries"], int) and stats["native_entries"] >= 1
+    # The exit that found no memory spent the reserve, and the interpreter
+    # ran the loop from there (with the reserve in place, a test that no
+    # longer exhausts memory inside the trace).
+    assert isinstance(stats["reserve_released"], int) and stats["reserve_released"] >= 1
+    assert isinstance(stats["entries_refused"], int) and stats["entries_refused"] > 0
+    if kind == "bridge":
+        assert stats["bridges"] == 1, stats
+    if kind.startswith("nested"):
+        assert stats["traces"] == 2 and stats["inlined_loops"] == (kind == "nested_inline"), stats
+
+
+# The list stays alive, and MemoryError is caught again and again: each
+# round fills what the program freed (16 MiB of ballast, dropped without
+# allocating), and the traced loop's exit finds memory exhausted (spending
+# the reserve, or raising at the append). The loop stays usable, and once
+# memory is back the loops run natively again: `fill` itself each round,
+# and `spin` (which allocates nothing). Under the JIT the counts go to a file.
+_ROUNDS = """
+import json
+import sys
+
+
+def fill(xs, x):
+    try:
+        while True:
+            x = x * 1.0000001 + 0.25
+            xs.append(x)
+    except MemoryError:
+        return x
+
+
+def spin(n):
+    t = 0.0
+    for i in range(n):
+        t = t * 0.5 + i
+    return t
+
+
+def counts():
+    if "copyjit" not in sys.modules:
+        return None
+    return sys.modules["copyjit"].stats()["native_entries"]
+
+
+print(spin(1000))
+ballast = [bytearray(16 << 20) for _ in range(4)]
+limit_memory(24 << 20)
+xs, x, rounds = [], 0.5, []
+for round in range(4):
+    at_start = counts()
+    x = fill(xs, x)
+    ballast[round] = None
+    after_fill = counts()
+    print(round, len(xs) > 1000, spin(2000))
+    rounds.append((at_start, after_fill, counts()))
+if rounds[0][0] is not None:
+    with open(sys.argv[1], "w") as file:
+        json.dump(rounds, file)
+print(len(xs) > 1000)
+"""
+
+
+def test_a_loop_that_catches_memory_errors_goes_on_and_runs_natively_again(tmp_path: Path) -> None:
+    counts = tmp_path / "rounds.json"
+    script, stats_file = tmp_path / "program.py", tmp_path / "stats.json"
+    script.write_text(_LIMIT + _ROUNDS)
+    plain = subprocess.run([sys.executable, str(script), str(counts)], capture_output=True, text=True,
+                           timeout=300)
+    assert plain.returncode == 0 and plain.stdout.count("True") == 5, plain.stderr
+    assert not counts.exists()
+    command = [sys.executable, "-m", "copyjit", "run", "--threshold", "1", "--stats-json", str(stats_file),
+               str(script), str(counts)]
+    jitted = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert (jitted.returncode, jitted.stdout, jitted.stderr) == (0, plain.stdout, plain.stderr)
+    rounds = json.loads(counts.read_text())
+    for at_start, after_fill, after_spin in rounds:
+        assert after_fill > at_start, rounds  # fill's loop entered its trace
+        assert after_spin > after_fill, rounds  # and spin's, with memory back
+    stats = json.loads(stats_file.read_text())
+    assert stats["reserve_released"] >= 1 and stats["entries_refused"] > 0, stats
+
+
+# --- MemoryError in the JIT's own work ---------------------------------------------
+#
+# With memory nearly exhausted (the reserve still in place), the JIT's own
+# Python code can run out: that is not a bug of the JIT's (an internal error
+# gave the loop up for good) and not the program's exception (the native
+# callback deferred it to the program, which got it at a later backedge).
+
+_SPIN = """
+def spin(n):
+    t = 0.0
+    for i in range(n):
+        t = t * 0.5 + i
+    return t
+"""
+
+
+def _fresh_spin() -> Callable[[int], float]:
+    namespace: dict[str, Any] = {}
+    exec(_SPIN, namespace)
+    return namespace["spin"]  # type: ignore[no-any-return]
+
+
+def test_a_memory_error_while_recording_is_tried_again_later(monkeypatch: pytest.MonkeyPatch) -> None:
+    from copyjit.trace import recorder
+
+    real, failed = recorder.record, []
+
+    def record(*args: Any, **kwargs: Any) -> Any:
+        if not failed:
+            failed.append(True)
+            raise MemoryError
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recorder, "record", record)
+    spin, expected = _fresh_spin(), _fresh_spin()(1000)
+    jit = JIT(1)
+    jit.enable(spin.__code__)
+    try:
+        assert spin(1000) == expected
+    finally:
+        jit.disable()
+    assert failed and jit.stats.aborts == {NO_MEMORY: 1}, jit.stats.aborts
+    assert jit.stats.traces == 1 and jit.stats.native_entries >= 1
+
+
+def test_a_memory_error_in_the_jits_handler_is_not_the_programs(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def out_of_memory(*args: Any) -> None:
+        calls.append(args)
+        raise MemoryError
+
+    spin, expected = _fresh_spin(), _fresh_spin()(1000)
+    jit = JIT(1)
+    monkeypatch.setattr(jit, "_on_jump", out_of_memory)
+    jit.enable(spin.__code__)
+    try:
+        assert spin(1000) == expected  # before: MemoryError, deferred to the loop's next backedge
+    finally:
+        jit.disable()
+    assert calls
 
 
 # --- Ctrl-C during the JIT's first import -----------------------------------------

@@ -38,6 +38,10 @@ TOTALS = Struct("<qq")
 RECORD_FIELDS = ("iterations", "cell", "exits", "exit_count", "totals", "entries", "judge_at", "due")
 RECORD = Struct("<" + "q" * len(RECORD_FIELDS))
 
+# reserve_state: the emergency reserve's address (0: released), the times an
+# exit released it and the native entries refused while it could not be mapped.
+RESERVE = Struct("<Qqq")
+
 _WORD = Struct("<Q")
 METH_O = 0x0008
 METH_FASTCALL = 0x0080
@@ -126,6 +130,8 @@ def check_own_layout(layout: dict[str, int]) -> None:
                 "exit.taken": 0, "exit.limit": 8, "exit.size": EXIT.size,
                 "totals.entries": 0, "totals.exits": 8, "totals.size": TOTALS.size,
                 "record.size": RECORD.size,
+                "reserve.address": 0, "reserve.released": 8, "reserve.refused": 16,
+                "reserve.size": RESERVE.size,
                 **{f"record.{field}": 8 * i for i, field in enumerate(RECORD_FIELDS)}}
     wrong = {name: (offset, layout.get(name)) for name, offset in expected.items()
              if layout.get(name) != offset}
@@ -141,10 +147,14 @@ class Runtime:
         self.table = table
         self.layout = table.layout
         self.arena = memory.Arena()
+        # copyjit.h's `copyjit_reserve`, the process's one: unmapped at first
+        # (runtime.c maps it at the first native entry).
+        self.reserve = bytearray(RESERVE.size)
         # Stencils call some runtime functions (copyjit_dealloc): those are
         # placed first, so that the GOT can hold their addresses too.
         self.functions = self._lay_out_functions(table.runtime)
-        self.symbols = {name: self.functions.get(name) or resolve_symbol(name) for name in table.symbols}
+        own = {"copyjit_reserve": buffer_address(self.reserve), **self.functions}
+        self.symbols = {name: own.get(name) or resolve_symbol(name) for name in table.symbols}
         self._place_data()
         self._write_functions(table.runtime)
         self._install_writer()
@@ -165,6 +175,12 @@ class Runtime:
         # Freed traces still running: (cell, address, size), released by reap().
         self._zombies: list[tuple[bytearray, int, int, object]] = []
         self._zombies_lock = _thread.allocate_lock()  # taken before the arena's, never after
+
+    def reserve_counts(self) -> tuple[bool, int, int]:
+        """Whether the emergency reserve is mapped, how often an exit
+        released it, and how many native entries were refused meanwhile."""
+        address, released, refused = RESERVE.unpack(self.reserve)
+        return address != 0, released, refused
 
     def release(self, cell: bytearray, address: int, size: int, keep: object = None) -> None:
         """Free a trace's code once no call of it is in progress; until then
@@ -280,6 +296,11 @@ def runtime() -> Runtime:
     """The process's runtime, bootstrapped on first use (once, even if two
     threads ask at the same time)."""
     return _the_runtime or _bootstrap()
+
+
+def started() -> Runtime | None:
+    """The process's runtime if it was bootstrapped, without doing so."""
+    return _the_runtime
 
 
 def _bootstrap() -> Runtime:

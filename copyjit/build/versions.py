@@ -24,6 +24,9 @@ OWN_STRUCT_PROBES: dict[str, str] = {
     **{f"record.{field}": f"offsetof(location_record, {field})" for field in (
         "iterations", "cell", "exits", "exit_count", "totals", "entries", "judge_at", "due")},
     "record.size": "sizeof(location_record)",
+    **{f"reserve.{field}": f"offsetof(reserve_state, {field})" for field in (
+        "address", "released", "refused")},
+    "reserve.size": "sizeof(reserve_state)",
 }
 
 # Field offsets the Python side needs to read and write frames, each a C

@@ -24,6 +24,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 // Reference counts changed 64 bits at a time. CPython 3.13's Py_INCREF
 // stores only the low 32 bits of ob_refcnt (so that an immortal object's
@@ -153,6 +154,52 @@ typedef struct {
     int64_t judge_at;      // entries at which the JIT judges the trace (0: never)
     int64_t due;           // nonzero: call the JIT's handler before entering again
 } location_record;
+
+// The emergency reserve: address space an exit can give back when it runs
+// out of memory while writing the frame back, where it has no way out (the
+// frame is half written). COPYJIT_RESERVE_SIZE bytes mapped PROT_NONE and
+// never touched (RLIMIT_AS counts them, nothing else does). An exit whose
+// box fails unmaps it and boxes again; native code is entered only while it
+// is mapped (runtime.c's reserve_ready maps it again first, which succeeds
+// once memory was freed), so the interpreter, not a trace, runs a loop
+// until then. One per process, in a buffer runtime.py owns (the linker
+// symbol `copyjit_reserve` is resolved to it), used with the GIL held.
+typedef struct {
+    void *address;     // the mapping, or NULL: released (or not mapped yet)
+    int64_t released;  // times an exit released it
+    int64_t refused;   // native entries refused because it could not be mapped
+} reserve_state;
+
+extern reserve_state copyjit_reserve;
+
+#define COPYJIT_RESERVE_SIZE ((size_t)4 << 20)
+
+// Set in the eval breaker of the thread whose exit released the reserve,
+// until it is mapped again: every trace running in that thread leaves at its
+// next loop head (_CHECK_EVAL_BREAKER), the outer trace of a nested
+// activation that spent it too. An event bit CPython 3.13 does not use:
+// _Py_HandlePending ignores it (the interpreter only takes its slow path
+// while it is set), and RESUME's instrumentation version is not affected.
+#define COPYJIT_RESERVE_GONE_BIT ((uintptr_t)1 << 7)
+_Static_assert((COPYJIT_RESERVE_GONE_BIT & _PY_EVAL_EVENTS_MASK) == COPYJIT_RESERVE_GONE_BIT,
+               "the reserve's bit must be an event bit");
+_Static_assert((COPYJIT_RESERVE_GONE_BIT & (_PY_GIL_DROP_REQUEST_BIT | _PY_SIGNALS_PENDING_BIT |
+                _PY_CALLS_TO_DO_BIT | _PY_ASYNC_EXCEPTION_BIT | _PY_GC_SCHEDULED_BIT |
+                _PY_EVAL_PLEASE_STOP_BIT | _PY_EVAL_EXPLICIT_MERGE_BIT)) == 0,
+               "the reserve's bit must be one CPython does not use");
+
+// Gives the reserve back to the system; 0 if there was none to give.
+static inline __attribute__((always_inline)) int copyjit_release_reserve(PyThreadState *tstate)
+{
+    void *address = copyjit_reserve.address;
+    if (address == NULL) {
+        return 0;
+    }
+    copyjit_reserve.address = NULL;
+    copyjit_reserve.released++;
+    _Py_set_eval_breaker_bit(tstate, COPYJIT_RESERVE_GONE_BIT);
+    return munmap(address, COPYJIT_RESERVE_SIZE) == 0;
+}
 
 #ifndef SPILL_SLOTS
 #error "SPILL_SLOTS comes from copyjit/uops.py through the compiler's command line"

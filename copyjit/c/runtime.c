@@ -41,10 +41,35 @@ frame_of(PyObject *arg)
     return frame;
 }
 
+// Whether the emergency reserve (copyjit.h) is in place, mapping it first
+// if it is not: at the first entry, and after an exit released it, once
+// memory was freed. Native code runs only with it in place: the one exit a
+// trace takes may need it, and a loop that exhausted memory runs in the
+// interpreter until then, which raises MemoryError in its own time.
+static inline __attribute__((always_inline)) int
+reserve_ready(PyThreadState *tstate)
+{
+    if (copyjit_reserve.address == NULL) {
+        void *address = mmap(NULL, COPYJIT_RESERVE_SIZE, PROT_NONE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (address == MAP_FAILED) {
+            copyjit_reserve.refused++;
+            return 0;
+        }
+        copyjit_reserve.address = address;
+    }
+    // (Mapped again here, or by another thread.)
+    if (_Py_atomic_load_uintptr_relaxed(&tstate->eval_breaker) & COPYJIT_RESERVE_GONE_BIT) {
+        _Py_unset_eval_breaker_bit(tstate, COPYJIT_RESERVE_GONE_BIT);
+    }
+    return 1;
+}
+
 // The C implementation (METH_O) behind every trace's builtin function.
 // `arg` is a frame object or the address of a raw _PyInterpreterFrame.
 // Returns the exit code the trace returned, or NULL with the exception the
-// trace raised.
+// trace raised; MemoryError, without entering, while the emergency reserve
+// cannot be mapped.
 PyObject *
 copyjit_enter(PyObject *self, PyObject *arg)
 {
@@ -56,6 +81,9 @@ copyjit_enter(PyObject *self, PyObject *arg)
     _PyInterpreterFrame *frame = frame_of(arg);
     if (frame == NULL) {
         return NULL;
+    }
+    if (!reserve_ready(PyThreadState_Get())) {
+        return PyErr_NoMemory();
     }
     // Spill slots live on the C stack of this call: one area per activation,
     // so recursion and threads never share them.
@@ -245,10 +273,10 @@ enter(PyThreadState *tstate, location_record *record, _PyInterpreterFrame *frame
     return hot ? status : -1;
 }
 
-// Enters the backedge's trace if it has one, nothing is due and no other
-// tool watches. Returns whether the backedge has a trace ready (entered or
-// not: without one, the handler has work to do); `hot` is set to the exit
-// that has just become hot, or -1.
+// Enters the backedge's trace if it has one, nothing is due, no other
+// tool watches and the emergency reserve is in place. Returns whether the
+// backedge has a trace ready (entered or not: without one, the handler has
+// work to do); `hot` is set to the exit that has just become hot, or -1.
 HELPER int
 enter_if_ready(PyThreadState *tstate, uint64_t *slot, PyObject *const *args, intptr_t *hot)
 {
@@ -263,21 +291,38 @@ enter_if_ready(PyThreadState *tstate, uint64_t *slot, PyObject *const *args, int
     _PyInterpreterFrame *frame = tstate->current_frame;
     PyCodeObject *code = (PyCodeObject *)args[0];
     if (frame != NULL && frame->f_executable == (PyObject *)code &&
-        alone(tstate, frame, code))
+        alone(tstate, frame, code) && reserve_ready(tstate))
     {
         *hot = enter(tstate, record, frame);
     }
     return 1;
 }
 
-// Calls the Python handler; an exception it raises is deferred (above).
+// Calls the Python handler; an exception it raises is deferred (above),
+// but MemoryError, which is the JIT's own (its recording or bookkeeping ran
+// out of memory: the program would get it at some later instruction, where
+// CPython raises nothing), is dropped.
+//
+// It is called with one level of Python recursion lent: at a loop in a frame
+// exactly at the recursion limit its own frame would not fit, and the
+// program would get a RecursionError that CPython does not raise. The
+// handler makes the rest of its room itself, counting this level
+// (copyjit/trace/depth.py, LENT).
 HELPER PyObject *
 call_handler(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *handler = PyTuple_CheckExact(self) ? PyTuple_GET_ITEM(self, 0) : self;
+    PyThreadState *tstate = PyThreadState_Get();
+    tstate->py_recursion_remaining++;
     PyObject *result = PyObject_Vectorcall(handler, args, nargs, NULL);
+    tstate->py_recursion_remaining--;
     if (result == NULL) {
-        defer_exception();
+        if (PyErr_ExceptionMatches(PyExc_MemoryError)) {
+            PyErr_Clear();
+        }
+        else {
+            defer_exception();
+        }
         return Py_NewRef(Py_None);
     }
     return result;
@@ -302,18 +347,28 @@ report_hot_exit(PyObject *self, PyObject *const *args, intptr_t hot)
 HELPER PyObject *
 on_jump(PyThreadState *tstate, PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    // While an exit's emergency reserve is spent, memory is exhausted: the
+    // JIT does nothing (its handler's Python code would raise MemoryError,
+    // which the program would get at some later instruction, outside the
+    // `try` where it expects its own), and the interpreter runs every loop.
+    if (!reserve_ready(tstate)) {
+        Py_RETURN_NONE;
+    }
     uint64_t *slot = find_slot(self, args, nargs);
     if (slot != NULL && !SLOT_IS_RECORD(*slot) && count_cold(self, slot)) {
         Py_RETURN_NONE;
     }
     intptr_t hot;
     if (enter_if_ready(tstate, slot, args, &hot)) {
-        return hot < 0 ? Py_NewRef(Py_None) : report_hot_exit(self, args, hot);
+        // (An exit that spent the reserve is judged when it is back: the
+        // record is due.)
+        return hot < 0 || copyjit_reserve.address == NULL ? Py_NewRef(Py_None)
+                                                           : report_hot_exit(self, args, hot);
     }
     PyObject *result = call_handler(self, args, nargs);
     if (result == Py_None) {  // it may have made a trace, or judged one and kept it
         enter_if_ready(tstate, find_slot(self, args, nargs), args, &hot);
-        if (hot >= 0) {
+        if (hot >= 0 && copyjit_reserve.address != NULL) {
             Py_DECREF(result);
             return report_hot_exit(self, args, hot);
         }

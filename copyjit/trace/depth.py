@@ -13,11 +13,12 @@ budget is the thread state's count of levels left,
 `tstate->py_recursion_remaining`, whose offset is found by looking (it
 is the int that is one less a frame deeper, followed by the limit), once.
 
-What this cannot help: a loop in a frame exactly at the limit, where the
-handler's own first frame does not fit (the JUMP callback is native, and
-calls it); the program then gets a RecursionError (by type, without its
-message: copyjit/c/runtime.c, defer_exception). One frame below the limit
-is enough: the handler makes its room before it calls any function.
+A loop in a frame exactly at the limit: there the handler's own first
+frame would not fit (the JUMP callback is native, and calls it), and the
+program got a RecursionError (by type, without its message: runtime.c,
+defer_exception). The native callback lends that frame its level (LENT,
+runtime.c's call_handler); the handler makes the rest of its room before
+it calls any function.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import sys
 from copyjit.backend import native
 
 HEADROOM = 200  # levels of Python calls the JIT's own code may use above the program's
+LENT = 1  # of those, lent by runtime.c's call_handler to the handler's own frame (jit.py, on_jump)
 _FIELDS = 64  # ints of PyThreadState searched for the counter
 
 thread_state = native.function(native.symbol("PyThreadState_Get"), native.c_void_p)
@@ -64,7 +66,8 @@ def counter() -> native.c_int | None:
 
 
 # The handler (jit.py, on_jump) makes room without calling a Python
-# function, which would need a level itself:
+# function, which would need a level itself (on_jump's own was LENT; code
+# called from elsewhere, a weak reference callback, adds all of HEADROOM):
 #
 #     budget = depth.counter_type.from_address(depth.thread_state() + depth.offset)
 #     budget.value += depth.HEADROOM

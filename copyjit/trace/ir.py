@@ -39,6 +39,12 @@ def local_name(code: CodeType, slot: int) -> str:
     return code._varname_from_oparg(slot)  # type: ignore[attr-defined, no-any-return]  # what dis uses
 
 
+# The reason of an abort for a MemoryError in the JIT's own work (recording,
+# lowering, emitting): the program's memory is exhausted, not a bug of the
+# JIT's, so the loop is tried again later, not given up.
+NO_MEMORY = "out of memory while compiling"
+
+
 class Abort(Exception):
     """The loop cannot be traced (`final`) or not right now; `soon`: try again
     at the very next backedge, not after another threshold's worth."""

@@ -21,6 +21,7 @@ from copyjit.backend.runtime import (
     buffer_address,
     check_monitoring_layout,
     runtime,
+    started,
 )
 from copyjit.trace import depth
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from copyjit.backend.emitter import Trace
-    from copyjit.trace.ir import InnerBody, InnerLookup, InnerLoop, Recording, Snapshot
+    from copyjit.trace.ir import Abort, InnerBody, InnerLookup, InnerLoop, Recording, Snapshot
     from copyjit.trace.lower import Lowered
 
 TOOL = sys.monitoring.OPTIMIZER_ID
@@ -97,6 +98,11 @@ class Stats:
         self.guards_forced = _Counter()
         self.exits = 0
         self.native_entries = 0
+        # The emergency reserve (copyjit.h), the process's: how often an exit
+        # that could not box released it, and the native entries refused
+        # (the interpreter ran the loop) until it could be mapped again.
+        self.reserve_released = 0
+        self.entries_refused = 0
         self.recording_seconds = 0.0
         self.optimizing_seconds = 0.0
         self.emitting_seconds = 0.0
@@ -311,6 +317,9 @@ class JIT:
     @property
     def stats(self) -> Stats:
         self._stats.native_entries, self._stats.exits = TOTALS.unpack(self.totals)
+        rt = started()
+        if rt is not None:
+            _, self._stats.reserve_released, self._stats.entries_refused = rt.reserve_counts()
         return self._stats
 
     # --- sys.monitoring -----------------------------------------------------
@@ -364,11 +373,12 @@ class JIT:
         # the native callback hands to the interpreter.
         # With room of its own above the program's recursion budget, made
         # before calling any Python function: the loop may be deep in the
-        # program's recursion (depth.py).
+        # program's recursion (depth.py). The native callback lent this
+        # frame its level.
         budget = None if depth.offset is None else \
             depth.counter_type.from_address(depth.thread_state() + depth.offset)
         if budget is not None:
-            budget.value += depth.HEADROOM
+            budget.value += depth.HEADROOM - depth.LENT
             depth.handlers += 1
         try:
             if hot_exit >= 0:
@@ -377,7 +387,7 @@ class JIT:
             return self._on_jump(code, src, dst, sys._getframe(1))
         finally:
             if budget is not None:
-                budget.value -= depth.HEADROOM
+                budget.value -= depth.HEADROOM - depth.LENT
                 depth.handlers -= 1
 
     def _on_jump(self, code: CodeType, src: int, dst: int, frame: FrameType) -> object:
@@ -522,6 +532,7 @@ class JIT:
         start = time.perf_counter()
         with _SigintHeld("copyjit.trace.recorder"):
             from copyjit.trace import frames
+            from copyjit.trace.ir import NO_MEMORY
             from copyjit.trace.recorder import Abort, record
 
         self.stats.import_seconds += time.perf_counter() - start
@@ -565,16 +576,9 @@ class JIT:
                 self.perf_map.add(trace, code, dst, None)
             self.stats.code_bytes += trace.size
         except Abort as abort:
-            self.stats.aborts[abort.reason] += 1
-            location.why = _why(location.why, abort.reason, abort.where)
-            if self.log is not None:
-                self.log.aborted(code, location, abort)
-            location.transient_aborts += not abort.final
-            if abort.final or location.transient_aborts >= MAX_TRANSIENT_ABORTS:
-                location.recordings = MAX_RECORDINGS
-                if self.log is not None:
-                    self.log.blacklisted(location, abort.reason)
-            return abort.soon
+            return self._aborted(location, code, abort)
+        except MemoryError:  # the program's memory is exhausted, not a bug of the JIT's: try again later
+            return self._aborted(location, code, Abort(NO_MEMORY, final=False))
         except Exception as error:  # an internal error must not take the program down
             reason = f"internal error: {type(error).__name__}: {error}"
             self.stats.aborts[reason] += 1
@@ -590,12 +594,27 @@ class JIT:
         self.stats.inlined_loops += lowered.lowering.inlined_loops
         return False
 
+    def _aborted(self, location: Location, code: CodeType, abort: Abort) -> bool:
+        """Count a recording or lowering that stopped; give the location up
+        if the abort is final or it has had too many. Returns abort.soon."""
+        self.stats.aborts[abort.reason] += 1
+        location.why = _why(location.why, abort.reason, abort.where)
+        if self.log is not None:
+            self.log.aborted(code, location, abort)
+        location.transient_aborts += not abort.final
+        if abort.final or location.transient_aborts >= MAX_TRANSIENT_ABORTS:
+            location.recordings = MAX_RECORDINGS
+            if self.log is not None:
+                self.log.blacklisted(location, abort.reason)
+        return abort.soon
+
     def compile_bridge(self, location: Location, code: CodeType, frame: FrameType, src: int, dst: int,
                        number: int) -> bool:
         """Record, lower, emit and link a bridge for exit `number`."""
         from copyjit.backend.emitter import emit
         from copyjit.opt import optimize
         from copyjit.trace import frames
+        from copyjit.trace.ir import NO_MEMORY
         from copyjit.trace.lower import lower_bridge
         from copyjit.trace.recorder import Abort, BridgeStart, record
 
@@ -636,7 +655,8 @@ class JIT:
             if self.perf_map is not None:
                 self.perf_map.add(trace, code, dst, number)
             self.stats.code_bytes += trace.size
-        except Abort as abort:
+        except (Abort, MemoryError) as stop:  # (memory exhausted: not a bug of the JIT's)
+            abort = stop if isinstance(stop, Abort) else Abort(NO_MEMORY, final=False)
             self.stats.aborts[f"bridge: {abort.reason}"] += 1
             if self.log is not None:
                 self.log.aborted(code, location, abort, number)

@@ -365,10 +365,10 @@ class _Lowering:
         for owner in dict.fromkeys([self, *self.exit_owner]):  # this lowering's, a nested loop's run inline
             if owner.leave_used:
                 self.lines += owner.leave()
-        # Boxing failed (out of memory) with the frame half written and the
-        # range iterator already advanced: no state to go back to, and
-        # raising from the callback is undefined behaviour on 3.13.0. Stop
-        # loudly rather than run on with a wrong frame.
+        # Unboxing a value this trace has just boxed failed (pop_value): it
+        # cannot, and there is no state to go back to. (Boxing while the
+        # frame is written back spends the emergency reserve instead:
+        # _BOX_*_LEAVING_O.) Stop loudly rather than run on with a wrong frame.
         self.lines.append("error:")
         self.line("_FATAL_ERROR")
         text = "\n".join(self.lines) + "\n"
@@ -391,12 +391,14 @@ class _Lowering:
         # The same lines in every exit stub: made once per local. Boxed in
         # a register, not pushed: an exit's stack may fill the frame's value
         # stack already (co_stacksize), and a slot past it is the next
-        # frame's first word, or past a generator's own memory.
+        # frame's first word, or past a generator's own memory. A box that
+        # fails here spends the emergency reserve (_BOX_*_LEAVING_O): the
+        # frame is half written, there is no state to exit to.
         made = self.written_lines.get(slot)
         if made is None:
             kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
             made = self.written_lines[slot] = (f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}",
-                                               f"    i0 = _BOX_{_KIND[kind]}_O {kind}0 exit=error",
+                                               f"    i0 = _BOX_{_KIND[kind]}_LEAVING_O {kind}0",
                                                f"    _STORE_FAST_O i0 oparg={slot}")
         lines += made
 
@@ -685,7 +687,8 @@ class _Lowering:
             lines.append("    _PUSH_O i0")
         else:
             lines.append(f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.temp[value]}")
-            lines.append(f"    _BOX_{_KIND[kind]} {kind}0 error=error")
+            lines.append(f"    i0 = _BOX_{_KIND[kind]}_LEAVING_O {kind}0")  # (see write_back)
+            lines.append("    _PUSH_O i0")
 
     def pop_value(self, value: int) -> None:
         """Take a value back from the frame's stack (pushed by push_value)."""

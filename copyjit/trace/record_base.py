@@ -15,6 +15,7 @@ from copyjit.backend.frames import UNBOUND
 from copyjit.trace import bytecode, frames
 from copyjit.trace.ir import (
     INT64,
+    NO_MEMORY,
     Abort,
     BridgeStart,
     InnerCall,
@@ -226,6 +227,8 @@ class RecorderBase:
                 raise Handback(abort, self.offset, before) from None
             except Handback:
                 raise
+            except MemoryError:  # the program's memory is exhausted: try again later
+                raise Handback(Abort(NO_MEMORY, final=False), self.offset, before) from None
             except Exception as error:  # a bug of the recorder's: still hand the frame back whole
                 # (handlers make their effects last, after anything that can fail)
                 internal = Abort(f"internal error: {type(error).__name__}: {error}")
@@ -268,7 +271,12 @@ class RecorderBase:
         stack = list(self.stack)
         self.hand_back(ins.start_offset, stack)
         self.current, self.moved, self.stack = {}, True, []
-        status = found.run(self.raw)
+        try:
+            status = found.run(self.raw)
+        except MemoryError:
+            # Not entered (the emergency reserve is spent: runtime.c), or its
+            # status not boxed: either way the frame is exact where it is.
+            raise Handback(Abort("no memory to run a nested loop's trace", final=False), -1, []) from None
         snapshot = found.snapshot(status)
         if snapshot is None or not snapshot.normal or snapshot.reraise is not None or \
                 not self.dst <= snapshot.offset <= self.end:
