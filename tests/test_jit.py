@@ -708,6 +708,30 @@ def test_a_loop_around_a_loop_given_up_is_given_up_at_once() -> None:
                                "an inner loop that stays in the interpreter": 1}
 
 
+def runs_to(n: int) -> int:
+    i = total = 0
+    while i < n:
+        total += i
+        i += 1
+    return total
+
+
+def test_a_loop_that_keeps_ending_while_recorded_is_given_up_as_short() -> None:
+    # Each call runs two iterations, one after its only backedge: every hot
+    # backedge is the loop's last, so every recording finds it ending
+    # (retried at the next backedge).
+    from copyjit.trace.jit import MAX_ENDED_IN_A_ROW
+
+    jit = JIT(1000)
+    jit.enable(runs_to.__code__)
+    try:
+        assert all(runs_to(2) == 1 for _ in range(2000))
+    finally:
+        jit.disable()
+    assert jit.stats.aborts == {"the loop ended while recording": MAX_ENDED_IN_A_ROW,
+                                "the loop runs too few iterations per entry": 1}
+
+
 # --- native entry: coexistence, signals, counters -------------------------
 
 OTHER_TOOL = sys.monitoring.PROFILER_ID

@@ -77,6 +77,13 @@ MAX_ENTRIES_WAITING = 16 * ENTRIES_BEFORE_JUDGING
 # most iterations run in short entries. Not below a threshold of
 # ENTRIES_BEFORE_JUDGING, where every loop is meant to be traced (tests).
 SHORT_SAMPLES = 2
+# A recording that starts at a hot backedge and finds the loop ending (its
+# last iteration was the one just run) is retried at the very next one.
+# When that keeps happening, backedge after backedge, each entry runs one
+# iteration: after this many in a row the loop is given up as short, not
+# retried up to MAX_TRANSIENT_ABORTS times (same threshold rule as above).
+LOOP_ENDED = "the loop ended while recording"
+MAX_ENDED_IN_A_ROW = 4
 # A trace dropped for exits taken early is recorded again, in the hope of a
 # more common path; a recording the same as the one dropped (same ops, same
 # exits) would leave there again, and is given up instead of compiled,
@@ -270,6 +277,7 @@ class Location:
         # loop around it had a trace: judged again over the entries after.
         self.judged = (0, 0)
         self.short_samples = 0  # hot backedges that found the loop's sequence short
+        self.ended_in_a_row = 0  # recordings in a row that found the loop ending (LOOP_ENDED)
         # The shape (_shape) of the recording of the trace last dropped for
         # exits taken early, while that is the last thing that happened.
         self.dropped_shape: tuple[object, ...] | None = None
@@ -631,6 +639,10 @@ class JIT:
             if self.log is not None:
                 self.log.aborted(code, location, abort)
             location.transient_aborts += not abort.final
+            location.ended_in_a_row = location.ended_in_a_row + 1 if abort.reason == LOOP_ENDED else 0
+            if location.ended_in_a_row >= MAX_ENDED_IN_A_ROW and self.threshold >= ENTRIES_BEFORE_JUDGING:
+                self._give_up(location, "the loop runs too few iterations per entry")
+                return False
             if abort.final or location.transient_aborts >= MAX_TRANSIENT_ABORTS:
                 location.recordings = MAX_RECORDINGS
                 if self.log is not None:
