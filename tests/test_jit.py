@@ -716,6 +716,20 @@ def runs_to(n: int) -> int:
     return total
 
 
+def test_recordings_that_found_the_loop_ending_count_in_a_row_only() -> None:
+    # A trace made since resets the count: the loop had longer entries then.
+    from types import SimpleNamespace
+
+    from copyjit.backend.runtime import buffer_address
+    from copyjit.trace.jit import Location
+
+    totals = bytearray(64)
+    location = Location(0, buffer_address(totals))
+    location.ended_in_a_row = 3
+    location.install(SimpleNamespace(cell_address=0), SimpleNamespace(snapshots=[]), 256)  # type: ignore[arg-type]
+    assert location.ended_in_a_row == 0
+
+
 def test_a_loop_that_keeps_ending_while_recorded_is_given_up_as_short() -> None:
     # Each call runs two iterations, one after its only backedge: every hot
     # backedge is the loop's last, so every recording finds it ending

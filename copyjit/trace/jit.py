@@ -302,6 +302,7 @@ class Location:
         RECORD.pack_into(self.record, 0, *[values[field] for field in RECORD_FIELDS])
         self.trace, self.lowered = trace, lowered
         self.judged = (0, 0)
+        self.ended_in_a_row = 0  # "in a row": since the last recording that made a trace
 
     def early_exit_due(self) -> bool:
         return any(limit and taken >= limit for taken, limit in EXIT.iter_unpack(self.exits))
