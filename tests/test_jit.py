@@ -601,6 +601,151 @@ def test_long_loops_entered_often_keep_their_trace() -> None:
     assert jit.stats.traces == 1 and not jit.stats.aborts and jit.stats.native_entries >= 299
 
 
+def over(items: list[int]) -> int:
+    total = 0
+    for item in items:
+        total += item
+    return total
+
+
+def test_a_loop_over_short_lists_is_given_up_before_it_is_compiled() -> None:
+    # Hot, but each entry would run 2 native iterations: the sequence at
+    # the hot backedge says so (twice, a threshold apart), without a
+    # trace compiled, entered 256 times and judged.
+    jit = JIT(1000)
+    jit.enable(over.__code__)
+    try:
+        assert all(over([1, 2, 3]) == 6 for _ in range(2000))
+    finally:
+        jit.disable()
+    assert jit.stats.traces == 0
+    assert jit.stats.aborts == {"the loop runs too few iterations per entry": 1}
+
+
+def test_a_loop_over_long_lists_is_compiled() -> None:
+    jit = JIT(1000)
+    jit.enable(over.__code__)
+    try:
+        assert all(over(list(range(50))) == 1225 for _ in range(100))
+    finally:
+        jit.disable()
+    assert jit.stats.traces == 1 and "the loop runs too few iterations per entry" not in jit.stats.aborts
+
+
+def rarely_unbridgeable(n: int, every: int) -> int:
+    total = 0
+    for i in range(n):
+        if i % every == every - 1:
+            total += len({i: i})  # BUILD_MAP: the exit's bridge cannot be recorded
+        total += i
+    return total
+
+
+def test_a_recording_the_same_as_the_trace_just_dropped_is_given_up() -> None:
+    # The exit taken every 6th iteration cannot have a bridge, so the trace
+    # is dropped after 16; recorded again on the same path (a threshold,
+    # 1000 iterations, later: not the 6th), it would be dropped again
+    # (MAX_RECORDINGS times, each compiled for nothing).
+    stats = differential(rarely_unbridgeable, 20_000, 6, threshold=1000)
+    assert stats["traces"] == 1
+    assert stats["aborts"]["recorded the trace just dropped for exits taken early again"] == 1
+
+
+def test_a_trace_that_repaid_its_compile_is_recorded_again() -> None:
+    # The same, where the trace ran 16 * 25,000 iterations before it was
+    # dropped: another such life is worth a compile.
+    stats = differential(rarely_unbridgeable, 500_000, 25_000, threshold=1000)
+    assert stats["traces"] >= 2
+    assert "recorded the trace just dropped for exits taken early again" not in stats["aborts"]
+
+
+class _Counted:
+    def __init__(self) -> None:
+        self.calls = 0  # instances with a dict: a method looked up on one is bound afresh
+
+    def bump(self, x: int) -> int:
+        self.calls += 1
+        return x
+
+
+def calls_a_method(n: int) -> int:
+    counted, total = _Counted(), 0
+    for i in range(n):
+        total += counted.bump(i)
+    return total + counted.calls
+
+
+def calls_a_bound_method(n: int) -> int:
+    counted, total = _Counted(), 0
+    bump = counted.bump  # bound once: the same object at every iteration
+    for i in range(n):
+        total += bump(i)
+    return total + counted.calls
+
+
+def test_a_method_bound_afresh_at_every_iteration_is_not_traced() -> None:
+    # Its guard (the method object recorded) would fail at every iteration.
+    stats = differential(calls_a_method, 3000, threshold=1000)
+    assert stats["traces"] == 0
+    assert stats["aborts"] == {"a call of a method bound afresh at every iteration": 1}
+    stats = differential(calls_a_bound_method, 3000, threshold=1000)
+    assert stats["traces"] == 1 and stats["native_entries"] == 1 and not stats["aborts"]
+
+
+def around_an_untraceable_loop(n: int) -> int:
+    total = 0
+    for i in range(n):
+        for j in range(3):
+            total += len({j: i})  # BUILD_MAP: the nested loop stays in the interpreter
+    return total
+
+
+def test_a_loop_around_a_loop_given_up_is_given_up_at_once() -> None:
+    # Its recordings need the nested loop's trace, which will never come:
+    # one try, not 32 (MAX_TRANSIENT_ABORTS) ended at the nested loop.
+    stats = differential(around_an_untraceable_loop, 300)
+    assert stats["aborts"] == {"unsupported instruction BUILD_MAP": 1,
+                               "an inner loop that stays in the interpreter": 1}
+
+
+def runs_to(n: int) -> int:
+    i = total = 0
+    while i < n:
+        total += i
+        i += 1
+    return total
+
+
+def test_recordings_that_found_the_loop_ending_count_in_a_row_only() -> None:
+    # A trace made since resets the count: the loop had longer entries then.
+    from types import SimpleNamespace
+
+    from copyjit.backend.runtime import buffer_address
+    from copyjit.trace.jit import Location
+
+    totals = bytearray(64)
+    location = Location(0, buffer_address(totals))
+    location.ended_in_a_row = 3
+    location.install(SimpleNamespace(cell_address=0), SimpleNamespace(snapshots=[]), 256)  # type: ignore[arg-type]
+    assert location.ended_in_a_row == 0
+
+
+def test_a_loop_that_keeps_ending_while_recorded_is_given_up_as_short() -> None:
+    # Each call runs two iterations, one after its only backedge: every hot
+    # backedge is the loop's last, so every recording finds it ending
+    # (retried at the next backedge).
+    from copyjit.trace.jit import MAX_ENDED_IN_A_ROW
+
+    jit = JIT(1000)
+    jit.enable(runs_to.__code__)
+    try:
+        assert all(runs_to(2) == 1 for _ in range(2000))
+    finally:
+        jit.disable()
+    assert jit.stats.aborts == {"the loop ended while recording": MAX_ENDED_IN_A_ROW,
+                                "the loop runs too few iterations per entry": 1}
+
+
 # --- native entry: coexistence, signals, counters -------------------------
 
 OTHER_TOOL = sys.monitoring.PROFILER_ID

@@ -68,6 +68,29 @@ ENTRIES_BEFORE_JUDGING = 256
 # without an entry's cost, so it is kept while that one may still be
 # traced, for up to this many entries (the enclosing loop gets hot later).
 MAX_ENTRIES_WAITING = 16 * ENTRIES_BEFORE_JUDGING
+# A `for` loop over a list, tuple or range of fewer items than that (plus
+# the one iteration before the first native entry) is short before it is
+# compiled: it is given up after SHORT_SAMPLES hot backedges, a threshold
+# apart, each finding its sequence that short (none from a loop nested in
+# another of its code, which may run it without entries). A backedge found
+# at random among the loop's iterations falls in a long sequence as often
+# as long sequences make up its iterations, so two short ones say that
+# most iterations run in short entries. Not below a threshold of
+# ENTRIES_BEFORE_JUDGING, where every loop is meant to be traced (tests).
+SHORT_SAMPLES = 2
+# A recording that starts at a hot backedge and finds the loop ending (its
+# last iteration was the one just run) is retried at the very next one.
+# When that keeps happening, backedge after backedge, each entry runs one
+# iteration: after this many in a row the loop is given up as short, not
+# retried up to MAX_TRANSIENT_ABORTS times (same threshold rule as above).
+LOOP_ENDED = "the loop ended while recording"
+MAX_ENDED_IN_A_ROW = 4
+# A trace dropped for exits taken early is recorded again, in the hope of a
+# more common path; a recording the same as the one dropped (same ops, same
+# exits) would leave there again, and is given up instead of compiled,
+# unless the trace dropped ran this many iterations (a compile costs about
+# what 100,000 iterations save; a trace that ran that long repays another).
+REPAYS_RECORDING = 100_000
 # A nested loop's recording of at most this many ops is run inline by the
 # enclosing loop's trace (lower.py, _InlinedLoop). What inlining saves is
 # fixed per outer iteration (boxing and unboxing the locals, the call),
@@ -248,6 +271,7 @@ class Location:
         # Whether this loop's trace may run the loops nested in it inline
         # (given up when an exit of an inlined copy gets hot: _on_hot_exit).
         self.inline = True
+        self.head: int | None = None  # the loop's first instruction (its backedge's target)
         # runtime.c's location_record, through which copyjit_on_jump enters
         # the trace and counts: it never moves (the trace's _COUNT adds to
         # its first field), and is written whole or one field at a time, so
@@ -258,6 +282,11 @@ class Location:
         # (entries, iterations) when a short trace was last kept because the
         # loop around it had a trace: judged again over the entries after.
         self.judged = (0, 0)
+        self.short_samples = 0  # hot backedges that found the loop's sequence short
+        self.ended_in_a_row = 0  # recordings in a row that found the loop ending (LOOP_ENDED)
+        # The shape (_shape) of the recording of the trace last dropped for
+        # exits taken early, while that is the last thing that happened.
+        self.dropped_shape: tuple[object, ...] | None = None
         self["totals"] = totals
 
     def __getitem__(self, field: str) -> int:
@@ -279,6 +308,7 @@ class Location:
         RECORD.pack_into(self.record, 0, *[values[field] for field in RECORD_FIELDS])
         self.trace, self.lowered = trace, lowered
         self.judged = (0, 0)
+        self.ended_in_a_row = 0  # "in a row": since the last recording that made a trace
 
     def early_exit_due(self) -> bool:
         return any(limit and taken >= limit for taken, limit in EXIT.iter_unpack(self.exits))
@@ -420,6 +450,7 @@ class JIT:
             # trace per loop, whose exits are counted, and bridged, whichever
             # backedge entered it (and which an enclosing loop's trace runs).
             location = self._traced_loop(code, dst) or Location(id(code), buffer_address(self.totals))
+            location.head = dst
             self.locations[(id(code), src)] = location
         if location.trace is not None:
             self.judge(location, src)
@@ -433,6 +464,8 @@ class JIT:
         if not _alone(frame, code):
             self._set_count(id(code), src, 0)
             return None
+        if self.threshold >= ENTRIES_BEFORE_JUDGING and self._short_sequence(location, code, frame, src, dst):
+            return sys.monitoring.DISABLE if location.recordings >= MAX_RECORDINGS else None
         soon = self.compile(location, code, frame, src, dst)
         if location.trace is None:
             # After the loop ended mid-recording, retry at the next
@@ -450,6 +483,39 @@ class JIT:
                 self.stats.first_trace_at = now
             self.stats.compile_import_seconds.append(self.stats.import_seconds - imported)
         return None
+
+    def _short_sequence(self, location: Location, code: CodeType, frame: FrameType, src: int,
+                        dst: int) -> bool:
+        """Whether the loop is a `for` over a sequence too short to be worth
+        entering natively (SHORT_SAMPLES); if so, it waits another threshold,
+        or is given up."""
+        if _opname_at(code, dst) != "FOR_ITER":
+            return False
+        from copyjit.trace import frames
+
+        raw = frames.raw(frame)
+        if frames.stack_depth(raw, code) < 1:
+            return False
+        length = _sequence_length(frames.read_stack(raw, code)[-1])
+        if length is None or length - 1 >= MIN_ITERATIONS_PER_ENTRY \
+                or self._enclosing_loop(code, src, dst) != "none":
+            return False
+        location.short_samples += 1
+        if location.short_samples < SHORT_SAMPLES:
+            self._set_count(id(code), src, 0)  # another sample, a threshold later
+            return True
+        if self.log is not None:
+            self.log.name(code, location, dst)
+        self._give_up(location, "the loop runs too few iterations per entry")
+        return True
+
+    def _give_up(self, location: Location, reason: str) -> None:
+        """No trace for this loop, for good: its backedge is disabled next."""
+        location.recordings = MAX_RECORDINGS
+        location.why = _why(location.why, reason, None)
+        self.stats.aborts[reason] += 1
+        if self.log is not None:
+            self.log.blacklisted(location, reason)
 
     def _traced_loop(self, code: CodeType, dst: int) -> Location | None:
         for (code_id, _), location in self.locations.items():
@@ -543,6 +609,10 @@ class JIT:
             inner = self._inner_lookup(code, location.inline)
             recording = record(code, dst, src, frames.raw(frame), inner=inner)
             self.stats.recording_seconds += time.perf_counter() - start
+            dropped, location.dropped_shape = location.dropped_shape, None
+            if dropped is not None and _shape(recording) == dropped:
+                self._give_up(location, "recorded the trace just dropped for exits taken early again")
+                return False
             # Imported once a recording succeeds: a program whose loops all
             # abort does not pay for the uop table, the emitter and the
             # lowering (~3 ms).
@@ -602,6 +672,10 @@ class JIT:
         if self.log is not None:
             self.log.aborted(code, location, abort)
         location.transient_aborts += not abort.final
+        location.ended_in_a_row = location.ended_in_a_row + 1 if abort.reason == LOOP_ENDED else 0
+        if location.ended_in_a_row >= MAX_ENDED_IN_A_ROW and self.threshold >= ENTRIES_BEFORE_JUDGING:
+            self._give_up(location, "the loop runs too few iterations per entry")
+            return False
         if abort.final or location.transient_aborts >= MAX_TRANSIENT_ABORTS:
             location.recordings = MAX_RECORDINGS
             if self.log is not None:
@@ -684,11 +758,20 @@ class JIT:
         """Finds the trace of a loop nested in the one being recorded
         (`inline`: which that one's trace may run inline)."""
         def find(head: int) -> InnerLoop | None:
+            given_up = False
             for (code_id, _), location in self.locations.items():
                 lowered = location.lowered
                 if code_id == id(code) and location.trace is not None and lowered is not None \
                         and lowered.lowering.rec.dst == head:
                     return _InnerTrace(location, inline)
+                given_up |= code_id == id(code) and location.head == head and location.trace is None \
+                    and location.recordings >= MAX_RECORDINGS
+            if given_up:
+                # It never gets a trace: neither can this loop, which runs it
+                # by its trace (not a passing reason, to be retried 32 times).
+                from copyjit.trace.ir import Abort
+
+                raise Abort("an inner loop that stays in the interpreter")
             return None
 
         return find
@@ -731,6 +814,8 @@ class JIT:
                    if limit and taken >= limit]
             names = ", ".join("0 (a local of another type at entry)" if number == ENTRY_EXIT else str(number)
                               for number in hot)
+            if location.recorded is not None and location["iterations"] < REPAYS_RECORDING:
+                location.dropped_shape = _shape(location.recorded)
             self.discard(location, src, f"exit {names} taken {HOT_EXIT} times without a bridge: "
                                         "recorded again")
         if tracking and location.trace is not None:
@@ -748,7 +833,10 @@ class JIT:
         may still get one ("pending"), or there is none that can ("none")."""
         lowered = location.lowered
         assert lowered is not None
-        code, dst = lowered.lowering.rec.code, lowered.lowering.rec.dst
+        return self._enclosing_loop(lowered.lowering.rec.code, src, lowered.lowering.rec.dst)
+
+    def _enclosing_loop(self, code: CodeType, src: int, dst: int) -> str:
+        """_enclosing, for the loop from `dst` to its backedge at `src`."""
         from copyjit.trace.bytecode import instructions  # loaded by the recorder already
 
         state = "none"
@@ -902,6 +990,35 @@ def _fail_guards_from_environment() -> frozenset[str]:
     from copyjit.trace.faults import from_environment
 
     return from_environment()
+
+
+_SEQUENCE_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())), type(iter(range(0))))
+_PLAIN = (int, float, str, bool, bytes, type(None))
+
+
+def _sequence_length(iterator: object) -> int | None:
+    """The length of the list, tuple or range a `for` loop iterates (whose
+    iterator pickles as (iter, (sequence,), index)), or None."""
+    if type(iterator) not in _SEQUENCE_ITERATORS:
+        return None
+    reduced = iterator.__reduce__()
+    return len(reduced[1][0]) if len(reduced) == 3 else None  # (exhausted: no index)
+
+
+def _shape(recording: Recording) -> tuple[object, ...]:
+    """The recording's ops and exits, comparable with another's; objects
+    by identity, so that it keeps none alive."""
+    return tuple((op.name, op.kind, op.args, _arg_shape(op.arg),
+                  None if op.snapshot is None else op.snapshot._fields()) for op in recording.ops)
+
+
+def _arg_shape(arg: object) -> object:
+    if type(arg) is tuple:
+        return tuple(_arg_shape(item) for item in arg)
+    if type(arg).__module__ == "copyjit.trace.ir":  # InnerCall, Snapshot, InnerBody: by their fields
+        slots: tuple[str, ...] = getattr(type(arg), "__slots__", ())
+        return (type(arg).__name__, *(_arg_shape(getattr(arg, name)) for name in slots))
+    return arg if type(arg) in _PLAIN else id(arg)
 
 
 def _alone(frame: FrameType, code: CodeType) -> bool:

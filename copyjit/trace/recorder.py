@@ -230,6 +230,12 @@ class _Recorder(InlineOps):
             raise Abort("a call of an unboxed value")
         if id(function) in _FRAME_READERS or (type(function) is type and issubclass(function, super)):
             raise Abort(f"a call of {getattr(function, '__name__', function)!r}, which reads the frame")
+        if type(function) is types.MethodType and self.ops[callable_].name == "attr":
+            # Looked up in this iteration on an instance with a dict of its
+            # own (op_LOAD_ATTR's generic lookup): a new method object every
+            # time, which the guard below would never match again. Such a
+            # trace leaves there at every iteration, and so would a bridge.
+            raise Abort("a call of a method bound afresh at every iteration")
         self.emit(Op("guard_is", args=(callable_,), arg=self.keep(function), snapshot=self.snapshot()))
         values = [entry for entry in self.stack[base + 1:] if self.kind(entry[0]) != "n"]
         if function is len and len(values) == 1 and type(values[0][1]) in (list, tuple, str):
