@@ -14,19 +14,33 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
     if not dropped and not replace and not changed:
         return rec
     changed = changed or {}
-    # Old value -> new value: replacements chased once, then renumbered
-    # (every pass rewrites the whole trace: this is most of its cost).
+    # Old value -> new value (every pass rewrites the whole trace: this is
+    # most of its cost). A value replaced by an earlier one takes that
+    # one's new number when the loop reaches it, so uses need no chasing;
+    # only a replacement by a later value (none of the passes makes one)
+    # is chased.
     number = [-1] * len(rec.ops)
+    later = {value: target for value, target in replace.items() if target >= value}
     ops: list[Op] = []
     for index, op in enumerate(rec.ops):
+        target = replace.get(index)
+        if target is not None and target < index:
+            number[index] = number[target]
+        elif index not in dropped:
+            number[index] = len(ops)
         if index in dropped:
             continue
-        number[index] = len(ops)
         op = changed.get(index, op)
-        args = tuple([number[_resolved(a, replace)] for a in op.args])
+        if later:
+            args = tuple([number[_resolved(a, replace)] for a in op.args])
+        else:
+            args = tuple([number[a] for a in op.args])
         snapshot = op.snapshot
         if snapshot is not None:
-            stack = tuple([number[_resolved(v, replace)] for v in snapshot.stack])
+            if later:
+                stack = tuple([number[_resolved(v, replace)] for v in snapshot.stack])
+            else:
+                stack = tuple([number[v] for v in snapshot.stack])
             drop = tuple([number[_resolved(v, replace)] for v in snapshot.drop]) if snapshot.drop else ()
             reraise = None if snapshot.reraise is None else number[_resolved(snapshot.reraise, replace)]
             if stack != snapshot.stack or drop != snapshot.drop or reraise != snapshot.reraise:

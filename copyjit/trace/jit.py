@@ -489,10 +489,16 @@ class JIT:
         """Whether the loop is a `for` over a sequence too short to be worth
         entering natively (SHORT_SAMPLES); if so, it waits another threshold,
         or is given up."""
+        # The compiler's first imports (compile() makes the rest): timed as
+        # such, so that --stats tells them from the time to native code.
+        start = time.perf_counter()
+        with _SigintHeld("copyjit.trace.frames"):
+            import opcode  # noqa: F401  (_opname_at's)
+
+            from copyjit.trace import frames
+        self.stats.import_seconds += time.perf_counter() - start
         if _opname_at(code, dst) != "FOR_ITER":
             return False
-        from copyjit.trace import frames
-
         raw = frames.raw(frame)
         if frames.stack_depth(raw, code) < 1:
             return False
