@@ -131,6 +131,33 @@ it = subscr_list.o(l, j) | exit @20 stack
     assert "subscr_list" in names and "subscr_list_b" not in names
 
 
+def test_a_tuple_item_keeps_its_reference_across_a_list_write() -> None:
+    # The tuple may itself be borrowed from a list (a for loop's row), and
+    # a list write could replace (and free) it.
+    text = f"""trace dst=10 src=40 slots=1:o,2:o stored=
+r = list_next.o() | exit @10 normal
+    guard_type.(r) {id(tuple)} | exit @12 stack r
+    guard_size.(r) 2 | exit @12 stack r
+a = tuple_item.o(r) 0
+    release.(r)
+l = load_o.o() 1
+i = const.i() 0
+    guard_type.(l) {LIST} | exit @14 stack a
+it = subscr_list.o(l, i) | exit @14 stack a
+    guard_type.(it) {FLOAT} | exit @14 stack a
+u = unbox.f(it) | exit @14 stack a
+    release.(it)
+    store_subscr_list_f.(u, l, i) | exit @14 stack a
+    guard_type.(a) {FLOAT} | exit @16 stack a
+    release.(a)
+    release.(l)
+"""
+    # (The float store frees nothing, runs_code knows: only the list write
+    # ends the borrow.)
+    names = [op.name for op in borrow(parse(text)).ops]
+    assert "tuple_item" in names and "tuple_item_b" not in names
+
+
 def test_a_list_item_of_unknown_type_replaced_may_run_code() -> None:
     # The item is not checked plain: storing over it may free an object
     # whose __del__ runs, so the list read after it is a read of its own.

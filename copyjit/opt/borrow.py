@@ -40,10 +40,10 @@ _LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "gua
                     "len_str"})
 # Ops that look at some arguments and take (steal) the one at position 0.
 _TAKE_FIRST = frozenset({"store_subscr_list", "store_subscr_list_f"})
-# Reads of an item its container holds (an iterator's sequence), and
-# whether the container is a list (which the trace can write).
-_ITEM_READS = {"subscr_list": True, "list_item": True, "list_next": True,
-               "subscr_tuple": False, "tuple_item": False, "tuple_next": False}
+# Reads of an item its container holds (an iterator's sequence). A list
+# write ends a borrow of any of them: it could replace the item, or (for a
+# tuple's item) the tuple, when that was itself borrowed from a list.
+_ITEM_READS = frozenset({"subscr_list", "list_item", "list_next", "subscr_tuple", "tuple_item", "tuple_next"})
 
 
 def borrow(rec: Recording) -> Recording:
@@ -51,7 +51,7 @@ def borrow(rec: Recording) -> Recording:
     code = runs_code(rec)
     # The next op at or after each index that a borrow may not span: one
     # that may run code (a store_o does: it releases the old value) or the
-    # loop's head; for an item of a list, also one that writes a list.
+    # loop's head; for an item, also one that writes a list.
     stops = [code[i] or op.name in ("store_o", "loop_head") for i, op in enumerate(ops)]
     local_stop = _next_mark(stops)
     item_stop = _next_mark([stop or op.name in LIST_WRITES for stop, op in zip(stops, ops, strict=True)])
@@ -87,8 +87,7 @@ def borrow(rec: Recording) -> Recording:
                 changed[index] = Op("load_b", "o", (), slot)
                 held[slot] = index
             continue
-        stop = item_stop if _ITEM_READS.get(op.name) else local_stop
-        if op.name in _ITEM_READS and borrows(index, end) and _clear(stop, index, end, dropped):
+        if op.name in _ITEM_READS and borrows(index, end) and _clear(item_stop, index, end, dropped):
             dropped.add(end)
             changed[index] = Op(f"{op.name}_b", op.kind, op.args, op.arg, op.snapshot)
             continue
