@@ -90,6 +90,6 @@ copyjit_call_in_frame(_PyInterpreterFrame *frame, _Py_CODEUNIT *at, PyObject *ca
 __attribute__((preserve_most)) void
 copyjit_dealloc(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp)
 {
-    frame->stacktop = (int)(sp - frame->localsplus);
+    SYNC_SP();
     _Py_Dealloc(op);
 }
