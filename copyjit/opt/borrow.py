@@ -30,14 +30,11 @@ local again, with a reference (lower.py's stubs).
 
 from __future__ import annotations
 
-from copyjit.opt.passes import LIST_WRITES, runs_code
+from copyjit.opt.passes import LIST_WRITES, LOOKS, runs_code
 from copyjit.opt.rewrite import rewrite
 from copyjit.trace.ir import Op, Recording
 
-# Ops that only look at an object argument: they keep no reference to it.
-_LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version", "guard_function",
-                    "unbox", "copy_o", "subscr_list", "subscr_tuple", "tuple_item", "list_item", "len",
-                    "len_str"})
+_LOOKS = LOOKS | {"guard_function"}  # (a function guard only reads the function too)
 # Ops that look at some arguments and take (steal) the one at position 0.
 _TAKE_FIRST = frozenset({"store_subscr_list", "store_subscr_list_f"})
 # Reads of an item its container holds (an iterator's sequence). A list

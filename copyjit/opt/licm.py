@@ -32,7 +32,7 @@ Bridges are not loops: the optimizer runs this pass on loop traces only.
 
 from __future__ import annotations
 
-from copyjit.opt.passes import MAY_RUN_CODE, PLAIN_TYPES
+from copyjit.opt.passes import LOOKS, MAY_RUN_CODE, PLAIN_TYPES
 from copyjit.trace.ir import Op, Recording, Snapshot
 
 _LOADS = frozenset({"global", "builtin", "attr_module"})  # what they find changes only if code runs
@@ -73,9 +73,7 @@ def licm(rec: Recording) -> Recording:
 # What may be done with an object the trace borrows (holds no reference to):
 # read it, guard it, make a reference of its own (copy_o); nothing that
 # takes or stores it.
-_READ_ONLY = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version", "unbox",
-                        "subscr_list", "subscr_tuple", "len", "len_str", "list_item", "tuple_item", "copy_o",
-                        "release"})
+_READ_ONLY = LOOKS | {"release"}
 
 
 def _borrowed_locals(rec: Recording) -> dict[int, int | None]:

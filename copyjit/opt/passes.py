@@ -20,6 +20,10 @@ MAY_RUN_CODE = frozenset({
 # (A constant is never freed: the trace keeps it alive.)
 PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
 LIST_WRITES = frozenset({"store_subscr_list", "store_subscr_list_f", "append"})
+# Ops that only look at an object argument and keep no reference to it
+# (licm's never-stored locals and borrow's borrowed reads take only these).
+LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version", "unbox",
+                   "subscr_list", "subscr_tuple", "len", "len_str", "list_item", "tuple_item", "copy_o"})
 GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals",
                     "guard_function"})
 
