@@ -20,7 +20,7 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
     # only a replacement by a later value (none of the passes makes one)
     # is chased.
     number = [-1] * len(rec.ops)
-    later = {value: target for value, target in replace.items() if target >= value}
+    chase = any(target >= value for value, target in replace.items())
     ops: list[Op] = []
     for index, op in enumerate(rec.ops):
         target = replace.get(index)
@@ -31,13 +31,13 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
         if index in dropped:
             continue
         op = changed.get(index, op)
-        if later:
+        if chase:
             args = tuple([number[_resolved(a, replace)] for a in op.args])
         else:
             args = tuple([number[a] for a in op.args])
         snapshot = op.snapshot
         if snapshot is not None:
-            if later:
+            if chase:
                 stack = tuple([number[_resolved(v, replace)] for v in snapshot.stack])
             else:
                 stack = tuple([number[v] for v in snapshot.stack])
