@@ -815,6 +815,55 @@ def _objects() -> list[Uop]:
         *[uop(f"_BOX_{kind}_O", f"res = {make}(a);\n{_CLEAR_AND_EXIT}", regs=f"a:{k} -- res:o",
               doc=f"res = {kind.lower()}(a)")
           for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
+        # Before a call, the frame gets the unboxed locals its callee may
+        # read (sys._getframe(1).f_locals). The number the frame holds is
+        # overwritten in place when only the frame holds it (nothing can see
+        # it change; never a small int, whose identity `is` may test), else
+        # a new box replaces it. Fails only when memory is exhausted, with
+        # nothing lost (the trace still has the value): exit.
+        uop("_SYNC_FLOAT_O",
+            """
+            PyObject *old = frame->localsplus[oparg];
+            if (old != NULL && Py_REFCNT(old) == 1 && PyFloat_CheckExact(old)) {
+                ((PyFloatObject *)old)->ob_fval = a;
+            }
+            else {
+                PyObject *box = PyFloat_FromDouble(a);
+                if (box == NULL) {
+                    PyErr_Clear();
+                }
+                EXIT_IF(box == NULL);
+                frame->localsplus[oparg] = box;
+                Py_XDECREF(old);
+            }
+            """,
+            regs="a:f --", doc="local `oparg` = float(a), in place when only the frame holds its float"),
+        uop("_SYNC_INT_O",
+            """
+            PyObject *old = frame->localsplus[oparg];
+            uint64_t magnitude = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;
+            if (old != NULL && Py_REFCNT(old) == 1 && PyLong_CheckExact(old) &&
+                _PyLong_IsCompact((PyLongObject *)old) && (a < -5 || a > 256) &&
+                magnitude < ((uint64_t)1 << PyLong_SHIFT))
+            {
+                ((PyLongObject *)old)->long_value.ob_digit[0] = (digit)magnitude;
+                _PyLong_SetSignAndDigitCount((PyLongObject *)old, a < 0 ? -1 : 1, 1);
+            }
+            else {
+                PyObject *box = PyLong_FromSsize_t(a);
+                if (box == NULL) {
+                    PyErr_Clear();
+                }
+                EXIT_IF(box == NULL);
+                frame->localsplus[oparg] = box;
+                Py_XDECREF(old);
+            }
+            """,
+            regs="a:i --", doc="local `oparg` = int(a), in place when only the frame holds its one-digit int "
+                               "(and a is no small int)"),
+        uop("_JUMP_IF_FRAME_UNSEEN", "JUMP_IF(frame->frame_obj == NULL);",
+            doc="jump if the frame has no frame object: nothing outside it can have read or "
+                "rebound its locals"),
         # Boxing to write the frame back (an exit, a nested loop's frame
         # handed over) has no way out: the frame is half written. On failure,
         # give the emergency reserve back (copyjit.h) and box again; the

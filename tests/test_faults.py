@@ -194,6 +194,25 @@ def main():
     return t
 '''
 
+# A callee that rebinds its caller's unboxed locals (tests/test_frame_locals.py).
+_FRAME_LOCALS = '''
+import sys
+def halve():
+    frame = sys._getframe(1)
+    frame.f_locals["x"] = frame.f_locals["x"] / 2.0
+    frame.f_locals["k"] = frame.f_locals["k"] // 2
+    return 1
+def main():
+    x, k, total = 1.0, 1, 0.0
+    for i in range(400):
+        x = x * 1.01 + i
+        k = k * 3 + i
+        total += halve() + x + k
+        if i == 300:
+            k = 2 ** 70 // 2 ** 10
+    return total, x, k
+'''
+
 # A program that makes the JIT emit each guard kind (checked: the stats
 # count the guards forced, by kind).
 PROGRAMS: dict[str, str] = {
@@ -202,6 +221,8 @@ PROGRAMS: dict[str, str] = {
     "_LOAD_FAST_OR_EXIT": _INTS,
     "_UNBOX_INT": _INTS,
     "_UNBOX_FLOAT": _FLOATS,
+    "_SYNC_FLOAT_O": _FRAME_LOCALS,
+    "_SYNC_INT_O": _FRAME_LOCALS,
     "_FOR_ITER_RANGE_UNBOXED": _INTS,
     "_ADD_INT": _INTS,
     "_SUB_INT": _INTS,

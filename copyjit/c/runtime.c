@@ -82,17 +82,24 @@ copyjit_enter(PyObject *self, PyObject *arg)
     if (frame == NULL) {
         return NULL;
     }
-    if (!reserve_ready(PyThreadState_Get())) {
+    PyThreadState *tstate = PyThreadState_Get();
+    if (!reserve_ready(tstate)) {
         return PyErr_NoMemory();
     }
     // Spill slots live on the C stack of this call: one area per activation,
     // so recursion and threads never share them.
     intptr_t slots[SPILL_SLOTS];
     PyObject **sp = frame->localsplus + frame->stacktop;
+    // Called from the JIT's Python code (the recorder running a nested
+    // loop): the program's frame is the current one meanwhile, as in
+    // copyjit_call_in_frame, so that what the trace calls finds it as its
+    // caller (sys._getframe(1)), not the JIT's frames.
+    _PyInterpreterFrame *current = tstate->current_frame;
+    tstate->current_frame = frame;
     cell->active++;
-    intptr_t status = cell->trace(frame, sp, PyThreadState_Get(), slots,
-                                  0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0);
+    intptr_t status = cell->trace(frame, sp, tstate, slots, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0);
     cell->active--;
+    tstate->current_frame = current;
     if (status < 0) {
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_SystemError, "copyjit: a trace failed without an exception");

@@ -42,8 +42,8 @@ def forward(rec: Recording) -> Recording:
                 current[op.arg] = index  # type: ignore[index]
         elif op.name == "store":
             current[op.arg] = op.args[0]  # type: ignore[index]
-        elif op.name in ("inner_loop", "nested_loop"):  # the nested loop may write any local
-            current.clear()
+        elif op.name in ("inner_loop", "nested_loop", "call"):  # the nested loop, or the callee
+            current.clear()  # (through sys._getframe(1).f_locals), may write any local
     return rewrite(rec, set(replace), replace)
 
 

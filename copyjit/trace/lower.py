@@ -142,6 +142,13 @@ class _Lowering:
         self.before_loop = False  # lowering the ops before loop_head
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
+        self.tails: list[str] = []  # after the body: the exact exits after calls (homes_from_frame)
+        # Unboxed locals the frame may not have as they are (op_call writes
+        # them before a call): at the loop's head those the loop stores (a
+        # bridge writes back any it stores: run_bridge); in a bridge, the
+        # parent's (stored before its exit, maybe).
+        self.dirty: set[int] = set(parent.home) if parent is not None else \
+            {slot for slot in self.home if slot in rec.stored}
         self.exit_counts = bytearray()  # a bridge's: how often each of its exits was taken
 
     def _bridge_layout(self) -> int:
@@ -321,7 +328,9 @@ class _Lowering:
         self.line(f"_COUNT operand0={self.counter}")  # its entries (explain)
         self.unbox_homes()
         self.body()
-        for slot in self.own_homes:  # the parent reads these from the frame
+        # The parent reads its own homes, but these from the frame; and it
+        # takes the frame to have what it has not stored itself (op_call).
+        for slot in self.home:
             if slot in self.rec.stored:
                 self.write_back(self.lines, slot)
         self.line(f"_GOTO operand0={loop_address}")
@@ -362,6 +371,7 @@ class _Lowering:
 
     def finish(self, links: bytearray) -> Lowered:
         self.handed_stubs()
+        self.lines += self.tails
         for owner in dict.fromkeys([self, *self.exit_owner]):  # this lowering's, a nested loop's run inline
             if owner.leave_used:
                 self.lines += owner.leave()
@@ -396,7 +406,7 @@ class _Lowering:
         # frame is half written, there is no state to exit to.
         made = self.written_lines.get(slot)
         if made is None:
-            kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
+            kind = self.home_kind(slot)
             made = self.written_lines[slot] = (f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}",
                                                f"    i0 = _BOX_{_KIND[kind]}_LEAVING_O {kind}0",
                                                f"    _STORE_FAST_O i0 oparg={slot}")
@@ -416,17 +426,7 @@ class _Lowering:
         (`leave`), unless not `shared` (a parent's stub copied into a bridge)."""
         lines = [f"exit{number}:", *(spills or ())]
         if not released:  # (a copy of a parent's stub in a bridge: done before the bridge)
-            for value in snapshot.stack:  # a borrowed constant: a reference for the frame (or a bridge)
-                op = self.rec.ops[value]
-                if op.name == "const_b":
-                    lines.append(f"    i0 = _LOAD_CONST_O operand0={op.arg}")
-                elif op.name == "load_b":
-                    lines.append(f"    i0 = _LOAD_FAST_O oparg={op.arg}")
-                if op.name in BORROWED:
-                    lines.append(f"    _SPILL_INT i0 oparg={self.temp[value]}")
-                elif op.name in BORROWED_ITEMS:  # in its slot already (exit_spills): a reference to it
-                    lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
-                    lines.append("    i1 = _NEW_REF_O i0")
+            self.own_stack(lines, snapshot.stack)
             # An inlined call's values (before a bridge, which does not know them).
             for value in snapshot.drop:
                 if self.rec.ops[value].name in BORROWED | BORROWED_ITEMS:
@@ -458,6 +458,22 @@ class _Lowering:
         lines.append(f"    _JUMP jump={self.leave_label}")
         return lines
 
+    def own_stack(self, lines: list[str], stack: tuple[int, ...]) -> None:
+        """A reference of the trace's own to each borrowed value of an exit's
+        stack (a constant, a local, a container's item), for the frame (or a
+        bridge) to take."""
+        for value in stack:
+            op = self.rec.ops[value]
+            if op.name == "const_b":
+                lines.append(f"    i0 = _LOAD_CONST_O operand0={op.arg}")
+            elif op.name == "load_b":
+                lines.append(f"    i0 = _LOAD_FAST_O oparg={op.arg}")
+            if op.name in BORROWED:
+                lines.append(f"    _SPILL_INT i0 oparg={self.temp[value]}")
+            elif op.name in BORROWED_ITEMS:  # in its slot already (exit_spills): a reference to it
+                lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
+                lines.append("    i1 = _NEW_REF_O i0")
+
     def leave(self) -> list[str]:
         """The end every exit stub of this lowering shares: the unboxed
         locals written back to the frame (three uops each, the same in
@@ -479,6 +495,7 @@ class _Lowering:
 
     def op_store(self, index: int, op: Op) -> None:
         (value,) = op.args
+        self.dirty.add(op.arg)  # type: ignore[arg-type]
         pinned = self.pinned.get(op.arg)  # type: ignore[call-overload]
         if pinned is not None:
             if self.alloc.register.get(value) != pinned:
@@ -648,13 +665,64 @@ class _Lowering:
         for k, value in enumerate(op.args[1:]):
             self.reload(value, "i0")
             self.line(f"_SPILL_INT i0 oparg={base + k}")
+        assert op.snapshot is not None
+        # The callee may read its caller's locals, or rebind them
+        # (sys._getframe(1).f_locals, a debugger): the unboxed ones go to
+        # the frame first, those stored since the frame last had them (a
+        # box that fails leaves at the CALL, before it)...
+        dirty = [slot for slot in self.home if slot in self.dirty]
+        if dirty:
+            before = self.exit_label(Snapshot(op.snapshot.offset, op.snapshot.stack))
+            for slot in dirty:
+                kind = self.home_kind(slot)
+                self.line(f"{kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}")
+                self.line(f"_SYNC_{_KIND[kind]}_O {kind}0 oparg={slot} exit={before}")
         self.reload(op.args[0], "i0")
         # The callee's caller is at this CALL (sys._getframe(1).f_lineno).
-        assert op.snapshot is not None
         self.line(f"_SET_IP operand0={instruction_address(self.rec.code, op.snapshot.offset)}")
         self.line(f"i1 = _CALL_O i0 oparg={base} operand0={len(op.args) - 1} "
                   f"error={self.exit_label(op.snapshot)}")
         self.spill(index, "i1")
+        self.homes_from_frame(index, op)
+
+    def homes_from_frame(self, index: int, op: Op) -> None:
+        """...and are unboxed from it again after the call, if the frame has
+        a frame object (nothing can reach its locals without one). One the
+        callee rebound to another type leaves the trace with the frame
+        exact: after the CALL, its result pushed, no local written back."""
+        self.dirty.clear()
+        if not self.home:
+            return
+        assert op.snapshot is not None
+        after, depth = _ints(op.arg)
+        self.labels += 1
+        exact, unboxing = f"called{self.labels}", f"calledunbox{self.labels}"
+        unseen = f"unseen{self.labels}"
+        self.line(f"_JUMP_IF_FRAME_UNSEEN jump={unseen}")
+        for slot, home in self.home.items():
+            kind = self.home_kind(slot)
+            self.line(f"i1 = _LOAD_FAST_CHECK_O oparg={slot} exit={exact}")
+            self.line(f"{kind}0 = _UNBOX_{_KIND[kind]}_O i1 exit={unboxing}")
+            self.line("_DECREF_O i1")
+            self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
+        self.lines.append(f"{unseen}:")
+        tail = [f"{unboxing}:", "    _DECREF_O i1", f"{exact}:"]
+        # The callable and arguments the trace still holds (released after
+        # the call, unless borrowed).
+        released = {o.args[0] for o in self.rec.ops[index + 1:] if o.name == "release"}
+        for value in dict.fromkeys(op.args):
+            if value in released:
+                tail += [f"    i0 = _RELOAD_INT oparg={self.temp[value]}", "    _DECREF_O i0"]
+        stack = (*op.snapshot.stack[:depth], index)
+        self.own_stack(tail, stack)
+        for value in stack:
+            self.push_value(tail, value)
+        tail.append(f"    _SET_IP operand0={instruction_address(self.rec.code, after)}")
+        tail.append(f"    _EXIT_TRACE oparg={HANDED_OVER}")
+        self.tails += tail
+
+    def home_kind(self, slot: int) -> str:
+        return self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
 
     def op_binary_o(self, index: int, op: Op) -> None:
         self.uop("_BINARY_OP_O", op.args, (index,), f"oparg={op.arg}", exit_op=op)
@@ -796,7 +864,7 @@ class _Lowering:
             # Through a register, not the frame's stack, which the values
             # the nested trace's exit pushed may fill already.
             for slot, home in self.home.items():
-                kind = self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
+                kind = self.home_kind(slot)
                 self.line(f"i1 = _LOAD_FAST_CHECK_O oparg={slot} exit={handed}")
                 self.line(f"{kind}0 = _UNBOX_{_KIND[kind]}_O i1 exit={unboxing}")
                 self.line("_DECREF_O i1")
@@ -826,6 +894,7 @@ class _Lowering:
                 self.line(f"_JUMP jump={self.exit_label(snapshot)}")
             self.lines.append(f"recorded{self.labels}:")
         reload_homes()
+        self.dirty.clear()
         inputs = range(index + 1, index + 1 + len(call.inputs))
         for value in [*op.args, *inputs][::-1]:
             self.pop_value(value)
@@ -865,6 +934,8 @@ class _Lowering:
         self.inlined_exits |= loop.inlined_exits
         self.labels = loop.labels
         self.inlined_loops += 1
+        self.tails += loop.tails
+        self.dirty = set(self.home)  # (the nested loop may have stored any)
         for value in op.args[::-1]:  # back from the frame's stack, as after a call
             self.pop_value(value)
         for value, kind in zip(range(index + 1, index + 1 + len(call.inputs)), call.inputs, strict=True):
@@ -935,6 +1006,8 @@ class _InlinedLoop(_Lowering):
         self.before_loop = False
         self.loop_index = 0
         self.handed: list[int] = []
+        self.tails: list[str] = []
+        self.dirty = set(self.home)  # at its head, after the outer's stores and its own
         # The nested trace's ways out of its loop, by snapshot: the recorded
         # one (None) goes on in the outer trace, the others to the outer
         # trace's exits for them.

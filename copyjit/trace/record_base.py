@@ -421,6 +421,14 @@ class RecorderBase:
             index = self.emit(Op("load", kind, arg=slot))
         self.push(index, concrete)
 
+    def unboxed_to_frame(self) -> None:
+        """Before a call: this iteration's unboxed locals into the frame,
+        where the callee may read or rebind them (`sys._getframe(1).f_locals`,
+        a debugger); after it, they are read from the frame again, as the
+        trace does (lower.py, op_call)."""
+        for slot in [slot for slot in self.current if self.slots.get(slot) != "o"]:
+            frames.write_local(self.raw, slot, self.current.pop(slot)[1])
+
     def home(self, slot: int, concrete: object, boxed: bool = False) -> str:
         """The kind of a local: unboxed ("i", "f") or an object in the frame.
         `boxed`: the value stored is an object already."""

@@ -256,8 +256,12 @@ class _Recorder(InlineOps):
                 self.box_on_stack(position)
         values = [entry for entry in self.stack[base + 1:] if self.kind(entry[0]) != "n"]
         snapshot = self.snapshot(reraise=callable_)
-        result_index = self.emit(Op("call", "o", (callable_, *(v for v, _ in values)), snapshot=snapshot))
+        # arg: where the iteration goes on after the call, and how deep the
+        # stack is below its callable (lower.py: op_call's exact exit).
+        result_index = self.emit(Op("call", "o", (callable_, *(v for v, _ in values)),
+                                    arg=(self.following[ins.offset], base), snapshot=snapshot))
         self.calls += 1
+        self.unboxed_to_frame()
         try:
             result = self.call(ins, function, [concrete for _, concrete in values])
         except BaseException as error:  # the program's: raised again by the interpreter at the CALL
