@@ -871,21 +871,25 @@ def _objects() -> list[Uop]:
         # again (runtime.c), then raises MemoryError itself.
         *[uop(f"_BOX_{kind}_LEAVING_O",
               f"""
-              res = {make}(a);
+              res = copyjit_reserve.pool_only ? NULL : {make}(a);
               if (res == NULL) {{
                   PyErr_Clear();
-                  if (copyjit_release_reserve(tstate)) {{
+                  if (!copyjit_reserve.pool_only && copyjit_release_reserve(tstate)) {{
                       res = {make}(a);
                   }}
                   if (res == NULL) {{
+                      PyErr_Clear();
+                      res = copyjit_pooled_{kind.lower()}(tstate, a);
+                  }}
+                  if (res == NULL) {{
                       Py_FatalError("copyjit: a value could not be boxed while leaving a trace "
-                                    "(out of memory, and the emergency reserve is spent)");
+                                    "(out of memory, the emergency reserve spent, the pool empty)");
                   }}
               }}
               """,
               regs=f"a:{k} -- res:o",
               doc=f"res = {kind.lower()}(a), for the frame: on failure the emergency reserve is "
-                  "released and the box made again (the process stops if that fails too)")
+                  "released and the box made again, else taken from the pool (copyjit.h)")
           for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
         uop(
             "_LOAD_GLOBAL_MODULE_O",
@@ -1043,14 +1047,19 @@ def _objects() -> list[Uop]:
             "_RERAISER_O",
             """
             PyObject *raised = PyErr_GetRaisedException();
-            res = PyCFunction_NewEx((PyMethodDef *)operand0, raised, NULL);
+            res = copyjit_reserve.pool_only ? NULL : PyCFunction_NewEx((PyMethodDef *)operand0, raised, NULL);
             if (res == NULL) {  // as _BOX_INT_LEAVING_O: the frame must be handed back
                 PyErr_Clear();
-                if (copyjit_release_reserve(tstate)) {
+                if (!copyjit_reserve.pool_only && copyjit_release_reserve(tstate)) {
                     res = PyCFunction_NewEx((PyMethodDef *)operand0, raised, NULL);
                 }
                 if (res == NULL) {
-                    Py_FatalError("copyjit: no memory to hand an exception back to the interpreter");
+                    PyErr_Clear();
+                    res = copyjit_pooled_reraiser(tstate, raised);
+                }
+                if (res == NULL) {
+                    Py_FatalError("copyjit: no memory to hand an exception back to the interpreter "
+                                  "(the emergency reserve spent, the pool empty)");
                 }
             }
             Py_DECREF(raised);
@@ -1106,10 +1115,19 @@ def _objects() -> list[Uop]:
             trace_cell *cell = record->cell;
             EXIT_IF(cell != (trace_cell *)operand1 || cell->trace == NULL ||
                     copyjit_reserve.address == NULL);
+            // It holds its share of the pool too (copyjit.h); made by the
+            // next entry from the interpreter, not here.
+            int64_t held = copyjit_reserve.per_activation;
+            EXIT_IF(copyjit_reserve.pooled < copyjit_reserve.held + held ||
+                    copyjit_reserve.reraisers_pooled <= copyjit_reserve.activations);
+            copyjit_reserve.held += held;
+            copyjit_reserve.activations++;
             intptr_t inner_slots[SPILL_SLOTS];
             cell->active++;
             status = cell->trace(frame, sp, tstate, inner_slots, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0);
             cell->active--;
+            copyjit_reserve.held -= held;
+            copyjit_reserve.activations--;
             // The inner trace left the frame exact, its stack depth saved.
             sp = frame->localsplus + frame->stacktop;
             if (copyjit_reserve.address == NULL) {

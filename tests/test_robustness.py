@@ -17,6 +17,7 @@ import pytest
 
 from copyjit.trace.ir import NO_MEMORY
 from copyjit.trace.jit import JIT
+from tests.test_objects import differential
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -292,6 +293,45 @@ _EXHAUSTED = {
                 del xs
                 return n > 1000
         """,
+    # The reserve is spent by the trace of a loop that a call made from
+    # another loop's trace runs, and memory stays exhausted (the list is
+    # kept): the calling trace leaves at its loop head, and its exit's
+    # boxes (eight float locals) fail with no
+    # reserve left. They come from the pool (copyjit.h); without it, this
+    # one stops the process. (CPython raises at the first float it makes
+    # after the call, the JIT a little later, in the interpreter: both are
+    # caught.)
+    "called_spent": """
+        kept = [None]
+        def exhaust(i):
+            xs = []
+            x = 0.5
+            try:
+                while i == 60:
+                    x = x * 1.0000001 + 0.25
+                    xs.append(x)
+            except MemoryError:
+                kept[0] = xs
+            return 1.0
+        def fill():
+            a = b = c = d = e = f = g = h = 0.5
+            try:
+                for i in range(100):
+                    a = a * 1.5 + i
+                    b = b * 1.25 + i
+                    c = c * 1.125 + i
+                    d = d * 1.0625 + i
+                    e += a
+                    f += b
+                    g += c
+                    h += d
+                    a += exhaust(i)
+            except MemoryError:
+                pass
+            n = len(kept[0])
+            kept[0] = None
+            return n > 1000
+        """,
 }
 
 
@@ -313,6 +353,8 @@ print("after")
     assert isinstance(stats["entries_refused"], int) and stats["entries_refused"] > 0
     if kind == "bridge":
         assert stats["bridges"] == 1, stats
+    if kind == "called_spent":
+        assert stats["pool_taken"] > 0, stats
     if kind.startswith("nested"):
         assert stats["traces"] == 2 and stats["inlined_loops"] == (kind == "nested_inline"), stats
 
@@ -500,3 +542,65 @@ def test_a_program_sigint_handler_runs_once_after_the_hold() -> None:
         assert calls == [signal.SIGINT]
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_the_pool_is_held_only_while_native_code_runs() -> None:
+    """Every activation of native code (entered by the callback, by the
+    recorder, or by a trace for its nested loop) holds its share of the
+    pool of boxes for exits (copyjit.h) and gives it back."""
+    from copyjit.backend.runtime import runtime
+
+    def nested(n: int) -> float:
+        t = 0.0
+        for i in range(n):
+            for j in range(3):
+                t += i * 0.5 + j
+        return t
+
+    differential(nested, 2000)
+    counts = runtime().pool_counts()
+    assert counts["held"] == 0, counts
+    assert counts["per_activation"] >= 2 and counts["pooled"] >= counts["per_activation"], counts
+
+
+def _raises_at(i: int) -> int:
+    if i == 77:
+        raise ValueError(f"at {i}")
+    return i
+
+
+@pytest.mark.parametrize("start", [0, 2**30 - 40, -(2**30) - 40, 2**60, -(2**62), 2**63 - 300, -(2**63) + 10])
+def test_boxes_from_the_pool_are_the_numbers_they_stand_for(start: int) -> None:
+    """With exits made to box from the pool alone (as when memory and the
+    reserve are both gone), each number an exit hands to the frame, and
+    each exception a call raised, is CPython's."""
+    from copyjit.backend.runtime import runtime
+
+    def f(n: int) -> tuple[object, ...]:
+        k, x, seen = start, 0.5, []
+        for i in range(n):
+            k += 1 if k < 2**62 else -3
+            x = x * 1.5 - i
+            if i % 9 == 0:
+                seen.append((k, str(k), hash(k), k + 1, -k, x))
+        return k, str(k), hash(k), k // 7, -k, x, str(x), seen[-3:]
+
+    def g(n: int) -> tuple[int, str]:
+        t = start
+        try:
+            for i in range(n):
+                t += _raises_at(i)
+        except ValueError as e:
+            return t, str(e)
+        return t, ""
+
+    before = runtime().pool_counts()["taken"]
+    runtime().pool_only(True)
+    try:
+        for n in (10, 50, 300):
+            differential(f, n)
+        differential(g, 300)
+    finally:
+        runtime().pool_only(False)
+    assert runtime().pool_counts()["taken"] > before
+    assert runtime().pool_counts()["held"] == 0

@@ -39,8 +39,13 @@ RECORD_FIELDS = ("iterations", "cell", "exits", "exit_count", "totals", "entries
 RECORD = Struct("<" + "q" * len(RECORD_FIELDS))
 
 # reserve_state: the emergency reserve's address (0: released), the times an
-# exit released it and the native entries refused while it could not be mapped.
-RESERVE = Struct("<Qqq")
+# exit released it and the native entries refused while it (or the pool)
+# could not be made; the pool's chains of floats and ints, how many of each
+# it has, what the activations in progress hold of it, what each holds, and
+# how many boxes exits took from it.
+RESERVE = Struct("<QqqQQqqqqQqqQq")
+RESERVE_FIELDS = ("address", "released", "refused", "floats", "ints", "pooled", "held", "per_activation",
+                  "taken", "reraisers", "reraisers_pooled", "activations", "reraise_def", "pool_only")
 
 _WORD = Struct("<Q")
 METH_O = 0x0008
@@ -130,7 +135,7 @@ def check_own_layout(layout: dict[str, int]) -> None:
                 "exit.taken": 0, "exit.limit": 8, "exit.size": EXIT.size,
                 "totals.entries": 0, "totals.exits": 8, "totals.size": TOTALS.size,
                 "record.size": RECORD.size,
-                "reserve.address": 0, "reserve.released": 8, "reserve.refused": 16,
+                **{f"reserve.{field}": 8 * i for i, field in enumerate(RESERVE_FIELDS)},
                 "reserve.size": RESERVE.size,
                 **{f"record.{field}": 8 * i for i, field in enumerate(RECORD_FIELDS)}}
     wrong = {name: (offset, layout.get(name)) for name, offset in expected.items()
@@ -165,6 +170,8 @@ class Runtime:
         # re-executes in the interpreter with this in place of the callable.
         self.reraise_def = PyMethodDef(b"copyjit_reraise", self.functions["copyjit_reraise"],
                                        METH_FASTCALL, None)
+        at = 8 * RESERVE_FIELDS.index("reraise_def")  # for the pool's reraisers (copyjit.h)
+        self.reserve[at:at + 8] = native.addressof(self.reraise_def).to_bytes(8, "little")
         self.keys_version = native.function(self.functions["copyjit_keys_version"], native.c_uint32,
                                             native.py_object)
         self.key_index = native.function(self.functions["copyjit_key_index"], native.c_ssize_t,
@@ -179,8 +186,29 @@ class Runtime:
     def reserve_counts(self) -> tuple[bool, int, int]:
         """Whether the emergency reserve is mapped, how often an exit
         released it, and how many native entries were refused meanwhile."""
-        address, released, refused = RESERVE.unpack(self.reserve)
+        address, released, refused, *_ = RESERVE.unpack(self.reserve)
         return address != 0, released, refused
+
+    def pool_counts(self) -> dict[str, int]:
+        """The pool's state (copyjit.h): boxes pooled (of each kind), held by
+        the activations in progress, held by each, taken by exits; the
+        reraisers pooled, and the activations in progress."""
+        fields = dict(zip(RESERVE_FIELDS, RESERVE.unpack(self.reserve), strict=True))
+        names = ("pooled", "held", "per_activation", "taken", "reraisers_pooled", "activations")
+        return {name: fields[name] for name in names}
+
+    def pool_only(self, on: bool) -> None:
+        """Make exits box from the pool alone, as when memory and the reserve
+        are both gone (tests: the pool's boxes must be right)."""
+        at = 8 * RESERVE_FIELDS.index("pool_only")
+        self.reserve[at:at + 8] = int(on).to_bytes(8, "little")
+
+    def hold_for_exits(self, boxes: int) -> None:
+        """Make every activation of native code hold at least `boxes` of the
+        pool: what a new trace's exits may take from it."""
+        at = 8 * RESERVE_FIELDS.index("per_activation")
+        if boxes > int.from_bytes(self.reserve[at:at + 8], "little", signed=True):
+            self.reserve[at:at + 8] = boxes.to_bytes(8, "little", signed=True)
 
     def release(self, cell: bytearray, address: int, size: int, keep: object = None) -> None:
         """Free a trace's code once no call of it is in progress; until then

@@ -25,7 +25,8 @@ OWN_STRUCT_PROBES: dict[str, str] = {
         "iterations", "cell", "exits", "exit_count", "totals", "entries", "judge_at", "due")},
     "record.size": "sizeof(location_record)",
     **{f"reserve.{field}": f"offsetof(reserve_state, {field})" for field in (
-        "address", "released", "refused")},
+        "address", "released", "refused", "floats", "ints", "pooled", "held", "per_activation", "taken",
+        "reraisers", "reraisers_pooled", "activations", "reraise_def", "pool_only")},
     "reserve.size": "sizeof(reserve_state)",
 }
 

@@ -164,10 +164,34 @@ typedef struct {
 // once memory was freed), so the interpreter, not a trace, runs a loop
 // until then. One per process, in a buffer runtime.py owns (the linker
 // symbol `copyjit_reserve` is resolved to it), used with the GIL held.
+//
+// Behind it, the pool: floats and ints made before entering native code,
+// which an exit boxes into when even the reserve is spent already (by a
+// trace in another thread, or one that code this trace called ran).
+// Every activation of native code holds `per_activation` of each (the most
+// boxes any trace's exits, and hand-overs to nested loops, make while it
+// runs: runtime.py raises it as traces are made): an entry is refused
+// unless the pool has that many more than the activations in progress
+// hold (`held`). Pooled objects are chained through their values.
 typedef struct {
     void *address;     // the mapping, or NULL: released (or not mapped yet)
     int64_t released;  // times an exit released it
-    int64_t refused;   // native entries refused because it could not be mapped
+    int64_t refused;   // native entries refused because it (or the pool) could not be made
+    PyObject *floats;  // the pool: floats (chained through ob_fval)
+    PyObject *ints;    // and ints with room for three digits (chained through ob_digit)
+    int64_t pooled;    // floats in the pool, and as many ints (at least)
+    int64_t held;      // what activations in progress hold of it
+    int64_t per_activation;
+    int64_t taken;     // boxes exits took from it
+    // And one reraiser per activation (a builtin with its method def
+    // `reraise_def`, whose `self` is the exception it raises: objects.c's
+    // copyjit_reraise), for an exit whose call raised; chained through
+    // their `self`.
+    PyObject *reraisers;
+    int64_t reraisers_pooled;
+    int64_t activations;  // in progress
+    PyMethodDef *reraise_def;
+    int64_t pool_only;  // nonzero: exits box from the pool alone (tests: runtime.py's pool_only)
 } reserve_state;
 
 extern reserve_state copyjit_reserve;
@@ -199,6 +223,60 @@ static inline __attribute__((always_inline)) int copyjit_release_reserve(PyThrea
     copyjit_reserve.released++;
     _Py_set_eval_breaker_bit(tstate, COPYJIT_RESERVE_GONE_BIT);
     return munmap(address, COPYJIT_RESERVE_SIZE) == 0;
+}
+
+// A box from the pool, for an exit whose box failed with the reserve
+// spent; NULL if the pool is empty (held wrongly: a bug). This thread's
+// traces leave at their next loop head (the bit above), and native code is
+// entered again only once the reserve is mapped and the pool made whole.
+static inline __attribute__((always_inline)) PyObject *copyjit_pooled_float(PyThreadState *tstate, double value)
+{
+    PyObject *box = copyjit_reserve.floats;
+    if (box == NULL) {
+        return NULL;
+    }
+    memcpy(&copyjit_reserve.floats, &((PyFloatObject *)box)->ob_fval, sizeof(PyObject *));
+    ((PyFloatObject *)box)->ob_fval = value;
+    copyjit_reserve.taken++;
+    copyjit_reserve.pooled--;  // (each chain has `pooled` at least)
+    _Py_set_eval_breaker_bit(tstate, COPYJIT_RESERVE_GONE_BIT);
+    return box;
+}
+
+static inline __attribute__((always_inline)) PyObject *copyjit_pooled_int(PyThreadState *tstate, int64_t value)
+{
+    PyLongObject *box = (PyLongObject *)copyjit_reserve.ints;
+    if (box == NULL) {
+        return NULL;
+    }
+    memcpy(&copyjit_reserve.ints, box->long_value.ob_digit, sizeof(PyObject *));
+    uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
+    Py_ssize_t digits = 0;
+    for (; magnitude != 0; magnitude >>= PyLong_SHIFT) {
+        box->long_value.ob_digit[digits++] = (digit)(magnitude & PyLong_MASK);
+    }
+    _PyLong_SetSignAndDigitCount(box, value < 0 ? -1 : (value > 0), digits);
+    copyjit_reserve.taken++;
+    copyjit_reserve.pooled--;  // (each chain has `pooled` at least)
+    _Py_set_eval_breaker_bit(tstate, COPYJIT_RESERVE_GONE_BIT);
+    return (PyObject *)box;
+}
+
+// A reraiser of `raised` from the pool (it takes a reference), for an
+// exit whose call raised, when even the reserve was spent; NULL if empty.
+static inline __attribute__((always_inline)) PyObject *copyjit_pooled_reraiser(PyThreadState *tstate,
+                                                                               PyObject *raised)
+{
+    PyCFunctionObject *reraiser = (PyCFunctionObject *)copyjit_reserve.reraisers;
+    if (reraiser == NULL) {
+        return NULL;
+    }
+    copyjit_reserve.reraisers = reraiser->m_self;
+    reraiser->m_self = Py_NewRef(raised);
+    copyjit_reserve.reraisers_pooled--;
+    copyjit_reserve.taken++;
+    _Py_set_eval_breaker_bit(tstate, COPYJIT_RESERVE_GONE_BIT);
+    return (PyObject *)reraiser;
 }
 
 #ifndef SPILL_SLOTS

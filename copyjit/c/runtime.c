@@ -65,6 +65,56 @@ reserve_ready(PyThreadState *tstate)
     return 1;
 }
 
+// Whether the pool (copyjit.h) has `per_activation` boxes of each kind
+// beyond what the activations in progress hold, making them first; if so,
+// the caller's activation holds them (until it returns: `held` less).
+// Native code runs only then: each exit it takes may need them.
+static inline __attribute__((always_inline)) int
+pool_hold(int64_t *held)
+{
+    int64_t wanted = copyjit_reserve.held + copyjit_reserve.per_activation;
+    // Made for three nested loops' traces more (_CALL_TRACE holds its share
+    // but makes none: a shortage there leaves the calling trace).
+    int64_t made = copyjit_reserve.pooled < wanted ? wanted + 3 * copyjit_reserve.per_activation : 0;
+    while (copyjit_reserve.pooled < made) {
+        PyObject *number = PyFloat_FromDouble(0.0);
+        PyObject *integer = PyLong_FromSsize_t(PY_SSIZE_T_MIN);  // room for any 64-bit value
+        if (number == NULL || integer == NULL) {
+            if (number != NULL) {
+                Py_DECREF(number);
+            }
+            if (integer != NULL) {
+                Py_DECREF(integer);
+            }
+            PyErr_Clear();
+            copyjit_reserve.refused++;
+            return 0;
+        }
+        memcpy(&((PyFloatObject *)number)->ob_fval, &copyjit_reserve.floats, sizeof(PyObject *));
+        copyjit_reserve.floats = number;
+        memcpy(((PyLongObject *)integer)->long_value.ob_digit, &copyjit_reserve.ints, sizeof(PyObject *));
+        copyjit_reserve.ints = integer;
+        copyjit_reserve.pooled++;
+    }
+    made = copyjit_reserve.reraisers_pooled <= copyjit_reserve.activations ? copyjit_reserve.activations + 4 : 0;
+    while (copyjit_reserve.reraisers_pooled < made) {
+        // (Chained through `self`, which the GC sees: a real reference.)
+        PyObject *reraiser = PyCFunction_NewEx(copyjit_reserve.reraise_def, Py_None, NULL);
+        if (reraiser == NULL) {
+            PyErr_Clear();
+            copyjit_reserve.refused++;
+            return 0;
+        }
+        ((PyCFunctionObject *)reraiser)->m_self = copyjit_reserve.reraisers;  // (None is immortal)
+        copyjit_reserve.reraisers = reraiser;
+        copyjit_reserve.reraisers_pooled++;
+    }
+    *held = copyjit_reserve.per_activation;
+    copyjit_reserve.held += *held;
+    copyjit_reserve.activations++;
+    return 1;
+}
+
 // The C implementation (METH_O) behind every trace's builtin function.
 // `arg` is a frame object or the address of a raw _PyInterpreterFrame.
 // Returns the exit code the trace returned, or NULL with the exception the
@@ -94,12 +144,18 @@ copyjit_enter(PyObject *self, PyObject *arg)
     // loop): the program's frame is the current one meanwhile, as in
     // copyjit_call_in_frame, so that what the trace calls finds it as its
     // caller (sys._getframe(1)), not the JIT's frames.
+    int64_t held;
+    if (!pool_hold(&held)) {
+        return PyErr_NoMemory();
+    }
     _PyInterpreterFrame *current = tstate->current_frame;
     tstate->current_frame = frame;
     cell->active++;
     intptr_t status = cell->trace(frame, sp, tstate, slots, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0);
     cell->active--;
     tstate->current_frame = current;
+    copyjit_reserve.held -= held;
+    copyjit_reserve.activations--;
     if (status < 0) {
         if (!PyErr_Occurred()) {
             PyErr_SetString(PyExc_SystemError, "copyjit: a trace failed without an exception");
@@ -259,6 +315,10 @@ HELPER intptr_t
 enter(PyThreadState *tstate, location_record *record, _PyInterpreterFrame *frame)
 {
     trace_cell *cell = record->cell;
+    int64_t held;
+    if (!pool_hold(&held)) {
+        return -1;  // not entered: the interpreter runs the loop
+    }
     record->entries++;
     record->totals->entries++;
     // Spill slots live on this C stack: one area per activation.
@@ -267,6 +327,8 @@ enter(PyThreadState *tstate, location_record *record, _PyInterpreterFrame *frame
     intptr_t status = cell->trace(frame, frame->localsplus + frame->stacktop, tstate, slots,
                                   0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0);
     cell->active--;
+    copyjit_reserve.held -= held;
+    copyjit_reserve.activations--;
     record->totals->exits++;
     // If code the trace called (a finalizer) replaced the trace meanwhile,
     // the exit numbers are not the new trace's: count none.

@@ -126,6 +126,9 @@ class Stats:
         # (the interpreter ran the loop) until it could be mapped again.
         self.reserve_released = 0
         self.entries_refused = 0
+        # Boxes exits took from the pool (copyjit.h) when even the reserve
+        # was spent already.
+        self.pool_taken = 0
         self.recording_seconds = 0.0
         self.optimizing_seconds = 0.0
         self.emitting_seconds = 0.0
@@ -350,6 +353,7 @@ class JIT:
         rt = started()
         if rt is not None:
             _, self._stats.reserve_released, self._stats.entries_refused = rt.reserve_counts()
+            self._stats.pool_taken = rt.pool_counts()["taken"]
         return self._stats
 
     # --- sys.monitoring -----------------------------------------------------
@@ -639,6 +643,7 @@ class JIT:
                 log.optimized(location, optimized)
             lowered = lower(optimized, counter, self.fail_guards)
             self._count_forced(lowered)
+            runtime().hold_for_exits(lowered.lowering.boxes_at_exits())
             for what, count in recording.inlining.items():
                 self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()
@@ -723,6 +728,7 @@ class JIT:
             bridge = lower_bridge(optimized, lowered, number, first_exit, loop_address,
                                   buffer_address(entries), self.fail_guards)
             self._count_forced(bridge)
+            runtime().hold_for_exits(bridge.lowering.boxes_at_exits())
             for what, count in recording.inlining.items():
                 self.stats.calls[what] += count
             start, lap = lap, time.perf_counter()

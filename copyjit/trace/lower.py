@@ -394,6 +394,18 @@ class _Lowering:
         return Lowered(text, instructions, self.snapshots, constants, self, self.loop_index, links,
                        frozenset(self.inlined_exits), self.forced)
 
+    def boxes_at_exits(self) -> int:
+        """The most boxes one activation of this code may make to hand the
+        frame over (copyjit.h's pool): every unboxed local and every number
+        on the stack, at each hand-over to a nested loop's trace and at the
+        exit it leaves by."""
+        handovers = [op for op in self.rec.ops if op.name in ("inner_loop", "nested_loop")]
+        numbers = [sum(1 for value in snapshot.stack if owner.rec.ops[value].kind in ("i", "f"))
+                   for owner, snapshot in zip(self.exit_owner, self.snapshots, strict=True)]
+        numbers += [sum(1 for value in op.args if self.rec.ops[value].kind in ("i", "f")) for op in handovers]
+        homes = max(len(owner.written) for owner in [self, *self.exit_owner])
+        return (homes + max(numbers, default=0)) * (1 + len(handovers))
+
     def value_kind(self, value: int) -> str:
         return self.rec.ops[value].kind
 
