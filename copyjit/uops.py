@@ -861,6 +861,30 @@ def _objects() -> list[Uop]:
             """,
             regs="a:i --", doc="local `oparg` = int(a), in place when only the frame holds its one-digit int "
                                "(and a is no small int)"),
+        uop("_EXIT_IF_WATCHED",
+            """
+            // Code the trace called set a tracer or a profiler (tools 6 and
+            // 7), or another tool's events, globally or on this code (a
+            // debugger: pdb.set_trace(), a breakpoint): none were when the
+            // trace was entered (runtime.c, alone). The 15 global and 10
+            // local events' tool bits read as 8 bytes and 8 or 2
+            // (overlapping), every bit but copyjit's (tool 5) in each byte.
+            uint8_t *global = tstate->interp->monitors.tools;
+            uint64_t head, tail;
+            __builtin_memcpy(&head, global, 8);
+            __builtin_memcpy(&tail, global + _PY_MONITORING_UNGROUPED_EVENTS - 8, 8);
+            EXIT_IF(((head | tail) & 0xDFDFDFDFDFDFDFDFull) != 0);
+            _PyCoMonitoringData *data = ((PyCodeObject *)frame->f_executable)->_co_monitoring;
+            if (data != NULL) {
+                uint8_t *tools = data->local_monitors.tools;
+                uint16_t last;
+                __builtin_memcpy(&head, tools, 8);
+                __builtin_memcpy(&last, tools + _PY_MONITORING_LOCAL_EVENTS - 2, 2);
+                EXIT_IF(((head | last) & 0xDFDFDFDFDFDFDFDFull) != 0);
+            }
+            """,
+            doc="exit if a tracer, a profiler or a tool other than copyjit's has events, globally or on "
+                "the frame's code"),
         uop("_JUMP_IF_FRAME_UNSEEN", "JUMP_IF(frame->frame_obj == NULL);",
             doc="jump if the frame has no frame object: nothing outside it can have read or "
                 "rebound its locals"),

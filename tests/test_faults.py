@@ -223,6 +223,7 @@ PROGRAMS: dict[str, str] = {
     "_UNBOX_FLOAT": _FLOATS,
     "_SYNC_FLOAT_O": _FRAME_LOCALS,
     "_SYNC_INT_O": _FRAME_LOCALS,
+    "_EXIT_IF_WATCHED": _FRAME_LOCALS,
     "_FOR_ITER_RANGE_UNBOXED": _INTS,
     "_ADD_INT": _INTS,
     "_SUB_INT": _INTS,

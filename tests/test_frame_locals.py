@@ -234,6 +234,110 @@ def test_a_callee_that_rebinds_then_raises() -> None:
     differential(f, 1000)
 
 
+# Found by the frame-locals campaign (docs/correctness.md, bug 14): a
+# callee that rebinds and then raises, its write lost at the call's exit.
+def rebind_then_raise(i: int) -> None:
+    sys._getframe(1).f_locals["x"] += 100
+    if i % 4 == 0:
+        raise ValueError(i)
+
+
+def test_a_callee_that_rebinds_then_raises_keeps_its_write() -> None:
+    def f(n: int) -> int:
+        x = 0
+        for i in range(n):
+            x = x + 1
+            try:
+                rebind_then_raise(i)
+            except ValueError:
+                pass
+        return x
+
+    differential(f, 20)
+    differential(f, 3000)
+
+
+def test_a_rebinding_before_an_exception_that_leaves_the_function() -> None:
+    def set_then_raise(i: int) -> None:
+        sys._getframe(1).f_locals["y"] = 1000.5
+        if i == 30:
+            raise ValueError(i)
+
+    def f(n: int) -> float:
+        y = 0.0
+        for i in range(n):
+            y = y + 1.0
+            set_then_raise(i)
+        return y
+
+    def g(n: int) -> object:
+        try:
+            f(n)
+        except ValueError as e:
+            assert e.__traceback__ is not None and e.__traceback__.tb_next is not None
+            return e.__traceback__.tb_next.tb_frame.f_locals["y"]
+        return None
+
+    expected = g(100)
+    jit = JIT(1)
+    jit.enable(f.__code__)
+    try:
+        got = g(100)
+    finally:
+        jit.disable()
+    assert got == expected == 1000.5
+    assert jit.stats.native_entries >= 1
+
+
+def test_a_rebinding_to_another_type_before_an_exception() -> None:
+    def to_text_then_raise(i: int) -> None:
+        if i == 10:
+            sys._getframe(1).f_locals["x"] = "text"
+            raise ValueError(i)
+
+    def f(n: int) -> object:
+        x: Any = 0
+        for i in range(n):
+            try:
+                to_text_then_raise(i)
+            except ValueError:
+                pass
+            x = x + 1 if isinstance(x, int) else x
+        return x
+
+    differential(f, 20)
+
+
+def test_a_tracer_set_from_inside_the_loop_gets_its_events() -> None:
+    """pdb.set_trace() in a callee: the loop's trace leaves after the call,
+    and the interpreter sends the tracer its events (and the tracer's
+    write to the frame's locals counts)."""
+    events: list[str] = []
+
+    def tracer(frame: Any, event: str, arg: object) -> Any:
+        if frame.f_code.co_name == "f":
+            events.append(event)
+            if event == "line" and frame.f_locals["i"] == 150:
+                frame.f_locals["x"] = -1000
+        return tracer
+
+    def arm(i: int) -> None:
+        if i == 100:
+            sys._getframe(1).f_trace = tracer
+            sys.settrace(tracer)
+
+    def f(n: int) -> tuple[int, int]:
+        events.clear()
+        x = 0
+        for i in range(n):
+            x = x + 1
+            arm(i)
+        sys.settrace(None)
+        return x, len(events)
+
+    differential(f, 200)
+
+
 def test_a_traceback_shows_the_unboxed_locals() -> None:
     def fail(i: int) -> None:
         if i == 700:
@@ -259,7 +363,7 @@ def test_a_traceback_shows_the_unboxed_locals() -> None:
 
 
 @pytest.mark.parametrize("kind", ["_LOAD_FAST_CHECK_O", "_UNBOX_FLOAT_O", "_UNBOX_INT_O", "_SYNC_FLOAT_O",
-                                  "_SYNC_INT_O"])
+                                  "_SYNC_INT_O", "_EXIT_IF_WATCHED"])
 def test_the_exits_around_a_call_when_forced(kind: str) -> None:
     expected, _ = _run(PROGRAM, None)
     got, stats = _run(PROGRAM, frozenset({kind}))

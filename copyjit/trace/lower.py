@@ -143,6 +143,10 @@ class _Lowering:
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
         self.tails: list[str] = []  # after the body: the exact exits after calls (homes_from_frame)
+        # Snapshots (by id) whose exits find the frame with every unboxed
+        # local already (a call's that raised): they end without writing back.
+        self.exact_snapshots: set[int] = set()
+        self.exact_used = False
         # Unboxed locals the frame may not have as they are (op_call writes
         # them before a call): at the loop's head those the loop stores (a
         # bridge writes back any it stores: run_bridge); in a bridge, the
@@ -375,6 +379,8 @@ class _Lowering:
         for owner in dict.fromkeys([self, *self.exit_owner]):  # this lowering's, a nested loop's run inline
             if owner.leave_used:
                 self.lines += owner.leave()
+            if owner.exact_used:
+                self.lines += [f"{owner.leave_label}_exact:", "    _EXIT_TRACE_I i1"]
         # Unboxing a value this trace has just boxed failed (pop_value): it
         # cannot, and there is no state to go back to. (Boxing while the
         # frame is written back spends the emergency reserve instead:
@@ -465,8 +471,12 @@ class _Lowering:
             return lines
         # The stack pushed before the locals are written back: independent
         # parts of the frame, and i1 (the exit number) survives the boxing.
-        self.leave_used = True
         lines.append(f"    i1 = _LOAD_INT_CONST operand0={number}")
+        if id(snapshot) in self.exact_snapshots:
+            self.exact_used = True
+            lines.append(f"    _JUMP jump={self.leave_label}_exact")
+            return lines
+        self.leave_used = True
         lines.append(f"    _JUMP jump={self.leave_label}")
         return lines
 
@@ -692,6 +702,9 @@ class _Lowering:
         self.reload(op.args[0], "i0")
         # The callee's caller is at this CALL (sys._getframe(1).f_lineno).
         self.line(f"_SET_IP operand0={instruction_address(self.rec.code, op.snapshot.offset)}")
+        # If it raised, the frame has every unboxed local already (written
+        # before, and maybe rebound by the callee): that exit writes none back.
+        self.exact_snapshots.add(id(op.snapshot))
         self.line(f"i1 = _CALL_O i0 oparg={base} operand0={len(op.args) - 1} "
                   f"error={self.exit_label(op.snapshot)}")
         self.spill(index, "i1")
@@ -701,23 +714,25 @@ class _Lowering:
         """...and are unboxed from it again after the call, if the frame has
         a frame object (nothing can reach its locals without one). One the
         callee rebound to another type leaves the trace with the frame
-        exact: after the CALL, its result pushed, no local written back."""
+        exact: after the CALL, its result pushed, no local written back;
+        so does a callee that set a tracer, a profiler or a tool's events
+        (pdb.set_trace(), a breakpoint): the interpreter sends them."""
         self.dirty.clear()
-        if not self.home:
-            return
         assert op.snapshot is not None
         after, depth = _ints(op.arg)
         self.labels += 1
         exact, unboxing = f"called{self.labels}", f"calledunbox{self.labels}"
         unseen = f"unseen{self.labels}"
-        self.line(f"_JUMP_IF_FRAME_UNSEEN jump={unseen}")
-        for slot, home in self.home.items():
-            kind = self.home_kind(slot)
-            self.line(f"i1 = _LOAD_FAST_CHECK_O oparg={slot} exit={exact}")
-            self.line(f"{kind}0 = _UNBOX_{_KIND[kind]}_O i1 exit={unboxing}")
-            self.line("_DECREF_O i1")
-            self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
-        self.lines.append(f"{unseen}:")
+        self.line(f"_EXIT_IF_WATCHED exit={exact}")
+        if self.home:
+            self.line(f"_JUMP_IF_FRAME_UNSEEN jump={unseen}")
+            for slot, home in self.home.items():
+                kind = self.home_kind(slot)
+                self.line(f"i1 = _LOAD_FAST_CHECK_O oparg={slot} exit={exact}")
+                self.line(f"{kind}0 = _UNBOX_{_KIND[kind]}_O i1 exit={unboxing}")
+                self.line("_DECREF_O i1")
+                self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
+            self.lines.append(f"{unseen}:")
         tail = [f"{unboxing}:", "    _DECREF_O i1", f"{exact}:"]
         # The callable and arguments the trace still holds (released after
         # the call, unless borrowed).
@@ -1019,6 +1034,8 @@ class _InlinedLoop(_Lowering):
         self.loop_index = 0
         self.handed: list[int] = []
         self.tails: list[str] = []
+        self.exact_snapshots = set()
+        self.exact_used = False
         self.dirty = set(self.home)  # at its head, after the outer's stores and its own
         # The nested trace's ways out of its loop, by snapshot: the recorded
         # one (None) goes on in the outer trace, the others to the outer
