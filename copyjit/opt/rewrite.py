@@ -19,10 +19,14 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
     # one's new number when the loop reaches it, so uses need no chasing;
     # only a replacement by a later value (none of the passes makes one)
     # is chased.
-    number = [-1] * len(rec.ops)
+    # The ops before the first one touched are kept as they are: they use
+    # only values before them, which keep their numbers.
+    first = min((*dropped, *replace, *changed))
+    number = [*range(first), *[-1] * (len(rec.ops) - first)]
     chase = any(target >= value for value, target in replace.items())
-    ops: list[Op] = []
-    for index, op in enumerate(rec.ops):
+    ops: list[Op] = rec.ops[:first]
+    for index in range(first, len(rec.ops)):
+        op = rec.ops[index]
         target = replace.get(index)
         if target is not None and target < index:
             number[index] = number[target]
