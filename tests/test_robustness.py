@@ -604,3 +604,23 @@ def test_boxes_from_the_pool_are_the_numbers_they_stand_for(start: int) -> None:
         runtime().pool_only(False)
     assert runtime().pool_counts()["taken"] > before
     assert runtime().pool_counts()["held"] == 0
+
+
+def test_the_pools_reraisers_are_out_of_the_gcs_sight() -> None:
+    """Pooled reraisers hold no exception yet: gc.get_objects() must not
+    hand one to the program (calling it would raise a non-exception; found
+    by review). A taken one is tracked again, with its exception."""
+    import gc
+
+    from copyjit.backend.runtime import runtime
+
+    def f(n: int) -> float:
+        t = 0.0
+        for i in range(n):
+            t += abs(-i * 0.5)
+        return t
+
+    differential(f, 500)
+    assert runtime().pool_counts()["reraisers_pooled"] > 0
+    assert not [o for o in gc.get_objects()
+                if type(o) is type(len) and getattr(o, "__name__", "") == "copyjit_reraise"]

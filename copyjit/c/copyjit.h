@@ -243,6 +243,8 @@ static inline __attribute__((always_inline)) PyObject *copyjit_pooled_float(PyTh
     return box;
 }
 
+// (Taken only when PyLong_FromSsize_t failed, which a small int, cached,
+// never does: no small int is made here, whose identity `is` could test.)
 static inline __attribute__((always_inline)) PyObject *copyjit_pooled_int(PyThreadState *tstate, int64_t value)
 {
     PyLongObject *box = (PyLongObject *)copyjit_reserve.ints;
@@ -273,6 +275,7 @@ static inline __attribute__((always_inline)) PyObject *copyjit_pooled_reraiser(P
     }
     copyjit_reserve.reraisers = reraiser->m_self;
     reraiser->m_self = Py_NewRef(raised);
+    PyObject_GC_Track(reraiser);  // (untracked while pooled: runtime.c)
     copyjit_reserve.reraisers_pooled--;
     copyjit_reserve.taken++;
     _Py_set_eval_breaker_bit(tstate, COPYJIT_RESERVE_GONE_BIT);

@@ -14,6 +14,10 @@ copyjit_reraise(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)args;
     (void)nargs;
+    if (!PyExceptionInstance_Check(self)) {  // (never made so: a guard against misuse)
+        PyErr_SetString(PyExc_SystemError, "copyjit: a reraiser without an exception");
+        return NULL;
+    }
     PyErr_SetRaisedException(Py_NewRef(self));
     return NULL;
 }

@@ -98,13 +98,16 @@ pool_hold(int64_t *held)
     }
     made = copyjit_reserve.reraisers_pooled <= copyjit_reserve.activations ? copyjit_reserve.activations + 4 : 0;
     while (copyjit_reserve.reraisers_pooled < made) {
-        // (Chained through `self`, which the GC sees: a real reference.)
         PyObject *reraiser = PyCFunction_NewEx(copyjit_reserve.reraise_def, Py_None, NULL);
         if (reraiser == NULL) {
             PyErr_Clear();
             copyjit_reserve.refused++;
             return 0;
         }
+        // Out of the GC's sight while pooled (gc.get_objects() would find
+        // it, and calling it would raise what is no exception): chained
+        // through `self`, tracked again when taken.
+        PyObject_GC_UnTrack(reraiser);
         ((PyCFunctionObject *)reraiser)->m_self = copyjit_reserve.reraisers;  // (None is immortal)
         copyjit_reserve.reraisers = reraiser;
         copyjit_reserve.reraisers_pooled++;

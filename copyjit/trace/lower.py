@@ -405,11 +405,14 @@ class _Lowering:
         frame over (copyjit.h's pool): every unboxed local and every number
         on the stack, at each hand-over to a nested loop's trace and at the
         exit it leaves by."""
-        handovers = [op for op in self.rec.ops if op.name in ("inner_loop", "nested_loop")]
+        owners = dict.fromkeys([self, *self.exit_owner])  # (a nested loop's run inline: its own)
+        handovers = [(owner, op) for owner in owners for op in owner.rec.ops
+                     if op.name in ("inner_loop", "nested_loop")]
         numbers = [sum(1 for value in snapshot.stack if owner.rec.ops[value].kind in ("i", "f"))
                    for owner, snapshot in zip(self.exit_owner, self.snapshots, strict=True)]
-        numbers += [sum(1 for value in op.args if self.rec.ops[value].kind in ("i", "f")) for op in handovers]
-        homes = max(len(owner.written) for owner in [self, *self.exit_owner])
+        numbers += [sum(1 for value in op.args if owner.rec.ops[value].kind in ("i", "f"))
+                    for owner, op in handovers]
+        homes = max(len(owner.written) for owner in owners)
         return (homes + max(numbers, default=0)) * (1 + len(handovers))
 
     def value_kind(self, value: int) -> str:
