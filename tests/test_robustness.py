@@ -624,3 +624,36 @@ def test_the_pools_reraisers_are_out_of_the_gcs_sight() -> None:
     assert runtime().pool_counts()["reraisers_pooled"] > 0
     assert not [o for o in gc.get_objects()
                 if type(o) is type(len) and getattr(o, "__name__", "") == "copyjit_reraise"]
+
+
+def test_a_called_nested_loops_trace_still_runs_after_the_pool_grew() -> None:
+    """The pool is made with room for nested loops' traces, which
+    `_CALL_TRACE` enters without making any: also when a later trace needs
+    more than the pool was made for (found measuring: n-body after another
+    kernel in one process gave up its loops, its nested trace refused)."""
+    from copyjit.backend.runtime import runtime
+
+    def warm(n: int) -> float:  # the pool made, for a small trace
+        t = 0.0
+        for i in range(n):
+            t += i
+        return t
+
+    differential(warm, 100)
+    # More than half the pool: enough for the outer trace's entry, not
+    # for its nested trace's too, unless the pool is made larger then.
+    runtime().hold_for_exits(runtime().pool_counts()["pooled"] // 2 + 1)
+
+    def f(n: int) -> float:
+        x = 0.5
+        for _ in range(n):
+            for k in range(50):
+                if k % 2:  # noqa: SIM108  (a side exit with a bridge: the nested loop is not run inline)
+                    x = x * 0.999 + 0.25
+                else:
+                    x = x + 1.0
+        return x
+
+    stats = differential(f, 2000)
+    assert stats["traces"] == 2 and stats["inlined_loops"] == 0, stats
+    assert stats["native_entries"] < 100, stats  # the outer loop entered once or so, not given up

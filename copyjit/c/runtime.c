@@ -72,11 +72,12 @@ reserve_ready(PyThreadState *tstate)
 static inline __attribute__((always_inline)) int
 pool_hold(int64_t *held)
 {
+    // Made with room for three nested loops' traces more: _CALL_TRACE holds
+    // its share but makes none (a shortage there leaves the calling trace).
+    // Refused only if even this activation's share cannot be made.
     int64_t wanted = copyjit_reserve.held + copyjit_reserve.per_activation;
-    // Made for three nested loops' traces more (_CALL_TRACE holds its share
-    // but makes none: a shortage there leaves the calling trace).
-    int64_t made = copyjit_reserve.pooled < wanted ? wanted + 3 * copyjit_reserve.per_activation : 0;
-    while (copyjit_reserve.pooled < made) {
+    int64_t room = wanted + 3 * copyjit_reserve.per_activation;
+    while (copyjit_reserve.pooled < room) {
         PyObject *number = PyFloat_FromDouble(0.0);
         PyObject *integer = PyLong_FromSsize_t(PY_SSIZE_T_MIN);  // room for any 64-bit value
         if (number == NULL || integer == NULL) {
@@ -87,6 +88,9 @@ pool_hold(int64_t *held)
                 Py_DECREF(integer);
             }
             PyErr_Clear();
+            if (copyjit_reserve.pooled >= wanted) {
+                break;
+            }
             copyjit_reserve.refused++;
             return 0;
         }
@@ -96,11 +100,13 @@ pool_hold(int64_t *held)
         copyjit_reserve.ints = integer;
         copyjit_reserve.pooled++;
     }
-    made = copyjit_reserve.reraisers_pooled <= copyjit_reserve.activations ? copyjit_reserve.activations + 4 : 0;
-    while (copyjit_reserve.reraisers_pooled < made) {
+    while (copyjit_reserve.reraisers_pooled < copyjit_reserve.activations + 4) {
         PyObject *reraiser = PyCFunction_NewEx(copyjit_reserve.reraise_def, Py_None, NULL);
         if (reraiser == NULL) {
             PyErr_Clear();
+            if (copyjit_reserve.reraisers_pooled > copyjit_reserve.activations) {
+                break;
+            }
             copyjit_reserve.refused++;
             return 0;
         }
