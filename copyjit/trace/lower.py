@@ -332,10 +332,13 @@ class _Lowering:
         self.line(f"_COUNT operand0={self.counter}")  # its entries (explain)
         self.unbox_homes()
         self.body()
-        # The parent reads its own homes, but these from the frame; and it
-        # takes the frame to have what it has not stored itself (op_call).
+        # The parent reads these from the frame; and it takes the frame to
+        # have its homes it never stores itself (op_call), so a store of
+        # one of those is written back too (not of the others: a box at
+        # every pass through a bridge, as in `n = 3 * n + 1`).
+        assert self.parent is not None
         for slot in self.home:
-            if slot in self.rec.stored:
+            if slot in self.rec.stored and (slot in self.own_homes or slot not in self.parent.rec.stored):
                 self.write_back(self.lines, slot)
         self.line(f"_GOTO operand0={loop_address}")
         self.lines.append("entry:")
