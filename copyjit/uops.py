@@ -897,18 +897,7 @@ def _objects() -> list[Uop]:
               f"""
               res = copyjit_reserve.pool_only ? NULL : {make}(a);
               if (res == NULL) {{
-                  PyErr_Clear();
-                  if (!copyjit_reserve.pool_only && copyjit_release_reserve(tstate)) {{
-                      res = {make}(a);
-                  }}
-                  if (res == NULL) {{
-                      PyErr_Clear();
-                      res = copyjit_pooled_{kind.lower()}(tstate, a);
-                  }}
-                  if (res == NULL) {{
-                      Py_FatalError("copyjit: a value could not be boxed while leaving a trace "
-                                    "(out of memory, the emergency reserve spent, the pool empty)");
-                  }}
+                  res = copyjit_{kind.lower()}_for_exit(tstate, a);
               }}
               """,
               regs=f"a:{k} -- res:o",
@@ -1073,18 +1062,7 @@ def _objects() -> list[Uop]:
             PyObject *raised = PyErr_GetRaisedException();
             res = copyjit_reserve.pool_only ? NULL : PyCFunction_NewEx((PyMethodDef *)operand0, raised, NULL);
             if (res == NULL) {  // as _BOX_INT_LEAVING_O: the frame must be handed back
-                PyErr_Clear();
-                if (!copyjit_reserve.pool_only && copyjit_release_reserve(tstate)) {
-                    res = PyCFunction_NewEx((PyMethodDef *)operand0, raised, NULL);
-                }
-                if (res == NULL) {
-                    PyErr_Clear();
-                    res = copyjit_pooled_reraiser(tstate, raised);
-                }
-                if (res == NULL) {
-                    Py_FatalError("copyjit: no memory to hand an exception back to the interpreter "
-                                  "(the emergency reserve spent, the pool empty)");
-                }
+                res = copyjit_reraiser_for_exit(tstate, (PyMethodDef *)operand0, raised);
             }
             Py_DECREF(raised);
             Py_DECREF(f);

@@ -282,6 +282,15 @@ static inline __attribute__((always_inline)) PyObject *copyjit_pooled_reraiser(P
     return (PyObject *)reraiser;
 }
 
+// The slow halves of _BOX_*_LEAVING_O and _RERAISER_O (objects.c), out of
+// line: their box failed (or the pool alone is to be used), and the frame
+// must be handed back. The emergency reserve is given back and the box
+// made again, else one is taken from the pool; the process stops only if
+// that is empty too.
+PyObject *copyjit_float_for_exit(PyThreadState *tstate, double value);
+PyObject *copyjit_int_for_exit(PyThreadState *tstate, int64_t value);
+PyObject *copyjit_reraiser_for_exit(PyThreadState *tstate, PyMethodDef *def, PyObject *raised);
+
 #ifndef SPILL_SLOTS
 #error "SPILL_SLOTS comes from copyjit/uops.py through the compiler's command line"
 #endif

@@ -97,3 +97,61 @@ copyjit_dealloc(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp)
     SYNC_SP();
     _Py_Dealloc(op);
 }
+
+// The slow halves of the boxes an exit makes (copyjit.h).
+PyObject *
+copyjit_float_for_exit(PyThreadState *tstate, double value)
+{
+    PyErr_Clear();
+    PyObject *box = NULL;
+    if (!copyjit_reserve.pool_only && copyjit_release_reserve(tstate)) {
+        box = PyFloat_FromDouble(value);
+        PyErr_Clear();
+    }
+    if (box == NULL) {
+        box = copyjit_pooled_float(tstate, value);
+    }
+    if (box == NULL) {
+        Py_FatalError("copyjit: a value could not be boxed while leaving a trace "
+                      "(out of memory, the emergency reserve spent, the pool empty)");
+    }
+    return box;
+}
+
+PyObject *
+copyjit_int_for_exit(PyThreadState *tstate, int64_t value)
+{
+    PyErr_Clear();
+    PyObject *box = NULL;
+    if (!copyjit_reserve.pool_only && copyjit_release_reserve(tstate)) {
+        box = PyLong_FromSsize_t(value);
+        PyErr_Clear();
+    }
+    if (box == NULL) {
+        box = copyjit_pooled_int(tstate, value);
+    }
+    if (box == NULL) {
+        Py_FatalError("copyjit: a value could not be boxed while leaving a trace "
+                      "(out of memory, the emergency reserve spent, the pool empty)");
+    }
+    return box;
+}
+
+PyObject *
+copyjit_reraiser_for_exit(PyThreadState *tstate, PyMethodDef *def, PyObject *raised)
+{
+    PyErr_Clear();
+    PyObject *reraiser = NULL;
+    if (!copyjit_reserve.pool_only && copyjit_release_reserve(tstate)) {
+        reraiser = PyCFunction_NewEx(def, raised, NULL);
+        PyErr_Clear();
+    }
+    if (reraiser == NULL) {
+        reraiser = copyjit_pooled_reraiser(tstate, raised);
+    }
+    if (reraiser == NULL) {
+        Py_FatalError("copyjit: no memory to hand an exception back to the interpreter "
+                      "(the emergency reserve spent, the pool empty)");
+    }
+    return reraiser;
+}
