@@ -149,8 +149,9 @@ class _Lowering:
         self.exact_used = False
         # Unboxed locals the frame may not have as they are (op_call writes
         # them before a call): at the loop's head those the loop stores (a
-        # bridge writes back any it stores: run_bridge); in a bridge, the
-        # parent's (stored before its exit, maybe).
+        # bridge writes back those it stores that the loop does not:
+        # run_bridge); in a bridge, the parent's (stored before its exit,
+        # maybe).
         self.dirty: set[int] = set(parent.home) if parent is not None else \
             {slot for slot in self.home if slot in rec.stored}
         self.exit_counts = bytearray()  # a bridge's: how often each of its exits was taken
