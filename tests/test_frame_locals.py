@@ -195,6 +195,30 @@ def test_the_outer_loop_sees_what_a_nested_loop_run_inline_stored() -> None:
     assert stats["inlined_loops"] >= 1, stats
 
 
+def look() -> None:
+    sys._getframe(1)  # a frame object: the trace unboxes its locals again after the call
+
+
+def test_a_local_only_a_nested_loop_run_inline_stores_is_written_before_the_next_call() -> None:
+    """Found by the last frame-locals campaign (genfl2 seed 20142): the
+    loop took `b` for clean at its head, as its own ops never store it,
+    but the nested loop it runs inline does; the next call did not write
+    it, and after it `b` was unboxed from the frame's stale value (6, not
+    20: every iteration's increments lost)."""
+    def f(n: int, b: int) -> tuple[int, int]:
+        u = 0
+        for _ in range(n):
+            u = b
+            look()
+            for _ in range(2):
+                b = b + 1
+        return b, u
+
+    stats = differential(f, 10, 0)
+    assert stats["inlined_loops"] >= 1, stats
+    differential(f, 3000, 5)
+
+
 def third_of(name: str) -> int:
     frame = sys._getframe(1)
     frame.f_locals[name] = frame.f_locals[name] // 3

@@ -152,8 +152,9 @@ class _Lowering:
         # bridge writes back those it stores that the loop does not:
         # run_bridge); in a bridge, the parent's (stored before its exit,
         # maybe).
+        self.stored = _stored(rec)
         self.dirty: set[int] = set(parent.home) if parent is not None else \
-            {slot for slot in self.home if slot in rec.stored}
+            {slot for slot in self.home if slot in self.stored}
         self.exit_counts = bytearray()  # a bridge's: how often each of its exits was taken
 
     def _bridge_layout(self) -> int:
@@ -339,7 +340,7 @@ class _Lowering:
         # every pass through a bridge, as in `n = 3 * n + 1`).
         assert self.parent is not None
         for slot in self.home:
-            if slot in self.rec.stored and (slot in self.own_homes or slot not in self.parent.rec.stored):
+            if slot in self.rec.stored and (slot in self.own_homes or slot not in self.parent.stored):
                 self.write_back(self.lines, slot)
         self.line(f"_GOTO operand0={loop_address}")
         self.lines.append("entry:")
@@ -1125,6 +1126,16 @@ class _InlinedLoop(_Lowering):
                 self.line(f"{register} = _RELOAD_{_KIND[kind]} oparg={self.temp[value]}")
                 self.line(f"_SPILL_{_KIND[kind]} {register} oparg={outer.temp[input_value]}")
         self.labels += 1
+
+
+def _stored(rec: Recording) -> set[int]:
+    """The locals a loop's iteration may store: its recording's, and those
+    of the nested loops it may run inline (on the same homes)."""
+    stored = set(rec.stored)
+    for op in rec.ops:
+        if isinstance(op.arg, InnerCall) and op.arg.body is not None:
+            stored |= _stored(op.arg.body.rec)
+    return stored
 
 
 def _ints(arg: object) -> tuple[int, ...]:
