@@ -734,12 +734,7 @@ class _Lowering:
         self.line(f"_EXIT_IF_WATCHED exit={exact}")
         if self.home:
             self.line(f"_JUMP_IF_FRAME_UNSEEN jump={unseen}")
-            for slot, home in self.home.items():
-                kind = self.home_kind(slot)
-                self.line(f"i1 = _LOAD_FAST_CHECK_O oparg={slot} exit={exact}")
-                self.line(f"{kind}0 = _UNBOX_{_KIND[kind]}_O i1 exit={unboxing}")
-                self.line("_DECREF_O i1")
-                self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
+            self.homes_from_locals(exact, unboxing)
             self.lines.append(f"{unseen}:")
         tail = [f"{unboxing}:", "    _DECREF_O i1", f"{exact}:"]
         # The callable and arguments the trace still holds (released after
@@ -755,6 +750,19 @@ class _Lowering:
         tail.append(f"    _SET_IP operand0={instruction_address(self.rec.code, after)}")
         tail.append(f"    _EXIT_TRACE oparg={HANDED_OVER}")
         self.tails += tail
+
+    def homes_from_locals(self, unbound: str, other: str) -> None:
+        """Every unboxed local unboxed again from the frame into its home
+        (code that ran meanwhile may have rebound it), through a register,
+        not the frame's stack (which the values an exit pushed may fill
+        already). One unbound goes to `unbound`, one of another type to
+        `other`, holding it in i1."""
+        for slot, home in self.home.items():
+            kind = self.home_kind(slot)
+            self.line(f"i1 = _LOAD_FAST_CHECK_O oparg={slot} exit={unbound}")
+            self.line(f"{kind}0 = _UNBOX_{_KIND[kind]}_O i1 exit={other}")
+            self.line("_DECREF_O i1")
+            self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
 
     def home_kind(self, slot: int) -> str:
         return self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
@@ -895,16 +903,6 @@ class _Lowering:
         self.labels += 1
         handed, unboxing = f"handed{self.labels}", f"handedunbox{self.labels}"
 
-        def reload_homes() -> None:  # the nested loop may have changed any local
-            # Through a register, not the frame's stack, which the values
-            # the nested trace's exit pushed may fill already.
-            for slot, home in self.home.items():
-                kind = self.home_kind(slot)
-                self.line(f"i1 = _LOAD_FAST_CHECK_O oparg={slot} exit={handed}")
-                self.line(f"{kind}0 = _UNBOX_{_KIND[kind]}_O i1 exit={unboxing}")
-                self.line("_DECREF_O i1")
-                self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
-
         for slot in self.written:
             self.write_back(self.lines, slot)
         for value in op.args:
@@ -922,13 +920,13 @@ class _Lowering:
             self.line(f"_JUMP jump={handed}")
             for number, (_, snapshot) in enumerate(call.alternatives):
                 self.lines.append(f"other{self.labels}_{number}:")
-                reload_homes()
+                self.homes_from_locals(handed, unboxing)  # the nested loop may have rebound any
                 # The exit's stub first writes the pinned registers to their
                 # homes: give them the values just reloaded there.
                 self.pinned_from_homes()
                 self.line(f"_JUMP jump={self.exit_label(snapshot)}")
             self.lines.append(f"recorded{self.labels}:")
-        reload_homes()
+        self.homes_from_locals(handed, unboxing)  # the nested loop may have rebound any
         self.dirty.clear()
         inputs = range(index + 1, index + 1 + len(call.inputs))
         for value in [*op.args, *inputs][::-1]:
