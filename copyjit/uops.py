@@ -636,6 +636,27 @@ def _math() -> list[Uop]:
 _CLEAR_AND_EXIT = "if (res == NULL) {\n    PyErr_Clear();\n}\nEXIT_IF(res == NULL);"
 
 
+def _sync(make: str, reusable: str, reuse: str) -> str:
+    """The body of _SYNC_*_O: the number `a` into local `oparg`, written
+    into the object the frame holds when `reusable` (only the frame holds
+    it), else boxed by `make` (exit if that fails: nothing is lost)."""
+    return f"""
+PyObject *old = frame->localsplus[oparg];
+if (old != NULL && {reusable}) {{
+    {reuse.replace(chr(10), chr(10) + "    ")}
+}}
+else {{
+    PyObject *box = {make}(a);
+    if (box == NULL) {{
+        PyErr_Clear();
+    }}
+    EXIT_IF(box == NULL);
+    frame->localsplus[oparg] = box;
+    Py_XDECREF(old);
+}}
+"""
+
+
 def _subscript(kind: str, borrowed: bool = False) -> Uop:
     item = f"Py{kind.title()}_GET_ITEM(seq, at)"
     return uop(
@@ -773,19 +794,8 @@ def _objects() -> list[Uop]:
             PyFunctionObject *function = (PyFunctionObject *)a;
             EXIT_IF(function->func_version != (uint32_t)operand0);
             EXIT_IF(tstate->c_profilefunc != NULL);  // sys.setprofile: it sees the call
-            // A tool other than copyjit's (5) with local events on the
-            // code (a debugger's breakpoint): the interpreter runs it.
-            // The 10 events' tool bits read as 8 bytes and 2 (overlapping
-            // if there are fewer), every bit but tool 5's in every byte.
-            _PyCoMonitoringData *data = ((PyCodeObject *)function->func_code)->_co_monitoring;
-            if (data != NULL) {
-                uint8_t *tools = data->local_monitors.tools;
-                uint64_t head;
-                uint16_t tail;
-                __builtin_memcpy(&head, tools, 8);
-                __builtin_memcpy(&tail, tools + _PY_MONITORING_LOCAL_EVENTS - 2, 2);
-                EXIT_IF(((head | tail) & 0xDFDFDFDFDFDFDFDFull) != 0);
-            }
+            // Another tool's local events on the code: the interpreter runs it.
+            EXIT_IF(copyjit_watched_locally((PyCodeObject *)function->func_code));
             """,
             regs="a:o --",
             doc="exit unless the function a still has version `operand0` (its __code__, "
@@ -822,43 +832,17 @@ def _objects() -> list[Uop]:
         # a new box replaces it. Fails only when memory is exhausted, with
         # nothing lost (the trace still has the value): exit.
         uop("_SYNC_FLOAT_O",
-            """
-            PyObject *old = frame->localsplus[oparg];
-            if (old != NULL && Py_REFCNT(old) == 1 && PyFloat_CheckExact(old)) {
-                ((PyFloatObject *)old)->ob_fval = a;
-            }
-            else {
-                PyObject *box = PyFloat_FromDouble(a);
-                if (box == NULL) {
-                    PyErr_Clear();
-                }
-                EXIT_IF(box == NULL);
-                frame->localsplus[oparg] = box;
-                Py_XDECREF(old);
-            }
-            """,
+            _sync("PyFloat_FromDouble", "Py_REFCNT(old) == 1 && PyFloat_CheckExact(old)",
+                  "((PyFloatObject *)old)->ob_fval = a;"),
             regs="a:f --", doc="local `oparg` = float(a), in place when only the frame holds its float"),
         uop("_SYNC_INT_O",
-            """
-            PyObject *old = frame->localsplus[oparg];
-            uint64_t magnitude = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;
-            if (old != NULL && Py_REFCNT(old) == 1 && PyLong_CheckExact(old) &&
-                _PyLong_IsCompact((PyLongObject *)old) && (a < -5 || a > 256) &&
-                magnitude < ((uint64_t)1 << PyLong_SHIFT))
-            {
-                ((PyLongObject *)old)->long_value.ob_digit[0] = (digit)magnitude;
-                _PyLong_SetSignAndDigitCount((PyLongObject *)old, a < 0 ? -1 : 1, 1);
-            }
-            else {
-                PyObject *box = PyLong_FromSsize_t(a);
-                if (box == NULL) {
-                    PyErr_Clear();
-                }
-                EXIT_IF(box == NULL);
-                frame->localsplus[oparg] = box;
-                Py_XDECREF(old);
-            }
-            """,
+            "uint64_t magnitude = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;\n" +
+            _sync("PyLong_FromSsize_t",
+                  "Py_REFCNT(old) == 1 && PyLong_CheckExact(old) &&\n"
+                  "    _PyLong_IsCompact((PyLongObject *)old) && (a < -5 || a > 256) &&\n"
+                  "    magnitude < ((uint64_t)1 << PyLong_SHIFT)",
+                  "((PyLongObject *)old)->long_value.ob_digit[0] = (digit)magnitude;\n"
+                  "_PyLong_SetSignAndDigitCount((PyLongObject *)old, a < 0 ? -1 : 1, 1);"),
             regs="a:i --", doc="local `oparg` = int(a), in place when only the frame holds its one-digit int "
                                "(and a is no small int)"),
         uop("_EXIT_IF_WATCHED",
@@ -866,22 +850,15 @@ def _objects() -> list[Uop]:
             // Code the trace called set a tracer or a profiler (tools 6 and
             // 7), or another tool's events, globally or on this code (a
             // debugger: pdb.set_trace(), a breakpoint): none were when the
-            // trace was entered (runtime.c, alone). The 15 global and 10
-            // local events' tool bits read as 8 bytes and 8 or 2
-            // (overlapping), every bit but copyjit's (tool 5) in each byte.
+            // trace was entered (runtime.c, alone). The 15 global events'
+            // tool bits read as 8 bytes twice (overlapping), every bit but
+            // copyjit's (tool 5) in each byte.
             uint8_t *global = tstate->interp->monitors.tools;
             uint64_t head, tail;
             __builtin_memcpy(&head, global, 8);
             __builtin_memcpy(&tail, global + _PY_MONITORING_UNGROUPED_EVENTS - 8, 8);
             EXIT_IF(((head | tail) & 0xDFDFDFDFDFDFDFDFull) != 0);
-            _PyCoMonitoringData *data = ((PyCodeObject *)frame->f_executable)->_co_monitoring;
-            if (data != NULL) {
-                uint8_t *tools = data->local_monitors.tools;
-                uint16_t last;
-                __builtin_memcpy(&head, tools, 8);
-                __builtin_memcpy(&last, tools + _PY_MONITORING_LOCAL_EVENTS - 2, 2);
-                EXIT_IF(((head | last) & 0xDFDFDFDFDFDFDFDFull) != 0);
-            }
+            EXIT_IF(copyjit_watched_locally((PyCodeObject *)frame->f_executable));
             """,
             doc="exit if a tracer, a profiler or a tool other than copyjit's has events, globally or on "
                 "the frame's code"),

@@ -225,6 +225,23 @@ static inline __attribute__((always_inline)) int copyjit_release_reserve(PyThrea
     return munmap(address, COPYJIT_RESERVE_SIZE) == 0;
 }
 
+// Whether a tool other than copyjit's (5) has local events on `code` (a
+// debugger's breakpoint). The 10 events' tool bits read as 8 bytes and 2
+// (overlapping if there are fewer), every bit but tool 5's in every byte.
+static inline __attribute__((always_inline)) int copyjit_watched_locally(PyCodeObject *code)
+{
+    _PyCoMonitoringData *data = code->_co_monitoring;
+    if (data == NULL) {
+        return 0;
+    }
+    uint8_t *tools = data->local_monitors.tools;
+    uint64_t head;
+    uint16_t tail;
+    __builtin_memcpy(&head, tools, 8);
+    __builtin_memcpy(&tail, tools + _PY_MONITORING_LOCAL_EVENTS - 2, 2);
+    return ((head | tail) & 0xDFDFDFDFDFDFDFDFull) != 0;
+}
+
 // A box from the pool, for an exit whose box failed with the reserve
 // spent; NULL if the pool is empty (held wrongly: a bug). This thread's
 // traces leave at their next loop head (the bit above), and native code is
