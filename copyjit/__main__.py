@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     import pathlib
     from types import ModuleType
 
+    from copyjit.stencil import Table
+
 
 def _stencil_module_path() -> pathlib.Path:
     import pathlib
@@ -28,9 +30,14 @@ def _builder() -> tuple[ModuleType, ModuleType]:
     return builder, targets
 
 
-def _rebuild() -> str:
+def _rebuild_table() -> Table:
     builder, targets = _builder()
-    return str(builder.build(targets.host()).render())
+    return builder.build(targets.host())  # type: ignore[no-any-return]
+
+
+def _records_path(path: pathlib.Path) -> pathlib.Path:
+    """The binary stencils beside the table (Table.render_records)."""
+    return path.with_suffix(".stencils")
 
 
 def cmd_stencils(args: argparse.Namespace) -> int:
@@ -48,8 +55,10 @@ def cmd_stencils(args: argparse.Namespace) -> int:
         return 0
     if args.build:
         path = _stencil_module_path()
-        path.write_text(_rebuild())
-        print(f"wrote {path}")
+        table = _rebuild_table()
+        path.write_text(table.render())
+        _records_path(path).write_bytes(table.render_records())
+        print(f"wrote {path} and {_records_path(path).name}")
         return 0
     if args.check:
         return _check(_stencil_module_path())
@@ -77,10 +86,16 @@ def _check(path: pathlib.Path) -> int:
     import difflib
 
     shipped = path.read_text() if path.exists() else ""
-    rebuilt = _rebuild()
-    if shipped == rebuilt:
-        print(f"stencils are up to date: {path.name} matches a rebuild from the C sources")
+    table = _rebuild_table()
+    rebuilt = table.render()
+    records = _records_path(path)
+    if shipped == rebuilt and records.exists() and records.read_bytes() == table.render_records():
+        print(f"stencils are up to date: {path.name} and {records.name} match a rebuild from the C sources")
         return 0
+    if shipped == rebuilt:
+        print(f"stencils are stale: {records.name} differs from a rebuild; "
+              "run `python -m copyjit stencils --build`", file=sys.stderr)
+        return 1
     diff = difflib.unified_diff(shipped.splitlines(), rebuilt.splitlines(),
                                 f"shipped/{path.name}", f"rebuilt/{path.name}", lineterm="", n=0)
     changed = [line for line in diff if line.startswith(("+", "-"))]

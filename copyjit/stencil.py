@@ -96,6 +96,8 @@ class HoleValue(_Enum):
     SYMBOL = "SYMBOL"  # a C symbol of the running interpreter (or libc)
 
 
+_KINDS, _VALUES = tuple(HoleKind), tuple(HoleValue)  # by their numbers in the binary stencils
+
 # The stencil table's index names every INDEX_EVERY-th line (Table.render).
 INDEX_EVERY = 32
 # Values that differ from one instruction of a trace to the next.
@@ -254,8 +256,42 @@ class Table:
             "data": self.data.hex(),
             "runtime": {name: _row(s) for name, s in self.runtime.items()},
             "index": {"names": names, "offsets": [*offsets, offset]},
+            "records": _digest(self.render_records()),
         }
         return "\n".join([json.dumps(header), *lines]) + "\n"
+
+    def render_records(self) -> bytes:
+        """The stencils as the binary file a process reads them from
+        (_Records: the JSON lines cost ~40 µs a stencil at first use, a
+        millisecond or more of a fresh process's first trace). Byte-identical
+        for identical builds."""
+        import hashlib
+        import struct
+
+        symbols = {name: number for number, name in enumerate(self.symbols)}
+        kinds, values = {k: i for i, k in enumerate(HoleKind)}, {v: i for i, v in enumerate(HoleValue)}
+        names = sorted(self.stencils)
+        slots = 1 << (2 * len(names)).bit_length()  # at most half full
+        hashes, offsets = [0] * slots, [0] * slots
+        body = bytearray()
+        head, hole_format = struct.Struct(_HEAD), struct.Struct(_HOLE)
+        start = head.size + 8 * slots
+        for name in names:
+            stencil, encoded = self.stencils[name], name.encode()
+            slot = _hash(encoded) & (slots - 1)
+            while offsets[slot]:
+                slot = (slot + 1) & (slots - 1)
+            hashes[slot], offsets[slot] = _hash(encoded), start + len(body)
+            body += struct.pack("<H", len(encoded)) + encoded
+            body += struct.pack("<I", len(stencil.code)) + stencil.code
+            body += struct.pack("<H", len(stencil.holes))
+            for hole in stencil.holes:
+                symbol = symbols[hole.symbol] if hole.symbol else _NO_SYMBOL
+                body += hole_format.pack(hole.offset, kinds[hole.kind], values[hole.value], symbol,
+                                         hole.addend)
+        table = struct.pack(f"<{slots}I{slots}I", *hashes, *offsets)
+        digest = hashlib.sha256(table + body).digest()[:16]
+        return head.pack(_MAGIC, digest, slots) + table + bytes(body)
 
     @classmethod
     def from_jsonl(cls, text: str) -> Table:
@@ -273,6 +309,7 @@ class Table:
         with open(path, "rb") as file:
             header = file.readline()
             seen = _identity(os.fstat(file.fileno()))
+        records = os.path.splitext(path)[0] + ".stencils"
 
         def read(start: int, stop: int) -> bytes:
             descriptor = os.open(path, os.O_RDONLY)  # not kept: a process's descriptors are its own
@@ -285,23 +322,134 @@ class Table:
             finally:
                 os.close(descriptor)
 
-        return cls.from_header(header.decode(), read)
+        return cls.from_header(header.decode(), read, records)
 
     @classmethod
-    def from_header(cls, line: str, read: Read) -> Table:
+    def from_header(cls, line: str, read: Read, records: str | None = None) -> Table:
         """The table from its header line; `read(start, stop)` gives the
-        bytes of the stencil lines from offset `start` to `stop`."""
+        bytes of the stencil lines from offset `start` to `stop`. With
+        `records`, the stencils are read from that binary file (its
+        render_records) when it is there, else from the lines."""
         header = _loads(line.rstrip("\n"))
+        symbols = tuple(header["symbols"])
+        stencils: Mapping[str, Stencil] = _LazyStencils(read, header["index"]["names"],
+                                                        header["index"]["offsets"])
+        if records is not None and "records" in header:
+            stencils = _Records(records, header["records"], symbols, stencils)
         return cls(
             python=header["python"],
             target=header["target"],
             compiler=header["compiler"],
             layout=header["layout"],
             data=bytes.fromhex(header["data"]),
-            symbols=tuple(header["symbols"]),
-            stencils=_LazyStencils(read, header["index"]["names"], header["index"]["offsets"]),
+            symbols=symbols,
+            stencils=stencils,
             runtime={name: _stencil(name, code, holes) for name, (code, holes) in header["runtime"].items()},
         )
+
+
+# The binary stencils (Table.render_records): a head (_HEAD), a hash table
+# of `slots` record offsets (open addressing, linear probing; 0: empty)
+# after the names' hashes, then the records. A record: u16 name length, the
+# name, u32 code length, the code, u16 hole count, the holes (_HOLE:
+# offset, kind and value as their indices in HoleKind and HoleValue, the
+# symbol's index in the table's symbols or _NO_SYMBOL, addend).
+_MAGIC = b"copyjit\x01"
+_HEAD = "<8s16sI"  # magic, digest (of the rest; the table's header has it too), slots
+_HOLE = "<IBBHq"
+_NO_SYMBOL = 0xFFFF
+
+
+def _hash(name: bytes) -> int:
+    """A hash that is the same in every process (hash() of bytes is not),
+    with nothing to import (binascii.crc32 cost ~0.3 ms, the first time)."""
+    return int.from_bytes(name, "little") % 4294967291  # the largest 32-bit prime
+
+
+def _digest(records: bytes) -> str:
+    return records[8:24].hex()
+
+
+class _Records(Mapping[str, Stencil]):
+    """The stencils of a binary file (Table.render_records), read whole at
+    the first lookup (~0.3 ms, one read) and each parsed at its first use
+    (a few µs); the header's digest must be the file's, else the file is of
+    another build. Without the file, the JSON lines (`lines`)."""
+
+    def __init__(self, path: str, digest: str, symbols: tuple[str, ...],
+                 lines: Mapping[str, Stencil]) -> None:
+        self._path, self._digest, self._symbols, self._lines = path, digest, symbols, lines
+        self._data: bytes | None = None
+        self._absent = False  # no file: the lines
+        self._slots: Any = None  # memoryview of u32: the hashes, then the offsets
+        self._u16: Any = None  # struct.Structs, made at the first lookup
+        self._u32: Any = None
+        self._hole: Any = None
+        self._made: dict[str, Stencil] = {}
+
+    def _load(self) -> bytes | None:
+        import struct  # (not at start-up, which reads no stencil: ~0.3 ms)
+
+        try:
+            with open(self._path, "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            self._absent = True
+            return None
+        head = struct.Struct(_HEAD)
+        magic, digest, slots = head.unpack_from(data)
+        if magic != _MAGIC or digest.hex() != self._digest:
+            raise RuntimeError(f"copyjit: {self._path} is not of the build its table's header describes")
+        self._slots = memoryview(data)[head.size : head.size + 8 * slots].cast("I")
+        self._u16, self._u32, self._hole = struct.Struct("<H"), struct.Struct("<I"), struct.Struct(_HOLE)
+        self._data = data
+        return data
+
+    def _find(self, name: str) -> Stencil | None:
+        data = self._data
+        if data is None:
+            data = None if self._absent else self._load()
+            if data is None:
+                return self._lines.get(name)
+        encoded = name.encode()
+        wanted, slots, size = _hash(encoded), self._slots, len(encoded)
+        mask = len(slots) // 2 - 1
+        slot = wanted & mask
+        while True:
+            at = slots[mask + 1 + slot]
+            if not at:
+                return None
+            if slots[slot] == wanted and self._u16.unpack_from(data, at)[0] == size \
+                    and data[at + 2 : at + 2 + size] == encoded:
+                return self._parse(name, data, at + 2 + size)
+            slot = (slot + 1) & mask
+
+    def _parse(self, name: str, data: bytes, at: int) -> Stencil:
+        (size,) = self._u32.unpack_from(data, at)
+        code = data[at + 4 : at + 4 + size]
+        at += 4 + size
+        (count,) = self._u16.unpack_from(data, at)
+        kinds, values, symbols = _KINDS, _VALUES, self._symbols
+        holes = tuple(Hole(offset, kinds[kind], values[value],
+                           symbols[symbol] if symbol != _NO_SYMBOL else "", addend)
+                      for offset, kind, value, symbol, addend
+                      in self._hole.iter_unpack(data[at + 2 : at + 2 + 16 * count]))
+        return Stencil(name, code, holes)
+
+    def __getitem__(self, name: str) -> Stencil:
+        stencil = self._made.get(name)
+        if stencil is None:
+            stencil = self._find(name)
+            if stencil is None:
+                raise KeyError(name)
+            self._made[name] = stencil
+        return stencil
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
 
 
 def _identity(status: os.stat_result) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ import pytest
 from copyjit import __main__ as cli
 from copyjit.backend import disasm, runtime
 from copyjit.build import builder, targets
-from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil
+from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
 from copyjit.stencils import table
 from copyjit.uops import UOPS
 
@@ -73,27 +73,37 @@ def test_layout_matches_the_running_interpreter() -> None:
 
 
 @pytest.fixture(scope="module")
-def rebuilt() -> str:
-    return builder.build(targets.host()).render()
+def rebuilt() -> Table:
+    return builder.build(targets.host())
 
 
-def test_shipped_table_matches_a_rebuild(rebuilt: str) -> None:
-    assert cli._stencil_module_path().read_text() == rebuilt
+def test_shipped_table_matches_a_rebuild(rebuilt: Table) -> None:
+    path = cli._stencil_module_path()
+    assert path.read_text() == rebuilt.render()
+    assert cli._records_path(path).read_bytes() == rebuilt.render_records()
 
 
-def test_build_is_reproducible(rebuilt: str) -> None:
-    assert builder.build(targets.host()).render() == rebuilt
+def test_build_is_reproducible(rebuilt: Table) -> None:
+    again = builder.build(targets.host())
+    assert again.render() == rebuilt.render() and again.render_records() == rebuilt.render_records()
 
 
 def test_check_command(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path,
-                       capsys: pytest.CaptureFixture[str], rebuilt: str) -> None:
-    monkeypatch.setattr(cli, "_rebuild", lambda: rebuilt)
+                       capsys: pytest.CaptureFixture[str], rebuilt: Table) -> None:
+    monkeypatch.setattr(cli, "_rebuild_table", lambda: rebuilt)
     assert cli.main(["stencils", "--check"]) == 0
-    stale = tmp_path / "stale.py"
-    stale.write_text(rebuilt.replace('["_NOP", "', '["_NOP", "90'))
+    stale = tmp_path / "stale.jsonl"
+    stale.write_text(rebuilt.render().replace('["_NOP", "', '["_NOP", "90'))
+    stale.with_suffix(".stencils").write_bytes(rebuilt.render_records())
     monkeypatch.setattr(cli, "_stencil_module_path", lambda: stale)
     assert cli.main(["stencils", "--check"]) == 1
     assert "stencils are stale" in capsys.readouterr().err
+    stale.write_text(rebuilt.render())  # the lines up to date, the binary file not
+    stale.with_suffix(".stencils").write_bytes(rebuilt.render_records()[:-1])
+    assert cli.main(["stencils", "--check"]) == 1
+    assert "stale.stencils differs from a rebuild" in capsys.readouterr().err
+    stale.with_suffix(".stencils").unlink()
+    assert cli.main(["stencils", "--check"]) == 1
 
 
 def test_list_command(capsys: pytest.CaptureFixture[str]) -> None:

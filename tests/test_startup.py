@@ -9,6 +9,7 @@ import os
 import runpy
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -155,7 +156,8 @@ def test_start_ups_c_types_are_ctypes_own() -> None:
 
 def test_enable_reads_only_the_header_of_the_stencil_table() -> None:
     check = ("import copyjit; copyjit.enable(); from copyjit import stencils; "
-             "assert not stencils.table().stencils._blocks, 'stencil lines read'")
+             "found = stencils.table().stencils; "
+             "assert found._data is None and not found._lines._blocks, 'stencils read'")
     subprocess.run([sys.executable, "-c", check], cwd=ROOT, check=True, timeout=60)
 
 
@@ -204,6 +206,40 @@ def test_a_table_replaced_on_disk_is_not_read_with_the_old_header(tmp_path: Path
         table.stencils["_EXIT_TRACE"]
 
 
+def test_the_binary_stencils_are_the_lines() -> None:
+    """What a process reads (the .stencils file) is what the table's lines say."""
+    import json
+
+    from copyjit import stencils
+    from copyjit.stencil import Table, _Records, _stencil
+
+    with open(stencils.path()) as file:
+        rows = [json.loads(line) for line in file.read().splitlines()[1:]]
+    table = Table.read(stencils.path())
+    assert isinstance(table.stencils, _Records)
+    for row in rows:
+        assert table.stencils[row[0]] == _stencil(*row)
+    assert table.stencils._data is not None  # (read from the binary file, not the lines)
+    for missing in ("", "_", "_A", "_ZZZ", "~", rows[0][0][:-1], rows[-1][0] + "_", rows[100][0] + "0"):
+        assert missing not in table.stencils
+
+
+def test_binary_stencils_of_another_build_are_refused_and_absent_ones_are_the_lines(tmp_path: Path) -> None:
+    import shutil
+
+    from copyjit import stencils
+    from copyjit.stencil import Table
+
+    path = tmp_path / "table.jsonl"
+    shutil.copyfile(stencils.path(), path)
+    assert Table.read(str(path)).stencils["_NOP"].name == "_NOP"  # no .stencils: the lines
+    records = bytearray(Path(stencils.path()).with_suffix(".stencils").read_bytes())
+    records[8] ^= 1  # its digest: another build's
+    path.with_suffix(".stencils").write_bytes(records)
+    with pytest.raises(RuntimeError, match="not of the build"):
+        Table.read(str(path)).stencils["_NOP"]
+
+
 @given(st.lists(st.sampled_from(["_A", "_B", "_B_C", "_BB", "_C__x", "a", "~"]), unique=True),
        st.integers(1, 4))
 def test_the_index_finds_every_stencil_of_any_table(names: list[str], every: int) -> None:
@@ -222,6 +258,15 @@ def test_the_index_finds_every_stencil_of_any_table(names: list[str], every: int
     assert dict(read.stencils) == dict(sorted(made.items())) and len(read.stencils) == len(made)
     for name in ["_A", "_B", "_B_C", "_BB", "_C__x", "a", "~", "_", "_AB", "b"]:
         assert (name in read.stencils) == (name in made)
+    # The binary file, whatever the names' hashes collide on.
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "table.jsonl"
+        path.write_text(text)
+        path.with_suffix(".stencils").write_bytes(table.render_records())
+        binary = Table.read(str(path)).stencils
+        for name in ["_A", "_B", "_B_C", "_BB", "_C__x", "a", "~", "_", "_AB", "b"]:
+            assert binary.get(name) == made.get(name)
+        assert binary._data is not None
 
 
 def test_hole_kinds_and_values_behave_as_enums() -> None:
