@@ -636,6 +636,55 @@ def _math() -> list[Uop]:
 _CLEAR_AND_EXIT = "if (res == NULL) {\n    PyErr_Clear();\n}\nEXIT_IF(res == NULL);"
 
 
+# When the number a local holds can be overwritten in place (only the
+# frame holds it; never a small int, whose identity `is` may test), and how.
+_FLOAT_REUSABLE = "Py_REFCNT(old) == 1 && PyFloat_CheckExact(old)"
+_FLOAT_REUSE = "((PyFloatObject *)old)->ob_fval = a;"
+_MAGNITUDE = "uint64_t magnitude = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;\n"
+_INT_REUSABLE = ("Py_REFCNT(old) == 1 && PyLong_CheckExact(old) &&\n"
+                 "    _PyLong_IsCompact((PyLongObject *)old) && (a < -5 || a > 256) &&\n"
+                 "    magnitude < ((uint64_t)1 << PyLong_SHIFT)")
+_INT_REUSE = ("((PyLongObject *)old)->long_value.ob_digit[0] = (digit)magnitude;\n"
+              "_PyLong_SetSignAndDigitCount((PyLongObject *)old, a < 0 ? -1 : 1, 1);")
+_LOCAL = "PyObject *value = frame->localsplus[oparg];\nEXIT_IF(value == NULL);\n"
+
+
+def _unbox_int(a: str) -> str:
+    return f"""
+EXIT_IF(!PyLong_CheckExact({a}));
+if (_PyLong_IsCompact((PyLongObject *){a})) {{
+    res = _PyLong_CompactValue((PyLongObject *){a});
+}}
+else {{
+    int overflow;
+    res = PyLong_AsLongAndOverflow({a}, &overflow);
+    EXIT_IF(overflow);
+}}
+"""
+
+
+def _unbox_float(a: str) -> str:
+    return f"EXIT_IF(!PyFloat_CheckExact({a}));\nres = PyFloat_AS_DOUBLE({a});"
+
+
+def _leaving(kind: str, make: str, reusable: str, reuse: str) -> str:
+    """The body of _STORE_*_LEAVING: the number `a` into local `oparg`."""
+    return f"""
+PyObject *old = frame->localsplus[oparg];
+if (!copyjit_reserve.pool_only && old != NULL && {reusable}) {{
+    {reuse.replace(chr(10), chr(10) + "    ")}
+}}
+else {{
+    PyObject *box = copyjit_reserve.pool_only ? NULL : {make}(a);
+    if (box == NULL) {{
+        box = copyjit_{kind.lower()}_for_exit(tstate, a);
+    }}
+    frame->localsplus[oparg] = box;
+    Py_XDECREF(old);
+}}
+"""
+
+
 def _sync(make: str, reusable: str, reuse: str) -> str:
     """The body of _SYNC_*_O: the number `a` into local `oparg`, written
     into the object the frame holds when `reusable` (only the frame holds
@@ -802,24 +851,17 @@ def _objects() -> list[Uop]:
                 "__defaults__, __kwdefaults__ unchanged), no profiler is set (sys.setprofile) "
                 "and no other tool has local events on its code",
         ),
-        uop(
-            "_UNBOX_INT_O",
-            """
-            EXIT_IF(!PyLong_CheckExact(a));
-            if (_PyLong_IsCompact((PyLongObject *)a)) {
-                res = _PyLong_CompactValue((PyLongObject *)a);
-            }
-            else {
-                int overflow;
-                res = PyLong_AsLongAndOverflow(a, &overflow);
-                EXIT_IF(overflow);
-            }
-            """,
-            regs="a:o -- res:i",
-            doc="res = a as a machine int; exits unless a is an exact int that fits 64 bits",
-        ),
-        uop("_UNBOX_FLOAT_O", "EXIT_IF(!PyFloat_CheckExact(a));\nres = PyFloat_AS_DOUBLE(a);",
+        uop("_UNBOX_INT_O", _unbox_int("a"), regs="a:o -- res:i",
+            doc="res = a as a machine int; exits unless a is an exact int that fits 64 bits"),
+        uop("_UNBOX_FLOAT_O", _unbox_float("a"),
             regs="a:o -- res:f", doc="res = a as a double; exits unless a is an exact float"),
+        # A trace's entry reads the locals it keeps unboxed where they are:
+        # no reference taken, none given back.
+        uop("_UNBOX_LOCAL_INT", _LOCAL + _unbox_int("value"), regs="-- res:i",
+            doc="res = local `oparg` as a machine int; exits unless it is bound to an exact int "
+                "that fits 64 bits"),
+        uop("_UNBOX_LOCAL_FLOAT", _LOCAL + _unbox_float("value"), regs="-- res:f",
+            doc="res = local `oparg` as a double; exits unless it is bound to an exact float"),
         # Boxing fails only when memory is exhausted: nothing has changed
         # yet, so exit and let the interpreter run out of memory itself.
         *[uop(f"_BOX_{kind}_O", f"res = {make}(a);\n{_CLEAR_AND_EXIT}", regs=f"a:{k} -- res:o",
@@ -831,18 +873,10 @@ def _objects() -> list[Uop]:
         # it change; never a small int, whose identity `is` may test), else
         # a new box replaces it. Fails only when memory is exhausted, with
         # nothing lost (the trace still has the value): exit.
-        uop("_SYNC_FLOAT_O",
-            _sync("PyFloat_FromDouble", "Py_REFCNT(old) == 1 && PyFloat_CheckExact(old)",
-                  "((PyFloatObject *)old)->ob_fval = a;"),
+        uop("_SYNC_FLOAT_O", _sync("PyFloat_FromDouble", _FLOAT_REUSABLE, _FLOAT_REUSE),
             regs="a:f --", doc="local `oparg` = float(a), in place when only the frame holds its float"),
         uop("_SYNC_INT_O",
-            "uint64_t magnitude = a < 0 ? 0 - (uint64_t)a : (uint64_t)a;\n" +
-            _sync("PyLong_FromSsize_t",
-                  "Py_REFCNT(old) == 1 && PyLong_CheckExact(old) &&\n"
-                  "    _PyLong_IsCompact((PyLongObject *)old) && (a < -5 || a > 256) &&\n"
-                  "    magnitude < ((uint64_t)1 << PyLong_SHIFT)",
-                  "((PyLongObject *)old)->long_value.ob_digit[0] = (digit)magnitude;\n"
-                  "_PyLong_SetSignAndDigitCount((PyLongObject *)old, a < 0 ? -1 : 1, 1);"),
+            _MAGNITUDE + _sync("PyLong_FromSsize_t", _INT_REUSABLE, _INT_REUSE),
             regs="a:i --", doc="local `oparg` = int(a), in place when only the frame holds its one-digit int "
                                "(and a is no small int)"),
         uop("_EXIT_IF_WATCHED",
@@ -881,6 +915,17 @@ def _objects() -> list[Uop]:
               doc=f"res = {kind.lower()}(a), for the frame: on failure the emergency reserve is "
                   "released and the box made again, else taken from the pool (copyjit.h)")
           for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
+        # A local written back as the trace leaves: in place when only the
+        # frame holds its number (as _SYNC_*_O; not when boxing from the
+        # pool is what a test is after), else boxed as _BOX_*_LEAVING_O.
+        uop("_STORE_FLOAT_LEAVING",
+            _leaving("FLOAT", "PyFloat_FromDouble", _FLOAT_REUSABLE, _FLOAT_REUSE),
+            regs="a:f --", doc="local `oparg` = float(a), in place when only the frame holds its float; "
+                               "cannot fail (as _BOX_FLOAT_LEAVING_O)"),
+        uop("_STORE_INT_LEAVING",
+            _MAGNITUDE + _leaving("INT", "PyLong_FromSsize_t", _INT_REUSABLE, _INT_REUSE),
+            regs="a:i --", doc="local `oparg` = int(a), in place when only the frame holds its one-digit "
+                               "int (and a is no small int); cannot fail (as _BOX_INT_LEAVING_O)"),
         uop(
             "_LOAD_GLOBAL_MODULE_O",
             """

@@ -415,3 +415,32 @@ def test_the_jit_is_left_as_found() -> None:
     jit = JIT(1)
     jit.enable()
     jit.disable()
+
+
+def test_an_exit_writes_in_place_only_a_number_the_frame_alone_holds() -> None:
+    """An exit overwrites the float (or one-digit int) a local holds in
+    place when only the frame holds it (_STORE_*_LEAVING). Here the
+    interpreter keeps each one the inner loop's trace left in the frame
+    (the outer loop, with its `with`, is not traced), and the entries and
+    exits after that must not change them: each kept number is its own.
+    Nor does an int object become a small int's value: `is` would tell."""
+    import contextlib
+
+    def f(n: int) -> tuple[list[object], float, int]:
+        seen: list[object] = []
+        x, k, small = 0.5, 1000, 3
+        for j in range(n):
+            m = 1000 + j  # the frame's alone, and no small int: but m ends small
+            for i in range(12):
+                x = x * 0.75 + i
+                k = k * 3 % 1000003 + 300
+                small = (small + i) % 200
+                m = i + j % 2
+            with contextlib.nullcontext():
+                seen += [x, k, small, m is m + 0]  # (a small int is the one object)
+            if j % 3 == 0:
+                x, k = x + 0.0, k + 0  # the same values, the frame's own objects
+        return seen, x, k
+
+    stats = differential(f, 40)
+    assert stats["native_entries"] >= 20, stats

@@ -300,10 +300,14 @@ _EXHAUSTED = {
     # reserve left. They come from the pool (copyjit.h); without it, this
     # one stops the process. (CPython raises at the first float it makes
     # after the call, the JIT a little later, in the interpreter: both are
-    # caught.)
+    # caught.) The callee keeps the floats the frame holds: an exit writes
+    # a local's float in place only when the frame alone holds it.
     "called_spent": """
-        kept = [None]
+        import sys
+        kept = [None, None]
         def exhaust(i):
+            if i == 60:
+                kept[1] = dict(sys._getframe(1).f_locals)
             xs = []
             x = 0.5
             try:

@@ -299,8 +299,8 @@ static inline __attribute__((always_inline)) PyObject *copyjit_pooled_reraiser(P
     return (PyObject *)reraiser;
 }
 
-// The slow halves of _BOX_*_LEAVING_O and _RERAISER_O (objects.c), out of
-// line: their box failed (or the pool alone is to be used), and the frame
+// The slow halves of _BOX_*_LEAVING_O, _STORE_*_LEAVING and _RERAISER_O
+// (objects.c), out of line: their box failed (or the pool alone is to be used), and the frame
 // must be handed back. The emergency reserve is given back and the box
 // made again, else one is taken from the pool; the process stops only if
 // that is empty too.

@@ -113,7 +113,7 @@ class _Lowering:
         # this trace stores, since a bridge may store one the trace only reads
         # (a bridge's exits write its parent's too).
         self.written: list[int] = list(self.home)
-        self.written_lines: dict[int, tuple[str, str, str]] = {}  # slot -> what write_back writes
+        self.written_lines: dict[int, tuple[str, str]] = {}  # slot -> what write_back writes
         self.lines: list[str] = []
         # (line, recording, op): the lines from there on are that op's; a
         # recording of None ends the body (what follows is exit stubs).
@@ -293,8 +293,7 @@ class _Lowering:
             r = f"{kind}0"
             # A local bound when recording may be unbound now (bound on one
             # path only): that, or another type, leaves before anything changed.
-            self.line(f"_LOAD_FAST_OR_EXIT oparg={slot} exit=unbound")
-            self.line(f"{r} = _UNBOX_{_KIND[kind]} exit=entry")
+            self.line(f"{r} = _UNBOX_LOCAL_{_KIND[kind]} oparg={slot} exit=unbound")
             self.line(f"_SPILL_{_KIND[kind]} {r} oparg={self.home[slot]}")
 
     def run(self) -> Lowered:
@@ -314,9 +313,7 @@ class _Lowering:
         self.line(f"_COUNT operand0={self.counter}")  # iterations, to tell short loops
         self.body(head + 1)
         self.line("_JUMP jump=loop")
-        self.lines.append("entry:")  # the unbox that failed left its value on the stack
-        self.line("_POP_TOP")
-        self.lines.append("unbound:")
+        self.lines.append("unbound:")  # (or not the type recorded)
         self.line(f"_SET_IP operand0={instruction_address(self.rec.code, self.rec.dst)}")
         self.line(f"_EXIT_TRACE oparg={ENTRY_EXIT}")
         links = bytearray(8 * (len(self.snapshots) + 1))
@@ -343,9 +340,7 @@ class _Lowering:
             if slot in self.rec.stored and (slot in self.own_homes or slot not in self.parent.stored):
                 self.write_back(self.lines, slot)
         self.line(f"_GOTO operand0={loop_address}")
-        self.lines.append("entry:")
-        self.line("_POP_TOP")
-        self.lines.append("unbound:")  # leave as the parent's exit would have
+        self.lines.append("unbound:")  # (or not the type recorded) leave as the parent's exit would have
         parent_snapshot = self.parent.snapshots[self.exit_number - 1]
         stub = self.parent.stub(self.exit_number, parent_snapshot, None, released=True, shared=False)
         self.lines += stub[1:]
@@ -389,7 +384,8 @@ class _Lowering:
         # Unboxing a value this trace has just boxed failed (pop_value): it
         # cannot, and there is no state to go back to. (Boxing while the
         # frame is written back spends the emergency reserve instead:
-        # _BOX_*_LEAVING_O.) Stop loudly rather than run on with a wrong frame.
+        # _BOX_*_LEAVING_O, _STORE_*_LEAVING.) Stop loudly rather than run on
+        # with a wrong frame.
         self.lines.append("error:")
         self.line("_FATAL_ERROR")
         text = "\n".join(self.lines) + "\n"
@@ -427,15 +423,16 @@ class _Lowering:
         # The same lines in every exit stub: made once per local. Boxed in
         # a register, not pushed: an exit's stack may fill the frame's value
         # stack already (co_stacksize), and a slot past it is the next
-        # frame's first word, or past a generator's own memory. A box that
-        # fails here spends the emergency reserve (_BOX_*_LEAVING_O): the
-        # frame is half written, there is no state to exit to.
+        # frame's first word, or past a generator's own memory. In place
+        # when only the frame holds the local's number (no box made, none
+        # freed: n-body's pair loop leaves at every step). A box that fails
+        # here spends the emergency reserve (_STORE_*_LEAVING): the frame is
+        # half written, there is no state to exit to.
         made = self.written_lines.get(slot)
         if made is None:
             kind = self.home_kind(slot)
             made = self.written_lines[slot] = (f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}",
-                                               f"    i0 = _BOX_{_KIND[kind]}_LEAVING_O {kind}0",
-                                               f"    _STORE_FAST_O i0 oparg={slot}")
+                                               f"    _STORE_{_KIND[kind]}_LEAVING {kind}0 oparg={slot}")
         lines += made
 
     def parent_kind(self, slot: int) -> str:
@@ -1025,7 +1022,7 @@ class _InlinedLoop(_Lowering):
         self.temp: dict[int, int] = {}
         self.calls, self.top = _value_slots(rec, self.temp, top)
         self.written = [*outer.written, *own]  # an exit inside leaves the frame whole
-        self.written_lines: dict[int, tuple[str, str, str]] = {}  # its own homes: not the outer's lines
+        self.written_lines: dict[int, tuple[str, str]] = {}  # its own homes: not the outer's lines
         self.lines: list[str] = []
         self.marks: list[tuple[int, Recording | None, int]] = []
         # The outer trace's exits, continued here.
@@ -1086,8 +1083,7 @@ class _InlinedLoop(_Lowering):
             self.inlined_exits.add(len(self.snapshots))
             for slot in self.own_homes:
                 kind = self.rec.slots[slot]
-                self.line(f"_LOAD_FAST_OR_EXIT oparg={slot} exit=unbound{n}")
-                self.line(f"{kind}0 = _UNBOX_{_KIND[kind]} exit=entry{n}")
+                self.line(f"{kind}0 = _UNBOX_LOCAL_{_KIND[kind]} oparg={slot} exit=unbound{n}")
                 self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={self.home[slot]}")
         self.pinned_from_homes()
         self.lines.append(f"inner{n}:")
@@ -1095,8 +1091,6 @@ class _InlinedLoop(_Lowering):
         self.body()
         self.line(f"_JUMP jump=inner{n}")
         if self.own_homes:
-            self.lines.append(f"entry{n}:")
-            self.line("_POP_TOP")
             self.lines.append(f"unbound{n}:")
             self.line(f"_JUMP jump={at_head}")
         stored = [slot for slot in self.own_homes if slot in self.rec.stored]
