@@ -40,7 +40,7 @@ def _report(stats_to_stderr: bool, stats_json: str | None) -> None:
         if compiles:
             own = [c - i for c, i in zip(compiles, data["compile_import_seconds"], strict=True)]
             hot = (f"median {_median(compiles) * 1e3:.1f} ms over {len(compiles)}, "
-                   f"{_median(own) * 1e3:.1f} ms without importing the JIT's compiler "
+                   f"{_median(own) * 1e3:.1f} ms without loading the JIT's compiler "
                    f"({data['import_seconds'] * 1e3:.1f} ms, once)")
         print(f"copyjit: {data['traces']} traces, {data['bridges']} bridges, "
               f"{data['inlined_loops']} nested loops inlined, "

@@ -405,6 +405,11 @@ class _Records(Mapping[str, Stencil]):
         self._data = data
         return data
 
+    def load(self) -> None:
+        """Read the file, if not yet."""
+        if self._data is None and not self._absent:
+            self._load()
+
     def _find(self, name: str) -> Stencil | None:
         data = self._data
         if data is None:

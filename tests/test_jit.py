@@ -311,7 +311,7 @@ def test_run_gives_the_same_traceback_and_exit_code(tmp_path: Path) -> None:
 def test_run_stats_to_stderr_and_off_switch(tmp_path: Path) -> None:
     on = _run(tmp_path, PROGRAM, "--stats", "--threshold", "1")
     assert re.search(r"copyjit: [1-9]\d* traces", on.stderr)
-    assert re.search(r"; hot to native: median \d+\.\d ms over [1-9]\d*, \d+\.\d ms without importing "
+    assert re.search(r"; hot to native: median \d+\.\d ms over [1-9]\d*, \d+\.\d ms without loading "
                      r"the JIT's compiler \(\d+\.\d ms, once\);", on.stderr)
     off = _run(tmp_path, PROGRAM, "--stats", env={"COPYJIT": "0"})
     assert "copyjit: 0 traces" in off.stderr and off.stdout == on.stdout

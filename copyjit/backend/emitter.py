@@ -338,6 +338,15 @@ class Emitter:
                         pack_q(code, start + offset, value & _MASK64)
 
 
+def load_stencils() -> None:
+    """Read the stencil file now (~0.4 ms, once a process; see stencil.py's
+    _Records), not at the first stencil a trace uses."""
+    stencils = runtime().table.stencils
+    load = getattr(stencils, "load", None)
+    if load is not None:
+        load()
+
+
 def emit(instructions: list[Instruction] | tuple[Instruction, ...],
          constants: tuple[object, ...] = ()) -> Trace:
     """Emit with the process's shared emitter."""
