@@ -58,23 +58,30 @@ def guards(rec: Recording) -> Recording:
     same: dict[int, int] = {}  # a copy (a new reference) -> the value it copies: one object
     code = runs_code(rec)
     for index, op in enumerate(rec.ops):
-        args = tuple(same.get(a, a) for a in (replace.get(a, a) for a in op.args))
-        if op.name == "copy_o":
-            same[index] = args[0]
-        elif op.name in GUARDS:
-            key = (op.name, op.arg, args)
+        name = op.name
+        if name == "copy_o":
+            same[index] = _same(op.args[0], replace, same)
+        elif name in GUARDS:
+            key = (name, op.arg, tuple([_same(a, replace, same) for a in op.args]))
             if key in seen:
                 dropped.add(index)
             seen.add(key)
-        elif op.name == "unbox":
-            if (args[0], op.kind) in unboxed:
-                replace[index] = unboxed[args[0], op.kind]
+        elif name == "unbox":
+            value = (_same(op.args[0], replace, same), op.kind)
+            if value in unboxed:
+                replace[index] = unboxed[value]
                 dropped.add(index)
             else:
-                unboxed[args[0], op.kind] = index
+                unboxed[value] = index
         elif code[index]:
             seen.clear()
     return rewrite(rec, dropped, replace)
+
+
+def _same(value: int, replace: dict[int, int], same: dict[int, int]) -> int:
+    """The value `value` stands for: its replacement's, the original of a copy."""
+    value = replace.get(value, value)
+    return same.get(value, value)
 
 
 def runs_code(rec: Recording) -> list[bool]:
@@ -90,7 +97,7 @@ def runs_code(rec: Recording) -> list[bool]:
     items: dict[tuple[int, ...], int] = {}  # (list, index value) -> the item read
     result = [False] * len(ops)
     for index, op in enumerate(ops):
-        args = tuple(same.get(a, a) for a in op.args)
+        args = tuple([same.get(a, a) for a in op.args]) if same else op.args
         if op.name == "copy_o":
             same[index] = args[0]
             copies.setdefault(args[0], [args[0]]).append(index)

@@ -24,18 +24,21 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
     first = min((*dropped, *replace, *changed))
     number = [*range(first), *[-1] * (len(rec.ops) - first)]
     chase = any(target >= value for value, target in replace.items())
-    ops: list[Op] = rec.ops[:first]
-    for index in range(first, len(rec.ops)):
-        op = rec.ops[index]
-        target = replace.get(index)
+    old_ops = rec.ops
+    ops: list[Op] = old_ops[:first]
+    for index in range(first, len(old_ops)):
+        gone = index in dropped
+        target = replace.get(index) if replace else None
         if target is not None and target < index:
             number[index] = number[target]
-        elif index not in dropped:
+        elif not gone:
             number[index] = len(ops)
-        if index in dropped:
+        if gone:
             continue
-        op = changed.get(index, op)
-        if chase:
+        op = changed.get(index, old_ops[index]) if changed else old_ops[index]
+        if not op.args:
+            args = op.args
+        elif chase:
             args = tuple([number[_resolved(a, replace)] for a in op.args])
         else:
             args = tuple([number[a] for a in op.args])
