@@ -287,13 +287,13 @@ class _Lowering:
                 return self.pinned.get(op.arg)  # type: ignore[call-overload, no-any-return]
         return None
 
-    def unbox_homes(self) -> None:
+    def unbox_homes(self, unbound: str = "unbound") -> None:
         for slot in self.own_homes:
             kind = self.rec.slots[slot]
             r = f"{kind}0"
             # A local bound when recording may be unbound now (bound on one
             # path only): that, or another type, leaves before anything changed.
-            self.line(f"{r} = _UNBOX_LOCAL_{_KIND[kind]} oparg={slot} exit=unbound")
+            self.line(f"{r} = _UNBOX_LOCAL_{_KIND[kind]} oparg={slot} exit={unbound}")
             self.line(f"_SPILL_{_KIND[kind]} {r} oparg={self.home[slot]}")
 
     def run(self) -> Lowered:
@@ -1081,10 +1081,7 @@ class _InlinedLoop(_Lowering):
         if self.own_homes:
             at_head = self.outer_exit(Snapshot(self.call.head, ()))
             self.inlined_exits.add(len(self.snapshots))
-            for slot in self.own_homes:
-                kind = self.rec.slots[slot]
-                self.line(f"{kind}0 = _UNBOX_LOCAL_{_KIND[kind]} oparg={slot} exit=unbound{n}")
-                self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={self.home[slot]}")
+            self.unbox_homes(f"unbound{n}")
         self.pinned_from_homes()
         self.lines.append(f"inner{n}:")
         self.line(f"_CHECK_EVAL_BREAKER exit={self.exit_label(Snapshot(self.call.head, (), normal=True))}")
