@@ -370,7 +370,27 @@ def _digest(records: bytes) -> str:
     return records[8:24].hex()
 
 
-class _Records(Mapping[str, Stencil]):
+class _Found(Mapping[str, Stencil]):
+    """Stencils made from their stored form at the first lookup of each
+    (`_find`), and kept."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, Stencil] = {}
+
+    def _find(self, name: str) -> Stencil | None:
+        raise NotImplementedError
+
+    def __getitem__(self, name: str) -> Stencil:
+        stencil = self._made.get(name)
+        if stencil is None:
+            stencil = self._find(name)
+            if stencil is None:
+                raise KeyError(name)
+            self._made[name] = stencil
+        return stencil
+
+
+class _Records(_Found):
     """The stencils of a binary file (Table.render_records), read whole at
     the first lookup (~0.3 ms, one read) and each parsed at its first use
     (a few µs); the header's digest must be the file's, else the file is of
@@ -378,6 +398,7 @@ class _Records(Mapping[str, Stencil]):
 
     def __init__(self, path: str, digest: str, symbols: tuple[str, ...],
                  lines: Mapping[str, Stencil]) -> None:
+        super().__init__()
         self._path, self._digest, self._symbols, self._lines = path, digest, symbols, lines
         self._data: bytes | None = None
         self._absent = False  # no file: the lines
@@ -385,9 +406,11 @@ class _Records(Mapping[str, Stencil]):
         self._u16: Any = None  # struct.Structs, made at the first lookup
         self._u32: Any = None
         self._hole: Any = None
-        self._made: dict[str, Stencil] = {}
 
-    def _load(self) -> bytes | None:
+    def load(self) -> None:
+        """Read the file, if not yet (if it is not there: the lines)."""
+        if self._data is not None or self._absent:
+            return
         import struct  # (not at start-up, which reads no stencil: ~0.3 ms)
 
         try:
@@ -395,7 +418,7 @@ class _Records(Mapping[str, Stencil]):
                 data = file.read()
         except FileNotFoundError:
             self._absent = True
-            return None
+            return
         head = struct.Struct(_HEAD)
         magic, digest, slots = head.unpack_from(data)
         if magic != _MAGIC or digest.hex() != self._digest:
@@ -403,19 +426,12 @@ class _Records(Mapping[str, Stencil]):
         self._slots = memoryview(data)[head.size : head.size + 8 * slots].cast("I")
         self._u16, self._u32, self._hole = struct.Struct("<H"), struct.Struct("<I"), struct.Struct(_HOLE)
         self._data = data
-        return data
-
-    def load(self) -> None:
-        """Read the file, if not yet."""
-        if self._data is None and not self._absent:
-            self._load()
 
     def _find(self, name: str) -> Stencil | None:
+        self.load()
         data = self._data
         if data is None:
-            data = None if self._absent else self._load()
-            if data is None:
-                return self._lines.get(name)
+            return self._lines.get(name)
         encoded = name.encode()
         wanted, slots, size = _hash(encoded), self._slots, len(encoded)
         mask = len(slots) // 2 - 1
@@ -440,15 +456,6 @@ class _Records(Mapping[str, Stencil]):
                       for offset, kind, value, symbol, addend
                       in self._hole.iter_unpack(data[at + 2 : at + 2 + 16 * count]))
         return Stencil(name, code, holes)
-
-    def __getitem__(self, name: str) -> Stencil:
-        stencil = self._made.get(name)
-        if stencil is None:
-            stencil = self._find(name)
-            if stencil is None:
-                raise KeyError(name)
-            self._made[name] = stencil
-        return stencil
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._lines)
@@ -504,17 +511,17 @@ def _loads(line: str) -> Any:
     return json.loads(line)
 
 
-class _LazyStencils(Mapping[str, Stencil]):
+class _LazyStencils(_Found):
     """Stencils parsed from their JSON lines on first use: a trace uses a few
     dozen of the thousands, and a process that compiles nothing needs none.
     The lines are sorted by name; the index (see Table.render) says which
     block of them holds a name, and each block is read once."""
 
     def __init__(self, read: Read, names: list[str], offsets: list[int]) -> None:
+        super().__init__()
         self._read = read
         self._names, self._offsets = names, offsets  # of the first line of each block, then the end
         self._blocks: dict[int, bytes] = {}
-        self._made: dict[str, Stencil] = {}
 
     def _block(self, number: int) -> bytes:
         block = self._blocks.get(number)
@@ -543,15 +550,12 @@ class _LazyStencils(Mapping[str, Stencil]):
             block = block[found + 1 :]
         return block[: block.find(b"\n")]
 
-    def __getitem__(self, name: str) -> Stencil:
-        stencil = self._made.get(name)
-        if stencil is None:
-            line = self._line(name)
-            if line is None:
-                raise KeyError(name)
-            _, code, holes = _loads(line.decode())
-            stencil = self._made[name] = _stencil(name, code, holes)
-        return stencil
+    def _find(self, name: str) -> Stencil | None:
+        line = self._line(name)
+        if line is None:
+            return None
+        _, code, holes = _loads(line.decode())
+        return _stencil(name, code, holes)
 
     def __iter__(self) -> Iterator[str]:
         for number in range(len(self._names)):
