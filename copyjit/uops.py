@@ -667,43 +667,36 @@ def _unbox_float(a: str) -> str:
     return f"EXIT_IF(!PyFloat_CheckExact({a}));\nres = PyFloat_AS_DOUBLE({a});"
 
 
-def _leaving(kind: str, make: str, reusable: str, reuse: str) -> str:
-    """The body of _STORE_*_LEAVING: the number `a` into local `oparg`."""
+def _into_local(reusable: str, reuse: str, boxing: str) -> str:
+    """The number `a` into local `oparg`: written into the object the frame
+    holds when `reusable` (only the frame holds it), else a `box` made by
+    `boxing` replaces it."""
+    indent = chr(10) + "    "
     return f"""
 PyObject *old = frame->localsplus[oparg];
-if (!copyjit_reserve.pool_only && old != NULL && {reusable}) {{
-    {reuse.replace(chr(10), chr(10) + "    ")}
+if ({reusable}) {{
+    {reuse.replace(chr(10), indent)}
 }}
 else {{
-    PyObject *box = copyjit_reserve.pool_only ? NULL : {make}(a);
-    if (box == NULL) {{
-        box = copyjit_{kind.lower()}_for_exit(tstate, a);
-    }}
+    {boxing.replace(chr(10), indent)}
     frame->localsplus[oparg] = box;
     Py_XDECREF(old);
 }}
 """
+
+
+def _leaving(kind: str, make: str, reusable: str, reuse: str) -> str:
+    """The body of _STORE_*_LEAVING: cannot fail (as _BOX_*_LEAVING_O)."""
+    return _into_local(f"!copyjit_reserve.pool_only && old != NULL && {reusable}", reuse,
+                       f"PyObject *box = copyjit_reserve.pool_only ? NULL : {make}(a);\n"
+                       f"if (box == NULL) {{\n    box = copyjit_{kind.lower()}_for_exit(tstate, a);\n}}")
 
 
 def _sync(make: str, reusable: str, reuse: str) -> str:
-    """The body of _SYNC_*_O: the number `a` into local `oparg`, written
-    into the object the frame holds when `reusable` (only the frame holds
-    it), else boxed by `make` (exit if that fails: nothing is lost)."""
-    return f"""
-PyObject *old = frame->localsplus[oparg];
-if (old != NULL && {reusable}) {{
-    {reuse.replace(chr(10), chr(10) + "    ")}
-}}
-else {{
-    PyObject *box = {make}(a);
-    if (box == NULL) {{
-        PyErr_Clear();
-    }}
-    EXIT_IF(box == NULL);
-    frame->localsplus[oparg] = box;
-    Py_XDECREF(old);
-}}
-"""
+    """The body of _SYNC_*_O: a box that fails exits (nothing is lost)."""
+    return _into_local(f"old != NULL && {reusable}", reuse,
+                       f"PyObject *box = {make}(a);\nif (box == NULL) {{\n    PyErr_Clear();\n}}\n"
+                       "EXIT_IF(box == NULL);")
 
 
 def _subscript(kind: str, borrowed: bool = False) -> Uop:
