@@ -107,6 +107,46 @@ def test_text_form_errors() -> None:
         asm.parse("_JUMP target=x")
 
 
+_REGISTERS = st.sampled_from(["i0", "i1", "i2", "f0", "f3"])
+
+
+@st.composite
+def _rows(draw: st.DrawFn) -> list[asm.Row]:
+    """Labels and instructions (some naming labels), each label defined once
+    and followed by an instruction."""
+    count = draw(st.integers(1, 8))
+    labels = [f"L{k}" for k in range(draw(st.integers(0, 4)))]
+    at = {label: draw(st.integers(0, count - 1)) for label in labels}
+    target = st.none() | st.sampled_from(labels) if labels else st.none()
+    rows: list[asm.Row] = []
+    for index in range(count):
+        rows += [label for label in labels if at[label] == index]
+        rows.append(asm.make(draw(st.sampled_from(["_NOP", "_LOAD_FAST", "_CHECK_EVAL_BREAKER"])),
+                             tuple(draw(st.lists(_REGISTERS, max_size=2))),
+                             tuple(draw(st.lists(_REGISTERS, max_size=2))),
+                             draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**64 - 1)),
+                             draw(st.integers(0, 2**64 - 1)), draw(target), draw(target), draw(target)))
+    return rows
+
+
+@given(_rows())
+def test_rows_assemble_to_what_their_text_parses_to(rows: list[asm.Row]) -> None:
+    # The lowering makes rows, and shows them (explain, the log) as text.
+    text = "\n".join(asm.row_text(row) for row in rows)
+    assert asm.assemble(rows) == asm.parse(text)
+
+
+def test_assemble_errors() -> None:
+    with pytest.raises(asm.AsmError, match="line 2: no label 'nowhere'"):
+        asm.assemble([asm.make("_NOP"), asm.make("_JUMP", jump="nowhere")])
+    with pytest.raises(asm.AsmError, match="line 3: label out defined twice"):
+        asm.assemble(["out", asm.make("_NOP"), "out", asm.make("_NOP")])
+    with pytest.raises(asm.AsmError, match="names no instruction"):
+        asm.assemble([asm.make("_JUMP", jump="out"), "out"])
+    with pytest.raises(asm.AsmError, match="line 4: no label 'x'"):  # the line's number, not the row's
+        asm.parse("_NOP\n\n# a comment\n_JUMP jump=x")
+
+
 @given(st.text(alphabet=st.sampled_from(list("aZ_9.:é² -#")), min_size=1, max_size=12))
 def test_labels_are_what_the_grammar_says(line: str) -> None:
     import re

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from copyjit.backend import asm
 from copyjit.trace.jit import JIT
 from tests.conftest import interrupted
 from tests.test_objects import differential
@@ -374,6 +375,21 @@ def test_the_escape_loop_inlined_spills_nothing() -> None:
     assert texts
     loop = texts[0].split("\ninner", 1)[1].split("_JUMP jump=inner", 1)[0]
     assert "_MUL_FLOAT" in loop and "_SPILL" not in loop, loop
+
+
+def test_the_text_of_a_trace_parses_to_its_instructions() -> None:
+    # The lowering makes instructions directly (asm.make rows); the text
+    # form that explain and the log show must be what they are.
+    jit = JIT(1)
+    jit.enable(escape_times.__code__)
+    try:
+        escape_times(12)
+    finally:
+        jit.disable()
+    lowered = [location.lowered for location in jit.locations.values() if location.lowered is not None]
+    assert any(each.lowering.inlined_loops for each in lowered)
+    for each in lowered:
+        assert asm.parse(each.text) == each.instructions
 
 
 def test_a_big_nested_loop_is_called_not_inlined() -> None:

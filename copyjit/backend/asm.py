@@ -11,6 +11,10 @@ A line is `[outs =] NAME [ins, ...] [key=value ...]`; `label:` names the next
 instruction. Keys are oparg, operand0, operand1 (ints; a float literal means
 its IEEE bits; `@name` looks the value up in `env`) and jump, exit, error
 (labels).
+
+The lowering does not write text: it makes *rows*, what lines parse to
+(`make`: an instruction whose targets are labels; a str: a label), and
+`assemble`s them. `row_text` gives a row's line, for explain and the log.
 """
 
 from __future__ import annotations
@@ -19,8 +23,12 @@ import struct
 
 from copyjit.backend.emitter import Instruction
 
-# No re: lower.py parses every trace it makes with this, at the first hot
-# loop of every program, where importing re costs ~8 ms.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# No re: lower.py makes every trace's rows with this module, at the first
+# hot loop of every program, where importing re costs ~8 ms.
 _INT_KEYS = ("oparg", "operand0", "operand1")
 _TARGET_KEYS = ("jump", "exit", "error")
 _KEYS = frozenset(_INT_KEYS + _TARGET_KEYS)
@@ -61,10 +69,11 @@ def _label(line: str) -> str | None:
 
 def _split(line: str) -> tuple[tuple[str, ...], str, list[str], dict[str, str]]:
     outs: tuple[str, ...] = ()
-    words = line.split(None, 2)
-    if "=" in words[0] or (len(words) > 1 and words[1] == "="):
-        left, _, line = line.partition("=")
-        outs = tuple(r.strip() for r in left.split(",") if r.strip())
+    # `a, b = NAME ...`: before the first "=", registers and commas only
+    # (in `NAME oparg=1`, a name and a key).
+    left, eq, right = line.partition("=")
+    if eq and all(len(piece.split()) == 1 for piece in left.split(",")):
+        outs, line = tuple(piece.strip() for piece in left.split(",")), right
     words = line.replace(",", " ").split()
     name, args, keys = words[0], [], {}
     for word in words[1:]:
@@ -85,16 +94,16 @@ class _Targets:
     def __init__(self, base: Instruction, jump: str | None, exit: str | None, error: str | None) -> None:
         self.base, self.jump, self.exit, self.error = base, jump, exit, error
 
-    def resolve(self, labels: dict[str, int], number: int) -> Instruction:
-        targets: list[int | None] = []
-        for label in (self.jump, self.exit, self.error):
-            if label is None:
-                targets.append(None)
-            elif label in labels:
-                targets.append(labels[label])
-            else:
-                raise AsmError(f"line {number}: no label {label!r}")
-        return self.base.retargeted(*targets)
+    def resolve(self, labels: dict[str, int]) -> Instruction:
+        """The instruction, its labels looked up (KeyError: one is not there)."""
+        jump, exit, error = self.jump, self.exit, self.error
+        return self.base.retargeted(None if jump is None else labels[jump],
+                                    None if exit is None else labels[exit],
+                                    None if error is None else labels[error])
+
+    def missing(self, labels: dict[str, int]) -> str:
+        return next(label for label in (self.jump, self.exit, self.error)
+                    if label is not None and label not in labels)
 
 
 _BLANK = ()  # the meaning of a blank or comment line
@@ -104,10 +113,8 @@ _Meaning = Instruction | _Targets | str | tuple[()]  # str: the label the line d
 # indentation and all): its instruction if it names no label; if it does,
 # the instruction but for its targets (_Targets), whose labels each text
 # resolves; the label a label line defines. Lines that name an @name are
-# not kept (their env may differ). A trace's lines are mostly the same few
-# (reloads, spills, the exit stubs' write-backs), and the traces of a
-# program repeat each other's: parsing was most of the time lower() took.
-# Bounded: emptied when full.
+# not kept (their env may differ). Texts repeat lines (reloads, spills,
+# exit stubs). Bounded: emptied when full.
 _PARSED: dict[str, _Meaning] = {}
 _PARSED_MAX = 8192
 
@@ -119,37 +126,60 @@ def parse(text: str, env: dict[str, int] | None = None) -> list[Instruction]:
 def parse_lines(lines: list[str], env: dict[str, int] | None = None) -> list[Instruction]:
     """parse("\\n".join(lines), env), without joining and splitting again."""
     env = env or {}
-    rows: list[Instruction | _Targets] = []
-    append = rows.append
-    labels: dict[str, int] = {}
-    pending: list[tuple[int, int]] = []  # (row, line number) of the rows that name labels
+    rows: list[Row] = []
+    numbers: list[int] = []  # each row's line number
     get = _PARSED.get
-    # Kept flat: this runs for every line of every trace (~0.1 us a line).
     for number, raw in enumerate(lines, 1):
         meaning = get(raw)
         if meaning is None:
             meaning = _meaning(raw, number, env)
-        kind = type(meaning)
+        if meaning is not _BLANK:
+            rows.append(meaning)  # type: ignore[arg-type]
+            numbers.append(number)
+    return assemble(rows, numbers.__getitem__)
+
+
+Row = Instruction | _Targets | str  # str: a label, naming the next row's instruction
+
+
+def assemble(rows: list[Row], where: Callable[[int], int] | None = None) -> list[Instruction]:
+    """The instructions of `rows`, each label resolved to the index of the
+    instruction after it. `where(row)`: the line number to report a row's
+    error at (default: the row's number, from 1)."""
+    instructions: list[Instruction | _Targets] = []
+    append = instructions.append
+    labels: dict[str, int] = {}
+    pending: list[tuple[int, int]] = []  # (instruction, row) of those that name labels
+    for number, row in enumerate(rows):
+        kind = type(row)
         if kind is Instruction:
-            append(meaning)  # type: ignore[arg-type]
+            append(row)  # type: ignore[arg-type]
         elif kind is _Targets:
-            pending.append((len(rows), number))
-            append(meaning)  # type: ignore[arg-type]
-        elif kind is str:
-            if meaning in labels:
-                raise AsmError(f"line {number}: label {meaning} defined twice")
-            labels[meaning] = len(rows)  # type: ignore[index]
-    if any(index == len(rows) for index in labels.values()):
+            pending.append((len(instructions), number))
+            append(row)  # type: ignore[arg-type]
+        else:
+            if row in labels:
+                raise AsmError(f"line {_at(where, number)}: label {row} defined twice")
+            labels[row] = len(instructions)  # type: ignore[index]
+    if any(index == len(instructions) for index in labels.values()):
         raise AsmError("a label at the end names no instruction")
-    # In one text a line means one thing: resolve each distinct one once.
+    # A row made once means one thing: resolve each distinct one once.
     resolved: dict[_Targets, Instruction] = {}
-    for row, number in pending:
-        targets = rows[row]
+    for index, number in pending:
+        targets = instructions[index]
         made = resolved.get(targets)  # type: ignore[arg-type]
         if made is None:
-            made = resolved[targets] = targets.resolve(labels, number)  # type: ignore[union-attr,index]
-        rows[row] = made
-    return rows  # type: ignore[return-value]  # every _Targets resolved
+            try:
+                made = resolved[targets] = targets.resolve(labels)  # type: ignore[union-attr,index]
+            except KeyError:
+                raise AsmError(f"line {_at(where, number)}: no label "
+                               f"{targets.missing(labels)!r}") from None  # type: ignore[union-attr]
+        instructions[index] = made
+    return instructions  # type: ignore[return-value]  # every _Targets resolved
+
+
+def _at(where: Callable[[int], int] | None, row: int) -> int:
+    return row + 1 if where is None else where(row)
 
 
 def _meaning(raw: str, number: int, env: dict[str, int]) -> _Meaning:
@@ -186,6 +216,47 @@ def _instruction(number: int, line: str, outs: tuple[str, ...], name: str, ins: 
     if jump is None and exit is None and error is None:
         return made
     return _Targets(made, jump, exit, error)
+
+
+# The rows made before, by what they were made of: a trace's rows are
+# mostly the same few (reloads, spills, the exit stubs' write-backs), and
+# the traces of a program repeat each other's. Bounded: emptied when full.
+_MADE: dict[tuple[object, ...], Instruction | _Targets] = {}
+
+
+def make(name: str, ins: tuple[str, ...] = (), outs: tuple[str, ...] = (), oparg: int = 0, operand0: int = 0,
+         operand1: int = 0, jump: str | None = None, exit: str | None = None,
+         error: str | None = None) -> Instruction | _Targets:
+    """A row of an instruction whose targets are labels (what the line
+    `outs = name ins key=value...` parses to), for assemble()."""
+    key = (name, ins, outs, oparg, operand0, operand1, jump, exit, error)
+    made = _MADE.get(key)
+    if made is None:
+        if len(_MADE) >= _PARSED_MAX:
+            _MADE.clear()
+        base = Instruction(name, ins, outs, oparg, operand0, operand1)
+        made = _MADE[key] = base if jump is None and exit is None and error is None else \
+            _Targets(base, jump, exit, error)
+    return made
+
+
+def row_text(row: Row) -> str:
+    """The line of the text form that parses to `row`."""
+    if isinstance(row, str):
+        return f"{row}:"
+    base = row.base if isinstance(row, _Targets) else row
+    text = f"{', '.join(base.outs)} = " if base.outs else ""
+    text += base.name
+    if base.ins:
+        text += " " + ", ".join(base.ins)
+    for key in _INT_KEYS:
+        if getattr(base, key):
+            text += f" {key}={_show(getattr(base, key))}"
+    if isinstance(row, _Targets):
+        for key, label in zip(_TARGET_KEYS, (row.jump, row.exit, row.error), strict=True):
+            if label is not None:
+                text += f" {key}={label}"
+    return "    " + text
 
 
 def _show(value: int) -> str:

@@ -98,6 +98,9 @@ class Snapshot(_Record):
         self.offset, self.stack, self.normal, self.reraise = offset, stack, normal, reraise
         self.on_frame, self.drop = on_frame, drop
 
+    def _fields(self) -> tuple[object, ...]:  # (hashed at every exit the lowering makes)
+        return self.drop, self.normal, self.offset, self.on_frame, self.reraise, self.stack
+
     def values(self) -> tuple[int, ...]:
         """The values an exit here needs: the stack's, the re-raised one,
         and those it releases."""

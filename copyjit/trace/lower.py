@@ -1,4 +1,5 @@
-"""From a recording to backend instructions (in the text form, then parsed).
+"""From a recording to backend instructions: rows (asm.make: instructions
+whose targets are labels, and the labels), then assembled.
 
 Layout of a trace:
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 import ctypes
 
 from copyjit.backend import asm
+from copyjit.backend.asm import Row, make
 from copyjit.backend.emitter import Instruction
 from copyjit.backend.runtime import buffer_address, runtime
 from copyjit.trace.faults import BRANCH, force
@@ -60,6 +62,7 @@ from copyjit.uops import SPILL_SLOTS, UOPS
 HANDED_OVER = 99_999
 _NEGATED = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
 _NO_VALUE = NO_VALUE | {"null"}  # ops that need no spill slot
+_NONE: frozenset[str] = frozenset()
 # Ops whose values the allocator places; any other op is a barrier (every
 # live value goes to its spill slot first, and it uses fixed registers).
 _ALLOCATED = frozenset({
@@ -74,22 +77,27 @@ _ALLOCATED = frozenset({
 
 
 class Lowered:
-    """A trace as instructions: its text form, the snapshot of each exit
+    """A trace as instructions (`text`: their text form), the snapshot of each exit
     (exit k >= 1 resumes at snapshots[k - 1]), the objects its code points
     at, how values were laid out (for bridges), the instruction a bridge
     jumps back to, and where each exit's bridge is linked (at 8 * k)."""
 
-    def __init__(self, text: str, instructions: list[Instruction], snapshots: list[Snapshot],
+    def __init__(self, instructions: list[Instruction], snapshots: list[Snapshot],
                  constants: tuple[object, ...], lowering: _Lowering, loop_index: int = 0,
                  links: bytearray | None = None, inlined_exits: frozenset[int] = frozenset(),
                  forced: dict[str, int] | None = None) -> None:
-        self.text, self.instructions, self.snapshots = text, instructions, snapshots
+        self.instructions, self.snapshots = instructions, snapshots
         self.constants, self.lowering, self.loop_index = constants, lowering, loop_index
         self.links = links if links is not None else bytearray()
         # The exits inside a nested loop run inline (_InlinedLoop): never
         # bridged, and not where the trace leaves its own loop.
         self.inlined_exits = inlined_exits
         self.forced = forced or {}  # guard kind -> how many were made to fail (faults.py)
+
+    @property
+    def text(self) -> str:
+        """The text form (asm.parse reads it), made when asked for."""
+        return "\n".join(self.lowering.lines) + "\n"
 
 
 class _Lowering:
@@ -113,19 +121,19 @@ class _Lowering:
         # this trace stores, since a bridge may store one the trace only reads
         # (a bridge's exits write its parent's too).
         self.written: list[int] = list(self.home)
-        self.written_lines: dict[int, tuple[str, str]] = {}  # slot -> what write_back writes
-        self.lines: list[str] = []
-        # (line, recording, op): the lines from there on are that op's; a
+        self.written_rows: dict[int, tuple[Row, Row]] = {}  # slot -> what write_back writes
+        self.rows: list[Row] = []
+        # (row, recording, op): the rows from there on are that op's; a
         # recording of None ends the body (what follows is exit stubs).
         # Only read by `python -m copyjit explain`, to tie code to its op.
         self.marks: list[tuple[int, Recording | None, int]] = []
         self.snapshots: list[Snapshot] = []
-        self.exit_spills: list[list[str]] = []  # per snapshot: what its stub spills first
+        self.exit_spills: list[list[Row]] = []  # per snapshot: what its stub spills first
         # Side exits that resume at a snapshot equal to an earlier one's
         # (every exit inside an inlined call resumes at its CALL) share that
         # exit's number and stub: exit number -> (label, spills) of the others.
         self.exit_numbers: dict[Snapshot, int] = {}
-        self.sites: dict[int, list[tuple[str, list[str]]]] = {}
+        self.sites: dict[int, list[tuple[str, list[Row]]]] = {}
         # Per snapshot, the lowering whose values its stub hands back (this
         # one, or a nested loop's it runs inline), and the numbers of those
         # exits that are inside such a loop.
@@ -135,14 +143,15 @@ class _Lowering:
         # Locals that live in a register for the whole loop (a loop trace's
         # most used ones, at most two of each bank): slot -> register.
         self.pinned = _pinned(rec, self.own_homes) if parent is None else {}
-        self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.lines,
+        self.to_homes: tuple[Row, ...] | None = None  # pinned_to_homes()
+        self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.rows,
                                frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
         self.labels = 0
         self.leave_label, self.leave_used = "leave", False  # the end exit stubs share
         self.before_loop = False  # lowering the ops before loop_head
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
-        self.tails: list[str] = []  # after the body: the exact exits after calls (homes_from_frame)
+        self.tails: list[Row] = []  # after the body: the exact exits after calls (homes_from_frame)
         # Snapshots (by id) whose exits find the frame with every unboxed
         # local already (a call's that raised): they end without writing back.
         self.exact_snapshots: set[int] = set()
@@ -176,8 +185,16 @@ class _Lowering:
                 self.temp[value] = parent.temp[parent_value]
         return parent.top
 
-    def line(self, text: str) -> None:
-        self.lines.append(f"    {text}")
+    def add(self, name: str, ins: tuple[str, ...] = (), outs: tuple[str, ...] = (), oparg: int = 0,
+            operand0: int = 0, operand1: int = 0, jump: str | None = None, exit: str | None = None,
+            error: str | None = None) -> None:
+        """One instruction (its targets: labels)."""
+        self.rows.append(make(name, ins, outs, oparg, operand0, operand1, jump, exit, error))
+
+    @property
+    def lines(self) -> list[str]:
+        """The rows as lines of the text form (for explain and the log)."""
+        return [asm.row_text(row) for row in self.rows]
 
     def exit_label(self, snapshot: Snapshot | None) -> str:
         """A new exit at the uop being lowered (values where they are now)."""
@@ -186,8 +203,9 @@ class _Lowering:
         # Pinned locals to their homes first: the copies in exit_spills may
         # use any register as scratch. (Before the loop, the homes are
         # current and the pinned registers not loaded yet.)
-        pinned = [] if self.before_loop else self.pinned_to_homes()
-        spills = pinned + self.alloc.exit_spills(needed)
+        spills = self.alloc.exit_spills(needed)
+        if not self.before_loop:
+            spills[:0] = self.pinned_to_homes()
         # (Not normal exits: the JIT tells them apart by number, the
         # eval-breaker check from the loop's end, a nested loop's status.
         # Nor exits of a nested loop run inline: its snapshots name its
@@ -205,7 +223,7 @@ class _Lowering:
             self.exit_numbers[snapshot] = len(self.snapshots)
         return f"exit{len(self.snapshots)}"
 
-    def shared(self, stub: list[str], number: int) -> list[str]:
+    def shared(self, stub: list[Row], number: int) -> list[Row]:
         """Stub `number` (this trace's), and the other exits that resume at
         its snapshot: each spills what its registers hold, then goes on
         with the stub after its own spills."""
@@ -214,40 +232,33 @@ class _Lowering:
             return stub
         at = 1 + len(self.exit_spills[number - 1])
         rest = f"exit{number}_rest"
-        lines = [*stub[:at], f"{rest}:", *stub[at:]]
+        rows = [*stub[:at], rest, *stub[at:]]
         for label, spills in sites:
-            lines += [f"{label}:", *spills, f"    _JUMP jump={rest}"]
-        return lines
-
-    def guard(self, op: Op) -> str:
-        return f"exit={self.exit_label(op.snapshot)}"
+            rows += [label, *spills, make("_JUMP", jump=rest)]
+        return rows
 
     def reload(self, value: int, register: str) -> None:
         """Into a fixed register, in a barrier op (the value is in its slot)."""
         kind = _KIND[self.rec.ops[value].kind]
-        self.line(f"{register} = _RELOAD_{kind} oparg={self.temp[value]}")
+        self.add(f"_RELOAD_{kind}", outs=(register,), oparg=self.temp[value])
 
     def spill(self, value: int, register: str) -> None:
         """A barrier op's result, from a fixed register to its slot."""
         kind = _KIND[self.rec.ops[value].kind]
-        self.line(f"_SPILL_{kind} {register} oparg={self.temp[value]}")
+        self.add(f"_SPILL_{kind}", (register,), oparg=self.temp[value])
         self.alloc.in_slot(value, self.temp[value])
 
-    def uop(self, name: str, ins: tuple[int, ...] = (), outs: tuple[int, ...] = (), fields: str = "",
-            exit_op: Op | None = None, error_op: Op | None = None) -> None:
+    def uop(self, name: str, ins: tuple[int, ...] = (), outs: tuple[int, ...] = (), oparg: int = 0,
+            operand0: int = 0, operand1: int = 0, exit_op: Op | None = None,
+            error_op: Op | None = None) -> None:
         """One uop on allocated registers: inputs where they are (reloaded
         if need be), the exit at that state, outputs in free registers."""
-        pinned: set[str] = set()
-        registers = []
-        for value in ins:
-            register = self.alloc.use(value, frozenset(pinned))
-            pinned.add(register)
+        registers: list[str] = []
+        for value in ins:  # (each kept from being evicted by the next's reload)
+            register = self.alloc.use(value, frozenset(registers) if registers else _NONE)
             registers.append(register)
-        target = ""
-        if exit_op is not None:
-            target = f" exit={self.exit_label(exit_op.snapshot)}"
-        if error_op is not None:
-            target += f" error={self.exit_label(error_op.snapshot)}"
+        exit = None if exit_op is None else self.exit_label(exit_op.snapshot)
+        error = None if error_op is None else self.exit_label(error_op.snapshot)
         self.alloc.release_dead(self.alloc.now + 1)
         written: set[str] = set()
         results = []
@@ -260,21 +271,25 @@ class _Lowering:
             register = self.alloc.define(value, frozenset(written))
             written.add(register)
             results.append(register)
-        text = f"{','.join(results)} = " if results else ""
-        text += name + (" " + ", ".join(registers) if registers else "")
-        self.line(text + (f" {fields}" if fields else "") + target)
+        self.rows.append(make(name, tuple(registers), tuple(results), oparg, operand0, operand1, None, exit,
+                              error))
 
     def instruction_count(self) -> int:
-        return sum(1 for line in self.lines if line.startswith("    "))
+        return sum(1 for row in self.rows if type(row) is not str)
 
-    def pinned_to_homes(self) -> list[str]:
-        """Lines that write the pinned locals' registers to their homes."""
-        return [f"    _SPILL_{_KIND[self.rec.slots[slot]]} {register} oparg={self.home[slot]}"
-                for slot, register in self.pinned.items()]
+    def pinned_to_homes(self) -> tuple[Row, ...]:
+        """Rows that write the pinned locals' registers to their homes (at
+        every exit: made once)."""
+        made = self.to_homes
+        if made is None:
+            made = self.to_homes = tuple(
+                make(f"_SPILL_{_KIND[self.rec.slots[slot]]}", (register,), oparg=self.home[slot])
+                for slot, register in self.pinned.items())
+        return made
 
     def pinned_from_homes(self) -> None:
         for slot, register in self.pinned.items():
-            self.line(f"{register} = _RELOAD_{_KIND[self.rec.slots[slot]]} oparg={self.home[slot]}")
+            self.add(f"_RELOAD_{_KIND[self.rec.slots[slot]]}", outs=(register,), oparg=self.home[slot])
 
     def store_target(self, value: int) -> str | None:
         """The pinned register of the local the very next op stores `value`
@@ -293,8 +308,8 @@ class _Lowering:
             r = f"{kind}0"
             # A local bound when recording may be unbound now (bound on one
             # path only): that, or another type, leaves before anything changed.
-            self.line(f"{r} = _UNBOX_LOCAL_{_KIND[kind]} oparg={slot} exit={unbound}")
-            self.line(f"_SPILL_{_KIND[kind]} {r} oparg={self.home[slot]}")
+            self.add(f"_UNBOX_LOCAL_{_KIND[kind]}", outs=(r,), oparg=slot, exit=unbound)
+            self.add(f"_SPILL_{_KIND[kind]}", (r,), oparg=self.home[slot])
 
     def run(self) -> Lowered:
         self.unbox_homes()
@@ -308,27 +323,27 @@ class _Lowering:
             self.before_loop = False
             self.alloc.flush()  # (nothing they made lives on)
         self.pinned_from_homes()
-        self.lines.append("loop:")
-        self.line(f"_CHECK_EVAL_BREAKER exit={self.exit_label(Snapshot(self.rec.dst, (), normal=True))}")
-        self.line(f"_COUNT operand0={self.counter}")  # iterations, to tell short loops
+        self.rows.append("loop")
+        self.add("_CHECK_EVAL_BREAKER", exit=self.exit_label(Snapshot(self.rec.dst, (), normal=True)))
+        self.add("_COUNT", operand0=self.counter)  # iterations, to tell short loops
         self.body(head + 1)
-        self.line("_JUMP jump=loop")
-        self.lines.append("unbound:")  # (or not the type recorded)
-        self.line(f"_SET_IP operand0={instruction_address(self.rec.code, self.rec.dst)}")
-        self.line(f"_EXIT_TRACE oparg={ENTRY_EXIT}")
+        self.add("_JUMP", jump="loop")
+        self.rows.append("unbound")  # (or not the type recorded)
+        self.add("_SET_IP", operand0=instruction_address(self.rec.code, self.rec.dst))
+        self.add("_EXIT_TRACE", oparg=ENTRY_EXIT)
         links = bytearray(8 * (len(self.snapshots) + 1))
         for number, snapshot in enumerate(self.snapshots, 1):
             bridged = not snapshot.normal and number not in self.inlined_exits
             link = buffer_address(links) + 8 * number if bridged else None
             stub = self.exit_owner[number - 1].stub(number, snapshot, link, self.exit_spills[number - 1])
-            self.lines += self.shared(stub, number)
+            self.rows += self.shared(stub, number)
         return self.finish(links)
 
     def run_bridge(self, loop_address: int) -> Lowered:
         """The rest of an iteration from a parent's exit, then back to the
         parent's loop (its homes up to date in their slots)."""
         assert self.parent is not None
-        self.line(f"_COUNT operand0={self.counter}")  # its entries (explain)
+        self.add("_COUNT", operand0=self.counter)  # its entries (explain)
         self.unbox_homes()
         self.body()
         # The parent reads these from the frame; and it takes the frame to
@@ -338,12 +353,12 @@ class _Lowering:
         assert self.parent is not None
         for slot in self.home:
             if slot in self.rec.stored and (slot in self.own_homes or slot not in self.parent.stored):
-                self.write_back(self.lines, slot)
-        self.line(f"_GOTO operand0={loop_address}")
-        self.lines.append("unbound:")  # (or not the type recorded) leave as the parent's exit would have
+                self.write_back(self.rows, slot)
+        self.add("_GOTO", operand0=loop_address)
+        self.rows.append("unbound")  # (or not the type recorded) leave as the parent's exit would have
         parent_snapshot = self.parent.snapshots[self.exit_number - 1]
         stub = self.parent.stub(self.exit_number, parent_snapshot, None, released=True, shared=False)
-        self.lines += stub[1:]
+        self.rows += stub[1:]
         # Native code counts a loop trace's exits by the number it returns,
         # but not a bridge's (beyond its record's): each of its exits counts
         # itself, for `python -m copyjit explain` (the trace keeps the counters).
@@ -351,54 +366,53 @@ class _Lowering:
         counts = buffer_address(self.exit_counts)
         for number, snapshot in enumerate(self.snapshots):
             stub = self.stub(self.first_exit + number, snapshot, None, self.exit_spills[number])
-            stub[0] = f"exit{number + 1}:"
+            stub[0] = f"exit{number + 1}"
             # After the spills, where the exits sharing this stub join it.
-            stub.insert(1 + len(self.exit_spills[number]), f"    _COUNT operand0={counts + 8 * number}")
-            self.lines += self.shared(stub, number + 1)
+            stub.insert(1 + len(self.exit_spills[number]), make("_COUNT", operand0=counts + 8 * number))
+            self.rows += self.shared(stub, number + 1)
         return self.finish(bytearray())
 
     def body(self, start: int = 0, end: int | None = None) -> None:
-        marks, lines, rec = self.marks, self.lines, self.rec
+        marks, rows, rec = self.marks, self.rows, self.rec
         for index in range(start, len(rec.ops) if end is None else end):
             op = rec.ops[index]
-            marks.append((len(lines), rec, index))
+            marks.append((len(rows), rec, index))
             self.alloc.now = index
             self.alloc.release_dead(index)
             if op.name in _ALLOCATED:
                 getattr(self, f"op_{op.name}")(index, op)
                 continue
             self.alloc.flush()
-            self.lines += self.pinned_to_homes()
+            rows += self.pinned_to_homes()
             getattr(self, f"op_{op.name}")(index, op)
             self.pinned_from_homes()
-        marks.append((len(lines), None, -1))
+        marks.append((len(rows), None, -1))
 
     def finish(self, links: bytearray) -> Lowered:
         self.handed_stubs()
-        self.lines += self.tails
+        self.rows += self.tails
         for owner in dict.fromkeys([self, *self.exit_owner]):  # this lowering's, a nested loop's run inline
             if owner.leave_used:
-                self.lines += owner.leave()
+                self.rows += owner.leave()
             if owner.exact_used:
-                self.lines += [f"{owner.leave_label}_exact:", "    _EXIT_TRACE_I i1"]
+                self.rows += [f"{owner.leave_label}_exact", make("_EXIT_TRACE_I", ("i1",))]
         # Unboxing a value this trace has just boxed failed (pop_value): it
         # cannot, and there is no state to go back to. (Boxing while the
         # frame is written back spends the emergency reserve instead:
         # _BOX_*_LEAVING_O, _STORE_*_LEAVING.) Stop loudly rather than run on
         # with a wrong frame.
-        self.lines.append("error:")
-        self.line("_FATAL_ERROR")
-        text = "\n".join(self.lines) + "\n"
+        self.rows.append("error")
+        self.add("_FATAL_ERROR")
         nested = [op.arg.keep for op in self.rec.ops if isinstance(op.arg, InnerCall)]
         # What the code of nested loops run inline points at (their traces
         # may be freed before this one).
         inlined = [op.arg.body.rec.constants for op in self.rec.ops
                    if isinstance(op.arg, InnerCall) and op.arg.body is not None]
         constants = (*self.rec.constants, *nested, *inlined, links)
-        instructions = asm.parse_lines(self.lines)  # not the text: a trace's lines are mostly repeats
+        instructions = asm.assemble(self.rows)
         if self.fail:
             instructions = force(instructions, self.fail, self.forced)
-        return Lowered(text, instructions, self.snapshots, constants, self, self.loop_index, links,
+        return Lowered(instructions, self.snapshots, constants, self, self.loop_index, links,
                        frozenset(self.inlined_exits), self.forced)
 
     def boxes_at_exits(self) -> int:
@@ -419,8 +433,8 @@ class _Lowering:
     def value_kind(self, value: int) -> str:
         return self.rec.ops[value].kind
 
-    def write_back(self, lines: list[str], slot: int) -> None:
-        # The same lines in every exit stub: made once per local. Boxed in
+    def write_back(self, rows: list[Row], slot: int) -> None:
+        # The same rows in every exit stub: made once per local. Boxed in
         # a register, not pushed: an exit's stack may fill the frame's value
         # stack already (co_stacksize), and a slot past it is the next
         # frame's first word, or past a generator's own memory. In place
@@ -428,89 +442,89 @@ class _Lowering:
         # freed: n-body's pair loop leaves at every step). A box that fails
         # here spends the emergency reserve (_STORE_*_LEAVING): the frame is
         # half written, there is no state to exit to.
-        made = self.written_lines.get(slot)
+        made = self.written_rows.get(slot)
         if made is None:
             kind = self.home_kind(slot)
-            made = self.written_lines[slot] = (f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}",
-                                               f"    _STORE_{_KIND[kind]}_LEAVING {kind}0 oparg={slot}")
-        lines += made
+            register = f"{kind}0"
+            made = (make(f"_RELOAD_{_KIND[kind]}", (), (register,), self.home[slot]),
+                    make(f"_STORE_{_KIND[kind]}_LEAVING", (register,), oparg=slot))
+            self.written_rows[slot] = made
+        rows += made
 
     def parent_kind(self, slot: int) -> str:
         assert self.parent is not None
         return self.parent.rec.slots[slot]
 
     def stub(self, number: int, snapshot: Snapshot, link: int | None,
-             spills: list[str] | None = None, released: bool = False, shared: bool = True) -> list[str]:
+             spills: list[Row] | None = None, released: bool = False, shared: bool = True) -> list[Row]:
         """The code of exit `number`: put the values it needs from registers
         in their slots (`spills`), release the snapshot's `drop` values
         (unless `released` already), then hand the frame back at the snapshot
         (after trying the bridge linked at address `link`, if any). The
         locals are written back by this lowering's shared end of an exit
         (`leave`), unless not `shared` (a parent's stub copied into a bridge)."""
-        lines = [f"exit{number}:", *(spills or ())]
+        rows: list[Row] = [f"exit{number}", *(spills or ())]
         if not released:  # (a copy of a parent's stub in a bridge: done before the bridge)
-            self.own_stack(lines, snapshot.stack)
+            self.own_stack(rows, snapshot.stack)
             # An inlined call's values (before a bridge, which does not know them).
             for value in snapshot.drop:
                 if self.rec.ops[value].name in BORROWED | BORROWED_ITEMS:
                     continue
-                lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
-                lines.append("    _DECREF_O i0")
+                rows += _reload_i0(self.temp[value]), _DECREF_I0
         if link is not None:
-            lines.append(f"    _BRIDGE_OR_CONTINUE operand0={link}")
+            rows.append(make("_BRIDGE_OR_CONTINUE", operand0=link))
         if snapshot.reraise is not None:
             # First, while the exception is still the one set: the callable
             # becomes a builtin that raises it.
             reraiser = ctypes.addressof(runtime().reraise_def)
-            lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[snapshot.reraise]}")
-            lines.append(f"    i1 = _RERAISER_O i0 operand0={reraiser}")
-            lines.append(f"    _SPILL_INT i1 oparg={self.temp[snapshot.reraise]}")
+            slot = self.temp[snapshot.reraise]
+            rows += (_reload_i0(slot), make("_RERAISER_O", ("i0",), ("i1",), operand0=reraiser),
+                     make("_SPILL_INT", ("i1",), oparg=slot))
         if not shared:
             for slot in self.written:
-                self.write_back(lines, slot)
+                self.write_back(rows, slot)
         for value in snapshot.stack:
-            self.push_value(lines, value)
-        lines.append(f"    _SET_IP operand0={instruction_address(self.rec.code, snapshot.offset)}")
+            self.push_value(rows, value)
+        rows.append(make("_SET_IP", operand0=instruction_address(self.rec.code, snapshot.offset)))
         if not shared:
-            lines.append(f"    _EXIT_TRACE oparg={number}")
-            return lines
+            rows.append(make("_EXIT_TRACE", oparg=number))
+            return rows
         # The stack pushed before the locals are written back: independent
         # parts of the frame, and i1 (the exit number) survives the boxing.
-        lines.append(f"    i1 = _LOAD_INT_CONST operand0={number}")
+        rows.append(make("_LOAD_INT_CONST", outs=("i1",), operand0=number))
         if id(snapshot) in self.exact_snapshots:
             self.exact_used = True
-            lines.append(f"    _JUMP jump={self.leave_label}_exact")
-            return lines
+            rows.append(make("_JUMP", jump=f"{self.leave_label}_exact"))
+            return rows
         self.leave_used = True
-        lines.append(f"    _JUMP jump={self.leave_label}")
-        return lines
+        rows.append(make("_JUMP", jump=self.leave_label))
+        return rows
 
-    def own_stack(self, lines: list[str], stack: tuple[int, ...]) -> None:
+    def own_stack(self, rows: list[Row], stack: tuple[int, ...]) -> None:
         """A reference of the trace's own to each borrowed value of an exit's
         stack (a constant, a local, a container's item), for the frame (or a
         bridge) to take."""
         for value in stack:
             op = self.rec.ops[value]
             if op.name == "const_b":
-                lines.append(f"    i0 = _LOAD_CONST_O operand0={op.arg}")
+                rows.append(make("_LOAD_CONST_O", outs=("i0",), operand0=_arg(op)))
             elif op.name == "load_b":
-                lines.append(f"    i0 = _LOAD_FAST_O oparg={op.arg}")
+                rows.append(make("_LOAD_FAST_O", outs=("i0",), oparg=_arg(op)))
             if op.name in BORROWED:
-                lines.append(f"    _SPILL_INT i0 oparg={self.temp[value]}")
+                rows.append(make("_SPILL_INT", ("i0",), oparg=self.temp[value]))
             elif op.name in BORROWED_ITEMS:  # in its slot already (exit_spills): a reference to it
-                lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
-                lines.append("    i1 = _NEW_REF_O i0")
+                rows += _reload_i0(self.temp[value]), make("_NEW_REF_O", ("i0",), ("i1",))
 
-    def leave(self) -> list[str]:
+    def leave(self) -> list[Row]:
         """The end every exit stub of this lowering shares: the unboxed
         locals written back to the frame (three uops each, the same in
         every stub: once per trace, not once per exit), then leave with the
         exit number in i1."""
-        lines = [f"{self.leave_label}:"]
+        rows: list[Row] = [self.leave_label]
         for slot in self.written:
-            self.write_back(lines, slot)
-        lines.append("    _EXIT_TRACE_I i1")
-        return lines
+            self.write_back(rows, slot)
+        rows.append(make("_EXIT_TRACE_I", ("i1",)))
+        return rows
 
     # --- numbers ------------------------------------------------------------
 
@@ -528,20 +542,22 @@ class _Lowering:
             if self.alloc.register.get(value) != pinned:
                 register = self.alloc.use(value)
                 self.alloc.vacate(pinned)
-                self.line(f"{pinned} = _COPY_{_KIND[op.kind]} {register}")
+                self.add(f"_COPY_{_KIND[op.kind]}", (register,), (pinned,))
             return
         home = self.home[op.arg]  # type: ignore[index]
         if self.alloc.slot.get(value) == home:
             return  # `x = x`: already there
         self.alloc.overwriting(home, value)
         register = self.alloc.use(value)
-        self.line(f"_SPILL_{_KIND[op.kind]} {register} oparg={home}")
+        self.add(f"_SPILL_{_KIND[op.kind]}", (register,), oparg=home)
 
     def op_const(self, index: int, op: Op) -> None:
-        operand = op.arg if op.kind == "i" else repr(op.arg)
-        if op.kind == "i" and op.arg < 0:  # type: ignore[operator]
-            operand = op.arg & (2**64 - 1)  # type: ignore[operator]
-        self.uop(f"_LOAD_{_KIND[op.kind]}_CONST", (), (index,), f"operand0={operand}")
+        if op.kind == "i":
+            operand = _arg(op) & (2**64 - 1)  # (a negative one: its two's complement)
+        else:
+            assert isinstance(op.arg, float), op
+            operand = asm.float_bits(op.arg)
+        self.uop(f"_LOAD_{_KIND[op.kind]}_CONST", (), (index,), operand0=operand)
 
     def op_to_float(self, index: int, op: Op) -> None:
         self.uop("_INT_TO_FLOAT", op.args, (index,))
@@ -549,7 +565,7 @@ class _Lowering:
     def op_binary(self, index: int, op: Op) -> None:
         shift = self.power_of_two(op)
         if shift:
-            self.uop(f"_{str(op.arg).upper()}_INT_POW2", op.args[:1], (index,), f"oparg={shift}")
+            self.uop(f"_{str(op.arg).upper()}_INT_POW2", op.args[:1], (index,), oparg=shift)
             return
         name = _binary_uop(op)
         self.uop(name, op.args, (index,), exit_op=op if UOPS[name].may_exit else None)
@@ -566,7 +582,7 @@ class _Lowering:
 
     def op_compare_bool(self, index: int, op: Op) -> None:
         k = self.rec.ops[op.args[0]].kind
-        self.uop(f"_COMPARE_{_KIND[k]}_BOOL", op.args, (index,), f"oparg={op.arg}")
+        self.uop(f"_COMPARE_{_KIND[k]}_BOOL", op.args, (index,), _arg(op))
 
     def op_not(self, index: int, op: Op) -> None:
         self.uop("_NOT_O", op.args, (index,))
@@ -585,17 +601,17 @@ class _Lowering:
         b = self.alloc.use(op.args[1], frozenset({a}))
         exit_to = self.exit_label(op.snapshot)
         if BRANCH in self.fail:  # as if it went the way not recorded
-            self.line(f"_JUMP jump={exit_to}")
+            self.add("_JUMP", jump=exit_to)
             self.forced[BRANCH] = self.forced.get(BRANCH, 0) + 1
         elif not outcome:  # leave when the comparison holds
-            self.line(f"_JUMP_IF_{_KIND[k]}_{name} {a}, {b} jump={exit_to}")
+            self.add(f"_JUMP_IF_{_KIND[k]}_{name}", (a, b), jump=exit_to)
         elif k == "i":  # ints: "not <" is ">="
-            self.line(f"_JUMP_IF_INT_{_NEGATED[name]} {a}, {b} jump={exit_to}")
+            self.add(f"_JUMP_IF_INT_{_NEGATED[name]}", (a, b), jump=exit_to)
         else:  # floats: "not <" is not ">=" when one is a NaN
             self.labels += 1
-            self.line(f"_JUMP_IF_FLOAT_{name} {a}, {b} jump=holds{self.labels}")
-            self.line(f"_JUMP jump={exit_to}")
-            self.lines.append(f"holds{self.labels}:")
+            self.add(f"_JUMP_IF_FLOAT_{name}", (a, b), jump=f"holds{self.labels}")
+            self.add("_JUMP", jump=exit_to)
+            self.rows.append(f"holds{self.labels}")
 
     def op_math(self, index: int, op: Op) -> None:
         name = f"_{op.arg}_{_KIND[op.kind]}"
@@ -608,24 +624,24 @@ class _Lowering:
 
     def op_load_o(self, index: int, op: Op) -> None:
         if op.snapshot is None:
-            self.uop("_LOAD_FAST_O", (), (index,), f"oparg={op.arg}")
+            self.uop("_LOAD_FAST_O", (), (index,), oparg=_arg(op))
         else:
-            self.uop("_LOAD_FAST_CHECK_O", (), (index,), f"oparg={op.arg}", exit_op=op)
+            self.uop("_LOAD_FAST_CHECK_O", (), (index,), oparg=_arg(op), exit_op=op)
 
     def op_store_o(self, index: int, op: Op) -> None:
-        self.uop("_STORE_FAST_O", op.args, (), f"oparg={op.arg}")
+        self.uop("_STORE_FAST_O", op.args, (), oparg=_arg(op))
 
     def op_deref(self, index: int, op: Op) -> None:
-        self.uop("_LOAD_DEREF_O", (), (index,), f"oparg={op.arg}", exit_op=op)
+        self.uop("_LOAD_DEREF_O", (), (index,), oparg=_arg(op), exit_op=op)
 
     def op_store_deref(self, index: int, op: Op) -> None:
-        self.uop("_STORE_DEREF_O", op.args, (), f"oparg={op.arg}")
+        self.uop("_STORE_DEREF_O", op.args, (), oparg=_arg(op))
 
     def op_const_o(self, index: int, op: Op) -> None:
-        self.uop("_LOAD_CONST_O", (), (index,), f"operand0={op.arg}")
+        self.uop("_LOAD_CONST_O", (), (index,), operand0=_arg(op))
 
     def op_load_b(self, index: int, op: Op) -> None:
-        self.uop("_LOAD_FAST_BORROW_O", (), (index,), f"oparg={op.arg}")
+        self.uop("_LOAD_FAST_BORROW_O", (), (index,), oparg=_arg(op))
 
     def op_const_b(self, index: int, op: Op) -> None:
         pass  # nothing to compute: an exit that needs it makes a reference itself (stub)
@@ -644,19 +660,19 @@ class _Lowering:
         self.uop("_DECREF_O", op.args)
 
     def op_guard_type(self, index: int, op: Op) -> None:
-        self.uop("_GUARD_TYPE_O", op.args, (), f"operand0={op.arg}", exit_op=op)
+        self.uop("_GUARD_TYPE_O", op.args, (), operand0=_arg(op), exit_op=op)
 
     def op_guard_is(self, index: int, op: Op) -> None:
-        self.uop("_GUARD_IS_O", op.args, (), f"operand0={op.arg}", exit_op=op)
+        self.uop("_GUARD_IS_O", op.args, (), operand0=_arg(op), exit_op=op)
 
     def op_guard_is_not(self, index: int, op: Op) -> None:
-        self.uop("_GUARD_IS_NOT_O", op.args, (), f"operand0={op.arg}", exit_op=op)
+        self.uop("_GUARD_IS_NOT_O", op.args, (), operand0=_arg(op), exit_op=op)
 
     def op_guard_function(self, index: int, op: Op) -> None:
-        self.uop("_GUARD_FUNCTION_O", op.args, (), f"operand0={op.arg}", exit_op=op)
+        self.uop("_GUARD_FUNCTION_O", op.args, (), operand0=_arg(op), exit_op=op)
 
     def op_guard_version(self, index: int, op: Op) -> None:
-        self.uop("_GUARD_TYPE_VERSION_O", op.args, (), f"operand0={op.arg}", exit_op=op)
+        self.uop("_GUARD_TYPE_VERSION_O", op.args, (), operand0=_arg(op), exit_op=op)
 
     def op_unbox(self, index: int, op: Op) -> None:
         self.uop(f"_UNBOX_{_KIND[op.kind]}_O", op.args, (index,), exit_op=op)
@@ -667,31 +683,31 @@ class _Lowering:
 
     def op_global(self, index: int, op: Op) -> None:
         entry, version = _ints(op.arg)
-        self.uop("_LOAD_GLOBAL_MODULE_O", (), (index,), f"oparg={entry} operand0={version}", exit_op=op)
+        self.uop("_LOAD_GLOBAL_MODULE_O", (), (index,), oparg=entry, operand0=version, exit_op=op)
 
     def op_builtin(self, index: int, op: Op) -> None:
         entry, globals_version, version = _ints(op.arg)
         self.uop("_LOAD_GLOBAL_BUILTIN_O", (), (index,),
-                 f"oparg={entry} operand0={globals_version} operand1={version}", exit_op=op)
+                 oparg=entry, operand0=globals_version, operand1=version, exit_op=op)
 
     def op_guard_globals(self, index: int, op: Op) -> None:
-        self.uop("_GUARD_GLOBALS_VERSION", (), (), f"operand0={op.arg}", exit_op=op)
+        self.uop("_GUARD_GLOBALS_VERSION", (), (), operand0=_arg(op), exit_op=op)
 
     def op_store_global(self, index: int, op: Op) -> None:
-        self.uop("_STORE_GLOBAL_O", op.args, (), f"operand0={op.arg}")
+        self.uop("_STORE_GLOBAL_O", op.args, (), operand0=_arg(op))
 
     def op_attr_module(self, index: int, op: Op) -> None:
         entry, version = _ints(op.arg)
-        self.uop("_LOAD_ATTR_MODULE_O", op.args, (index,), f"oparg={entry} operand0={version}", exit_op=op)
+        self.uop("_LOAD_ATTR_MODULE_O", op.args, (index,), oparg=entry, operand0=version, exit_op=op)
 
     def op_attr(self, index: int, op: Op) -> None:
-        self.uop("_LOAD_ATTR_GENERIC_O", op.args, (index,), f"operand0={op.arg}", exit_op=op)
+        self.uop("_LOAD_ATTR_GENERIC_O", op.args, (index,), operand0=_arg(op), exit_op=op)
 
     def op_call(self, index: int, op: Op) -> None:
         base = self.calls[index]
         for k, value in enumerate(op.args[1:]):
             self.reload(value, "i0")
-            self.line(f"_SPILL_INT i0 oparg={base + k}")
+            self.add("_SPILL_INT", ("i0",), oparg=base + k)
         assert op.snapshot is not None
         # The callee may read its caller's locals, or rebind them
         # (sys._getframe(1).f_locals, a debugger): the unboxed ones go to
@@ -702,16 +718,16 @@ class _Lowering:
             before = self.exit_label(Snapshot(op.snapshot.offset, op.snapshot.stack))
             for slot in dirty:
                 kind = self.home_kind(slot)
-                self.line(f"{kind}0 = _RELOAD_{_KIND[kind]} oparg={self.home[slot]}")
-                self.line(f"_SYNC_{_KIND[kind]}_O {kind}0 oparg={slot} exit={before}")
+                self.add(f"_RELOAD_{_KIND[kind]}", outs=(f"{kind}0",), oparg=self.home[slot])
+                self.add(f"_SYNC_{_KIND[kind]}_O", (f"{kind}0",), oparg=slot, exit=before)
         self.reload(op.args[0], "i0")
         # The callee's caller is at this CALL (sys._getframe(1).f_lineno).
-        self.line(f"_SET_IP operand0={instruction_address(self.rec.code, op.snapshot.offset)}")
+        self.add("_SET_IP", operand0=instruction_address(self.rec.code, op.snapshot.offset))
         # If it raised, the frame has every unboxed local already (written
         # before, and maybe rebound by the callee): that exit writes none back.
         self.exact_snapshots.add(id(op.snapshot))
-        self.line(f"i1 = _CALL_O i0 oparg={base} operand0={len(op.args) - 1} "
-                  f"error={self.exit_label(op.snapshot)}")
+        self.add("_CALL_O", ("i0",), ("i1",), oparg=base, operand0=len(op.args) - 1,
+                 error=self.exit_label(op.snapshot))
         self.spill(index, "i1")
         self.homes_from_frame(index, op)
 
@@ -728,24 +744,24 @@ class _Lowering:
         self.labels += 1
         exact, unboxing = f"called{self.labels}", f"calledunbox{self.labels}"
         unseen = f"unseen{self.labels}"
-        self.line(f"_EXIT_IF_WATCHED exit={exact}")
+        self.add("_EXIT_IF_WATCHED", exit=exact)
         if self.home:
-            self.line(f"_JUMP_IF_FRAME_UNSEEN jump={unseen}")
+            self.add("_JUMP_IF_FRAME_UNSEEN", jump=unseen)
             self.homes_from_locals(exact, unboxing)
-            self.lines.append(f"{unseen}:")
-        tail = [f"{unboxing}:", "    _DECREF_O i1", f"{exact}:"]
+            self.rows.append(unseen)
+        tail: list[Row] = [unboxing, make("_DECREF_O", ("i1",)), exact]
         # The callable and arguments the trace still holds (released after
         # the call, unless borrowed).
         released = {o.args[0] for o in self.rec.ops[index + 1:] if o.name == "release"}
         for value in dict.fromkeys(op.args):
             if value in released:
-                tail += [f"    i0 = _RELOAD_INT oparg={self.temp[value]}", "    _DECREF_O i0"]
+                tail += [_reload_i0(self.temp[value]), _DECREF_I0]
         stack = (*op.snapshot.stack[:depth], index)
         self.own_stack(tail, stack)
         for value in stack:
             self.push_value(tail, value)
-        tail.append(f"    _SET_IP operand0={instruction_address(self.rec.code, after)}")
-        tail.append(f"    _EXIT_TRACE oparg={HANDED_OVER}")
+        tail.append(make("_SET_IP", operand0=instruction_address(self.rec.code, after)))
+        tail.append(make("_EXIT_TRACE", oparg=HANDED_OVER))
         self.tails += tail
 
     def homes_from_locals(self, unbound: str, other: str) -> None:
@@ -756,22 +772,22 @@ class _Lowering:
         `other`, holding it in i1."""
         for slot, home in self.home.items():
             kind = self.home_kind(slot)
-            self.line(f"i1 = _LOAD_FAST_CHECK_O oparg={slot} exit={unbound}")
-            self.line(f"{kind}0 = _UNBOX_{_KIND[kind]}_O i1 exit={other}")
-            self.line("_DECREF_O i1")
-            self.line(f"_SPILL_{_KIND[kind]} {kind}0 oparg={home}")
+            self.add("_LOAD_FAST_CHECK_O", outs=("i1",), oparg=slot, exit=unbound)
+            self.add(f"_UNBOX_{_KIND[kind]}_O", ("i1",), (f"{kind}0",), exit=other)
+            self.add("_DECREF_O", ("i1",))
+            self.add(f"_SPILL_{_KIND[kind]}", (f"{kind}0",), oparg=home)
 
     def home_kind(self, slot: int) -> str:
         return self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
 
     def op_binary_o(self, index: int, op: Op) -> None:
-        self.uop("_BINARY_OP_O", op.args, (index,), f"oparg={op.arg}", exit_op=op)
+        self.uop("_BINARY_OP_O", op.args, (index,), oparg=_arg(op), exit_op=op)
 
     def op_add_int_o(self, index: int, op: Op) -> None:
         self.uop("_ADD_INT_O_I", op.args, (index,), exit_op=op)
 
     def op_compare_o(self, index: int, op: Op) -> None:
-        self.uop("_COMPARE_OP_O", op.args, (index,), f"oparg={op.arg}", exit_op=op)
+        self.uop("_COMPARE_OP_O", op.args, (index,), oparg=_arg(op), exit_op=op)
 
     def op_get_iter(self, index: int, op: Op) -> None:
         self.uop("_GET_ITER_O", op.args, (index,), exit_op=op)
@@ -785,39 +801,38 @@ class _Lowering:
     def op_inner_input(self, index: int, op: Op) -> None:
         pass  # popped by the inner_loop op before it
 
-    def push_value(self, lines: list[str], value: int) -> None:
+    def push_value(self, rows: list[Row], value: int) -> None:
         """Push a value onto the frame's stack (handing over its reference)."""
         kind = self.rec.ops[value].kind
         if kind == "n":
-            lines.append("    _PUSH_NULL")
+            rows.append(make("_PUSH_NULL"))
         elif kind == "o":
-            lines.append(f"    i0 = _RELOAD_INT oparg={self.temp[value]}")
-            lines.append("    _PUSH_O i0")
+            rows += _reload_i0(self.temp[value]), make("_PUSH_O", ("i0",))
         else:
-            lines.append(f"    {kind}0 = _RELOAD_{_KIND[kind]} oparg={self.temp[value]}")
-            lines.append(f"    i0 = _BOX_{_KIND[kind]}_LEAVING_O {kind}0")  # (see write_back)
-            lines.append("    _PUSH_O i0")
+            rows += (make(f"_RELOAD_{_KIND[kind]}", (), (f"{kind}0",), self.temp[value]),
+                     make(f"_BOX_{_KIND[kind]}_LEAVING_O", (f"{kind}0",), ("i0",)),  # (see write_back)
+                     make("_PUSH_O", ("i0",)))
 
     def pop_value(self, value: int) -> None:
         """Take a value back from the frame's stack (pushed by push_value)."""
         kind = self.rec.ops[value].kind
         if kind == "n":
-            self.line("_POP_NULL")
+            self.add("_POP_NULL")
         elif kind == "o":
-            self.line("i0 = _POP_O")
+            self.add("_POP_O", outs=("i0",))
             self.spill(value, "i0")
         else:  # boxed by this trace a moment ago: unboxing cannot fail
-            self.line(f"{kind}0 = _UNBOX_{_KIND[kind]} exit=error")
+            self.add(f"_UNBOX_{_KIND[kind]}", outs=(f"{kind}0",), exit="error")
             self.spill(value, f"{kind}0")
 
     def handed_stubs(self) -> None:
         """Exits for when a nested loop's trace did not leave by its loop's
         end: the frame is exact where that trace left it."""
         for label in self.handed:
-            self.lines.append(f"handedunbox{label}:")
-            self.line("_DECREF_O i1")  # the value that failed to unbox
-            self.lines.append(f"handed{label}:")
-            self.line(f"_EXIT_TRACE oparg={HANDED_OVER}")
+            self.rows.append(f"handedunbox{label}")
+            self.add("_DECREF_O", ("i1",))  # the value that failed to unbox
+            self.rows.append(f"handed{label}")
+            self.add("_EXIT_TRACE", oparg=HANDED_OVER)
 
     def op_len(self, index: int, op: Op) -> None:
         self.uop("_LEN_O", op.args, (index,))
@@ -838,10 +853,10 @@ class _Lowering:
         self.uop("_BINARY_SUBSCR_TUPLE_INT_B", op.args, (index,), exit_op=op)
 
     def op_list_item_b(self, index: int, op: Op) -> None:
-        self.uop("_LIST_ITEM_B", op.args, (index,), f"oparg={op.arg}")
+        self.uop("_LIST_ITEM_B", op.args, (index,), oparg=_arg(op))
 
     def op_tuple_item_b(self, index: int, op: Op) -> None:
-        self.uop("_TUPLE_ITEM_B", op.args, (index,), f"oparg={op.arg}")
+        self.uop("_TUPLE_ITEM_B", op.args, (index,), oparg=_arg(op))
 
     def op_list_next_b(self, index: int, op: Op) -> None:
         self.uop("_FOR_ITER_LIST_B", (), (index,), exit_op=op)
@@ -875,13 +890,13 @@ class _Lowering:
         self.uop("_NEW_REF_O", op.args, (index,))
 
     def op_guard_size(self, index: int, op: Op) -> None:
-        self.uop("_GUARD_SIZE_O", op.args, (), f"oparg={op.arg}", exit_op=op)
+        self.uop("_GUARD_SIZE_O", op.args, (), oparg=_arg(op), exit_op=op)
 
     def op_tuple_item(self, index: int, op: Op) -> None:
-        self.uop("_TUPLE_ITEM_O", op.args, (index,), f"oparg={op.arg}")
+        self.uop("_TUPLE_ITEM_O", op.args, (index,), oparg=_arg(op))
 
     def op_list_item(self, index: int, op: Op) -> None:
-        self.uop("_LIST_ITEM_O", op.args, (index,), f"oparg={op.arg}")
+        self.uop("_LIST_ITEM_O", op.args, (index,), oparg=_arg(op))
 
     def op_inner_loop(self, index: int, op: Op) -> None:
         """Hand the frame over at a nested loop's head, run the nested loop's
@@ -901,28 +916,28 @@ class _Lowering:
         handed, unboxing = f"handed{self.labels}", f"handedunbox{self.labels}"
 
         for slot in self.written:
-            self.write_back(self.lines, slot)
+            self.write_back(self.rows, slot)
         for value in op.args:
-            self.push_value(self.lines, value)
-        self.line(f"_SET_IP operand0={instruction_address(self.rec.code, call.head)}")
-        self.line(f"i0 = _CALL_TRACE operand0={call.record} operand1={call.cell} exit={handed}")
-        self.line(f"i1 = _LOAD_INT_CONST operand0={call.status}")
+            self.push_value(self.rows, value)
+        self.add("_SET_IP", operand0=instruction_address(self.rec.code, call.head))
+        self.add("_CALL_TRACE", outs=("i0",), operand0=call.record, operand1=call.cell, exit=handed)
+        self.add("_LOAD_INT_CONST", outs=("i1",), operand0=call.status)
         if not call.alternatives:
-            self.line(f"_JUMP_IF_INT_NE i0, i1 jump={handed}")
+            self.add("_JUMP_IF_INT_NE", ("i0", "i1"), jump=handed)
         else:
-            self.line(f"_JUMP_IF_INT_EQ i0, i1 jump=recorded{self.labels}")
+            self.add("_JUMP_IF_INT_EQ", ("i0", "i1"), jump=f"recorded{self.labels}")
             for number, (status, _) in enumerate(call.alternatives):
-                self.line(f"i1 = _LOAD_INT_CONST operand0={status}")
-                self.line(f"_JUMP_IF_INT_EQ i0, i1 jump=other{self.labels}_{number}")
-            self.line(f"_JUMP jump={handed}")
+                self.add("_LOAD_INT_CONST", outs=("i1",), operand0=status)
+                self.add("_JUMP_IF_INT_EQ", ("i0", "i1"), jump=f"other{self.labels}_{number}")
+            self.add("_JUMP", jump=handed)
             for number, (_, snapshot) in enumerate(call.alternatives):
-                self.lines.append(f"other{self.labels}_{number}:")
+                self.rows.append(f"other{self.labels}_{number}")
                 self.homes_from_locals(handed, unboxing)  # the nested loop may have rebound any
                 # The exit's stub first writes the pinned registers to their
                 # homes: give them the values just reloaded there.
                 self.pinned_from_homes()
-                self.line(f"_JUMP jump={self.exit_label(snapshot)}")
-            self.lines.append(f"recorded{self.labels}:")
+                self.add("_JUMP", jump=self.exit_label(snapshot))
+            self.rows.append(f"recorded{self.labels}")
         self.homes_from_locals(handed, unboxing)  # the nested loop may have rebound any
         self.dirty.clear()
         inputs = range(index + 1, index + 1 + len(call.inputs))
@@ -955,10 +970,10 @@ class _Lowering:
         except Abort:  # too many values for the spill slots
             return False
         # Nothing of it is kept but its code, exits and labels.
-        base = len(self.lines)
-        self.marks += [(base + line, rec, op_index) for line, rec, op_index in loop.marks]
-        self.lines += loop.lines
-        self.marks.append((len(self.lines), self.rec, index))  # the rest is this op's again
+        base = len(self.rows)
+        self.marks += [(base + row, rec, op_index) for row, rec, op_index in loop.marks]
+        self.rows += loop.rows
+        self.marks.append((len(self.rows), self.rec, index))  # the rest is this op's again
         self.snapshots[:] = loop.snapshots
         self.exit_spills[:], self.exit_owner[:] = loop.exit_spills, loop.exit_owner
         self.inlined_exits |= loop.inlined_exits
@@ -977,9 +992,9 @@ class _Lowering:
         """A value of the iteration that a nested loop's trace left on the
         frame's stack (a bridge from an exit with Snapshot.on_frame)."""
         if op.kind == "n":
-            self.line("_POP_NULL")
+            self.add("_POP_NULL")
         else:
-            self.line("i0 = _POP_O")
+            self.add("_POP_O", outs=("i0",))
             self.spill(index, "i0")
 
 
@@ -1022,21 +1037,22 @@ class _InlinedLoop(_Lowering):
         self.temp: dict[int, int] = {}
         self.calls, self.top = _value_slots(rec, self.temp, top)
         self.written = [*outer.written, *own]  # an exit inside leaves the frame whole
-        self.written_lines: dict[int, tuple[str, str]] = {}  # its own homes: not the outer's lines
-        self.lines: list[str] = []
+        self.written_rows: dict[int, tuple[Row, Row]] = {}  # its own homes: not the outer's rows
+        self.rows: list[Row] = []
         self.marks: list[tuple[int, Recording | None, int]] = []
         # The outer trace's exits, continued here.
         self.snapshots, self.exit_spills = list(outer.snapshots), list(outer.exit_spills)
         self.exit_owner, self.inlined_exits = list(outer.exit_owner), set(outer.inlined_exits)
         self.pinned = _pinned(rec, [slot for slot, kind in rec.slots.items() if kind != "o"])
-        self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.lines,
+        self.to_homes = None
+        self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.rows,
                                frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
         self.labels = outer.labels + 1
         self.leave_label, self.leave_used = f"leave{self.labels}", False
         self.before_loop = False
         self.loop_index = 0
         self.handed: list[int] = []
-        self.tails: list[str] = []
+        self.tails: list[Row] = []
         self.exact_snapshots = set()
         self.exact_used = False
         self.dirty = set(self.home)  # at its head, after the outer's stores and its own
@@ -1047,7 +1063,7 @@ class _InlinedLoop(_Lowering):
         self.leaving: dict[int, Snapshot | None] = {id(self.done): None}
         for number, snapshot in call.alternatives:
             self.leaving[id(body.snapshots[number - 1])] = snapshot
-        self.ways_out: list[tuple[str, list[str], Snapshot]] = []  # label, its spills, the nested snapshot
+        self.ways_out: list[tuple[str, list[Row], Snapshot]] = []  # label, its spills, the nested snapshot
 
     def parent_kind(self, slot: int) -> str:
         return self.outer.rec.slots[slot]
@@ -1056,14 +1072,14 @@ class _InlinedLoop(_Lowering):
         assert snapshot is not None
         if id(snapshot) in self.leaving:
             label = f"out{self.labels}_{len(self.ways_out)}"
-            spills = self.pinned_to_homes() + self.alloc.exit_spills(list(snapshot.values()))
+            spills = [*self.pinned_to_homes(), *self.alloc.exit_spills(list(snapshot.values()))]
             self.ways_out.append((label, spills, snapshot))
             return label
         label = super().exit_label(snapshot)
         self.inlined_exits.add(len(self.snapshots))
         return label
 
-    def outer_exit(self, snapshot: Snapshot, spills: list[str] | None = None) -> str:
+    def outer_exit(self, snapshot: Snapshot, spills: list[Row] | None = None) -> str:
         """An exit of the outer trace's (its stub writes back the outer's
         homes only), its values in their slots already."""
         self.snapshots.append(snapshot)
@@ -1077,44 +1093,51 @@ class _InlinedLoop(_Lowering):
         way out leaves."""
         n, outer, at_head = self.labels, self.outer, ""
         for value in pushed:
-            outer.push_value(self.lines, value)
+            outer.push_value(self.rows, value)
         if self.own_homes:
             at_head = self.outer_exit(Snapshot(self.call.head, ()))
             self.inlined_exits.add(len(self.snapshots))
             self.unbox_homes(f"unbound{n}")
         self.pinned_from_homes()
-        self.lines.append(f"inner{n}:")
-        self.line(f"_CHECK_EVAL_BREAKER exit={self.exit_label(Snapshot(self.call.head, (), normal=True))}")
+        self.rows.append(f"inner{n}")
+        self.add("_CHECK_EVAL_BREAKER", exit=self.exit_label(Snapshot(self.call.head, (), normal=True)))
         self.body()
-        self.line(f"_JUMP jump=inner{n}")
+        self.add("_JUMP", jump=f"inner{n}")
         if self.own_homes:
-            self.lines.append(f"unbound{n}:")
-            self.line(f"_JUMP jump={at_head}")
+            self.rows.append(f"unbound{n}")
+            self.add("_JUMP", jump=at_head)
         stored = [slot for slot in self.own_homes if slot in self.rec.stored]
         done = f"done{n}"
         for label, spills, snapshot in self.ways_out:
-            self.lines += [f"{label}:", *spills]
+            self.rows += [label, *spills]
             for slot in stored:
-                self.write_back(self.lines, slot)
+                self.write_back(self.rows, slot)
             target = self.leaving[id(snapshot)]
             if target is None:
-                self.line(f"_JUMP jump={done}")
+                self.add("_JUMP", jump=done)
                 continue
             for value in snapshot.stack:
-                self.push_value(self.lines, value)
+                self.push_value(self.rows, value)
             # The outer exit's stub begins by writing the outer's pinned
             # registers to their homes: give them what is there.
-            self.lines += [f"    {register} = _RELOAD_{_KIND[outer.rec.slots[slot]]} oparg={outer.home[slot]}"
-                           for slot, register in outer.pinned.items()]
-            self.line(f"_JUMP jump={self.outer_exit(target, outer.pinned_to_homes())}")
-        self.lines.append(f"{done}:")
+            self.rows += [make(f"_RELOAD_{_KIND[outer.rec.slots[slot]]}", (), (register,), outer.home[slot])
+                          for slot, register in outer.pinned.items()]
+            self.add("_JUMP", jump=self.outer_exit(target, list(outer.pinned_to_homes())))
+        self.rows.append(done)
         for value, input_value in zip(self.done.stack, inputs, strict=True):
             kind = self.rec.ops[value].kind
             if kind != "n":
                 register = "f0" if kind == "f" else "i0"
-                self.line(f"{register} = _RELOAD_{_KIND[kind]} oparg={self.temp[value]}")
-                self.line(f"_SPILL_{_KIND[kind]} {register} oparg={outer.temp[input_value]}")
+                self.add(f"_RELOAD_{_KIND[kind]}", outs=(register,), oparg=self.temp[value])
+                self.add(f"_SPILL_{_KIND[kind]}", (register,), oparg=outer.temp[input_value])
         self.labels += 1
+
+
+def _reload_i0(slot: int) -> Row:
+    return make("_RELOAD_INT", (), ("i0",), slot)
+
+
+_DECREF_I0 = make("_DECREF_O", ("i0",))
 
 
 def _stored(rec: Recording) -> set[int]:
@@ -1125,6 +1148,12 @@ def _stored(rec: Recording) -> set[int]:
         if isinstance(op.arg, InnerCall) and op.arg.body is not None:
             stored |= _stored(op.arg.body.rec)
     return stored
+
+
+def _arg(op: Op) -> int:
+    """The op's arg, where a uop takes it as is (a slot, an id, a version...)."""
+    assert isinstance(op.arg, int), op
+    return op.arg
 
 
 def _ints(arg: object) -> tuple[int, ...]:

@@ -30,6 +30,8 @@ is dead (`borrowable`: up to the next store to the local, which vacates it).
 
 from __future__ import annotations
 
+from copyjit.backend.asm import Row, make
+
 INT_REGISTERS = ("i0", "i1", "i2", "i3")
 FLOAT_REGISTERS = ("f0", "f1", "f2", "f3")
 _BANK = {"i": "i", "o": "i", "f": "f"}
@@ -42,7 +44,7 @@ class Allocator:
     it (ascending; an op's snapshot counts as a use at that op)."""
 
     def __init__(self, kinds: dict[int, str], temp: dict[int, int], uses: dict[int, list[int]],
-                 emit: list[str], reserved: frozenset[str] = frozenset(),
+                 emit: list[Row], reserved: frozenset[str] = frozenset(),
                  borrowable: dict[str, frozenset[int]] | None = None) -> None:
         self.kinds, self.temp, self.uses = kinds, temp, uses
         self.last = {value: at[-1] for value, at in uses.items() if at}  # value -> its last use
@@ -53,7 +55,13 @@ class Allocator:
         # A reserved register may take values at these ops too: its local's
         # value is dead there, until a store to it (which vacates it).
         self.borrowable = borrowable or {}
-        self.lines = emit  # where spills and reloads go (the lowering's lines)
+        # (bank, op) -> the reserved registers of that bank it may take there
+        self.borrowed: dict[tuple[str, int], tuple[str, ...]] = {}
+        for register, at in self.borrowable.items():
+            for index in at:
+                key = (register[0], index)
+                self.borrowed[key] = (*self.borrowed.get(key, ()), register)
+        self.rows = emit  # where spills and reloads go (the lowering's rows)
         self.register: dict[int, str] = {}  # value -> register holding it
         self.holder: dict[str, int] = {}  # register -> value
         self.slot: dict[int, int] = {}  # value -> a slot with a valid copy
@@ -94,7 +102,7 @@ class Allocator:
         if register is not None:
             return register
         register = self.free_register(_BANK[self.kinds[value]], pinned)
-        self.lines.append(f"    {register} = _RELOAD_{SUFFIX[self.kinds[value]]} oparg={self.slot[value]}")
+        self.rows.append(make(f"_RELOAD_{SUFFIX[self.kinds[value]]}", (), (register,), self.slot[value]))
         self.register[value], self.holder[register] = register, value
         return register
 
@@ -114,8 +122,7 @@ class Allocator:
             del self.holder[register]
 
     def free_register(self, bank: str, pinned: frozenset[str]) -> str:
-        names = self.pools[bank] + tuple(register for register, at in self.borrowable.items()
-                                         if self.now in at and register[0] == bank)
+        names = self.pools[bank] + self.borrowed.get((bank, self.now), ())
         for name in names:
             if name not in self.holder:
                 return name
@@ -144,7 +151,7 @@ class Allocator:
     def evict(self, register: str) -> None:
         value = self.holder[register]
         if value not in self.slot:
-            self.lines.append(f"    _SPILL_{SUFFIX[self.kinds[value]]} {register} oparg={self.temp[value]}")
+            self.rows.append(make(f"_SPILL_{SUFFIX[self.kinds[value]]}", (register,), (), self.temp[value]))
             self.slot[value] = self.temp[value]
         self.drop_register(value)
 
@@ -166,7 +173,7 @@ class Allocator:
         if self.slot.get(value) == temp:
             return
         register = self.use(value)
-        self.lines.append(f"    _SPILL_{SUFFIX[self.kinds[value]]} {register} oparg={temp}")
+        self.rows.append(make(f"_SPILL_{SUFFIX[self.kinds[value]]}", (register,), (), temp))
         self.slot[value] = temp
 
     def flush(self) -> None:
@@ -176,19 +183,20 @@ class Allocator:
         for value in list(self.register):
             self.drop_register(value)
 
-    def exit_spills(self, values: list[int]) -> list[str]:
+    def exit_spills(self, values: list[int]) -> list[Row]:
         """What an exit stub must run first so that each of `values` is in
         its temp slot, given where they are now (at the uop that leaves)."""
-        lines, copies = [], []
+        rows: list[Row] = []
+        copies: list[Row] = []
         for value in values:
             if value not in self.kinds or self.slot.get(value) == self.temp[value]:
                 continue
             suffix = SUFFIX[self.kinds[value]]
             register = self.register.get(value)
             if register is not None:
-                lines.append(f"    _SPILL_{suffix} {register} oparg={self.temp[value]}")
+                rows.append(make(f"_SPILL_{suffix}", (register,), (), self.temp[value]))
             else:  # still in a local's home slot: copy it, after the registers are out
                 scratch = "f0" if self.kinds[value] == "f" else "i0"
-                copies += [f"    {scratch} = _RELOAD_{suffix} oparg={self.slot[value]}",
-                           f"    _SPILL_{suffix} {scratch} oparg={self.temp[value]}"]
-        return lines + copies
+                copies += [make(f"_RELOAD_{suffix}", (), (scratch,), self.slot[value]),
+                           make(f"_SPILL_{suffix}", (scratch,), (), self.temp[value])]
+        return rows + copies
