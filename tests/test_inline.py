@@ -8,6 +8,7 @@ call was inlined, from stats()["calls"]."""
 
 from __future__ import annotations
 
+import gc
 import sys
 import types
 from textwrap import dedent
@@ -15,6 +16,7 @@ from typing import Any
 
 from test_objects import differential
 
+from copyjit.trace import bytecode
 from copyjit.trace.jit import JIT
 
 
@@ -162,6 +164,10 @@ def test_exits_inside_an_inlined_function_release_its_values() -> None:
     xs: list[Any] = [float(k) for k in range(10)]
     sentinel = 1.5
     xs[3] = sentinel
+    # (The last codes decoded are kept, with their traces, whose constants
+    # may be this float: a module's equal constants are one object.)
+    bytecode._DECODED.clear()
+    gc.collect()
     before_list, before_item = sys.getrefcount(xs), sys.getrefcount(sentinel)
     differential(exits_holding_objects, 1000, xs)
     xs[7] = "x"
@@ -169,6 +175,8 @@ def test_exits_inside_an_inlined_function_release_its_values() -> None:
     xs[7] = 7  # an int: exits, and the interpreter goes on
     stats = differential(exits_holding_objects, 1000, xs)
     assert inlined(stats) >= 1, stats["calls"]
+    bytecode._DECODED.clear()
+    gc.collect()
     assert (sys.getrefcount(xs), sys.getrefcount(sentinel)) == (before_list, before_item)
 
 

@@ -248,7 +248,7 @@ print(rss() - before)
 
 
 def test_traces_of_code_that_dies_are_freed() -> None:
-    from copyjit.trace import record_base
+    from copyjit.trace import bytecode
 
     jit = JIT(1)
     jit.enable()
@@ -268,9 +268,9 @@ def test_traces_of_code_that_dies_are_freed() -> None:
             del namespace, code
         gc.collect()
         in_use = arena.in_use
-        # The recorder keeps the last few codes it decoded (record_base._DECODED).
+        # The recorder keeps the last few codes it decoded (bytecode._DECODED).
         dead = [(code_id, traces) for code, code_id, traces in codes if code() is None]
-        assert len(dead) >= 40 - record_base._DECODED_CODES, len(dead)
+        assert len(dead) >= 40 - bytecode._DECODED_CODES, len(dead)
         assert all(trace.freed for _, traces in dead for trace in traces)
         # Every code the JIT's tables name is alive (an id may be a new code's
         # already). (A weak reference reads dead a moment before its

@@ -500,7 +500,7 @@ class JIT:
         with _SigintHeld("copyjit.trace.frames"):
             import opcode  # noqa: F401  (_opname_at's)
 
-            from copyjit.trace import frames
+            from copyjit.trace import bytecode, frames  # noqa: F401  (bytecode: _enclosing_loop's)
         self.stats.import_seconds += time.perf_counter() - start
         if _opname_at(code, dst) != "FOR_ITER":
             return False
@@ -852,10 +852,10 @@ class JIT:
 
     def _enclosing_loop(self, code: CodeType, src: int, dst: int) -> str:
         """_enclosing, for the loop from `dst` to its backedge at `src`."""
-        from copyjit.trace.bytecode import instructions  # loaded by the recorder already
+        from copyjit.trace.bytecode import decoded  # (imported by _short_sequence, timed)
 
         state = "none"
-        for ins in instructions(code):
+        for ins in decoded(code)[0].values():
             if ins.opname == "JUMP_BACKWARD" and ins.argval < dst and ins.offset > src:
                 outer = self.locations.get((id(code), ins.offset))
                 if outer is not None and outer.trace is not None:

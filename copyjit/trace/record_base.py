@@ -6,7 +6,6 @@ record_numbers.py (arithmetic and control) and recorder.py (objects, calls).
 
 from __future__ import annotations
 
-import itertools
 import operator
 from _weakref import ref  # weakref.ref, without the weakref module
 from types import CodeType  # loaded with the interpreter: costs nothing
@@ -61,22 +60,6 @@ def fits(result: object, kind: str) -> bool:
         else type(result) is float
 
 
-# The last few codes' instructions (offset -> instruction) and what follows
-# each offset: a loop nest's recordings (nested trace, outer trace, bridges)
-# decode the same code, and dis takes ~0.4 ms per 100 instructions.
-_DECODED: dict[CodeType, tuple[dict[int, dis.Instruction], dict[int, int]]] = {}
-_DECODED_CODES = 8
-
-
-def _decoded(code: CodeType) -> tuple[dict[int, dis.Instruction], dict[int, int]]:
-    found = _DECODED.get(code)
-    if found is None:
-        instructions = {i.offset: i for i in bytecode.instructions(code)}
-        found = instructions, dict(itertools.pairwise(sorted(instructions)))
-        if len(_DECODED) >= _DECODED_CODES:
-            del _DECODED[next(iter(_DECODED))]  # the oldest
-        _DECODED[code] = found
-    return found
 
 
 class Pending:
@@ -111,7 +94,7 @@ class RecorderBase:
         self.on_frame = len(bridge.kinds) + len(bridge.on_frame or ()) if bridge else 0
         self.moved = False  # an inner loop ran: the frame's IP is not at the backedge any more
         self.after_inner: int | None = None
-        self.instructions, self.following = _decoded(code)
+        self.instructions, self.following = bytecode.decoded(code)
         # The loop runs from dst to its last backedge: with `continue` there
         # are several, and recording may have started at any of them.
         self.end = max(i.offset for i in self.instructions.values()

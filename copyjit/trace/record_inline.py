@@ -31,7 +31,6 @@ aborts on inside the body (the recording is rolled back to the CALL).
 from __future__ import annotations
 
 import ctypes
-import itertools
 import sys
 import types
 
@@ -115,7 +114,7 @@ class InlineOps(NumberOps):
             return "a function of another module"
         if _monitored(code) or sys.getprofile() is not None:
             return "a function another tool or a profiler watches"
-        instructions = list(bytecode.instructions(code))
+        instructions = list(bytecode.decoded(code)[0].values())
         if len(instructions) > MAX_INSTRUCTIONS:
             return "a function too long"
         for instruction in instructions:
@@ -165,11 +164,10 @@ class InlineOps(NumberOps):
             default = defaults[slot - (code.co_argcount - len(defaults))]
             const = self.constant(default)
             local_values[slot] = (const, default, self.kind(const) == "o")
-        instructions = {i.offset: i for i in bytecode.instructions(code)}
         call = _Call(self.code, self.instructions, self.following, ins.start_offset, self.stack, local_values)
         self.inlined = (*self.inlined, call)
-        self.code, self.instructions, self.stack = code, instructions, []
-        self.following = dict(itertools.pairwise(sorted(instructions)))
+        self.code, self.stack = code, []
+        self.instructions, self.following = bytecode.decoded(code)
         try:
             result = self._run_callee()
             if sum(1 for op in self.ops if op.name not in NO_VALUE and op.kind != "n") > MAX_VALUES:
