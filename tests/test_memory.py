@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -86,6 +87,56 @@ def test_emit_free_cycles_do_not_grow_the_arena() -> None:
         for trace in traces:
             trace.free()
     assert (arena.top, arena.in_use) == (top, in_use)
+
+
+def _freeing_inside(writes: int, free: object) -> None:
+    """Make the arena's next `writes` writes call `free` first, as the
+    garbage collector may (a trace's __del__, its code's weak reference
+    callback) wherever Python code allocates."""
+    arena = runtime().arena
+    writer = arena.writer
+    assert writer is not None
+
+    def write(address: int, data: bytes) -> None:
+        nonlocal writes
+        writes -= 1
+        if writes <= 0:
+            arena.writer = writer
+        free()  # type: ignore[operator]
+        writer(address, data)
+
+    arena.writer = write
+
+
+def _within(seconds: float, body: object) -> None:
+    """Run `body` in a thread; fail (not hang) if it does not end in time."""
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            body()  # type: ignore[operator]
+        except BaseException as error:  # (reported below)
+            failed.append(error)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "deadlocked"
+    assert not failed, failed
+
+
+def test_a_trace_freed_while_the_arena_writes_is_freed_later_without_a_deadlock() -> None:
+    # (It deadlocked: Trace.__del__, run by a collection inside another
+    # trace's free, waited for the lock that free held.)
+    arena = runtime().arena
+    in_use = arena.in_use
+    first, second, third = (emit(parse(SMALL)) for _ in range(3))
+    _freeing_inside(1, second.free)
+    _within(10, first.free)  # second is freed inside first's poisoning write: it waits
+    assert second.freed and arena.in_use > in_use
+    _freeing_inside(1, lambda: None)
+    _within(10, third.free)  # the next reap frees both
+    assert arena.in_use == in_use
 
 
 class _RecordingArena(memory.Arena):

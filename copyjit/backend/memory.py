@@ -124,13 +124,20 @@ class Arena:
                 return address
         return None
 
-    def free(self, address: int, size: int) -> None:
+    def free(self, address: int, size: int, wait: bool = True) -> bool:
+        """Poison and give back the block; without `wait`, only if the
+        arena's lock is free now (returns whether it freed)."""
         size = round_up(max(size, 1), ALIGNMENT)
-        with self._lock:
+        if not self._lock.acquire(wait):
+            return False
+        try:
             self._check_allocated(address, size)
             self.write(address, POISON * size)
             self.in_use -= size
             self._insert_free(address, size)
+        finally:
+            self._lock.release()
+        return True
 
     def _check_allocated(self, address: int, size: int) -> None:
         # bisect.bisect, imported at the first free (not at start-up, where

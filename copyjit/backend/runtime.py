@@ -181,7 +181,7 @@ class Runtime:
                                              native.py_object)
         # Freed traces still running: (cell, address, size), released by reap().
         self._zombies: list[tuple[bytearray, int, int, object]] = []
-        self._zombies_lock = _thread.allocate_lock()  # taken before the arena's, never after
+        self._zombies_lock = _thread.allocate_lock()  # held by the reap under way
 
     def reserve_counts(self) -> tuple[bool, int, int]:
         """Whether the emergency reserve is mapped, how often an exit
@@ -213,23 +213,31 @@ class Runtime:
     def release(self, cell: bytearray, address: int, size: int, keep: object = None) -> None:
         """Free a trace's code once no call of it is in progress; until then
         keep `keep` alive too (the objects the code points at)."""
-        with self._zombies_lock:
-            self._zombies.append((cell, address, size, keep))
+        self._zombies.append((cell, address, size, keep))  # (atomic: no lock, see reap)
         self.reap()
 
     def reap(self) -> None:
-        """Free the code of freed traces that nothing runs any more."""
-        if not self._zombies:
+        """Free the code of freed traces that nothing runs any more.
+
+        A trace is freed by its __del__ or its code's weak reference
+        callback, which run wherever the garbage collector does: inside
+        another reap, or while the arena's lock is held (a write of code
+        allocates). Waiting for either lock there deadlocked; so a reap
+        that finds one taken leaves the zombies to the next reap."""
+        if not self._zombies or not self._zombies_lock.acquire(False):
             return
-        with self._zombies_lock:
-            running = []
-            for zombie in self._zombies:
+        try:
+            zombies, self._zombies = self._zombies, []  # a release meanwhile goes to the new list
+            later = []
+            for zombie in zombies:
                 cell, address, size, _ = zombie
-                if CELL.unpack(cell)[1]:  # still running somewhere
-                    running.append(zombie)
-                else:
-                    self.arena.free(address, size)
-            self._zombies = running
+                # Still running somewhere, or the arena busy (this thread's
+                # allocation or free, under the collector; or another's).
+                if CELL.unpack(cell)[1] or not self.arena.free(address, size, wait=False):
+                    later.append(zombie)
+            self._zombies.extend(later)
+        finally:
+            self._zombies_lock.release()
 
     def _place_data(self) -> None:
         data = self.table.data + bytes(-len(self.table.data) % 8)
