@@ -607,6 +607,15 @@ def _spills() -> list[Uop]:
             oparg_max=last, doc="spill slot `oparg` = a"),
         uop("_RELOAD_FLOAT", f"__builtin_memcpy(&res, &{slot}, sizeof(res));", regs="-- res:f",
             oparg_max=last, doc="res = spill slot `oparg`"),
+        # An exit stub's: one uop where _RELOAD_INT and _PUSH_O, or
+        # _LOAD_*_O and _SPILL_INT, were two (most of a trace's uops are
+        # its exit stubs': fewer to lower, copy and patch).
+        uop("_PUSH_SLOT_O", f"value = (PyObject *){slot};", stack="-- value", oparg_max=last,
+            doc="push the object in spill slot `oparg` onto the frame's stack (hands over the reference)"),
+        uop("_SPILL_FAST_O", f"{slot} = (intptr_t)Py_NewRef(frame->localsplus[operand0]);", oparg_max=last,
+            doc="spill slot `oparg` = a new reference to local `operand0` (must be bound)"),
+        uop("_SPILL_CONST_O", f"{slot} = (intptr_t)Py_NewRef((PyObject *)operand0);", oparg_max=last,
+            doc="spill slot `oparg` = a new reference to the object at `operand0`"),
     ]
 
 
@@ -908,6 +917,23 @@ def _objects() -> list[Uop]:
               doc=f"res = {kind.lower()}(a), for the frame: on failure the emergency reserve is "
                   "released and the box made again, else taken from the pool (copyjit.h)")
           for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
+        # An exit stub's push of a number on the recorded stack: one uop
+        # where _RELOAD_*, _BOX_*_LEAVING_O and _PUSH_O were three.
+        *[uop(f"_PUSH_{kind}_SLOT_LEAVING",
+              f"""
+              {ctype} a;
+              __builtin_memcpy(&a, &slots[oparg], sizeof(a));
+              PyObject *box = copyjit_reserve.pool_only ? NULL : {make}(a);
+              if (box == NULL) {{
+                  box = copyjit_{kind.lower()}_for_exit(tstate, a);
+              }}
+              value = box;
+              """,
+              stack="-- value", oparg_max=SPILL_SLOTS - 1,
+              doc=f"push {kind.lower()}(spill slot `oparg`) onto the frame's stack, boxed as by "
+                  f"_BOX_{kind}_LEAVING_O")
+          for kind, ctype, make in (("INT", "intptr_t", "PyLong_FromSsize_t"),
+                                    ("FLOAT", "double", "PyFloat_FromDouble"))],
         # A local written back as the trace leaves: in place when only the
         # frame holds its number (as _SYNC_*_O; not when boxing from the
         # pool is what a test is after), else boxed as _BOX_*_LEAVING_O.
@@ -1421,6 +1447,12 @@ _TABLE: list[Uop] = [
         "_SET_IP",
         "frame->instr_ptr = (_Py_CODEUNIT *)operand0;",
         doc="point the frame's instruction pointer at `operand0`",
+    ),
+    uop(
+        "_SET_IP_I",
+        "frame->instr_ptr = (_Py_CODEUNIT *)operand0;\nres = (intptr_t)operand1;",
+        regs="-- res:i",
+        doc="point the frame's instruction pointer at `operand0`; res = operand1 (an exit stub's number)",
     ),
     uop("_JUMP", "JUMP();", ends_trace=True, doc="jump to the jump target"),
     uop("_GOTO", "TAIL(operand0);", ends_trace=True,

@@ -485,13 +485,13 @@ class _Lowering:
                 self.write_back(rows, slot)
         for value in snapshot.stack:
             self.push_value(rows, value)
-        rows.append(make("_SET_IP", operand0=instruction_address(self.rec.code, snapshot.offset)))
+        resume = instruction_address(self.rec.code, snapshot.offset)
         if not shared:
-            rows.append(make("_EXIT_TRACE", oparg=number))
+            rows += make("_SET_IP", operand0=resume), make("_EXIT_TRACE", oparg=number)
             return rows
         # The stack pushed before the locals are written back: independent
         # parts of the frame, and i1 (the exit number) survives the boxing.
-        rows.append(make("_LOAD_INT_CONST", outs=("i1",), operand0=number))
+        rows.append(make("_SET_IP_I", outs=("i1",), operand0=resume, operand1=number))
         if id(snapshot) in self.exact_snapshots:
             self.exact_used = True
             rows.append(make("_JUMP", jump=f"{self.leave_label}_exact"))
@@ -507,11 +507,9 @@ class _Lowering:
         for value in stack:
             op = self.rec.ops[value]
             if op.name == "const_b":
-                rows.append(make("_LOAD_CONST_O", outs=("i0",), operand0=_arg(op)))
+                rows.append(make("_SPILL_CONST_O", oparg=self.temp[value], operand0=_arg(op)))
             elif op.name == "load_b":
-                rows.append(make("_LOAD_FAST_O", outs=("i0",), oparg=_arg(op)))
-            if op.name in BORROWED:
-                rows.append(make("_SPILL_INT", ("i0",), oparg=self.temp[value]))
+                rows.append(make("_SPILL_FAST_O", oparg=self.temp[value], operand0=_arg(op)))
             elif op.name in BORROWED_ITEMS:  # in its slot already (exit_spills): a reference to it
                 rows += _reload_i0(self.temp[value]), make("_NEW_REF_O", ("i0",), ("i1",))
 
@@ -807,11 +805,9 @@ class _Lowering:
         if kind == "n":
             rows.append(make("_PUSH_NULL"))
         elif kind == "o":
-            rows += _reload_i0(self.temp[value]), make("_PUSH_O", ("i0",))
+            rows.append(make("_PUSH_SLOT_O", oparg=self.temp[value]))
         else:
-            rows += (make(f"_RELOAD_{_KIND[kind]}", (), (f"{kind}0",), self.temp[value]),
-                     make(f"_BOX_{_KIND[kind]}_LEAVING_O", (f"{kind}0",), ("i0",)),  # (see write_back)
-                     make("_PUSH_O", ("i0",)))
+            rows.append(make(f"_PUSH_{_KIND[kind]}_SLOT_LEAVING", oparg=self.temp[value]))  # (see write_back)
 
     def pop_value(self, value: int) -> None:
         """Take a value back from the frame's stack (pushed by push_value)."""
