@@ -361,17 +361,21 @@ def test_ctrl_c_interrupts_an_inlined_loop(tmp_path: Path) -> None:
     assert stats["inlined_loops"] >= 1 and stats["native_entries"] >= 1
 
 
-def test_the_escape_loop_inlined_spills_nothing() -> None:
-    # zr's register is free between `2.0 * zr` and the store to zr: the new
-    # zr need not go through a spill slot (docs/optimizer.md).
+def _escape_times_lowered() -> list[Any]:
+    """The lowerings of escape_times(12)'s traces, at threshold 1."""
     jit = JIT(1)
     jit.enable(escape_times.__code__)
     try:
         escape_times(12)
     finally:
         jit.disable()
-    texts = [location.lowered.text for location in jit.locations.values()
-             if location.lowered is not None and location.lowered.lowering.inlined_loops]
+    return [location.lowered for location in jit.locations.values() if location.lowered is not None]
+
+
+def test_the_escape_loop_inlined_spills_nothing() -> None:
+    # zr's register is free between `2.0 * zr` and the store to zr: the new
+    # zr need not go through a spill slot (docs/optimizer.md).
+    texts = [lowered.text for lowered in _escape_times_lowered() if lowered.lowering.inlined_loops]
     assert texts
     loop = texts[0].split("\ninner", 1)[1].split("_JUMP jump=inner", 1)[0]
     assert "_MUL_FLOAT" in loop and "_SPILL" not in loop, loop
@@ -380,13 +384,7 @@ def test_the_escape_loop_inlined_spills_nothing() -> None:
 def test_the_text_of_a_trace_parses_to_its_instructions() -> None:
     # The lowering makes instructions directly (asm.make rows); the text
     # form that explain and the log show must be what they are.
-    jit = JIT(1)
-    jit.enable(escape_times.__code__)
-    try:
-        escape_times(12)
-    finally:
-        jit.disable()
-    lowered = [location.lowered for location in jit.locations.values() if location.lowered is not None]
+    lowered = _escape_times_lowered()
     assert any(each.lowering.inlined_loops for each in lowered)
     for each in lowered:
         assert asm.parse(each.text) == each.instructions

@@ -244,18 +244,23 @@ def row_text(row: Row) -> str:
     """The line of the text form that parses to `row`."""
     if isinstance(row, str):
         return f"{row}:"
-    base = row.base if isinstance(row, _Targets) else row
-    text = f"{', '.join(base.outs)} = " if base.outs else ""
-    text += base.name
-    if base.ins:
-        text += " " + ", ".join(base.ins)
-    for key in _INT_KEYS:
-        if getattr(base, key):
-            text += f" {key}={_show(getattr(base, key))}"
     if isinstance(row, _Targets):
-        for key, label in zip(_TARGET_KEYS, (row.jump, row.exit, row.error), strict=True):
-            if label is not None:
-                text += f" {key}={label}"
+        return _line(row.base, (row.jump, row.exit, row.error))
+    return _line(row, (None, None, None))
+
+
+def _line(inst: Instruction, labels: tuple[str | None, str | None, str | None]) -> str:
+    """The instruction's line, its jump, exit and error named by `labels`."""
+    text = f"{', '.join(inst.outs)} = " if inst.outs else ""
+    text += inst.name
+    if inst.ins:
+        text += " " + ", ".join(inst.ins)
+    for key in _INT_KEYS:
+        if getattr(inst, key):
+            text += f" {key}={_show(getattr(inst, key))}"
+    for key, label in zip(_TARGET_KEYS, labels, strict=True):
+        if label is not None:
+            text += f" {key}={label}"
     return "    " + text
 
 
@@ -273,17 +278,8 @@ def dump(instructions: list[Instruction] | tuple[Instruction, ...]) -> str:
     for index, inst in enumerate(instructions):
         if index in names:
             lines.append(f"{names[index]}:")
-        text = f"{', '.join(inst.outs)} = " if inst.outs else ""
-        text += inst.name
-        if inst.ins:
-            text += " " + ", ".join(inst.ins)
-        for key in _INT_KEYS:
-            if getattr(inst, key):
-                text += f" {key}={_show(getattr(inst, key))}"
-        for key in _TARGET_KEYS:
-            target = getattr(inst, key)
-            if target is not None:
-                text += f" {key}={names.get(target, f'L{target}')}"
-        lines.append("    " + text)
+        jump, exit, error = (None if target is None else names.get(target, f"L{target}")
+                             for target in (inst.jump, inst.exit, inst.error))
+        lines.append(_line(inst, (jump, exit, error)))
     return "\n".join(lines) + "\n"
 
