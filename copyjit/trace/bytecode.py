@@ -140,3 +140,61 @@ def decoded(code: CodeType) -> tuple[dict[int, Instruction], dict[int, int]]:
             del _DECODED[next(iter(_DECODED))]  # the oldest
         _DECODED[code] = found
     return found
+
+
+# What a read of a local can flow into, for numeric_locals: instructions
+# that take the top `n` values and push one number (the arithmetic the
+# recorder does unboxed), and those that only push (a value above ours).
+_ARITHMETIC = {"BINARY_OP": 2, "COMPARE_OP": 2, "UNARY_NEGATIVE": 1}
+_PUSHES = {"LOAD_FAST": 1, "LOAD_FAST_CHECK": 1, "LOAD_CONST": 1, "LOAD_FAST_LOAD_FAST": 2}
+
+
+def numeric_locals(code: CodeType, first: int, last: int) -> frozenset[int]:
+    """The locals read between offsets `first` and `last` (at least once)
+    whose every read there is an operand of arithmetic: the value loaded is
+    taken by a BINARY_OP, COMPARE_OP or UNARY_NEGATIVE with only loads
+    between (`x1 - x2`, `dt * (dx * dx + ...)`). A local of these that holds
+    a float is better kept unboxed by a trace than as an object (record_base,
+    `home`): it is never needed as one, but at exits."""
+    by_offset, following = decoded(code)
+    numeric: dict[int, bool] = {}
+    for ins in by_offset.values():
+        if not first <= ins.offset <= last:
+            continue
+        name = ins.opname
+        arg: int = ins.arg  # type: ignore[assignment]  # (each of these has one)
+        if name in ("LOAD_FAST", "LOAD_FAST_CHECK"):
+            loaded = [(arg, 0)]
+        elif name == "LOAD_FAST_LOAD_FAST":
+            loaded = [(arg >> 4, 1), (arg & 15, 0)]
+        elif name == "STORE_FAST_LOAD_FAST":
+            loaded = [(arg & 15, 0)]
+        elif name in ("LOAD_FAST_AND_CLEAR", "DELETE_FAST"):
+            loaded = [(arg, -1)]  # not a value for arithmetic
+        else:
+            continue
+        for slot, above in loaded:
+            numeric[slot] = numeric.get(slot, True) and above >= 0 and \
+                _feeds_arithmetic(by_offset, following, ins.offset, above)
+    return frozenset(slot for slot, yes in numeric.items() if yes)
+
+
+def _feeds_arithmetic(by_offset: dict[int, Instruction], following: dict[int, int], offset: int,
+                      above: int) -> bool:
+    """Whether the value the instruction at `offset` leaves `above` values
+    below the top is taken by arithmetic, straight on (no jump, no other
+    kind of instruction on the way)."""
+    at = following.get(offset)
+    while at is not None:
+        name = by_offset[at].opname
+        taken = _ARITHMETIC.get(name)
+        if taken is not None:
+            if above < taken:
+                return True
+            above -= taken - 1
+        elif name in _PUSHES:
+            above += _PUSHES[name]
+        else:
+            return False
+        at = following.get(at)
+    return False

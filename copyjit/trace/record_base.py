@@ -128,6 +128,7 @@ class RecorderBase:
         self.pending: Pending | None = None
         self.calls = 0  # calls recorded so far: any may rebind an object local (frame.f_locals)
         self.stored_at: dict[int, int] = {}  # object local -> self.calls when it was stored
+        self.numeric_slots: frozenset[int] | None = None  # (numeric, when first asked)
         self.offset = dst
 
     def emit(self, op: Op, known: type | None = None) -> int:
@@ -424,13 +425,26 @@ class RecorderBase:
             # entry, the type of a value left over from other code.
             entry = frames.read_local(self.raw, slot)
             kind = kind_of(concrete)
-            if (entry is not UNBOUND and kind_of(entry) != kind) or (boxed and self.bridge is None):
+            if (entry is not UNBOUND and kind_of(entry) != kind) or \
+                    (boxed and self.bridge is None and not self.numeric(slot, kind)):
                 kind = "o"
             self.slots[slot] = kind
         home = self.slots[slot]
         if home != "o" and kind_of(concrete) != home:
             raise Abort(f"local {local_name(self.code, slot)!r} changes type in the loop")
         return home
+
+    def numeric(self, slot: int, kind: str) -> bool:
+        """Whether a float object stored in local `slot` is better unboxed:
+        the loop only reads the local for arithmetic (bytecode.numeric_locals;
+        n-body's `x1` of `for ([x1, y1, z1], v1, m1), ... in pairs`, read by
+        `x1 - x2`). It is then checked and unboxed where it is stored, and no
+        reference is taken, stored or dropped for it in the iteration."""
+        if kind != "f":
+            return False
+        if self.numeric_slots is None:
+            self.numeric_slots = bytecode.numeric_locals(self.code, self.dst, self.end)
+        return slot in self.numeric_slots
 
     def prepare_store(self, slot: int, position: int) -> int:
         """Guard and convert the stack value at `position`, about to be stored
