@@ -1225,15 +1225,9 @@ def _objects() -> list[Uop]:
                 // from a new one, so it becomes the new one (no allocation).
                 ((PyFloatObject *)old)->ob_fval = value;
             }
-            else {
+            else {  // out of line, keeping every register (objects.c)
                 SYNC_SP();  // here, not before the body: the in-place path calls nothing
-                PyObject *boxed = PyFloat_FromDouble(value);
-                if (boxed == NULL) {
-                    PyErr_Clear();  // the interpreter runs out of memory itself
-                }
-                EXIT_IF(boxed == NULL);
-                PyList_SET_ITEM(seq, at, boxed);
-                Py_DECREF(old);
+                EXIT_IF(copyjit_store_float_item(seq, index, value) < 0);
             }
             """,
             regs="value:f seq:o index:i --",

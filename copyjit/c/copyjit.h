@@ -71,6 +71,10 @@ static inline __attribute__((always_inline)) PyObject *copyjit_xnewref(PyObject 
 __attribute__((preserve_most)) void
 copyjit_dealloc(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp);
 
+// The slow half of _STORE_SUBSCR_LIST_INT_F (objects.c), keeping every register.
+__attribute__((preserve_all)) int
+copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value);
+
 static inline __attribute__((always_inline)) void
 copyjit_decref(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp)
 {

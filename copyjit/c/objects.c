@@ -98,6 +98,30 @@ copyjit_dealloc(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp)
     _Py_Dealloc(op);
 }
 
+// The slow half of _STORE_SUBSCR_LIST_INT_F (`seq[index] = value`, the
+// index checked): the item is not a float only the list holds, so a new
+// float replaces it, and the old item is released (which may run any code:
+// the stencil has published the stack depth). Returns 0, or -1 when out of
+// memory (nothing changed: the stencil exits, and the interpreter runs out
+// of memory itself). preserve_all: the callee keeps every register, the
+// doubles too; and it takes the stencil's own operands (the index, not the
+// position it makes of it), so the stencil's fast path (the float
+// overwritten in place) needs no stack frame and moves nothing.
+__attribute__((preserve_all)) int
+copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value)
+{
+    Py_ssize_t at = index < 0 ? index + PyList_GET_SIZE(seq) : index;
+    PyObject *boxed = PyFloat_FromDouble(value);
+    if (boxed == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    PyObject *old = PyList_GET_ITEM(seq, at);
+    PyList_SET_ITEM(seq, at, boxed);
+    Py_DECREF(old);
+    return 0;
+}
+
 // The slow halves of the boxes an exit makes (copyjit.h).
 PyObject *
 copyjit_float_for_exit(PyThreadState *tstate, double value)
