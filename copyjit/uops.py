@@ -607,6 +607,13 @@ def _spills() -> list[Uop]:
             oparg_max=last, doc="spill slot `oparg` = a"),
         uop("_RELOAD_FLOAT", f"__builtin_memcpy(&res, &{slot}, sizeof(res));", regs="-- res:f",
             oparg_max=last, doc="res = spill slot `oparg`"),
+        # Two spills in one uop: an exit stub begins with the pinned locals'
+        # and its values' spills (a third of a trace's uops; lower.py, _paired).
+        uop("_SPILL_INT2", f"{slot} = a;\nslots[operand0] = b;", regs="a:i b:i --", oparg_max=last,
+            doc="spill slot `oparg` = a, spill slot `operand0` = b"),
+        uop("_SPILL_FLOAT2", f"__builtin_memcpy(&{slot}, &a, sizeof(a));\n"
+                             "__builtin_memcpy(&slots[operand0], &b, sizeof(b));", regs="a:f b:f --",
+            oparg_max=last, doc="spill slot `oparg` = a, spill slot `operand0` = b"),
         # An exit stub's: one uop where _RELOAD_INT and _PUSH_O, or
         # _LOAD_*_O and _SPILL_INT, were two (most of a trace's uops are
         # its exit stubs': fewer to lower, copy and patch).

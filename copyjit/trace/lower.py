@@ -206,6 +206,7 @@ class _Lowering:
         spills = self.alloc.exit_spills(needed)
         if not self.before_loop:
             spills[:0] = self.pinned_to_homes()
+        spills = _paired(spills)
         # (Not normal exits: the JIT tells them apart by number, the
         # eval-breaker check from the loop's end, a nested loop's status.
         # Nor exits of a nested loop run inline: its snapshots name its
@@ -282,9 +283,9 @@ class _Lowering:
         every exit: made once)."""
         made = self.to_homes
         if made is None:
-            made = self.to_homes = tuple(
+            made = self.to_homes = tuple(_paired([
                 make(f"_SPILL_{_KIND[self.rec.slots[slot]]}", (register,), oparg=self.home[slot])
-                for slot, register in self.pinned.items())
+                for slot, register in self.pinned.items()]))
         return made
 
     def pinned_from_homes(self) -> None:
@@ -1068,7 +1069,7 @@ class _InlinedLoop(_Lowering):
         assert snapshot is not None
         if id(snapshot) in self.leaving:
             label = f"out{self.labels}_{len(self.ways_out)}"
-            spills = [*self.pinned_to_homes(), *self.alloc.exit_spills(list(snapshot.values()))]
+            spills = _paired([*self.pinned_to_homes(), *self.alloc.exit_spills(list(snapshot.values()))])
             self.ways_out.append((label, spills, snapshot))
             return label
         label = super().exit_label(snapshot)
@@ -1172,6 +1173,24 @@ def _value_slots(rec: Recording, temp: dict[int, int], top: int) -> tuple[dict[i
     if top > SPILL_SLOTS:
         raise Abort(f"more than {SPILL_SLOTS} values in one iteration")
     return calls, top
+
+
+_PAIRS = {"_SPILL_INT": "_SPILL_INT2", "_SPILL_FLOAT": "_SPILL_FLOAT2"}
+
+
+def _paired(rows: list[Row]) -> list[Row]:
+    """Two spills of one kind in a row as one uop (_SPILL_INT2,
+    _SPILL_FLOAT2): an exit stub begins with its spills, and stubs are most
+    of a trace's uops, each one to lower, copy and patch."""
+    result: list[Row] = []
+    for row in rows:
+        last = result[-1] if result else None
+        if type(row) is Instruction and type(last) is Instruction and row.name in _PAIRS \
+                and last.name == row.name:
+            result[-1] = make(_PAIRS[row.name], (*last.ins, *row.ins), (), last.oparg, row.oparg)
+        else:
+            result.append(row)
+    return result
 
 
 def _pinned(rec: Recording, homes: list[int]) -> dict[int, str]:
