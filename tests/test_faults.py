@@ -84,7 +84,6 @@ def main():
     t, k = 0.0, 0
     for x in xs:
         t += x
-        last = x  # not only arithmetic: an object local (list_next's own reference)
     for x in ts:
         k += x
     for i, x in enumerate(xs):
@@ -93,7 +92,7 @@ def main():
         k += x * i
     for a, b in [(1, 2), (3, 4)] * 40:
         k += a - b
-    return t, k, last
+    return t, k
 '''
 _CELL = '''
 def main():

@@ -57,6 +57,9 @@ class Abort(Exception):
         # The code and bytecode offset being recorded when it stopped (set by
         # the recorder; None for an abort of the lowering): explain's "why not".
         self.where: tuple[CodeType, int] | None = None
+        # A local slot the loop's next recordings must keep as an object
+        # (record_base.prepare_store): the JIT remembers it per loop.
+        self.keep_object: int | None = None
 
 
 class _Record:

@@ -291,6 +291,8 @@ class Location:
         # The shape (_shape) of the recording of the trace last dropped for
         # exits taken early, while that is the last thing that happened.
         self.dropped_shape: tuple[object, ...] | None = None
+        # Local slots this loop's recordings keep as objects (Abort.keep_object).
+        self.objects: frozenset[int] = frozenset()
         self["totals"] = totals
 
     def __getitem__(self, field: str) -> int:
@@ -618,7 +620,7 @@ class JIT:
         start = time.perf_counter()
         try:
             inner = self._inner_lookup(code, location.inline)
-            recording = record(code, dst, src, frames.raw(frame), inner=inner)
+            recording = record(code, dst, src, frames.raw(frame), inner=inner, objects=location.objects)
             self.stats.recording_seconds += time.perf_counter() - start
             dropped, location.dropped_shape = location.dropped_shape, None
             if dropped is not None and _shape(recording) == dropped:
@@ -682,6 +684,8 @@ class JIT:
         """Count a recording or lowering that stopped; give the location up
         if the abort is final or it has had too many. Returns abort.soon."""
         self.stats.aborts[abort.reason] += 1
+        if abort.keep_object is not None:
+            location.objects |= {abort.keep_object}
         location.why = _why(location.why, abort.reason, abort.where)
         if self.log is not None:
             self.log.aborted(code, location, abort)
@@ -715,7 +719,8 @@ class JIT:
             start_at = BridgeStart(snapshot.offset, kinds, snapshot.on_frame)
             # (A bridge calls the nested loops it runs into: the lowering
             # inlines none in bridges.)
-            recording = record(code, dst, src, frames.raw(frame), start_at, self._inner_lookup(code, False))
+            recording = record(code, dst, src, frames.raw(frame), start_at, self._inner_lookup(code, False),
+                               location.objects)
             lap = time.perf_counter()
             self.stats.recording_seconds += lap - start
             first_exit = BRIDGE_EXITS * (len(location.bridges) + 1)
@@ -746,6 +751,8 @@ class JIT:
             self.stats.code_bytes += trace.size
         except (Abort, MemoryError) as stop:  # (memory exhausted: not a bug of the JIT's)
             abort = stop if isinstance(stop, Abort) else Abort(NO_MEMORY, final=False)
+            if abort.keep_object is not None:  # for the parent's next recording
+                location.objects |= {abort.keep_object}
             self.stats.aborts[f"bridge: {abort.reason}"] += 1
             if self.log is not None:
                 self.log.aborted(code, location, abort, number)

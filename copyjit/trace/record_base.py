@@ -128,7 +128,9 @@ class RecorderBase:
         self.pending: Pending | None = None
         self.calls = 0  # calls recorded so far: any may rebind an object local (frame.f_locals)
         self.stored_at: dict[int, int] = {}  # object local -> self.calls when it was stored
-        self.numeric_slots: frozenset[int] | None = None  # (numeric, when first asked)
+        # Locals kept as objects whatever they hold: an earlier recording of
+        # the loop found one bound to an object the program has (prepare_store).
+        self.objects: frozenset[int] = frozenset()
         self.offset = dst
 
     def emit(self, op: Op, known: type | None = None) -> int:
@@ -392,7 +394,7 @@ class RecorderBase:
                 # What this iteration stored, with no call in between that
                 # could have rebound it: its type is known.
                 stored = self.current[slot][0]
-        kind = self.slots.setdefault(slot, kind_of(concrete))
+        kind = self.slots.setdefault(slot, "o" if slot in self.objects else kind_of(concrete))
         if kind == "o":
             # Loaded from the frame, where the trace keeps object locals.
             # Only LOAD_FAST_CHECK can find it unbound (the compiler proved
@@ -425,26 +427,14 @@ class RecorderBase:
             # entry, the type of a value left over from other code.
             entry = frames.read_local(self.raw, slot)
             kind = kind_of(concrete)
-            if (entry is not UNBOUND and kind_of(entry) != kind) or \
-                    (boxed and self.bridge is None and not self.numeric(slot, kind)):
+            if (entry is not UNBOUND and kind_of(entry) != kind) or (boxed and self.bridge is None) \
+                    or slot in self.objects:
                 kind = "o"
             self.slots[slot] = kind
         home = self.slots[slot]
         if home != "o" and kind_of(concrete) != home:
             raise Abort(f"local {local_name(self.code, slot)!r} changes type in the loop")
         return home
-
-    def numeric(self, slot: int, kind: str) -> bool:
-        """Whether a float object stored in local `slot` is better unboxed:
-        the loop only reads the local for arithmetic (bytecode.numeric_locals;
-        n-body's `x1` of `for ([x1, y1, z1], v1, m1), ... in pairs`, read by
-        `x1 - x2`). It is then checked and unboxed where it is stored, and no
-        reference is taken, stored or dropped for it in the iteration."""
-        if kind != "f":
-            return False
-        if self.numeric_slots is None:
-            self.numeric_slots = bytecode.numeric_locals(self.code, self.dst, self.end)
-        return slot in self.numeric_slots
 
     def prepare_store(self, slot: int, position: int) -> int:
         """Guard and convert the stack value at `position`, about to be stored
@@ -455,6 +445,16 @@ class RecorderBase:
             raise Abort("storing NULL")
         if self.home(slot, concrete, boxed=self.kind(value) == "o") == "o":
             return self.box_on_stack(position)
+        if self.kind(value) == "o":
+            # An object the program has (an item, another local's, a call's
+            # result), bound to a local the trace keeps unboxed: the local
+            # must stay that very object (`x is item`; a NaN found in a list
+            # by identity), and an exit would box a new one. The loop is
+            # recorded again with the local kept as an object.
+            abort = Abort(f"local {local_name(self.code, slot)!r} bound to an object, kept unboxed",
+                          final=False, soon=True)
+            abort.keep_object = slot
+            raise abort
         return self.number(value, concrete)
 
     def finish_store(self, slot: int, value: int, stored: int, concrete: object) -> None:

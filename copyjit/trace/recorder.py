@@ -372,10 +372,12 @@ def _has_effects(known: type, descriptor: object) -> bool:
 
 
 def record(code: CodeType, dst: int, src: int, raw_frame: int,
-           bridge: BridgeStart | None = None, inner: InnerLookup | None = None) -> Recording:
+           bridge: BridgeStart | None = None, inner: InnerLookup | None = None,
+           objects: frozenset[int] = frozenset()) -> Recording:
     """Run and record the iteration from `dst` (or the bridge's start) to
-    the backedge at `src`."""
+    the backedge at `src`; `objects`: local slots to keep as objects."""
     recorder = _Recorder(code, dst, src, raw_frame, bridge, inner)
+    recorder.objects = objects
     recording = recorder.run()
     recording.inlining = recorder.inlining or {}
     return recording
