@@ -86,16 +86,74 @@ copyjit_call_in_frame(_PyInterpreterFrame *frame, _Py_CODEUNIT *at, PyObject *ca
 }
 
 // The slow half of a stencil's Py_DECREF (copyjit_decref in copyjit.h): the
-// count reached zero, so publish the stack depth (the object's finalizer
-// can run any code, and the GC walks frames up to stacktop) and free it.
-// preserve_most: the callee keeps every general-purpose register, so the
-// stencil's fast path (the count only decremented) saves nothing and needs
-// no stack frame; only the doubles it holds are saved around this call.
-__attribute__((preserve_most)) void
-copyjit_dealloc(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp)
+// count reached zero and the stencil has published the stack depth (the
+// object's finalizer can run any code, and the GC walks frames up to
+// stacktop). _Py_Dealloc(rax), every register but the flags kept: the
+// stencil's fast path (the count only decremented) saves nothing, moves
+// nothing and needs no stack frame. Entered with any stack alignment.
+__attribute__((naked)) void
+copyjit_dealloc_rax(void)
 {
-    SYNC_SP();
-    _Py_Dealloc(op);
+    __asm__(
+        "push %rbp\n\t"
+        "mov %rsp, %rbp\n\t"
+        "and $-16, %rsp\n\t"
+        "sub $400, %rsp\n\t"
+        "movdqa %xmm0, 0(%rsp)\n\t"
+        "movdqa %xmm1, 16(%rsp)\n\t"
+        "movdqa %xmm2, 32(%rsp)\n\t"
+        "movdqa %xmm3, 48(%rsp)\n\t"
+        "movdqa %xmm4, 64(%rsp)\n\t"
+        "movdqa %xmm5, 80(%rsp)\n\t"
+        "movdqa %xmm6, 96(%rsp)\n\t"
+        "movdqa %xmm7, 112(%rsp)\n\t"
+        "movdqa %xmm8, 128(%rsp)\n\t"
+        "movdqa %xmm9, 144(%rsp)\n\t"
+        "movdqa %xmm10, 160(%rsp)\n\t"
+        "movdqa %xmm11, 176(%rsp)\n\t"
+        "movdqa %xmm12, 192(%rsp)\n\t"
+        "movdqa %xmm13, 208(%rsp)\n\t"
+        "movdqa %xmm14, 224(%rsp)\n\t"
+        "movdqa %xmm15, 240(%rsp)\n\t"
+        "mov %rax, 256(%rsp)\n\t"
+        "mov %rcx, 264(%rsp)\n\t"
+        "mov %rdx, 272(%rsp)\n\t"
+        "mov %rsi, 280(%rsp)\n\t"
+        "mov %rdi, 288(%rsp)\n\t"
+        "mov %r8, 296(%rsp)\n\t"
+        "mov %r9, 304(%rsp)\n\t"
+        "mov %r10, 312(%rsp)\n\t"
+        "mov %r11, 320(%rsp)\n\t"
+        "mov %rax, %rdi\n\t"
+        "call *_Py_Dealloc@GOTPCREL(%rip)\n\t"
+        "movdqa 0(%rsp), %xmm0\n\t"
+        "movdqa 16(%rsp), %xmm1\n\t"
+        "movdqa 32(%rsp), %xmm2\n\t"
+        "movdqa 48(%rsp), %xmm3\n\t"
+        "movdqa 64(%rsp), %xmm4\n\t"
+        "movdqa 80(%rsp), %xmm5\n\t"
+        "movdqa 96(%rsp), %xmm6\n\t"
+        "movdqa 112(%rsp), %xmm7\n\t"
+        "movdqa 128(%rsp), %xmm8\n\t"
+        "movdqa 144(%rsp), %xmm9\n\t"
+        "movdqa 160(%rsp), %xmm10\n\t"
+        "movdqa 176(%rsp), %xmm11\n\t"
+        "movdqa 192(%rsp), %xmm12\n\t"
+        "movdqa 208(%rsp), %xmm13\n\t"
+        "movdqa 224(%rsp), %xmm14\n\t"
+        "movdqa 240(%rsp), %xmm15\n\t"
+        "mov 256(%rsp), %rax\n\t"
+        "mov 264(%rsp), %rcx\n\t"
+        "mov 272(%rsp), %rdx\n\t"
+        "mov 280(%rsp), %rsi\n\t"
+        "mov 288(%rsp), %rdi\n\t"
+        "mov 296(%rsp), %r8\n\t"
+        "mov 304(%rsp), %r9\n\t"
+        "mov 312(%rsp), %r10\n\t"
+        "mov 320(%rsp), %r11\n\t"
+        "mov %rbp, %rsp\n\t"
+        "pop %rbp\n\t"
+        "ret");
 }
 
 // The slow half of _STORE_SUBSCR_LIST_INT_F (`seq[index] = value`, the
