@@ -731,6 +731,22 @@ def _subscript(kind: str, borrowed: bool = False) -> Uop:
     )
 
 
+def _constant_subscript(kind: str, borrowed: bool = False) -> Uop:
+    # seq[k] for a constant k >= 0 (`v[0]`): the index is the oparg, so no
+    # register holds it and no negative index is turned around.
+    item = f"Py{kind.title()}_GET_ITEM(seq, oparg)"
+    return uop(
+        f"_BINARY_SUBSCR_{kind}_CONST_{'B' if borrowed else 'O'}",
+        f"""
+        EXIT_IF((size_t)oparg >= (size_t)Py{kind.title()}_GET_SIZE(seq));
+        res = {item if borrowed else f"Py_NewRef({item})"};
+        """,
+        regs="seq:o -- res:o",
+        doc=f"res = seq[oparg] for a guarded {kind.lower()}; exits when out of range"
+            + ("; borrowed: no reference of its own (the container must hold the item)" if borrowed else ""),
+    )
+
+
 def _sequence_iteration(kind: str, borrowed: bool = False) -> Uop:
     title = kind.title()
     item = f"Py{title}_GET_ITEM(seq, it->it_index)"
@@ -1207,6 +1223,7 @@ def _objects() -> list[Uop]:
             doc="list.append(item) (borrows both)",
         ),
         *[_subscript(kind, borrowed) for kind in ("LIST", "TUPLE") for borrowed in (False, True)],
+        *[_constant_subscript(kind, borrowed) for kind in ("LIST", "TUPLE") for borrowed in (False, True)],
         uop(
             "_STORE_SUBSCR_LIST_INT_O",
             """
@@ -1219,6 +1236,17 @@ def _objects() -> list[Uop]:
             """,
             regs="value:o seq:o index:i --",
             doc="seq[index] = value for a guarded list (takes value); exits when out of range",
+        ),
+        uop(
+            "_STORE_SUBSCR_LIST_CONST_O",
+            """
+            EXIT_IF((size_t)oparg >= (size_t)PyList_GET_SIZE(seq));
+            PyObject *old = PyList_GET_ITEM(seq, oparg);
+            PyList_SET_ITEM(seq, oparg, value);
+            Py_DECREF(old);
+            """,
+            regs="value:o seq:o --",
+            doc="seq[oparg] = value for a guarded list (takes value); exits when out of range",
         ),
         uop(
             "_STORE_SUBSCR_LIST_INT_F",
@@ -1240,6 +1268,22 @@ def _objects() -> list[Uop]:
             regs="value:f seq:o index:i --",
             doc="seq[index] = float(value) for a guarded list, reusing the item's float object when "
                 "only the list holds it; exits when out of range",
+        ),
+        uop(
+            "_STORE_SUBSCR_LIST_CONST_F",
+            """
+            EXIT_IF((size_t)oparg >= (size_t)PyList_GET_SIZE(seq));
+            PyObject *old = PyList_GET_ITEM(seq, oparg);
+            if (Py_IS_TYPE(old, &PyFloat_Type) && Py_REFCNT(old) == 1) {
+                ((PyFloatObject *)old)->ob_fval = value;  // as _STORE_SUBSCR_LIST_INT_F
+            }
+            else {
+                SYNC_SP();
+                EXIT_IF(copyjit_store_float_item(seq, (Py_ssize_t)oparg, value) < 0);
+            }
+            """,
+            regs="value:f seq:o --",
+            doc="seq[oparg] = float(value) for a guarded list, as _STORE_SUBSCR_LIST_INT_F",
         ),
         uop(
             "_UNPACK_TUPLE2_O",

@@ -179,6 +179,25 @@ def main():
     return ys
 '''
 
+_CONSTANT_ITEMS = '''
+def main():
+    xs = [0.5 * i for i in range(10)]
+    ts = tuple(xs)
+    objs = ["a", "b", "c"]
+    tobjs = ("x", "y", "z")
+    ys = [0.5] * 10
+    row = [None, None, None]
+    t = 0.0
+    out = []
+    for i in range(200):
+        t += xs[3] * 2.0 + ts[2] * 3.0  # constant indexes: the index in the oparg
+        out.append(objs[1])
+        out.append(tobjs[2])
+        row[2] = objs[i % 3]
+        ys[0] = ys[0] * 0.5 + i
+    return t, len(out), row, ys
+'''
+
 _BORROWED_ITEMS = '''
 def main():
     xs = [0.5 * i for i in range(10)]
@@ -276,6 +295,12 @@ PROGRAMS: dict[str, str] = {
     "_GUARD_GLOBALS_VERSION": _GLOBAL_STORE,
     "_LOAD_FAST_CHECK_O": _CHECKED_LOAD,
     "_STORE_SUBSCR_LIST_INT_F": _FLOAT_ITEMS,
+    "_BINARY_SUBSCR_LIST_CONST_B": _CONSTANT_ITEMS,
+    "_BINARY_SUBSCR_TUPLE_CONST_B": _CONSTANT_ITEMS,
+    "_BINARY_SUBSCR_LIST_CONST_O": _CONSTANT_ITEMS,
+    "_BINARY_SUBSCR_TUPLE_CONST_O": _CONSTANT_ITEMS,
+    "_STORE_SUBSCR_LIST_CONST_O": _CONSTANT_ITEMS,
+    "_STORE_SUBSCR_LIST_CONST_F": _CONSTANT_ITEMS,
 }
 
 # Uops that may exit but that the tracing front end never emits: the

@@ -926,6 +926,32 @@ def test_sys_exit_in_a_signal_handler_keeps_its_code(tmp_path: Path) -> None:
     assert (child.returncode, out, err) == (3, "", "")
 
 
+def test_code_dying_after_the_jits_module_was_cleared_leaves_stderr_alone(tmp_path: Path) -> None:
+    # At interpreter exit, a module run by runpy (its namespace kept alive
+    # by a gc callback's globals) died after copyjit.trace.jit's globals
+    # were cleared: forgetting its traces read `depth`, then None, and
+    # printed "Exception ignored ... AttributeError" for each code.
+    (tmp_path / "module.py").write_text(textwrap.dedent("""
+        def spin(n):
+            s = 0
+            for i in range(n):
+                s += i
+            return s
+        print(spin(10000))
+    """))
+    (tmp_path / "program.py").write_text(textwrap.dedent("""
+        import gc, runpy
+        import copyjit
+        gc.callbacks.append(lambda phase, info: None)
+        copyjit.enable()
+        runpy.run_path("module.py", run_name="__main__")
+    """))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COPYJIT_THRESHOLD": "1"}
+    done = subprocess.run([sys.executable, "program.py"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=env)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "49995000\n", "")
+
+
 def test_loops_at_exit_leave_stderr_alone(tmp_path: Path) -> None:
     # weakref.finalize's registry is walked at exit, by a loop: registering
     # a finalizer from the JUMP callback then (for code not seen before)

@@ -175,6 +175,31 @@ def test_list_indexing_assignment_append_and_len() -> None:
     differential(list_work, 300)
 
 
+def constant_indexes(n: int, shrink_at: int) -> tuple[object, ...]:
+    # v[0], v[2]: the index in the uop's oparg (_..._CONST_...); v[-1]
+    # keeps the register form (a negative index counts from the end).
+    v = [0.5, 1.5, 2.5, 3.5]
+    names = ["a", "b", "c", "d"]
+    pair = (1.0, "x", 3.0)
+    total = 0.0
+    picked = []
+    for i in range(n):
+        v[0] = v[0] * 0.5 + i
+        v[2] += v[1] * pair[2]
+        v[-1] = v[-1] - pair[0]
+        names[3] = names[i % 3]
+        picked.append(pair[1])
+        total += v[2] + pair[0]
+        if i == shrink_at:
+            del v[1:]  # v[2] is out of range from the next iteration: IndexError there
+    return v, names, len(picked), total
+
+
+@pytest.mark.parametrize("shrink_at", [-1, 50])
+def test_constant_indexes_in_and_out_of_range(shrink_at: int) -> None:
+    differential(constant_indexes, 200, shrink_at)
+
+
 def words(items: list[str]) -> tuple[int, int, int]:
     """`if w:` and `len(w)` of strs: _LEN_STR_O (docs/adding-a-uop.md)."""
     empty = letters = wide = 0

@@ -572,7 +572,13 @@ class JIT:
     # --- recording and running ----------------------------------------------
 
     def _forgetter(self, code_id: int) -> Callable[[object], None]:
+        # Held here, not read from this module's globals: at interpreter
+        # exit, a code may die after those were cleared (to None).
+        finalizing = sys.is_finalizing
+
         def forget(_: object) -> None:
+            if finalizing():
+                return  # the process's memory goes with it, and this module may be gone
             # A code may die at any depth: room first, as in on_jump.
             budget = None if depth.offset is None else \
                 depth.counter_type.from_address(depth.thread_state() + depth.offset)
@@ -593,14 +599,11 @@ class JIT:
         code goes back to the arena (no frame of it can run them now)."""
         self.counters.pop(code_id, None)
         self._code_refs.pop(code_id, None)
-        # At interpreter exit, modules the freeing uses may be gone already
-        # (and the process's memory goes with it).
-        freeing = not sys.is_finalizing()
         # list() runs no bytecode: this JIT's own loops must not call it back.
         for key in list(self.locations):
             if key[0] == code_id:
                 location = self.locations.pop(key)
-                if location.trace is not None and freeing:
+                if location.trace is not None:
                     self.discard(location, key[1], forget=True)
 
     def compile(self, location: Location, code: CodeType, frame: FrameType, src: int, dst: int) -> bool:

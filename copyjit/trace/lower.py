@@ -55,7 +55,7 @@ from copyjit.trace.ir import (
 from copyjit.trace.jit import ENTRY_EXIT
 from copyjit.trace.regalloc import SUFFIX as _KIND
 from copyjit.trace.regalloc import Allocator
-from copyjit.uops import SPILL_SLOTS, UOPS
+from copyjit.uops import OPARG_MAX, SPILL_SLOTS, UOPS
 
 # What a trace returns when a nested loop's trace left the frame exact
 # somewhere else: not one of its own exits (native code does not count it).
@@ -841,13 +841,13 @@ class _Lowering:
         self.uop("_LIST_APPEND_O", op.args, (), error_op=op)
 
     def op_subscr_list(self, index: int, op: Op) -> None:
-        self.uop("_BINARY_SUBSCR_LIST_INT_O", op.args, (index,), exit_op=op)
+        self.subscript("_BINARY_SUBSCR_LIST_INT_O", index, op)
 
     def op_subscr_list_b(self, index: int, op: Op) -> None:
-        self.uop("_BINARY_SUBSCR_LIST_INT_B", op.args, (index,), exit_op=op)
+        self.subscript("_BINARY_SUBSCR_LIST_INT_B", index, op)
 
     def op_subscr_tuple_b(self, index: int, op: Op) -> None:
-        self.uop("_BINARY_SUBSCR_TUPLE_INT_B", op.args, (index,), exit_op=op)
+        self.subscript("_BINARY_SUBSCR_TUPLE_INT_B", index, op)
 
     def op_list_item_b(self, index: int, op: Op) -> None:
         self.uop("_LIST_ITEM_B", op.args, (index,), oparg=_arg(op))
@@ -862,13 +862,24 @@ class _Lowering:
         self.uop("_FOR_ITER_TUPLE_B", (), (index,), exit_op=op)
 
     def op_subscr_tuple(self, index: int, op: Op) -> None:
-        self.uop("_BINARY_SUBSCR_TUPLE_INT_O", op.args, (index,), exit_op=op)
+        self.subscript("_BINARY_SUBSCR_TUPLE_INT_O", index, op)
 
     def op_store_subscr_list(self, index: int, op: Op) -> None:
-        self.uop("_STORE_SUBSCR_LIST_INT_O", op.args, (), exit_op=op)
+        self.subscript("_STORE_SUBSCR_LIST_INT_O", index, op)
 
     def op_store_subscr_list_f(self, index: int, op: Op) -> None:
-        self.uop("_STORE_SUBSCR_LIST_INT_F", op.args, (), exit_op=op)
+        self.subscript("_STORE_SUBSCR_LIST_INT_F", index, op)
+
+    def subscript(self, name: str, index: int, op: Op) -> None:
+        """`name`, whose last operand is the index; or, when the index is a
+        constant k >= 0 (`v[0]`), its _CONST_ form, k in the oparg: no
+        register holds k, no negative index is turned around."""
+        outs = () if name.startswith("_STORE") else (index,)
+        at = self.rec.ops[op.args[-1]]
+        if at.name == "const" and type(at.arg) is int and 0 <= at.arg <= OPARG_MAX:
+            self.uop(name.replace("_INT_", "_CONST_"), op.args[:-1], outs, oparg=at.arg, exit_op=op)
+        else:
+            self.uop(name, op.args, outs, exit_op=op)
 
     def op_list_next(self, index: int, op: Op) -> None:
         self.uop("_FOR_ITER_LIST_O", (), (index,), exit_op=op)
