@@ -952,6 +952,29 @@ def test_code_dying_after_the_jits_module_was_cleared_leaves_stderr_alone(tmp_pa
     assert (done.returncode, done.stdout, done.stderr) == (0, "49995000\n", "")
 
 
+def test_the_compilers_objects_are_aged_as_it_loads(tmp_path: Path) -> None:
+    # Left young, the compiler's ~5,600 objects were swept by a collection
+    # a few traces later, in the middle of one (n-body's second trace: 5.4
+    # ms from hot to native instead of 1.9). Loading the compiler ages them.
+    (tmp_path / "program.py").write_text(textwrap.dedent("""
+        import gc
+        import copyjit
+        copyjit.enable()
+        def spin(n):
+            s = 0
+            for i in range(n):
+                s += i
+            return s
+        spin(10000)
+        import copyjit.trace.lower as lowering
+        print(any(o is lowering.lower for o in gc.get_objects(generation=2)))
+    """))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "COPYJIT_THRESHOLD": "1"}
+    done = subprocess.run([sys.executable, "program.py"], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env=env)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "True\n", "")
+
+
 def test_loops_at_exit_leave_stderr_alone(tmp_path: Path) -> None:
     # weakref.finalize's registry is walked at exit, by a loop: registering
     # a finalizer from the JUMP callback then (for code not seen before)
