@@ -155,7 +155,7 @@ class Runtime:
         # copyjit.h's `copyjit_reserve`, the process's one: unmapped at first
         # (runtime.c maps it at the first native entry).
         self.reserve = bytearray(RESERVE.size)
-        # Stencils call some runtime functions (copyjit_dealloc): those are
+        # Stencils call some runtime functions (copyjit_dealloc_rax): those are
         # placed first, so that the GOT can hold their addresses too.
         self.functions = self._lay_out_functions(table.runtime)
         own = {"copyjit_reserve": buffer_address(self.reserve), **self.functions}
