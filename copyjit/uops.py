@@ -715,35 +715,63 @@ def _sync(make: str, reusable: str, reuse: str) -> str:
                        "EXIT_IF(box == NULL);")
 
 
-def _subscript(kind: str, borrowed: bool = False) -> Uop:
+def _checked_position(kind: str, constant: bool) -> str:
+    """C that sets `at`, a position in `seq` (a guarded list or tuple), from
+    the index operand (a negative one counts from the end), or exits when
+    it is out of range. A `constant` index k >= 0 (`v[0]`) is the oparg:
+    no register holds it and no negative index is turned around (its
+    `index` is a local, for what follows)."""
+    size = f"Py{kind.title()}_GET_SIZE(seq)"
+    if constant:
+        return f"Py_ssize_t index = (Py_ssize_t)oparg, at = index;\nEXIT_IF((size_t)at >= (size_t){size});\n"
+    return (f"Py_ssize_t size = {size};\nPy_ssize_t at = index < 0 ? index + size : index;\n"
+            "EXIT_IF((size_t)at >= (size_t)size);\n")
+
+
+def _subscript(kind: str, borrowed: bool, constant: bool) -> Uop:
     item = f"Py{kind.title()}_GET_ITEM(seq, at)"
+    index = "oparg" if constant else "index"
     return uop(
-        f"_BINARY_SUBSCR_{kind}_INT_{'B' if borrowed else 'O'}",
-        f"""
-        Py_ssize_t size = Py{kind.title()}_GET_SIZE(seq);
-        Py_ssize_t at = index < 0 ? index + size : index;
-        EXIT_IF((size_t)at >= (size_t)size);
-        res = {item if borrowed else f"Py_NewRef({item})"};
-        """,
-        regs="seq:o index:i -- res:o",
-        doc=f"res = seq[index] for a guarded {kind.lower()}; exits when out of range"
+        f"_BINARY_SUBSCR_{kind}_{'CONST' if constant else 'INT'}_{'B' if borrowed else 'O'}",
+        _checked_position(kind, constant) + f"res = {item if borrowed else f'Py_NewRef({item})'};",
+        regs="seq:o -- res:o" if constant else "seq:o index:i -- res:o",
+        doc=f"res = seq[{index}] for a guarded {kind.lower()}; exits when out of range"
             + ("; borrowed: no reference of its own (the container must hold the item)" if borrowed else ""),
     )
 
 
-def _constant_subscript(kind: str, borrowed: bool = False) -> Uop:
-    # seq[k] for a constant k >= 0 (`v[0]`): the index is the oparg, so no
-    # register holds it and no negative index is turned around.
-    item = f"Py{kind.title()}_GET_ITEM(seq, oparg)"
-    return uop(
-        f"_BINARY_SUBSCR_{kind}_CONST_{'B' if borrowed else 'O'}",
-        f"""
-        EXIT_IF((size_t)oparg >= (size_t)Py{kind.title()}_GET_SIZE(seq));
-        res = {item if borrowed else f"Py_NewRef({item})"};
+_STORE_ITEM = {  # after _checked_position: seq[at] = value
+    "O": """
+        PyObject *old = PyList_GET_ITEM(seq, at);
+        PyList_SET_ITEM(seq, at, value);
+        Py_DECREF(old);
         """,
-        regs="seq:o -- res:o",
-        doc=f"res = seq[oparg] for a guarded {kind.lower()}; exits when out of range"
-            + ("; borrowed: no reference of its own (the container must hold the item)" if borrowed else ""),
+    "F": """
+        PyObject *old = PyList_GET_ITEM(seq, at);
+        if (Py_IS_TYPE(old, &PyFloat_Type) && Py_REFCNT(old) == 1) {
+            // Only the list holds the old float: nothing can tell it
+            // from a new one, so it becomes the new one (no allocation).
+            ((PyFloatObject *)old)->ob_fval = value;
+        }
+        else {  // out of line, keeping every register (objects.c)
+            SYNC_SP();  // here, not before the body: the in-place path calls nothing
+            EXIT_IF(copyjit_store_float_item(seq, index, value) < 0);
+        }
+        """,
+}
+_STORE_DOC = {
+    "O": "seq[{}] = value for a guarded list (takes value); exits when out of range",
+    "F": "seq[{}] = float(value) for a guarded list, reusing the item's float object when only the list "
+         "holds it; exits when out of range",
+}
+
+
+def _list_store(kind: str, constant: bool) -> Uop:
+    return uop(
+        f"_STORE_SUBSCR_LIST_{'CONST' if constant else 'INT'}_{kind}",
+        _checked_position("LIST", constant) + dedent(_STORE_ITEM[kind]).strip(),
+        regs=f"value:{kind.lower()} seq:o --" if constant else f"value:{kind.lower()} seq:o index:i --",
+        doc=_STORE_DOC[kind].format("oparg" if constant else "index"),
     )
 
 
@@ -1222,69 +1250,9 @@ def _objects() -> list[Uop]:
             regs="list:o item:o --",
             doc="list.append(item) (borrows both)",
         ),
-        *[_subscript(kind, borrowed) for kind in ("LIST", "TUPLE") for borrowed in (False, True)],
-        *[_constant_subscript(kind, borrowed) for kind in ("LIST", "TUPLE") for borrowed in (False, True)],
-        uop(
-            "_STORE_SUBSCR_LIST_INT_O",
-            """
-            Py_ssize_t size = PyList_GET_SIZE(seq);
-            Py_ssize_t at = index < 0 ? index + size : index;
-            EXIT_IF((size_t)at >= (size_t)size);
-            PyObject *old = PyList_GET_ITEM(seq, at);
-            PyList_SET_ITEM(seq, at, value);
-            Py_DECREF(old);
-            """,
-            regs="value:o seq:o index:i --",
-            doc="seq[index] = value for a guarded list (takes value); exits when out of range",
-        ),
-        uop(
-            "_STORE_SUBSCR_LIST_CONST_O",
-            """
-            EXIT_IF((size_t)oparg >= (size_t)PyList_GET_SIZE(seq));
-            PyObject *old = PyList_GET_ITEM(seq, oparg);
-            PyList_SET_ITEM(seq, oparg, value);
-            Py_DECREF(old);
-            """,
-            regs="value:o seq:o --",
-            doc="seq[oparg] = value for a guarded list (takes value); exits when out of range",
-        ),
-        uop(
-            "_STORE_SUBSCR_LIST_INT_F",
-            """
-            Py_ssize_t size = PyList_GET_SIZE(seq);
-            Py_ssize_t at = index < 0 ? index + size : index;
-            EXIT_IF((size_t)at >= (size_t)size);
-            PyObject *old = PyList_GET_ITEM(seq, at);
-            if (Py_IS_TYPE(old, &PyFloat_Type) && Py_REFCNT(old) == 1) {
-                // Only the list holds the old float: nothing can tell it
-                // from a new one, so it becomes the new one (no allocation).
-                ((PyFloatObject *)old)->ob_fval = value;
-            }
-            else {  // out of line, keeping every register (objects.c)
-                SYNC_SP();  // here, not before the body: the in-place path calls nothing
-                EXIT_IF(copyjit_store_float_item(seq, index, value) < 0);
-            }
-            """,
-            regs="value:f seq:o index:i --",
-            doc="seq[index] = float(value) for a guarded list, reusing the item's float object when "
-                "only the list holds it; exits when out of range",
-        ),
-        uop(
-            "_STORE_SUBSCR_LIST_CONST_F",
-            """
-            EXIT_IF((size_t)oparg >= (size_t)PyList_GET_SIZE(seq));
-            PyObject *old = PyList_GET_ITEM(seq, oparg);
-            if (Py_IS_TYPE(old, &PyFloat_Type) && Py_REFCNT(old) == 1) {
-                ((PyFloatObject *)old)->ob_fval = value;  // as _STORE_SUBSCR_LIST_INT_F
-            }
-            else {
-                SYNC_SP();
-                EXIT_IF(copyjit_store_float_item(seq, (Py_ssize_t)oparg, value) < 0);
-            }
-            """,
-            regs="value:f seq:o --",
-            doc="seq[oparg] = float(value) for a guarded list, as _STORE_SUBSCR_LIST_INT_F",
-        ),
+        *[_subscript(kind, borrowed, constant) for constant in (False, True) for kind in ("LIST", "TUPLE")
+          for borrowed in (False, True)],
+        *[_list_store(kind, constant) for kind in ("O", "F") for constant in (False, True)],
         uop(
             "_UNPACK_TUPLE2_O",
             """
