@@ -83,6 +83,11 @@ void copyjit_dealloc_rax(void);
 __attribute__((preserve_all)) int
 copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value);
 
+// Publish the stack depth: the GC traverses a frame's stack up to stacktop
+// (generator frames even while they run), so before anything that can call
+// out, stacktop must cover exactly the live stack, not slots already popped.
+#define SYNC_SP() (frame->stacktop = (int)(sp - frame->localsplus))
+
 static inline __attribute__((always_inline)) void
 copyjit_decref(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp)
 {
@@ -93,7 +98,7 @@ copyjit_decref(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp)
     count -= 1;
     op->ob_refcnt = (Py_ssize_t)count;
     if (count == 0) {
-        frame->stacktop = (int)(sp - frame->localsplus);  // SYNC_SP
+        SYNC_SP();
         __asm__ volatile("lea -128(%%rsp), %%rsp\n\t"
                          "call *copyjit_dealloc_rax@GOTPCREL(%%rip)\n\t"
                          "lea 128(%%rsp), %%rsp"
@@ -123,11 +128,6 @@ extern char _JIT_OPERAND1[];
 
 #define TAIL(TARGET) \
     __attribute__((musttail)) return ((jit_func)(TARGET))(STENCIL_ARGS)
-
-// Publish the stack depth: the GC traverses a frame's stack up to stacktop
-// (generator frames even while they run), so before anything that can call
-// out, stacktop must cover exactly the live stack, not slots already popped.
-#define SYNC_SP() (frame->stacktop = (int)(sp - frame->localsplus))
 
 // --- Shared with the Python side -------------------------------------------
 // These live in bytearrays that copyjit/backend/runtime.py allocates and
