@@ -205,6 +205,9 @@ def main():
     t = 0.0
     for i in range(200):
         t += xs[i % 10] * 2.0 + ts[i % 10] * 3.0  # items only unboxed: borrowed
+    rows, r = [ts, xs], 1
+    for i in range(200):
+        t += rows[r][i % 10] + rows[0][i % 7]  # rows[r], rows[0]: read before the loop
     ps = [(0.5 * i, i) for i in range(10)] * 20
     for a, b in ps:  # a for loop's items, only unpacked: borrowed
         t += a * b

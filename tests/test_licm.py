@@ -24,7 +24,7 @@ from copyjit.opt.licm import licm
 from copyjit.opt.text import dump, parse
 from copyjit.trace.ir import Recording
 from copyjit.trace.jit import JIT
-from tests.test_objects import differential
+from tests.test_objects import differential, full_outcome
 from tests.test_opt import recordings_of, same
 
 
@@ -98,11 +98,22 @@ def test_the_text_of_a_moved_trace_round_trips_and_verifies() -> None:
 @pytest.mark.parametrize("tail", [
     "f = global.o() (9, 95) | exit @30 stack\nr2 = call.o(f) | exit @30 stack\n    release.(r2)\n",
     "g = load_o.o() 3\n    store_global.(g) 7 | exit @30 stack\n",
-    "l = load_o.o() 3\nit = list_item.o(l) 0\n    release.(l)\n    release.(it)\n",  # it: may be freed
 ])
 def test_nothing_moves_when_the_loop_may_run_code(tail: str) -> None:
     rec = trace(tail)
     assert licm(rec) is rec
+
+
+def test_an_item_whose_release_may_free_it_keeps_the_loop_as_it_is() -> None:
+    # The item of a list in a local the loop stores (l: in `stored`):
+    # nothing is known to hold it, and its release may free it.
+    tail = "l = load_o.o() 3\nit = list_item.o(l) 0\n    release.(l)\n    release.(it)\n"
+    rec = trace(tail)
+    rec.slots[3], rec.stored = "o", [*rec.stored, 3]
+    assert licm(rec) is rec
+    # The same with l only read: the frame holds l, l holds its item.
+    only_read = trace(tail)
+    assert licm(only_read) is not only_read
 
 
 def test_nothing_moves_for_a_bridge_or_without_an_identity_guard() -> None:
@@ -363,3 +374,144 @@ u = load_o.o() 0
     store_o.(u) 0
 """)
     assert licm(rec) is rec
+
+
+# --- invariant item reads ---------------------------------------------------------
+
+READS = """trace dst=10 src=40 slots=0:o,1:i,2:f,3:i stored=3,2
+k = range_next.i() | exit @10 normal
+    store.i(k) 3
+s = load.f() 2
+a = load_o.o() 0
+i = load.i() 1
+    guard_type.(a) {list} | exit @12 stack s a i
+row = subscr_list.o(a, i) | exit @12 stack s a i
+    release.(a)
+    guard_type.(row) {list} | exit @14 stack s row k
+x = subscr_list.o(row, k) | exit @14 stack s row k
+    release.(row)
+    guard_type.(x) {float} | exit @16 stack s x
+y = unbox.f(x) | exit @16 stack s x
+    release.(x)
+t = binary.f(s, y) 'add'
+    store.f(t) 2
+"""
+
+
+def test_an_item_read_the_same_every_iteration_is_read_once_before_the_loop() -> None:
+    # a[i], with a only read and i never stored: the row is read, and its
+    # type checked, before the loop; the loop borrows it (a holds it).
+    rec = parse(READS.format(list=id(list), float=id(float)))
+    same(licm(rec), f"""trace dst=10 src=40 slots=0:o,1:i,2:f,3:i stored=3,2
+a = load_o.o() 0
+    guard_type.(a) {id(list)} | exit @10 drop a
+i = load.i() 1
+row = subscr_list_b.o(a, i) | exit @10 drop a
+    guard_type.(row) {id(list)} | exit @10 drop a
+    release.(a)
+    loop_head.()
+k = range_next.i() | exit @10 normal
+    store.i(k) 3
+s = load.f() 2
+b = load_b.o() 0
+i2 = load.i() 1
+x = subscr_list.o(row, k) | exit @14 stack s row k
+    guard_type.(x) {id(float)} | exit @16 stack s x
+y = unbox.f(x) | exit @16 stack s x
+    release.(x)
+t = binary.f(s, y) 'add'
+    store.f(t) 2
+""")
+
+
+@pytest.mark.parametrize("change", [
+    "    store.i(k) 1\n",  # i stored: a[i] changes
+    "    store_subscr_list_f.(s, a2, k) | exit @18 stack\n",  # a list written
+])
+def test_an_item_read_that_may_change_stays_in_the_loop(change: str) -> None:
+    text = READS.format(list=id(list), float=id(float)) + "a2 = load_o.o() 0\n" + change
+    rec = parse(text.replace("stored=3,2", "stored=3,2,1" if "store.i" in change else "stored=3,2"))
+    names = [op.name for op in licm(rec).ops]
+    assert "subscr_list_b" not in names[:names.index("loop_head")] if "loop_head" in names else True
+
+
+def row_sums(a: Any, i: int, n: int) -> float:
+    s = 0.0
+    for k in range(n):
+        s += a[i][k] * 0.5  # a[i]: the same list all the loop
+    return s
+
+
+def matmul(a: Any, b: Any, n: int) -> list[list[float]]:
+    c = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        ci = c[i]
+        for j in range(n):
+            s = 0.0
+            for k in range(n):
+                s += a[i][k] * b[k][j]
+            ci[j] = s
+    return c
+
+
+def matrices(n: int) -> tuple[list[list[float]], list[list[float]]]:
+    return ([[float(i * n + j) / n for j in range(n)] for i in range(n)],
+            [[float(i - j) / n for j in range(n)] for i in range(n)])
+
+
+def matmul_main(n: int) -> list[list[float]]:
+    return matmul(*matrices(n), n)
+
+
+def test_a_row_read_in_an_inner_loop_is_read_before_it() -> None:
+    differential(matmul, *matrices(30), 30)
+    texts = recordings_of(Path(__file__), "matmul_main", 30)
+    inner = [optimize(parse(text)).ops for text in texts if "loop_head" in text]
+    assert inner, texts
+    names = [op.name for op in inner[0]]
+    head = names.index("loop_head")
+    assert "subscr_list_b" in names[:head] and names[head:].count("guard_type") <= 1
+
+
+@pytest.mark.parametrize("a, i, n", [
+    ([[0.5 * k for k in range(300)]], 0, 300),
+    ([[0.5 * k for k in range(300)], [1.0] * 300], 1, 300),
+    ([[0.5 * k for k in range(300)]], 1, 300),  # a[1]: IndexError, before the loop's first iteration
+    ([[0.5 * k for k in range(300)]], -1, 300),  # a negative index
+    ([[0.5 * k for k in range(200)]], 0, 300),  # a[0][200]: IndexError inside
+    ([tuple(0.5 * k for k in range(300))], 0, 300),  # a tuple row
+    ([[0.5] * 150 + [1] * 150], 0, 300),  # ints half way: the unbox leaves
+    ((tuple(0.5 * k for k in range(300)),), 0, 300),  # a tuple of tuples
+])
+def test_invariant_rows_give_what_cpython_gives(a: Any, i: int, n: int) -> None:
+    # Compiled on a valid row first, then run on this one (a guard or read
+    # before the loop that fails leaves at its head).
+    warm = [[0.25] * 300]
+    before = [sys.getrefcount(row) for row in a]
+    expected = full_outcome(row_sums, a, i, n)
+    jit = JIT(1)
+    jit.enable(row_sums.__code__)
+    try:
+        assert row_sums(warm, 0, 300) == 37.5
+        got = full_outcome(row_sums, a, i, n)
+    finally:
+        jit.disable()
+    assert got == expected
+    gc.collect()
+    assert [sys.getrefcount(row) for row in a] == before
+
+
+def test_a_row_replaced_between_runs_is_read_again() -> None:
+    a = [[1.0] * 300, [2.0] * 300]
+    jit = JIT(1)
+    jit.enable(row_sums.__code__)
+    try:
+        first = row_sums(a, 0, 300)
+        a[0] = [3.0] * 300
+        second = row_sums(a, 0, 300)
+        a[0] = tuple([4.0] * 300)
+        third = row_sums(a, 0, 300)
+    finally:
+        jit.disable()
+    assert (first, second, third) == (150.0, 450.0, 600.0)
+    assert jit.stats.as_dict()["native_entries"] >= 2

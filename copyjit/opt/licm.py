@@ -23,6 +23,16 @@ to it) is `const_b`, borrowed from the trace's constants, which hold it:
 no reference count pair per iteration. One the loop passes on is `const_o`
 (a reference of the trace's own, released as the load's was).
 
+An item read the same every iteration (`a[i]` in `for k in range(n): s +=
+a[i][k]`, with `a` a local the loop only reads and `i` an int local it never
+stores; `T[0]` of a tuple global) moves too when the loop writes no list: it
+is read once, with its type check, before the loop, and the loop goes on
+using that value (in its spill slot: the one value that outlives the
+lowering's pre-header). The container holds the item all the loop, so the
+read borrows it (subscr_list_b); an exit that hands it to the frame makes a
+reference. (A release of an item whose container is held that way frees
+nothing either: it does not stop the loop from moving its loads.)
+
 A moved op leaves, when it fails, at the loop's head with nothing on the
 stack (nothing of the iteration has run yet), releasing the loads before it.
 The interpreter, and the eval breaker (which leaves the trace before any
@@ -32,11 +42,15 @@ Bridges are not loops: the optimizer runs this pass on loop traces only.
 
 from __future__ import annotations
 
-from copyjit.opt.passes import LOOKS, MAY_RUN_CODE, PLAIN_TYPES
+from copyjit.opt.passes import LIST_WRITES, LOOKS, MAY_RUN_CODE, PLAIN_TYPES
 from copyjit.trace.ir import Op, Recording, Snapshot
 
 _LOADS = frozenset({"global", "builtin", "attr_module"})  # what they find changes only if code runs
 _GUARDS = frozenset({"guard_type", "guard_is", "guard_function"})
+# Item reads that check their index themselves (exit when out of range),
+# by the type their container must have; the same read, borrowed.
+_READS = {"subscr_list": list, "subscr_tuple": tuple}
+_BORROWED_READS = {"subscr_list": "subscr_list_b", "subscr_tuple": "subscr_tuple_b"}
 
 
 def licm(rec: Recording) -> Recording:
@@ -50,9 +64,10 @@ def licm(rec: Recording) -> Recording:
              if op.name == "guard_is" and op.args[0] == value and op.arg in constants}
     chain = _closed(rec, chain, set(fixed))
     fixed = {value: obj for value, obj in fixed.items() if value in chain}
-    if not _runs_no_code(rec, set(chain) | set(fixed)):
-        return rec
     slots = _borrowed_locals(rec)
+    reads = _invariant_reads(rec, {value: constants[obj] for value, obj in fixed.items()}, slots)
+    if not _runs_no_code(rec, set(chain) | set(fixed) | {read for read in reads.values()}):
+        return rec
     if not fixed and not slots:
         return rec
     moved = {index for index, op in enumerate(rec.ops)
@@ -67,7 +82,7 @@ def licm(rec: Recording) -> Recording:
                 taking[value].append(index)
     borrowed = {value for value, users in taking.items() if all(rec.ops[u].name == "release" for u in users)}
     moved |= {user for value in borrowed for user in taking[value]}
-    return _hoisted(rec, moved, chain, fixed, borrowed, slots)
+    return _hoisted(rec, moved, chain, fixed, borrowed, slots, reads)
 
 
 # What may be done with an object the trace borrows (holds no reference to):
@@ -103,6 +118,48 @@ def _borrowed_locals(rec: Recording) -> dict[int, int | None]:
         type_id = next(iter(types)) if types else known
         candidates[slot] = type_id if isinstance(type_id, int) else None
     return candidates
+
+
+def _invariant_reads(rec: Recording, fixed: dict[int, object],
+                     slots: dict[int, int | None]) -> dict[int, int]:
+    """Item reads the loop makes of the same item every iteration, and the
+    guards and unboxes of those items: op -> the read it is of. A read is
+    invariant when its container is (a global the loop takes as a
+    constant, a local it only reads, an invariant read), the container is
+    checked to be a list or tuple before the loop, its index is a constant
+    or an int local the loop never stores, and the loop writes no list (a
+    tuple never changes). The loop only looks at the item: the container
+    holds it, and the loop runs no code that could free it, so the read
+    before the loop borrows it."""
+    ops = rec.ops
+    writes = any(op.name in LIST_WRITES for op in ops)
+    types: dict[int, type] = {value: type(obj) for value, obj in fixed.items()}
+    for index, op in enumerate(ops):
+        if op.name == "load_o" and op.arg in slots and slots[op.arg] is not None:
+            types[index] = _TYPE_IDS.get(slots[op.arg], object)
+    numbers = {index for index, op in enumerate(ops) if op.kind == "i" and (
+        op.name == "const" or (op.name == "load" and op.arg not in rec.stored))}
+    users: dict[int, list[Op]] = {}
+    for op in ops:
+        for value in op.args:
+            users.setdefault(value, []).append(op)
+    hoisted: dict[int, int] = {}
+    for index, op in enumerate(ops):
+        if op.name in _READS and types.get(op.args[0]) is _READS[op.name] and op.args[1] in numbers \
+                and not (writes and op.name == "subscr_list") \
+                and all(user.name in _READ_ONLY for user in users.get(index, ())):
+            hoisted[index] = index
+            types[index] = object  # (until a guard before the loop says)
+        elif op.name in ("guard_type", "unbox") and hoisted.get(op.args[0], -1) == op.args[0]:
+            hoisted[index] = op.args[0]
+            if op.name == "guard_type":
+                types[op.args[0]] = _TYPE_IDS.get(op.arg, object)
+    return hoisted
+
+
+_TYPE_IDS: dict[object, type] = {id(list): list, id(tuple): tuple}
+# Reads of an item, by the type of their container.
+_ITEM_READS = {"subscr_list": list, "list_item": list, "subscr_tuple": tuple, "tuple_item": tuple}
 
 
 def _invariant_loads(rec: Recording) -> set[int]:
@@ -149,19 +206,25 @@ def _frees_nothing(rec: Recording, invariant: set[int]) -> set[int]:
     hold them; copies of those), or only an int, float, bool, str or None
     (whose freeing runs no code)."""
     stored = set(rec.stored)
+    writes = any(op.name in LIST_WRITES for op in rec.ops)
     harmless = set(invariant)
+    held = set(invariant)  # what the frame, a global or a container it holds keeps alive all the loop
     for index, op in enumerate(rec.ops):
         if op.name in ("box", "const_o") or (op.name == "load_o" and op.arg not in stored):
             harmless.add(index)  # the frame holds a local it never stores all the iteration
+            held.add(index)
         elif op.name == "copy_o" and op.args[0] in harmless:
             harmless.add(index)
+        elif op.name in _ITEM_READS and op.args[0] in held and not (writes and _ITEM_READS[op.name] is list):
+            harmless.add(index)  # its container holds it: no list is written, no code runs
+            held.add(index)
         elif (op.name == "guard_type" and op.arg in PLAIN_TYPES) or op.name == "unbox":
             harmless.add(op.args[0])
     return harmless
 
 
 def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, int],
-             borrowed: set[int], slots: dict[int, int | None]) -> Recording:
+             borrowed: set[int], slots: dict[int, int | None], reads: dict[int, int]) -> Recording:
     """The `moved` ops before loop_head (leaving at the loop's head,
     releasing the loads made before), releases of their loads after them,
     and the identity-guarded loads as constants in the loop (`borrowed`
@@ -186,8 +249,11 @@ def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, 
     borrowing = {index for index, op in enumerate(rec.ops) if op.name == "load_o" and op.arg in slots}
     dropped = {index for index, op in enumerate(rec.ops)
                if op.name in ("release", "guard_type") and op.args[0] in borrowing}
+    dropped |= set(reads) | {index for index, op in enumerate(rec.ops)
+                             if op.name == "release" and op.args[0] in reads}
+    first_reads: dict[object, int] = {}
     for slot, type_id in slots.items():
-        first = min(index for index in borrowing if rec.ops[index].arg == slot)
+        first = first_reads[slot] = min(index for index in borrowing if rec.ops[index].arg == slot)
         unbound_exit = Snapshot(rec.dst, (), drop=tuple(number[v] for v in loaded))
         check = None if rec.ops[first].snapshot is None else unbound_exit
         number[first] = len(ops)
@@ -198,6 +264,22 @@ def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, 
             ops.append(Op("guard_type", "", (number[first],), type_id,
                           Snapshot(rec.dst, (), drop=tuple(number[v] for v in loaded))))
             origin.append(first)
+    # The invariant reads, their guards and unboxes, borrowing the items.
+    # (Each a value the loop goes on using: it lives in its spill slot.)
+    for index, read in reads.items():
+        op = rec.ops[index]
+        container = op.args[0]
+        args = [number[first_reads[rec.ops[container].arg] if container in borrowing else container]]
+        if index == read:  # its index: a constant, or an int local the loop never stores
+            position = rec.ops[op.args[1]]
+            args.append(len(ops))
+            ops.append(Op(position.name, position.kind, (), position.arg))
+            origin.append(op.args[1])
+        number[index] = len(ops)
+        name = _BORROWED_READS.get(op.name, op.name) if index == read else op.name
+        ops.append(Op(name, op.kind, tuple(args), op.arg,
+                      Snapshot(rec.dst, (), drop=tuple(number[v] for v in loaded))))
+        origin.append(index)
     ops += [Op("release", "", (number[v],)) for v in loaded]
     origin += loaded
     ops.append(Op("loop_head", ""))

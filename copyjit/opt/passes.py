@@ -225,7 +225,7 @@ def cse(rec: Recording) -> Recording:
 # one that may leave because Python raises (division by zero, a negative
 # shift, math.sqrt(-1)) is not: dropping it would drop the exception.
 _PURE = frozenset({"load", "const", "to_float", "compare_bool", "not", "unbox_bool", "neg", "null",
-                   "len_str"})
+                   "len_str", "load_b", "const_b"})  # (the last two: borrowed, nothing to release)
 _PURE_BINARY = frozenset({"add", "sub", "mul", "and", "or", "xor"})
 _PURE_MATH = frozenset({"ABS", "MIN", "MAX"})
 

@@ -528,7 +528,7 @@ class _Lowering:
     # --- numbers ------------------------------------------------------------
 
     def op_load(self, index: int, op: Op) -> None:
-        if op.arg in self.pinned:
+        if op.arg in self.pinned and not self.before_loop:  # (before, only the home is loaded)
             self.alloc.place(index, self.pinned[op.arg])
         else:
             self.alloc.in_slot(index, self.home[op.arg])  # type: ignore[index]  # read when first used
