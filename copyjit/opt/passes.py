@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 from copyjit.opt.rewrite import rewrite, uses
-from copyjit.trace.ir import Op, Recording
+from copyjit.trace.ir import BORROWED, Op, Recording
 
 # Ops that may run arbitrary Python code (a call, a dunder method, a
 # __del__ run by a decref, a descriptor): after one, nothing learned about
@@ -26,6 +26,9 @@ LIST_WRITES = frozenset({"store_subscr_list", "store_subscr_list_f", "append"})
 # (licm's never-stored locals and borrow's borrowed reads take only these).
 LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version", "unbox",
                    "subscr_list", "subscr_tuple", "len", "len_str", "list_item", "tuple_item", "copy_o"})
+# Reads of an item of a list or tuple (owned or borrowed).
+_ITEM_READS = frozenset({"subscr_list", "list_item", "subscr_tuple", "tuple_item", "subscr_list_b",
+                         "list_item_b", "subscr_tuple_b", "tuple_item_b"})
 GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals",
                     "guard_function"})
 
@@ -90,9 +93,12 @@ def runs_code(rec: Recording) -> list[bool]:
     """For each op, whether it may run Python code: MAY_RUN_CODE, except a
     release that frees nothing or only a plain number (guards' rules), and
     a float stored unboxed over a list item the trace has just read and
-    found plain (`v[0] -= d`), with no code or list write between."""
+    found plain (`v[0] -= d`), with no code or list write between, and a
+    release of an item read from a borrowed container (whatever holds the
+    container holds the item too), with none between either."""
     ops = rec.ops
     harmless: set[int] = set()
+    held: set[int] = set()  # borrowed values, and items read from them since the last code or list write
     same: dict[int, int] = {}
     copies: dict[int, list[int]] = {}
     released_at = {op.args[0]: index for index, op in enumerate(ops) if op.name == "release"}
@@ -109,14 +115,17 @@ def runs_code(rec: Recording) -> list[bool]:
             harmless.add(index)
         elif op.name in ("subscr_list", "subscr_list_b"):
             items[args] = index
+        if op.name in BORROWED or (op.name in _ITEM_READS and args[0] in held):
+            held.add(index)
         runs = op.name in MAY_RUN_CODE
         if op.name == "release":
-            runs = args[0] not in harmless and not any(released_at.get(other, -1) > index
-                                                       for other in copies.get(args[0], ()))
+            runs = args[0] not in harmless and args[0] not in held \
+                and not any(released_at.get(other, -1) > index for other in copies.get(args[0], ()))
         elif op.name == "store_subscr_list_f":
             runs = items.get(args[1:], -1) not in harmless
         if runs or op.name in LIST_WRITES:
             items.clear()
+            held -= {value for value in held if ops[value].name not in BORROWED}
         result[index] = runs
     return result
 
