@@ -305,3 +305,32 @@ def test_borrowed_rows_and_items_on_exit_stacks_keep_their_counts(end: object) -
 def test_a_recording_round_trips_through_the_pass_with_the_verifier() -> None:
     rec: Recording = parse(ITEM.format(item_type=FLOAT))
     optimize(rec, check=True)
+
+
+def test_a_release_of_an_item_a_borrowed_list_holds_does_not_end_another_borrow() -> None:
+    # x's span holds the release of bk, a list item of b (borrowed: the
+    # frame holds b all the loop): that release frees nothing, so x too borrows.
+    text = f"""trace dst=0 src=40 slots=1:o,2:i stored=2
+k = range_next.i() | exit @0 normal
+    store.i(k) 2
+row = load_b.o() 1
+x = subscr_list.o(row, k) | exit @8 stack row k
+b = load_b.o() 1
+bk = subscr_list.o(b, k) | exit @10 stack x b k
+    guard_type.(bk) {id(list)} | exit @12 stack x bk
+y = len.i(bk)
+    release.(bk)
+    guard_type.(x) {id(float)} | exit @14 stack x
+z = unbox.f(x) | exit @14 stack x
+    release.(x)
+"""
+    rec = parse(text)
+    assert runs_code(rec) == [False] * len(rec.ops)
+    names = [op.name for op in borrow(rec).ops]
+    assert names.count("subscr_list_b") == 2 and "release" not in names
+    # After a list write, the release of an item (of a type whose freeing
+    # may run code) may free it.
+    checked = f"    guard_type.(bk) {id(list)} | exit @12 stack x bk\ny = len.i(bk)\n"
+    written = parse(text.replace(checked, "w = box.o(k)\n    store_subscr_list.(w, b, k) | exit @12 stack\n"))
+    at = next(index for index, op in enumerate(written.ops) if op.name == "release")
+    assert written.ops[at].args == (5,) and runs_code(written)[at]
