@@ -45,6 +45,7 @@ KERNELS = {  # name: (file, function, argument)
     "branchy": ("examples/branchy.py", "collatz_steps", 60_000),
     "lists": ("examples/lists.py", "sieve", 1_000_000),
     "calls": ("examples/calls.py", "integrate", 500_000),
+    "matmul": ("examples/matmul.py", "checksum", 100),
     "nbody": ("benchmarks/nbody.py", "nbody", 50_000),
     "spectral_norm": ("benchmarks/spectral_norm.py", "spectral_norm", 200),
     "mandelbrot": ("benchmarks/mandelbrot.py", "mandelbrot", 400),
