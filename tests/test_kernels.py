@@ -506,8 +506,8 @@ def test_deep_recursion_through_a_traced_loop(tmp_path: Path) -> None:
 TRANSIENT = {"the loop ended while recording", "an inner loop without a trace (yet)"}
 
 
-def load(name: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+def load(name: str, folder: str = "benchmarks") -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

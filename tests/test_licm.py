@@ -24,6 +24,7 @@ from copyjit.opt.licm import licm
 from copyjit.opt.text import dump, parse
 from copyjit.trace.ir import Recording
 from copyjit.trace.jit import JIT
+from tests.test_kernels import ROOT, load
 from tests.test_objects import differential, full_outcome
 from tests.test_opt import recordings_of, same
 
@@ -442,30 +443,11 @@ def row_sums(a: Any, i: int, n: int) -> float:
     return s
 
 
-def matmul(a: Any, b: Any, n: int) -> list[list[float]]:
-    c = [[0.0] * n for _ in range(n)]
-    for i in range(n):
-        ci = c[i]
-        for j in range(n):
-            s = 0.0
-            for k in range(n):
-                s += a[i][k] * b[k][j]
-            ci[j] = s
-    return c
-
-
-def matrices(n: int) -> tuple[list[list[float]], list[list[float]]]:
-    return ([[float(i * n + j) / n for j in range(n)] for i in range(n)],
-            [[float(i - j) / n for j in range(n)] for i in range(n)])
-
-
-def matmul_main(n: int) -> list[list[float]]:
-    return matmul(*matrices(n), n)
-
-
 def test_a_row_read_in_an_inner_loop_is_read_before_it() -> None:
-    differential(matmul, *matrices(30), 30)
-    texts = recordings_of(Path(__file__), "matmul_main", 30)
+    example = load("matmul", "examples")
+    a, b = [[0.5 * (i - j) for j in range(30)] for i in range(30)], [[1.0 + j] * 30 for j in range(30)]
+    differential(example.matmul, a, b, 30)
+    texts = recordings_of(ROOT / "examples" / "matmul.py", "checksum", 30)
     inner = [optimize(parse(text)).ops for text in texts if "loop_head" in text]
     assert inner, texts
     names = [op.name for op in inner[0]]

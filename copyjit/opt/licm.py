@@ -210,7 +210,9 @@ def _frees_nothing(rec: Recording, invariant: set[int]) -> set[int]:
     harmless = set(invariant)
     held = set(invariant)  # what the frame, a global or a container it holds keeps alive all the loop
     for index, op in enumerate(rec.ops):
-        if op.name in ("box", "const_o") or (op.name == "load_o" and op.arg not in stored):
+        if op.name == "box":
+            harmless.add(index)
+        elif op.name == "const_o" or (op.name == "load_o" and op.arg not in stored):
             harmless.add(index)  # the frame holds a local it never stores all the iteration
             held.add(index)
         elif op.name == "copy_o" and op.args[0] in harmless:
