@@ -1054,6 +1054,30 @@ def _objects() -> list[Uop]:
                 "(a guarded to be a module)",
         ),
         uop(
+            "_LOAD_ATTR_INSTANCE_O",
+            """
+            PyDictValues *values = (PyDictValues *)((char *)a + operand0);
+            EXIT_IF(!values->valid);
+            res = values->values[oparg];
+            EXIT_IF(res == NULL);
+            Py_INCREF(res);
+            """,
+            regs="a:o -- res:o",
+            doc="res = the attribute in entry `oparg` of a's inline values, `operand0` bytes into a "
+                "(a's type guarded by version); exits when a dict of a's own holds them or it is unset",
+        ),
+        uop(
+            "_LOAD_ATTR_INSTANCE_B",
+            """
+            PyDictValues *values = (PyDictValues *)((char *)a + operand0);
+            EXIT_IF(!values->valid);
+            res = values->values[oparg];
+            EXIT_IF(res == NULL);
+            """,
+            regs="a:o -- res:o",
+            doc="_LOAD_ATTR_INSTANCE_O's attribute, borrowed (a holds it)",
+        ),
+        uop(
             "_LOAD_ATTR_GENERIC_O",
             """
             res = PyObject_GenericGetAttr(a, (PyObject *)operand0);

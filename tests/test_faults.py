@@ -215,6 +215,28 @@ def main():
         t -= a
     return t
 '''
+_ATTRIBUTES = '''
+class P:
+    k = 3
+    def __init__(self, v, w):
+        self.v = v
+        self.w = w
+    def scaled(self, n):
+        t = 0.0
+        for i in range(n):
+            t += self.w * i  # self.w: read once, before the loop
+        return t
+def main():
+    ps = [P(i, 0.5 * i) for i in range(10)]
+    t, k = 0.0, 0
+    for i in range(200):
+        p = ps[i % 10]
+        keep = p.v  # stored: a reference of its own
+        k += keep + p.k  # p.k: the class's, by generic lookup
+    for p in ps * 20:
+        t += p.w  # only unboxed: borrowed
+    return t + ps[3].scaled(300), k
+'''
 
 # A callee that rebinds its caller's unboxed locals (tests/test_frame_locals.py).
 _FRAME_LOCALS = '''
@@ -270,7 +292,9 @@ PROGRAMS: dict[str, str] = {
     "_UNBOX_INT_O": _OBJECTS,
     "_BOX_INT_O": _OBJECTS,
     "_GUARD_TYPE_VERSION_O": _OBJECTS,
-    "_LOAD_ATTR_GENERIC_O": _OBJECTS,
+    "_LOAD_ATTR_GENERIC_O": _ATTRIBUTES,
+    "_LOAD_ATTR_INSTANCE_O": _ATTRIBUTES,
+    "_LOAD_ATTR_INSTANCE_B": _ATTRIBUTES,
     "_GUARD_FUNCTION_O": _OBJECTS,
     "_SQRT_FLOAT": _FLOATS,
     "_SIN_FLOAT": _FLOATS,

@@ -65,6 +65,35 @@ copyjit_key_index(PyObject *dict, PyObject *name)
     return -1;
 }
 
+// The entry of attribute `name` in `obj`'s inline values, or -1: CPython
+// 3.13 keeps the attributes of a class's instances in an array right after
+// the object (at tp_basicsize), indexed like the class's shared keys, while
+// no dict of the object's own has taken them over (`valid`). The index of a
+// key never changes (shared keys only grow), so a trace reads
+// values[index] for as long as the type's version holds, as CPython's
+// LOAD_ATTR_INSTANCE_VALUE does. -1 also when the attribute is unset.
+Py_ssize_t
+copyjit_instance_index(PyObject *obj, PyObject *name)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    if (!(type->tp_flags & Py_TPFLAGS_INLINE_VALUES) || !PyUnicode_CheckExact(name)) {
+        return -1;
+    }
+    PyDictValues *values = _PyObject_InlineValues(obj);
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)type)->ht_cached_keys;
+    if (!values->valid || keys == NULL || keys->dk_kind != DICT_KEYS_SPLIT) {
+        return -1;
+    }
+    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
+    for (Py_ssize_t i = 0; i < keys->dk_nentries && i < values->capacity; i++) {
+        PyObject *key = entries[i].me_key;
+        if (key != NULL && (key == name || PyUnicode_Compare(key, name) == 0)) {
+            return values->values[i] != NULL ? i : -1;
+        }
+    }
+    return -1;
+}
+
 // Calls `callable(*args)` as the recorder's CALL: with the program's frame,
 // paused at a JUMP event, as the current frame and pointing at that CALL,
 // so that the callee sees the program as its caller (sys._getframe(1),

@@ -50,7 +50,8 @@ _GUARDS = frozenset({"guard_type", "guard_is", "guard_function"})
 # Item reads that check their index themselves (exit when out of range),
 # by the type their container must have; the same read, borrowed.
 _READS = {"subscr_list": list, "subscr_tuple": tuple}
-_BORROWED_READS = {"subscr_list": "subscr_list_b", "subscr_tuple": "subscr_tuple_b"}
+_BORROWED_READS = {"subscr_list": "subscr_list_b", "subscr_tuple": "subscr_tuple_b",
+                   "attr_instance": "attr_instance_b"}
 
 
 def licm(rec: Recording) -> Recording:
@@ -65,7 +66,8 @@ def licm(rec: Recording) -> Recording:
     chain = _closed(rec, chain, set(fixed))
     fixed = {value: obj for value, obj in fixed.items() if value in chain}
     slots = _borrowed_locals(rec)
-    reads = _invariant_reads(rec, {value: constants[obj] for value, obj in fixed.items()}, slots)
+    versions = _versions(rec, slots)
+    reads = _invariant_reads(rec, {value: constants[obj] for value, obj in fixed.items()}, slots, versions)
     if not _runs_no_code(rec, set(chain) | set(fixed) | {read for read in reads.values()}):
         return rec
     if not fixed and not slots:
@@ -82,7 +84,7 @@ def licm(rec: Recording) -> Recording:
                 taking[value].append(index)
     borrowed = {value for value, users in taking.items() if all(rec.ops[u].name == "release" for u in users)}
     moved |= {user for value in borrowed for user in taking[value]}
-    return _hoisted(rec, moved, chain, fixed, borrowed, slots, reads)
+    return _hoisted(rec, moved, chain, fixed, borrowed, slots, versions, reads)
 
 
 # What may be done with an object the trace borrows (holds no reference to):
@@ -120,17 +122,34 @@ def _borrowed_locals(rec: Recording) -> dict[int, int | None]:
     return candidates
 
 
-def _invariant_reads(rec: Recording, fixed: dict[int, object],
-                     slots: dict[int, int | None]) -> dict[int, int]:
+def _versions(rec: Recording, slots: dict[int, int | None]) -> dict[int, int]:
+    """The type version each borrowed local of a known type is guarded to
+    have (one version: a type's version changes only when code runs, and
+    the loop runs none), checked once before the loop with its type."""
+    found: dict[int, set[object]] = {}
+    for op in rec.ops:
+        if op.name == "guard_version":
+            owner = rec.ops[op.args[0]]
+            if owner.name == "load_o" and isinstance(owner.arg, int) and slots.get(owner.arg) is not None:
+                found.setdefault(owner.arg, set()).add(op.arg)
+    return {slot: next(iter(seen)) for slot, seen in found.items()  # type: ignore[misc]
+            if len(seen) == 1 and isinstance(next(iter(seen)), int)}
+
+
+def _invariant_reads(rec: Recording, fixed: dict[int, object], slots: dict[int, int | None],
+                     versions: dict[int, int]) -> dict[int, int]:
     """Item reads the loop makes of the same item every iteration, and the
     guards and unboxes of those items: op -> the read it is of. A read is
     invariant when its container is (a global the loop takes as a
     constant, a local it only reads, an invariant read), the container is
     checked to be a list or tuple before the loop, its index is a constant
     or an int local the loop never stores, and the loop writes no list (a
-    tuple never changes). The loop only looks at the item: the container
-    holds it, and the loop runs no code that could free it, so the read
-    before the loop borrows it."""
+    tuple never changes). An attribute an instance holds in its values
+    (attr_instance) is invariant when the instance is a local the loop only
+    reads, of a type whose version is checked before the loop: only code
+    could set it. The loop only looks at the item: the container holds it,
+    and the loop runs no code that could free it, so the read before the
+    loop borrows it."""
     ops = rec.ops
     writes = any(op.name in LIST_WRITES for op in ops)
     types: dict[int, type] = {value: type(obj) for value, obj in fixed.items()}
@@ -150,6 +169,10 @@ def _invariant_reads(rec: Recording, fixed: dict[int, object],
                 and all(user.name in _READ_ONLY for user in users.get(index, ())):
             hoisted[index] = index
             types[index] = object  # (until a guard before the loop says)
+        elif op.name == "attr_instance" and _borrowing(ops[op.args[0]], versions) \
+                and all(user.name in _READ_ONLY for user in users.get(index, ())):
+            hoisted[index] = index
+            types[index] = object
         elif op.name in ("guard_type", "unbox") and hoisted.get(op.args[0], -1) == op.args[0]:
             hoisted[index] = op.args[0]
             if op.name == "guard_type":
@@ -157,9 +180,15 @@ def _invariant_reads(rec: Recording, fixed: dict[int, object],
     return hoisted
 
 
+def _borrowing(op: Op, versions: dict[int, int]) -> bool:
+    """Whether `op` reads a borrowed local whose type's version is checked before the loop."""
+    return op.name == "load_o" and isinstance(op.arg, int) and op.arg in versions
+
+
 _TYPE_IDS: dict[object, type] = {id(list): list, id(tuple): tuple}
 # Reads of an item, by the type of their container.
-_ITEM_READS = {"subscr_list": list, "list_item": list, "subscr_tuple": tuple, "tuple_item": tuple}
+_ITEM_READS = {"subscr_list": list, "list_item": list, "subscr_tuple": tuple, "tuple_item": tuple,
+               "attr_instance": object}  # (only code sets an attribute)
 
 
 def _invariant_loads(rec: Recording) -> set[int]:
@@ -226,7 +255,8 @@ def _frees_nothing(rec: Recording, invariant: set[int]) -> set[int]:
 
 
 def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, int],
-             borrowed: set[int], slots: dict[int, int | None], reads: dict[int, int]) -> Recording:
+             borrowed: set[int], slots: dict[int, int | None], versions: dict[int, int],
+             reads: dict[int, int]) -> Recording:
     """The `moved` ops before loop_head (leaving at the loop's head,
     releasing the loads made before), releases of their loads after them,
     and the identity-guarded loads as constants in the loop (`borrowed`
@@ -250,7 +280,8 @@ def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, 
     # leave before the loop then).
     borrowing = {index for index, op in enumerate(rec.ops) if op.name == "load_o" and op.arg in slots}
     dropped = {index for index, op in enumerate(rec.ops)
-               if op.name in ("release", "guard_type") and op.args[0] in borrowing}
+               if (op.name in ("release", "guard_type") and op.args[0] in borrowing)
+               or (op.name == "guard_version" and _borrowing(rec.ops[op.args[0]], versions))}
     dropped |= set(reads) | {index for index, op in enumerate(rec.ops)
                              if op.name == "release" and op.args[0] in reads}
     first_reads: dict[object, int] = {}
@@ -266,13 +297,17 @@ def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, 
             ops.append(Op("guard_type", "", (number[first],), type_id,
                           Snapshot(rec.dst, (), drop=tuple(number[v] for v in loaded))))
             origin.append(first)
+        if slot in versions:
+            ops.append(Op("guard_version", "", (number[first],), versions[slot],
+                          Snapshot(rec.dst, (), drop=tuple(number[v] for v in loaded))))
+            origin.append(first)
     # The invariant reads, their guards and unboxes, borrowing the items.
     # (Each a value the loop goes on using: it lives in its spill slot.)
     for index, read in reads.items():
         op = rec.ops[index]
         container = op.args[0]
         args = [number[first_reads[rec.ops[container].arg] if container in borrowing else container]]
-        if index == read:  # its index: a constant, or an int local the loop never stores
+        if index == read and op.name in _READS:  # its index: a constant, or an int local never stored
             position = rec.ops[op.args[1]]
             args.append(len(ops))
             ops.append(Op(position.name, position.kind, (), position.arg))

@@ -24,6 +24,7 @@ SIGNATURES: dict[str, str] = {
     "guard_type": "o ->", "guard_is": "o ->", "guard_is_not": "o ->", "guard_version": "o ->",
     "unbox": "o -> K", "box": "x -> o", "global": "-> o", "builtin": "-> o", "guard_globals": "->",
     "store_global": "o ->", "attr_module": "o -> o", "attr": "o -> o", "call": "o ? * -> o",
+    "attr_instance": "o -> o", "attr_instance_b": "o -> o",
     "binary_o": "o o -> o", "add_int_o": "o i -> o", "compare_o": "o o -> o", "get_iter": "o -> o",
     "guard_done": "o ->", "loop_head": "->", "const_b": "-> o", "load_b": "-> o",
     "inner_input": "-> K", "inner_loop": "? * ->", "len": "o -> i", "len_str": "o -> i", "append": "o o ->",

@@ -30,7 +30,7 @@ BORROWED = frozenset({"const_b", "load_b"})
 # holds them. They live in registers like any value; an exit that hands one
 # to the frame makes a reference to it.
 BORROWED_ITEMS = frozenset({"subscr_list_b", "subscr_tuple_b", "list_item_b", "tuple_item_b", "list_next_b",
-                            "tuple_next_b"})
+                            "tuple_next_b", "attr_instance_b"})
 
 
 def local_name(code: CodeType, slot: int) -> str:

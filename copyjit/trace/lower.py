@@ -69,11 +69,11 @@ _ALLOCATED = frozenset({
     "load", "store", "const", "to_float", "binary", "compare_bool", "not", "unbox_bool", "neg", "branch",
     "math", "range_next", "load_o", "store_o", "deref", "store_deref", "const_o", "input", "null", "second",
     "release", "guard_type", "guard_is", "guard_is_not", "guard_version", "unbox", "box", "global",
-    "builtin", "guard_globals", "store_global", "attr_module", "attr", "binary_o", "add_int_o", "compare_o",
-    "get_iter", "guard_done", "len", "len_str", "append", "subscr_list", "subscr_tuple", "store_subscr_list",
-    "list_next", "tuple_next", "enumerate_list", "enumerate_tuple", "inner_input", "copy_o", "guard_size",
-    "tuple_item", "list_item", "store_subscr_list_f", "guard_function", "range_iter", "const_b",
-    "load_b"}) | BORROWED_ITEMS
+    "builtin", "guard_globals", "store_global", "attr_module", "attr", "attr_instance", "binary_o",
+    "add_int_o", "compare_o", "get_iter", "guard_done", "len", "len_str", "append", "subscr_list",
+    "subscr_tuple", "store_subscr_list", "list_next", "tuple_next", "enumerate_list", "enumerate_tuple",
+    "inner_input", "copy_o", "guard_size", "tuple_item", "list_item", "store_subscr_list_f",
+    "guard_function", "range_iter", "const_b", "load_b"}) | BORROWED_ITEMS
 
 
 class Lowered:
@@ -698,6 +698,14 @@ class _Lowering:
     def op_attr_module(self, index: int, op: Op) -> None:
         entry, version = _ints(op.arg)
         self.uop("_LOAD_ATTR_MODULE_O", op.args, (index,), oparg=entry, operand0=version, exit_op=op)
+
+    def op_attr_instance(self, index: int, op: Op) -> None:
+        entry, offset = _ints(op.arg)
+        self.uop("_LOAD_ATTR_INSTANCE_O", op.args, (index,), oparg=entry, operand0=offset, exit_op=op)
+
+    def op_attr_instance_b(self, index: int, op: Op) -> None:
+        entry, offset = _ints(op.arg)
+        self.uop("_LOAD_ATTR_INSTANCE_B", op.args, (index,), oparg=entry, operand0=offset, exit_op=op)
 
     def op_attr(self, index: int, op: Op) -> None:
         self.uop("_LOAD_ATTR_GENERIC_O", op.args, (index,), operand0=_arg(op), exit_op=op)

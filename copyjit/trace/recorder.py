@@ -129,7 +129,7 @@ class _Recorder(InlineOps):
             result = getattr(concrete, name)
         except AttributeError:
             raise Abort(f"attribute {name!r} raised while recording", final=False) from None
-        value = self.emit(Op("attr", "o", (owner,), arg=self.keep(name), snapshot=self.snapshot()))
+        value = self.emit(self._attribute_read(owner, concrete, name))
         self.pop()
         self.release(owner)
         self.push(value, result)
@@ -151,6 +151,18 @@ class _Recorder(InlineOps):
         if method:
             self.push(self.emit(Op("null", "n")), NULL)
         return self.following[ins.offset]
+
+    def _attribute_read(self, owner: int, concrete: object, name: str) -> Op:
+        """The read of an attribute the object holds itself: from its inline
+        values (attr_instance: the index and where they are) when it keeps
+        them there, else by generic lookup. (Its type's version is guarded,
+        and the type has no data descriptor of that name: the object's own
+        value is the attribute.)"""
+        index = runtime().instance_index(concrete, name)
+        if index >= 0:
+            where = (index, type(concrete).__basicsize__)
+            return Op("attr_instance", "o", (owner,), arg=where, snapshot=self.snapshot())
+        return Op("attr", "o", (owner,), arg=self.keep(name), snapshot=self.snapshot())
 
     @staticmethod
     def _type_version(known: type) -> int:

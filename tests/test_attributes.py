@@ -1,0 +1,242 @@
+"""Instance attributes read from the object's inline values (attr_instance):
+which reads take that path, every way the read can fail (an attribute
+deleted, a dict of the object's own, a class changed, another type), each
+giving CPython's answer, and the reads licm moves before the loop
+(`self.scale` in a method's loop)."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from copyjit.opt import optimize
+from copyjit.opt.licm import licm
+from copyjit.opt.text import parse
+from copyjit.trace.jit import JIT
+from tests.test_objects import differential, full_outcome
+from tests.test_opt import recordings_of, same
+
+
+class Body:
+    mass = 2.0  # a class attribute: read by generic lookup
+
+    def __init__(self, x: float, y: float) -> None:
+        self.x, self.y = x, y
+
+
+class Heavy(Body):
+    def __init__(self, x: float, y: float) -> None:
+        super().__init__(x, y)
+        self.extra = 1
+
+
+def sum_x(bodies: list[Any]) -> float:
+    total = 0.0
+    for b in bodies:
+        total += b.x * b.mass + b.y
+    return total
+
+
+def sum_x_main(n: int) -> float:
+    return sum_x([Body(0.5 * i, 1.0) for i in range(n)])
+
+
+def test_an_attribute_the_instance_holds_is_read_from_its_values() -> None:
+    texts = recordings_of(Path(__file__), "sum_x_main", 300)  # (as optimized)
+    names = [op.name for op in parse(texts[0]).ops]
+    reads = [name for name in names if name.startswith("attr_instance")]
+    assert reads == ["attr_instance", "attr_instance_b"]
+    assert names.count("attr") == 1  # b.mass: the class's, by generic lookup
+    # b.y is only unboxed, with nothing between that could run code: the
+    # instance holds it. (b.x's reference spans the generic lookup.)
+
+
+def bodies(n: int = 300) -> list[Any]:
+    return [Body(0.5 * i, 1.0) for i in range(n)]
+
+
+def deleted(n: int = 300) -> list[Any]:
+    found = bodies(n)
+    del found[200].y  # no class attribute y: AttributeError at its line
+    return found
+
+
+def shadowing(n: int = 300) -> list[Any]:
+    found = bodies(n)
+    found[150].mass = 3.0  # the instance's own now, not the class's
+    found[200].mass = 4.0
+    del found[200].mass  # the class's again
+    return found
+
+
+def own_dict(n: int = 300) -> list[Any]:
+    found = bodies(n)
+    vars(found[120])[0] = "a key no shared keys can hold"  # the dict takes the values over
+    found[180].__dict__ = {"x": 7.0, "y": 2.0}
+    return found
+
+
+def mixed_types(n: int = 300) -> list[Any]:
+    found = bodies(n)
+    found[100].x = 3  # an int: the unbox leaves
+    found[160] = Heavy(1.0, 2.0)  # another type, more attributes
+    found[250].y = "no float"  # TypeError at its line
+    return found
+
+
+@pytest.mark.parametrize("make", [bodies, deleted, shadowing, own_dict, mixed_types])
+def test_every_failing_read_gives_cpythons_answer(make: Any) -> None:
+    expected = full_outcome(sum_x, make())
+    values = make()
+    before = _counts(values)
+    jit = JIT(1)
+    jit.enable(sum_x.__code__)
+    try:
+        assert sum_x(bodies()) == sum_x(bodies())  # compiled on plain bodies first
+        got = full_outcome(sum_x, values)
+    finally:
+        jit.disable()
+    assert got == expected
+    assert jit.stats.as_dict()["native_entries"] >= 1
+    gc.collect()
+    assert _counts(values) == before
+
+
+def _counts(values: list[Any]) -> list[int]:
+    """The reference counts of the bodies and of their x (each its own float)."""
+    return [sys.getrefcount(b) for b in values] + [sys.getrefcount(getattr(b, "x", None)) for b in values]
+
+
+def test_a_class_attribute_added_over_the_instances_is_seen() -> None:
+    class Point:
+        def __init__(self, x: float) -> None:
+            self.x = x
+
+    def total(points: list[Point]) -> float:
+        t = 0.0
+        for p in points:
+            t += p.x
+        return t
+
+    points = [Point(0.5 * i) for i in range(300)]
+    jit = JIT(1)
+    jit.enable(total.__code__)
+    try:
+        first = total(points)
+        Point.x = property(lambda self: 1.0)  # type: ignore[assignment, misc]  # a data descriptor wins
+        second = total(points)
+        del Point.x
+        third = total(points)
+    finally:
+        jit.disable()
+    assert (first, second, third) == (sum(0.5 * i for i in range(300)), 300.0, first)
+
+
+# --- attributes of a local the loop only reads: before the loop ------------------
+
+class Scaled:
+    def __init__(self, scale: Any, n: int) -> None:
+        self.scale, self.n = scale, n
+
+    def total(self) -> float:
+        s = 0.0
+        for i in range(self.n):
+            s += self.scale * i  # self: only read; self.scale: the same all the loop
+        return s
+
+    def calls(self) -> float:
+        s = 0.0
+        for i in range(self.n):
+            s += self.scale * abs(i)  # a call: code may run, nothing moves
+        return s
+
+
+def scaled_main(n: int) -> float:
+    return Scaled(1.5, n).total()
+
+
+ATTRS = """trace dst=48 src=88 slots=0:o,1:f,2:i stored=2,1
+i = range_next.i() | exit @48 normal
+    store.i(i) 2
+s = load.f() 1
+me = load_o.o() 0
+    guard_type.(me) 77 | exit @56 stack s me
+    guard_version.(me) 131 | exit @56 stack s me
+a = attr_instance.o(me) (0, 16) | exit @56 stack s me
+    release.(me)
+x = unbox.f(a) | exit @78 stack s a i
+    release.(a)
+f = to_float.f(i)
+m = binary.f(x, f) 'mul' | exit @78 stack s a i
+t = binary.f(s, m) 'add' | exit @82 stack s m
+    store.f(t) 1
+"""
+
+
+def test_an_attribute_read_the_same_every_iteration_is_read_once_before_the_loop() -> None:
+    same(licm(parse(ATTRS)), """trace dst=48 src=88 slots=0:o,1:f,2:i stored=2,1
+me = load_o.o() 0
+    guard_type.(me) 77 | exit @48 drop me
+    guard_version.(me) 131 | exit @48 drop me
+a = attr_instance_b.o(me) (0, 16) | exit @48 drop me
+x = unbox.f(a) | exit @48 drop me
+    release.(me)
+    loop_head.()
+i = range_next.i() | exit @48 normal
+    store.i(i) 2
+s = load.f() 1
+b = load_b.o() 0
+f = to_float.f(i)
+m = binary.f(x, f) 'mul' | exit @78 stack s a i
+t = binary.f(s, m) 'add' | exit @82 stack s m
+    store.f(t) 1
+""")
+
+
+def test_an_attribute_of_a_stored_local_stays_in_the_loop() -> None:
+    rec = parse(ATTRS.replace("stored=2,1", "stored=2,1,0") + "a2 = load_o.o() 0\n    store_o.(a2) 0\n")
+    assert "attr_instance_b" not in [op.name for op in licm(rec).ops]
+
+
+def test_a_method_loop_reads_its_attribute_before_the_loop() -> None:
+    texts = recordings_of(Path(__file__), "scaled_main", 300)
+    names = [op.name for op in optimize(parse(texts[0]), check=True).ops]
+    head = names.index("loop_head")
+    assert "attr_instance_b" in names[:head] and "guard_version" in names[:head]
+    assert not {"attr_instance", "attr_instance_b", "guard_version"} & set(names[head:])
+
+
+def test_an_attribute_changed_between_runs_is_read_again() -> None:
+    me = Scaled(1.5, 300)
+    jit = JIT(1)
+    jit.enable(Scaled.total.__code__)
+    try:
+        results = [me.total()]
+        me.scale = 2.5
+        results.append(me.total())
+        me.scale = 2  # an int now: the unbox before the loop leaves
+        results.append(me.total())
+        del me.scale  # unset: AttributeError at its line
+        results.append(full_outcome(Scaled.total, me))
+        me.scale = 0.5
+        results.append(me.total())
+    finally:
+        jit.disable()
+    expected = [150 * 299 * k for k in (1.5, 2.5, 2)]
+    assert results[:3] == expected and results[4] == 150 * 299 * 0.5
+    assert results[3][:2] == ("raised", "AttributeError")
+    assert jit.stats.as_dict()["native_entries"] >= 3
+
+
+@pytest.mark.parametrize("scale", [1.5, 3, "no number"])
+def test_attribute_loops_give_what_cpython_gives(scale: Any) -> None:
+    value = scale
+    before = sys.getrefcount(value)
+    differential(Scaled.total, Scaled(scale, 300), native=scale != "no number")
+    differential(Scaled.calls, Scaled(scale, 300), native=scale != "no number")
+    gc.collect()
+    assert sys.getrefcount(value) == before
