@@ -891,6 +891,16 @@ def _objects() -> list[Uop]:
             doc="exit unless a's type is unchanged since version `operand0` was taken",
         ),
         uop(
+            "_GUARD_KEYS_VERSION_O",
+            """
+            EXIT_IF(!_PyObject_InlineValues(a)->valid);
+            EXIT_IF(((PyHeapTypeObject *)Py_TYPE(a))->ht_cached_keys->dk_version != (uint32_t)operand0);
+            """,
+            regs="a:o --",
+            doc="exit unless a keeps its attributes in inline values and its type's shared keys are "
+                "unchanged since version `operand0` (a's type guarded by version: it has them)",
+        ),
+        uop(
             "_GUARD_FUNCTION_O",
             """
             PyFunctionObject *function = (PyFunctionObject *)a;

@@ -48,11 +48,12 @@ def sum_x_main(n: int) -> float:
 def test_an_attribute_the_instance_holds_is_read_from_its_values() -> None:
     texts = recordings_of(Path(__file__), "sum_x_main", 300)  # (as optimized)
     names = [op.name for op in parse(texts[0]).ops]
-    reads = [name for name in names if name.startswith("attr_instance")]
-    assert reads == ["attr_instance", "attr_instance_b"]
-    assert names.count("attr") == 1  # b.mass: the class's, by generic lookup
-    # b.y is only unboxed, with nothing between that could run code: the
-    # instance holds it. (b.x's reference spans the generic lookup.)
+    # b.x and b.y, only unboxed, with nothing between that could run code:
+    # borrowed, the instance holds them.
+    assert [name for name in names if name.startswith("attr")] == ["attr_instance_b", "attr_instance_b"]
+    # b.mass: the class's, a constant, once the instance's keys are checked
+    # to have no `mass`.
+    assert names.count("guard_keys") == 1 and names.count("const_o") == 1
 
 
 def bodies(n: int = 300) -> list[Any]:
@@ -240,3 +241,82 @@ def test_attribute_loops_give_what_cpython_gives(scale: Any) -> None:
     differential(Scaled.calls, Scaled(scale, 300), native=scale != "no number")
     gc.collect()
     assert sys.getrefcount(value) == before
+
+
+# --- class attributes and methods, the instance's keys guarded ------------------
+
+class Walker:
+    step = 0.5  # a class attribute no instance sets
+
+    def __init__(self, x: float) -> None:
+        self.x = x
+
+    def moved(self) -> float:
+        return self.x + self.step
+
+
+def walk(walkers: list[Any]) -> float:
+    t = 0.0
+    for w in walkers:
+        t += w.moved() * w.step
+    return t
+
+
+def walkers(n: int = 300) -> list[Any]:
+    return [Walker(0.25 * i) for i in range(n)]
+
+
+def own_step(n: int = 300) -> list[Any]:
+    found = walkers(n)
+    found[100].step = 2.0  # the keys gain `step`: every instance's check fails from here
+    return found
+
+
+def own_method(n: int = 300) -> list[Any]:
+    found = walkers(n)
+    found[150].moved = lambda: 100.0  # type: ignore[method-assign]
+    return found
+
+
+def taken_over(n: int = 300) -> list[Any]:
+    found = walkers(n)
+    found[200].__dict__ = {"x": 1.0, "step": 7.0}
+    return found
+
+
+@pytest.mark.parametrize("make", [walkers, own_step, own_method, taken_over])
+def test_class_attributes_and_methods_give_cpythons_answer(make: Any) -> None:
+    expected = full_outcome(walk, make())
+    values = make()
+    jit = JIT(1)
+    jit.enable(walk.__code__)
+    try:
+        assert walk(walkers()) == walk(walkers())  # compiled on plain walkers first
+        got = full_outcome(walk, values)
+        assert full_outcome(walk, values) == got  # again, through what the first run built
+    finally:
+        jit.disable()
+    assert got == expected
+    stats = jit.stats.as_dict()
+    assert stats["native_entries"] >= 1 and not stats["aborts"], stats["aborts"]
+
+
+def test_a_class_attribute_or_method_replaced_between_runs_is_seen() -> None:
+    values = walkers()
+    jit = JIT(1)
+    jit.enable(walk.__code__)
+    try:
+        first = walk(values)
+        Walker.step = 1.0
+        second = walk(values)
+        Walker.moved = lambda self: 1.0  # type: ignore[method-assign]
+        third = walk(values)
+    finally:
+        jit.disable()
+        Walker.step = 0.5
+        Walker.moved = _moved  # type: ignore[method-assign]
+    assert first == sum((0.25 * i + 0.5) * 0.5 for i in range(300))
+    assert second == sum(0.25 * i + 1.0 for i in range(300)) and third == 300.0
+
+
+_moved = Walker.moved

@@ -226,15 +226,21 @@ class P:
         for i in range(n):
             t += self.w * i  # self.w: read once, before the loop
         return t
+    def get(self):
+        return self.v
 def main():
     ps = [P(i, 0.5 * i) for i in range(10)]
     t, k = 0.0, 0
     for i in range(200):
         p = ps[i % 10]
         keep = p.v  # stored: a reference of its own
-        k += keep + p.k  # p.k: the class's, by generic lookup
+        k += keep + p.k + p.get()  # p.k, p.get: the class's (the keys guarded)
     for p in ps * 20:
         t += p.w  # only unboxed: borrowed
+    odd = P(1, 2.0)
+    odd.__dict__ = {"v": 5, "w": 1.0}  # its own dict: generic lookups
+    for i in range(200):
+        k += odd.v
     return t + ps[3].scaled(300), k
 '''
 
@@ -295,6 +301,7 @@ PROGRAMS: dict[str, str] = {
     "_LOAD_ATTR_GENERIC_O": _ATTRIBUTES,
     "_LOAD_ATTR_INSTANCE_O": _ATTRIBUTES,
     "_LOAD_ATTR_INSTANCE_B": _ATTRIBUTES,
+    "_GUARD_KEYS_VERSION_O": _ATTRIBUTES,
     "_GUARD_FUNCTION_O": _OBJECTS,
     "_SQRT_FLOAT": _FLOATS,
     "_SIN_FLOAT": _FLOATS,

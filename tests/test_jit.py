@@ -675,6 +675,14 @@ def calls_a_method(n: int) -> int:
     return total + counted.calls
 
 
+def calls_a_method_of_its_own_dict(n: int) -> int:
+    counted, total = _Counted(), 0
+    counted.__dict__ = {"calls": 0}  # a dict of its own holds its attributes: generic lookups
+    for i in range(n):
+        total += counted.bump(i)
+    return total + counted.calls
+
+
 def calls_a_bound_method(n: int) -> int:
     counted, total = _Counted(), 0
     bump = counted.bump  # bound once: the same object at every iteration
@@ -684,8 +692,13 @@ def calls_a_bound_method(n: int) -> int:
 
 
 def test_a_method_bound_afresh_at_every_iteration_is_not_traced() -> None:
-    # Its guard (the method object recorded) would fail at every iteration.
+    # Found on the class (the instance's keys checked to hold no `bump`):
+    # the function, called with the instance.
     stats = differential(calls_a_method, 3000, threshold=1000)
+    assert stats["traces"] == 1 and stats["native_entries"] == 1 and not stats["aborts"]
+    # Looked up generically, it is bound afresh: its guard (the method
+    # object recorded) would fail at every iteration.
+    stats = differential(calls_a_method_of_its_own_dict, 3000, threshold=1000)
     assert stats["traces"] == 0
     assert stats["aborts"] == {"a call of a method bound afresh at every iteration": 1}
     stats = differential(calls_a_bound_method, 3000, threshold=1000)

@@ -94,6 +94,39 @@ copyjit_instance_index(PyObject *obj, PyObject *name)
     return -1;
 }
 
+// The version of the shared keys of `obj`'s class when `obj` keeps its
+// attributes in inline values and has none called `name` (nor could have
+// one without the keys changing), assigned if they have none yet; else 0.
+// A trace that guards on it (with the type's version) knows `obj.name` is
+// the class's attribute: CPython's LOAD_ATTR_METHOD_WITH_VALUES guard.
+uint32_t
+copyjit_shared_keys_version(PyObject *obj, PyObject *name)
+{
+    PyTypeObject *type = Py_TYPE(obj);
+    if (!(type->tp_flags & Py_TPFLAGS_INLINE_VALUES) || !PyUnicode_CheckExact(name)) {
+        return 0;
+    }
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)type)->ht_cached_keys;
+    if (!_PyObject_InlineValues(obj)->valid || keys == NULL || keys->dk_kind != DICT_KEYS_SPLIT) {
+        return 0;
+    }
+    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
+    for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
+        PyObject *key = entries[i].me_key;
+        if (key != NULL && (key == name || PyUnicode_Compare(key, name) == 0)) {
+            return 0;  // instances may hold one of their own
+        }
+    }
+    if (keys->dk_version == 0) {
+        PyInterpreterState *interp = PyInterpreterState_Get();
+        if (interp->dict_state.next_keys_version == 0) {
+            return 0;
+        }
+        keys->dk_version = interp->dict_state.next_keys_version++;
+    }
+    return keys->dk_version;
+}
+
 // Calls `callable(*args)` as the recorder's CALL: with the program's frame,
 // paused at a JUMP event, as the current frame and pointing at that CALL,
 // so that the callee sees the program as its caller (sys._getframe(1),

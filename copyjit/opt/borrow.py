@@ -86,14 +86,17 @@ def borrow(rec: Recording) -> Recording:
                 changed[index] = Op("load_b", "o", (), slot)
                 held[slot] = index
             continue
-        if op.name in _ITEM_READS and borrows(index, end) and _clear(item_stop, index, end, dropped):
-            dropped.add(end)
-            changed[index] = Op(f"{op.name}_b", op.kind, op.args, op.arg, op.snapshot)
-            continue
         if op.name == "load_b" and isinstance(op.arg, int):
             held.setdefault(op.arg, index)
         if local_stop[index] == index and index not in dropped:
             held.clear()
+    # Items after locals: a borrowed local's release, dropped, no longer
+    # ends an item's borrow (b.x, then b's read again for b.mass).
+    for index, op in enumerate(ops):
+        end = released.get(index, -1)
+        if op.name in _ITEM_READS and borrows(index, end) and _clear(item_stop, index, end, dropped):
+            dropped.add(end)
+            changed[index] = Op(f"{op.name}_b", op.kind, op.args, op.arg, op.snapshot)
     if not dropped:
         return rec
     return rewrite(rec, dropped, replace, changed)

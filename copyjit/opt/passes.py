@@ -24,15 +24,15 @@ PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
 LIST_WRITES = frozenset({"store_subscr_list", "store_subscr_list_f", "append"})
 # Ops that only look at an object argument and keep no reference to it
 # (licm's never-stored locals and borrow's borrowed reads take only these).
-LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version", "unbox",
-                   "subscr_list", "subscr_tuple", "len", "len_str", "list_item", "tuple_item", "copy_o",
-                   "attr_instance"})
+LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version", "guard_keys",
+                   "unbox", "subscr_list", "subscr_tuple", "len", "len_str", "list_item", "tuple_item",
+                   "copy_o", "attr_instance"})
 # Reads of what an object holds: an item of a list or tuple, an attribute
 # in an instance's values (owned or borrowed).
 _ITEM_READS = frozenset({"subscr_list", "list_item", "subscr_tuple", "tuple_item", "subscr_list_b",
                          "list_item_b", "subscr_tuple_b", "tuple_item_b", "attr_instance", "attr_instance_b"})
 GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals",
-                    "guard_function"})
+                    "guard_function", "guard_keys"})
 
 
 def forward(rec: Recording) -> Recording:

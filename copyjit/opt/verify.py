@@ -22,6 +22,7 @@ SIGNATURES: dict[str, str] = {
     "load_o": "-> o", "store_o": "o ->", "deref": "-> o", "store_deref": "o ->", "const_o": "-> o",
     "input": "-> K", "null": "-> n", "second": "o -> i", "release": "o ->",
     "guard_type": "o ->", "guard_is": "o ->", "guard_is_not": "o ->", "guard_version": "o ->",
+    "guard_keys": "o ->",
     "unbox": "o -> K", "box": "x -> o", "global": "-> o", "builtin": "-> o", "guard_globals": "->",
     "store_global": "o ->", "attr_module": "o -> o", "attr": "o -> o", "call": "o ? * -> o",
     "attr_instance": "o -> o", "attr_instance_b": "o -> o",

@@ -20,7 +20,7 @@ INT64 = (-(2**63), 2**63 - 1)
 NO_VALUE = frozenset({
     "store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is", "guard_is_not",
     "guard_version", "store_subscr_list", "append", "inner_loop", "guard_done", "store_global",
-    "guard_globals", "guard_size", "nested_loop", "guard_function",
+    "guard_globals", "guard_size", "nested_loop", "guard_function", "guard_keys",
     "store_subscr_list_f", "loop_head"})
 # Values that are no reference of the trace's own: a constant the trace's
 # constants hold, a local the frame holds all the loop (licm). An exit that

@@ -68,12 +68,12 @@ _NONE: frozenset[str] = frozenset()
 _ALLOCATED = frozenset({
     "load", "store", "const", "to_float", "binary", "compare_bool", "not", "unbox_bool", "neg", "branch",
     "math", "range_next", "load_o", "store_o", "deref", "store_deref", "const_o", "input", "null", "second",
-    "release", "guard_type", "guard_is", "guard_is_not", "guard_version", "unbox", "box", "global",
-    "builtin", "guard_globals", "store_global", "attr_module", "attr", "attr_instance", "binary_o",
-    "add_int_o", "compare_o", "get_iter", "guard_done", "len", "len_str", "append", "subscr_list",
-    "subscr_tuple", "store_subscr_list", "list_next", "tuple_next", "enumerate_list", "enumerate_tuple",
-    "inner_input", "copy_o", "guard_size", "tuple_item", "list_item", "store_subscr_list_f",
-    "guard_function", "range_iter", "const_b", "load_b"}) | BORROWED_ITEMS
+    "release", "guard_type", "guard_is", "guard_is_not", "guard_version", "guard_keys", "unbox", "box",
+    "global", "builtin", "guard_globals", "store_global", "attr_module", "attr", "attr_instance",
+    "binary_o", "add_int_o", "compare_o", "get_iter", "guard_done", "len", "len_str", "append",
+    "subscr_list", "subscr_tuple", "store_subscr_list", "list_next", "tuple_next", "enumerate_list",
+    "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item", "list_item",
+    "store_subscr_list_f", "guard_function", "range_iter", "const_b", "load_b"}) | BORROWED_ITEMS
 
 
 class Lowered:
@@ -672,6 +672,9 @@ class _Lowering:
 
     def op_guard_version(self, index: int, op: Op) -> None:
         self.uop("_GUARD_TYPE_VERSION_O", op.args, (), operand0=_arg(op), exit_op=op)
+
+    def op_guard_keys(self, index: int, op: Op) -> None:
+        self.uop("_GUARD_KEYS_VERSION_O", op.args, (), operand0=_arg(op), exit_op=op)
 
     def op_unbox(self, index: int, op: Op) -> None:
         self.uop(f"_UNBOX_{_KIND[op.kind]}_O", op.args, (index,), exit_op=op)

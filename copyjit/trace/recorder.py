@@ -113,11 +113,11 @@ class _Recorder(InlineOps):
         descriptor = _class_attribute(known, name)
         self.emit(Op("guard_version", args=(owner,), arg=version, snapshot=self.snapshot()))
         if method and isinstance(descriptor, (types.FunctionType, types.MethodDescriptorType)) and \
-                frames.generic_getattr(known) and not frames.has_instance_dict(known):
+                frames.generic_getattr(known) and self._class_wins(owner, concrete, name):
             # A method: the function itself (constant while the type's
-            # version holds) with the owner as `self`. (Where instances have
-            # a dict of their own, one could shadow it: the generic lookup
-            # below makes a bound method, or finds the instance's attribute.)
+            # version holds) with the owner as `self`. (Where an instance
+            # may have an attribute of that name, the generic lookup below
+            # makes a bound method, or finds the instance's attribute.)
             self.pop()
             self.push(self.emit(Op("const_o", "o", arg=self.keep(descriptor)),
                                 known=type(descriptor)), descriptor)
@@ -125,6 +125,17 @@ class _Recorder(InlineOps):
             return self.following[ins.offset]
         if _has_effects(known, descriptor):
             raise Abort(f"attribute {name!r} of {known.__name__} may run code")
+        if descriptor is not None and not hasattr(type(descriptor), "__get__") \
+                and self._class_wins(owner, concrete, name):
+            # A plain class attribute (`b.mass`): constant while the type's
+            # version holds, and no instance can shadow it.
+            self.pop()
+            self.release(owner)
+            self.push(self.emit(Op("const_o", "o", arg=self.keep(descriptor)), known=type(descriptor)),
+                      descriptor)
+            if method:
+                self.push(self.emit(Op("null", "n")), NULL)
+            return self.following[ins.offset]
         try:
             result = getattr(concrete, name)
         except AttributeError:
@@ -151,6 +162,19 @@ class _Recorder(InlineOps):
         if method:
             self.push(self.emit(Op("null", "n")), NULL)
         return self.following[ins.offset]
+
+    def _class_wins(self, owner: int, concrete: object, name: str) -> bool:
+        """Whether `concrete.name` finds its class's attribute in every
+        iteration the guards let through: the object can hold no attribute
+        of its own, or (guard_keys) it keeps them in inline values whose
+        keys, guarded unchanged, have no `name`."""
+        if not frames.has_instance_dict(type(concrete)):
+            return True
+        version = runtime().shared_keys_version(concrete, name)
+        if not version:
+            return False
+        self.emit(Op("guard_keys", args=(owner,), arg=version, snapshot=self.snapshot()))
+        return True
 
     def _attribute_read(self, owner: int, concrete: object, name: str) -> Op:
         """The read of an attribute the object holds itself: from its inline
