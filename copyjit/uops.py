@@ -485,6 +485,14 @@ def _sequences() -> list[Uop]:
     ]
 
 
+# An attribute in an instance's inline values (CPython 3.13's
+# LOAD_ATTR_INSTANCE_VALUE): the values `operand0` bytes into a, entry `oparg`.
+_INSTANCE_VALUE = """
+PyDictValues *values = (PyDictValues *)((char *)a + operand0);
+EXIT_IF(!values->valid);
+res = values->values[oparg];
+EXIT_IF(res == NULL);
+"""
 _CONDITIONS = {"LT": "<", "LE": "<=", "EQ": "==", "NE": "!=", "GT": ">", "GE": ">="}
 
 
@@ -1063,30 +1071,11 @@ def _objects() -> list[Uop]:
             doc="res = the attribute in entry `oparg` of module a's dict keys, version `operand0` "
                 "(a guarded to be a module)",
         ),
-        uop(
-            "_LOAD_ATTR_INSTANCE_O",
-            """
-            PyDictValues *values = (PyDictValues *)((char *)a + operand0);
-            EXIT_IF(!values->valid);
-            res = values->values[oparg];
-            EXIT_IF(res == NULL);
-            Py_INCREF(res);
-            """,
-            regs="a:o -- res:o",
+        uop("_LOAD_ATTR_INSTANCE_O", f"{_INSTANCE_VALUE}Py_INCREF(res);", regs="a:o -- res:o",
             doc="res = the attribute in entry `oparg` of a's inline values, `operand0` bytes into a "
-                "(a's type guarded by version); exits when a dict of a's own holds them or it is unset",
-        ),
-        uop(
-            "_LOAD_ATTR_INSTANCE_B",
-            """
-            PyDictValues *values = (PyDictValues *)((char *)a + operand0);
-            EXIT_IF(!values->valid);
-            res = values->values[oparg];
-            EXIT_IF(res == NULL);
-            """,
-            regs="a:o -- res:o",
-            doc="_LOAD_ATTR_INSTANCE_O's attribute, borrowed (a holds it)",
-        ),
+                "(a's type guarded by version); exits when a dict of a's own holds them or it is unset"),
+        uop("_LOAD_ATTR_INSTANCE_B", _INSTANCE_VALUE, regs="a:o -- res:o",
+            doc="_LOAD_ATTR_INSTANCE_O's attribute, borrowed (a holds it)"),
         uop(
             "_LOAD_ATTR_GENERIC_O",
             """

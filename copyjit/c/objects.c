@@ -22,8 +22,37 @@ copyjit_reraise(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return NULL;
 }
 
-// The version of a dict's keys, assigned if it has none yet (as CPython's
-// own _PyDictKeys_GetVersionForCurrentState does; it is not exported). A
+// The keys' version, assigned if they have none yet (as CPython's own
+// _PyDictKeys_GetVersionForCurrentState does; it is not exported); 0 when
+// the interpreter ran out of versions.
+static inline __attribute__((always_inline)) uint32_t
+current_version(PyDictKeysObject *keys)
+{
+    if (keys->dk_version == 0) {
+        PyInterpreterState *interp = PyInterpreterState_Get();
+        if (interp->dict_state.next_keys_version == 0) {
+            return 0;
+        }
+        keys->dk_version = interp->dict_state.next_keys_version++;
+    }
+    return keys->dk_version;
+}
+
+// The entry of str `name` among the first `limit` of str-keyed keys, or -1.
+static inline __attribute__((always_inline)) Py_ssize_t
+entry_of(PyDictKeysObject *keys, PyObject *name, Py_ssize_t limit)
+{
+    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
+    for (Py_ssize_t i = 0; i < keys->dk_nentries && i < limit; i++) {
+        PyObject *key = entries[i].me_key;
+        if (key != NULL && (key == name || PyUnicode_Compare(key, name) == 0)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+// The version of a dict's keys, assigned if it has none yet. A
 // trace that guards on it sees every key added or removed; values replaced
 // in place are read afresh. 0: no version (not a str-keyed dict, or the
 // interpreter ran out of versions).
@@ -37,14 +66,7 @@ copyjit_keys_version(PyObject *dict)
     if (keys->dk_kind != DICT_KEYS_UNICODE || ((PyDictObject *)dict)->ma_values != NULL) {
         return 0;
     }
-    if (keys->dk_version == 0) {
-        PyInterpreterState *interp = PyInterpreterState_Get();
-        if (interp->dict_state.next_keys_version == 0) {
-            return 0;
-        }
-        keys->dk_version = interp->dict_state.next_keys_version++;
-    }
-    return keys->dk_version;
+    return current_version(keys);
 }
 
 // The entry of `name` in a str-keyed dict's keys, or -1.
@@ -55,14 +77,8 @@ copyjit_key_index(PyObject *dict, PyObject *name)
     if (keys->dk_kind != DICT_KEYS_UNICODE) {
         return -1;
     }
-    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
-    for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
-        PyObject *key = entries[i].me_key;
-        if (key != NULL && (key == name || PyUnicode_Compare(key, name) == 0)) {
-            return entries[i].me_value != NULL ? i : -1;
-        }
-    }
-    return -1;
+    Py_ssize_t i = entry_of(keys, name, keys->dk_nentries);
+    return i >= 0 && DK_UNICODE_ENTRIES(keys)[i].me_value != NULL ? i : -1;
 }
 
 // The entry of attribute `name` in `obj`'s inline values, or -1: CPython
@@ -84,14 +100,8 @@ copyjit_instance_index(PyObject *obj, PyObject *name)
     if (!values->valid || keys == NULL || keys->dk_kind != DICT_KEYS_SPLIT) {
         return -1;
     }
-    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
-    for (Py_ssize_t i = 0; i < keys->dk_nentries && i < values->capacity; i++) {
-        PyObject *key = entries[i].me_key;
-        if (key != NULL && (key == name || PyUnicode_Compare(key, name) == 0)) {
-            return values->values[i] != NULL ? i : -1;
-        }
-    }
-    return -1;
+    Py_ssize_t i = entry_of(keys, name, values->capacity);
+    return i >= 0 && values->values[i] != NULL ? i : -1;
 }
 
 // The version of the shared keys of `obj`'s class when `obj` keeps its
@@ -110,21 +120,10 @@ copyjit_shared_keys_version(PyObject *obj, PyObject *name)
     if (!_PyObject_InlineValues(obj)->valid || keys == NULL || keys->dk_kind != DICT_KEYS_SPLIT) {
         return 0;
     }
-    PyDictUnicodeEntry *entries = DK_UNICODE_ENTRIES(keys);
-    for (Py_ssize_t i = 0; i < keys->dk_nentries; i++) {
-        PyObject *key = entries[i].me_key;
-        if (key != NULL && (key == name || PyUnicode_Compare(key, name) == 0)) {
-            return 0;  // instances may hold one of their own
-        }
+    if (entry_of(keys, name, keys->dk_nentries) >= 0) {
+        return 0;  // instances may hold one of their own
     }
-    if (keys->dk_version == 0) {
-        PyInterpreterState *interp = PyInterpreterState_Get();
-        if (interp->dict_state.next_keys_version == 0) {
-            return 0;
-        }
-        keys->dk_version = interp->dict_state.next_keys_version++;
-    }
-    return keys->dk_version;
+    return current_version(keys);
 }
 
 // Calls `callable(*args)` as the recorder's CALL: with the program's frame,
