@@ -493,6 +493,17 @@ EXIT_IF(!values->valid);
 res = values->values[oparg];
 EXIT_IF(res == NULL);
 """
+# The attribute store of CPython's STORE_ATTR_INSTANCE_VALUE: no dict of
+# a's own (not even one sharing the values: a store must then go through
+# it), the values valid, entry `oparg` set (a new attribute, which CPython
+# adds to the values' insertion order, is the interpreter's).
+_INSTANCE_SLOT = """
+EXIT_IF(_PyObject_GetManagedDict(a) != NULL);
+PyDictValues *values = (PyDictValues *)((char *)a + operand0);
+EXIT_IF(!values->valid);
+PyObject *old = values->values[oparg];
+EXIT_IF(old == NULL);
+"""
 _CONDITIONS = {"LT": "<", "LE": "<=", "EQ": "==", "NE": "!=", "GT": ">", "GE": ">="}
 
 
@@ -1076,6 +1087,27 @@ def _objects() -> list[Uop]:
                 "(a's type guarded by version); exits when a dict of a's own holds them or it is unset"),
         uop("_LOAD_ATTR_INSTANCE_B", _INSTANCE_VALUE, regs="a:o -- res:o",
             doc="_LOAD_ATTR_INSTANCE_O's attribute, borrowed (a holds it)"),
+        uop("_STORE_ATTR_INSTANCE_O", f"{_INSTANCE_SLOT}values->values[oparg] = value;\nPy_DECREF(old);",
+            regs="value:o a:o --",
+            doc="a's attribute in entry `oparg` of its inline values, `operand0` bytes into a, = value "
+                "(takes it; a's type guarded by version); exits when a has a dict of its own or the "
+                "attribute is unset"),
+        uop(
+            "_STORE_ATTR_INSTANCE_F",
+            _INSTANCE_SLOT + """
+            if (Py_IS_TYPE(old, &PyFloat_Type) && Py_REFCNT(old) == 1) {
+                // Only a holds the old float: it becomes the new one.
+                ((PyFloatObject *)old)->ob_fval = value;
+            }
+            else {  // out of line, keeping every register (objects.c)
+                SYNC_SP();
+                EXIT_IF(copyjit_store_float_attr(&values->values[oparg], value) < 0);
+            }
+            """,
+            regs="value:f a:o --",
+            doc="_STORE_ATTR_INSTANCE_O of float(value), reusing the attribute's float object when only "
+                "a holds it",
+        ),
         uop(
             "_LOAD_ATTR_GENERIC_O",
             """

@@ -320,3 +320,166 @@ def test_a_class_attribute_or_method_replaced_between_runs_is_seen() -> None:
 
 
 _moved = Walker.moved
+
+
+# --- attribute stores into inline values (store_attr, store_attr_f) -------------
+
+class Mover:
+    def __init__(self, x: float, v: float) -> None:
+        self.x, self.v, self.n, self.last = x, v, 0, None
+
+
+def advance(movers: list[Any], dt: float) -> None:
+    for m in movers:
+        m.x += m.v * dt  # a float: stored unboxed, into the old float in place when only m holds it
+        m.n = m.n + 1  # an int, boxed
+        m.last = m if m.n % 2 else None  # any object; the old one released
+
+
+def movers(n: int = 300) -> list[Any]:
+    return [Mover(0.5 * i, 0.25 * i) for i in range(n)]
+
+
+def advance_main(n: int) -> None:
+    advance(movers(n), 0.01)
+
+
+def test_attribute_stores_write_the_inline_values() -> None:
+    texts = recordings_of(Path(__file__), "advance_main", 300)
+    names = [op.name for op in parse(texts[0]).ops]
+    assert names.count("store_attr_f") == 1 and names.count("store_attr") == 2
+    assert "box" in names  # (m.n's int; m.x's float is never boxed)
+
+
+log: list[object] = []
+
+
+class Noisy:
+    def __init__(self, tag: object) -> None:
+        self.tag = tag
+
+    def __del__(self) -> None:
+        log.append(self.tag)  # when a store releases it: in the same order as CPython's
+
+
+class Watched(Mover):
+    def __setattr__(self, name: str, value: object) -> None:
+        log.append(name)
+        object.__setattr__(self, name, value)
+
+
+def unset(n: int = 300) -> list[Any]:
+    found = movers(n)
+    del found[200].last  # the store leaves: the interpreter adds the attribute
+    return found
+
+
+def dict_taken(n: int = 300) -> list[Any]:
+    found = movers(n)
+    vars(found[120])  # a dict of its own, sharing the values: stores must go through it
+    found[180].__dict__ = {"x": 7.0, "v": 2.0, "n": 5, "last": None}  # the values invalid
+    return found
+
+
+def other_values(n: int = 300) -> list[Any]:
+    found = movers(n)
+    found[100].x = 3  # an int: the unbox before the store leaves
+    found[110].n = 2.5  # a float: the int unbox leaves
+    found[120].n = 2**70  # too big for a machine word
+    found[130].last = Noisy(130)  # released by the store: its __del__ runs then
+    found[250].v = "no float"  # TypeError at its line, after the stores before it
+    return found
+
+
+def other_types(n: int = 300) -> list[Any]:
+    found = movers(n)
+    found[150] = Watched(1.0, 2.0)  # a __setattr__ of its own
+    return found
+
+
+@pytest.mark.parametrize("make", [movers, unset, dict_taken, other_values, other_types])
+def test_every_failing_store_gives_cpythons_answer(make: Any) -> None:
+    def run(values: list[Any]) -> tuple[object, ...]:
+        log.clear()
+        outcome = full_outcome(advance, values, 0.01)
+        gc.collect()
+        state = [(m.x, m.n, m.last is m, m.last is None, vars(m).keys()) for m in values]
+        return outcome, repr(state), list(log)
+
+    expected = run(make())
+    values = make()
+    held = [m.x for m in values[:5]]  # these floats must not change: m.x gets a new one
+    before = [sys.getrefcount(m) for m in values]
+    jit = JIT(1)
+    jit.enable(advance.__code__)
+    try:
+        advance(movers(), 0.01)  # compiled on plain movers first
+        got = run(values)
+    finally:
+        jit.disable()
+    assert got == expected
+    assert held == [0.5 * i for i in range(5)]
+    assert jit.stats.as_dict()["native_entries"] >= 1
+    for value in values:
+        value.last = None  # (m.last is m holds a reference of m's)
+    del value
+    gc.collect()
+    assert [sys.getrefcount(m) for m in values] == before
+
+
+def test_a_property_added_over_the_stored_attribute_is_used() -> None:
+    found = movers()
+    jit = JIT(1)
+    jit.enable(advance.__code__)
+    try:
+        advance(found, 0.01)
+        Mover.last = property(lambda self: None, lambda self, value: log.append("set"))  # type: ignore
+        log.clear()
+        advance(found, 0.01)
+        sets = len(log)
+        del Mover.last
+        advance(found, 0.01)
+    finally:
+        jit.disable()
+        if "last" in vars(Mover):
+            del Mover.last
+    assert sets == 300
+    assert [m.n for m in found] == [3] * 300 and all(m.last is m for m in found)
+
+
+class Slotted:
+    __slots__ = ("x",)
+
+    def __init__(self, x: float) -> None:
+        self.x = x
+
+
+class Guarded:
+    def __init__(self, x: float) -> None:
+        self._x = x
+
+    @property
+    def x(self) -> float:
+        return self._x
+
+    @x.setter
+    def x(self, value: float) -> None:
+        self._x = value
+
+
+def bump(things: list[Any]) -> None:
+    for t in things:
+        t.x = 1.5
+
+
+@pytest.mark.parametrize(("thing", "why"), [
+    (Slotted, "a store to attribute 'x' of Slotted, which its class's member_descriptor handles"),
+    (Guarded, "a store to attribute 'x' of Guarded, which its class's property handles"),
+    (Watched, "a store to attribute 'x' of Watched not in inline values"),
+])
+def test_stores_the_trace_does_not_make_say_why(thing: Any, why: str) -> None:
+    things = [thing(0.5, 1.0) if thing is Watched else thing(0.5) for _ in range(300)]
+    log.clear()
+    stats = differential(bump, things, native=False)
+    assert [t.x for t in things] == [1.5] * 300
+    assert any(reason.startswith(why) for reason in stats["aborts"]), stats["aborts"]

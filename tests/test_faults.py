@@ -237,6 +237,8 @@ def main():
         k += keep + p.k + p.get()  # p.k, p.get: the class's (the keys guarded)
     for p in ps * 20:
         t += p.w  # only unboxed: borrowed
+        p.w += 0.25  # stored unboxed, into the float object in place
+        p.v = p.v + 1  # an int, boxed and stored
     odd = P(1, 2.0)
     odd.__dict__ = {"v": 5, "w": 1.0}  # its own dict: generic lookups
     for i in range(200):
@@ -302,6 +304,8 @@ PROGRAMS: dict[str, str] = {
     "_LOAD_ATTR_INSTANCE_O": _ATTRIBUTES,
     "_LOAD_ATTR_INSTANCE_B": _ATTRIBUTES,
     "_GUARD_KEYS_VERSION_O": _ATTRIBUTES,
+    "_STORE_ATTR_INSTANCE_O": _ATTRIBUTES,
+    "_STORE_ATTR_INSTANCE_F": _ATTRIBUTES,
     "_GUARD_FUNCTION_O": _OBJECTS,
     "_SQRT_FLOAT": _FLOATS,
     "_SIN_FLOAT": _FLOATS,

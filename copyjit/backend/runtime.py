@@ -177,7 +177,7 @@ class Runtime:
         self.key_index = native.function(self.functions["copyjit_key_index"], native.c_ssize_t,
                                          native.py_object, native.py_object)
         self.instance_index = native.function(self.functions["copyjit_instance_index"], native.c_ssize_t,
-                                              native.py_object, native.py_object)
+                                              native.py_object, native.py_object, native.c_int)
         self.shared_keys_version = native.function(self.functions["copyjit_shared_keys_version"],
                                                    native.c_uint32, native.py_object, native.py_object)
         self.call_in_frame = native.function(self.functions["copyjit_call_in_frame"], native.py_object,

@@ -88,11 +88,18 @@ copyjit_key_index(PyObject *dict, PyObject *name)
 // key never changes (shared keys only grow), so a trace reads
 // values[index] for as long as the type's version holds, as CPython's
 // LOAD_ATTR_INSTANCE_VALUE does. -1 also when the attribute is unset.
+// For a `store`, also -1 unless the type sets attributes generically (no
+// __setattr__ of its own) and no dict of the object's own exists, even
+// one that shares the values: a store must then go through that dict, as
+// CPython's STORE_ATTR_INSTANCE_VALUE (_GUARD_DORV_NO_DICT) requires.
 Py_ssize_t
-copyjit_instance_index(PyObject *obj, PyObject *name)
+copyjit_instance_index(PyObject *obj, PyObject *name, int store)
 {
     PyTypeObject *type = Py_TYPE(obj);
     if (!(type->tp_flags & Py_TPFLAGS_INLINE_VALUES) || !PyUnicode_CheckExact(name)) {
+        return -1;
+    }
+    if (store && (type->tp_setattro != PyObject_GenericSetAttr || _PyObject_GetManagedDict(obj) != NULL)) {
         return -1;
     }
     PyDictValues *values = _PyObject_InlineValues(obj);
@@ -226,19 +233,33 @@ copyjit_dealloc_rax(void)
 // doubles too; and it takes the stencil's own operands (the index, not the
 // position it makes of it), so the stencil's fast path (the float
 // overwritten in place) needs no stack frame and moves nothing.
-__attribute__((preserve_all)) int
-copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value)
+static inline __attribute__((always_inline)) int
+store_float(PyObject **slot, double value)
 {
-    Py_ssize_t at = index < 0 ? index + PyList_GET_SIZE(seq) : index;
     PyObject *boxed = PyFloat_FromDouble(value);
     if (boxed == NULL) {
         PyErr_Clear();
         return -1;
     }
-    PyObject *old = PyList_GET_ITEM(seq, at);
-    PyList_SET_ITEM(seq, at, boxed);
+    PyObject *old = *slot;
+    *slot = boxed;
     Py_DECREF(old);
     return 0;
+}
+
+__attribute__((preserve_all)) int
+copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value)
+{
+    Py_ssize_t at = index < 0 ? index + PyList_GET_SIZE(seq) : index;
+    return store_float(&((PyListObject *)seq)->ob_item[at], value);
+}
+
+// The same for _STORE_ATTR_INSTANCE_F: `slot` is the attribute's entry in
+// the object's inline values, set (not NULL).
+__attribute__((preserve_all)) int
+copyjit_store_float_attr(PyObject **slot, double value)
+{
+    return store_float(slot, value);
 }
 
 // The slow halves of the boxes an exit makes (copyjit.h).

@@ -73,7 +73,8 @@ _ALLOCATED = frozenset({
     "binary_o", "add_int_o", "compare_o", "get_iter", "guard_done", "len", "len_str", "append",
     "subscr_list", "subscr_tuple", "store_subscr_list", "list_next", "tuple_next", "enumerate_list",
     "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item", "list_item",
-    "store_subscr_list_f", "guard_function", "range_iter", "const_b", "load_b"}) | BORROWED_ITEMS
+    "store_subscr_list_f", "guard_function", "range_iter", "const_b", "load_b", "store_attr",
+    "store_attr_f"}) | BORROWED_ITEMS
 
 
 class Lowered:
@@ -709,6 +710,14 @@ class _Lowering:
     def op_attr_instance_b(self, index: int, op: Op) -> None:
         entry, offset = _ints(op.arg)
         self.uop("_LOAD_ATTR_INSTANCE_B", op.args, (index,), oparg=entry, operand0=offset, exit_op=op)
+
+    def op_store_attr(self, index: int, op: Op) -> None:
+        entry, offset = _ints(op.arg)
+        self.uop("_STORE_ATTR_INSTANCE_O", op.args, (), oparg=entry, operand0=offset, exit_op=op)
+
+    def op_store_attr_f(self, index: int, op: Op) -> None:
+        entry, offset = _ints(op.arg)
+        self.uop("_STORE_ATTR_INSTANCE_F", op.args, (), oparg=entry, operand0=offset, exit_op=op)
 
     def op_attr(self, index: int, op: Op) -> None:
         self.uop("_LOAD_ATTR_GENERIC_O", op.args, (index,), operand0=_arg(op), exit_op=op)

@@ -148,6 +148,34 @@ class _Recorder(InlineOps):
             self.push(self.emit(Op("null", "n")), NULL)
         return self.following[ins.offset]
 
+    def op_STORE_ATTR(self, ins: dis.Instruction) -> int:
+        """`owner.name = value` into the inline values of an instance whose
+        attribute is already set (store_attr, CPython's
+        STORE_ATTR_INSTANCE_VALUE); anything else stops the recording."""
+        name = self.code.co_names[ins.arg]  # type: ignore[index]
+        (owner, concrete), (value, stored) = self.stack[-1], self.stack[-2]
+        if self.kind(owner) != "o":
+            raise Abort(f"attribute {name!r} set on an unboxed {type(concrete).__name__}")
+        if self.kind(value) == "n":
+            raise Abort("storing NULL")
+        known = self.guard_type(owner, concrete)
+        descriptor = _class_attribute(known, name)
+        if hasattr(type(descriptor), "__set__") or hasattr(type(descriptor), "__delete__"):
+            raise Abort(f"a store to attribute {name!r} of {known.__name__}, which its class's "
+                        f"{type(descriptor).__name__} handles")
+        index = runtime().instance_index(concrete, name, 1)
+        if index < 0:
+            raise Abort(f"a store to attribute {name!r} of {known.__name__} not in inline values (a "
+                        "__setattr__, a dict of the object's own, or an attribute not set yet)")
+        self.emit(Op("guard_version", args=(owner,), arg=self._type_version(known), snapshot=self.snapshot()))
+        boxed = self.box_on_stack(len(self.stack) - 2)
+        self.emit(Op("store_attr", args=(boxed, owner), arg=(index, known.__basicsize__),
+                     snapshot=self.snapshot()))
+        self.stack[-2:] = []
+        self.release(owner)
+        setattr(concrete, name, stored)
+        return self.following[ins.offset]
+
     def _module_attribute(self, ins: dis.Instruction, name: str, method: bool,
                           owner: int, module: Any) -> int:
         rt = runtime()
@@ -182,7 +210,7 @@ class _Recorder(InlineOps):
         them there, else by generic lookup. (Its type's version is guarded,
         and the type has no data descriptor of that name: the object's own
         value is the attribute.)"""
-        index = runtime().instance_index(concrete, name)
+        index = runtime().instance_index(concrete, name, 0)
         if index >= 0:
             where = (index, type(concrete).__basicsize__)
             return Op("attr_instance", "o", (owner,), arg=where, snapshot=self.snapshot())
