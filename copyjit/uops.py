@@ -1109,6 +1109,28 @@ def _objects() -> list[Uop]:
                 "a holds it",
         ),
         uop(
+            "_STORE_ATTR_INSTANCE_I",
+            _INSTANCE_SLOT + """
+            PyLongObject *number = (PyLongObject *)old;
+            uint64_t size = value < 0 ? -(uint64_t)value : (uint64_t)value;
+            // Only a holds the old int, of one digit at most (room for one):
+            // it becomes the new one, unless that is one digit too or one
+            // of CPython's small ints (the cached object, as CPython's).
+            if (PyLong_CheckExact(old) && Py_REFCNT(old) == 1 && _PyLong_IsCompact(number)
+                && size < PyLong_BASE && (value < -_PY_NSMALLNEGINTS || value >= _PY_NSMALLPOSINTS)) {
+                _PyLong_SetSignAndDigitCount(number, value < 0 ? -1 : 1, 1);
+                number->long_value.ob_digit[0] = (digit)size;
+            }
+            else {  // out of line, keeping every register (objects.c)
+                SYNC_SP();
+                EXIT_IF(copyjit_store_int_attr(&values->values[oparg], value) < 0);
+            }
+            """,
+            regs="value:i a:o --",
+            doc="_STORE_ATTR_INSTANCE_O of int(value), reusing the attribute's int object when only a "
+                "holds it and both fit one digit (not a small int)",
+        ),
+        uop(
             "_LOAD_ATTR_GENERIC_O",
             """
             res = PyObject_GenericGetAttr(a, (PyObject *)operand0);

@@ -332,7 +332,7 @@ class Mover:
 def advance(movers: list[Any], dt: float) -> None:
     for m in movers:
         m.x += m.v * dt  # a float: stored unboxed, into the old float in place when only m holds it
-        m.n = m.n + 1  # an int, boxed
+        m.n = m.n + 1  # an int: stored unboxed too, in place when only m holds a one-digit int
         m.last = m if m.n % 2 else None  # any object; the old one released
 
 
@@ -347,8 +347,8 @@ def advance_main(n: int) -> None:
 def test_attribute_stores_write_the_inline_values() -> None:
     texts = recordings_of(Path(__file__), "advance_main", 300)
     names = [op.name for op in parse(texts[0]).ops]
-    assert names.count("store_attr_f") == 1 and names.count("store_attr") == 2
-    assert "box" in names  # (m.n's int; m.x's float is never boxed)
+    assert names.count("store_attr_f") == names.count("store_attr_i") == names.count("store_attr") == 1
+    assert "box" not in names  # (m.x's float and m.n's int are never boxed)
 
 
 log: list[object] = []
@@ -386,6 +386,12 @@ def other_values(n: int = 300) -> list[Any]:
     found[100].x = 3  # an int: the unbox before the store leaves
     found[110].n = 2.5  # a float: the int unbox leaves
     found[120].n = 2**70  # too big for a machine word
+    for m in found[140:150]:
+        m.n = 10**6 - 5  # one digit: overwritten in place (below: one someone else holds)
+    found[150].n = 2**29 + 2**28  # in place, then two digits: a new int
+    found[151].n = -(10**6)  # negative, in place
+    found[152].n = -6  # then -5, a small int: CPython's own object
+    found[153].n = 255  # then 256, the last small int, then 257
     found[130].last = Noisy(130)  # released by the store: its __del__ runs then
     found[250].v = "no float"  # TypeError at its line, after the stores before it
     return found
@@ -403,12 +409,15 @@ def test_every_failing_store_gives_cpythons_answer(make: Any) -> None:
         log.clear()
         outcome = full_outcome(advance, values, 0.01)
         gc.collect()
-        state = [(m.x, m.n, m.last is m, m.last is None, vars(m).keys()) for m in values]
+        # (A small int must be CPython's own object, as int() gives it.)
+        state = [(m.x, m.n, type(m.n) is int and m.n is int(str(m.n)), m.last is m, m.last is None,
+                  vars(m).keys()) for m in values]
         return outcome, repr(state), list(log)
 
     expected = run(make())
     values = make()
     held = [m.x for m in values[:5]]  # these floats must not change: m.x gets a new one
+    numbers = [m.n for m in values[140:142]]  # nor these ints
     before = [sys.getrefcount(m) for m in values]
     jit = JIT(1)
     jit.enable(advance.__code__)
@@ -418,7 +427,7 @@ def test_every_failing_store_gives_cpythons_answer(make: Any) -> None:
     finally:
         jit.disable()
     assert got == expected
-    assert held == [0.5 * i for i in range(5)]
+    assert held == [0.5 * i for i in range(5)] and numbers == [m.n - 1 for m in values[140:142]]
     assert jit.stats.as_dict()["native_entries"] >= 1
     for value in values:
         value.last = None  # (m.last is m holds a reference of m's)

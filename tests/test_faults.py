@@ -221,6 +221,7 @@ class P:
     def __init__(self, v, w):
         self.v = v
         self.w = w
+        self.tag = None
     def scaled(self, n):
         t = 0.0
         for i in range(n):
@@ -238,7 +239,8 @@ def main():
     for p in ps * 20:
         t += p.w  # only unboxed: borrowed
         p.w += 0.25  # stored unboxed, into the float object in place
-        p.v = p.v + 1  # an int, boxed and stored
+        p.v = p.v + 1000  # an int stored unboxed, into the old int object in place once past 256
+        p.tag = ps  # an object
     odd = P(1, 2.0)
     odd.__dict__ = {"v": 5, "w": 1.0}  # its own dict: generic lookups
     for i in range(200):
@@ -306,6 +308,7 @@ PROGRAMS: dict[str, str] = {
     "_GUARD_KEYS_VERSION_O": _ATTRIBUTES,
     "_STORE_ATTR_INSTANCE_O": _ATTRIBUTES,
     "_STORE_ATTR_INSTANCE_F": _ATTRIBUTES,
+    "_STORE_ATTR_INSTANCE_I": _ATTRIBUTES,
     "_GUARD_FUNCTION_O": _OBJECTS,
     "_SQRT_FLOAT": _FLOATS,
     "_SIN_FLOAT": _FLOATS,

@@ -82,9 +82,11 @@ void copyjit_dealloc_rax(void);
 // The slow half of _STORE_SUBSCR_LIST_INT_F (objects.c), keeping every register.
 __attribute__((preserve_all)) int
 copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value);
-// ... and of _STORE_ATTR_INSTANCE_F.
+// ... and of _STORE_ATTR_INSTANCE_F and _I.
 __attribute__((preserve_all)) int
 copyjit_store_float_attr(PyObject **slot, double value);
+__attribute__((preserve_all)) int
+copyjit_store_int_attr(PyObject **slot, int64_t value);
 
 // Publish the stack depth: the GC traverses a frame's stack up to stacktop
 // (generator frames even while they run), so before anything that can call

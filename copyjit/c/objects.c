@@ -234,9 +234,8 @@ copyjit_dealloc_rax(void)
 // position it makes of it), so the stencil's fast path (the float
 // overwritten in place) needs no stack frame and moves nothing.
 static inline __attribute__((always_inline)) int
-store_float(PyObject **slot, double value)
+store_new(PyObject **slot, PyObject *boxed)
 {
-    PyObject *boxed = PyFloat_FromDouble(value);
     if (boxed == NULL) {
         PyErr_Clear();
         return -1;
@@ -251,15 +250,21 @@ __attribute__((preserve_all)) int
 copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value)
 {
     Py_ssize_t at = index < 0 ? index + PyList_GET_SIZE(seq) : index;
-    return store_float(&((PyListObject *)seq)->ob_item[at], value);
+    return store_new(&((PyListObject *)seq)->ob_item[at], PyFloat_FromDouble(value));
 }
 
-// The same for _STORE_ATTR_INSTANCE_F: `slot` is the attribute's entry in
-// the object's inline values, set (not NULL).
+// The same for _STORE_ATTR_INSTANCE_F and _I: `slot` is the attribute's
+// entry in the object's inline values, set (not NULL).
 __attribute__((preserve_all)) int
 copyjit_store_float_attr(PyObject **slot, double value)
 {
-    return store_float(slot, value);
+    return store_new(slot, PyFloat_FromDouble(value));
+}
+
+__attribute__((preserve_all)) int
+copyjit_store_int_attr(PyObject **slot, int64_t value)
+{
+    return store_new(slot, PyLong_FromLongLong(value));  // (a small int: CPython's own)
 }
 
 // The slow halves of the boxes an exit makes (copyjit.h).

@@ -36,7 +36,8 @@ from copyjit.trace.ir import Op, Recording
 
 _LOOKS = LOOKS | {"guard_function"}  # (a function guard only reads the function too)
 # Ops that look at some arguments and take (steal) the one at position 0.
-_TAKE_FIRST = frozenset({"store_subscr_list", "store_subscr_list_f", "store_attr", "store_attr_f"})
+_TAKE_FIRST = frozenset({"store_subscr_list", "store_subscr_list_f", "store_attr", "store_attr_f",
+                         "store_attr_i"})
 # Reads of an item its container holds (an iterator's sequence; an
 # instance, its attribute). A list write ends a borrow of any of them: it
 # could replace the item, or (for a tuple's item, an attribute) its holder,

@@ -17,7 +17,8 @@ from copyjit.trace.ir import BORROWED, Op, Recording
 MAY_RUN_CODE = frozenset({
     "call", "binary_o", "compare_o", "attr", "release", "store_o", "store_deref", "store_global",
     "store_subscr_list", "store_subscr_list_f", "get_iter", "inner_loop", "nested_loop", "list_next",
-    "tuple_next", "enumerate_list", "enumerate_tuple", "append", "store_attr", "store_attr_f"})
+    "tuple_next", "enumerate_list", "enumerate_tuple", "append", "store_attr", "store_attr_f",
+    "store_attr_i"})
 # Types whose objects hold no references: freeing one runs no Python code.
 # (A constant is never freed: the trace keeps it alive.)
 PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
@@ -137,7 +138,8 @@ def allocs(rec: Recording) -> Recording:
     exits) is never boxed: the exits box it themselves. A float boxed only
     to be stored into a list item or an attribute is stored unboxed
     (store_subscr_list_f, store_attr_f: they reuse the old float object
-    when only the list or the instance holds it)."""
+    when only the list or the instance holds it), and so is an int into an
+    attribute (store_attr_i)."""
     users: list[list[int]] = [[] for _ in rec.ops]  # value -> the ops taking it as an argument
     for index, op in enumerate(rec.ops):
         for value in op.args:
@@ -161,10 +163,10 @@ def allocs(rec: Recording) -> Recording:
         elif all(rec.ops[user].name == "release" for user in taking):
             dropped |= {index, *taking}
             replace[index] = number
-        elif rec.ops[number].kind == "f" and len(taking) == 1 and _stores_item(rec.ops[taking[0]], index):
+        elif len(taking) == 1 and _stores_item(rec.ops[taking[0]], index, rec.ops[number].kind):
             store = rec.ops[taking[0]]
-            changed[taking[0]] = Op(_UNBOXED_STORES[store.name], store.kind, (number, *store.args[1:]),
-                                    store.arg, store.snapshot)
+            changed[taking[0]] = Op(_UNBOXED_STORES[store.name, rec.ops[number].kind], store.kind,
+                                    (number, *store.args[1:]), store.arg, store.snapshot)
             dropped.add(index)
             replace[index] = number
     return rewrite(rec, dropped, replace, changed)
@@ -204,13 +206,16 @@ _NB_ADD, _NB_INPLACE_ADD = 0, 13  # BINARY_OP's opargs for + and +=
 
 
 # Stores of an object into a list item or an attribute, and their forms
-# that take a float unboxed (and reuse the old float object if they can).
-_UNBOXED_STORES = {"store_subscr_list": "store_subscr_list_f", "store_attr": "store_attr_f"}
+# that take a number of a kind unboxed (and reuse the old number object
+# if they can).
+_UNBOXED_STORES = {("store_subscr_list", "f"): "store_subscr_list_f", ("store_attr", "f"): "store_attr_f",
+                   ("store_attr", "i"): "store_attr_i"}
 
 
-def _stores_item(op: Op, value: int) -> bool:
-    """`op` stores `value` into a list or an attribute, and takes it for nothing else."""
-    return op.name in _UNBOXED_STORES and op.args[0] == value and value not in op.args[1:]
+def _stores_item(op: Op, value: int, kind: str) -> bool:
+    """`op` stores `value`, a box of a `kind` number, into a list or an
+    attribute, and takes it for nothing else."""
+    return (op.name, kind) in _UNBOXED_STORES and op.args[0] == value and value not in op.args[1:]
 
 
 # Ops whose number depends only on their arguments and `arg` (no memory, no

@@ -36,6 +36,7 @@ SIGNATURES: dict[str, str] = {
     "copy_o": "o -> o", "guard_size": "o ->", "tuple_item": "o -> o", "list_item": "o -> o",
     "nested_loop": "? * ->", "frame_input": "-> K", "store_subscr_list_f": "f o i ->",
     "guard_function": "o ->", "range_iter": "i i -> o", "store_attr": "o o ->", "store_attr_f": "f o ->",
+    "store_attr_i": "i o ->",
 }
 _VALUE_KINDS = frozenset("ifon")
 

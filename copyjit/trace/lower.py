@@ -74,7 +74,7 @@ _ALLOCATED = frozenset({
     "subscr_list", "subscr_tuple", "store_subscr_list", "list_next", "tuple_next", "enumerate_list",
     "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item", "list_item",
     "store_subscr_list_f", "guard_function", "range_iter", "const_b", "load_b", "store_attr",
-    "store_attr_f"}) | BORROWED_ITEMS
+    "store_attr_f", "store_attr_i"}) | BORROWED_ITEMS
 
 
 class Lowered:
@@ -718,6 +718,10 @@ class _Lowering:
     def op_store_attr_f(self, index: int, op: Op) -> None:
         entry, offset = _ints(op.arg)
         self.uop("_STORE_ATTR_INSTANCE_F", op.args, (), oparg=entry, operand0=offset, exit_op=op)
+
+    def op_store_attr_i(self, index: int, op: Op) -> None:
+        entry, offset = _ints(op.arg)
+        self.uop("_STORE_ATTR_INSTANCE_I", op.args, (), oparg=entry, operand0=offset, exit_op=op)
 
     def op_attr(self, index: int, op: Op) -> None:
         self.uop("_LOAD_ATTR_GENERIC_O", op.args, (index,), operand0=_arg(op), exit_op=op)
