@@ -507,6 +507,24 @@ EXIT_IF(old == NULL);
 _CONDITIONS = {"LT": "<", "LE": "<=", "EQ": "==", "NE": "!=", "GT": ">", "GE": ">="}
 
 
+def _number_attribute_store(kind: str, number: str, reuse: str, when: str) -> Uop:
+    """_STORE_ATTR_INSTANCE_`kind` of an unboxed `number`: `reuse` (an `if`
+    without its `else`) overwrites the old object in place; otherwise a new
+    one, made out of line (copyjit_store_`number`_attr, objects.c)."""
+    return uop(
+        f"_STORE_ATTR_INSTANCE_{kind}",
+        _INSTANCE_SLOT + dedent(reuse).strip() + f"""
+else {{  // out of line, keeping every register (objects.c)
+    SYNC_SP();
+    EXIT_IF(copyjit_store_{number}_attr(&values->values[oparg], value) < 0);
+}}
+""",
+        regs=f"value:{kind.lower()} a:o --",
+        doc=f"_STORE_ATTR_INSTANCE_O of {number}(value), reusing the attribute's {number} object when only "
+            f"a holds it{when}",
+    )
+
+
 def _branches(kind: str, type_name: str) -> list[Uop]:
     return [
         uop(
@@ -1092,44 +1110,24 @@ def _objects() -> list[Uop]:
             doc="a's attribute in entry `oparg` of its inline values, `operand0` bytes into a, = value "
                 "(takes it; a's type guarded by version); exits when a has a dict of its own or the "
                 "attribute is unset"),
-        uop(
-            "_STORE_ATTR_INSTANCE_F",
-            _INSTANCE_SLOT + """
+        _number_attribute_store("F", "float", """
             if (Py_IS_TYPE(old, &PyFloat_Type) && Py_REFCNT(old) == 1) {
                 // Only a holds the old float: it becomes the new one.
                 ((PyFloatObject *)old)->ob_fval = value;
             }
-            else {  // out of line, keeping every register (objects.c)
-                SYNC_SP();
-                EXIT_IF(copyjit_store_float_attr(&values->values[oparg], value) < 0);
-            }
-            """,
-            regs="value:f a:o --",
-            doc="_STORE_ATTR_INSTANCE_O of float(value), reusing the attribute's float object when only "
-                "a holds it",
-        ),
-        uop(
-            "_STORE_ATTR_INSTANCE_I",
-            _INSTANCE_SLOT + """
+            """, ""),
+        _number_attribute_store("I", "int", """
             PyLongObject *number = (PyLongObject *)old;
             uint64_t size = value < 0 ? -(uint64_t)value : (uint64_t)value;
             // Only a holds the old int, of one digit at most (room for one):
-            // it becomes the new one, unless that is one digit too or one
-            // of CPython's small ints (the cached object, as CPython's).
+            // it becomes the new one if that fits one digit too and is not
+            // one of CPython's small ints (those are its cached objects).
             if (PyLong_CheckExact(old) && Py_REFCNT(old) == 1 && _PyLong_IsCompact(number)
                 && size < PyLong_BASE && (value < -_PY_NSMALLNEGINTS || value >= _PY_NSMALLPOSINTS)) {
                 _PyLong_SetSignAndDigitCount(number, value < 0 ? -1 : 1, 1);
                 number->long_value.ob_digit[0] = (digit)size;
             }
-            else {  // out of line, keeping every register (objects.c)
-                SYNC_SP();
-                EXIT_IF(copyjit_store_int_attr(&values->values[oparg], value) < 0);
-            }
-            """,
-            regs="value:i a:o --",
-            doc="_STORE_ATTR_INSTANCE_O of int(value), reusing the attribute's int object when only a "
-                "holds it and both fit one digit (not a small int)",
-        ),
+            """, " and both fit one digit (not a small int)"),
         uop(
             "_LOAD_ATTR_GENERIC_O",
             """

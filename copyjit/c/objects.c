@@ -224,15 +224,8 @@ copyjit_dealloc_rax(void)
         "ret");
 }
 
-// The slow half of _STORE_SUBSCR_LIST_INT_F (`seq[index] = value`, the
-// index checked): the item is not a float only the list holds, so a new
-// float replaces it, and the old item is released (which may run any code:
-// the stencil has published the stack depth). Returns 0, or -1 when out of
-// memory (nothing changed: the stencil exits, and the interpreter runs out
-// of memory itself). preserve_all: the callee keeps every register, the
-// doubles too; and it takes the stencil's own operands (the index, not the
-// position it makes of it), so the stencil's fast path (the float
-// overwritten in place) needs no stack frame and moves nothing.
+// `*slot = boxed`, a new number (NULL: out of memory, the error cleared,
+// -1 and nothing changed), releasing the old object: the slow halves'.
 static inline __attribute__((always_inline)) int
 store_new(PyObject **slot, PyObject *boxed)
 {
@@ -246,6 +239,15 @@ store_new(PyObject **slot, PyObject *boxed)
     return 0;
 }
 
+// The slow half of _STORE_SUBSCR_LIST_INT_F (`seq[index] = value`, the
+// index checked): the item is not a float only the list holds, so a new
+// float replaces it, and the old item is released (which may run any code:
+// the stencil has published the stack depth). Returns 0, or -1 when out of
+// memory (nothing changed: the stencil exits, and the interpreter runs out
+// of memory itself). preserve_all: the callee keeps every register, the
+// doubles too; and it takes the stencil's own operands (the index, not the
+// position it makes of it), so the stencil's fast path (the float
+// overwritten in place) needs no stack frame and moves nothing.
 __attribute__((preserve_all)) int
 copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value)
 {
