@@ -632,6 +632,39 @@ def test_a_loop_over_long_lists_is_compiled() -> None:
     assert jit.stats.traces == 1 and "the loop runs too few iterations per entry" not in jit.stats.aborts
 
 
+def count_up(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i
+    return total
+
+
+@pytest.mark.parametrize("n", [1000, 500, 100])
+def test_a_range_whose_length_divides_the_threshold_is_compiled(n: int) -> None:
+    # Every thousandth backedge is an entry's last: what is left of the
+    # range there (nothing) is no sample of its length; the second backedge
+    # of the next entry is (it was given up as short, never compiled).
+    jit = JIT(1000)
+    jit.enable(count_up.__code__)
+    try:
+        assert all(count_up(n) == n * (n - 1) // 2 for _ in range(30_000 // n))
+    finally:
+        jit.disable()
+    assert jit.stats.traces == 1 and not jit.stats.aborts, jit.stats.aborts
+
+
+@pytest.mark.parametrize("n", [3, 10])
+def test_a_loop_over_short_ranges_is_given_up_before_it_is_compiled(n: int) -> None:
+    jit = JIT(1000)
+    jit.enable(count_up.__code__)
+    try:
+        assert all(count_up(n) == n * (n - 1) // 2 for _ in range(5000))
+    finally:
+        jit.disable()
+    assert jit.stats.traces == 0
+    assert jit.stats.aborts == {"the loop runs too few iterations per entry": 1}
+
+
 def rarely_unbridgeable(n: int, every: int) -> int:
     total = 0
     for i in range(n):

@@ -76,7 +76,9 @@ MAX_ENTRIES_WAITING = 16 * ENTRIES_BEFORE_JUDGING
 # another of its code, which may run it without entries). A backedge found
 # at random among the loop's iterations falls in a long sequence as often
 # as long sequences make up its iterations, so two short ones say that
-# most iterations run in short entries. Not below a threshold of
+# most iterations run in short entries. (A range's iterator shows only the
+# items left: _short_sequence then samples the next entry's second
+# backedge.) Not below a threshold of
 # ENTRIES_BEFORE_JUDGING, where every loop is meant to be traced (tests).
 SHORT_SAMPLES = 2
 # A recording that starts at a hot backedge and finds the loop ending (its
@@ -288,6 +290,7 @@ class Location:
         # loop around it had a trace: judged again over the entries after.
         self.judged = (0, 0)
         self.short_samples = 0  # hot backedges that found the loop's sequence short
+        self.probing = False  # the next hot backedge is an entry's second (_short_sequence)
         self.ended_in_a_row = 0  # recordings in a row that found the loop ending (LOOP_ENDED)
         # The shape (_shape) of the recording of the trace last dropped for
         # exits taken early, while that is the last thing that happened.
@@ -510,10 +513,23 @@ class JIT:
         raw = frames.raw(frame)
         if frames.stack_depth(raw, code) < 1:
             return False
-        length = _sequence_length(frames.read_stack(raw, code)[-1])
-        if length is None or length - 1 >= MIN_ITERATIONS_PER_ENTRY \
-                or self._enclosing_loop(code, src, dst) != "none":
+        sample = _sequence_length(frames.read_stack(raw, code)[-1])
+        if sample is None:
             return False
+        length, whole = sample
+        if location.probing:  # an entry's second backedge: two items taken, `length` left
+            location.probing, length, whole = False, length + 2, True
+        if length - 1 >= MIN_ITERATIONS_PER_ENTRY or self._enclosing_loop(code, src, dst) != "none":
+            return False
+        if not whole:
+            # What is left of a range: this backedge may be among the last
+            # of a long entry, and a threshold later the same one again (a
+            # loop of 1,000 iterations, a threshold of 1,000). The second
+            # backedge of the next entry, `length` + 2 backedges from here,
+            # tells the range's length.
+            location.probing = True
+            self._set_count(id(code), src, self.threshold - (length + 2))
+            return True
         location.short_samples += 1
         if location.short_samples < SHORT_SAMPLES:
             self._set_count(id(code), src, 0)  # another sample, a threshold later
@@ -1023,13 +1039,16 @@ _SEQUENCE_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())), type(it
 _PLAIN = (int, float, str, bool, bytes, type(None))
 
 
-def _sequence_length(iterator: object) -> int | None:
-    """The length of the list, tuple or range a `for` loop iterates (whose
-    iterator pickles as (iter, (sequence,), index)), or None."""
+def _sequence_length(iterator: object) -> tuple[int, bool] | None:
+    """The length of the list or tuple a `for` loop iterates (whole: True),
+    or of what is left of its range (False), or None. Their iterators pickle
+    as (iter, (sequence,), index); a range's, as the range of the items left."""
     if type(iterator) not in _SEQUENCE_ITERATORS:
         return None
     reduced = iterator.__reduce__()
-    return len(reduced[1][0]) if len(reduced) == 3 else None  # (exhausted: no index)
+    if len(reduced) != 3:  # exhausted: no index
+        return None
+    return len(reduced[1][0]), type(reduced[1][0]) is not range
 
 
 def _age_the_compiler() -> None:
