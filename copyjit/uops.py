@@ -803,12 +803,24 @@ _STORE_DOC = {
 }
 
 
-def _list_store(kind: str, constant: bool) -> Uop:
+# The _PLAIN stores exit first when the item they replace is not a float,
+# an int, a str or immortal (None, a bool, a small int): releasing it then
+# runs no code, and licm may move loads out of a loop that stores.
+_PLAIN_OLD = """
+    PyObject *replaced = PyList_GET_ITEM(seq, at);
+    EXIT_IF(!Py_IS_TYPE(replaced, &PyFloat_Type) && !PyLong_CheckExact(replaced)
+            && !PyUnicode_CheckExact(replaced) && !_Py_IsImmortal(replaced));
+    """
+
+
+def _list_store(kind: str, constant: bool, plain: bool = False) -> Uop:
     return uop(
-        f"_STORE_SUBSCR_LIST_{'CONST' if constant else 'INT'}_{kind}",
-        _checked_position("LIST", constant) + dedent(_STORE_ITEM[kind]).strip(),
+        f"_STORE_SUBSCR_LIST_{'CONST' if constant else 'INT'}_{kind}{'_PLAIN' if plain else ''}",
+        _checked_position("LIST", constant) + (dedent(_PLAIN_OLD).strip() + "\n" if plain else "")
+        + dedent(_STORE_ITEM[kind]).strip(),
         regs=f"value:{kind.lower()} seq:o --" if constant else f"value:{kind.lower()} seq:o index:i --",
-        doc=_STORE_DOC[kind].format("oparg" if constant else "index"),
+        doc=_STORE_DOC[kind].format("oparg" if constant else "index")
+            + ("; and when the item it replaces is not a float, int, str or immortal" if plain else ""),
     )
 
 
@@ -1327,7 +1339,8 @@ def _objects() -> list[Uop]:
         ),
         *[_subscript(kind, borrowed, constant) for constant in (False, True) for kind in ("LIST", "TUPLE")
           for borrowed in (False, True)],
-        *[_list_store(kind, constant) for kind in ("O", "F") for constant in (False, True)],
+        *[_list_store(kind, constant, plain) for kind in ("O", "F") for constant in (False, True)
+          for plain in (False, True)],
         uop(
             "_UNPACK_TUPLE2_O",
             """

@@ -172,11 +172,15 @@ def main():
     return len(t), t[-1]
 '''
 _FLOAT_ITEMS = '''
+seen = []
+def note(i):
+    seen.append(i)
 def main():
     ys = [0.5] * 10
     for i in range(200):
         ys[i % 10] = ys[i % 10] * 0.5 + i
-    return ys
+        note(i)  # a call that may run code: licm leaves the loop, the store is not _PLAIN
+    return ys, len(seen)
 '''
 
 _CONSTANT_ITEMS = '''
@@ -269,6 +273,26 @@ def main():
 
 # A program that makes the JIT emit each guard kind (checked: the stats
 # count the guards forced, by kind).
+_PLAIN_STORES = '''
+import math
+class Noisy:
+    def __init__(self, name):
+        self.name = name
+    def __del__(self):
+        print("freed", self.name)
+def main():
+    xs = [float(i) for i in range(300)]
+    out = [None] * 300
+    counts = [0] * 300
+    last = [0.0, 0]
+    out[200], counts[100], last[1] = Noisy("out"), Noisy("counts"), Noisy("last")
+    for i in range(300):
+        out[i] = math.sqrt(xs[i]) * 0.5
+        counts[i] = i * 3
+        last[0] = out[i] + 1.0
+        last[1] = i
+    return out[::37], counts[::41], last
+'''
 PROGRAMS: dict[str, str] = {
     "branch": _BRANCHES,
     "_CHECK_EVAL_BREAKER": _INTS,
@@ -342,6 +366,10 @@ PROGRAMS: dict[str, str] = {
     "_BINARY_SUBSCR_TUPLE_CONST_O": _CONSTANT_ITEMS,
     "_STORE_SUBSCR_LIST_CONST_O": _CONSTANT_ITEMS,
     "_STORE_SUBSCR_LIST_CONST_F": _CONSTANT_ITEMS,
+    "_STORE_SUBSCR_LIST_INT_O_PLAIN": _PLAIN_STORES,
+    "_STORE_SUBSCR_LIST_INT_F_PLAIN": _PLAIN_STORES,
+    "_STORE_SUBSCR_LIST_CONST_O_PLAIN": _PLAIN_STORES,
+    "_STORE_SUBSCR_LIST_CONST_F_PLAIN": _PLAIN_STORES,
 }
 
 # Uops that may exit but that the tracing front end never emits: the

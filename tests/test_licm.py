@@ -117,6 +117,35 @@ def test_an_item_whose_release_may_free_it_keeps_the_loop_as_it_is() -> None:
     assert licm(only_read) is not only_read
 
 
+STORES = """out = load_o.o() 3
+    guard_type.(out) {list_type}
+    store_subscr_list_f.(t, out, n) | exit @30 stack t out n
+    release.(out)
+"""
+
+
+def test_a_list_store_becomes_plain_and_lets_the_loads_move() -> None:
+    # The item it replaces could be any object, whose __del__ could rebind
+    # a global: the store leaves first when it is not plain, and the loads
+    # move. The list, a local the loop only stores into, is borrowed.
+    rec = trace(STORES.format(list_type=id(list)))
+    rec.slots[3] = "o"
+    moved = licm(rec)
+    names = [op.name for op in moved.ops]
+    assert names.index("loop_head") < names.index("store_subscr_list_f")
+    store = moved.ops[names.index("store_subscr_list_f")]
+    assert store.arg == "plain" and moved.ops[store.args[1]].name == "load_b"
+    assert "guard_type" not in names[names.index("loop_head"):]
+    assert dump(parse(dump(moved))) == dump(moved)
+
+
+def test_a_list_store_stays_as_it_is_when_nothing_moves() -> None:
+    unguarded = TRACE.replace("    guard_is.(s) {sqrt} | exit @24 stack acc s\n", "")
+    rec = with_constants(unguarded.format(module=id(type(math)), sqrt=0) + STORES.format(list_type=id(list)))
+    rec.slots[3] = "o"
+    assert licm(rec) is rec
+
+
 def test_nothing_moves_for_a_bridge_or_without_an_identity_guard() -> None:
     assert "loop_head" not in [op.name for op in optimize(trace(), loop=False).ops]
     unguarded = TRACE.replace("    guard_is.(s) {sqrt} | exit @24 stack acc s\n", "")
@@ -212,9 +241,59 @@ def rebinds_from_del(n: int) -> list[float]:
     return seen
 
 
-@pytest.mark.parametrize("function", [rebinds_in_the_loop, rebinds_from_del])
+class Noisy:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __del__(self) -> None:
+        print("freed", self.name)
+
+
+def stores_over_objects(n: int) -> tuple[list[Any], list[Any], list[Any]]:
+    # Each store leaves the trace where the item it replaces is no plain
+    # object (the interpreter stores it, and the __del__ prints in order).
+    xs = [float(i) for i in range(n)]
+    out: list[Any] = [None] * n
+    counts: list[Any] = [0] * n
+    last: list[Any] = [0.0, 0]
+    out[n // 2], counts[n // 3], last[1] = Noisy("out"), Noisy("counts"), Noisy("last")
+    for i in range(n):
+        out[i] = math.sqrt(xs[i]) * 0.5
+        counts[i] = i * 3
+        last[0] = weight(out[i])
+        last[1] = i
+    return out[::7], counts[::11], last
+
+
+def stores_over_items_read(n: int) -> list[Any]:
+    out: list[Any] = [float(i) for i in range(n)]
+    out[n // 2] = 7  # an int: the unboxed float store's own slow path
+    for i in range(n):
+        out[i] += math.sqrt(i * 0.5)
+    return out[::5]
+
+
+@pytest.mark.parametrize("function", [rebinds_in_the_loop, rebinds_from_del, stores_over_objects,
+                                      stores_over_items_read])
 def test_a_rebinding_inside_the_loop_is_seen_at_once(function: Any) -> None:
     differential(function, 400)
+
+
+def test_a_loop_storing_into_lists_runs_with_its_loads_moved(capsys: pytest.CaptureFixture[str]) -> None:
+    expected = stores_over_objects(300)
+    jit = JIT(1)
+    jit.enable(stores_over_objects.__code__)
+    try:
+        assert stores_over_objects(300) == expected
+    finally:
+        jit.disable()
+    assert capsys.readouterr().out == "freed last\nfreed counts\nfreed out\n" * 2  # i = 0, n // 3, n // 2
+    (location,) = [location for location in jit.locations.values() if location.trace is not None]
+    ops = location.lowered.lowering.rec.ops
+    names = [op.name for op in ops]
+    assert "loop_head" in names
+    assert [op.arg for op in ops if op.name.startswith("store_subscr_list")] == ["plain"] * 4
+    assert jit.stats.native_entries >= 3  # entered again after the exits at n // 3 and n // 2
 
 
 def spins(seconds: float) -> tuple[float, float]:

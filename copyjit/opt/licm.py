@@ -33,6 +33,11 @@ read borrows it (subscr_list_b); an exit that hands it to the frame makes a
 reference. (A release of an item whose container is held that way frees
 nothing either: it does not stop the loop from moving its loads.)
 
+A store into a list item may free the item it replaces, whatever object
+that was: with a guard to move, the store becomes its `plain` form, which
+leaves the trace first when that item is not a float, int, str or immortal
+(_plain_stores); the interpreter stores it, and any `__del__` runs there.
+
 A moved op leaves, when it fails, at the loop's head with nothing on the
 stack (nothing of the iteration has run yet), releasing the loads before it.
 The interpreter, and the eval breaker (which leaves the trace before any
@@ -42,7 +47,7 @@ Bridges are not loops: the optimizer runs this pass on loop traces only.
 
 from __future__ import annotations
 
-from copyjit.opt.passes import LIST_WRITES, LOOKS, MAY_RUN_CODE, PLAIN_TYPES
+from copyjit.opt.passes import LIST_WRITES, LOOKS, PLAIN_TYPES, runs_code
 from copyjit.trace.ir import Op, Recording, Snapshot
 
 _LOADS = frozenset({"global", "builtin", "attr_module"})  # what they find changes only if code runs
@@ -68,10 +73,12 @@ def licm(rec: Recording) -> Recording:
     slots = _borrowed_locals(rec)
     versions = _versions(rec, slots)
     reads = _invariant_reads(rec, {value: constants[obj] for value, obj in fixed.items()}, slots, versions)
-    if not _runs_no_code(rec, set(chain) | set(fixed) | {read for read in reads.values()}):
+    if not fixed and not reads and all(type_id is None for type_id in slots.values()):
+        return rec  # no guard to move (borrow makes the reads of locals load_b)
+    plain = _plain_stores(rec, set(chain) | set(fixed) | set(reads.values()))
+    if plain is None:
         return rec
-    if not fixed and not slots:
-        return rec
+    rec = plain
     moved = {index for index, op in enumerate(rec.ops)
              if index in chain or (op.name in _GUARDS and op.args[0] in chain)
              or (op.name == "release" and op.args[0] in chain and op.args[0] not in fixed)}
@@ -88,8 +95,8 @@ def licm(rec: Recording) -> Recording:
 
 
 # What may be done with an object the trace borrows (holds no reference to):
-# read it, guard it, make a reference of its own (copy_o); nothing that
-# takes or stores it.
+# read it, guard it, make a reference of its own (copy_o), store into it
+# (a list: _STORES); nothing that takes or stores it.
 _READ_ONLY = LOOKS | {"release"}
 
 
@@ -112,7 +119,8 @@ def _borrowed_locals(rec: Recording) -> dict[int, int | None]:
         taking = users.get(index, [])
         types = {user.arg for user in taking if user.name == "guard_type"}
         known = candidates.get(slot)
-        if any(user.name not in _READ_ONLY for user in taking) or len(types) > 1 \
+        if any(user.name not in _READ_ONLY and not (user.name in _STORES and user.args[0] != index)
+               for user in taking) or len(types) > 1 \
                 or (types and known is not None and known not in types):
             refused.add(slot)
             candidates.pop(slot, None)
@@ -221,13 +229,28 @@ def _closed(rec: Recording, chain: set[int], fixed: set[int]) -> set[int]:
         chain = keep
 
 
-def _runs_no_code(rec: Recording, invariant: set[int]) -> bool:
-    """Whether no op of the loop can run Python code: the only ones that
-    could are releases of objects whose release frees nothing (plain
-    numbers and strings, constants, what a local or a global still holds)."""
-    harmless = _frees_nothing(rec, invariant)
-    return all(op.name not in MAY_RUN_CODE or (op.name == "release" and op.args[0] in harmless)
-               for op in rec.ops)
+_STORES = frozenset({"store_subscr_list", "store_subscr_list_f"})
+
+
+def _plain_stores(rec: Recording, invariant: set[int]) -> Recording | None:
+    """The recording, if no op of the loop can run Python code (None if one
+    can): none that runs_code says may (a float stored over a list item the
+    loop has just read and found plain, `v[i] += d`, frees only that float),
+    except releases of objects whose release frees nothing (plain numbers
+    and strings, constants, what a local or a global still holds), and
+    list stores, which may free any object the item was: those become
+    their `plain` form, which leaves the trace (before storing) when the
+    item is not a float, int, str or immortal object."""
+    runs = runs_code(rec, _frees_nothing(rec, invariant))
+    stores = {index for index, op in enumerate(rec.ops) if runs[index] and op.name in _STORES}
+    if any(runs[index] for index in range(len(rec.ops)) if index not in stores):
+        return None
+    if not stores:
+        return rec
+    ops = [Op(op.name, op.kind, op.args, "plain", op.snapshot) if index in stores else op
+           for index, op in enumerate(rec.ops)]
+    return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants,
+                     rec.positions)
 
 
 def _frees_nothing(rec: Recording, invariant: set[int]) -> set[int]:

@@ -92,20 +92,25 @@ def _same(value: int, replace: dict[int, int], same: dict[int, int]) -> int:
     return same.get(value, value)
 
 
-def runs_code(rec: Recording) -> list[bool]:
+def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozenset()) -> list[bool]:
     """For each op, whether it may run Python code: MAY_RUN_CODE, except a
-    release that frees nothing or only a plain number (guards' rules), and
+    release that frees nothing or only a plain number (guards' rules, and
+    the values the caller knows in `frees_nothing`), and
     a float stored unboxed over a list item the trace has just read and
     found plain (`v[0] -= d`), with no code or list write between, and a
     release of an item read from a borrowed container (whatever holds the
     container holds the item too), with none between either."""
     ops = rec.ops
-    harmless: set[int] = set()
+    harmless = set(frees_nothing)
     held: set[int] = set()  # borrowed values, and items read from them since the last code or list write
     same: dict[int, int] = {}
     copies: dict[int, list[int]] = {}
     released_at = {op.args[0]: index for index, op in enumerate(ops) if op.name == "release"}
     items: dict[tuple[int, ...], int] = {}  # (list, index value) -> the item read
+    # Reads of one local with no store to it or code between are of one
+    # object (`v[i] += d`: v read for the item, and again for the store).
+    first_read: dict[object, int] = {}  # slot -> its first read since
+    local: dict[int, int] = {}  # a read of a local -> that first read
     result = [False] * len(ops)
     for index, op in enumerate(ops):
         args = tuple([same.get(a, a) for a in op.args]) if same else op.args
@@ -116,16 +121,24 @@ def runs_code(rec: Recording) -> list[bool]:
             harmless.add(args[0])
         elif op.name in ("box", "const_o", "const_b"):
             harmless.add(index)
+        elif op.name in ("load_o", "load_b"):
+            local[index] = first_read.setdefault(op.arg, index)
+        elif op.name in ("store_o", "store"):
+            first_read.pop(op.arg, None)
         elif op.name in ("subscr_list", "subscr_list_b"):
-            items[args] = index
+            items[(local.get(args[0], args[0]), *args[1:])] = index
         if op.name in BORROWED or (op.name in _ITEM_READS and args[0] in held):
             held.add(index)
         runs = op.name in MAY_RUN_CODE
         if op.name == "release":
             runs = args[0] not in harmless and args[0] not in held \
                 and not any(released_at.get(other, -1) > index for other in copies.get(args[0], ()))
+        elif op.name in ("store_subscr_list", "store_subscr_list_f") and op.arg == "plain":
+            runs = False  # (it leaves first when the item it replaces is not plain)
         elif op.name == "store_subscr_list_f":
-            runs = items.get(args[1:], -1) not in harmless
+            runs = items.get((local.get(args[1], args[1]), *args[2:]), -1) not in harmless
+        if runs:
+            first_read.clear()  # (through frame.f_locals)
         if runs or op.name in LIST_WRITES:
             items.clear()
             held -= {value for value in held if ops[value].name not in BORROWED}

@@ -889,10 +889,12 @@ class _Lowering:
         self.subscript("_BINARY_SUBSCR_TUPLE_INT_O", index, op)
 
     def op_store_subscr_list(self, index: int, op: Op) -> None:
-        self.subscript("_STORE_SUBSCR_LIST_INT_O", index, op)
+        self.subscript("_STORE_SUBSCR_LIST_INT_O_PLAIN" if op.arg == "plain" else "_STORE_SUBSCR_LIST_INT_O",
+                       index, op)
 
     def op_store_subscr_list_f(self, index: int, op: Op) -> None:
-        self.subscript("_STORE_SUBSCR_LIST_INT_F", index, op)
+        self.subscript("_STORE_SUBSCR_LIST_INT_F_PLAIN" if op.arg == "plain" else "_STORE_SUBSCR_LIST_INT_F",
+                       index, op)
 
     def subscript(self, name: str, index: int, op: Op) -> None:
         """`name`, whose last operand is the index; or, when the index is a
