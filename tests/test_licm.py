@@ -139,6 +139,27 @@ def test_a_list_store_becomes_plain_and_lets_the_loads_move() -> None:
     assert dump(parse(dump(moved))) == dump(moved)
 
 
+def copies(n: int) -> list[Any]:
+    source = [(i, i) for i in range(n)]
+    target: list[Any] = [(0, 0)] * n
+    for i in range(n):
+        target[i] = source[i]  # over tuples: a plain store would leave at every iteration
+    return target[::9]
+
+
+def test_a_loop_storing_objects_over_objects_keeps_its_stores() -> None:
+    jit = JIT(1)
+    jit.enable(copies.__code__)
+    try:
+        assert copies(300) == [(i, i) for i in range(0, 300, 9)]
+    finally:
+        jit.disable()
+    (location,) = [location for location in jit.locations.values() if location.trace is not None]
+    stores = [op for op in location.lowered.lowering.rec.ops if op.name == "store_subscr_list"]
+    assert stores and all(op.arg is None for op in stores)
+    assert jit.stats.exits <= 2
+
+
 def test_a_list_store_stays_as_it_is_when_nothing_moves() -> None:
     unguarded = TRACE.replace("    guard_is.(s) {sqrt} | exit @24 stack acc s\n", "")
     rec = with_constants(unguarded.format(module=id(type(math)), sqrt=0) + STORES.format(list_type=id(list)))

@@ -242,7 +242,8 @@ def _plain_stores(rec: Recording, invariant: set[int]) -> Recording | None:
     their `plain` form, which leaves the trace (before storing) when the
     item is not a float, int, str or immortal object."""
     runs = runs_code(rec, _frees_nothing(rec, invariant))
-    stores = {index for index, op in enumerate(rec.ops) if runs[index] and op.name in _STORES}
+    stores = {index for index, op in enumerate(rec.ops)
+              if runs[index] and op.name in _STORES and _plain_value(rec, op.args[0])}
     if any(runs[index] for index in range(len(rec.ops)) if index not in stores):
         return None
     if not stores:
@@ -251,6 +252,17 @@ def _plain_stores(rec: Recording, invariant: set[int]) -> Recording | None:
            for index, op in enumerate(rec.ops)]
     return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants,
                      rec.positions)
+
+
+def _plain_value(rec: Recording, value: int) -> bool:
+    """Whether `value` is a number (or a plain constant): what a loop stores
+    over plain items (a list of numbers), not over objects that would make
+    the plain store leave at every iteration (a list of tuples copied)."""
+    op = rec.ops[value]
+    if op.kind in ("i", "f") or op.name == "box":
+        return True
+    return op.name in ("const_o", "const_b") and \
+        any(id(constant) == op.arg and id(type(constant)) in PLAIN_TYPES for constant in rec.constants)
 
 
 def _frees_nothing(rec: Recording, invariant: set[int]) -> set[int]:
