@@ -75,7 +75,7 @@ def licm(rec: Recording) -> Recording:
     reads = _invariant_reads(rec, {value: constants[obj] for value, obj in fixed.items()}, slots, versions)
     if not fixed and not reads and all(type_id is None for type_id in slots.values()):
         return rec  # no guard to move (borrow makes the reads of locals load_b)
-    plain = _plain_stores(rec, set(chain) | set(fixed) | set(reads.values()))
+    plain = _plain_stores(rec, set(chain) | set(fixed) | set(reads.values()), constants)
     if plain is None:
         return rec
     rec = plain
@@ -98,6 +98,7 @@ def licm(rec: Recording) -> Recording:
 # read it, guard it, make a reference of its own (copy_o), store into it
 # (a list: _STORES); nothing that takes or stores it.
 _READ_ONLY = LOOKS | {"release"}
+_STORES = frozenset({"store_subscr_list", "store_subscr_list_f"})
 
 
 def _borrowed_locals(rec: Recording) -> dict[int, int | None]:
@@ -229,10 +230,7 @@ def _closed(rec: Recording, chain: set[int], fixed: set[int]) -> set[int]:
         chain = keep
 
 
-_STORES = frozenset({"store_subscr_list", "store_subscr_list_f"})
-
-
-def _plain_stores(rec: Recording, invariant: set[int]) -> Recording | None:
+def _plain_stores(rec: Recording, invariant: set[int], constants: dict[int, object]) -> Recording | None:
     """The recording, if no op of the loop can run Python code (None if one
     can): none that runs_code says may (a float stored over a list item the
     loop has just read and found plain, `v[i] += d`, frees only that float),
@@ -243,7 +241,7 @@ def _plain_stores(rec: Recording, invariant: set[int]) -> Recording | None:
     item is not a float, int, str or immortal object."""
     runs = runs_code(rec, _frees_nothing(rec, invariant))
     stores = {index for index, op in enumerate(rec.ops)
-              if runs[index] and op.name in _STORES and _plain_value(rec, op.args[0])}
+              if runs[index] and op.name in _STORES and _plain_value(rec.ops[op.args[0]], constants)}
     if any(runs[index] for index in range(len(rec.ops)) if index not in stores):
         return None
     if not stores:
@@ -254,15 +252,15 @@ def _plain_stores(rec: Recording, invariant: set[int]) -> Recording | None:
                      rec.positions)
 
 
-def _plain_value(rec: Recording, value: int) -> bool:
-    """Whether `value` is a number (or a plain constant): what a loop stores
-    over plain items (a list of numbers), not over objects that would make
-    the plain store leave at every iteration (a list of tuples copied)."""
-    op = rec.ops[value]
+def _plain_value(op: Op, constants: dict[int, object]) -> bool:
+    """Whether the value `op` makes is a number (or a plain constant): what a
+    loop stores over plain items (a list of numbers), not over objects that
+    would make the plain store leave at every iteration (a list of tuples
+    copied). `constants`: the trace's, by id."""
     if op.kind in ("i", "f") or op.name == "box":
         return True
-    return op.name in ("const_o", "const_b") and \
-        any(id(constant) == op.arg and id(type(constant)) in PLAIN_TYPES for constant in rec.constants)
+    return op.name in ("const_o", "const_b") and op.arg in constants \
+        and id(type(constants[op.arg])) in PLAIN_TYPES
 
 
 def _frees_nothing(rec: Recording, invariant: set[int]) -> set[int]:

@@ -889,17 +889,18 @@ class _Lowering:
         self.subscript("_BINARY_SUBSCR_TUPLE_INT_O", index, op)
 
     def op_store_subscr_list(self, index: int, op: Op) -> None:
-        self.subscript("_STORE_SUBSCR_LIST_INT_O_PLAIN" if op.arg == "plain" else "_STORE_SUBSCR_LIST_INT_O",
-                       index, op)
+        self.subscript("_STORE_SUBSCR_LIST_INT_O", index, op)
 
     def op_store_subscr_list_f(self, index: int, op: Op) -> None:
-        self.subscript("_STORE_SUBSCR_LIST_INT_F_PLAIN" if op.arg == "plain" else "_STORE_SUBSCR_LIST_INT_F",
-                       index, op)
+        self.subscript("_STORE_SUBSCR_LIST_INT_F", index, op)
 
     def subscript(self, name: str, index: int, op: Op) -> None:
         """`name`, whose last operand is the index; or, when the index is a
         constant k >= 0 (`v[0]`), its _CONST_ form, k in the oparg: no
-        register holds k, no negative index is turned around."""
+        register holds k, no negative index is turned around. A store licm
+        made `plain` is the _PLAIN form."""
+        if op.arg == "plain":
+            name += "_PLAIN"
         outs = () if name.startswith("_STORE") else (index,)
         at = self.rec.ops[op.args[-1]]
         if at.name == "const" and type(at.arg) is int and 0 <= at.arg <= OPARG_MAX:
