@@ -824,6 +824,30 @@ def _list_store(kind: str, constant: bool, plain: bool = False) -> Uop:
     )
 
 
+def _float_store_over(constant: bool) -> Uop:
+    """`v[k] op= x` for a float item just read and unboxed, with no code or
+    list write since (checks, passes.py): the item is still seq[index], an
+    exact float, and the index in range, so nothing is checked or read
+    again. The slow half (another reference to the float) replaces it."""
+    return uop(
+        f"_STORE_SUBSCR_LIST_{'CONST' if constant else 'INT'}_F_OVER",
+        ("Py_ssize_t index = (Py_ssize_t)oparg;\n" if constant else "") + dedent("""
+        // (expected: else clang moves registers for the call on both paths)
+        if (__builtin_expect(Py_REFCNT(item) == 1, 1)) {  // only the list holds it: it becomes the new float
+            ((PyFloatObject *)item)->ob_fval = value;
+        }
+        else {  // out of line, keeping every register (objects.c)
+            SYNC_SP();
+            EXIT_IF(copyjit_store_float_item(seq, index, value) < 0);
+        }
+        """).strip(),
+        regs="value:f seq:o item:o --" if constant else "value:f seq:o index:i item:o --",
+        doc=f"seq[{'oparg' if constant else 'index'}] = float(value) over `item`, the exact float the trace "
+            "has just read there (none of the three checked again), in place when only the list holds it; "
+            "exits when out of memory",
+    )
+
+
 def _sequence_iteration(kind: str, borrowed: bool = False) -> Uop:
     title = kind.title()
     item = f"Py{title}_GET_ITEM(seq, it->it_index)"
@@ -1341,6 +1365,7 @@ def _objects() -> list[Uop]:
           for borrowed in (False, True)],
         *[_list_store(kind, constant, plain) for kind in ("O", "F") for constant in (False, True)
           for plain in (False, True)],
+        *[_float_store_over(constant) for constant in (False, True)],
         uop(
             "_UNPACK_TUPLE2_O",
             """

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from copyjit.opt.passes import checks
 from copyjit.opt.text import parse
 from tests.test_objects import differential
@@ -52,6 +54,42 @@ y = unbox.f(b) | exit @12 stack a
     release.(b)
     store.f(x) 1
 """)
+
+
+# A float stored over the item just read: `v[0] -= d` (the list read twice,
+# as the recorder reads it), then the cases where the store must check.
+OVER = f"""trace dst=0 src=0 slots=1:o,2:f stored=
+v = load_b.o() 1
+i = const.i() 0
+it = subscr_list_b.o(v, i) | exit @20 stack v i v i
+d = load.f() 2
+f = unbox.{{kind}}(it) | exit @22 stack v i it d
+r = binary.f(f, d) 'sub' | exit @22 stack v i it d
+{{between}}w = load_b.o() 1
+    store_subscr_list_f.(r, w, {{index}}) {{plain}}| exit @24 stack r w i
+"""
+
+
+def over(kind: str = "f", between: str = "", index: str = "i", plain: str = "") -> str:
+    return OVER.format(kind=kind, between=between, index=index, plain=plain)
+
+
+@pytest.mark.parametrize("plain", ["", "'plain' "])
+def test_checks_stores_a_float_over_the_item_just_read(plain: str) -> None:
+    same(checks(parse(over(plain=plain))), over().replace(
+        "store_subscr_list_f.(r, w, i) ", "store_over_f.(r, w, i, it) "))
+
+
+@pytest.mark.parametrize("case", [
+    {"kind": "i"},  # an int item: the store makes a float
+    {"index": "d2", "between": "d2 = const.i() 1\n"},  # another item
+    {"between": "    store_subscr_list.(it, v, i) | exit @23 stack\n"},  # a list written between
+    {"between": "g = load_o.o() 3\nc = call.o(g) | exit @23 stack\n    release.(c)\n"},  # code
+    {"between": "    store_o.(it) 1\n"},  # v rebound
+])
+def test_checks_leaves_a_store_it_cannot_prove_over_the_item(case: dict[str, str]) -> None:
+    rec = parse(over(**case))
+    assert checks(rec) is rec
 
 
 def pairs_main(n: int) -> float:

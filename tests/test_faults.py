@@ -293,6 +293,19 @@ def main():
         last[1] = i
     return out[::37], counts[::41], last
 '''
+_STORES_OVER = '''
+def main():
+    vs = [[0.5, 1.5, 2.5] for _ in range(4)]
+    shared = vs[2][2]  # floats held elsewhere too: not overwritten in place
+    held = [vs[2][0]]
+    for step in range(100):
+        for j in range(4):
+            v = vs[j]
+            d = step * 0.25 - j
+            v[0] -= d  # a constant index
+            v[j % 3] += d * 0.5  # an index in a register
+    return vs, shared, held
+'''
 PROGRAMS: dict[str, str] = {
     "branch": _BRANCHES,
     "_CHECK_EVAL_BREAKER": _INTS,
@@ -370,6 +383,8 @@ PROGRAMS: dict[str, str] = {
     "_STORE_SUBSCR_LIST_INT_F_PLAIN": _PLAIN_STORES,
     "_STORE_SUBSCR_LIST_CONST_O_PLAIN": _PLAIN_STORES,
     "_STORE_SUBSCR_LIST_CONST_F_PLAIN": _PLAIN_STORES,
+    "_STORE_SUBSCR_LIST_INT_F_OVER": _STORES_OVER,
+    "_STORE_SUBSCR_LIST_CONST_F_OVER": _STORES_OVER,
 }
 
 # Uops that may exit but that the tracing front end never emits: the

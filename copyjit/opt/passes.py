@@ -22,7 +22,8 @@ MAY_RUN_CODE = frozenset({
 # Types whose objects hold no references: freeing one runs no Python code.
 # (A constant is never freed: the trace keeps it alive.)
 PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
-LIST_WRITES = frozenset({"store_subscr_list", "store_subscr_list_f", "append"})
+# (store_over_f: a float stored over a float item, made last, by checks; it runs no code.)
+LIST_WRITES = frozenset({"store_subscr_list", "store_subscr_list_f", "store_over_f", "append"})
 # Ops that only look at an object argument and keep no reference to it
 # (licm's never-stored locals and borrow's borrowed reads take only these).
 LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version", "guard_keys",
@@ -92,16 +93,20 @@ def _same(value: int, replace: dict[int, int], same: dict[int, int]) -> int:
     return same.get(value, value)
 
 
-def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozenset()) -> list[bool]:
+def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozenset(),
+              over: dict[int, int] | None = None) -> list[bool]:
     """For each op, whether it may run Python code: MAY_RUN_CODE, except a
     release that frees nothing or only a plain number (guards' rules, and
     the values the caller knows in `frees_nothing`), and
     a float stored unboxed over a list item the trace has just read and
     found plain (`v[0] -= d`), with no code or list write between, and a
     release of an item read from a borrowed container (whatever holds the
-    container holds the item too), with none between either."""
+    container holds the item too), with none between either. `over`, when
+    given, is told each such float store whose item was found a float
+    (unboxed, or guarded): store -> that item."""
     ops = rec.ops
     harmless = set(frees_nothing)
+    floats: set[int] = set()  # values known exact floats
     held: set[int] = set()  # borrowed values, and items read from them since the last code or list write
     same: dict[int, int] = {}
     copies: dict[int, list[int]] = {}
@@ -119,6 +124,8 @@ def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozens
             copies.setdefault(args[0], [args[0]]).append(index)
         elif (op.name == "guard_type" and op.arg in PLAIN_TYPES) or op.name == "unbox":
             harmless.add(args[0])
+            if op.arg == id(float) if op.name == "guard_type" else op.kind == "f":
+                floats.add(args[0])
         elif op.name in ("box", "const_o", "const_b"):
             harmless.add(index)
         elif op.name in ("load_o", "load_b"):
@@ -133,10 +140,13 @@ def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozens
         if op.name == "release":
             runs = args[0] not in harmless and args[0] not in held \
                 and not any(released_at.get(other, -1) > index for other in copies.get(args[0], ()))
-        elif op.name in ("store_subscr_list", "store_subscr_list_f") and op.arg == "plain":
+        elif op.name == "store_subscr_list" and op.arg == "plain":
             runs = False  # (it leaves first when the item it replaces is not plain)
         elif op.name == "store_subscr_list_f":
-            runs = items.get((local.get(args[1], args[1]), *args[2:]), -1) not in harmless
+            item = items.get((local.get(args[1], args[1]), *args[2:]), -1)
+            runs = item not in harmless and op.arg != "plain"
+            if over is not None and item in floats:
+                over[index] = item
         if runs:
             first_read.clear()  # (through frame.f_locals)
         if runs or op.name in LIST_WRITES:
@@ -294,13 +304,21 @@ _UNBOXED_KINDS = {id(float): "f", id(int): "i"}
 
 
 def checks(rec: Recording) -> Recording:
-    """A type guard right before the unbox of the same value, leaving for
-    the same place, is dropped: the unbox checks the type itself. (Last:
-    licm and borrow read a local's type from its guard.) One exit less to
-    make, and one check less at run time."""
+    """Checks made again, dropped. A type guard right before the unbox of
+    the same value, leaving for the same place: the unbox checks the type
+    itself. (Last: licm and borrow read a local's type from its guard.)
+    One exit less to make, and one check less at run time. And a float
+    stored over a list item the trace has just read and found a float,
+    with no code or list write between (`v[0] -= d`): the store need not
+    read the item again, nor check the index and the item's type, so it
+    takes the item (`store_over_f`, the item its last argument)."""
     ops = rec.ops
     dropped = {index for index, (op, after) in enumerate(itertools.pairwise(ops))
                if op.name == "guard_type" and after.name == "unbox" and after.args == op.args
                and _UNBOXED_KINDS.get(op.arg) == after.kind  # type: ignore[call-overload]
                and after.snapshot == op.snapshot}
-    return rewrite(rec, dropped, {}) if dropped else rec
+    over: dict[int, int] = {}
+    runs_code(rec, over=over)
+    changed = {store: Op("store_over_f", "", (*ops[store].args, item), None, ops[store].snapshot)
+               for store, item in over.items()}
+    return rewrite(rec, dropped, {}, changed) if dropped or changed else rec

@@ -35,6 +35,7 @@ SIGNATURES: dict[str, str] = {
     "list_next": "-> o", "tuple_next": "-> o", "enumerate_list": "-> o", "enumerate_tuple": "-> o",
     "copy_o": "o -> o", "guard_size": "o ->", "tuple_item": "o -> o", "list_item": "o -> o",
     "nested_loop": "? * ->", "frame_input": "-> K", "store_subscr_list_f": "f o i ->",
+    "store_over_f": "f o i o ->",
     "guard_function": "o ->", "range_iter": "i i -> o", "store_attr": "o o ->", "store_attr_f": "f o ->",
     "store_attr_i": "i o ->",
 }

@@ -73,7 +73,7 @@ _ALLOCATED = frozenset({
     "binary_o", "add_int_o", "compare_o", "get_iter", "guard_done", "len", "len_str", "append",
     "subscr_list", "subscr_tuple", "store_subscr_list", "list_next", "tuple_next", "enumerate_list",
     "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item", "list_item",
-    "store_subscr_list_f", "guard_function", "range_iter", "const_b", "load_b", "store_attr",
+    "store_subscr_list_f", "store_over_f", "guard_function", "range_iter", "const_b", "load_b", "store_attr",
     "store_attr_f", "store_attr_i"}) | BORROWED_ITEMS
 
 
@@ -893,6 +893,16 @@ class _Lowering:
 
     def op_store_subscr_list_f(self, index: int, op: Op) -> None:
         self.subscript("_STORE_SUBSCR_LIST_INT_F", index, op)
+
+    def op_store_over_f(self, index: int, op: Op) -> None:
+        """A float stored over the item just read (checks): its _CONST_ form
+        when the index is a constant k >= 0."""
+        value, seq, at, item = op.args
+        constant = self.rec.ops[at]
+        if constant.name == "const" and type(constant.arg) is int and 0 <= constant.arg <= OPARG_MAX:
+            self.uop("_STORE_SUBSCR_LIST_CONST_F_OVER", (value, seq, item), (), oparg=constant.arg, exit_op=op)
+        else:
+            self.uop("_STORE_SUBSCR_LIST_INT_F_OVER", (value, seq, at, item), (), exit_op=op)
 
     def subscript(self, name: str, index: int, op: Op) -> None:
         """`name`, whose last operand is the index; or, when the index is a
