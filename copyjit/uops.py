@@ -720,36 +720,34 @@ def _unbox_float(a: str) -> str:
     return f"EXIT_IF(!PyFloat_CheckExact({a}));\nres = PyFloat_AS_DOUBLE({a});"
 
 
-def _into_local(reusable: str, reuse: str, boxing: str) -> str:
+def _into_local(reusable: str, reuse: str, slow: str) -> str:
     """The number `a` into local `oparg`: written into the object the frame
-    holds when `reusable` (only the frame holds it), else a `box` made by
-    `boxing` replaces it."""
+    holds when `reusable` (only the frame holds it), else `slow`, a call
+    out of line (objects.c) that keeps every register, so that the fast
+    half needs no stack frame (a box replaces the object)."""
     indent = chr(10) + "    "
     return f"""
 PyObject *old = frame->localsplus[oparg];
-if ({reusable}) {{
+if (__builtin_expect(old != NULL && {reusable}, 1)) {{
     {reuse.replace(chr(10), indent)}
 }}
 else {{
-    {boxing.replace(chr(10), indent)}
-    frame->localsplus[oparg] = box;
-    Py_XDECREF(old);
+    SYNC_SP();
+    {slow}
 }}
 """
 
 
-def _leaving(kind: str, make: str, reusable: str, reuse: str) -> str:
-    """The body of _STORE_*_LEAVING: cannot fail (as _BOX_*_LEAVING_O)."""
-    return _into_local(f"!copyjit_reserve.pool_only && old != NULL && {reusable}", reuse,
-                       f"PyObject *box = copyjit_reserve.pool_only ? NULL : {make}(a);\n"
-                       f"if (box == NULL) {{\n    box = copyjit_{kind.lower()}_for_exit(tstate, a);\n}}")
+def _leaving(kind: str, reusable: str, reuse: str) -> str:
+    """The body of _STORE_*_LEAVING: cannot fail (as _BOX_*_LEAVING_O).
+    Every exit of a trace that stores numbers in locals runs one per local."""
+    return _into_local(f"!copyjit_reserve.pool_only && {reusable}", reuse,
+                       f"copyjit_store_{kind.lower()}_leaving(frame, tstate, oparg, a);")
 
 
-def _sync(make: str, reusable: str, reuse: str) -> str:
+def _sync(kind: str, reusable: str, reuse: str) -> str:
     """The body of _SYNC_*_O: a box that fails exits (nothing is lost)."""
-    return _into_local(f"old != NULL && {reusable}", reuse,
-                       f"PyObject *box = {make}(a);\nif (box == NULL) {{\n    PyErr_Clear();\n}}\n"
-                       "EXIT_IF(box == NULL);")
+    return _into_local(reusable, reuse, f"EXIT_IF(copyjit_sync_{kind.lower()}(frame, oparg, a) < 0);")
 
 
 def _checked_position(kind: str, constant: bool) -> str:
@@ -1009,10 +1007,10 @@ def _objects() -> list[Uop]:
         # it change; never a small int, whose identity `is` may test), else
         # a new box replaces it. Fails only when memory is exhausted, with
         # nothing lost (the trace still has the value): exit.
-        uop("_SYNC_FLOAT_O", _sync("PyFloat_FromDouble", _FLOAT_REUSABLE, _FLOAT_REUSE),
+        uop("_SYNC_FLOAT_O", _sync("FLOAT", _FLOAT_REUSABLE, _FLOAT_REUSE),
             regs="a:f --", doc="local `oparg` = float(a), in place when only the frame holds its float"),
         uop("_SYNC_INT_O",
-            _MAGNITUDE + _sync("PyLong_FromSsize_t", _INT_REUSABLE, _INT_REUSE),
+            _MAGNITUDE + _sync("INT", _INT_REUSABLE, _INT_REUSE),
             regs="a:i --", doc="local `oparg` = int(a), in place when only the frame holds its one-digit int "
                                "(and a is no small int)"),
         uop("_EXIT_IF_WATCHED",
@@ -1072,11 +1070,11 @@ def _objects() -> list[Uop]:
         # frame holds its number (as _SYNC_*_O; not when boxing from the
         # pool is what a test is after), else boxed as _BOX_*_LEAVING_O.
         uop("_STORE_FLOAT_LEAVING",
-            _leaving("FLOAT", "PyFloat_FromDouble", _FLOAT_REUSABLE, _FLOAT_REUSE),
+            _leaving("FLOAT", _FLOAT_REUSABLE, _FLOAT_REUSE),
             regs="a:f --", doc="local `oparg` = float(a), in place when only the frame holds its float; "
                                "cannot fail (as _BOX_FLOAT_LEAVING_O)"),
         uop("_STORE_INT_LEAVING",
-            _MAGNITUDE + _leaving("INT", "PyLong_FromSsize_t", _INT_REUSABLE, _INT_REUSE),
+            _MAGNITUDE + _leaving("INT", _INT_REUSABLE, _INT_REUSE),
             regs="a:i --", doc="local `oparg` = int(a), in place when only the frame holds its one-digit "
                                "int (and a is no small int); cannot fail (as _BOX_INT_LEAVING_O)"),
         uop(

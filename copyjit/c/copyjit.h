@@ -87,6 +87,16 @@ __attribute__((preserve_all)) int
 copyjit_store_float_attr(PyObject **slot, double value);
 __attribute__((preserve_all)) int
 copyjit_store_int_attr(PyObject **slot, int64_t value);
+// ... of _SYNC_FLOAT_O and _SYNC_INT_O.
+__attribute__((preserve_all)) int
+copyjit_sync_float(_PyInterpreterFrame *frame, intptr_t slot, double value);
+__attribute__((preserve_all)) int
+copyjit_sync_int(_PyInterpreterFrame *frame, intptr_t slot, int64_t value);
+// ... and of _STORE_FLOAT_LEAVING and _STORE_INT_LEAVING.
+__attribute__((preserve_all)) void
+copyjit_store_float_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, intptr_t slot, double value);
+__attribute__((preserve_all)) void
+copyjit_store_int_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, intptr_t slot, int64_t value);
 
 // Publish the stack depth: the GC traverses a frame's stack up to stacktop
 // (generator frames even while they run), so before anything that can call

@@ -235,7 +235,7 @@ store_new(PyObject **slot, PyObject *boxed)
     }
     PyObject *old = *slot;
     *slot = boxed;
-    Py_DECREF(old);
+    Py_XDECREF(old);  // (a local may be unbound)
     return 0;
 }
 
@@ -270,8 +270,8 @@ copyjit_store_int_attr(PyObject **slot, int64_t value)
 }
 
 // The slow halves of the boxes an exit makes (copyjit.h).
-PyObject *
-copyjit_float_for_exit(PyThreadState *tstate, double value)
+static inline __attribute__((always_inline)) PyObject *
+float_for_exit(PyThreadState *tstate, double value)
 {
     PyErr_Clear();
     PyObject *box = NULL;
@@ -290,7 +290,13 @@ copyjit_float_for_exit(PyThreadState *tstate, double value)
 }
 
 PyObject *
-copyjit_int_for_exit(PyThreadState *tstate, int64_t value)
+copyjit_float_for_exit(PyThreadState *tstate, double value)
+{
+    return float_for_exit(tstate, value);
+}
+
+static inline __attribute__((always_inline)) PyObject *
+int_for_exit(PyThreadState *tstate, int64_t value)
 {
     PyErr_Clear();
     PyObject *box = NULL;
@@ -306,6 +312,60 @@ copyjit_int_for_exit(PyThreadState *tstate, int64_t value)
                       "(out of memory, the emergency reserve spent, the pool empty)");
     }
     return box;
+}
+
+PyObject *
+copyjit_int_for_exit(PyThreadState *tstate, int64_t value)
+{
+    return int_for_exit(tstate, value);
+}
+
+// The slow halves of _SYNC_FLOAT_O and _SYNC_INT_O (before a call): the
+// number the frame holds for local `slot` is not one only the frame holds,
+// so a new box replaces it, and the old value is released (the stencil has
+// published the stack depth). Returns 0, or -1 when out of memory (nothing
+// changed: the stencil exits, and the trace still has the number).
+__attribute__((preserve_all)) int
+copyjit_sync_float(_PyInterpreterFrame *frame, intptr_t slot, double value)
+{
+    return store_new(&frame->localsplus[slot], PyFloat_FromDouble(value));
+}
+
+__attribute__((preserve_all)) int
+copyjit_sync_int(_PyInterpreterFrame *frame, intptr_t slot, int64_t value)
+{
+    return store_new(&frame->localsplus[slot], PyLong_FromLongLong(value));
+}
+
+// The slow halves of _STORE_FLOAT_LEAVING and _STORE_INT_LEAVING: the
+// number the frame holds for local `slot` is not one only the frame holds
+// (or the pool alone is to be used), so a new box replaces it. Cannot
+// fail (the reserve, then the pool: *_for_exit); the old value's
+// release may run any code (the stencil has published the stack depth).
+// Out of line, keeping every register: the stencil's fast path (the
+// number written in place) needs no stack frame and moves nothing.
+__attribute__((preserve_all)) void
+copyjit_store_float_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, intptr_t slot, double value)
+{
+    PyObject *box = copyjit_reserve.pool_only ? NULL : PyFloat_FromDouble(value);
+    if (box == NULL) {
+        box = float_for_exit(tstate, value);
+    }
+    PyObject *old = frame->localsplus[slot];
+    frame->localsplus[slot] = box;
+    Py_XDECREF(old);
+}
+
+__attribute__((preserve_all)) void
+copyjit_store_int_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, intptr_t slot, int64_t value)
+{
+    PyObject *box = copyjit_reserve.pool_only ? NULL : PyLong_FromSsize_t(value);
+    if (box == NULL) {
+        box = int_for_exit(tstate, value);
+    }
+    PyObject *old = frame->localsplus[slot];
+    frame->localsplus[slot] = box;
+    Py_XDECREF(old);
 }
 
 PyObject *
