@@ -79,6 +79,7 @@ class HoleKind(_Enum):
     ABS64 = "ABS64"  # 64-bit absolute value: S + A
     REL32 = "REL32"  # 32-bit PC-relative: S + A - P
     GOT_REL32 = "GOT_REL32"  # 32-bit PC-relative to the GOT slot of symbol S
+    ABS32S = "ABS32S"  # 32-bit absolute value, sign-extended: S + A (a small displacement)
 
 
 class HoleValue(_Enum):
@@ -94,6 +95,7 @@ class HoleValue(_Enum):
     CODE = "CODE"  # this stencil's own code (addend: offset within it)
     DATA = "DATA"  # the shared read-only data (addend: offset within it)
     SYMBOL = "SYMBOL"  # a C symbol of the running interpreter (or libc)
+    SLOT_OFFSET = "SLOT_OFFSET"  # 8 * oparg: spill slot oparg's offset (ABS32S only)
 
 
 _KINDS, _VALUES = tuple(HoleKind), tuple(HoleValue)  # by their numbers in the binary stencils
@@ -145,7 +147,7 @@ class Hole(tuple[int, HoleKind, HoleValue, str, int]):
         what = self.symbol if self.symbol else self.value.name
         # A PC-relative field is 4 bytes before the end of its instruction
         # here, so -4 is the usual addend and not worth showing.
-        usual = -4 if self.kind is not HoleKind.ABS64 else 0
+        usual = -4 if self.kind in (HoleKind.REL32, HoleKind.GOT_REL32) else 0
         if self.kind is HoleKind.GOT_REL32:
             what = f"GOT[{what}]"
         if self.value in (HoleValue.DATA, HoleValue.CODE):

@@ -635,7 +635,8 @@ def _floor_division() -> list[Uop]:
 
 
 def _spills() -> list[Uop]:
-    slot, last = "slots[oparg]", SPILL_SLOTS - 1
+    # (SLOT: spill slot `oparg`, addressed by one 32-bit displacement: copyjit.h)
+    slot, last = "SLOT", SPILL_SLOTS - 1
     return [
         uop("_SPILL_INT", f"{slot} = a;", regs="a:i --", oparg_max=last, doc="spill slot `oparg` = a"),
         uop("_RELOAD_INT", f"res = {slot};", regs="-- res:i", oparg_max=last,

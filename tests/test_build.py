@@ -123,6 +123,13 @@ def test_a_probe_stencil_builds() -> None:
     assert {h.value for h in stencil.holes} == {HoleValue.OPERAND1, HoleValue.CONTINUE}
 
 
+def test_a_spill_slot_is_one_32_bit_displacement() -> None:
+    stencil = _build_one("i0 = SLOT; TAIL(_JIT_CONTINUE);")["_PROBE"]
+    (slot,) = [h for h in stencil.holes if h.value is HoleValue.SLOT_OFFSET]
+    assert slot.kind is HoleKind.ABS32S and slot.addend == 0
+    assert len(stencil.without_tail_jump().code) <= 8  # mov rdi, [r15 + disp32]: no movabs
+
+
 @pytest.mark.parametrize("prelude, body, message", [
     ("extern _Thread_local intptr_t counter;",
      "counter += i0; TAIL(_JIT_CONTINUE);",
@@ -142,6 +149,13 @@ def test_a_probe_stencil_builds() -> None:
     ("static const char *const names[] = {\"a\", \"b\"};",
      "i0 = (intptr_t)names[i0 & 1]; TAIL(_JIT_CONTINUE);",
      "data section .* has relocations"),
+    # 32-bit absolute: only the slot offset, a small displacement.
+    ("extern char small_thing[] __attribute__((section(\".bss.small\")));",
+     "i0 = *(intptr_t *)((char *)slots + (uintptr_t)small_thing); TAIL(_JIT_CONTINUE);",
+     "R_X86_64_32S against 'small_thing': an address in 32 bits"),
+    ("extern char _JIT_CODE[] __attribute__((section(\".bss.small\")));",
+     "i0 = *(intptr_t *)((char *)slots + (uintptr_t)_JIT_CODE); TAIL(_JIT_CONTINUE);",
+     "R_X86_64_32S for hole _JIT_CODE"),
 ])
 def test_what_the_builder_does_not_understand_is_an_error(prelude: str, body: str, message: str) -> None:
     with pytest.raises(builder.BuildError, match=message):

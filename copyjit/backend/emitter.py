@@ -114,14 +114,19 @@ _SET_JUMP, _SET_EXIT, _SET_ERROR = (vars(Instruction)[field].__set__ for field i
 
 
 # A per-copy hole's S: an index into the emitter's per-instruction values
-# (oparg, operand0, operand1, the next instruction, this instruction)...
+# (oparg, operand0, operand1, the next instruction, this instruction, the
+# byte offset of spill slot oparg)...
 _SOURCES = {
     HoleValue.OPARG: 0,
     HoleValue.OPERAND0: 1,
     HoleValue.OPERAND1: 2,
     HoleValue.CONTINUE: 3,
     HoleValue.CODE: 4,
+    HoleValue.SLOT_OFFSET: 5,
 }
+# How a per-copy hole is written: its kind's mode (0: 64 bits; 1: 32 bits,
+# relative to the field; 2: 32 bits, as it is).
+_MODES = {HoleKind.ABS64: 0, HoleKind.REL32: 1, HoleKind.GOT_REL32: 1, HoleKind.ABS32S: 2}
 # A relative hole to the next instruction or to this one: from here, the
 # stencil's length (its tail jump dropped) or 0, whatever the copy's address.
 _SAME_EVERY_COPY: dict[HoleValue, Callable[[int], int]] = {
@@ -156,7 +161,7 @@ class Prepared:
         # rel32 holes to fixed addresses (GOT slots, data): (offset, S + A - offset),
         # so that the displacement is that minus the copy's address.
         self.fixed = fixed
-        # holes whose value depends on the instruction: (offset, rel32?, source, A)
+        # holes whose value depends on the instruction: (offset, mode, source, A)
         self.dynamic = dynamic
         # holes of other instructions' addresses: (offset, rel32?, field, A)
         self.targets = targets
@@ -186,7 +191,7 @@ def prepare(rt: Runtime, name: str) -> Prepared:
             value = _SAME_EVERY_COPY[hole.value](len(code)) + hole.addend - hole.offset
             struct.pack_into("<i", code, hole.offset, value)
         else:
-            dynamic.append((hole.offset, rel32, _SOURCES[hole.value], hole.addend))
+            dynamic.append((hole.offset, _MODES[hole.kind], _SOURCES[hole.value], hole.addend))
     uop = name.partition("__")[0]
     return Prepared(name, bytes(code), stencil.holes, tuple(fixed), tuple(dynamic),
                     tuple(targets), UOPS[uop].ends_trace)
@@ -318,11 +323,13 @@ class Emitter:
                 for offset, value in p.fixed:
                     pack_i(code, start + offset, value - here)
             if p.dynamic:
-                values = (inst.oparg, inst.operand0, inst.operand1, here + len(p.code), here)
-                for offset, rel32, source, addend in p.dynamic:
+                values = (inst.oparg, inst.operand0, inst.operand1, here + len(p.code), here, inst.oparg * 8)
+                for offset, mode, source, addend in p.dynamic:
                     value = values[source] + addend
-                    if rel32:
+                    if mode == 1:
                         pack_i(code, start + offset, value - here - offset)
+                    elif mode:
+                        pack_i(code, start + offset, value)
                     else:
                         pack_q(code, start + offset, value & _MASK64)
             if p.targets:

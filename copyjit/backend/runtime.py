@@ -321,6 +321,8 @@ def write_hole(code: bytearray, offset: int, kind: HoleKind, value: int, base: i
     """Patch S + A (`value`) into `code`, which will live at `base`."""
     if kind is HoleKind.ABS64:
         pack_into("<Q", code, offset, value & 0xFFFF_FFFF_FFFF_FFFF)
+    elif kind is HoleKind.ABS32S:
+        pack_into("<i", code, offset, value)  # (struct.error when it does not fit)
     else:
         displacement = value - (base + offset)
         if not -(1 << 31) <= displacement < 1 << 31:

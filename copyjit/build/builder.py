@@ -93,6 +93,8 @@ def _hole(
             f"stencil {name}: relocation {rel.type} against {rel.symbol!r} at offset "
             f"{rel.offset:#x} is not understood by the {target.name} builder"
         )
+    if kind is HoleKind.ABS32S and not rel.symbol.startswith("_JIT_"):
+        raise BuildError(f"stencil {name}: {rel.type} against {rel.symbol!r}: an address in 32 bits")
     if rel.section is None:
         if rel.symbol.startswith("_JIT_"):
             try:
@@ -101,6 +103,9 @@ def _hole(
                 raise BuildError(f"stencil {name}: unknown hole {rel.symbol}") from None
             if kind is HoleKind.GOT_REL32:
                 raise BuildError(f"stencil {name}: {rel.type} through the GOT for hole {rel.symbol}")
+            if (kind is HoleKind.ABS32S) != (value is HoleValue.SLOT_OFFSET):
+                raise BuildError(f"stencil {name}: {rel.type} for hole {rel.symbol} (only SLOT_OFFSET, "
+                                 "a small displacement, is 32 bits absolute)")
             return Hole(rel.offset, kind, value, "", rel.addend)
         return Hole(rel.offset, kind, HoleValue.SYMBOL, rel.symbol, rel.addend)
     if kind is HoleKind.GOT_REL32:

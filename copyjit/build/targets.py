@@ -106,6 +106,7 @@ X86_64_LINUX = Target(
     flags=(*COMMON_FLAGS, "-fno-pic", "-mcmodel=medium", "-mlarge-data-threshold=0"),
     relocations={
         "R_X86_64_64": HoleKind.ABS64,
+        "R_X86_64_32S": HoleKind.ABS32S,
         "R_X86_64_PC32": HoleKind.REL32,
         "R_X86_64_PLT32": HoleKind.REL32,
         "R_X86_64_GOTPCREL": HoleKind.GOT_REL32,

@@ -140,6 +140,12 @@ extern char _JIT_ERROR_TARGET[];  // where a raised exception goes
 extern char _JIT_OPARG[];
 extern char _JIT_OPERAND0[];
 extern char _JIT_OPERAND1[];
+// 8 * oparg, a spill slot's offset in bytes, as a 32-bit displacement: in
+// a section of its own, not a large one (.ldata), the medium code model
+// takes it for a small symbol, so `SLOT` is one instruction
+// (`movsd xmm1, [r15 + disp32]`), not a movabs of the index and a load.
+extern char _JIT_SLOT_OFFSET[] __attribute__((section(".bss.copyjit_small")));
+#define SLOT (*(intptr_t *)((char *)slots + (uintptr_t)_JIT_SLOT_OFFSET))
 
 #define TAIL(TARGET) \
     __attribute__((musttail)) return ((jit_func)(TARGET))(STENCIL_ARGS)
