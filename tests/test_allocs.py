@@ -137,7 +137,8 @@ def test_stores_over_items_give_cpythons_values_and_refcounts() -> None:
     finally:
         jit.disable()
     # (counted here: while a loop is recorded, the recorder holds references too)
-    assert [sys.getrefcount(item) for item in got[0]] == [sys.getrefcount(item) for item in stores_over_items(400)[0]]
+    plain = stores_over_items(400)[0]
+    assert [sys.getrefcount(item) for item in got[0]] == [sys.getrefcount(item) for item in plain]
 
 
 class Sub(float):

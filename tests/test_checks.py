@@ -58,15 +58,15 @@ y = unbox.f(b) | exit @12 stack a
 
 # A float stored over the item just read: `v[0] -= d` (the list read twice,
 # as the recorder reads it), then the cases where the store must check.
-OVER = f"""trace dst=0 src=0 slots=1:o,2:f stored=
+OVER = """trace dst=0 src=0 slots=1:o,2:f stored=
 v = load_b.o() 1
 i = const.i() 0
 it = subscr_list_b.o(v, i) | exit @20 stack v i v i
 d = load.f() 2
-f = unbox.{{kind}}(it) | exit @22 stack v i it d
+f = unbox.{kind}(it) | exit @22 stack v i it d
 r = binary.f(f, d) 'sub' | exit @22 stack v i it d
-{{between}}w = load_b.o() 1
-    store_subscr_list_f.(r, w, {{index}}) {{plain}}| exit @24 stack r w i
+{between}w = load_b.o() 1
+    store_subscr_list_f.(r, w, {index}) {plain}| exit @24 stack r w i
 """
 
 

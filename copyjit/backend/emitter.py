@@ -152,7 +152,7 @@ class Prepared:
 
     def __init__(self, name: str, code: bytes, holes: tuple[Hole, ...],
                  fixed: tuple[tuple[int, int], ...],
-                 dynamic: tuple[tuple[int, bool, int, int], ...],
+                 dynamic: tuple[tuple[int, int, int, int], ...],
                  targets: tuple[tuple[int, bool, str, int], ...],
                  ends_trace: bool) -> None:
         self.name = name

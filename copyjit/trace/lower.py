@@ -900,7 +900,8 @@ class _Lowering:
         value, seq, at, item = op.args
         constant = self.rec.ops[at]
         if constant.name == "const" and type(constant.arg) is int and 0 <= constant.arg <= OPARG_MAX:
-            self.uop("_STORE_SUBSCR_LIST_CONST_F_OVER", (value, seq, item), (), oparg=constant.arg, exit_op=op)
+            self.uop("_STORE_SUBSCR_LIST_CONST_F_OVER", (value, seq, item), (), oparg=constant.arg,
+                     exit_op=op)
         else:
             self.uop("_STORE_SUBSCR_LIST_INT_F_OVER", (value, seq, at, item), (), exit_op=op)
 
