@@ -21,6 +21,14 @@ from copyjit.backend.frames import RawFrame
 # (and in the subprocesses tests start, which inherit the environment).
 os.environ["COPYJIT_VERIFY"] = "1"
 
+# A suite started in the background by a non-interactive shell (`cmd &`,
+# as a CI runner may) inherits SIGINT ignored: Python then installs no
+# KeyboardInterrupt handler, `_thread.interrupt_main()` does nothing (the
+# Ctrl-C test of a native loop spun for ever) and the children the tests
+# start ignore SIGINT too. The tests of Ctrl-C need a terminal's default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # NB_* numbers of BINARY_OP, by operator symbol ("+", "//", "**", ...).
 NB = {symbol: index for index, (_, symbol) in enumerate(dis._nb_ops)}  # type: ignore[attr-defined]
 
