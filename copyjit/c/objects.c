@@ -343,7 +343,7 @@ copyjit_sync_int(_PyInterpreterFrame *frame, intptr_t slot, int64_t value)
 // fail (the reserve, then the pool: *_for_exit); the old value's
 // release may run any code (the stencil has published the stack depth).
 // Out of line, keeping every register: the stencil's fast path (the
-// number written in place) needs no stack frame and moves nothing.
+// number written in place) needs no stack frame.
 __attribute__((preserve_all)) void
 copyjit_store_float_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, intptr_t slot, double value)
 {
@@ -351,9 +351,7 @@ copyjit_store_float_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, i
     if (box == NULL) {
         box = float_for_exit(tstate, value);
     }
-    PyObject *old = frame->localsplus[slot];
-    frame->localsplus[slot] = box;
-    Py_XDECREF(old);
+    store_new(&frame->localsplus[slot], box);  // (never NULL here: it cannot fail)
 }
 
 __attribute__((preserve_all)) void
@@ -363,9 +361,7 @@ copyjit_store_int_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, int
     if (box == NULL) {
         box = int_for_exit(tstate, value);
     }
-    PyObject *old = frame->localsplus[slot];
-    frame->localsplus[slot] = box;
-    Py_XDECREF(old);
+    store_new(&frame->localsplus[slot], box);  // (never NULL here: it cannot fail)
 }
 
 PyObject *

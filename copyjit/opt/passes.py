@@ -318,7 +318,8 @@ def checks(rec: Recording) -> Recording:
                and _UNBOXED_KINDS.get(op.arg) == after.kind  # type: ignore[call-overload]
                and after.snapshot == op.snapshot}
     over: dict[int, int] = {}
-    runs_code(rec, over=over)
+    if any(op.name == "store_subscr_list_f" for op in ops):  # (runs_code is a pass of its own)
+        runs_code(rec, over=over)
     changed = {store: Op("store_over_f", "", (*ops[store].args, item), None, ops[store].snapshot)
                for store, item in over.items()}
     return rewrite(rec, dropped, {}, changed) if dropped or changed else rec
