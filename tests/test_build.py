@@ -8,6 +8,7 @@ import pathlib
 import pytest
 
 from copyjit import __main__ as cli
+from copyjit import stencil
 from copyjit.backend import disasm, runtime
 from copyjit.build import builder, targets
 from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
@@ -86,6 +87,39 @@ def test_shipped_table_matches_a_rebuild(rebuilt: Table) -> None:
 def test_build_is_reproducible(rebuilt: Table) -> None:
     again = builder.build(targets.host())
     assert again.render() == rebuilt.render() and again.render_records() == rebuilt.render_records()
+
+
+def test_binary_stencils_read_as_their_lines_say() -> None:
+    # Every stencil's Rows from the binary file (what the emitter prepares
+    # from) are its JSON line's, and a name finds its record in a probe or
+    # two: the slot is the hash's top bits (its low bits left names that
+    # differ in a register or two piled up, ~9 probes on average).
+    shipped = table()
+    records = shipped.stencils
+    assert isinstance(records, stencil._Records)
+    records.load()
+    lines, probes = records._lines, []
+    for name in lines:
+        line = lines[name]
+        assert shipped.rows(name) == (line.code, shipped.numbered(line.holes)), name
+        assert records[name] == line
+        probes.append(_probes(records, name))
+    assert records.rows("_NO_SUCH_UOP") is None and "_NO_SUCH_UOP" not in records
+    assert sum(probes) / len(probes) < 2 and max(probes) < 32
+
+
+def _probes(records: stencil._Records, name: str) -> int:
+    """How many slots a lookup of `name` reads: from its home slot to the
+    one that points at its record."""
+    record = records._locate(name)
+    assert record is not None
+    slots = records._slots
+    count = len(slots) // 2
+    slot = stencil._home(stencil._hash(name.encode()), count)
+    probes = 1
+    while slots[count + slot] != record - 2 - len(name.encode()):
+        slot, probes = (slot + 1) % count, probes + 1
+    return probes
 
 
 def test_check_command(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path,

@@ -15,12 +15,12 @@ import struct
 import sys
 
 from copyjit.backend.runtime import CELL, Runtime, buffer_address, runtime
-from copyjit.stencil import Hole, HoleKind, HoleValue
+from copyjit.stencil import JMP_REL32_SIZE, Hole, HoleKind, HoleValue, Stencil, tail_jump_index
 from copyjit.uops import UOPS, variant_name
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 
 class EmitError(ValueError):
@@ -148,16 +148,16 @@ class Prepared:
     """A stencil as laid out in traces of this process. (A plain class: a
     dataclass costs ~1 ms to make, at the first compile.)"""
 
-    __slots__ = ("code", "dynamic", "ends_trace", "fixed", "holes", "name", "targets")
+    __slots__ = ("_stencils", "code", "dynamic", "ends_trace", "fixed", "name", "targets")
 
-    def __init__(self, name: str, code: bytes, holes: tuple[Hole, ...],
+    def __init__(self, name: str, code: bytes, stencils: Mapping[str, Stencil],
                  fixed: tuple[tuple[int, int], ...],
                  dynamic: tuple[tuple[int, int, int, int], ...],
                  targets: tuple[tuple[int, bool, str, int], ...],
                  ends_trace: bool) -> None:
         self.name = name
         self.code = code  # tail jump dropped; fixed absolute holes patched
-        self.holes = holes  # all holes still in `code`, for annotation
+        self._stencils = stencils  # where `holes` come from
         # rel32 holes to fixed addresses (GOT slots, data): (offset, S + A - offset),
         # so that the displacement is that minus the copy's address.
         self.fixed = fixed
@@ -167,33 +167,43 @@ class Prepared:
         self.targets = targets
         self.ends_trace = ends_trace
 
+    @property
+    def holes(self) -> tuple[Hole, ...]:
+        """All holes still in `code`, for annotation."""
+        return self._stencils[self.name].without_tail_jump().holes
+
 
 def prepare(rt: Runtime, name: str) -> Prepared:
+    """Stencil `name` laid out for this process, at its first use: from
+    its Rows, not its Holes (a trace's first compile uses dozens of
+    stencils for the first time)."""
     try:
-        stencil = rt.table.stencils[name]
+        stored, rows = rt.table.rows(name)
     except KeyError:
         raise EmitError(f"no stencil named {name!r}") from None
-    stencil = stencil.without_tail_jump()
-    code = bytearray(stencil.code)
+    tail = tail_jump_index(stored, rows)
+    if tail is not None:
+        stored, rows = stored[:-JMP_REL32_SIZE], rows[:tail] + rows[tail + 1 :]
+    code = bytearray(stored)
     fixed, dynamic, targets = [], [], []
-    for hole in stencil.holes:
-        value = rt.fixed_value(hole)
-        rel32 = hole.kind is not HoleKind.ABS64
+    fixed_value = rt.fixed_value
+    for offset, kind, what, symbol, addend in rows:
+        value = fixed_value(kind, what, symbol, addend)
+        rel32 = kind is not HoleKind.ABS64
         if value is not None and not rel32:
-            struct.pack_into("<Q", code, hole.offset, value & _MASK64)
+            _pack_q(code, offset, value & _MASK64)
         elif value is not None:
-            fixed.append((hole.offset, value - hole.offset))
-        elif hole.value in _TARGET_FIELDS:
-            targets.append((hole.offset, rel32, _TARGET_FIELDS[hole.value], hole.addend))
-        elif rel32 and hole.value in _SAME_EVERY_COPY:
+            fixed.append((offset, value - offset))
+        elif what in _TARGET_FIELDS:
+            targets.append((offset, rel32, _TARGET_FIELDS[what], addend))
+        elif rel32 and what in _SAME_EVERY_COPY:
             # The next instruction or this one, relative to here: the same
             # displacement wherever the copy is (the copy's length, or 0).
-            value = _SAME_EVERY_COPY[hole.value](len(code)) + hole.addend - hole.offset
-            struct.pack_into("<i", code, hole.offset, value)
+            _pack_i(code, offset, _SAME_EVERY_COPY[what](len(code)) + addend - offset)
         else:
-            dynamic.append((hole.offset, _MODES[hole.kind], _SOURCES[hole.value], hole.addend))
+            dynamic.append((offset, _MODES[kind], _SOURCES[what], addend))
     uop = name.partition("__")[0]
-    return Prepared(name, bytes(code), stencil.holes, tuple(fixed), tuple(dynamic),
+    return Prepared(name, bytes(code), rt.table.stencils, tuple(fixed), tuple(dynamic),
                     tuple(targets), UOPS[uop].ends_trace)
 
 

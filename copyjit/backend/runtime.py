@@ -18,7 +18,7 @@ from _struct import Struct, pack_into  # struct's own code, without the struct m
 
 from copyjit import stencils
 from copyjit.backend import memory, native  # native: not ctypes, ~1.5 ms of start-up
-from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
+from copyjit.stencil import HoleKind, HoleValue, Stencil, Table
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
 if TYPE_CHECKING:
@@ -248,17 +248,20 @@ class Runtime:
         got = b"".join(_WORD.pack(self.symbols[name]) for name in self.table.symbols)
         self.data_address = self.arena.reserve_pages(len(data) + len(got))
         got_address = self.data_address + len(data)
-        self.got = {name: got_address + 8 * i for i, name in enumerate(self.table.symbols)}
+        # By symbol number (a Row's): its GOT slot, and its address.
+        self.got = [got_address + 8 * i for i in range(len(self.table.symbols))]
+        self.addresses = [self.symbols[name] for name in self.table.symbols]
         memory.write_unsynchronized(self.data_address, data + got, memory.PROT_READ)
 
-    def fixed_value(self, hole: Hole) -> int | None:
-        """S + A for holes whose value is the same in every copy, else None."""
-        if hole.kind is HoleKind.GOT_REL32:
-            return self.got[hole.symbol] + hole.addend
-        if hole.value is HoleValue.SYMBOL:
-            return self.symbols[hole.symbol] + hole.addend
-        if hole.value is HoleValue.DATA:
-            return self.data_address + hole.addend
+    def fixed_value(self, kind: HoleKind, value: HoleValue, symbol: int, addend: int) -> int | None:
+        """S + A for a hole (a Row's fields but the offset) whose value is
+        the same in every copy, else None."""
+        if kind is HoleKind.GOT_REL32:
+            return self.got[symbol] + addend
+        if value is HoleValue.SYMBOL:
+            return self.addresses[symbol] + addend
+        if value is HoleValue.DATA:
+            return self.data_address + addend
         return None
 
     def _lay_out_functions(self, functions: Mapping[str, Stencil]) -> dict[str, int]:
@@ -281,12 +284,12 @@ class Runtime:
     def patch_fixed(self, stencil: Stencil, address: int) -> bytes:
         """The stencil's code at `address` with every fixed hole patched."""
         code = bytearray(stencil.code)
-        for hole in stencil.holes:
-            value = self.fixed_value(hole)
-            if value is None and hole.value is HoleValue.CODE:
-                value = address + hole.addend
+        for offset, kind, what, symbol, addend in self.table.numbered(stencil.holes):
+            value = self.fixed_value(kind, what, symbol, addend)
+            if value is None and what is HoleValue.CODE:
+                value = address + addend
             if value is not None:
-                write_hole(code, hole.offset, hole.kind, value, address)
+                write_hole(code, offset, kind, value, address)
         return bytes(code)
 
     def _install_writer(self) -> None:
