@@ -159,6 +159,7 @@ copyjit_call_in_frame(_PyInterpreterFrame *frame, _Py_CODEUNIT *at, PyObject *ca
 // stacktop). _Py_Dealloc(rax), every register but the flags kept: the
 // stencil's fast path (the count only decremented) saves nothing, moves
 // nothing and needs no stack frame. Entered with any stack alignment.
+// xmm4..xmm15 are not kept: the stencils' asm declares them clobbered.
 __attribute__((naked)) void
 copyjit_dealloc_rax(void)
 {
@@ -166,59 +167,35 @@ copyjit_dealloc_rax(void)
         "push %rbp\n\t"
         "mov %rsp, %rbp\n\t"
         "and $-16, %rsp\n\t"
-        "sub $400, %rsp\n\t"
+        "sub $144, %rsp\n\t"
         "movdqa %xmm0, 0(%rsp)\n\t"
         "movdqa %xmm1, 16(%rsp)\n\t"
         "movdqa %xmm2, 32(%rsp)\n\t"
         "movdqa %xmm3, 48(%rsp)\n\t"
-        "movdqa %xmm4, 64(%rsp)\n\t"
-        "movdqa %xmm5, 80(%rsp)\n\t"
-        "movdqa %xmm6, 96(%rsp)\n\t"
-        "movdqa %xmm7, 112(%rsp)\n\t"
-        "movdqa %xmm8, 128(%rsp)\n\t"
-        "movdqa %xmm9, 144(%rsp)\n\t"
-        "movdqa %xmm10, 160(%rsp)\n\t"
-        "movdqa %xmm11, 176(%rsp)\n\t"
-        "movdqa %xmm12, 192(%rsp)\n\t"
-        "movdqa %xmm13, 208(%rsp)\n\t"
-        "movdqa %xmm14, 224(%rsp)\n\t"
-        "movdqa %xmm15, 240(%rsp)\n\t"
-        "mov %rax, 256(%rsp)\n\t"
-        "mov %rcx, 264(%rsp)\n\t"
-        "mov %rdx, 272(%rsp)\n\t"
-        "mov %rsi, 280(%rsp)\n\t"
-        "mov %rdi, 288(%rsp)\n\t"
-        "mov %r8, 296(%rsp)\n\t"
-        "mov %r9, 304(%rsp)\n\t"
-        "mov %r10, 312(%rsp)\n\t"
-        "mov %r11, 320(%rsp)\n\t"
+        "mov %rax, 64(%rsp)\n\t"
+        "mov %rcx, 72(%rsp)\n\t"
+        "mov %rdx, 80(%rsp)\n\t"
+        "mov %rsi, 88(%rsp)\n\t"
+        "mov %rdi, 96(%rsp)\n\t"
+        "mov %r8, 104(%rsp)\n\t"
+        "mov %r9, 112(%rsp)\n\t"
+        "mov %r10, 120(%rsp)\n\t"
+        "mov %r11, 128(%rsp)\n\t"
         "mov %rax, %rdi\n\t"
         "call *_Py_Dealloc@GOTPCREL(%rip)\n\t"
         "movdqa 0(%rsp), %xmm0\n\t"
         "movdqa 16(%rsp), %xmm1\n\t"
         "movdqa 32(%rsp), %xmm2\n\t"
         "movdqa 48(%rsp), %xmm3\n\t"
-        "movdqa 64(%rsp), %xmm4\n\t"
-        "movdqa 80(%rsp), %xmm5\n\t"
-        "movdqa 96(%rsp), %xmm6\n\t"
-        "movdqa 112(%rsp), %xmm7\n\t"
-        "movdqa 128(%rsp), %xmm8\n\t"
-        "movdqa 144(%rsp), %xmm9\n\t"
-        "movdqa 160(%rsp), %xmm10\n\t"
-        "movdqa 176(%rsp), %xmm11\n\t"
-        "movdqa 192(%rsp), %xmm12\n\t"
-        "movdqa 208(%rsp), %xmm13\n\t"
-        "movdqa 224(%rsp), %xmm14\n\t"
-        "movdqa 240(%rsp), %xmm15\n\t"
-        "mov 256(%rsp), %rax\n\t"
-        "mov 264(%rsp), %rcx\n\t"
-        "mov 272(%rsp), %rdx\n\t"
-        "mov 280(%rsp), %rsi\n\t"
-        "mov 288(%rsp), %rdi\n\t"
-        "mov 296(%rsp), %r8\n\t"
-        "mov 304(%rsp), %r9\n\t"
-        "mov 312(%rsp), %r10\n\t"
-        "mov 320(%rsp), %r11\n\t"
+        "mov 64(%rsp), %rax\n\t"
+        "mov 72(%rsp), %rcx\n\t"
+        "mov 80(%rsp), %rdx\n\t"
+        "mov 88(%rsp), %rsi\n\t"
+        "mov 96(%rsp), %rdi\n\t"
+        "mov 104(%rsp), %r8\n\t"
+        "mov 112(%rsp), %r9\n\t"
+        "mov 120(%rsp), %r10\n\t"
+        "mov 128(%rsp), %r11\n\t"
         "mov %rbp, %rsp\n\t"
         "pop %rbp\n\t"
         "ret");
@@ -244,11 +221,14 @@ store_new(PyObject **slot, PyObject *boxed)
 // float replaces it, and the old item is released (which may run any code:
 // the stencil has published the stack depth). Returns 0, or -1 when out of
 // memory (nothing changed: the stencil exits, and the interpreter runs out
-// of memory itself). preserve_all: the callee keeps every register, the
-// doubles too; and it takes the stencil's own operands (the index, not the
-// position it makes of it), so the stencil's fast path (the float
-// overwritten in place) needs no stack frame and moves nothing.
-__attribute__((preserve_all)) int
+// of memory itself). preserve_most: the callee keeps every general
+// register but r11, and the stencil saves the doubles it holds (xmm0..3)
+// around the call, on its slow path (preserve_all saved all sixteen, in
+// each call: 341 bytes of helper against 105); and it takes the stencil's
+// own operands (the index, not the position it makes of it), so the
+// stencil's fast path (the float overwritten in place) needs no stack
+// frame and moves nothing.
+__attribute__((preserve_most)) int
 copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value)
 {
     Py_ssize_t at = index < 0 ? index + PyList_GET_SIZE(seq) : index;
@@ -257,13 +237,13 @@ copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value)
 
 // The same for _STORE_ATTR_INSTANCE_F and _I: `slot` is the attribute's
 // entry in the object's inline values, set (not NULL).
-__attribute__((preserve_all)) int
+__attribute__((preserve_most)) int
 copyjit_store_float_attr(PyObject **slot, double value)
 {
     return store_new(slot, PyFloat_FromDouble(value));
 }
 
-__attribute__((preserve_all)) int
+__attribute__((preserve_most)) int
 copyjit_store_int_attr(PyObject **slot, int64_t value)
 {
     return store_new(slot, PyLong_FromLongLong(value));  // (a small int: CPython's own)
@@ -325,13 +305,13 @@ copyjit_int_for_exit(PyThreadState *tstate, int64_t value)
 // so a new box replaces it, and the old value is released (the stencil has
 // published the stack depth). Returns 0, or -1 when out of memory (nothing
 // changed: the stencil exits, and the trace still has the number).
-__attribute__((preserve_all)) int
+__attribute__((preserve_most)) int
 copyjit_sync_float(_PyInterpreterFrame *frame, intptr_t slot, double value)
 {
     return store_new(&frame->localsplus[slot], PyFloat_FromDouble(value));
 }
 
-__attribute__((preserve_all)) int
+__attribute__((preserve_most)) int
 copyjit_sync_int(_PyInterpreterFrame *frame, intptr_t slot, int64_t value)
 {
     return store_new(&frame->localsplus[slot], PyLong_FromLongLong(value));
@@ -342,9 +322,9 @@ copyjit_sync_int(_PyInterpreterFrame *frame, intptr_t slot, int64_t value)
 // (or the pool alone is to be used), so a new box replaces it. Cannot
 // fail (the reserve, then the pool: *_for_exit); the old value's
 // release may run any code (the stencil has published the stack depth).
-// Out of line, keeping every register: the stencil's fast path (the
+// Out of line, preserve_most as above: the stencil's fast path (the
 // number written in place) needs no stack frame.
-__attribute__((preserve_all)) void
+__attribute__((preserve_most)) void
 copyjit_store_float_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, intptr_t slot, double value)
 {
     PyObject *box = copyjit_reserve.pool_only ? NULL : PyFloat_FromDouble(value);
@@ -354,7 +334,7 @@ copyjit_store_float_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, i
     store_new(&frame->localsplus[slot], box);  // (never NULL here: it cannot fail)
 }
 
-__attribute__((preserve_all)) void
+__attribute__((preserve_most)) void
 copyjit_store_int_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, intptr_t slot, int64_t value)
 {
     PyObject *box = copyjit_reserve.pool_only ? NULL : PyLong_FromSsize_t(value);
