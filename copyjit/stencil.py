@@ -242,8 +242,9 @@ class Table:
 
     def rows(self, name: str) -> tuple[bytes, list[Row]]:
         """Stencil `name`'s code and holes as Rows (KeyError if there is
-        none): from the binary file, without the Stencil and its Holes
-        (~10 µs a stencil, at each one's first use in a process)."""
+        none): from the binary file, without making the Stencil and its
+        Holes (which cost ~10 µs a stencil, at each one's first use in a
+        process)."""
         stencils = self.stencils
         found = stencils.rows(name) if isinstance(stencils, _Records) else None
         if found is not None:
