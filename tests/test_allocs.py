@@ -31,11 +31,11 @@ def bump(vector: list[Any], n: int) -> list[Any]:
     return vector
 
 
-def bumped_under_the_jit(function: Any, *args: object) -> None:
-    """`function` (which calls bump) with the JIT on bump: as under CPython."""
+def under_the_jit(traced: Any, function: Any, *args: object) -> None:
+    """`function` (which calls `traced`) with the JIT on `traced`: as under CPython."""
     expected = full_outcome(function, *args)
     jit = JIT(1)
-    jit.enable(bump.__code__)
+    jit.enable(traced.__code__)
     try:
         assert full_outcome(function, *args) == expected
     finally:
@@ -52,7 +52,7 @@ def test_items_held_elsewhere_keep_their_values() -> None:
         bump(vector, n)
         return vector, shared, first, kept, [type(x).__name__ for x in vector], vector[0] is vector[1]
 
-    bumped_under_the_jit(held, 400)
+    under_the_jit(bump, held, 400)
 
 
 def test_a_reused_item_is_not_a_new_object_to_anyone_holding_the_old_one() -> None:
@@ -140,14 +140,7 @@ def test_doubles_in_registers_survive_a_free_that_runs_libm(function: Any) -> No
     # declares the others clobbered), and the slow halves are preserve_most
     # (the stencil saves its doubles around the call). Not restoring xmm2
     # and xmm3 in copyjit_dealloc_rax made the first of these nan.
-    expected = function([Clobbers() for _ in range(600)])
-    jit = JIT(1)
-    jit.enable(function.__code__)
-    try:
-        assert function([Clobbers() for _ in range(600)]) == expected
-    finally:
-        jit.disable()
-    assert jit.stats.native_entries >= 1 and jit.stats.traces >= 1
+    under_the_jit(function, lambda: function([Clobbers() for _ in range(600)]))
 
 
 def test_an_index_out_of_range_raises_as_in_cpython() -> None:
