@@ -956,6 +956,8 @@ def _objects() -> list[Uop]:
             doc="exit unless a is the object `operand0`"),
         uop("_GUARD_IS_NOT_O", "EXIT_IF(a == (PyObject *)operand0);", regs="a:o --",
             doc="exit if a is the object `operand0`"),
+        uop("_GUARD_NOT_SAME_O", "EXIT_IF(a == b);", regs="a:o b:o --",
+            doc="exit if a and b are one object"),
         uop(
             "_GUARD_TYPE_VERSION_O",
             "EXIT_IF(Py_TYPE(a)->tp_version_tag != (unsigned int)operand0);",
@@ -1078,6 +1080,46 @@ def _objects() -> list[Uop]:
             _MAGNITUDE + _leaving("INT", _INT_REUSABLE, _INT_REUSE),
             regs="a:i --", doc="local `oparg` = int(a), in place when only the frame holds its one-digit "
                                "int (and a is no small int); cannot fail (as _BOX_INT_LEAVING_O)"),
+        # Object locals a loop keeps in spill slots (opt/virtual.py), each
+        # a borrowed pointer: at the entry, releasing the frame's old values
+        # when an exit writes the new ones must run no code; an exit writes
+        # them back with a reference.
+        uop(
+            "_CHECK_VIRTUAL_ENTRY",
+            """
+            // (Not a count of the locals bound to each object: that scan
+            // cost n-body 3% of its time. Two kept locals bound to one object
+            // that is not a number are rare enough to leave for.)
+            const int64_t *kept = (const int64_t *)operand0;
+            int64_t count = kept[0];
+            for (int64_t k = 1; k <= count; k++) {
+                PyObject *value = frame->localsplus[kept[k]];
+                PyTypeObject *type = value == NULL ? &PyFloat_Type : Py_TYPE(value);
+                if (type == &PyFloat_Type || type == &PyLong_Type || type == &PyUnicode_Type) {
+                    continue;
+                }
+                EXIT_IF(Py_REFCNT(value) < 2);
+                for (int64_t j = k + 1; j <= count; j++) {
+                    EXIT_IF(frame->localsplus[kept[j]] == value);
+                }
+            }
+            """,
+            doc="exit unless each local of the list at `operand0` (its length, then the slots) is "
+                "unbound, an exact float, int or str, or an object something else holds too and no "
+                "other local of the list is bound to",
+        ),
+        uop(
+            "_STORE_VIRTUAL_LEAVING",
+            """
+            PyObject *old = frame->localsplus[oparg];
+            if (old != a) {
+                frame->localsplus[oparg] = Py_XNewRef(a);
+                Py_XDECREF(old);
+            }
+            """,
+            regs="a:o --",
+            doc="local `oparg` = a (borrowed: a reference is made), unless it is a already",
+        ),
         uop(
             "_LOAD_GLOBAL_MODULE_O",
             """

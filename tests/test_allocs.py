@@ -31,8 +31,9 @@ def bump(vector: list[Any], n: int) -> list[Any]:
     return vector
 
 
-def under_the_jit(traced: Any, function: Any, *args: object) -> None:
-    """`function` (which calls `traced`) with the JIT on `traced`: as under CPython."""
+def under_the_jit(traced: Any, function: Any, *args: object) -> dict[str, Any]:
+    """`function` (which calls `traced`) with the JIT on `traced`: as under
+    CPython. Returns the JIT's stats."""
     expected = full_outcome(function, *args)
     jit = JIT(1)
     jit.enable(traced.__code__)
@@ -40,7 +41,8 @@ def under_the_jit(traced: Any, function: Any, *args: object) -> None:
         assert full_outcome(function, *args) == expected
     finally:
         jit.disable()
-    assert jit.stats.native_entries >= 1 and jit.stats.traces >= 1
+    assert jit.stats.native_entries >= 1 and jit.stats.traces >= 1, jit.stats.aborts
+    return jit.stats.as_dict()
 
 
 def test_items_held_elsewhere_keep_their_values() -> None:

@@ -306,7 +306,20 @@ def main():
             v[j % 3] += d * 0.5  # an index in a register
     return vs, shared, held
 '''
+_KEPT_LOCALS = '''
+def main():
+    rows = [([0.5 * k, 1.0], [0.0, 0.25], k) for k in range(8)]
+    same = [2.0, 3.0]
+    rows[5] = (same, same, 5)  # the list written is the one x and y come from
+    for step in range(60):
+        for [x, y], v, k in rows:  # x, y, v, k kept in the trace
+            v[0] += x - y
+            v[1] -= y * 0.5
+    return rows, x, y, v, k
+'''
 PROGRAMS: dict[str, str] = {
+    "_CHECK_VIRTUAL_ENTRY": _KEPT_LOCALS,
+    "_GUARD_NOT_SAME_O": _KEPT_LOCALS,
     "branch": _BRANCHES,
     "_CHECK_EVAL_BREAKER": _INTS,
     "_UNBOX_LOCAL_INT": _INTS,

@@ -47,7 +47,7 @@ def test_the_compilers_events(tmp_path: Path) -> None:
     assert find(lines, rf"copyjit: recorded {where}:13 \(branchy\): \d+ ops, bytecode \d+\.\.\d+")
     assert find(lines, rf"copyjit: optimized {where}:13 \(branchy\): (\d+) -> \d+ ops \(forward -\d+, "
                        r"fold [+-]\d+, cse [+-]\d+, guards [+-]\d+, allocs [+-]\d+, licm [+-]\d+, "
-                       r"borrow [+-]\d+, guards [+-]\d+, dce [+-]\d+, checks [+-]\d+\)")
+                       r"borrow [+-]\d+, virtual [+-]\d+, guards [+-]\d+, dce [+-]\d+, checks [+-]\d+\)")
     assert find(lines, rf"copyjit: emitted {where}:13 \(branchy\): \d+ bytes at 0x[0-9a-f]+, \d+ uops")
     assert find(lines, rf"copyjit: emitted {where}:13 \(branchy\) bridge from exit \d+: \d+ bytes at .*")
     # A short loop's trace dropped, and the loop given up.

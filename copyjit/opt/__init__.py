@@ -1,7 +1,7 @@
 """The optimizer: passes over a recording, in an order given as data.
 
     recording --forward--> --fold--> --cse--> --guards--> --allocs--> --licm--> --borrow-->
-              --guards--> --dce--> --checks--> lowering
+              --virtual--> --guards--> --dce--> --checks--> lowering
 
 Switch passes off with COPYJIT_OPT (`none`; `-fold,-dce`: all but those;
 `none,fold`: only fold) or `python -m copyjit run --no-opt fold` (repeat
@@ -17,6 +17,7 @@ from copyjit.opt.borrow import borrow
 from copyjit.opt.fold import fold
 from copyjit.opt.licm import licm
 from copyjit.opt.passes import allocs, checks, cse, dce, forward, guards
+from copyjit.opt.virtual import virtual
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,15 +32,16 @@ PASSES: dict[str, Callable[[Recording], Recording]] = {
     "guards": guards,  # a guard already checked, a second unbox of one object
     "allocs": allocs,  # boxes only released, or floats boxed only to be stored into a list
     "licm": licm,  # loads of globals and module attributes checked before the loop, not in it
+    "virtual": virtual,  # object locals of a loop that runs no code kept in the trace, not the frame
     "borrow": borrow,  # reads of object locals the frame keeps alive take no reference
     "dce": dce,  # pure ops whose values nothing uses (snapshots count as uses)
     "checks": checks,  # a type guard right before an unbox that checks the type itself
 }
 # guards twice: borrow makes two reads of a local one value, whose second
 # type check guards then drops.
-PIPELINE: tuple[str, ...] = ("forward", "fold", "cse", "guards", "allocs", "licm", "borrow", "guards", "dce",
-                             "checks")
-LOOPS_ONLY = frozenset({"licm"})  # passes that need the recording to be a loop's (not a bridge's)
+PIPELINE: tuple[str, ...] = ("forward", "fold", "cse", "guards", "allocs", "licm", "borrow", "virtual",
+                             "guards", "dce", "checks")
+LOOPS_ONLY = frozenset({"licm", "virtual"})  # passes that need the recording to be a loop's (not a bridge's)
 
 
 class UnknownPass(ValueError):

@@ -34,7 +34,11 @@ from copyjit.opt.passes import LIST_WRITES, LOOKS, runs_code
 from copyjit.opt.rewrite import rewrite
 from copyjit.trace.ir import Op, Recording
 
-_LOOKS = LOOKS | {"guard_function"}  # (a function guard only reads the function too)
+# (A function guard only reads the function too; so does an item read
+# without a reference, whose item lives as long as the container: a
+# borrowed container is held by what it was read from.)
+_LOOKS = LOOKS | {"guard_function", "subscr_list_b", "subscr_tuple_b", "list_item_b", "tuple_item_b",
+                  "attr_instance_b"}
 # Ops that look at some arguments and take (steal) the one at position 0.
 _TAKE_FIRST = frozenset({"store_subscr_list", "store_subscr_list_f", "store_attr", "store_attr_f",
                          "store_attr_i"})
@@ -60,14 +64,15 @@ def borrow(rec: Recording) -> Recording:
     last_use = [-1] * len(ops)
     users: list[list[int]] = [[] for _ in ops]
     for index, op in enumerate(ops):
-        for value in op.uses():
-            last_use[value] = index
+        if op.name != "guard_not_same":  # (it compares addresses only, in a loop that frees no list)
+            for value in op.uses():
+                last_use[value] = index
         for value in op.args:
             users[value].append(index)
 
     def borrows(index: int, end: int) -> bool:
         return end >= 0 and last_use[index] <= end and index not in by_exits \
-            and _only_looked_at(ops, index, users[index])
+            and only_looked_at(ops, index, users[index])
 
     dropped: set[int] = set()
     replace: dict[int, int] = {}
@@ -136,6 +141,6 @@ def _local_read(rec: Recording, index: int) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _only_looked_at(ops: list[Op], value: int, taking: list[int]) -> bool:
+def only_looked_at(ops: list[Op], value: int, taking: list[int]) -> bool:
     return all(ops[user].name in _LOOKS or ops[user].name == "release"
                or (ops[user].name in _TAKE_FIRST and ops[user].args[0] != value) for user in taking)

@@ -27,6 +27,7 @@ LIST_WRITES = frozenset({"store_subscr_list", "store_subscr_list_f", "store_over
 # Ops that only look at an object argument and keep no reference to it
 # (licm's never-stored locals and borrow's borrowed reads take only these).
 LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version", "guard_keys",
+                   "guard_not_same",
                    "unbox", "subscr_list", "subscr_tuple", "len", "len_str", "list_item", "tuple_item",
                    "copy_o", "attr_instance"})
 # Reads of what an object holds: an item of a list or tuple, an attribute
@@ -34,7 +35,10 @@ LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guar
 _ITEM_READS = frozenset({"subscr_list", "list_item", "subscr_tuple", "tuple_item", "subscr_list_b",
                          "list_item_b", "subscr_tuple_b", "tuple_item_b", "attr_instance", "attr_instance_b"})
 GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals",
-                    "guard_function", "guard_keys"})
+                    "guard_function", "guard_keys", "guard_not_same"})
+# A for loop's next item, borrowed: the sequence the iterator holds holds it
+# (until code runs or a list is written, like any item read).
+_NEXT_BORROWED = frozenset({"list_next_b", "tuple_next_b"})
 
 
 def forward(rec: Recording) -> Recording:
@@ -134,7 +138,7 @@ def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozens
             first_read.pop(op.arg, None)
         elif op.name in ("subscr_list", "subscr_list_b"):
             items[(local.get(args[0], args[0]), *args[1:])] = index
-        if op.name in BORROWED or (op.name in _ITEM_READS and args[0] in held):
+        if op.name in BORROWED or op.name in _NEXT_BORROWED or (op.name in _ITEM_READS and args[0] in held):
             held.add(index)
         runs = op.name in MAY_RUN_CODE
         if op.name == "release":

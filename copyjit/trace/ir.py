@@ -21,16 +21,18 @@ NO_VALUE = frozenset({
     "store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is", "guard_is_not",
     "guard_version", "store_subscr_list", "append", "inner_loop", "guard_done", "store_global",
     "guard_globals", "guard_size", "nested_loop", "guard_function", "guard_keys",
-    "store_subscr_list_f", "store_over_f", "loop_head", "store_attr", "store_attr_f", "store_attr_i"})
+    "store_subscr_list_f", "store_over_f", "loop_head", "store_attr", "store_attr_f", "store_attr_i",
+    "store_v", "guard_not_same"})
 # Values that are no reference of the trace's own: a constant the trace's
 # constants hold, a local the frame holds all the loop (licm). An exit that
 # hands one to the frame makes one.
 BORROWED = frozenset({"const_b", "load_b"})
 # Items read without a reference of their own (borrow.py): the container
 # holds them. They live in registers like any value; an exit that hands one
-# to the frame makes a reference to it.
+# to the frame makes a reference to it. (And the value a local kept in
+# the trace had at the iteration's start, opt/virtual.py: `load_v`.)
 BORROWED_ITEMS = frozenset({"subscr_list_b", "subscr_tuple_b", "list_item_b", "tuple_item_b", "list_next_b",
-                            "tuple_next_b", "attr_instance_b"})
+                            "tuple_next_b", "attr_instance_b", "load_v"})
 
 
 def local_name(code: CodeType, slot: int) -> str:

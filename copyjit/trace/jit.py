@@ -740,8 +740,13 @@ class JIT:
             start_at = BridgeStart(snapshot.offset, kinds, snapshot.on_frame)
             # (A bridge calls the nested loops it runs into: the lowering
             # inlines none in bridges.)
+            # The locals the loop keeps as objects stay objects in the bridge:
+            # one it unboxed would be boxed anew at its exits (`x is
+            # rows[k][0]` false), or passed on as a new float (log.append(x)).
+            kept = {slot for slot, kind in lowered.lowering.rec.slots.items() if kind == "o"}
+            objects = location.objects | kept
             recording = record(code, dst, src, frames.raw(frame), start_at, self._inner_lookup(code, False),
-                               location.objects)
+                               frozenset(objects))
             lap = time.perf_counter()
             self.stats.recording_seconds += lap - start
             first_exit = BRIDGE_EXITS * (len(location.bridges) + 1)
@@ -982,14 +987,16 @@ class _InnerTrace:
         it can: its exit `status` is one of its recorded ops' (not a
         bridge's, nor the eval breaker's), it has no bridges (an inlined copy
         would leave where they go on), it runs no loop nested in it, it has no
-        ops before its loop (licm: its inlined copy has no place for them), it is
+        ops before its loop (licm: its inlined copy has no place for them) nor
+        object locals kept in the trace (virtual: nor for their homes), it is
         small (MAX_INLINED_OPS), and the location has not given inlining up
         (_on_hot_exit)."""
         rec = self.lowered.lowering.rec
         if not self.inline or self.bridges or not 1 <= status <= len(self.snapshots) \
                 or len(rec.ops) > MAX_INLINED_OPS \
                 or all(op.snapshot is not self.snapshots[status - 1] for op in rec.ops) \
-                or any(op.name in ("inner_loop", "nested_loop", "loop_head") for op in rec.ops):
+                or any(op.name in ("inner_loop", "nested_loop", "loop_head", "store_v", "load_v")
+                       for op in rec.ops):
             return None
         from copyjit.trace.ir import InnerBody
 

@@ -74,7 +74,7 @@ _ALLOCATED = frozenset({
     "subscr_list", "subscr_tuple", "store_subscr_list", "list_next", "tuple_next", "enumerate_list",
     "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item", "list_item",
     "store_subscr_list_f", "store_over_f", "guard_function", "range_iter", "const_b", "load_b", "store_attr",
-    "store_attr_f", "store_attr_i"}) | BORROWED_ITEMS
+    "store_attr_f", "store_attr_i", "store_v", "guard_not_same"}) | BORROWED_ITEMS
 
 
 class Lowered:
@@ -117,6 +117,13 @@ class _Lowering:
         self.own_homes = [slot for slot, kind in rec.slots.items() if kind != "o" and slot not in self.home]
         for slot in self.own_homes:
             self.home[slot], top = top, top + 1
+        # Object locals kept in the trace (opt/virtual.py; a loop's, never
+        # a bridge's) -> their spill slots, and the list the entry checks.
+        self.virtual: dict[int, int] = {}
+        for slot in dict.fromkeys(_arg(op) for op in rec.ops if op.name in ("store_v", "load_v")):
+            self.virtual[slot], top = top, top + 1
+        self.virtual_list = bytearray(b"".join(n.to_bytes(8, "little") for n in (len(self.virtual),
+                                                                                  *self.virtual)))
         self.calls, self.top = _value_slots(rec, self.temp, top)
         # The unboxed locals an exit writes back: every one, not only those
         # this trace stores, since a bridge may store one the trace only reads
@@ -179,6 +186,9 @@ class _Lowering:
             if kind is not None and kind != parent.rec.slots[slot]:
                 raise Abort(f"local {local_name(self.rec.code, slot)!r} has another type in the bridge")
             self.home[slot] = home
+        for slot, kind in self.rec.slots.items():  # (the JIT records bridges so: not expected)
+            if kind != "o" and parent.rec.slots.get(slot) == "o":
+                raise Abort(f"local {local_name(self.rec.code, slot)!r} is unboxed in the bridge only")
         inputs = [v for v, op in enumerate(self.rec.ops) if op.name == "input"]
         snapshot = parent.snapshots[self.exit_number - 1]
         for value, parent_value in zip(inputs, snapshot.stack, strict=True):
@@ -316,6 +326,7 @@ class _Lowering:
     def run(self) -> Lowered:
         self.unbox_homes()
         self.loop_index = self.instruction_count()  # where bridges come back
+        self.virtual_from_frame()
         # Ops before loop_head (licm) run here, once and after each bridge;
         # the pinned registers are not loaded yet: their exits leave them be.
         head = next((i for i, op in enumerate(self.rec.ops) if op.name == "loop_head"), -1)
@@ -341,11 +352,31 @@ class _Lowering:
             self.rows += self.shared(stub, number)
         return self.finish(links)
 
+    def virtual_from_frame(self) -> None:
+        """The kept object locals' homes from the frame (at the entry, and
+        after a bridge, which wrote them back), then the check that writing
+        them back at an exit releases nothing that runs code (else leave at
+        the loop's head: the homes are what the frame holds)."""
+        if not self.virtual:
+            return
+        for slot, home in self.virtual.items():
+            self.add("_LOAD_FAST_BORROW_O", outs=("i0",), oparg=slot)
+            self.add("_SPILL_INT", ("i0",), oparg=home)
+        self.before_loop = True
+        self.add("_CHECK_VIRTUAL_ENTRY", operand0=buffer_address(self.virtual_list),
+                 exit=self.exit_label(Snapshot(self.rec.dst, (), normal=True)))
+        self.before_loop = False
+
+    def virtual_to_frame(self, rows: list[Row], lowering: _Lowering) -> None:
+        for slot, home in lowering.virtual.items():
+            rows += _reload_i0(home), make("_STORE_VIRTUAL_LEAVING", ("i0",), oparg=slot)
+
     def run_bridge(self, loop_address: int) -> Lowered:
         """The rest of an iteration from a parent's exit, then back to the
         parent's loop (its homes up to date in their slots)."""
         assert self.parent is not None
         self.add("_COUNT", operand0=self.counter)  # its entries (explain)
+        self.virtual_to_frame(self.rows, self.parent)  # (the bridge reads them there)
         self.unbox_homes()
         self.body()
         # The parent reads these from the frame; and it takes the frame to
@@ -410,7 +441,7 @@ class _Lowering:
         # may be freed before this one).
         inlined = [op.arg.body.rec.constants for op in self.rec.ops
                    if isinstance(op.arg, InnerCall) and op.arg.body is not None]
-        constants = (*self.rec.constants, *nested, *inlined, links)
+        constants = (*self.rec.constants, *nested, *inlined, links, self.virtual_list)
         instructions = asm.assemble(self.rows)
         if self.fail:
             instructions = force(instructions, self.fail, self.forced)
@@ -523,6 +554,7 @@ class _Lowering:
         rows: list[Row] = [self.leave_label]
         for slot in self.written:
             self.write_back(rows, slot)
+        self.virtual_to_frame(rows, self)
         rows.append(make("_EXIT_TRACE_I", ("i1",)))
         return rows
 
@@ -642,6 +674,21 @@ class _Lowering:
 
     def op_load_b(self, index: int, op: Op) -> None:
         self.uop("_LOAD_FAST_BORROW_O", (), (index,), oparg=_arg(op))
+
+    def op_store_v(self, index: int, op: Op) -> None:
+        (value,) = op.args
+        home = self.virtual[op.arg]  # type: ignore[index]
+        if self.alloc.slot.get(value) == home:
+            return
+        self.alloc.overwriting(home, value)
+        register = self.alloc.use(value)
+        self.add("_SPILL_INT", (register,), oparg=home)
+
+    def op_load_v(self, index: int, op: Op) -> None:
+        self.alloc.in_slot(index, self.virtual[op.arg])  # type: ignore[index]  # read when first used
+
+    def op_guard_not_same(self, index: int, op: Op) -> None:
+        self.uop("_GUARD_NOT_SAME_O", op.args, (), exit_op=op)
 
     def op_const_b(self, index: int, op: Op) -> None:
         pass  # nothing to compute: an exit that needs it makes a reference itself (stub)
@@ -1080,6 +1127,7 @@ class _InlinedLoop(_Lowering):
         self.own_homes = own
         for slot in own:
             self.home[slot], top = top, top + 1
+        self.virtual, self.virtual_list = {}, bytearray()  # (a loop that keeps some is not inlined)
         self.temp: dict[int, int] = {}
         self.calls, self.top = _value_slots(rec, self.temp, top)
         self.written = [*outer.written, *own]  # an exit inside leaves the frame whole
