@@ -6,14 +6,17 @@ from copyjit.trace.ir import Op, Recording, Snapshot
 
 
 def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
-            changed: dict[int, Op] | None = None) -> Recording:
+            changed: dict[int, Op] | None = None, inserted: dict[int, list[Op]] | None = None) -> Recording:
     """The recording without the `dropped` ops, the `changed` ones replaced
     (their args still in the old numbering), every use of a value in
     `replace` (args, snapshot stacks) sent to its replacement (chased: a
-    replacement may itself be replaced), and values renumbered."""
-    if not dropped and not replace and not changed:
+    replacement may itself be replaced), the `inserted` ops (no values,
+    in the old numbering) put before the op at their index, with its
+    position, and values renumbered."""
+    if not dropped and not replace and not changed and not inserted:
         return rec
     changed = changed or {}
+    inserted = inserted or {}
     # Old value -> new value (every pass rewrites the whole trace: this is
     # most of its cost). A value replaced by an earlier one takes that
     # one's new number when the loop reaches it, so uses need no chasing;
@@ -21,12 +24,19 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
     # is chased.
     # The ops before the first one touched are kept as they are: they use
     # only values before them, which keep their numbers.
-    first = min((*dropped, *replace, *changed))
+    first = min((*dropped, *replace, *changed, *inserted))
     number = [*range(first), *[-1] * (len(rec.ops) - first)]
     chase = any(target >= value for value, target in replace.items())
     old_ops = rec.ops
     ops: list[Op] = old_ops[:first]
+    at = list(range(first)) if inserted else []  # (with insertions) the old op whose position each op has
     for index in range(first, len(old_ops)):
+        if inserted and index in inserted:
+            for extra in inserted[index]:
+                args = tuple([number[_resolved(a, replace)] for a in extra.args])
+                snapshot = _renumbered(extra.snapshot, number, replace)
+                ops.append(Op(extra.name, extra.kind, args, extra.arg, snapshot))
+                at.append(index)
         gone = index in dropped
         target = replace.get(index) if replace else None
         if target is not None and target < index:
@@ -54,11 +64,24 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
                 snapshot = Snapshot(snapshot.offset, stack, snapshot.normal, reraise, snapshot.on_frame, drop)
         ops.append(op if args == op.args and snapshot is op.snapshot else
                    Op(op.name, op.kind, args, op.arg, snapshot))
+        if inserted:
+            at.append(index)
     positions = rec.positions
-    if positions is not None:  # each kept op's, in its new order
+    if positions is not None and inserted:
+        positions = [positions[index] for index in at]
+    elif positions is not None:  # each kept op's, in its new order
         positions = [position for index, position in enumerate(positions) if index not in dropped]
     return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants,
                      positions)
+
+
+def _renumbered(snapshot: Snapshot | None, number: list[int], replace: dict[int, int]) -> Snapshot | None:
+    if snapshot is None:
+        return None
+    reraise = None if snapshot.reraise is None else number[_resolved(snapshot.reraise, replace)]
+    return Snapshot(snapshot.offset, tuple([number[_resolved(v, replace)] for v in snapshot.stack]),
+                    snapshot.normal, reraise, snapshot.on_frame,
+                    tuple([number[_resolved(v, replace)] for v in snapshot.drop]))
 
 
 def _resolved(value: int, replace: dict[int, int]) -> int:

@@ -39,8 +39,8 @@ hold has two references, so it is never overwritten in place.
 The lowering (lower.py) loads each home from the frame at the trace's
 entry and after every bridge, and first checks that releasing the frame's
 old values at an exit runs no code either (`_CHECK_VIRTUAL_ENTRY`: each is
-unbound, a plain number or string, or held by more than the kept locals
-bound to it); every exit writes the homes back (`_STORE_VIRTUAL_LEAVING`),
+unbound, a plain number or string, or an object something else holds too
+that no other kept local is bound to); every exit writes the homes back (`_STORE_VIRTUAL_LEAVING`),
 a bridge does so before it starts (it reads the frame).
 """
 
@@ -48,7 +48,8 @@ from __future__ import annotations
 
 from copyjit.opt.borrow import borrow, only_looked_at
 from copyjit.opt.passes import LIST_WRITES, runs_code
-from copyjit.trace.ir import Op, Position, Recording, Snapshot
+from copyjit.opt.rewrite import rewrite
+from copyjit.trace.ir import Op, Recording
 
 # Item reads whose item the container holds: owned -> borrowed form.
 _SOURCES = {"list_item": "list_item_b", "tuple_item": "tuple_item_b", "subscr_list": "subscr_list_b",
@@ -119,7 +120,9 @@ def _rewritten(rec: Recording, slots: set[int], users: list[list[int]]) -> Recor
     replace: dict[int, int] = {}
     changed: dict[int, Op] = {}
     current: dict[int, int] = {}  # slot -> the value stored last in the iteration
-    guards: dict[int, list[tuple[int, int]]] = {}  # list write -> (list, container) to tell apart
+    # Before a list write, with its snapshot (leaving, the interpreter writes):
+    # the list written is not the one a kept item came from.
+    guards: dict[int, list[Op]] = {}
     told_apart: set[tuple[int, int]] = set()
     for index, op in enumerate(ops):
         if op.name == "store_o" and op.arg in slots:
@@ -150,42 +153,6 @@ def _rewritten(rec: Recording, slots: set[int], users: list[list[int]]) -> Recor
                     return None
                 if (written, container) not in told_apart:
                     told_apart.add((written, container))
-                    guards.setdefault(index, []).append((written, container))
-    return _with_guards(rec, dropped, replace, changed, guards)
-
-
-def _with_guards(rec: Recording, dropped: set[int], replace: dict[int, int], changed: dict[int, Op],
-                 guards: dict[int, list[tuple[int, int]]]) -> Recording:
-    """rewrite(), inserting a guard_not_same before each list write of
-    `guards`, leaving for that write's snapshot (the interpreter writes)."""
-    number: list[int] = [-1] * len(rec.ops)
-    ops: list[Op] = []
-    positions: list[Position] | None = [] if rec.positions is not None else None
-
-    def renumbered(value: int) -> int:
-        while value in replace:
-            value = replace[value]
-        return number[value]
-
-    def snapshot_of(snapshot: Snapshot | None) -> Snapshot | None:
-        if snapshot is None:
-            return None
-        reraise = None if snapshot.reraise is None else renumbered(snapshot.reraise)
-        return Snapshot(snapshot.offset, tuple(map(renumbered, snapshot.stack)), snapshot.normal, reraise,
-                        snapshot.on_frame, tuple(map(renumbered, snapshot.drop)))
-
-    for index, old in enumerate(rec.ops):
-        if index in dropped:
-            continue
-        op = changed.get(index, old)
-        snapshot = snapshot_of(op.snapshot)
-        for written, container in guards.get(index, ()):
-            ops.append(Op("guard_not_same", "", (renumbered(written), renumbered(container)), None, snapshot))
-            if positions is not None:
-                positions.append(rec.positions[index])  # type: ignore[index]
-        number[index] = len(ops)
-        ops.append(Op(op.name, op.kind, tuple(map(renumbered, op.args)), op.arg, snapshot))
-        if positions is not None:
-            positions.append(rec.positions[index])  # type: ignore[index]
-    return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants,
-                     positions)
+                    guards.setdefault(index, []).append(
+                        Op("guard_not_same", "", (written, container), None, op.snapshot))
+    return rewrite(rec, dropped, replace, changed, guards)
