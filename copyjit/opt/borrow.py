@@ -48,6 +48,8 @@ _TAKE_FIRST = frozenset({"store_subscr_list", "store_subscr_list_f", "store_attr
 # when that was itself borrowed from a list.
 _ITEM_READS = frozenset({"subscr_list", "list_item", "list_next", "subscr_tuple", "tuple_item", "tuple_next",
                          "attr_instance"})
+# The ops that can be a read of an object local (_local_read).
+_READS = frozenset({"load_o", "load_b", "copy_o"})
 
 
 def borrow(rec: Recording) -> Recording:
@@ -64,11 +66,15 @@ def borrow(rec: Recording) -> Recording:
     last_use = [-1] * len(ops)
     users: list[list[int]] = [[] for _ in ops]
     for index, op in enumerate(ops):
-        if op.name != "guard_not_same":  # (it compares addresses only, in a loop that frees no list)
-            for value in op.uses():
-                last_use[value] = index
         for value in op.args:
             users[value].append(index)
+        if op.name == "guard_not_same":  # (it compares addresses only, in a loop that frees no list)
+            continue
+        for value in op.args:
+            last_use[value] = index
+        if op.snapshot is not None:
+            for value in op.snapshot.values():
+                last_use[value] = index
 
     def borrows(index: int, end: int) -> bool:
         return end >= 0 and last_use[index] <= end and index not in by_exits \
@@ -79,28 +85,31 @@ def borrow(rec: Recording) -> Recording:
     changed: dict[int, Op] = {}
     held: dict[int, int] = {}  # slot -> the first borrowed read of it still valid
     for index, op in enumerate(ops):
-        slot, origin = _local_read(rec, index)
-        end = released.get(index, -1)
-        if slot is not None and origin is not None and borrows(index, end) \
-                and _clear(local_stop, origin, end, dropped):
-            dropped.add(end)
-            first = held.get(slot)
-            if first is not None and _clear(local_stop, first, end, dropped):
-                replace[index] = first
-                dropped.add(index)
-            else:
-                changed[index] = Op("load_b", "o", (), slot)
-                held[slot] = index
-            continue
-        if op.name == "load_b" and isinstance(op.arg, int):
-            held.setdefault(op.arg, index)
+        if op.name in _READS:
+            slot, origin = _local_read(rec, index)
+            end = released.get(index, -1)
+            if slot is not None and origin is not None and borrows(index, end) \
+                    and _clear(local_stop, origin, end, dropped):
+                dropped.add(end)
+                first = held.get(slot)
+                if first is not None and _clear(local_stop, first, end, dropped):
+                    replace[index] = first
+                    dropped.add(index)
+                else:
+                    changed[index] = Op("load_b", "o", (), slot)
+                    held[slot] = index
+                continue
+            if op.name == "load_b" and isinstance(op.arg, int):
+                held.setdefault(op.arg, index)
         if local_stop[index] == index and index not in dropped:
             held.clear()
     # Items after locals: a borrowed local's release, dropped, no longer
     # ends an item's borrow (b.x, then b's read again for b.mass).
     for index, op in enumerate(ops):
+        if op.name not in _ITEM_READS:
+            continue
         end = released.get(index, -1)
-        if op.name in _ITEM_READS and borrows(index, end) and _clear(item_stop, index, end, dropped):
+        if borrows(index, end) and _clear(item_stop, index, end, dropped):
             dropped.add(end)
             changed[index] = Op(f"{op.name}_b", op.kind, op.args, op.arg, op.snapshot)
     if not dropped:

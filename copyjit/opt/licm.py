@@ -209,14 +209,17 @@ def _invariant_loads(rec: Recording) -> set[int]:
     return chain
 
 
+_ON_LOADS = _GUARDS | {"release"}  # what moves with a load it guards or releases
+
+
 def _closed(rec: Recording, chain: set[int], fixed: set[int]) -> set[int]:
     """The loads that can all move: a load whose object is not a constant
     in the loop (not identity-guarded) may only be used by moved ops, so
     that the loop never needs it; a load depending on one that cannot move
     cannot either."""
-    while True:
+    while chain:
         moving = {index for index, op in enumerate(rec.ops)
-                  if index in chain or (op.name in _GUARDS | {"release"} and op.args and op.args[0] in chain)}
+                  if index in chain or (op.name in _ON_LOADS and op.args and op.args[0] in chain)}
         keep = set(chain)
         for index, op in enumerate(rec.ops):
             if index in moving:
@@ -226,8 +229,9 @@ def _closed(rec: Recording, chain: set[int], fixed: set[int]) -> set[int]:
                     keep.discard(value)
         keep = {value for value in keep if all(arg in keep for arg in rec.ops[value].args)}
         if keep == chain:
-            return chain
+            break
         chain = keep
+    return chain
 
 
 def _plain_stores(rec: Recording, invariant: set[int], constants: dict[int, object]) -> Recording | None:

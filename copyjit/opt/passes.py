@@ -39,6 +39,11 @@ GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "
 # A for loop's next item, borrowed: the sequence the iterator holds holds it
 # (until code runs or a list is written, like any item read).
 _NEXT_BORROWED = frozenset({"list_next_b", "tuple_next_b"})
+# Ops runs_code looks at: any other op neither runs code nor tells it
+# anything.
+_HOLDING = BORROWED | _NEXT_BORROWED
+_NOTED = MAY_RUN_CODE | LIST_WRITES | _ITEM_READS | _HOLDING | {
+    "copy_o", "guard_type", "unbox", "box", "const_o", "load_o", "store", "subscr_list_b"}
 
 
 def forward(rec: Recording) -> Recording:
@@ -108,6 +113,8 @@ def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozens
     container holds the item too), with none between either. `over`, when
     given, is told each such float store whose item was found a float
     (unboxed, or guarded): store -> that item."""
+    # (Every pass that moves or drops ops across code calls this: it is
+    # kept to one test of the op's name for most ops.)
     ops = rec.ops
     harmless = set(frees_nothing)
     floats: set[int] = set()  # values known exact floats
@@ -121,42 +128,51 @@ def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozens
     first_read: dict[object, int] = {}  # slot -> its first read since
     local: dict[int, int] = {}  # a read of a local -> that first read
     result = [False] * len(ops)
+    float_type = id(float)
     for index, op in enumerate(ops):
+        name = op.name
+        if name not in _NOTED:
+            continue
         args = tuple([same.get(a, a) for a in op.args]) if same else op.args
-        if op.name == "copy_o":
+        if name == "copy_o":
             same[index] = args[0]
             copies.setdefault(args[0], [args[0]]).append(index)
-        elif (op.name == "guard_type" and op.arg in PLAIN_TYPES) or op.name == "unbox":
+        elif name == "guard_type":
+            if op.arg in PLAIN_TYPES:
+                harmless.add(args[0])
+                if op.arg == float_type:
+                    floats.add(args[0])
+        elif name == "unbox":
             harmless.add(args[0])
-            if op.arg == id(float) if op.name == "guard_type" else op.kind == "f":
+            if op.kind == "f":
                 floats.add(args[0])
-        elif op.name in ("box", "const_o", "const_b"):
+        elif name in ("box", "const_o", "const_b"):
             harmless.add(index)
-        elif op.name in ("load_o", "load_b"):
+        elif name in ("load_o", "load_b"):
             local[index] = first_read.setdefault(op.arg, index)
-        elif op.name in ("store_o", "store"):
+        elif name in ("store_o", "store"):
             first_read.pop(op.arg, None)
-        elif op.name in ("subscr_list", "subscr_list_b"):
+        elif name in ("subscr_list", "subscr_list_b"):
             items[(local.get(args[0], args[0]), *args[1:])] = index
-        if op.name in BORROWED or op.name in _NEXT_BORROWED or (op.name in _ITEM_READS and args[0] in held):
+        if name in _HOLDING or (name in _ITEM_READS and args[0] in held):
             held.add(index)
-        runs = op.name in MAY_RUN_CODE
-        if op.name == "release":
+        runs = name in MAY_RUN_CODE
+        if name == "release":
             runs = args[0] not in harmless and args[0] not in held \
                 and not any(released_at.get(other, -1) > index for other in copies.get(args[0], ()))
-        elif op.name == "store_subscr_list" and op.arg == "plain":
+        elif name == "store_subscr_list" and op.arg == "plain":
             runs = False  # (it leaves first when the item it replaces is not plain)
-        elif op.name == "store_subscr_list_f":
+        elif name == "store_subscr_list_f":
             item = items.get((local.get(args[1], args[1]), *args[2:]), -1)
             runs = item not in harmless and op.arg != "plain"
             if over is not None and item in floats:
                 over[index] = item
         if runs:
             first_read.clear()  # (through frame.f_locals)
-        if runs or op.name in LIST_WRITES:
+            result[index] = True
+        if runs or name in LIST_WRITES:
             items.clear()
             held -= {value for value in held if ops[value].name not in BORROWED}
-        result[index] = runs
     return result
 
 
