@@ -10,15 +10,26 @@ nothing), and prints per trace the median of N replays of each phase, in
 ms. The first replay of a process pays nothing the kernels' run has not
 paid already (imports, first uses of stencils): this times the steady
 state, as the kernels' later traces see it. `--profile` prints cProfile's
-view of all replays. Not a test.
+view of all replays. `--instructions` counts instead of timing (the
+host's speed changes several-fold by the hour): per kernel and phase, the
+instructions one replay of all its traces takes, as valgrind's callgrind
+counts them (a run with 2 + N replays less one with 2; hash seed fixed,
+the collector off), for before/after comparisons of the compiler. Needs
+valgrind (`apt-get install -y valgrind`); slow (~40 s a kernel and phase).
+Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
+import os
 import pstats
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -90,13 +101,58 @@ def capture(name: str) -> list[Captured]:
     return [c for c in captured if c.lower is not None]
 
 
+PHASES = ("optimize", "lower", "emit")
+
+
+def replay_only(phase: str, count: int, name: str) -> None:
+    """Capture the kernel's traces, then replay one phase of all of them
+    `count` times (what --instructions runs under valgrind)."""
+    runs = [trace.phases()[phase] for trace in capture(name)]
+    gc.collect()
+    gc.disable()  # (a collection's place would depend on the count)
+    for _ in range(count):
+        for run in runs:
+            run()
+
+
+def instructions(names: list[str], replays: int) -> int:
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        print("--instructions needs valgrind (apt-get install -y valgrind)", file=sys.stderr)
+        return 1
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+
+    def counted(phase: str, count: int, name: str) -> int:
+        done = subprocess.run([valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                               __file__, "--replay-only", phase, str(count), name],
+                              env=env, capture_output=True, text=True, check=True)
+        return int(re.search(r"Collected : (\d+)", done.stderr)[1])  # type: ignore[index]
+
+    print(f"{'kernel':<20} " + " ".join(f"{phase:>12}" for phase in PHASES) + f" {'sum':>12}"
+          + "   (instructions per replay of all the kernel's traces)")
+    for name in names:
+        counts = [(counted(phase, 2 + replays, name) - counted(phase, 2, name)) // replays
+                  for phase in PHASES]
+        print(f"{name:<20} " + " ".join(f"{count:>12,}" for count in counts) + f" {sum(counts):>12,}",
+              flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--replays", type=int, default=20)
+    parser.add_argument("--replays", type=int, help="(default: 20 timed, 10 counted)")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--instructions", action="store_true")
+    parser.add_argument("--replay-only", nargs=3, metavar=("PHASE", "COUNT", "NAME"), help=argparse.SUPPRESS)
     parser.add_argument("names", nargs="*", help="kernel names (default: all)")
     args = parser.parse_args()
+    if args.replay_only:
+        phase, count, name = args.replay_only
+        replay_only(phase, int(count), name)
+        return 0
+    if args.instructions:
+        return instructions(args.names or list(KERNELS), args.replays or 10)
     profile = cProfile.Profile() if args.profile else None
     print(f"{'kernel':<20} {'trace':>5} {'ops':>5} {'uops':>5} {'optimize':>9} {'lower':>7} {'emit':>7} "
           f"{'sum':>7}")
@@ -106,7 +162,7 @@ def main() -> int:
             times: dict[str, list[float]] = {phase: [] for phase in phases}
             if profile is not None:
                 profile.enable()
-            for _ in range(args.replays):
+            for _ in range(args.replays or 20):
                 for phase, run in phases.items():
                     start = time.perf_counter()
                     run()
