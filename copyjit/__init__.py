@@ -11,12 +11,15 @@ Environment: COPYJIT=0 turns it off, COPYJIT_THRESHOLD=N sets how many
 backedges make a loop hot (1: trace at the first), COPYJIT_OPT switches
 optimizer passes off (see copyjit/opt/__init__.py), COPYJIT_LOG streams
 trace events (copyjit/log.py), COPYJIT_PERF_MAP=1 writes a perf map
-(copyjit/perfmap.py).
+(copyjit/perfmap.py), COPYJIT_PURE=1 runs the compiler's modules as Python
+even where they were compiled (copyjit/native.py).
 """
 
 from __future__ import annotations
 
 import os
+
+from copyjit import native as _native
 
 # Start-up imports as little as it can (tests/test_startup.py): typing alone
 # costs ~3 ms, the JIT's modules are imported by enable() or the first jit.
@@ -28,6 +31,10 @@ if TYPE_CHECKING:
     from copyjit.trace.jit import JIT
 
 __all__ = ["disable", "enable", "explain", "jit", "stats"]
+
+# Before any of the compiler's modules is imported: their source, not their
+# compiled form, when that is stale or COPYJIT_PURE=1 (copyjit/native.py).
+_native.install()
 
 
 def _threshold() -> int:
@@ -82,7 +89,8 @@ def jit[F: Callable[..., Any]](function: F) -> F:
 def stats() -> dict[str, Any]:
     """traces, bridges, aborts (reason -> count), exits, native_entries,
     seconds spent recording, optimizing and emitting, and compile_seconds:
-    for each trace and bridge, from its loop found hot to native code."""
+    for each trace and bridge, from its loop found hot to native code; and
+    compiler: whether its modules run native (copyjit/native.py)."""
     return _jit().stats.as_dict()
 
 

@@ -47,7 +47,8 @@ def _report(stats_to_stderr: bool, stats_json: str | None) -> None:
               f"{data['native_entries']} native entries, {data['exits']} exits; "
               f"recording {data['recording_seconds'] * 1e3:.1f} ms, optimizing "
               f"{data['optimizing_seconds'] * 1e3:.1f} ms, emitting "
-              f"{data['emitting_seconds'] * 1e3:.1f} ms; hot to native: {hot}; aborts: {aborts}",
+              f"{data['emitting_seconds'] * 1e3:.1f} ms; hot to native: {hot}; aborts: {aborts}; "
+              f"compiler: {data['compiler']}",
               file=sys.stderr)
         if data.get("calls"):
             calls = ", ".join(f"{what} ({n})" for what, n in data["calls"].items())

@@ -11,9 +11,7 @@ from _weakref import ref  # weakref.ref, without the weakref module
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from types import CodeType
-    from typing import Protocol
 
 INT64 = (-(2**63), 2**63 - 1)
 # Ops that make no value (nothing refers to them by index).
@@ -212,23 +210,3 @@ class InnerBody:
     def __init__(self, rec: Recording, snapshots: tuple[Snapshot, ...]) -> None:
         self.rec, self.snapshots = rec, snapshots
 
-
-if TYPE_CHECKING:
-    class InnerLoop(Protocol):
-        """What the JIT knows of a nested loop's trace."""
-
-        record: int
-        cell: int
-        keep: object
-
-        def run(self, raw_frame: int) -> int: ...
-
-        def snapshot(self, status: int) -> Snapshot | None: ...
-
-        def leaving_exits(self) -> list[tuple[int, Snapshot, tuple[str, ...]]]: ...
-
-        def pushed_kinds(self, status: int) -> tuple[str, ...] | None: ...
-
-        def inline_body(self, status: int) -> InnerBody | None: ...
-
-    InnerLookup = Callable[[int], InnerLoop | None]

@@ -23,6 +23,7 @@ from copyjit.backend.runtime import (
     runtime,
     started,
 )
+from copyjit.native import status as native_status
 from copyjit.trace import depth
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from copyjit.backend.emitter import Trace
-    from copyjit.trace.ir import Abort, InnerBody, InnerLookup, InnerLoop, Recording, Snapshot
+    from copyjit.trace.inner import InnerLookup, InnerLoop
+    from copyjit.trace.ir import Abort, InnerBody, Recording, Snapshot
     from copyjit.trace.lower import Lowered
 
 TOOL = sys.monitoring.OPTIMIZER_ID
@@ -157,6 +159,7 @@ class Stats:
         result["guards_forced"] = dict(self.guards_forced)
         result["compile_seconds"] = list(self.compile_seconds)
         result["compile_import_seconds"] = list(self.compile_import_seconds)
+        result["compiler"] = native_status()  # its modules native (mypyc) or Python, and why
         return result
 
 

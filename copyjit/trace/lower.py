@@ -1038,7 +1038,9 @@ class _Lowering:
             self.pop_value(value)
         self.handed.append(self.labels)
 
-    op_nested_loop = op_inner_loop  # the same op, with alternatives
+    def op_nested_loop(self, index: int, op: Op) -> None:  # the same op, with alternatives (a method:
+        # mypyc, copyjit/native.py, compiles no alias of one)
+        self.op_inner_loop(index, op)
 
     def inline_loop(self, index: int, op: Op) -> bool:
         """Run a nested loop inside this trace's code, if its recording is

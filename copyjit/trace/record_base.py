@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from types import CodeType
     from typing import NoReturn
 
-    from copyjit.trace.ir import InnerLookup
+    from copyjit.trace.inner import InnerLookup
 
 MAX_INSTRUCTIONS = 500
 RANGE_ITERATOR = type(iter(range(0)))

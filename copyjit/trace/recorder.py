@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from types import CodeType
     from typing import Any
 
-    from copyjit.trace.ir import InnerLookup
+    from copyjit.trace.inner import InnerLookup
 
 __all__ = ["Abort", "BridgeStart", "InnerCall", "Op", "Recording", "Snapshot", "record"]
 

@@ -1,0 +1,104 @@
+"""The compiler's hottest modules as native code, when they were built so.
+
+Optimizing and lowering a trace is Python code that runs once per trace,
+on the way from a hot loop to its native code: in the interpreter, n-body's
+second trace took ~3 ms there, over the 2 ms budget (docs/fixed-costs.md).
+setup.py compiles the modules below with mypyc (from the same annotated
+source: nothing else changes), when it can: `pip install` builds them, or
+`pip install -e .` again in a checkout. Where they are not
+built, they run as Python, as they do everywhere with COPYJIT_PURE=1.
+
+A built module's source may change after the build (a checkout, an edit):
+the extension would then shadow the new source. So the build writes each
+source's digest (copyjit/_native_sources.py), and at the first import of
+one of the modules, if any source differs (or COPYJIT_PURE=1), all of them
+are imported from their source instead. All: compiled modules call each
+other natively, so a stale one would still run under a fresh one.
+
+Self-contained (setup.py runs it on its own, for MODULES and digest).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+# The modules compiled: the optimizer's passes and the lowering, with what
+# they use on every op (the ops themselves, the register allocator).
+MODULES = ("copyjit.trace.ir", "copyjit.trace.regalloc", "copyjit.trace.lower", "copyjit.opt.rewrite",
+           "copyjit.opt.passes", "copyjit.opt.borrow", "copyjit.opt.virtual", "copyjit.opt.licm",
+           "copyjit.opt.fold")
+_PRIME = 2**61 - 1
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
+
+def source(module: str, package: str = _PACKAGE) -> str:
+    """The path of a module's source, in the package at `package`."""
+    return os.path.join(package, *module.split(".")[1:]) + ".py"
+
+
+def digest(data: bytes) -> str:
+    """A digest of a source, that tells an edit from none (not a hash for
+    adversaries): its length and its value modulo a prime. (hashlib or
+    zlib would cost ~0.7 ms to import at the first hot loop.)"""
+    return f"{len(data)}:{int.from_bytes(data, 'little') % _PRIME:x}"
+
+
+# Why the modules run as Python, once decided (None: not yet; "": they are native).
+_why_pure: str | None = None
+
+
+def _decide() -> str:
+    if os.environ.get("COPYJIT_PURE", "").strip() == "1":
+        return "COPYJIT_PURE=1"
+    try:
+        from copyjit._native_sources import DIGESTS  # written by setup.py
+    except ImportError:
+        return "not built (setup.py compiles them with mypyc, when it can)"
+    for module in MODULES:
+        try:
+            with open(source(module), "rb") as file:
+                data = file.read()
+        except OSError:
+            continue  # (an install without sources: what was built is what there is)
+        if DIGESTS.get(module) != digest(data):
+            return f"{source(module)} changed since it was compiled (pip install -e . builds it again)"
+    return ""
+
+
+def status() -> str:
+    """How the compiler's modules run: "native (mypyc)", or why in Python."""
+    global _why_pure
+    if _why_pure is None:
+        _why_pure = _decide()
+    return f"pure Python: {_why_pure}" if _why_pure else "native (mypyc)"
+
+
+class _SourceFinder:
+    """On sys.meta_path, ahead of the path finder (which prefers an
+    extension to a source): MODULES from their source, when they must be."""
+
+    @staticmethod
+    def find_spec(name: str, path: Sequence[str] | None = None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
+        if name not in MODULES:
+            return None
+        status()
+        if not _why_pure:
+            return None
+        from importlib.util import spec_from_file_location
+
+        return spec_from_file_location(name, source(name))
+
+
+def install() -> None:
+    """Put the finder first on sys.meta_path (copyjit/__init__.py, before
+    any of MODULES is imported)."""
+    if not any(finder is _SourceFinder for finder in sys.meta_path):
+        sys.meta_path.insert(0, _SourceFinder)

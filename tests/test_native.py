@@ -1,0 +1,76 @@
+"""The compiler's modules compiled by mypyc (copyjit/native.py): used when
+built and current, their source otherwise (COPYJIT_PURE=1, an edit since
+the build), never a mix; CI (COPYJIT_REQUIRE_NATIVE=1) requires the build."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import copyjit
+from copyjit import native
+
+PACKAGE = Path(copyjit.__file__).parent
+SHOW = ("import copyjit.opt, copyjit.trace.lower, copyjit.native as n, sys; "
+        "print(n.status()); print(*[sys.modules[m].__file__ for m in n.MODULES], sep='\\n')")
+
+
+def _built() -> bool:
+    return (PACKAGE / "_native_sources.py").exists()
+
+
+def _show(env: dict[str, str] | None = None, path: Path | None = None) -> tuple[str, list[str]]:
+    """What a fresh interpreter says of the compiler's modules: the status, their files."""
+    environment = {**os.environ, **(env or {})}
+    if path is not None:
+        environment["PYTHONPATH"] = str(path)
+    done = subprocess.run([sys.executable, "-c", SHOW], env=environment, capture_output=True, text=True,
+                          check=True, cwd=path or Path.cwd())
+    status, *files = done.stdout.splitlines()
+    return status, files
+
+
+def test_the_digest_tells_an_edit_from_none() -> None:
+    source = (PACKAGE / "opt" / "passes.py").read_bytes()
+    assert native.digest(source) == native.digest(bytes(source))
+    assert native.digest(source) != native.digest(source.replace(b"a", b"b", 1))  # same length
+    assert native.digest(source) != native.digest(source + b"\n")
+
+
+def test_ci_has_the_native_build() -> None:
+    if os.environ.get("COPYJIT_REQUIRE_NATIVE") != "1" and not _built():
+        pytest.skip("not built with mypyc here (CI sets COPYJIT_REQUIRE_NATIVE=1)")
+    status, files = _show({"COPYJIT_PURE": ""})
+    assert status == "native (mypyc)"
+    assert all(importlib.machinery.EXTENSION_SUFFIXES[0] in file for file in files), files
+
+
+def test_copyjit_pure_runs_every_module_from_its_source() -> None:
+    status, files = _show({"COPYJIT_PURE": "1"})
+    assert status == "pure Python: COPYJIT_PURE=1"
+    assert all(file.endswith(".py") for file in files), files
+
+
+def test_a_module_edited_since_the_build_sends_all_to_their_source(tmp_path: Path) -> None:
+    if not _built():
+        pytest.skip("not built with mypyc here")
+    # The package as built (extensions, digests), and the group's library
+    # beside it, with one compiled source edited after the build.
+    shutil.copytree(PACKAGE, tmp_path / "copyjit", ignore=shutil.ignore_patterns("__pycache__"))
+    for library in PACKAGE.parent.glob("copyjit__mypyc.*"):
+        shutil.copy(library, tmp_path)
+    fold = tmp_path / "copyjit" / "opt" / "fold.py"
+    fold.write_text(fold.read_text() + "\n# edited\n")
+    status, files = _show({"COPYJIT_PURE": ""}, tmp_path)
+    assert status.startswith("pure Python: ") and "fold.py changed since it was compiled" in status
+    assert files == [str(tmp_path / "copyjit" / Path(*m.split(".")[1:])) + ".py" for m in native.MODULES]
+
+
+def test_the_stats_say_how_the_compiler_runs() -> None:
+    assert copyjit.stats()["compiler"] == native.status()
