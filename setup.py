@@ -60,6 +60,10 @@ def _extensions() -> list[Any]:
         _skip("mypyc is not installed")
         return []
     paths = [NATIVE["source"](module, "copyjit") for module in MODULES]
+    # mypyc type-checks first: its cache apart from the checkout's own
+    # .mypy_cache, which a later `mypy` would otherwise trust (the build's
+    # mypy, in pip's isolated environment, is not the checkout's).
+    os.environ["MYPY_CACHE_DIR"] = os.path.join("build", "mypyc-cache")
     try:
         return list(mypycify(paths, opt_level="3", group_name="copyjit"))
     except BaseException as error:  # (mypyc exits on a type error)
