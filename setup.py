@@ -51,7 +51,7 @@ class OptionalBuildExt(build_ext):
 
 
 def _extensions() -> list[Any]:
-    if os.environ.get("COPYJIT_PURE", "").strip() == "1":
+    if NATIVE["pure_requested"]():
         _skip("COPYJIT_PURE=1")
         return []
     try:

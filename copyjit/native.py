@@ -50,12 +50,17 @@ def digest(data: bytes) -> str:
     return f"{len(data)}:{int.from_bytes(data, 'little') % _PRIME:x}"
 
 
+def pure_requested() -> bool:
+    """COPYJIT_PURE=1: run them as Python (setup.py: do not compile them)."""
+    return os.environ.get("COPYJIT_PURE", "").strip() == "1"
+
+
 # Why the modules run as Python, once decided (None: not yet; "": they are native).
 _why_pure: str | None = None
 
 
 def _decide() -> str:
-    if os.environ.get("COPYJIT_PURE", "").strip() == "1":
+    if pure_requested():
         return "COPYJIT_PURE=1"
     try:
         from copyjit._native_sources import DIGESTS  # written by setup.py
