@@ -661,3 +661,80 @@ def test_a_called_nested_loops_trace_still_runs_after_the_pool_grew() -> None:
     stats = differential(f, 2000)
     assert stats["traces"] == 2 and stats["inlined_loops"] == 0, stats
     assert stats["native_entries"] < 100, stats  # the outer loop entered once or so, not given up
+
+
+# --- internal errors outside the compiles, and the program's own exceptions ---
+
+def _alternating(n: int) -> int:
+    total = 0
+    for i in range(n):
+        if i % 2:  # a side exit, taken every other iteration: it gets hot
+            total += i
+        else:
+            total -= 1
+    return total
+
+
+def test_an_internal_error_at_a_backedge_leaves_the_program_as_without_the_jit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Outside compile(), whose own `except` catches its bugs: judging a
+    # trace runs at backedges, in the JUMP callback; a bug there reached
+    # the program as its own exception.
+    def broken(self: JIT, location: object, src: int) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(JIT, "judge", broken)
+    stats = differential(_alternating, 5000)
+    assert stats["aborts"].get("internal error at a backedge: RuntimeError: a bug", 0) >= 1, stats["aborts"]
+
+
+def test_an_internal_error_at_a_hot_exit_leaves_the_program_as_without_the_jit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: JIT, *args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(JIT, "_on_hot_exit", broken)
+    stats = differential(_alternating, 5000)
+    assert stats["aborts"].get("internal error at a hot exit: RuntimeError: a bug", 0) >= 1, stats["aborts"]
+
+
+class _Alarm(Exception):
+    pass
+
+
+@pytest.mark.parametrize("where", ["record", "optimize"])
+def test_a_signal_handlers_exception_raised_while_compiling_reaches_the_program(
+        where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The handler runs at an eval-breaker check of the JIT's own code: its
+    # exception is the program's (a timeout), not an internal error to
+    # swallow. signal.raise_signal runs the handler before it returns.
+    import signal
+
+    import copyjit.opt
+    from copyjit.trace import recorder
+
+    module = recorder if where == "record" else copyjit.opt
+    original = getattr(module, where)
+    fired: list[int] = []
+
+    def signalled(*args: Any, **kwargs: Any) -> Any:
+        if not fired:
+            fired.append(1)
+            signal.raise_signal(signal.SIGUSR1)
+        return original(*args, **kwargs)
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Alarm("timeout")
+
+    monkeypatch.setattr(module, where, signalled)
+    previous = signal.signal(signal.SIGUSR1, handler)
+    jit = JIT(1)
+    jit.enable(_alternating.__code__)
+    try:
+        with pytest.raises(_Alarm):
+            _alternating(5000)
+    finally:
+        jit.disable()
+        signal.signal(signal.SIGUSR1, previous)
+    assert fired == [1]
+    assert not [reason for reason in jit.stats.aborts if "internal error" in reason], jit.stats.aborts

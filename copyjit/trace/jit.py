@@ -216,6 +216,29 @@ def _why(previous: Why | None, reason: str, where: tuple[CodeType, int] | None) 
     return Why(reason, where) if previous is None else previous.again(reason, where)
 
 
+def _raised_by_a_signal_handler(error: BaseException) -> bool:
+    """Whether one of the program's signal handlers raised `error`: the
+    interpreter runs handlers at eval-breaker checks of whatever Python code
+    runs, the JIT's own included, and their exceptions are the program's
+    (an alarm's timeout), not internal errors of the JIT's."""
+    handlers = set()
+    for signum in _signal.valid_signals():
+        try:
+            handler = _signal.getsignal(signum)
+        except (ValueError, OSError):
+            continue
+        handler = getattr(handler, "__func__", handler)  # a bound method's function
+        code = getattr(handler, "__code__", None)
+        if code is not None:
+            handlers.add(code)
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code in handlers:
+            return True
+        tb = tb.tb_next
+    return False
+
+
 class _SigintHeld:
     """Around the JIT's first import of its compiler (while `module` is not
     imported yet), in the main thread: a SIGINT then is held, and raised
@@ -410,11 +433,10 @@ class JIT:
 
     def on_jump(self, code: CodeType, src: int, dst: int, hot_exit: int = -1) -> object:
         # Called from native code (runtime().jump_callback), so the caller's
-        # frame is the program's. Exceptions are not caught here: internal
-        # errors are caught where the JIT's own work is done (compile), and
-        # anything else (a signal handler's exception, raised at an
-        # eval-breaker check in this Python code) is the program's, which
-        # the native callback hands to the interpreter.
+        # frame is the program's. An internal error is caught (here, or in
+        # compile()) and gives the backedge up; a signal handler's
+        # exception, raised at an eval-breaker check in this Python code, is
+        # the program's, which the native callback hands to the interpreter.
         # With room of its own above the program's recursion budget, made
         # before calling any Python function: the loop may be deep in the
         # program's recursion (depth.py). The native callback lent this
@@ -429,10 +451,32 @@ class JIT:
                 self._on_hot_exit(code, src, dst, hot_exit, sys._getframe(1))
                 return None
             return self._on_jump(code, src, dst, sys._getframe(1))
+        except Exception as error:
+            if _raised_by_a_signal_handler(error):
+                raise
+            # A bug of the JIT's outside compile() (counting, judging,
+            # looking at the frame): this backedge is given up, and the
+            # program goes on as without the JIT.
+            return self._internal_error(code, src, error, hot_exit)
         finally:
             if budget is not None:
                 budget.value -= depth.HEADROOM - depth.LENT
                 depth.handlers -= 1
+
+    def _internal_error(self, code: CodeType, src: int, error: Exception, hot_exit: int) -> object:
+        """Count an internal error raised in the JUMP callback outside the
+        compiles (which catch their own), and give the backedge up: its
+        trace, if it has one, is no longer entered, nor the backedge counted."""
+        where = "at a hot exit" if hot_exit >= 0 else "at a backedge"
+        reason = f"internal error {where}: {type(error).__name__}: {error}"
+        self.stats.aborts[reason] += 1
+        location = self.locations.get((id(code), src))
+        if location is not None:
+            location.why = _why(location.why, reason, None)
+            location.recordings = MAX_RECORDINGS
+            if location.trace is not None and id(code) in self.counters:
+                self._set_slot(id(code), src, 0)  # the native callback no longer enters it
+        return None if hot_exit >= 0 else sys.monitoring.DISABLE
 
     def _on_jump(self, code: CodeType, src: int, dst: int, frame: FrameType) -> object:
         """Called by the native callback for a code it has no counters for, a
@@ -690,6 +734,8 @@ class JIT:
         except MemoryError:  # the program's memory is exhausted, not a bug of the JIT's: try again later
             return self._aborted(location, code, Abort(NO_MEMORY, final=False))
         except Exception as error:  # an internal error must not take the program down
+            if _raised_by_a_signal_handler(error):
+                raise
             reason = f"internal error: {type(error).__name__}: {error}"
             self.stats.aborts[reason] += 1
             location.why = _why(location.why, reason, None)
@@ -788,6 +834,8 @@ class JIT:
             location.bridge_why[number] = _why(location.bridge_why.get(number), abort.reason, abort.where)
             return False
         except Exception as error:  # an internal error must not take the program down
+            if _raised_by_a_signal_handler(error):
+                raise
             reason = f"internal error in a bridge: {type(error).__name__}: {error}"
             self.stats.aborts[reason] += 1
             location.bridge_why[number] = _why(location.bridge_why.get(number), reason, None)
