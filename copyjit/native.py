@@ -30,10 +30,11 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 # The modules compiled: the optimizer's passes and the lowering, with what
-# they use on every op (the ops themselves, the register allocator).
+# they use on every op (the ops themselves, the register allocator), and
+# the emitter with the rows the lowering makes (asm).
 MODULES = ("copyjit.trace.ir", "copyjit.trace.regalloc", "copyjit.trace.lower", "copyjit.opt.rewrite",
            "copyjit.opt.passes", "copyjit.opt.borrow", "copyjit.opt.virtual", "copyjit.opt.licm",
-           "copyjit.opt.fold")
+           "copyjit.opt.fold", "copyjit.backend.emitter", "copyjit.backend.asm")
 _PRIME = 2**61 - 1
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 

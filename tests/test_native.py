@@ -74,3 +74,21 @@ def test_a_module_edited_since_the_build_sends_all_to_their_source(tmp_path: Pat
 
 def test_the_stats_say_how_the_compiler_runs() -> None:
     assert copyjit.stats()["compiler"] == native.status()
+
+
+def test_instructions_are_immutable_in_the_native_build() -> None:
+    # Rows are shared between traces (asm's caches): an instruction changed
+    # in one would change the others. mypy refuses the assignment
+    # statically (Final), the native build at run time too.
+    if os.environ.get("COPYJIT_REQUIRE_NATIVE") != "1" and not _built():
+        pytest.skip("not built with mypyc here")
+    done = subprocess.run([sys.executable, "-c", (
+        "from copyjit.backend.emitter import Instruction\n"
+        "i = Instruction('_JUMP', jump=0)\n"
+        "for field in ('name', 'oparg', 'jump', 'stencil'):\n"
+        "    try:\n"
+        "        setattr(i, field, 1)\n"
+        "    except AttributeError:\n"
+        "        print('refused', field)\n")],
+        env={**os.environ, "COPYJIT_PURE": ""}, capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:-1] == [f"refused {f}" for f in ("name", "oparg", "jump", "stencil")]

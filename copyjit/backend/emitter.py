@@ -21,6 +21,7 @@ from copyjit.uops import UOPS, variant_name
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from typing import Final
 
 
 class EmitError(ValueError):
@@ -35,66 +36,45 @@ class Instruction:
 
     `jump`, `exit` and `error` are indices of other instructions of the same
     trace: where a taken branch, a failed guard and a raised exception go.
-    Immutable. (A plain class: a dataclass costs ~1.4 ms to make, at the
-    first compile of every program.)
+    Immutable: its fields are Final, which mypy holds every module to, and
+    which the native build (copyjit/native.py) refuses to set at run time.
+    (A plain class: a dataclass costs ~1.4 ms to make, at the first compile
+    of every program.)
     """
 
     __slots__ = (*_FIELDS, "stencil")
-    name: str
-    ins: tuple[str, ...]
-    outs: tuple[str, ...]
-    oparg: int
-    operand0: int
-    operand1: int
-    jump: int | None
-    exit: int | None
-    error: int | None
-    stencil: str
 
     def __init__(self, name: str, ins: tuple[str, ...] = (), outs: tuple[str, ...] = (), oparg: int = 0,
-                 operand0: int = 0, operand1: int = 0, jump: int | None = None, exit: int | None = None,
-                 error: int | None = None) -> None:
-        # Through the slots' own setters (this class's __setattr__ refuses):
-        # a trace makes hundreds of instructions, at ~1 µs each.
-        name_, ins_, outs_, oparg_, operand0_, operand1_, jump_, exit_, error_, stencil_ = _SETTERS
-        name_(self, name)
-        ins_(self, ins)
-        outs_(self, outs)
-        oparg_(self, oparg)
-        operand0_(self, operand0)
-        operand1_(self, operand1)
-        jump_(self, jump)
-        exit_(self, exit)
-        error_(self, error)
-        stencil_(self, variant_name(name, ins, outs))
-        if jump is not None or exit is not None or error is not None:
-            for field, target in (("jump", jump), ("exit", exit), ("error", error)):
-                if target is not None and (type(target) is not int or target < 0):
-                    raise EmitError(f"{name}: {field} target must be an instruction index, not {target!r}")
-        uop = UOPS.get(name)
-        if uop is not None and not 0 <= oparg <= uop.oparg_max:
-            raise EmitError(f"{name}: oparg {oparg} is out of range 0..{uop.oparg_max}")
+                 operand0: int = 0, operand1: int = 0, jump: object = None, exit: object = None,
+                 error: object = None, *, _stencil: str = "") -> None:
+        # The targets are typed `object` and checked here: compiled, an
+        # `int` parameter would take True for 1.
+        self.name: Final = name
+        self.ins: Final = ins
+        self.outs: Final = outs
+        self.oparg: Final = oparg
+        self.operand0: Final = operand0
+        self.operand1: Final = operand1
+        self.jump: Final = _target(name, "jump", jump)
+        self.exit: Final = _target(name, "exit", exit)
+        self.error: Final = _target(name, "error", error)
+        # From retargeted(), `_stencil`: the rest was checked when the original was made.
+        self.stencil: Final = _stencil or variant_name(name, ins, outs)
+        if not _stencil:
+            uop = UOPS.get(name)
+            if uop is not None and not 0 <= oparg <= uop.oparg_max:
+                raise EmitError(f"{name}: oparg {oparg} is out of range 0..{uop.oparg_max}")
 
     def retargeted(self, jump: int | None, exit: int | None, error: int | None) -> Instruction:
         """This instruction with other targets (each None or an index).
         Skips what the constructor checked already: the text form makes
         most of a trace's instructions this way, from ones it parsed before."""
-        for target in (jump, exit, error):
-            if target is not None and (type(target) is not int or target < 0):
-                raise EmitError(f"{self.name}: a target must be an instruction index, not {target!r}")
-        made = object.__new__(Instruction)
-        for setter, getter in _KEPT:
-            setter(made, getter(self))
-        _SET_JUMP(made, jump)
-        _SET_EXIT(made, exit)
-        _SET_ERROR(made, error)
-        return made
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"Instruction is immutable (setting {name!r})")
+        return Instruction(self.name, self.ins, self.outs, self.oparg, self.operand0, self.operand1,
+                           jump, exit, error, _stencil=self.stencil)
 
     def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, field) for field in _FIELDS)
+        return (self.name, self.ins, self.outs, self.oparg, self.operand0, self.operand1, self.jump,
+                self.exit, self.error)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is Instruction and self._values() == other._values()
@@ -103,14 +83,16 @@ class Instruction:
         return hash(self._values())
 
     def __repr__(self) -> str:
-        return f"Instruction({', '.join(f'{f}={getattr(self, f)!r}' for f in _FIELDS)})"
+        return f"Instruction({', '.join(f'{f}={v!r}' for f, v in zip(_FIELDS, self._values(), strict=True))})"
 
 
-_SETTERS = tuple(vars(Instruction)[field].__set__ for field in (*_FIELDS, "stencil"))
-# (setter, getter) of the fields retargeted() copies: all but the targets.
-_KEPT = tuple((vars(Instruction)[field].__set__, vars(Instruction)[field].__get__)
-              for field in ("name", "ins", "outs", "oparg", "operand0", "operand1", "stencil"))
-_SET_JUMP, _SET_EXIT, _SET_ERROR = (vars(Instruction)[field].__set__ for field in ("jump", "exit", "error"))
+def _target(name: str, field: str, target: object) -> int | None:
+    """`target`, an instruction index or None (EmitError if not)."""
+    if target is None:
+        return None
+    if type(target) is not int or target < 0:
+        raise EmitError(f"{name}: {field} target must be an instruction index, not {target!r}")
+    return target
 
 
 # A per-copy hole's S: an index into the emitter's per-instruction values
