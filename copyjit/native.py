@@ -31,10 +31,12 @@ if TYPE_CHECKING:
 
 # The modules compiled: the optimizer's passes and the lowering, with what
 # they use on every op (the ops themselves, the register allocator), and
-# the emitter with the rows the lowering makes (asm).
+# the emitter with the rows the lowering makes (asm), and the recorder (not
+# trace/bytecode.py, whose instructions fetch dis's rarer fields on demand).
 MODULES = ("copyjit.trace.ir", "copyjit.trace.regalloc", "copyjit.trace.lower", "copyjit.opt.rewrite",
            "copyjit.opt.passes", "copyjit.opt.borrow", "copyjit.opt.virtual", "copyjit.opt.licm",
-           "copyjit.opt.fold", "copyjit.backend.emitter", "copyjit.backend.asm")
+           "copyjit.opt.fold", "copyjit.backend.emitter", "copyjit.backend.asm", "copyjit.trace.record_base",
+           "copyjit.trace.recorder", "copyjit.trace.record_numbers", "copyjit.trace.record_inline")
 _PRIME = 2**61 - 1
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))
 

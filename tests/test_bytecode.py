@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dis
-import importlib
+import importlib.util
 import types
 
 import pytest
 
+from copyjit import native
 from copyjit.trace.bytecode import instructions
 
 # The fields the recorder reads (decoded eagerly or not), and others (from dis).
@@ -21,8 +22,10 @@ def _codes(code: types.CodeType) -> list[types.CodeType]:
 
 
 def _compiled(module: str) -> types.CodeType:
-    path = importlib.import_module(module).__file__
-    assert path is not None
+    """The module's source compiled (its source, also where mypyc built it)."""
+    spec = importlib.util.find_spec(module)
+    assert spec is not None and spec.origin is not None
+    path = spec.origin if spec.origin.endswith(".py") else native.source(module)
     with open(path) as file:
         return compile(file.read(), path, "exec")
 

@@ -17,8 +17,8 @@ import copyjit
 from copyjit import native
 
 PACKAGE = Path(copyjit.__file__).parent
-SHOW = ("import copyjit.opt, copyjit.trace.lower, copyjit.native as n, sys; "
-        "print(n.status()); print(*[sys.modules[m].__file__ for m in n.MODULES], sep='\\n')")
+SHOW = ("import copyjit.native as n, importlib; modules = [importlib.import_module(m) for m in n.MODULES]; "
+        "print(n.status()); print(*[m.__file__ for m in modules], sep='\\n')")
 
 
 def _built() -> bool:

@@ -19,10 +19,10 @@ import opcode
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    # The recorder's handlers are annotated with dis.Instruction, whose
-    # fields these have (the rare ones through dis itself).
     from dis import Instruction
     from types import CodeType
+
+    from copyjit.trace.inner import Decoded  # what these are, as the recorder reads them
 
 _EXTENDED_ARG = opcode.EXTENDED_ARG
 _OPNAME = opcode.opname
@@ -77,12 +77,12 @@ class _Instruction:
         return f"<{self.opname} {self.arg} at {self.offset}>"
 
 
-def instructions(code: CodeType) -> list[Instruction]:
+def instructions(code: CodeType) -> list[Decoded]:
     """`list(dis.get_instructions(code))`, in effect."""
     raw = code.co_code
     decoded = _Decoded(code)
     consts = code.co_consts
-    result: list[_Instruction] = []
+    result: list[Decoded] = []
     extended = 0
     prefixes = 0  # EXTENDED_ARG units before the current instruction
     caches = 0
@@ -116,7 +116,7 @@ def instructions(code: CodeType) -> list[Instruction]:
         elif op == _BINARY_OP:
             ins.argval, ins.argrepr = arg, _NB_OPS[arg][1]
         result.append(ins)
-    return result  # type: ignore[return-value]  # the fields of dis.Instruction the recorder reads
+    return result
 
 
 # The last few codes' instructions (offset -> instruction) and what follows
@@ -124,11 +124,11 @@ def instructions(code: CodeType) -> list[Instruction]:
 # the JIT's look at a loop before it (jit.py's _enclosing_loop), and the
 # functions a trace inlines decode the same codes, at ~0.8 µs an
 # instruction. Shared: not to be changed.
-_DECODED: dict[CodeType, tuple[dict[int, Instruction], dict[int, int]]] = {}
+_DECODED: dict[CodeType, tuple[dict[int, Decoded], dict[int, int]]] = {}
 _DECODED_CODES = 8
 
 
-def decoded(code: CodeType) -> tuple[dict[int, Instruction], dict[int, int]]:
+def decoded(code: CodeType) -> tuple[dict[int, Decoded], dict[int, int]]:
     """The code's instructions by offset (in order), and the offset of the
     instruction after each."""
     found = _DECODED.get(code)

@@ -1,12 +1,13 @@
 """What the JIT knows of a nested loop's trace, as the recorder and the
-lowering see it: type checking only (nothing imports this at run time).
+lowering see it, and what the recorder reads of a decoded instruction:
+type checking only (nothing imports this at run time).
 Its own module: mypyc, which compiles ir.py, takes no class under an `if`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from copyjit.trace.ir import InnerBody, Snapshot
 
@@ -30,3 +31,17 @@ class InnerLoop(Protocol):
 
 
 InnerLookup = Callable[[int], InnerLoop | None]
+
+
+class Decoded(Protocol):
+    """An instruction as copyjit.trace.bytecode decodes it: the fields of
+    dis.Instruction the recorder reads (a protocol, not dis's NamedTuple,
+    which compiled code would check it is)."""
+
+    opname: str
+    opcode: int
+    arg: int | None
+    offset: int
+    start_offset: int
+    argval: Any  # (dis.Instruction's own type)
+    argrepr: str

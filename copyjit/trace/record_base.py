@@ -28,11 +28,10 @@ from copyjit.trace.ir import (
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms at the first hot loop)
 
 if TYPE_CHECKING:
-    import dis  # for annotations: copyjit.trace.bytecode decodes, faster
     from types import CodeType
     from typing import NoReturn
 
-    from copyjit.trace.inner import InnerLookup
+    from copyjit.trace.inner import Decoded, InnerLookup  # Decoded: what copyjit.trace.bytecode decodes
 
 MAX_INSTRUCTIONS = 500
 RANGE_ITERATOR = type(iter(range(0)))
@@ -245,7 +244,7 @@ class RecorderBase:
 
     # --- nested loops ---------------------------------------------------------
 
-    def run_inner(self, ins: dis.Instruction) -> int:
+    def run_inner(self, ins: Decoded) -> int:
         """Run a nested loop by its own trace, for real, and record a call of
         it: the frame is handed over at the loop's head, the inner trace runs
         to its exit, and recording goes on where that exit left the frame."""
@@ -301,7 +300,7 @@ class RecorderBase:
         self.after_inner = snapshot.offset
         return snapshot.offset
 
-    def op_GET_ITER(self, ins: dis.Instruction) -> int:
+    def op_GET_ITER(self, ins: Decoded) -> int:
         value, concrete = self.stack[-1]
         if self.kind(value) != "o" or type(concrete) not in _ITERABLES:
             raise Abort(f"iteration over a {type(concrete).__name__}")
@@ -313,7 +312,7 @@ class RecorderBase:
         self.push(index, iterator)
         return self.following[ins.offset]
 
-    def op_END_FOR(self, ins: dis.Instruction) -> int:
+    def op_END_FOR(self, ins: Decoded) -> int:
         raise Abort("a loop that ends inside this one's iteration")
 
     # --- values ------------------------------------------------------------
@@ -476,34 +475,35 @@ class RecorderBase:
         value, concrete = self.pop()
         self.finish_store(slot, value, stored, concrete)
 
-    def op_NOP(self, ins: dis.Instruction) -> int:
+    def op_NOP(self, ins: Decoded) -> int:
         return self.following[ins.offset]
 
-    op_EXTENDED_ARG = op_NOP  # dis folds it into the next instruction's arg
+    def op_EXTENDED_ARG(self, ins: Decoded) -> int:  # dis folds it into the next instruction's arg
+        return self.following[ins.offset]
 
-    def op_LOAD_FAST(self, ins: dis.Instruction) -> int:
+    def op_LOAD_FAST(self, ins: Decoded) -> int:
         self.load(ins.arg)  # type: ignore[arg-type]
         return self.following[ins.offset]
 
-    def op_LOAD_FAST_CHECK(self, ins: dis.Instruction) -> int:
+    def op_LOAD_FAST_CHECK(self, ins: Decoded) -> int:
         self.load(ins.arg, checked=True)  # type: ignore[arg-type]
         return self.following[ins.offset]
 
-    def op_LOAD_FAST_LOAD_FAST(self, ins: dis.Instruction) -> int:
+    def op_LOAD_FAST_LOAD_FAST(self, ins: Decoded) -> int:
         self.load(ins.arg >> 4)  # type: ignore[operator]
         self.load(ins.arg & 15)  # type: ignore[operator]
         return self.following[ins.offset]
 
-    def op_STORE_FAST(self, ins: dis.Instruction) -> int:
+    def op_STORE_FAST(self, ins: Decoded) -> int:
         self.store(ins.arg)  # type: ignore[arg-type]
         return self.following[ins.offset]
 
-    def op_STORE_FAST_LOAD_FAST(self, ins: dis.Instruction) -> int:
+    def op_STORE_FAST_LOAD_FAST(self, ins: Decoded) -> int:
         self.store(ins.arg >> 4)  # type: ignore[operator]
         self.load(ins.arg & 15)  # type: ignore[operator]
         return self.following[ins.offset]
 
-    def op_STORE_FAST_STORE_FAST(self, ins: dis.Instruction) -> int:
+    def op_STORE_FAST_STORE_FAST(self, ins: Decoded) -> int:
         # Both guarded before either is stored, so that an exit finds the
         # instruction whole.
         slot_a, slot_b = ins.arg >> 4, ins.arg & 15  # type: ignore[operator]
@@ -516,7 +516,7 @@ class RecorderBase:
         self.finish_store(slot_b, second, stored_b, b)
         return self.following[ins.offset]
 
-    def op_LOAD_CONST(self, ins: dis.Instruction) -> int:
+    def op_LOAD_CONST(self, ins: Decoded) -> int:
         value = ins.argval
         kind = kind_of(value)
         if kind == "o":
@@ -526,7 +526,7 @@ class RecorderBase:
         self.push(index, value)
         return self.following[ins.offset]
 
-    def op_LOAD_DEREF(self, ins: dis.Instruction) -> int:
+    def op_LOAD_DEREF(self, ins: Decoded) -> int:
         cell = frames.read_local(self.raw, ins.arg)  # type: ignore[arg-type]
         try:
             value = cell.cell_contents  # type: ignore[attr-defined]
@@ -535,7 +535,7 @@ class RecorderBase:
         self.push(self.emit(Op("deref", "o", arg=ins.arg, snapshot=self.snapshot())), value)
         return self.following[ins.offset]
 
-    def op_STORE_DEREF(self, ins: dis.Instruction) -> int:
+    def op_STORE_DEREF(self, ins: Decoded) -> int:
         if self.kind(self.stack[-1][0]) == "n":
             raise Abort("storing NULL")
         boxed = self.box_on_stack(len(self.stack) - 1)
@@ -545,16 +545,16 @@ class RecorderBase:
         cell.cell_contents = concrete  # type: ignore[attr-defined]
         return self.following[ins.offset]
 
-    def op_POP_TOP(self, ins: dis.Instruction) -> int:
+    def op_POP_TOP(self, ins: Decoded) -> int:
         value, _ = self.pop()
         self.release(value)
         return self.following[ins.offset]
 
-    def op_PUSH_NULL(self, ins: dis.Instruction) -> int:
+    def op_PUSH_NULL(self, ins: Decoded) -> int:
         self.push(self.emit(Op("null", "n")), NULL)
         return self.following[ins.offset]
 
-    def op_COPY(self, ins: dis.Instruction) -> int:
+    def op_COPY(self, ins: Decoded) -> int:
         depth = ins.arg
         assert depth is not None
         if depth > len(self.stack):
@@ -568,7 +568,7 @@ class RecorderBase:
         self.push(value, concrete)  # an unboxed number is a value like any other: used twice
         return self.following[ins.offset]
 
-    def op_SWAP(self, ins: dis.Instruction) -> int:
+    def op_SWAP(self, ins: Decoded) -> int:
         depth = ins.arg
         assert depth is not None
         if depth > len(self.stack):

@@ -42,8 +42,9 @@ from copyjit.trace.record_numbers import NumberOps
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    import dis  # for annotations: copyjit.trace.bytecode decodes, faster
     from types import CodeType
+
+    from copyjit.trace.inner import Decoded  # what copyjit.trace.bytecode decodes
 
 MAX_DEPTH = 3  # inlined calls within inlined calls
 MAX_INSTRUCTIONS = 120  # in the callee's code
@@ -73,7 +74,7 @@ class _Call:
 
     __slots__ = ("code", "following", "instructions", "locals", "offset", "stack")
 
-    def __init__(self, code: CodeType, instructions: dict[int, dis.Instruction], following: dict[int, int],
+    def __init__(self, code: CodeType, instructions: dict[int, Decoded], following: dict[int, int],
                  offset: int, stack: list[tuple[int, object]],
                  local_values: dict[int, tuple[int, object, bool]]) -> None:
         self.code, self.instructions, self.following = code, instructions, following
@@ -124,7 +125,7 @@ class InlineOps(NumberOps):
 
     # --- recording ------------------------------------------------------------
 
-    def inline(self, ins: dis.Instruction, base: int, function: object) -> int | None:
+    def inline(self, ins: Decoded, base: int, function: object) -> int | None:
         """Record the call at `ins` (the callable at stack position `base`)
         through the body of `function`; None, with nothing recorded, when
         it is not to be inlined."""
@@ -152,7 +153,7 @@ class InlineOps(NumberOps):
         self.push(value, concrete)
         return self.following[ins.offset]
 
-    def _inline(self, ins: dis.Instruction, base: int, function: types.FunctionType,
+    def _inline(self, ins: Decoded, base: int, function: types.FunctionType,
                 args: list[tuple[int, object]]) -> tuple[int, object]:
         callable_ = self.stack[base][0]
         self.emit(Op("guard_function", args=(callable_,), arg=_function_version(function),
@@ -198,7 +199,7 @@ class InlineOps(NumberOps):
             offset = getattr(self, f"op_{instruction.opname}")(instruction)
         raise Abort("a function too long")
 
-    def _returned(self, ins: dis.Instruction) -> tuple[int, object]:
+    def _returned(self, ins: Decoded) -> tuple[int, object]:
         if ins.opname == "RETURN_CONST":
             self.push(self.constant(ins.argval), ins.argval)
         value, concrete = self.pop()
@@ -258,14 +259,14 @@ class InlineOps(NumberOps):
             self.release(old[0])
         return None
 
-    def op_STORE_FAST_STORE_FAST(self, ins: dis.Instruction) -> int:
+    def op_STORE_FAST_STORE_FAST(self, ins: Decoded) -> int:
         if not self.inlined:
             return super().op_STORE_FAST_STORE_FAST(ins)
         self.store(ins.arg >> 4)  # type: ignore[operator]
         self.store(ins.arg & 15)  # type: ignore[operator]
         return self.following[ins.offset]
 
-    def op_RESUME(self, ins: dis.Instruction) -> int:
+    def op_RESUME(self, ins: Decoded) -> int:
         if not self.inlined:
             raise Abort("unsupported instruction RESUME")
         return self.following[ins.offset]
@@ -284,6 +285,7 @@ def _function_version(function: types.FunctionType) -> int:
 
 def _monitored(code: CodeType) -> bool:
     """Whether a tool other than copyjit has local events on `code`."""
-    monitoring = sys.monitoring
+    # (Not `sys.monitoring`: compiled by mypyc, that names a module to import.)
+    monitoring = vars(sys)["monitoring"]
     return any(tool != _COPYJIT_TOOL and monitoring.get_tool(tool) is not None
                and monitoring.get_local_events(tool, code) for tool in range(6))

@@ -19,9 +19,10 @@ from copyjit.trace.record_base import (
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    import dis  # for annotations: copyjit.trace.bytecode decodes, faster
     from collections.abc import Callable
     from typing import Any
+
+    from copyjit.trace.inner import Decoded  # what copyjit.trace.bytecode decodes
 
 # BINARY_OP's oparg, without its in-place flavour (+13), to what is supported.
 _BINARY = {0: "add", 1: "and", 2: "floordiv", 3: "lshift", 5: "mul", 6: "mod", 7: "or", 8: "pow", 9: "rshift",
@@ -51,7 +52,7 @@ def _int_result(name: str, a: int, b: int) -> int:
 class NumberOps(RecorderBase):
     # --- arithmetic ---------------------------------------------------------
 
-    def op_BINARY_OP(self, ins: dis.Instruction) -> int:
+    def op_BINARY_OP(self, ins: Decoded) -> int:
         name = _BINARY.get(ins.arg % 13) if ins.arg is not None and ins.arg < 26 else None
         if name is None:
             raise Abort(f"binary operator {ins.argrepr}")
@@ -90,7 +91,7 @@ class NumberOps(RecorderBase):
         self.push(index, result)
         return self.following[ins.offset]
 
-    def _boxed_arithmetic(self, ins: dis.Instruction, left: tuple[int, object], right: tuple[int, object],
+    def _boxed_arithmetic(self, ins: Decoded, left: tuple[int, object], right: tuple[int, object],
                           known: type | None) -> int:
         """Int arithmetic beyond 64 bits, and `**`: boxed, through CPython's
         own operator (exact ints and floats are guarded, so it has no side
@@ -116,7 +117,7 @@ class NumberOps(RecorderBase):
             return value
         return self.box_on_stack(position)
 
-    def op_UNARY_NEGATIVE(self, ins: dis.Instruction) -> int:
+    def op_UNARY_NEGATIVE(self, ins: Decoded) -> int:
         value, concrete = self.stack[-1]
         if type(concrete) not in (int, float):
             raise Abort(f"negation of {type(concrete).__name__}")
@@ -134,7 +135,7 @@ class NumberOps(RecorderBase):
 
     # --- control ------------------------------------------------------------
 
-    def op_COMPARE_OP(self, ins: dis.Instruction) -> int:
+    def op_COMPARE_OP(self, ins: Decoded) -> int:
         (right, b), (left, a) = self.stack[-1], self.stack[-2]
         if type(a) not in (int, float) or type(b) not in (int, float):
             raise Abort(f"a comparison of {type(a).__name__} with {type(b).__name__}")
@@ -165,7 +166,7 @@ class NumberOps(RecorderBase):
         self.pending = Pending(name, self.kind(x), x, y, outcome, ins.start_offset, inputs)
         return self.following[ins.offset]
 
-    def op_UNARY_NOT(self, ins: dis.Instruction) -> int:
+    def op_UNARY_NOT(self, ins: Decoded) -> int:
         value, concrete = self.stack[-1]
         if self.kind(value) != "o" or self.guard_type(value, concrete) is not bool:
             raise Abort(f"`not` of a {type(concrete).__name__}")  # TO_BOOL comes first: a bool
@@ -175,7 +176,7 @@ class NumberOps(RecorderBase):
         self.push(index, not concrete)
         return self.following[ins.offset]
 
-    def op_TO_BOOL(self, ins: dis.Instruction) -> int:
+    def op_TO_BOOL(self, ins: Decoded) -> int:
         value, concrete = self.stack[-1]
         kind = self.kind(value)
         if kind == "o":
@@ -198,7 +199,7 @@ class NumberOps(RecorderBase):
                                 ((value, concrete),))
         return self.following[ins.offset]
 
-    def _branch(self, ins: dis.Instruction, jump_if: bool) -> int:
+    def _branch(self, ins: Decoded, jump_if: bool) -> int:
         pending = self.pending
         if pending is None:
             return self._branch_on_bool(ins, jump_if)
@@ -214,7 +215,7 @@ class NumberOps(RecorderBase):
         self.release(*(value for value, _ in pending.inputs))
         return self._within_loop(ins.argval if taken else self.following[ins.offset])
 
-    def _branch_on_bool(self, ins: dis.Instruction, jump_if: bool) -> int:
+    def _branch_on_bool(self, ins: Decoded, jump_if: bool) -> int:
         value, concrete = self.stack[-1]
         if self.kind(value) != "o" or self.guard_type(value, concrete) is not bool:
             raise Abort("a branch on something other than a comparison or a bool")
@@ -236,13 +237,13 @@ class NumberOps(RecorderBase):
             self.stop(Abort("the loop ended while recording", final=False, soon=True))
         return offset
 
-    def op_POP_JUMP_IF_FALSE(self, ins: dis.Instruction) -> int:
+    def op_POP_JUMP_IF_FALSE(self, ins: Decoded) -> int:
         return self._branch(ins, jump_if=False)
 
-    def op_POP_JUMP_IF_TRUE(self, ins: dis.Instruction) -> int:
+    def op_POP_JUMP_IF_TRUE(self, ins: Decoded) -> int:
         return self._branch(ins, jump_if=True)
 
-    def _branch_on_none(self, ins: dis.Instruction, jump_if_none: bool) -> int:
+    def _branch_on_none(self, ins: Decoded, jump_if_none: bool) -> int:
         value, concrete = self.stack[-1]
         if self.kind(value) != "o":
             raise Abort("an `is None` test of an unboxed value")
@@ -256,23 +257,23 @@ class NumberOps(RecorderBase):
         self.release(value)
         return self._within_loop(ins.argval if taken else self.following[ins.offset])
 
-    def op_POP_JUMP_IF_NONE(self, ins: dis.Instruction) -> int:
+    def op_POP_JUMP_IF_NONE(self, ins: Decoded) -> int:
         return self._branch_on_none(ins, jump_if_none=True)
 
-    def op_POP_JUMP_IF_NOT_NONE(self, ins: dis.Instruction) -> int:
+    def op_POP_JUMP_IF_NOT_NONE(self, ins: Decoded) -> int:
         return self._branch_on_none(ins, jump_if_none=False)
 
-    def op_JUMP_FORWARD(self, ins: dis.Instruction) -> int:
+    def op_JUMP_FORWARD(self, ins: Decoded) -> int:
         return self._within_loop(ins.argval)
 
-    def op_JUMP_BACKWARD(self, ins: dis.Instruction) -> int | None:
+    def op_JUMP_BACKWARD(self, ins: Decoded) -> int | None:
         if ins.argval != self.dst:  # any backedge to the head closes the loop (`continue`)
             raise Abort("an inner loop")
         if self.stack:
             raise Abort("values left on the stack at the backedge")
         return None
 
-    def op_FOR_ITER(self, ins: dis.Instruction) -> int:
+    def op_FOR_ITER(self, ins: Decoded) -> int:
         if ins.start_offset != self.dst:
             return self.inner_for_done(ins)
         if self.stack or not self.entry_stack:
@@ -295,7 +296,7 @@ class NumberOps(RecorderBase):
         self.push(index, item)
         return self.following[ins.offset]
 
-    def inner_for_done(self, ins: dis.Instruction) -> int:
+    def inner_for_done(self, ins: Decoded) -> int:
         """A nested `for` whose trace ran it to the end: its FOR_ITER pops the
         exhausted iterator and skips the END_FOR and POP_TOP after its target."""
         value, iterator = self.stack[-1]
@@ -307,7 +308,7 @@ class NumberOps(RecorderBase):
         self.release(value)
         return self.following[self.following[ins.argval]]
 
-    def _enumerate(self, ins: dis.Instruction, iterator: Any) -> int:
+    def _enumerate(self, ins: Decoded, iterator: Any) -> int:
         unpack = self.instructions[self.following[ins.offset]]
         inner, start = iterator.__reduce__()[1]
         if unpack.opname != "UNPACK_SEQUENCE" or unpack.arg != 2:

@@ -23,6 +23,7 @@ import math
 import sys
 import types
 
+from copyjit import native
 from copyjit.backend.runtime import runtime
 from copyjit.trace import frames
 from copyjit.trace.depth import as_program
@@ -32,15 +33,17 @@ from copyjit.trace.record_inline import InlineOps
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    import dis  # for annotations: copyjit.trace.bytecode decodes, faster
     from types import CodeType
     from typing import Any
 
-    from copyjit.trace.inner import InnerLookup
+    from copyjit.trace.inner import Decoded, InnerLookup  # Decoded: what copyjit.trace.bytecode decodes
 
 __all__ = ["Abort", "BridgeStart", "InnerCall", "Op", "Recording", "Snapshot", "record"]
 
 _OWN_FILES = __file__.rsplit("/trace/", 1)[0] + "/"  # copyjit's source files
+# ... and the names the modules compiled by mypyc give their functions'
+# traceback entries: their paths at the build ("copyjit/trace/recorder.py").
+_OWN_COMPILED = frozenset(native.source(module, "copyjit") for module in native.MODULES)
 # Calls made on unboxed numbers: callable -> (uop suffix, argument kinds).
 _MATH: dict[int, tuple[str, tuple[str, ...]]] = {
     id(math.sqrt): ("SQRT", ("f",)), id(math.sin): ("SIN", ("f",)), id(math.cos): ("COS", ("f",)),
@@ -60,7 +63,7 @@ class _Recorder(InlineOps):
 
     # --- globals and attributes ---------------------------------------------
 
-    def op_LOAD_GLOBAL(self, ins: dis.Instruction) -> int:
+    def op_LOAD_GLOBAL(self, ins: Decoded) -> int:
         name = self.code.co_names[ins.arg >> 1]  # type: ignore[operator]
         frame_globals, frame_builtins = frames.read_globals(self.raw)
         rt = runtime()
@@ -83,7 +86,7 @@ class _Recorder(InlineOps):
             self.push(self.emit(Op("null", "n")), NULL)
         return self.following[ins.offset]
 
-    def op_STORE_GLOBAL(self, ins: dis.Instruction) -> int:
+    def op_STORE_GLOBAL(self, ins: Decoded) -> int:
         name = self.code.co_names[ins.arg]  # type: ignore[index]
         frame_globals, _ = frames.read_globals(self.raw)
         rt = runtime()
@@ -100,7 +103,7 @@ class _Recorder(InlineOps):
         frame_globals[name] = concrete
         return self.following[ins.offset]
 
-    def op_LOAD_ATTR(self, ins: dis.Instruction) -> int:
+    def op_LOAD_ATTR(self, ins: Decoded) -> int:
         name = self.code.co_names[ins.arg >> 1]  # type: ignore[operator]
         method = bool(ins.arg & 1)  # type: ignore[operator]
         owner, concrete = self.stack[-1]
@@ -148,7 +151,7 @@ class _Recorder(InlineOps):
             self.push(self.emit(Op("null", "n")), NULL)
         return self.following[ins.offset]
 
-    def op_STORE_ATTR(self, ins: dis.Instruction) -> int:
+    def op_STORE_ATTR(self, ins: Decoded) -> int:
         """`owner.name = value` into the inline values of an instance whose
         attribute is already set (store_attr, CPython's
         STORE_ATTR_INSTANCE_VALUE); anything else stops the recording."""
@@ -176,7 +179,7 @@ class _Recorder(InlineOps):
         setattr(concrete, name, stored)
         return self.following[ins.offset]
 
-    def _module_attribute(self, ins: dis.Instruction, name: str, method: bool,
+    def _module_attribute(self, ins: Decoded, name: str, method: bool,
                           owner: int, module: Any) -> int:
         rt = runtime()
         namespace = vars(module)
@@ -225,7 +228,7 @@ class _Recorder(InlineOps):
 
     # --- containers -----------------------------------------------------------
 
-    def op_BINARY_SUBSCR(self, ins: dis.Instruction) -> int:
+    def op_BINARY_SUBSCR(self, ins: Decoded) -> int:
         (index, i), (seq, container) = self.stack[-1], self.stack[-2]
         if self.kind(seq) != "o" or type(container) not in (list, tuple):
             raise Abort(f"subscript of a {type(container).__name__}")
@@ -243,7 +246,7 @@ class _Recorder(InlineOps):
         self.push(value, result)
         return self.following[ins.offset]
 
-    def op_UNPACK_SEQUENCE(self, ins: dis.Instruction) -> int:
+    def op_UNPACK_SEQUENCE(self, ins: Decoded) -> int:
         count = ins.arg
         assert count is not None
         if not self.stack:
@@ -264,7 +267,7 @@ class _Recorder(InlineOps):
             self.push(items[k], container[k])  # type: ignore[index]
         return self.following[ins.offset]
 
-    def op_STORE_SUBSCR(self, ins: dis.Instruction) -> int:
+    def op_STORE_SUBSCR(self, ins: Decoded) -> int:
         (index, i), (seq, container), (_, concrete) = self.stack[-1], self.stack[-2], self.stack[-3]
         if self.kind(seq) != "o" or type(container) is not list:
             raise Abort(f"item assignment to a {type(container).__name__}")
@@ -283,7 +286,7 @@ class _Recorder(InlineOps):
 
     # --- calls ----------------------------------------------------------------
 
-    def op_CALL(self, ins: dis.Instruction) -> int:
+    def op_CALL(self, ins: Decoded) -> int:
         count = ins.arg
         assert count is not None
         base = len(self.stack) - count - 2  # where the callable is: [callable, self or NULL, args...]
@@ -331,7 +334,8 @@ class _Recorder(InlineOps):
         except BaseException as error:  # the program's: raised again by the interpreter at the CALL
             # Without the recorder's own frames, which it passed through.
             tb = error.__traceback__
-            while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN_FILES):
+            while tb is not None and (tb.tb_frame.f_code.co_filename.startswith(_OWN_FILES)
+                                      or tb.tb_frame.f_code.co_filename in _OWN_COMPILED):
                 tb = tb.tb_next
             error.__traceback__ = tb
             self.stack[base] = (callable_, runtime().reraiser(error))
@@ -341,7 +345,7 @@ class _Recorder(InlineOps):
         self.push(result_index, result)
         return self.following[ins.offset]
 
-    def _range_iter(self, ins: dis.Instruction, base: int, values: list[tuple[int, object]]) -> int:
+    def _range_iter(self, ins: Decoded, base: int, values: list[tuple[int, object]]) -> int:
         """`for ... in range(stop)` or `range(start, stop)`: the CALL and the
         GET_ITER after it as one op that makes the iterator, with no range
         object (a nested loop's, made once per iteration of the outer one)."""
@@ -357,7 +361,7 @@ class _Recorder(InlineOps):
         self.push(index, iterator)
         return self.following[self.following[ins.offset]]  # after the GET_ITER
 
-    def call(self, ins: dis.Instruction, function: object, args: list[object]) -> object:
+    def call(self, ins: Decoded, function: object, args: list[object]) -> object:
         """Make the call being recorded, from the program's frame (see
         copyjit_call_in_frame in copyjit/c/objects.c)."""
         at = frames.instruction_address(self.code, ins.start_offset)
@@ -370,7 +374,7 @@ class _Recorder(InlineOps):
         with as_program(levels if frame is not None else None):
             return runtime().call_in_frame(self.raw, at, function, tuple(args))
 
-    def _math(self, ins: dis.Instruction, base: int, function: Any, values: list[tuple[int, object]]) -> int:
+    def _math(self, ins: Decoded, base: int, function: Any, values: list[tuple[int, object]]) -> int:
         name, signatures = _MATH[id(function)]
         kinds = "".join(kind_of(concrete) for _, concrete in values)
         # math's functions take ints as floats, converted as int.__float__
@@ -395,7 +399,7 @@ class _Recorder(InlineOps):
         self.push(index, result)
         return self.following[ins.offset]
 
-    def _len(self, ins: dis.Instruction, base: int, value: tuple[int, object]) -> int:
+    def _len(self, ins: Decoded, base: int, value: tuple[int, object]) -> int:
         seq, container = value
         known = self.guard_type(seq, container)
         index = self.emit(Op("len_str" if known is str else "len", "i", (seq,)))
@@ -405,7 +409,7 @@ class _Recorder(InlineOps):
         self.push(index, len(container))  # type: ignore[arg-type]
         return self.following[ins.offset]
 
-    def _append(self, ins: dis.Instruction, base: int, values: list[tuple[int, object]]) -> int:
+    def _append(self, ins: Decoded, base: int, values: list[tuple[int, object]]) -> int:
         (seq, container), (_, concrete) = values
         self.guard_type(seq, container)
         item = self.box_on_stack(len(self.stack) - 1)
