@@ -88,6 +88,17 @@ def status() -> str:
     return f"pure Python: {_why_pure}" if _why_pure else "native (mypyc)"
 
 
+def _left_over(module: str) -> bool:
+    """Whether an extension of a module not in MODULES sits beside its source."""
+    path = source(module)
+    if not os.path.exists(path):  # a package, or not copyjit's
+        return False
+    import _imp  # builtin
+
+    stem = path[: -len(".py")]
+    return any(os.path.exists(stem + suffix) for suffix in _imp.extension_suffixes())
+
+
 class _SourceFinder:
     """On sys.meta_path, ahead of the path finder (which prefers an
     extension to a source): MODULES from their source, when they must be."""
@@ -96,6 +107,12 @@ class _SourceFinder:
     def find_spec(name: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> ModuleSpec | None:
         if name not in MODULES:
+            # An extension left by an older build of a module no longer
+            # compiled (a checkout) would shadow its source: the source.
+            if name.startswith("copyjit.") and _left_over(name):
+                from importlib.util import spec_from_file_location
+
+                return spec_from_file_location(name, source(name))
             return None
         status()
         if not _why_pure:

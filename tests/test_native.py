@@ -72,6 +72,18 @@ def test_a_module_edited_since_the_build_sends_all_to_their_source(tmp_path: Pat
     assert files == [str(tmp_path / "copyjit" / Path(*m.split(".")[1:])) + ".py" for m in native.MODULES]
 
 
+def test_an_extension_left_by_an_older_build_does_not_shadow_its_source(tmp_path: Path) -> None:
+    # A checkout built when a module was in MODULES, then no longer: its
+    # extension stays beside the source, and the path finder prefers it.
+    shutil.copytree(PACKAGE, tmp_path / "copyjit", ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    (tmp_path / "copyjit" / "trace" / f"bytecode{suffix}").write_bytes(b"not a library")
+    done = subprocess.run([sys.executable, "-c", "import copyjit.trace.bytecode as b; print(b.__file__)"],
+                          env={**os.environ, "PYTHONPATH": str(tmp_path)}, cwd=tmp_path,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(tmp_path / "copyjit" / "trace" / "bytecode.py")
+
+
 def test_the_stats_say_how_the_compiler_runs() -> None:
     assert copyjit.stats()["compiler"] == native.status()
 
