@@ -106,16 +106,14 @@ class _SourceFinder:
     @staticmethod
     def find_spec(name: str, path: Sequence[str] | None = None,
                   target: ModuleType | None = None) -> ModuleSpec | None:
-        if name not in MODULES:
+        if name in MODULES:
+            status()
+            from_source = bool(_why_pure)
+        else:
             # An extension left by an older build of a module no longer
             # compiled (a checkout) would shadow its source: the source.
-            if name.startswith("copyjit.") and _left_over(name):
-                from importlib.util import spec_from_file_location
-
-                return spec_from_file_location(name, source(name))
-            return None
-        status()
-        if not _why_pure:
+            from_source = name.startswith("copyjit.") and _left_over(name)
+        if not from_source:
             return None
         from importlib.util import spec_from_file_location
 

@@ -25,6 +25,12 @@ def _built() -> bool:
     return (PACKAGE / "_native_sources.py").exists()
 
 
+def _require_build() -> None:
+    """Skip where mypyc did not build the modules, unless CI requires it."""
+    if os.environ.get("COPYJIT_REQUIRE_NATIVE") != "1" and not _built():
+        pytest.skip("not built with mypyc here (CI sets COPYJIT_REQUIRE_NATIVE=1)")
+
+
 def _show(env: dict[str, str] | None = None, path: Path | None = None) -> tuple[str, list[str]]:
     """What a fresh interpreter says of the compiler's modules: the status, their files."""
     environment = {**os.environ, **(env or {})}
@@ -44,8 +50,7 @@ def test_the_digest_tells_an_edit_from_none() -> None:
 
 
 def test_ci_has_the_native_build() -> None:
-    if os.environ.get("COPYJIT_REQUIRE_NATIVE") != "1" and not _built():
-        pytest.skip("not built with mypyc here (CI sets COPYJIT_REQUIRE_NATIVE=1)")
+    _require_build()
     status, files = _show({"COPYJIT_PURE": ""})
     assert status == "native (mypyc)"
     assert all(importlib.machinery.EXTENSION_SUFFIXES[0] in file for file in files), files
@@ -92,8 +97,7 @@ def test_instructions_are_immutable_in_the_native_build() -> None:
     # Rows are shared between traces (asm's caches): an instruction changed
     # in one would change the others. mypy refuses the assignment
     # statically (Final), the native build at run time too.
-    if os.environ.get("COPYJIT_REQUIRE_NATIVE") != "1" and not _built():
-        pytest.skip("not built with mypyc here")
+    _require_build()
     done = subprocess.run([sys.executable, "-c", (
         "from copyjit.backend.emitter import Instruction\n"
         "i = Instruction('_JUMP', jump=0)\n"
