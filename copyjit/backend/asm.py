@@ -26,13 +26,14 @@ from copyjit.backend.emitter import Instruction
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Final
 
 # No re: lower.py makes every trace's rows with this module, at the first
 # hot loop of every program, where importing re costs ~8 ms.
-_INT_KEYS = ("oparg", "operand0", "operand1")
-_TARGET_KEYS = ("jump", "exit", "error")
-_KEYS = frozenset(_INT_KEYS + _TARGET_KEYS)
-_LABEL_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_INT_KEYS: Final = ("oparg", "operand0", "operand1")
+_TARGET_KEYS: Final = ("jump", "exit", "error")
+_KEYS: Final = frozenset(_INT_KEYS + _TARGET_KEYS)
+_LABEL_START: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
 
 
 class AsmError(ValueError):
@@ -106,7 +107,7 @@ class _Targets:
                     if label is not None and label not in labels)
 
 
-_BLANK = ()  # the meaning of a blank or comment line
+_BLANK: Final = ()  # the meaning of a blank or comment line
 _Meaning = Instruction | _Targets | str | tuple[()]  # str: the label the line defines
 
 # What each line already parsed means, in any text (the line as given,
@@ -115,8 +116,8 @@ _Meaning = Instruction | _Targets | str | tuple[()]  # str: the label the line d
 # resolves; the label a label line defines. Lines that name an @name are
 # not kept (their env may differ). Texts repeat lines (reloads, spills,
 # exit stubs). Bounded: emptied when full.
-_PARSED: dict[str, _Meaning] = {}
-_PARSED_MAX = 8192
+_PARSED: Final[dict[str, _Meaning]] = {}
+_PARSED_MAX: Final = 8192
 
 
 def parse(text: str, env: dict[str, int] | None = None) -> list[Instruction]:
@@ -221,7 +222,7 @@ def _instruction(number: int, line: str, outs: tuple[str, ...], name: str, ins: 
 # The rows made before, by what they were made of: a trace's rows are
 # mostly the same few (reloads, spills, the exit stubs' write-backs), and
 # the traces of a program repeat each other's. Bounded: emptied when full.
-_MADE: dict[tuple[object, ...], Instruction | _Targets] = {}
+_MADE: Final[dict[tuple[object, ...], Instruction | _Targets]] = {}
 
 
 def make(name: str, ins: tuple[str, ...] = (), outs: tuple[str, ...] = (), oparg: int = 0, operand0: int = 0,

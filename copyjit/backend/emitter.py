@@ -28,7 +28,7 @@ class EmitError(ValueError):
     """The instructions cannot be emitted (unknown uop, missing target, ...)."""
 
 
-_FIELDS = ("name", "ins", "outs", "oparg", "operand0", "operand1", "jump", "exit", "error")
+_FIELDS: Final = ("name", "ins", "outs", "oparg", "operand0", "operand1", "jump", "exit", "error")
 
 
 class Instruction:
@@ -98,7 +98,7 @@ def _target(name: str, field: str, target: object) -> int | None:
 # A per-copy hole's S: an index into the emitter's per-instruction values
 # (oparg, operand0, operand1, the next instruction, this instruction, the
 # byte offset of spill slot oparg)...
-_SOURCES = {
+_SOURCES: Final = {
     HoleValue.OPARG: 0,
     HoleValue.OPERAND0: 1,
     HoleValue.OPERAND1: 2,
@@ -108,22 +108,22 @@ _SOURCES = {
 }
 # How a per-copy hole is written: its kind's mode (0: 64 bits; 1: 32 bits,
 # relative to the field; 2: 32 bits, as it is).
-_MODES = {HoleKind.ABS64: 0, HoleKind.REL32: 1, HoleKind.GOT_REL32: 1, HoleKind.ABS32S: 2}
+_MODES: Final = {HoleKind.ABS64: 0, HoleKind.REL32: 1, HoleKind.GOT_REL32: 1, HoleKind.ABS32S: 2}
 # A relative hole to the next instruction or to this one: from here, the
 # stencil's length (its tail jump dropped) or 0, whatever the copy's address.
-_SAME_EVERY_COPY: dict[HoleValue, Callable[[int], int]] = {
+_SAME_EVERY_COPY: Final[dict[HoleValue, Callable[[int], int]]] = {
     HoleValue.CONTINUE: lambda length: length,
     HoleValue.CODE: lambda length: 0,
 }
 # ... or the instruction named by one of its target fields.
-_TARGET_FIELDS = {
+_TARGET_FIELDS: Final = {
     HoleValue.JUMP_TARGET: "jump",
     HoleValue.EXIT_TARGET: "exit",
     HoleValue.ERROR_TARGET: "error",
 }
-_MASK64 = 0xFFFF_FFFF_FFFF_FFFF
-_pack_q = struct.Struct("<Q").pack_into
-_pack_i = struct.Struct("<i").pack_into
+_MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
+_pack_q: Final = struct.Struct("<Q").pack_into
+_pack_i: Final = struct.Struct("<i").pack_into
 
 
 class Prepared:

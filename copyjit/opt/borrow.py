@@ -34,22 +34,26 @@ from copyjit.opt.passes import LIST_WRITES, LOOKS, runs_code
 from copyjit.opt.rewrite import rewrite
 from copyjit.trace.ir import Op, Recording
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Final
+
 # (A function guard only reads the function too; so does an item read
 # without a reference, whose item lives as long as the container: a
 # borrowed container is held by what it was read from.)
-_LOOKS = LOOKS | {"guard_function", "subscr_list_b", "subscr_tuple_b", "list_item_b", "tuple_item_b",
-                  "attr_instance_b"}
+_LOOKS: Final = LOOKS | {"guard_function", "subscr_list_b", "subscr_tuple_b", "list_item_b", "tuple_item_b",
+                         "attr_instance_b"}
 # Ops that look at some arguments and take (steal) the one at position 0.
-_TAKE_FIRST = frozenset({"store_subscr_list", "store_subscr_list_f", "store_attr", "store_attr_f",
-                         "store_attr_i"})
+_TAKE_FIRST: Final = frozenset({"store_subscr_list", "store_subscr_list_f", "store_attr", "store_attr_f",
+                                "store_attr_i"})
 # Reads of an item its container holds (an iterator's sequence; an
 # instance, its attribute). A list write ends a borrow of any of them: it
 # could replace the item, or (for a tuple's item, an attribute) its holder,
 # when that was itself borrowed from a list.
-_ITEM_READS = frozenset({"subscr_list", "list_item", "list_next", "subscr_tuple", "tuple_item", "tuple_next",
-                         "attr_instance"})
+_ITEM_READS: Final = frozenset({"subscr_list", "list_item", "list_next", "subscr_tuple", "tuple_item",
+                                "tuple_next", "attr_instance"})
 # The ops that can be a read of an object local (_local_read).
-_READS = frozenset({"load_o", "load_b", "copy_o"})
+_READS: Final = frozenset({"load_o", "load_b", "copy_o"})
 
 
 def borrow(rec: Recording) -> Recording:

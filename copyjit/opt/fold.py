@@ -19,14 +19,15 @@ from copyjit.trace.ir import INT64, Op, Recording
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Final
 
 # binary op name -> how Python computes it, for ints and for floats.
-INT_OPS: dict[str, Callable[[int, int], int]] = {
+INT_OPS: Final[dict[str, Callable[[int, int], int]]] = {
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv": operator.floordiv,
     "mod": operator.mod, "and": operator.and_, "or": operator.or_, "xor": operator.xor,
     "lshift": operator.lshift, "rshift": operator.rshift,
 }
-FLOAT_OPS: dict[str, Callable[[float, float], float]] = {
+FLOAT_OPS: Final[dict[str, Callable[[float, float], float]]] = {
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "truediv": operator.truediv,
 }
 
@@ -34,7 +35,7 @@ FLOAT_OPS: dict[str, Callable[[float, float], float]] = {
 # (side "left") is: "x", the other operand unchanged. Only identities that
 # hold for every value of x, -0.0 and NaN included (x + 0.0 is not x when
 # x is -0.0; x * 0.0 is not 0.0 when x is negative, infinite or NaN).
-IDENTITIES: dict[tuple[str, str, str, int | float], str] = {
+IDENTITIES: Final[dict[tuple[str, str, str, int | float], str]] = {
     ("add", "i", "right", 0): "x", ("add", "i", "left", 0): "x",
     ("sub", "i", "right", 0): "x",
     ("mul", "i", "right", 1): "x", ("mul", "i", "left", 1): "x",
@@ -121,7 +122,7 @@ def fold(rec: Recording) -> Recording:
     return rewrite(folded, dropped, replace)
 
 
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
+_COMPARE: Final[dict[str, Callable[[float, float], bool]]] = {
     "LT": operator.lt, "LE": operator.le, "EQ": operator.eq, "NE": operator.ne,
     "GT": operator.gt, "GE": operator.ge,
 }

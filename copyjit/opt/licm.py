@@ -50,13 +50,17 @@ from __future__ import annotations
 from copyjit.opt.passes import LIST_WRITES, LOOKS, PLAIN_TYPES, runs_code
 from copyjit.trace.ir import Op, Recording, Snapshot
 
-_LOADS = frozenset({"global", "builtin", "attr_module"})  # what they find changes only if code runs
-_GUARDS = frozenset({"guard_type", "guard_is", "guard_function"})
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Final
+
+_LOADS: Final = frozenset({"global", "builtin", "attr_module"})  # what they find changes only if code runs
+_GUARDS: Final = frozenset({"guard_type", "guard_is", "guard_function"})
 # Item reads that check their index themselves (exit when out of range),
 # by the type their container must have; the same read, borrowed.
-_READS = {"subscr_list": list, "subscr_tuple": tuple}
-_BORROWED_READS = {"subscr_list": "subscr_list_b", "subscr_tuple": "subscr_tuple_b",
-                   "attr_instance": "attr_instance_b"}
+_READS: Final = {"subscr_list": list, "subscr_tuple": tuple}
+_BORROWED_READS: Final = {"subscr_list": "subscr_list_b", "subscr_tuple": "subscr_tuple_b",
+                          "attr_instance": "attr_instance_b"}
 
 
 def licm(rec: Recording) -> Recording:
@@ -97,8 +101,8 @@ def licm(rec: Recording) -> Recording:
 # What may be done with an object the trace borrows (holds no reference to):
 # read it, guard it, make a reference of its own (copy_o), store into it
 # (a list: _STORES); nothing that takes or stores it.
-_READ_ONLY = LOOKS | {"release"}
-_STORES = frozenset({"store_subscr_list", "store_subscr_list_f"})
+_READ_ONLY: Final = LOOKS | {"release"}
+_STORES: Final = frozenset({"store_subscr_list", "store_subscr_list_f"})
 
 
 def _borrowed_locals(rec: Recording) -> dict[int, int | None]:
@@ -194,10 +198,10 @@ def _borrowing(op: Op, versions: dict[int, int]) -> bool:
     return op.name == "load_o" and isinstance(op.arg, int) and op.arg in versions
 
 
-_TYPE_IDS: dict[object, type] = {id(list): list, id(tuple): tuple}
+_TYPE_IDS: Final[dict[object, type]] = {id(list): list, id(tuple): tuple}
 # Reads of an item, by the type of their container.
-_ITEM_READS = {"subscr_list": list, "list_item": list, "subscr_tuple": tuple, "tuple_item": tuple,
-               "attr_instance": object}  # (only code sets an attribute)
+_ITEM_READS: Final = {"subscr_list": list, "list_item": list, "subscr_tuple": tuple, "tuple_item": tuple,
+                      "attr_instance": object}  # (only code sets an attribute)
 
 
 def _invariant_loads(rec: Recording) -> set[int]:
@@ -209,7 +213,7 @@ def _invariant_loads(rec: Recording) -> set[int]:
     return chain
 
 
-_ON_LOADS = _GUARDS | {"release"}  # what moves with a load it guards or releases
+_ON_LOADS: Final = _GUARDS | {"release"}  # what moves with a load it guards or releases
 
 
 def _closed(rec: Recording, chain: set[int], fixed: set[int]) -> set[int]:

@@ -11,38 +11,43 @@ import itertools
 from copyjit.opt.rewrite import rewrite, uses
 from copyjit.trace.ir import BORROWED, Op, Recording
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Final
+
 # Ops that may run arbitrary Python code (a call, a dunder method, a
 # __del__ run by a decref, a descriptor): after one, nothing learned about
 # an object's type, a type's version or a dict's keys still holds.
-MAY_RUN_CODE = frozenset({
+MAY_RUN_CODE: Final = frozenset({
     "call", "binary_o", "compare_o", "attr", "release", "store_o", "store_deref", "store_global",
     "store_subscr_list", "store_subscr_list_f", "get_iter", "inner_loop", "nested_loop", "list_next",
     "tuple_next", "enumerate_list", "enumerate_tuple", "append", "store_attr", "store_attr_f",
     "store_attr_i"})
 # Types whose objects hold no references: freeing one runs no Python code.
 # (A constant is never freed: the trace keeps it alive.)
-PLAIN_TYPES = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
+PLAIN_TYPES: Final = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
 # (store_over_f: a float stored over a float item, made last, by checks; it runs no code.)
-LIST_WRITES = frozenset({"store_subscr_list", "store_subscr_list_f", "store_over_f", "append"})
+LIST_WRITES: Final = frozenset({"store_subscr_list", "store_subscr_list_f", "store_over_f", "append"})
 # Ops that only look at an object argument and keep no reference to it
 # (licm's never-stored locals and borrow's borrowed reads take only these).
-LOOKS = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version", "guard_keys",
-                   "guard_not_same",
-                   "unbox", "subscr_list", "subscr_tuple", "len", "len_str", "list_item", "tuple_item",
-                   "copy_o", "attr_instance"})
+LOOKS: Final = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version",
+                          "guard_keys", "guard_not_same",
+                          "unbox", "subscr_list", "subscr_tuple", "len", "len_str", "list_item", "tuple_item",
+                          "copy_o", "attr_instance"})
 # Reads of what an object holds: an item of a list or tuple, an attribute
 # in an instance's values (owned or borrowed).
-_ITEM_READS = frozenset({"subscr_list", "list_item", "subscr_tuple", "tuple_item", "subscr_list_b",
-                         "list_item_b", "subscr_tuple_b", "tuple_item_b", "attr_instance", "attr_instance_b"})
-GUARDS = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals",
-                    "guard_function", "guard_keys", "guard_not_same"})
+_ITEM_READS: Final = frozenset({"subscr_list", "list_item", "subscr_tuple", "tuple_item", "subscr_list_b",
+                                "list_item_b", "subscr_tuple_b", "tuple_item_b", "attr_instance",
+                                "attr_instance_b"})
+GUARDS: Final = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals",
+                           "guard_function", "guard_keys", "guard_not_same"})
 # A for loop's next item, borrowed: the sequence the iterator holds holds it
 # (until code runs or a list is written, like any item read).
-_NEXT_BORROWED = frozenset({"list_next_b", "tuple_next_b"})
+_NEXT_BORROWED: Final = frozenset({"list_next_b", "tuple_next_b"})
 # Ops runs_code looks at: any other op neither runs code nor tells it
 # anything.
-_HOLDING = BORROWED | _NEXT_BORROWED
-_NOTED = MAY_RUN_CODE | LIST_WRITES | _ITEM_READS | _HOLDING | {
+_HOLDING: Final = BORROWED | _NEXT_BORROWED
+_NOTED: Final = MAY_RUN_CODE | LIST_WRITES | _ITEM_READS | _HOLDING | {
     "copy_o", "guard_type", "unbox", "box", "const_o", "load_o", "store", "subscr_list_b"}
 
 
@@ -251,8 +256,8 @@ _NB_ADD, _NB_INPLACE_ADD = 0, 13  # BINARY_OP's opargs for + and +=
 # Stores of an object into a list item or an attribute, and their forms
 # that take a number of a kind unboxed (and reuse the old number object
 # if they can).
-_UNBOXED_STORES = {("store_subscr_list", "f"): "store_subscr_list_f", ("store_attr", "f"): "store_attr_f",
-                   ("store_attr", "i"): "store_attr_i"}
+_UNBOXED_STORES: Final = {("store_subscr_list", "f"): "store_subscr_list_f",
+                          ("store_attr", "f"): "store_attr_f", ("store_attr", "i"): "store_attr_i"}
 
 
 def _stores_item(op: Op, value: int, kind: str) -> bool:
@@ -265,7 +270,7 @@ def _stores_item(op: Op, value: int, kind: str) -> bool:
 # effects, no reference made): a second one with the same inputs has the
 # first one's value. Where the second would exit (an int overflow, a
 # division by zero), the first has exited already.
-_VALUE_ONLY = frozenset({"binary", "to_float", "neg", "math", "unbox_bool"})
+_VALUE_ONLY: Final = frozenset({"binary", "to_float", "neg", "math", "unbox_bool"})
 
 
 def cse(rec: Recording) -> Recording:
@@ -289,10 +294,10 @@ def cse(rec: Recording) -> Recording:
 # binary op that may leave for Python's answer (an int overflow) is pure;
 # one that may leave because Python raises (division by zero, a negative
 # shift, math.sqrt(-1)) is not: dropping it would drop the exception.
-_PURE = frozenset({"load", "const", "to_float", "compare_bool", "not", "unbox_bool", "neg", "null",
-                   "len_str", "load_b", "const_b"})  # (the last two: borrowed, nothing to release)
-_PURE_BINARY = frozenset({"add", "sub", "mul", "and", "or", "xor"})
-_PURE_MATH = frozenset({"ABS", "MIN", "MAX"})
+_PURE: Final = frozenset({"load", "const", "to_float", "compare_bool", "not", "unbox_bool", "neg", "null",
+                          "len_str", "load_b", "const_b"})  # (the last two: borrowed, nothing to release)
+_PURE_BINARY: Final = frozenset({"add", "sub", "mul", "and", "or", "xor"})
+_PURE_MATH: Final = frozenset({"ABS", "MIN", "MAX"})
 
 
 def pure(name: str, arg: object, kind: str) -> bool:
@@ -320,7 +325,7 @@ def dce(rec: Recording) -> Recording:
 # The kind an unbox makes of an object of each type it checks itself
 # (_UNBOX_FLOAT_O: exits unless an exact float; _UNBOX_INT_O: unless an
 # exact int of 64 bits).
-_UNBOXED_KINDS = {id(float): "f", id(int): "i"}
+_UNBOXED_KINDS: Final = {id(float): "f", id(int): "i"}
 
 
 def checks(rec: Recording) -> Recording:

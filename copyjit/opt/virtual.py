@@ -51,16 +51,21 @@ from copyjit.opt.passes import LIST_WRITES, runs_code
 from copyjit.opt.rewrite import rewrite
 from copyjit.trace.ir import Op, Recording
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Final
+
 # Item reads whose item the container holds: owned -> borrowed form.
-_SOURCES = {"list_item": "list_item_b", "tuple_item": "tuple_item_b", "subscr_list": "subscr_list_b",
-            "subscr_tuple": "subscr_tuple_b", "list_item_b": "list_item_b", "tuple_item_b": "tuple_item_b",
-            "subscr_list_b": "subscr_list_b", "subscr_tuple_b": "subscr_tuple_b"}
+_SOURCES: Final = {"list_item": "list_item_b", "tuple_item": "tuple_item_b", "subscr_list": "subscr_list_b",
+                   "subscr_tuple": "subscr_tuple_b", "list_item_b": "list_item_b",
+                   "tuple_item_b": "tuple_item_b", "subscr_list_b": "subscr_list_b",
+                   "subscr_tuple_b": "subscr_tuple_b"}
 # Of those, the items a list write can replace: a list's.
-_FROM_LIST = frozenset({"list_item", "list_item_b", "subscr_list", "subscr_list_b"})
+_FROM_LIST: Final = frozenset({"list_item", "list_item_b", "subscr_list", "subscr_list_b"})
 # The argument that is the list written.
-_WRITTEN = {"store_subscr_list": 1, "store_subscr_list_f": 1, "store_over_f": 1, "append": 0}
+_WRITTEN: Final = {"store_subscr_list": 1, "store_subscr_list_f": 1, "store_over_f": 1, "append": 0}
 # Ops that name a local slot in `arg`.
-_LOCAL_OPS = frozenset({"load_o", "load_b", "store_o", "deref", "store_deref", "load", "store"})
+_LOCAL_OPS: Final = frozenset({"load_o", "load_b", "store_o", "deref", "store_deref", "load", "store"})
 
 
 def virtual(rec: Recording) -> Recording:

@@ -12,10 +12,11 @@ from _weakref import ref  # weakref.ref, without the weakref module
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from types import CodeType
+    from typing import Final
 
-INT64 = (-(2**63), 2**63 - 1)
+INT64: Final = (-(2**63), 2**63 - 1)
 # Ops that make no value (nothing refers to them by index).
-NO_VALUE = frozenset({
+NO_VALUE: Final = frozenset({
     "store", "store_o", "store_deref", "branch", "release", "guard_type", "guard_is", "guard_is_not",
     "guard_version", "store_subscr_list", "append", "inner_loop", "guard_done", "store_global",
     "guard_globals", "guard_size", "nested_loop", "guard_function", "guard_keys",
@@ -24,13 +25,13 @@ NO_VALUE = frozenset({
 # Values that are no reference of the trace's own: a constant the trace's
 # constants hold, a local the frame holds all the loop (licm). An exit that
 # hands one to the frame makes one.
-BORROWED = frozenset({"const_b", "load_b"})
+BORROWED: Final = frozenset({"const_b", "load_b"})
 # Items read without a reference of their own (borrow.py): the container
 # holds them. They live in registers like any value; an exit that hands one
 # to the frame makes a reference to it. (And the value a local kept in
 # the trace had at the iteration's start, opt/virtual.py: `load_v`.)
-BORROWED_ITEMS = frozenset({"subscr_list_b", "subscr_tuple_b", "list_item_b", "tuple_item_b", "list_next_b",
-                            "tuple_next_b", "attr_instance_b", "load_v"})
+BORROWED_ITEMS: Final = frozenset({"subscr_list_b", "subscr_tuple_b", "list_item_b", "tuple_item_b",
+                                   "list_next_b", "tuple_next_b", "attr_instance_b", "load_v"})
 
 
 def local_name(code: CodeType, slot: int) -> str:
@@ -42,7 +43,7 @@ def local_name(code: CodeType, slot: int) -> str:
 # The reason of an abort for a MemoryError in the JIT's own work (recording,
 # lowering, emitting): the program's memory is exhausted, not a bug of the
 # JIT's, so the loop is tried again later, not given up.
-NO_MEMORY = "out of memory while compiling"
+NO_MEMORY: Final = "out of memory while compiling"
 
 
 class Abort(Exception):

@@ -57,15 +57,19 @@ from copyjit.trace.regalloc import SUFFIX as _KIND
 from copyjit.trace.regalloc import Allocator
 from copyjit.uops import OPARG_MAX, SPILL_SLOTS, UOPS
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Final
+
 # What a trace returns when a nested loop's trace left the frame exact
 # somewhere else: not one of its own exits (native code does not count it).
-HANDED_OVER = 99_999
-_NEGATED = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
-_NO_VALUE = NO_VALUE | {"null"}  # ops that need no spill slot
-_NONE: frozenset[str] = frozenset()
+HANDED_OVER: Final = 99_999
+_NEGATED: Final = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
+_NO_VALUE: Final = NO_VALUE | {"null"}  # ops that need no spill slot
+_NONE: Final[frozenset[str]] = frozenset()
 # Ops whose values the allocator places; any other op is a barrier (every
 # live value goes to its spill slot first, and it uses fixed registers).
-_ALLOCATED = frozenset({
+_ALLOCATED: Final = frozenset({
     "load", "store", "const", "to_float", "binary", "compare_bool", "not", "unbox_bool", "neg", "branch",
     "math", "range_next", "load_o", "store_o", "deref", "store_deref", "const_o", "input", "null", "second",
     "release", "guard_type", "guard_is", "guard_is_not", "guard_version", "guard_keys", "unbox", "box",
@@ -1233,7 +1237,7 @@ def _reload_i0(slot: int) -> Row:
     return make("_RELOAD_INT", (), ("i0",), slot)
 
 
-_DECREF_I0 = make("_DECREF_O", ("i0",))
+_DECREF_I0: Final = make("_DECREF_O", ("i0",))
 
 
 def _stored(rec: Recording) -> set[int]:
@@ -1274,7 +1278,7 @@ def _value_slots(rec: Recording, temp: dict[int, int], top: int) -> tuple[dict[i
     return calls, top
 
 
-_PAIRS = {"_SPILL_INT": "_SPILL_INT2", "_SPILL_FLOAT": "_SPILL_FLOAT2"}
+_PAIRS: Final = {"_SPILL_INT": "_SPILL_INT2", "_SPILL_FLOAT": "_SPILL_FLOAT2"}
 
 
 def _paired(rows: list[Row]) -> list[Row]:

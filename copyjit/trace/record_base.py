@@ -29,20 +29,20 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms a
 
 if TYPE_CHECKING:
     from types import CodeType
-    from typing import NoReturn
+    from typing import Final, NoReturn
 
     from copyjit.trace.inner import Decoded, InnerLookup  # Decoded: what copyjit.trace.bytecode decodes
 
-MAX_INSTRUCTIONS = 500
-RANGE_ITERATOR = type(iter(range(0)))
-LIST_ITERATOR: type = type(iter([]))
-TUPLE_ITERATOR: type = type(iter(()))
-NULL = frames.NULL
+MAX_INSTRUCTIONS: Final = 500
+RANGE_ITERATOR: Final = type(iter(range(0)))
+LIST_ITERATOR: Final[type] = type(iter([]))
+TUPLE_ITERATOR: Final[type] = type(iter(()))
+NULL: Final = frames.NULL
 # What may follow a comparison that is branched on (POP_JUMP_IF_NONE tests
 # the comparison's bool for None: a value, not a branch on it).
-_BRANCHES = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "EXTENDED_ARG")
-ITERATORS: tuple[type, ...] = (RANGE_ITERATOR, LIST_ITERATOR, TUPLE_ITERATOR)
-_ITERABLES: tuple[type, ...] = (list, tuple, range, enumerate, *ITERATORS)
+_BRANCHES: Final = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "EXTENDED_ARG")
+ITERATORS: Final[tuple[type, ...]] = (RANGE_ITERATOR, LIST_ITERATOR, TUPLE_ITERATOR)
+_ITERABLES: Final[tuple[type, ...]] = (list, tuple, range, enumerate, *ITERATORS)
 
 
 def kind_of(value: object) -> str:

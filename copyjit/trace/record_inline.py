@@ -43,27 +43,28 @@ from copyjit.trace.record_numbers import NumberOps
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from types import CodeType
+    from typing import Final
 
     from copyjit.trace.inner import Decoded  # what copyjit.trace.bytecode decodes
 
-MAX_DEPTH = 3  # inlined calls within inlined calls
-MAX_INSTRUCTIONS = 120  # in the callee's code
+MAX_DEPTH: Final = 3  # inlined calls within inlined calls
+MAX_INSTRUCTIONS: Final = 120  # in the callee's code
 # Values (spill slots) a recording may reach by inlining; beyond, the call
 # stays a call rather than make the whole trace too big to lower.
-MAX_VALUES = 96
+MAX_VALUES: Final = 96
 # Instructions with no visible effect, as the recorder performs them. (A
 # CALL is checked when recorded: only pure functions and inlined ones.)
-_PURE = frozenset({
+_PURE: Final = frozenset({
     "RESUME", "NOP", "EXTENDED_ARG", "LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_FAST_LOAD_FAST", "STORE_FAST",
     "STORE_FAST_LOAD_FAST", "STORE_FAST_STORE_FAST", "LOAD_CONST", "RETURN_VALUE", "RETURN_CONST",
     "LOAD_GLOBAL", "LOAD_ATTR", "BINARY_OP", "BINARY_SUBSCR", "COMPARE_OP", "UNARY_NEGATIVE", "UNARY_NOT",
     "TO_BOOL", "POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "POP_JUMP_IF_NONE", "POP_JUMP_IF_NOT_NONE",
     "JUMP_FORWARD", "POP_TOP", "COPY", "SWAP", "PUSH_NULL", "CALL", "UNPACK_SEQUENCE"})
-_BRANCHES = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "EXTENDED_ARG")
+_BRANCHES: Final = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "EXTENDED_ARG")
 # CO_VARARGS, CO_VARKEYWORDS, CO_GENERATOR, CO_COROUTINE, CO_ITERABLE_COROUTINE,
 # CO_ASYNC_GENERATOR (inspect's names, without importing inspect).
-_UNSUPPORTED_FLAGS = 0x04 | 0x08 | 0x20 | 0x80 | 0x100 | 0x200
-_COPYJIT_TOOL = 5
+_UNSUPPORTED_FLAGS: Final = 0x04 | 0x08 | 0x20 | 0x80 | 0x100 | 0x200
+_COPYJIT_TOOL: Final = 5
 
 
 class _Call:

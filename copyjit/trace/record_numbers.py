@@ -20,17 +20,17 @@ from copyjit.trace.record_base import (
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, Final
 
     from copyjit.trace.inner import Decoded  # what copyjit.trace.bytecode decodes
 
 # BINARY_OP's oparg, without its in-place flavour (+13), to what is supported.
-_BINARY = {0: "add", 1: "and", 2: "floordiv", 3: "lshift", 5: "mul", 6: "mod", 7: "or", 8: "pow", 9: "rshift",
-           10: "sub", 11: "truediv", 12: "xor"}
-_INT_OPS = {"add", "sub", "mul", "floordiv", "mod", "and", "or", "xor", "lshift", "rshift"}
-_FLOAT_OPS = {"add", "sub", "mul", "truediv", "pow"}
-_COMPARE = ("LT", "LE", "EQ", "NE", "GT", "GE")  # COMPARE_OP's oparg >> 5
-_PYTHON: dict[str, Callable[[Any, Any], Any]] = {
+_BINARY: Final = {0: "add", 1: "and", 2: "floordiv", 3: "lshift", 5: "mul", 6: "mod", 7: "or", 8: "pow",
+                  9: "rshift", 10: "sub", 11: "truediv", 12: "xor"}
+_INT_OPS: Final = {"add", "sub", "mul", "floordiv", "mod", "and", "or", "xor", "lshift", "rshift"}
+_FLOAT_OPS: Final = {"add", "sub", "mul", "truediv", "pow"}
+_COMPARE: Final = ("LT", "LE", "EQ", "NE", "GT", "GE")  # COMPARE_OP's oparg >> 5
+_PYTHON: Final[dict[str, Callable[[Any, Any], Any]]] = {
     "add": operator.add, "sub": operator.sub, "mul": operator.mul, "floordiv": operator.floordiv,
     "mod": operator.mod, "truediv": operator.truediv, "pow": operator.pow,
     "and": operator.and_, "or": operator.or_, "xor": operator.xor, "lshift": operator.lshift,

@@ -34,26 +34,26 @@ from copyjit.trace.record_inline import InlineOps
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from types import CodeType
-    from typing import Any
+    from typing import Any, Final
 
     from copyjit.trace.inner import Decoded, InnerLookup  # Decoded: what copyjit.trace.bytecode decodes
 
 __all__ = ["Abort", "BridgeStart", "InnerCall", "Op", "Recording", "Snapshot", "record"]
 
-_OWN_FILES = __file__.rsplit("/trace/", 1)[0] + "/"  # copyjit's source files
+_OWN_FILES: Final = __file__.rsplit("/trace/", 1)[0] + "/"  # copyjit's source files
 # ... and the names the modules compiled by mypyc give their functions'
 # traceback entries: their paths at the build ("copyjit/trace/recorder.py").
-_OWN_COMPILED = frozenset(native.source(module, "copyjit") for module in native.MODULES)
+_OWN_COMPILED: Final = frozenset(native.source(module, "copyjit") for module in native.MODULES)
 # Calls made on unboxed numbers: callable -> (uop suffix, argument kinds).
-_MATH: dict[int, tuple[str, tuple[str, ...]]] = {
+_MATH: Final[dict[int, tuple[str, tuple[str, ...]]]] = {
     id(math.sqrt): ("SQRT", ("f",)), id(math.sin): ("SIN", ("f",)), id(math.cos): ("COS", ("f",)),
     id(math.exp): ("EXP", ("f",)), id(math.log): ("LOG", ("f",)),
     id(abs): ("ABS", ("f", "i")), id(min): ("MIN", ("ff", "ii")), id(max): ("MAX", ("ff", "ii")),
 }
 # Callables that look at their caller's frame: inside a trace its unboxed
 # locals are not written back yet, so they would see stale values.
-_FRAME_READERS = frozenset(id(f) for f in (locals, vars, dir, eval, exec, globals, breakpoint,
-                                           __import__, __import__("sys")._getframe))
+_FRAME_READERS: Final = frozenset(id(f) for f in (locals, vars, dir, eval, exec, globals, breakpoint,
+                                                  __import__, __import__("sys")._getframe))
 
 
 class _Recorder(InlineOps):

@@ -32,10 +32,14 @@ from __future__ import annotations
 
 from copyjit.backend.asm import Row, make
 
-INT_REGISTERS = ("i0", "i1", "i2", "i3")
-FLOAT_REGISTERS = ("f0", "f1", "f2", "f3")
-_BANK = {"i": "i", "o": "i", "f": "f"}
-SUFFIX = {"i": "INT", "o": "INT", "f": "FLOAT"}  # of spill and reload uops; objects spill as words
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Final
+
+INT_REGISTERS: Final = ("i0", "i1", "i2", "i3")
+FLOAT_REGISTERS: Final = ("f0", "f1", "f2", "f3")
+_BANK: Final = {"i": "i", "o": "i", "f": "f"}
+SUFFIX: Final = {"i": "INT", "o": "INT", "f": "FLOAT"}  # of spill and reload uops; objects spill as words
 
 
 class Allocator:
