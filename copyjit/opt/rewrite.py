@@ -25,44 +25,52 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
     # The ops before the first one touched are kept as they are: they use
     # only values before them, which keep their numbers.
     first = min((*dropped, *replace, *changed, *inserted))
-    number = [*range(first), *[-1] * (len(rec.ops) - first)]
-    chase = any(target >= value for value, target in replace.items())
     old_ops = rec.ops
+    count = len(old_ops)
+    number = [*range(first), *[-1] * (count - first)]
+    # Index tests on lists, not sets and dicts: a value number past 256 is
+    # a new int object at each lookup in compiled code.
+    gone = [False] * count
+    for index in dropped:
+        gone[index] = True
+    target = [-1] * count  # -1: not replaced
+    for value, by in replace.items():
+        target[value] = by
+    chase = any(by >= value for value, by in replace.items())
     ops: list[Op] = old_ops[:first]
     at = list(range(first)) if inserted else []  # (with insertions) the old op whose position each op has
-    for index in range(first, len(old_ops)):
+    for index in range(first, count):
         if inserted and index in inserted:
             for extra in inserted[index]:
                 args = tuple([number[_resolved(a, replace)] for a in extra.args])
                 snapshot = _renumbered(extra.snapshot, number, replace)
                 ops.append(Op(extra.name, extra.kind, args, extra.arg, snapshot))
                 at.append(index)
-        gone = index in dropped
-        target = replace.get(index) if replace else None
-        if target is not None and target < index:
-            number[index] = number[target]
-        elif not gone:
+        by = target[index]
+        if 0 <= by < index:
+            number[index] = number[by]
+        elif not gone[index]:
             number[index] = len(ops)
-        if gone:
+        if gone[index]:
             continue
         op = changed.get(index, old_ops[index]) if changed else old_ops[index]
-        if not op.args:
-            args = op.args
-        elif chase:
-            args = tuple([number[_resolved(a, replace)] for a in op.args])
-        else:
-            args = tuple([number[a] for a in op.args])
+        args = op.args
+        if args:
+            if chase:
+                args = tuple([number[_resolved(a, replace)] for a in args])
+            else:
+                args = _renumbered_values(args, number)
         snapshot = op.snapshot
         if snapshot is not None:
             if chase:
                 stack = tuple([number[_resolved(v, replace)] for v in snapshot.stack])
             else:
-                stack = tuple([number[v] for v in snapshot.stack])
+                stack = _renumbered_values(snapshot.stack, number)
             drop = tuple([number[_resolved(v, replace)] for v in snapshot.drop]) if snapshot.drop else ()
             reraise = None if snapshot.reraise is None else number[_resolved(snapshot.reraise, replace)]
-            if stack != snapshot.stack or drop != snapshot.drop or reraise != snapshot.reraise:
+            if stack is not snapshot.stack or drop != snapshot.drop or reraise != snapshot.reraise:
                 snapshot = Snapshot(snapshot.offset, stack, snapshot.normal, reraise, snapshot.on_frame, drop)
-        ops.append(op if args == op.args and snapshot is op.snapshot else
+        ops.append(op if args is op.args and snapshot is op.snapshot else
                    Op(op.name, op.kind, args, op.arg, snapshot))
         if inserted:
             at.append(index)
@@ -70,7 +78,7 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
     if positions is not None and inserted:
         positions = [positions[index] for index in at]
     elif positions is not None:  # each kept op's, in its new order
-        positions = [position for index, position in enumerate(positions) if index not in dropped]
+        positions = [position for index, position in enumerate(positions) if not gone[index]]
     return Recording(rec.code, rec.dst, rec.src, ops, dict(rec.slots), list(rec.stored), rec.constants,
                      positions)
 
@@ -82,6 +90,14 @@ def _renumbered(snapshot: Snapshot | None, number: list[int], replace: dict[int,
     return Snapshot(snapshot.offset, tuple([number[_resolved(v, replace)] for v in snapshot.stack]),
                     snapshot.normal, reraise, snapshot.on_frame,
                     tuple([number[_resolved(v, replace)] for v in snapshot.drop]))
+
+
+def _renumbered_values(values: tuple[int, ...], number: list[int]) -> tuple[int, ...]:
+    """`values` renumbered: the same tuple when no number changes."""
+    for value in values:
+        if number[value] != value:
+            return tuple([number[v] for v in values])
+    return values
 
 
 def _resolved(value: int, replace: dict[int, int]) -> int:
