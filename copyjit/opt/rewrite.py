@@ -34,9 +34,11 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
     for index in dropped:
         gone[index] = True
     target = [-1] * count  # -1: not replaced
+    chase = False
     for value, by in replace.items():
         target[value] = by
-    chase = any(by >= value for value, by in replace.items())
+        chase = chase or by >= value
+    chased = replace if chase else None
     ops: list[Op] = old_ops[:first]
     at = list(range(first)) if inserted else []  # (with insertions) the old op whose position each op has
     for index in range(first, count):
@@ -54,18 +56,10 @@ def rewrite(rec: Recording, dropped: set[int], replace: dict[int, int],
         if gone[index]:
             continue
         op = changed.get(index, old_ops[index]) if changed else old_ops[index]
-        args = op.args
-        if args:
-            if chase:
-                args = tuple([number[_resolved(a, replace)] for a in args])
-            else:
-                args = _renumbered_values(args, number)
+        args = _renumbered_values(op.args, number, chased)
         snapshot = op.snapshot
         if snapshot is not None:
-            if chase:
-                stack = tuple([number[_resolved(v, replace)] for v in snapshot.stack])
-            else:
-                stack = _renumbered_values(snapshot.stack, number)
+            stack = _renumbered_values(snapshot.stack, number, chased)
             drop = tuple([number[_resolved(v, replace)] for v in snapshot.drop]) if snapshot.drop else ()
             reraise = None if snapshot.reraise is None else number[_resolved(snapshot.reraise, replace)]
             if stack is not snapshot.stack or drop != snapshot.drop or reraise != snapshot.reraise:
@@ -92,11 +86,14 @@ def _renumbered(snapshot: Snapshot | None, number: list[int], replace: dict[int,
                     tuple([number[_resolved(v, replace)] for v in snapshot.drop]))
 
 
-def _renumbered_values(values: tuple[int, ...], number: list[int]) -> tuple[int, ...]:
-    """`values` renumbered: the same tuple when no number changes."""
+def _renumbered_values(values: tuple[int, ...], number: list[int],
+                       chased: dict[int, int] | None) -> tuple[int, ...]:
+    """`values` renumbered (through the replacements `chased`, when given):
+    the same tuple when no number changes, so that an op or snapshot left
+    as it was stays the same object."""
     for value in values:
-        if number[value] != value:
-            return tuple([number[v] for v in values])
+        if number[value if chased is None else _resolved(value, chased)] != value:
+            return tuple([number[v if chased is None else _resolved(v, chased)] for v in values])
     return values
 
 
