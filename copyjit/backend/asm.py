@@ -219,10 +219,13 @@ def _instruction(number: int, line: str, outs: tuple[str, ...], name: str, ins: 
     return _Targets(made, jump, exit, error)
 
 
-# The rows made before, by what they were made of: a trace's rows are
-# mostly the same few (reloads, spills, the exit stubs' write-backs), and
-# the traces of a program repeat each other's. Bounded: emptied when full.
-_MADE: Final[dict[tuple[object, ...], Instruction | _Targets]] = {}
+# The instructions made before, by what they were made of: a trace's rows
+# are mostly the same few (reloads, spills, the exit stubs' write-backs),
+# and the traces of a program repeat each other's. Bounded: emptied when
+# full. Keyed without the labels (an exit's is its own) and, when both
+# operands are 0 (most rows), without them: hashing and comparing the key
+# is most of what a row costs.
+_MADE: Final[dict[tuple[object, ...], Instruction]] = {}
 
 
 def make(name: str, ins: tuple[str, ...] = (), outs: tuple[str, ...] = (), oparg: int = 0, operand0: int = 0,
@@ -230,15 +233,16 @@ def make(name: str, ins: tuple[str, ...] = (), outs: tuple[str, ...] = (), oparg
          error: str | None = None) -> Instruction | _Targets:
     """A row of an instruction whose targets are labels (what the line
     `outs = name ins key=value...` parses to), for assemble()."""
-    key = (name, ins, outs, oparg, operand0, operand1, jump, exit, error)
-    made = _MADE.get(key)
-    if made is None:
+    key = (name, ins, outs, oparg) if operand0 == 0 and operand1 == 0 else \
+        (name, ins, outs, oparg, operand0, operand1)
+    base = _MADE.get(key)
+    if base is None:
         if len(_MADE) >= _PARSED_MAX:
             _MADE.clear()
-        base = Instruction(name, ins, outs, oparg, operand0, operand1)
-        made = _MADE[key] = base if jump is None and exit is None and error is None else \
-            _Targets(base, jump, exit, error)
-    return made
+        base = _MADE[key] = Instruction(name, ins, outs, oparg, operand0, operand1)
+    if jump is None and exit is None and error is None:
+        return base
+    return _Targets(base, jump, exit, error)
 
 
 def row_text(row: Row) -> str:

@@ -53,6 +53,8 @@ from copyjit.trace.ir import (
     local_name,
 )
 from copyjit.trace.jit import ENTRY_EXIT
+from copyjit.trace.regalloc import RELOAD as _RELOAD
+from copyjit.trace.regalloc import SPILL as _SPILL
 from copyjit.trace.regalloc import SUFFIX as _KIND
 from copyjit.trace.regalloc import Allocator
 from copyjit.uops import OPARG_MAX, SPILL_SLOTS, UOPS
@@ -255,13 +257,11 @@ class _Lowering:
 
     def reload(self, value: int, register: str) -> None:
         """Into a fixed register, in a barrier op (the value is in its slot)."""
-        kind = _KIND[self.rec.ops[value].kind]
-        self.add(f"_RELOAD_{kind}", outs=(register,), oparg=self.temp[value])
+        self.add(_RELOAD[self.rec.ops[value].kind], outs=(register,), oparg=self.temp[value])
 
     def spill(self, value: int, register: str) -> None:
         """A barrier op's result, from a fixed register to its slot."""
-        kind = _KIND[self.rec.ops[value].kind]
-        self.add(f"_SPILL_{kind}", (register,), oparg=self.temp[value])
+        self.add(_SPILL[self.rec.ops[value].kind], (register,), oparg=self.temp[value])
         self.alloc.in_slot(value, self.temp[value])
 
     def uop(self, name: str, ins: tuple[int, ...] = (), outs: tuple[int, ...] = (), oparg: int = 0,
@@ -883,7 +883,7 @@ class _Lowering:
         elif kind == "o":
             rows.append(make("_PUSH_SLOT_O", oparg=self.temp[value]))
         else:
-            rows.append(make(f"_PUSH_{_KIND[kind]}_SLOT_LEAVING", oparg=self.temp[value]))  # (see write_back)
+            rows.append(make(_PUSH_LEAVING[kind], oparg=self.temp[value]))  # (see write_back)
 
     def pop_value(self, value: int) -> None:
         """Take a value back from the frame's stack (pushed by push_value)."""
@@ -1238,6 +1238,8 @@ def _reload_i0(slot: int) -> Row:
 
 
 _DECREF_I0: Final = make("_DECREF_O", ("i0",))
+# (Constant names: see regalloc.SPILL.)
+_PUSH_LEAVING: Final = {"i": "_PUSH_INT_SLOT_LEAVING", "f": "_PUSH_FLOAT_SLOT_LEAVING"}
 
 
 def _stored(rec: Recording) -> set[int]:
@@ -1360,8 +1362,11 @@ def _uses(ops: list[Op]) -> dict[int, list[int]]:
     uses: dict[int, list[int]] = {}
     for index, op in enumerate(ops):
         for value in op.uses():
-            if not uses.setdefault(value, []) or uses[value][-1] != index:
-                uses[value].append(index)
+            at = uses.get(value)
+            if at is None:
+                uses[value] = [index]
+            elif at[-1] != index:
+                at.append(index)
     return uses
 
 

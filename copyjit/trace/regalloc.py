@@ -40,6 +40,11 @@ INT_REGISTERS: Final = ("i0", "i1", "i2", "i3")
 FLOAT_REGISTERS: Final = ("f0", "f1", "f2", "f3")
 _BANK: Final = {"i": "i", "o": "i", "f": "f"}
 SUFFIX: Final = {"i": "INT", "o": "INT", "f": "FLOAT"}  # of spill and reload uops; objects spill as words
+# The spill and reload uops by kind: constant names, not f-strings, since
+# make() hashes and compares the name of every row it is asked for (a new
+# string's hash is computed anew each time).
+SPILL: Final = {kind: f"_SPILL_{suffix}" for kind, suffix in SUFFIX.items()}
+RELOAD: Final = {kind: f"_RELOAD_{suffix}" for kind, suffix in SUFFIX.items()}
 
 
 class Allocator:
@@ -52,6 +57,16 @@ class Allocator:
                  borrowable: dict[str, frozenset[int]] | None = None) -> None:
         self.kinds, self.temp, self.uses = kinds, temp, uses
         self.last = {value: at[-1] for value, at in uses.items() if at}  # value -> its last use
+        # release_dead's schedule: the values whose last use is at each op.
+        # It forgets, at each call, the values that died since the one
+        # before (and those placed after their last use, `late`), instead
+        # of testing every value in a place.
+        dying: dict[int, list[int]] = {}
+        for value, last_use in self.last.items():
+            dying.setdefault(last_use, []).append(value)
+        self.dying = dying
+        self.released = 0  # every value whose last use is before this was forgotten
+        self.late: list[int] = []
         # The registers values are allocated to (`reserved` ones hold locals
         # for the whole loop: the lowering places values there itself).
         self.pools = {bank: tuple(r for r in names if r not in reserved)
@@ -91,6 +106,7 @@ class Allocator:
         """The value is in memory at `slot` (and in no register)."""
         self.drop_register(value)
         self.slot[value] = slot
+        self.placed(value)
 
     def define(self, value: int, pinned: frozenset[str] = frozenset()) -> str:
         """A register for a value the current uop writes."""
@@ -98,6 +114,7 @@ class Allocator:
         self.slot.pop(value, None)
         register = self.free_register(_BANK[self.kinds[value]], pinned)
         self.register[value], self.holder[register] = register, value
+        self.placed(value)
         return register
 
     def use(self, value: int, pinned: frozenset[str] = frozenset()) -> str:
@@ -106,19 +123,41 @@ class Allocator:
         if register is not None:
             return register
         register = self.free_register(_BANK[self.kinds[value]], pinned)
-        self.rows.append(make(f"_RELOAD_{SUFFIX[self.kinds[value]]}", (), (register,), self.slot[value]))
+        self.rows.append(make(RELOAD[self.kinds[value]], (), (register,), self.slot[value]))
         self.register[value], self.holder[register] = register, value
+        self.placed(value)
         return register
 
     def release_dead(self, after: int) -> None:
         """Forget the values no op from `after` on uses."""
-        # Twice per op, over every value in a place: kept flat.
-        last = self.last.get
-        for value in [v for v in self.register if last(v, -1) < after]:
-            self.drop_register(value)
-        slot = self.slot
-        for value in [v for v in slot if last(v, -1) < after]:
-            del slot[value]
+        # Twice per op: over the values that died since the last call, not
+        # over every value in a place.
+        last, slot = self.last.get, self.slot
+        if after < self.released:  # (an earlier op again: not the lowering's order)
+            for value in [v for v in self.register if last(v, -1) < after]:
+                self.drop_register(value)
+            for value in [v for v in slot if last(v, -1) < after]:
+                del slot[value]
+            return
+        dying = self.dying
+        for at in range(self.released, after):
+            died = dying.get(at)
+            if died is not None:
+                for value in died:
+                    self.drop_register(value)
+                    slot.pop(value, None)
+        self.released = after
+        if self.late:  # (all dead: their last use was behind `released` already)
+            for value in self.late:
+                self.drop_register(value)
+                slot.pop(value, None)
+            self.late = []
+
+    def placed(self, value: int) -> None:
+        """The value was just put in a place: if its last use is behind
+        release_dead already, the next call forgets it."""
+        if self.last.get(value, -1) < self.released:
+            self.late.append(value)
 
     def drop_register(self, value: int) -> None:
         register = self.register.pop(value, None)
@@ -141,6 +180,7 @@ class Allocator:
         self.drop_register(value)
         self.slot.pop(value, None)
         self.register[value], self.holder[register] = register, value
+        self.placed(value)
 
     def vacate(self, register: str) -> None:
         """Whatever value the register holds leaves it (to memory if still needed)."""
@@ -155,8 +195,9 @@ class Allocator:
     def evict(self, register: str) -> None:
         value = self.holder[register]
         if value not in self.slot:
-            self.rows.append(make(f"_SPILL_{SUFFIX[self.kinds[value]]}", (register,), (), self.temp[value]))
+            self.rows.append(make(SPILL[self.kinds[value]], (register,), (), self.temp[value]))
             self.slot[value] = self.temp[value]
+            self.placed(value)
         self.drop_register(value)
 
     # --- memory --------------------------------------------------------------
@@ -177,8 +218,9 @@ class Allocator:
         if self.slot.get(value) == temp:
             return
         register = self.use(value)
-        self.rows.append(make(f"_SPILL_{SUFFIX[self.kinds[value]]}", (register,), (), temp))
+        self.rows.append(make(SPILL[self.kinds[value]], (register,), (), temp))
         self.slot[value] = temp
+        self.placed(value)
 
     def flush(self) -> None:
         """Before a barrier: every live value in its temp slot, no register used."""
@@ -195,12 +237,12 @@ class Allocator:
         for value in values:
             if value not in self.kinds or self.slot.get(value) == self.temp[value]:
                 continue
-            suffix = SUFFIX[self.kinds[value]]
+            kind = self.kinds[value]
             register = self.register.get(value)
             if register is not None:
-                rows.append(make(f"_SPILL_{suffix}", (register,), (), self.temp[value]))
+                rows.append(make(SPILL[kind], (register,), (), self.temp[value]))
             else:  # still in a local's home slot: copy it, after the registers are out
-                scratch = "f0" if self.kinds[value] == "f" else "i0"
-                copies += [make(f"_RELOAD_{suffix}", (), (scratch,), self.slot[value]),
-                           make(f"_SPILL_{suffix}", (scratch,), (), self.temp[value])]
+                scratch = "f0" if kind == "f" else "i0"
+                copies += [make(RELOAD[kind], (), (scratch,), self.slot[value]),
+                           make(SPILL[kind], (scratch,), (), self.temp[value])]
         return rows + copies
