@@ -95,8 +95,8 @@ def _target(name: str, field: str, target: object) -> int | None:
     return target
 
 
-# A per-copy hole's S: an index into the emitter's per-instruction values
-# (oparg, operand0, operand1, the next instruction, this instruction, the
+# A per-copy hole's S: which of the instruction's values it is (_patch:
+# oparg, operand0, operand1, the next instruction, this instruction, the
 # byte offset of spill slot oparg)...
 _SOURCES: Final = {
     HoleValue.OPARG: 0,
@@ -304,8 +304,10 @@ class Emitter:
     def _patch(code: bytearray, base: int, instructions: tuple[Instruction, ...],
                prepared: list[Prepared], offsets: list[int]) -> None:
         # The hot loop of emission, kept flat: ~1 µs per uop is the budget.
+        # (Each value picked by a branch, not from a tuple of all six: compiled,
+        # every item of such a tuple is an int object made, most of them
+        # big enough to be allocated.)
         pack_i, pack_q = _pack_i, _pack_q
-        addresses = [base + offset for offset in offsets]
         count = len(instructions)
         for index, inst in enumerate(instructions):
             p = prepared[index]
@@ -315,9 +317,19 @@ class Emitter:
                 for offset, value in p.fixed:
                     pack_i(code, start + offset, value - here)
             if p.dynamic:
-                values = (inst.oparg, inst.operand0, inst.operand1, here + len(p.code), here, inst.oparg * 8)
                 for offset, mode, source, addend in p.dynamic:
-                    value = values[source] + addend
+                    if source == 0:
+                        value = inst.oparg + addend
+                    elif source == 1:
+                        value = inst.operand0 + addend
+                    elif source == 2:
+                        value = inst.operand1 + addend
+                    elif source == 3:
+                        value = here + len(p.code) + addend
+                    elif source == 4:
+                        value = here + addend
+                    else:
+                        value = inst.oparg * 8 + addend
                     if mode == 1:
                         pack_i(code, start + offset, value - here - offset)
                     elif mode:
@@ -326,11 +338,11 @@ class Emitter:
                         pack_q(code, start + offset, value & _MASK64)
             if p.targets:
                 for offset, rel32, field, addend in p.targets:
-                    target = getattr(inst, field)
+                    target = inst.jump if field == "jump" else inst.exit if field == "exit" else inst.error
                     if target is None or target >= count:
                         raise EmitError(f"instruction {index} ({inst.name}) needs a valid "
                                         f"{field} target, not {target}")
-                    value = addresses[target] + addend
+                    value = base + offsets[target] + addend
                     if rel32:
                         pack_i(code, start + offset, value - here - offset)
                     else:
