@@ -119,7 +119,11 @@ def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozens
     given, is told each such float store whose item was found a float
     (unboxed, or guarded): store -> that item."""
     # (Every pass that moves or drops ops across code calls this: it is
-    # kept to one test of the op's name for most ops.)
+    # kept to one test of the op's name for most ops, and its plain form is
+    # kept with the recording. The answer is not to be changed.)
+    plain = not frees_nothing and over is None
+    if plain and rec.runs is not None:
+        return rec.runs
     ops = rec.ops
     harmless = set(frees_nothing)
     floats: set[int] = set()  # values known exact floats
@@ -178,6 +182,8 @@ def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozens
         if runs or name in LIST_WRITES:
             items.clear()
             held -= {value for value in held if ops[value].name not in BORROWED}
+    if plain:
+        rec.runs = result
     return result
 
 

@@ -154,6 +154,10 @@ class Recording:
         self.ops, self.slots, self.stored, self.constants = ops, slots, stored, constants
         self.positions = positions
         self.inlining: dict[str, int] = {}  # calls inlined, or why not -> count (for the stats)
+        # opt.passes.runs_code's answer (its plain form), once asked: a
+        # recording's ops do not change once it is made, and several passes
+        # ask it of the same one.
+        self.runs: list[bool] | None = None
 
     @property
     def code(self) -> CodeType:

@@ -1361,13 +1361,25 @@ def _uses(ops: list[Op]) -> dict[int, list[int]]:
     """value -> the ops that use it, ascending (an exit's snapshot uses its values)."""
     uses: dict[int, list[int]] = {}
     for index, op in enumerate(ops):
-        for value in op.uses():
-            at = uses.get(value)
-            if at is None:
-                uses[value] = [index]
-            elif at[-1] != index:
-                at.append(index)
+        for value in op.args:
+            _used(uses, value, index)
+        snapshot = op.snapshot
+        if snapshot is not None:  # (its values, without the tuple Snapshot.values() makes)
+            for value in snapshot.stack:
+                _used(uses, value, index)
+            if snapshot.reraise is not None:
+                _used(uses, snapshot.reraise, index)
+            for value in snapshot.drop:
+                _used(uses, value, index)
     return uses
+
+
+def _used(uses: dict[int, list[int]], value: int, index: int) -> None:
+    at = uses.get(value)
+    if at is None:
+        uses[value] = [index]
+    elif at[-1] != index:
+        at.append(index)
 
 
 def lower(rec: Recording, counter: int, fail: frozenset[str] = frozenset()) -> Lowered:
