@@ -657,6 +657,14 @@ def _spills() -> list[Uop]:
         # its exit stubs': fewer to lower, copy and patch).
         uop("_PUSH_SLOT_O", f"value = (PyObject *){slot};", stack="-- value", oparg_max=last,
             doc="push the object in spill slot `oparg` onto the frame's stack (hands over the reference)"),
+        uop("_PUSH_SLOT_O2", f"first = (PyObject *){slot};\nsecond = (PyObject *)slots[operand0];",
+            stack="-- first second", oparg_max=last,
+            doc="push the objects in spill slots `oparg` and `operand0` onto the frame's stack, in that "
+                "order (hands over the references)"),
+        # An exit's reference to a borrowed item on its stack: one uop where
+        # _RELOAD_INT and _NEW_REF_O were two.
+        uop("_NEW_REF_SLOT", f"Py_INCREF((PyObject *){slot});", oparg_max=last,
+            doc="one more reference to the object in spill slot `oparg`"),
         uop("_SPILL_FAST_O", f"{slot} = (intptr_t)Py_NewRef(frame->localsplus[operand0]);", oparg_max=last,
             doc="spill slot `oparg` = a new reference to local `operand0` (must be bound)"),
         uop("_SPILL_CONST_O", f"{slot} = (intptr_t)Py_NewRef((PyObject *)operand0);", oparg_max=last,
@@ -1622,6 +1630,15 @@ _TABLE: list[Uop] = [
         doc="point the frame's instruction pointer at `operand0`; res = operand1 (an exit stub's number)",
     ),
     uop("_JUMP", "JUMP();", ends_trace=True, doc="jump to the jump target"),
+    uop(
+        "_SET_IP_I_JUMP",
+        # (i1 written as the register it is: a branching uop declares no
+        # outputs, but the shared end of the exit stubs reads the number there.)
+        "frame->instr_ptr = (_Py_CODEUNIT *)operand0;\ni1 = (intptr_t)operand1;\nJUMP();",
+        ends_trace=True,
+        doc="point the frame's instruction pointer at `operand0`, i1 = operand1 (an exit stub's number), "
+            "jump to the jump target: an exit stub's end, one uop where _SET_IP_I and _JUMP were two",
+    ),
     uop("_GOTO", "TAIL(operand0);", ends_trace=True,
         doc="continue at the code at `operand0` (a bridge's way back into its loop)"),
     uop(

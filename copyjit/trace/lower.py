@@ -520,21 +520,23 @@ class _Lowering:
         if not shared:
             for slot in self.written:
                 self.write_back(rows, slot)
+        pushes: list[Row] = []
         for value in snapshot.stack:
-            self.push_value(rows, value)
+            self.push_value(pushes, value)
+        rows += _paired_pushes(pushes)
         resume = instruction_address(self.rec.code, snapshot.offset)
         if not shared:
             rows += make("_SET_IP", operand0=resume), make("_EXIT_TRACE", oparg=number)
             return rows
         # The stack pushed before the locals are written back: independent
         # parts of the frame, and i1 (the exit number) survives the boxing.
-        rows.append(make("_SET_IP_I", outs=("i1",), operand0=resume, operand1=number))
         if id(snapshot) in self.exact_snapshots:
             self.exact_used = True
-            rows.append(make("_JUMP", jump=f"{self.leave_label}_exact"))
-            return rows
-        self.leave_used = True
-        rows.append(make("_JUMP", jump=self.leave_label))
+            leave = f"{self.leave_label}_exact"
+        else:
+            self.leave_used = True
+            leave = self.leave_label
+        rows.append(make("_SET_IP_I_JUMP", operand0=resume, operand1=number, jump=leave))
         return rows
 
     def own_stack(self, rows: list[Row], stack: tuple[int, ...]) -> None:
@@ -548,7 +550,7 @@ class _Lowering:
             elif op.name == "load_b":
                 rows.append(make("_SPILL_FAST_O", oparg=self.temp[value], operand0=_arg(op)))
             elif op.name in BORROWED_ITEMS:  # in its slot already (exit_spills): a reference to it
-                rows += _reload_i0(self.temp[value]), make("_NEW_REF_O", ("i0",), ("i1",))
+                rows.append(make("_NEW_REF_SLOT", oparg=self.temp[value]))
 
     def leave(self) -> list[Row]:
         """The end every exit stub of this lowering shares: the unboxed
@@ -1281,6 +1283,20 @@ def _value_slots(rec: Recording, temp: dict[int, int], top: int) -> tuple[dict[i
 
 
 _PAIRS: Final = {"_SPILL_INT": "_SPILL_INT2", "_SPILL_FLOAT": "_SPILL_FLOAT2"}
+
+
+def _paired_pushes(rows: list[Row]) -> list[Row]:
+    """Two pushes of objects from slots in a row as one uop (_PUSH_SLOT_O2):
+    an exit stub's stack (see _paired)."""
+    result: list[Row] = []
+    for row in rows:
+        last = result[-1] if result else None
+        if type(row) is Instruction and type(last) is Instruction and row.name == "_PUSH_SLOT_O" \
+                and last.name == "_PUSH_SLOT_O":
+            result[-1] = make("_PUSH_SLOT_O2", (), (), last.oparg, row.oparg)
+        else:
+            result.append(row)
+    return result
 
 
 def _paired(rows: list[Row]) -> list[Row]:
