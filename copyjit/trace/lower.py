@@ -146,7 +146,7 @@ class _Lowering:
         # Side exits that resume at a snapshot equal to an earlier one's
         # (every exit inside an inlined call resumes at its CALL) share that
         # exit's number and stub: exit number -> (label, spills) of the others.
-        self.exit_numbers: dict[Snapshot, int] = {}
+        self.exit_numbers: dict[tuple[object, ...], int] = {}  # by the snapshot's fields
         self.sites: dict[int, list[tuple[str, list[Row]]]] = {}
         # Per snapshot, the lowering whose values its stub hands back (this
         # one, or a nested loop's it runs inline), and the numbers of those
@@ -229,7 +229,10 @@ class _Lowering:
         # Nor exits of a nested loop run inline: its snapshots name its
         # own recording's values.)
         shares = not snapshot.normal and not isinstance(self, _InlinedLoop)
-        number = self.exit_numbers.get(snapshot) if shares else None
+        # (Keyed by the fields, made once here: hashing a Snapshot makes them
+        # at each hash and each comparison.)
+        key = snapshot._fields() if shares else ()
+        number = self.exit_numbers.get(key) if shares else None
         if number is not None:
             sites = self.sites.setdefault(number, [])
             sites.append((f"exit{number}_{len(sites) + 1}", spills))
@@ -238,7 +241,7 @@ class _Lowering:
         self.exit_spills.append(spills)
         self.exit_owner.append(self)
         if shares:
-            self.exit_numbers[snapshot] = len(self.snapshots)
+            self.exit_numbers[key] = len(self.snapshots)
         return f"exit{len(self.snapshots)}"
 
     def shared(self, stub: list[Row], number: int) -> list[Row]:
