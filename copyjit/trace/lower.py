@@ -526,7 +526,7 @@ class _Lowering:
         pushes: list[Row] = []
         for value in snapshot.stack:
             self.push_value(pushes, value)
-        rows += _paired_pushes(pushes)
+        rows += _paired(pushes)
         resume = instruction_address(self.rec.code, snapshot.offset)
         if not shared:
             rows += make("_SET_IP", operand0=resume), make("_EXIT_TRACE", oparg=number)
@@ -1285,27 +1285,15 @@ def _value_slots(rec: Recording, temp: dict[int, int], top: int) -> tuple[dict[i
     return calls, top
 
 
-_PAIRS: Final = {"_SPILL_INT": "_SPILL_INT2", "_SPILL_FLOAT": "_SPILL_FLOAT2"}
-
-
-def _paired_pushes(rows: list[Row]) -> list[Row]:
-    """Two pushes of objects from slots in a row as one uop (_PUSH_SLOT_O2):
-    an exit stub's stack (see _paired)."""
-    result: list[Row] = []
-    for row in rows:
-        last = result[-1] if result else None
-        if type(row) is Instruction and type(last) is Instruction and row.name == "_PUSH_SLOT_O" \
-                and last.name == "_PUSH_SLOT_O":
-            result[-1] = make("_PUSH_SLOT_O2", (), (), last.oparg, row.oparg)
-        else:
-            result.append(row)
-    return result
+_PAIRS: Final = {"_SPILL_INT": "_SPILL_INT2", "_SPILL_FLOAT": "_SPILL_FLOAT2",
+                 "_PUSH_SLOT_O": "_PUSH_SLOT_O2"}
 
 
 def _paired(rows: list[Row]) -> list[Row]:
     """Two spills of one kind in a row as one uop (_SPILL_INT2,
-    _SPILL_FLOAT2): an exit stub begins with its spills, and stubs are most
-    of a trace's uops, each one to lower, copy and patch."""
+    _SPILL_FLOAT2), and two pushes of objects from slots (_PUSH_SLOT_O2): an
+    exit stub begins with its spills and ends with its stack, and stubs are
+    most of a trace's uops, each one to lower, copy and patch."""
     result: list[Row] = []
     for row in rows:
         last = result[-1] if result else None
