@@ -1623,12 +1623,6 @@ _TABLE: list[Uop] = [
         "frame->instr_ptr = (_Py_CODEUNIT *)operand0;",
         doc="point the frame's instruction pointer at `operand0`",
     ),
-    uop(
-        "_SET_IP_I",
-        "frame->instr_ptr = (_Py_CODEUNIT *)operand0;\nres = (intptr_t)operand1;",
-        regs="-- res:i",
-        doc="point the frame's instruction pointer at `operand0`; res = operand1 (an exit stub's number)",
-    ),
     uop("_JUMP", "JUMP();", ends_trace=True, doc="jump to the jump target"),
     uop(
         "_SET_IP_I_JUMP",
@@ -1637,7 +1631,7 @@ _TABLE: list[Uop] = [
         "frame->instr_ptr = (_Py_CODEUNIT *)operand0;\ni1 = (intptr_t)operand1;\nJUMP();",
         ends_trace=True,
         doc="point the frame's instruction pointer at `operand0`, i1 = operand1 (an exit stub's number), "
-            "jump to the jump target: an exit stub's end, one uop where _SET_IP_I and _JUMP were two",
+            "jump to the jump target: an exit stub's end, in one uop",
     ),
     uop("_GOTO", "TAIL(operand0);", ends_trace=True,
         doc="continue at the code at `operand0` (a bridge's way back into its loop)"),
