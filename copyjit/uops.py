@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 SPILL_SLOTS = 128  # per activation of a trace, on the C stack (see runtime.c)
 OPARG_MAX = 2**32 - 1
+# A body that indexes by AT_OPARG (copyjit.h) has 8 * oparg as a signed 32-bit displacement.
+AT_OPARG_MAX = 2**28 - 1
 
 REGISTERS: dict[str, tuple[str, ...]] = {
     "i": ("i0", "i1", "i2", "i3"),
@@ -62,7 +64,7 @@ _NON_ESCAPING = frozenset({
     "_PyLong_IsCompact", "_PyLong_CompactValue", "_Py_atomic_load_uintptr_relaxed",
     "__builtin_add_overflow", "__builtin_sub_overflow", "__builtin_mul_overflow",
     "__builtin_memcpy",
-    "Py_INCREF", "PyList_GET_SIZE", "PyList_GET_ITEM", "PyTuple_GET_SIZE", "PyTuple_GET_ITEM",
+    "Py_INCREF", "PyList_GET_SIZE", "PyList_GET_ITEM", "PyTuple_GET_SIZE", "PyTuple_GET_ITEM", "AT_OPARG",
     "PyUnicode_GET_LENGTH", "Py_SIZE",
     "DK_UNICODE_ENTRIES", "PyList_SET_ITEM", "PyCell_GET", "PyCell_SET",
     "__builtin_elementwise_sqrt", "__builtin_fabs", "isinf", "isnan", "isfinite",
@@ -337,6 +339,8 @@ def uop(
     oparg_max: int = OPARG_MAX,
     doc: str = "",
 ) -> Uop:
+    if "AT_OPARG" in _words(body):
+        oparg_max = min(oparg_max, AT_OPARG_MAX)
     return Uop.declared(name, body, stack, regs, ends_trace, oparg_max, doc)
 
 
@@ -472,13 +476,13 @@ def _sequences() -> list[Uop]:
             regs="a:o --",
             doc="exit unless a (a guarded tuple or list) has `oparg` items",
         ),
-        uop("_TUPLE_ITEM_O", "res = Py_NewRef(PyTuple_GET_ITEM(a, oparg));", regs="a:o -- res:o",
+        uop("_TUPLE_ITEM_O", "res = Py_NewRef(AT_OPARG(((PyTupleObject *)a)->ob_item));", regs="a:o -- res:o",
             doc="res = a[oparg] for a tuple with more than `oparg` items"),
-        uop("_LIST_ITEM_O", "res = Py_NewRef(PyList_GET_ITEM(a, oparg));", regs="a:o -- res:o",
+        uop("_LIST_ITEM_O", "res = Py_NewRef(AT_OPARG(((PyListObject *)a)->ob_item));", regs="a:o -- res:o",
             doc="res = a[oparg] for a list with more than `oparg` items"),
-        uop("_TUPLE_ITEM_B", "res = PyTuple_GET_ITEM(a, oparg);", regs="a:o -- res:o",
+        uop("_TUPLE_ITEM_B", "res = AT_OPARG(((PyTupleObject *)a)->ob_item);", regs="a:o -- res:o",
             doc="res = a[oparg] for a tuple with more than `oparg` items, borrowed (the tuple holds it)"),
-        uop("_LIST_ITEM_B", "res = PyList_GET_ITEM(a, oparg);", regs="a:o -- res:o",
+        uop("_LIST_ITEM_B", "res = AT_OPARG(((PyListObject *)a)->ob_item);", regs="a:o -- res:o",
             doc="res = a[oparg] for a list with more than `oparg` items, borrowed (the list holds it)"),
         uop("_NEW_REF_O", "res = Py_NewRef(a);", regs="a:o -- res:o",
             doc="res = a, one more reference (a copy of a value the trace owns)"),
@@ -708,7 +712,7 @@ _INT_REUSABLE = ("Py_REFCNT(old) == 1 && PyLong_CheckExact(old) &&\n"
                  "    magnitude < ((uint64_t)1 << PyLong_SHIFT)")
 _INT_REUSE = ("((PyLongObject *)old)->long_value.ob_digit[0] = (digit)magnitude;\n"
               "_PyLong_SetSignAndDigitCount((PyLongObject *)old, a < 0 ? -1 : 1, 1);")
-_LOCAL = "PyObject *value = frame->localsplus[oparg];\nEXIT_IF(value == NULL);\n"
+_LOCAL = "PyObject *value = AT_OPARG(frame->localsplus);\nEXIT_IF(value == NULL);\n"
 
 
 def _unbox_int(a: str) -> str:
@@ -736,7 +740,7 @@ def _into_local(reusable: str, reuse: str, slow: str) -> str:
     half needs no stack frame (a box replaces the object)."""
     indent = chr(10) + "    "
     return f"""
-PyObject *old = frame->localsplus[oparg];
+PyObject *old = AT_OPARG(frame->localsplus);
 if (__builtin_expect(old != NULL && {reusable}, 1)) {{
     {reuse.replace(chr(10), indent)}
 }}
@@ -799,7 +803,7 @@ _STORE_ITEM = {  # after _checked_position: seq[at] = value
         }
         else {  // out of line, keeping every register (objects.c)
             SYNC_SP();  // here, not before the body: the in-place path calls nothing
-            EXIT_IF(copyjit_store_float_item(seq, index, value) < 0);
+            EXIT_IF(copyjit_store_float_item(seq, index, value, tstate) < 0);
         }
         """,
 }
@@ -845,7 +849,7 @@ def _float_store_over(constant: bool) -> Uop:
         }
         else {  // out of line, keeping every register (objects.c)
             SYNC_SP();
-            EXIT_IF(copyjit_store_float_item(seq, index, value) < 0);
+            EXIT_IF(copyjit_store_float_item(seq, index, value, tstate) < 0);
         }
         """).strip(),
         regs="value:f seq:o item:o --" if constant else "value:f seq:o index:i item:o --",
@@ -914,20 +918,20 @@ def _objects() -> list[Uop]:
     in a register or spill slot; `_DECREF_O` releases it, `_PUSH_O` hands it
     to the frame's stack at an exit."""
     return [
-        uop("_LOAD_FAST_O", "res = Py_NewRef(frame->localsplus[oparg]);",
+        uop("_LOAD_FAST_O", "res = Py_NewRef(AT_OPARG(frame->localsplus));",
             regs="-- res:o", doc="res = local `oparg` (must be bound)"),
-        uop("_LOAD_FAST_BORROW_O", "res = frame->localsplus[oparg];", regs="-- res:o",
+        uop("_LOAD_FAST_BORROW_O", "res = AT_OPARG(frame->localsplus);", regs="-- res:o",
             doc="res = local `oparg`, borrowed: no reference of its own (the frame holds it; must be bound)"),
         uop("_LOAD_FAST_CHECK_O",
             """
-            EXIT_IF(frame->localsplus[oparg] == NULL);
-            res = Py_NewRef(frame->localsplus[oparg]);
+            EXIT_IF(AT_OPARG(frame->localsplus) == NULL);
+            res = Py_NewRef(AT_OPARG(frame->localsplus));
             """,
             regs="-- res:o", doc="res = local `oparg`; exit if it is unbound"),
         uop("_STORE_FAST_O",
             """
-            PyObject *old = frame->localsplus[oparg];
-            frame->localsplus[oparg] = a;
+            PyObject *old = AT_OPARG(frame->localsplus);
+            AT_OPARG(frame->localsplus) = a;
             Py_XDECREF(old);
             """,
             regs="a:o --", doc="local `oparg` = a (takes the reference)"),
@@ -937,7 +941,7 @@ def _objects() -> list[Uop]:
         uop(
             "_LOAD_DEREF_O",
             """
-            PyObject *value = PyCell_GET(frame->localsplus[oparg]);
+            PyObject *value = PyCell_GET(AT_OPARG(frame->localsplus));
             EXIT_IF(value == NULL);
             res = Py_NewRef(value);
             """,
@@ -947,7 +951,7 @@ def _objects() -> list[Uop]:
         uop(
             "_STORE_DEREF_O",
             """
-            PyObject *cell = frame->localsplus[oparg];
+            PyObject *cell = AT_OPARG(frame->localsplus);
             PyObject *old = PyCell_GET(cell);
             PyCell_SET(cell, a);
             Py_XDECREF(old);
@@ -1119,9 +1123,9 @@ def _objects() -> list[Uop]:
         uop(
             "_STORE_VIRTUAL_LEAVING",
             """
-            PyObject *old = frame->localsplus[oparg];
+            PyObject *old = AT_OPARG(frame->localsplus);
             if (old != a) {
-                frame->localsplus[oparg] = Py_XNewRef(a);
+                AT_OPARG(frame->localsplus) = Py_XNewRef(a);
                 Py_XDECREF(old);
             }
             """,
@@ -1435,15 +1439,15 @@ _TABLE: list[Uop] = [
     uop("_NOP", "", doc="does nothing"),
     uop(
         "_LOAD_FAST",
-        "value = Py_NewRef(frame->localsplus[oparg]);",
+        "value = Py_NewRef(AT_OPARG(frame->localsplus));",
         stack="-- value",
         doc="push local `oparg` (must be bound)",
     ),
     uop(
         "_LOAD_FAST_OR_EXIT",
         """
-        EXIT_IF(frame->localsplus[oparg] == NULL);
-        value = Py_NewRef(frame->localsplus[oparg]);
+        EXIT_IF(AT_OPARG(frame->localsplus) == NULL);
+        value = Py_NewRef(AT_OPARG(frame->localsplus));
         """,
         stack="-- value",
         doc="push local `oparg`; exit if it is unbound",
@@ -1451,8 +1455,8 @@ _TABLE: list[Uop] = [
     uop(
         "_STORE_FAST",
         """
-        PyObject *old = frame->localsplus[oparg];
-        frame->localsplus[oparg] = value;
+        PyObject *old = AT_OPARG(frame->localsplus);
+        AT_OPARG(frame->localsplus) = value;
         Py_XDECREF(old);
         """,
         stack="value --",

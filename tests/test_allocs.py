@@ -301,3 +301,60 @@ v4 = binary_o.o(v0, v3) 0 | exit @4 stack v0 v3
     kept = trace.format(int_id=int_id, tail="release.(v0)").replace(
         "     store_o.(v4) 0\n", "     store_o.(v4) 0\n" + later_exit)
     assert "add_int_o" not in [op.name for op in optimize(parse(kept)).ops]
+
+
+def test_the_float_freelist_and_tracer_fields_fit_this_interpreter() -> None:
+    """copyjit.h frees and makes floats through CPython's freelist itself,
+    reading the reference tracer and tracemalloc's flag from _PyRuntime:
+    the start-up check finds each where the stencils read it."""
+    import tracemalloc
+
+    from copyjit.backend.runtime import runtime
+
+    check = runtime().check_floats
+    assert not tracemalloc.is_tracing()
+    assert check(0) == 1 and check(1) == 0  # (a wrong flag is told apart)
+    tracemalloc.start()
+    try:
+        assert check(1) == 1 and check(0) == 0
+    finally:
+        tracemalloc.stop()
+
+
+def shuffles(n: int) -> tuple[Any, ...]:
+    """Floats freed inside the trace (the locals' old values, released at
+    its exits; items replaced while a local holds them) and made there."""
+    total = 0.0
+    vector = [0.5, 1.5, 2.5]
+    first = second = 0.0
+    for _ in range(n):
+        for i in range(3):
+            first = vector[i]
+            vector[i] += 0.25 * i
+            second = vector[i] * 2.0
+            total += first - second / 4.0
+    made = [x + 0.5 for x in range(300)]  # the freelist, after: still CPython's
+    return total, vector, first, second, sum(made), len({id(x) for x in made})
+
+
+@pytest.mark.parametrize("tracing", [False, True])
+def test_floats_freed_and_made_in_traces_leave_the_freelist_sound(tracing: bool) -> None:
+    import tracemalloc
+
+    if tracing:  # (floats are then made by PyFloat_FromDouble, which tells tracemalloc)
+        tracemalloc.start()
+    try:
+        differential(shuffles, 3000)
+        jit = JIT(1)
+        jit.enable(shuffles.__code__)
+        try:
+            expected = shuffles(3000)
+            blocks = sys.getallocatedblocks()
+            for _ in range(3):  # (a float lost or freed twice would show here)
+                assert shuffles(3000) == expected
+            assert abs(sys.getallocatedblocks() - blocks) < 20
+        finally:
+            jit.disable()
+    finally:
+        if tracing:
+            tracemalloc.stop()

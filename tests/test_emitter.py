@@ -19,6 +19,7 @@ from copyjit.backend.emitter import EmitError, Instruction, emit
 from copyjit.backend.frames import RawFrame
 from copyjit.backend.runtime import runtime
 from copyjit.stencils import table
+from copyjit.uops import UOPS
 from tests.conftest import NB, run
 from tests.test_unboxed import SUM_RANGE
 
@@ -55,9 +56,10 @@ def test_text_form_round_trips() -> None:
     assert asm.dump(asm.parse(text)) == text
 
 
-@given(st.lists(st.tuples(st.sampled_from(["_NOP", "_LOAD_FAST", "_CHECK_EVAL_BREAKER"]),
-                          st.integers(0, 2**32 - 1), st.integers(-(2**63), 2**63 - 1)),
-                min_size=1, max_size=8), st.data())
+@given(st.lists(st.sampled_from(["_NOP", "_LOAD_FAST", "_CHECK_EVAL_BREAKER"]).flatmap(
+    lambda name: st.tuples(st.just(name), st.integers(0, UOPS[name].oparg_max),  # (_LOAD_FAST's: 2**28 - 1)
+                           st.integers(-(2**63), 2**63 - 1))),
+    min_size=1, max_size=8), st.data())
 def test_text_form_round_trips_any_operands(rows, data: st.DataObject) -> None:  # type: ignore[no-untyped-def]
     n = len(rows) + 1
     instructions = [Instruction(name, oparg=a, operand0=b, exit=data.draw(st.integers(0, n - 1)))
@@ -121,10 +123,11 @@ def _rows(draw: st.DrawFn) -> list[asm.Row]:
     rows: list[asm.Row] = []
     for index in range(count):
         rows += [label for label in labels if at[label] == index]
-        rows.append(asm.make(draw(st.sampled_from(["_NOP", "_LOAD_FAST", "_CHECK_EVAL_BREAKER"])),
+        name = draw(st.sampled_from(["_NOP", "_LOAD_FAST", "_CHECK_EVAL_BREAKER"]))
+        rows.append(asm.make(name,
                              tuple(draw(st.lists(_REGISTERS, max_size=2))),
                              tuple(draw(st.lists(_REGISTERS, max_size=2))),
-                             draw(st.integers(0, 2**32 - 1)), draw(st.integers(0, 2**64 - 1)),
+                             draw(st.integers(0, UOPS[name].oparg_max)), draw(st.integers(0, 2**64 - 1)),
                              draw(st.integers(0, 2**64 - 1)), draw(target), draw(target), draw(target)))
     return rows
 

@@ -13,6 +13,7 @@ interpreter (and the libc it links), into one GOT shared by all traces.
 from __future__ import annotations
 
 import _thread  # not threading: its import costs ~2 ms of start-up, for a Lock
+import _tracemalloc  # (built in: no start-up cost)
 import sys
 from _struct import Struct, pack_into  # struct's own code, without the struct module
 
@@ -180,6 +181,16 @@ class Runtime:
                                               native.py_object, native.py_object, native.c_int)
         self.shared_keys_version = native.function(self.functions["copyjit_shared_keys_version"],
                                                    native.c_uint32, native.py_object, native.py_object)
+        # 1 if copyjit.h's direct uses of the float freelist, the reference
+        # tracer and tracemalloc's flag (given: 0 or 1) fit this interpreter.
+        self.check_floats = native.function(self.functions["copyjit_check_floats"], native.c_int,
+                                            native.c_int)
+        if not self.check_floats(int(_tracemalloc.is_tracing())):
+            raise LayoutMismatch(
+                f"copyjit: its stencils were built for CPython {table.python} and do not fit the float "
+                f"freelist or the tracers of this {sys.version.split()[0]}; rebuild them with "
+                "`python -m copyjit stencils --build`"
+            )
         self.call_in_frame = native.function(self.functions["copyjit_call_in_frame"], native.py_object,
                                              native.c_void_p, native.c_void_p, native.py_object,
                                              native.py_object)

@@ -23,7 +23,7 @@ RUNTIME_FUNCTIONS = ("copyjit_enter", "copyjit_on_jump", "copyjit_write_code",
                      "copyjit_float_for_exit", "copyjit_int_for_exit", "copyjit_reraiser_for_exit",
                      "copyjit_store_float_item", "copyjit_store_float_attr", "copyjit_store_int_attr",
                      "copyjit_store_float_leaving", "copyjit_store_int_leaving", "copyjit_sync_float",
-                     "copyjit_sync_int")
+                     "copyjit_sync_int", "copyjit_check_floats")
 
 # Sections every object file has that carry nothing a stencil needs.
 IGNORED_SECTIONS = frozenset(

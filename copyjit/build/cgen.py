@@ -46,10 +46,10 @@ def _macros(op: Uop) -> str:
         # A decref publishes the stack depth only when it frees (so a body
         # whose only calls out are decrefs has no SYNC_SP: Uop.needs_sync).
         "#undef Py_DECREF\n"
-        "#define Py_DECREF(OP) copyjit_decref(_PyObject_CAST(OP), frame, sp)\n"
+        "#define Py_DECREF(OP) copyjit_decref(_PyObject_CAST(OP), frame, sp, tstate)\n"
         "#undef Py_XDECREF\n"
         "#define Py_XDECREF(OP) do { PyObject *xop_ = _PyObject_CAST(OP); "
-        "if (xop_ != NULL) { copyjit_decref(xop_, frame, sp); } } while (0)\n"
+        "if (xop_ != NULL) { copyjit_decref(xop_, frame, sp, tstate); } } while (0)\n"
     )
 
 

@@ -85,7 +85,7 @@ void copyjit_dealloc_rax(void);
 // The slow half of _STORE_SUBSCR_LIST_INT_F (objects.c), keeping the general
 // registers (the caller saves its doubles: objects.c says why).
 __attribute__((preserve_most)) int
-copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value);
+copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value, PyThreadState *tstate);
 // ... and of _STORE_ATTR_INSTANCE_F and _I.
 __attribute__((preserve_most)) int
 copyjit_store_float_attr(PyObject **slot, double value);
@@ -107,8 +107,58 @@ copyjit_store_int_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, int
 // out, stacktop must cover exactly the live stack, not slots already popped.
 #define SYNC_SP() (frame->stacktop = (int)(sp - frame->localsplus))
 
+// CPython's float freelist, used directly where a trace frees or makes a
+// float: as _PyFloat_ExactDealloc and PyFloat_FromDouble do, without their
+// calls, their thread-local lookup of the interpreter (__tls_get_addr, in
+// a shared libpython) or, when freeing, copyjit_dealloc_rax's saving of
+// every register. n-body frees and makes nine floats a step (stores over
+// list items a local holds too, the locals' old values at the exits).
+// Only while no reference tracer is set (and, to make one, no tracemalloc
+// tracing), else the interpreter's own functions do it. The layout these
+// read is checked against the running interpreter at start-up
+// (copyjit_check_floats, objects.c).
+static inline __attribute__((always_inline)) struct _Py_float_freelist *
+copyjit_float_freelist(PyThreadState *tstate)
+{
+    return &tstate->interp->object_state.freelists.floats;
+}
+
+// Put `op`, an object whose count reached 0, on the freelist if it is an
+// exact float and the list has room: 1 if done, 0 for _Py_Dealloc to free it.
+static inline __attribute__((always_inline)) int
+copyjit_free_float(PyThreadState *tstate, PyObject *op)
+{
+    struct _Py_float_freelist *floats = copyjit_float_freelist(tstate);
+    // (numfree < 0: the list is closed, the interpreter finalizing)
+    if (!Py_IS_TYPE(op, &PyFloat_Type) || (unsigned)floats->numfree >= PyFloat_MAXFREELIST
+        || _PyRuntime.ref_tracer.tracer_func != NULL) {
+        return 0;
+    }
+    floats->numfree++;
+    Py_SET_TYPE(op, (PyTypeObject *)floats->items);
+    floats->items = (PyFloatObject *)op;
+    return 1;
+}
+
+// A new float (NULL, an exception set: out of memory).
+static inline __attribute__((always_inline)) PyObject *
+copyjit_new_float(PyThreadState *tstate, double value)
+{
+    struct _Py_float_freelist *floats = copyjit_float_freelist(tstate);
+    PyFloatObject *op = floats->items;
+    if (op == NULL || _PyRuntime.ref_tracer.tracer_func != NULL || _PyRuntime.tracemalloc.config.tracing) {
+        return PyFloat_FromDouble(value);
+    }
+    floats->items = (PyFloatObject *)Py_TYPE(op);
+    floats->numfree--;
+    Py_SET_TYPE(op, &PyFloat_Type);  // (a static type: no reference to it)
+    op->ob_base.ob_refcnt = 1;
+    op->ob_fval = value;
+    return (PyObject *)op;
+}
+
 static inline __attribute__((always_inline)) void
-copyjit_decref(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp)
+copyjit_decref(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp, PyThreadState *tstate)
 {
     uint64_t count = (uint64_t)op->ob_refcnt;
     if ((int32_t)count < 0) {  // immortal, as _Py_IsImmortal
@@ -116,7 +166,7 @@ copyjit_decref(PyObject *op, _PyInterpreterFrame *frame, PyObject **sp)
     }
     count -= 1;
     op->ob_refcnt = (Py_ssize_t)count;
-    if (count == 0) {
+    if (count == 0 && !copyjit_free_float(tstate, op)) {
         SYNC_SP();
         __asm__ volatile("lea -128(%%rsp), %%rsp\n\t"
                          "call *copyjit_dealloc_rax@GOTPCREL(%%rip)\n\t"
@@ -152,6 +202,11 @@ extern char _JIT_OPERAND1[];
 // (`movsd xmm1, [r15 + disp32]`), not a movabs of the index and a load.
 extern char _JIT_SLOT_OFFSET[] __attribute__((section(".bss.copyjit_small")));
 #define SLOT (*(intptr_t *)((char *)slots + (uintptr_t)_JIT_SLOT_OFFSET))
+// ARRAY[oparg], for an array of pointers (a frame's locals, a tuple's or a
+// list's items), through the same hole: one instruction (`mov rdi,
+// [r12 + disp32]`), not a movabs of oparg and an indexed load. The uop's
+// oparg is then at most AT_OPARG_MAX (uops.py).
+#define AT_OPARG(ARRAY) (*(__typeof__(&(ARRAY)[0]))((char *)(ARRAY) + (uintptr_t)_JIT_SLOT_OFFSET))
 
 #define TAIL(TARGET) \
     __attribute__((musttail)) return ((jit_func)(TARGET))(STENCIL_ARGS)

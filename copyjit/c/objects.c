@@ -229,10 +229,10 @@ store_new(PyObject **slot, PyObject *boxed)
 // stencil's fast path (the float overwritten in place) needs no stack
 // frame and moves nothing.
 __attribute__((preserve_most)) int
-copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value)
+copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value, PyThreadState *tstate)
 {
     Py_ssize_t at = index < 0 ? index + PyList_GET_SIZE(seq) : index;
-    return store_new(&((PyListObject *)seq)->ob_item[at], PyFloat_FromDouble(value));
+    return store_new(&((PyListObject *)seq)->ob_item[at], copyjit_new_float(tstate, value));
 }
 
 // The same for _STORE_ATTR_INSTANCE_F and _I: `slot` is the attribute's
@@ -327,7 +327,7 @@ copyjit_sync_int(_PyInterpreterFrame *frame, intptr_t slot, int64_t value)
 __attribute__((preserve_most)) void
 copyjit_store_float_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, intptr_t slot, double value)
 {
-    PyObject *box = copyjit_reserve.pool_only ? NULL : PyFloat_FromDouble(value);
+    PyObject *box = copyjit_reserve.pool_only ? NULL : copyjit_new_float(tstate, value);
     if (box == NULL) {
         box = float_for_exit(tstate, value);
     }
@@ -361,4 +361,41 @@ copyjit_reraiser_for_exit(PyThreadState *tstate, PyMethodDef *def, PyObject *rai
                       "(the emergency reserve spent, the pool empty)");
     }
     return reraiser;
+}
+
+// Whether copyjit_free_float and copyjit_new_float (copyjit.h) read this
+// interpreter's float freelist, reference tracer and tracemalloc flag
+// where the headers the stencils were built with put them (a later 3.13.x
+// loads the same table): 1 if so. Run once at start-up, with the GIL; no
+// Python code runs in it, so nothing else touches the freelist meanwhile.
+int
+copyjit_check_floats(int tracing)
+{
+    PyThreadState *tstate = PyThreadState_Get();
+    struct _Py_float_freelist *floats = copyjit_float_freelist(tstate);
+    // One float more than the list can hold empties it; the first freed is then its head.
+    PyObject *boxes[PyFloat_MAXFREELIST + 1];
+    int made = 0;
+    for (; made <= PyFloat_MAXFREELIST; made++) {
+        boxes[made] = PyFloat_FromDouble((double)made);
+        if (boxes[made] == NULL) {
+            break;
+        }
+    }
+    int ok = made == PyFloat_MAXFREELIST + 1 && floats->numfree == 0 && floats->items == NULL;
+    for (int k = 0; k < made; k++) {
+        Py_DECREF(boxes[k]);
+        ok = ok && (k > 0 || (floats->numfree == 1 && floats->items == (PyFloatObject *)boxes[0]));
+    }
+    PyErr_Clear();
+    void *data;
+    PyRefTracer old = PyRefTracer_GetTracer(&data);
+    ok = ok && _PyRuntime.ref_tracer.tracer_func == old;
+    // A marker, never called: nothing is made or freed while it is set.
+    PyRefTracer marker = (PyRefTracer)(uintptr_t)PyRefTracer_GetTracer;
+    if (old == NULL && PyRefTracer_SetTracer(marker, NULL) == 0) {  // (one set: leave it)
+        ok = ok && _PyRuntime.ref_tracer.tracer_func == marker;
+        PyRefTracer_SetTracer(NULL, NULL);
+    }
+    return ok && _PyRuntime.tracemalloc.config.tracing == tracing;
 }
