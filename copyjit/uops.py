@@ -59,7 +59,7 @@ REGISTER_TYPES = {"i": "intptr_t", "f": "double", "o": "intptr_t"}
 _NON_ESCAPING = frozenset({
     "if", "while", "for", "switch", "return", "sizeof",  # not calls at all
     "EXIT_IF", "ERROR_IF", "JUMP_IF", "JUMP", "SYNC_SP", "TAIL",
-    "Py_NewRef", "Py_TYPE", "Py_IsTrue", "Py_IsFalse",
+    "Py_NewRef", "Py_XNewRef", "Py_TYPE", "Py_IsTrue", "Py_IsFalse",
     "PyLong_CheckExact", "PyFloat_CheckExact", "PyFloat_AS_DOUBLE",
     "_PyLong_IsCompact", "_PyLong_CompactValue", "_Py_atomic_load_uintptr_relaxed",
     "__builtin_add_overflow", "__builtin_sub_overflow", "__builtin_mul_overflow",
@@ -721,7 +721,8 @@ EXIT_IF(!PyLong_CheckExact({a}));
 if (_PyLong_IsCompact((PyLongObject *){a})) {{
     res = _PyLong_CompactValue((PyLongObject *){a});
 }}
-else {{
+else {{  // (runs no code for an exact int; the depth published all the same, off the fast path)
+    SYNC_SP();
     int overflow;
     res = PyLong_AsLongAndOverflow({a}, &overflow);
     EXIT_IF(overflow);

@@ -21,7 +21,8 @@ RUNTIME_FUNCTIONS = ("copyjit_enter", "copyjit_on_jump", "copyjit_write_code",
                      "copyjit_reraise", "copyjit_keys_version", "copyjit_key_index", "copyjit_instance_index",
                      "copyjit_shared_keys_version", "copyjit_call_in_frame", "copyjit_dealloc_rax",
                      "copyjit_float_for_exit", "copyjit_int_for_exit", "copyjit_reraiser_for_exit",
-                     "copyjit_store_float_item", "copyjit_store_float_attr", "copyjit_store_int_attr",
+                     "copyjit_store_float_item_rax", "copyjit_store_float_item_c",
+                     "copyjit_store_float_attr", "copyjit_store_int_attr",
                      "copyjit_store_float_leaving", "copyjit_store_int_leaving", "copyjit_sync_float",
                      "copyjit_sync_int", "copyjit_check_floats")
 

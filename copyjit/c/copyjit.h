@@ -82,10 +82,30 @@ static inline __attribute__((always_inline)) PyObject *copyjit_xnewref(PyObject 
 // and keep data below rsp.
 void copyjit_dealloc_rax(void);
 
-// The slow half of _STORE_SUBSCR_LIST_INT_F (objects.c), keeping the general
-// registers (the caller saves its doubles: objects.c says why).
-__attribute__((preserve_most)) int
-copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value, PyThreadState *tstate);
+// The slow half of _STORE_SUBSCR_LIST_*_F (objects.c), called as
+// copyjit_dealloc_rax is, by inline assembly: seq in rax, index in r10,
+// tstate in r11 and value in xmm15, the result in eax; the callee
+// (copyjit_store_float_item_rax) keeps every other register but
+// xmm4..xmm14. A C call's arguments went in rdi, rsi and rdx, where the
+// stencils keep i0..i2, and clang moved those out of the way and back on
+// the fast path too (the float overwritten in place: 9 instructions, now 3).
+static inline __attribute__((always_inline)) int
+copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value, PyThreadState *tstate)
+{
+    register intptr_t rax __asm__("rax") = (intptr_t)seq;
+    register Py_ssize_t r10 __asm__("r10") = index;
+    register PyThreadState *r11 __asm__("r11") = tstate;
+    register double xmm15 __asm__("xmm15") = value;
+    __asm__ volatile("lea -128(%%rsp), %%rsp\n\t"
+                     "call *copyjit_store_float_item_rax@GOTPCREL(%%rip)\n\t"
+                     "lea 128(%%rsp), %%rsp"
+                     : "+r"(rax), "+r"(r10), "+r"(r11), "+x"(xmm15)
+                     :
+                     : "memory", "cc", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+                       "xmm11", "xmm12", "xmm13", "xmm14");
+    return (int)rax;
+}
+void copyjit_store_float_item_rax(void);
 // ... and of _STORE_ATTR_INSTANCE_F and _I.
 __attribute__((preserve_most)) int
 copyjit_store_float_attr(PyObject **slot, double value);

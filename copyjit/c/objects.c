@@ -216,20 +216,16 @@ store_new(PyObject **slot, PyObject *boxed)
     return 0;
 }
 
-// The slow half of _STORE_SUBSCR_LIST_INT_F (`seq[index] = value`, the
+// The slow half of _STORE_SUBSCR_LIST_*_F (`seq[index] = value`, the
 // index checked): the item is not a float only the list holds, so a new
 // float replaces it, and the old item is released (which may run any code:
 // the stencil has published the stack depth). Returns 0, or -1 when out of
 // memory (nothing changed: the stencil exits, and the interpreter runs out
-// of memory itself). preserve_most: the callee keeps every general
-// register but r11, and the stencil saves the doubles it holds (xmm0..3)
-// around the call, on its slow path (preserve_all saved all sixteen, in
-// each call: 341 bytes of helper against 105); and it takes the stencil's
-// own operands (the index, not the position it makes of it), so the
-// stencil's fast path (the float overwritten in place) needs no stack
-// frame and moves nothing.
-__attribute__((preserve_most)) int
-copyjit_store_float_item(PyObject *seq, Py_ssize_t index, double value, PyThreadState *tstate)
+// of memory itself). It takes the stencil's own operands (the index, not
+// the position it makes of it). Called through copyjit_store_float_item_rax
+// (runtime.c).
+int
+copyjit_store_float_item_c(PyObject *seq, Py_ssize_t index, double value, PyThreadState *tstate)
 {
     Py_ssize_t at = index < 0 ? index + PyList_GET_SIZE(seq) : index;
     return store_new(&((PyListObject *)seq)->ob_item[at], copyjit_new_float(tstate, value));

@@ -484,3 +484,44 @@ copyjit_write_code(char *dst, const char *src, size_t size, size_t page_size)
     }
     return 0;
 }
+
+// copyjit_store_float_item_c (objects.c) of rax, r10, xmm15 and r11, into eax, every register but
+// r10, r11, xmm4..xmm15 and the flags kept (copyjit.h: the stencils'
+// call). Entered with any stack alignment.
+__attribute__((naked)) void
+copyjit_store_float_item_rax(void)
+{
+    __asm__(
+        "push %rbp\n\t"
+        "mov %rsp, %rbp\n\t"
+        "and $-16, %rsp\n\t"
+        "sub $112, %rsp\n\t"
+        "movdqa %xmm0, 0(%rsp)\n\t"
+        "movdqa %xmm1, 16(%rsp)\n\t"
+        "movdqa %xmm2, 32(%rsp)\n\t"
+        "movdqa %xmm3, 48(%rsp)\n\t"
+        "mov %rcx, 64(%rsp)\n\t"
+        "mov %rdx, 72(%rsp)\n\t"
+        "mov %rsi, 80(%rsp)\n\t"
+        "mov %rdi, 88(%rsp)\n\t"
+        "mov %r8, 96(%rsp)\n\t"
+        "mov %r9, 104(%rsp)\n\t"
+        "mov %rax, %rdi\n\t"
+        "mov %r10, %rsi\n\t"
+        "movapd %xmm15, %xmm0\n\t"
+        "mov %r11, %rdx\n\t"
+        "call *copyjit_store_float_item_c@GOTPCREL(%rip)\n\t"
+        "movdqa 0(%rsp), %xmm0\n\t"
+        "movdqa 16(%rsp), %xmm1\n\t"
+        "movdqa 32(%rsp), %xmm2\n\t"
+        "movdqa 48(%rsp), %xmm3\n\t"
+        "mov 64(%rsp), %rcx\n\t"
+        "mov 72(%rsp), %rdx\n\t"
+        "mov 80(%rsp), %rsi\n\t"
+        "mov 88(%rsp), %rdi\n\t"
+        "mov 96(%rsp), %r8\n\t"
+        "mov 104(%rsp), %r9\n\t"
+        "mov %rbp, %rsp\n\t"
+        "pop %rbp\n\t"
+        "ret");
+}
