@@ -485,9 +485,9 @@ copyjit_write_code(char *dst, const char *src, size_t size, size_t page_size)
     return 0;
 }
 
-// copyjit_store_float_item_c (objects.c) of rax, r10, xmm15 and r11, into eax, every register but
-// r10, r11, xmm4..xmm15 and the flags kept (copyjit.h: the stencils'
-// call). Entered with any stack alignment.
+// copyjit_store_float_item_c (objects.c) of rax, r10, xmm15 and r11, into
+// eax, every register but r10, r11, xmm4..xmm15 and the flags kept
+// (copyjit.h: the stencils' call). Entered with any stack alignment.
 __attribute__((naked)) void
 copyjit_store_float_item_rax(void)
 {
