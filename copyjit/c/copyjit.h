@@ -151,8 +151,13 @@ static inline __attribute__((always_inline)) int
 copyjit_free_float(PyThreadState *tstate, PyObject *op)
 {
     struct _Py_float_freelist *floats = copyjit_float_freelist(tstate);
+    // The type read behind an empty asm: else clang merges this test with a
+    // stencil's own tests of the type (_STORE_SUBSCR_LIST_*_PLAIN) and the
+    // fast path of the stencil pays for it (a stack frame, setcc chains).
+    PyTypeObject *type;
+    __asm__("" : "=r"(type) : "0"(Py_TYPE(op)));
     // (numfree < 0: the list is closed, the interpreter finalizing)
-    if (!Py_IS_TYPE(op, &PyFloat_Type) || (unsigned)floats->numfree >= PyFloat_MAXFREELIST
+    if (type != &PyFloat_Type || (unsigned)floats->numfree >= PyFloat_MAXFREELIST
         || _PyRuntime.ref_tracer.tracer_func != NULL) {
         return 0;
     }
