@@ -1526,18 +1526,7 @@ _TABLE: list[Uop] = [
     # --- between boxed and unboxed ---------------------------------------
     uop(
         "_UNBOX_INT",
-        """
-        EXIT_IF(!PyLong_CheckExact(value));
-        if (_PyLong_IsCompact((PyLongObject *)value)) {
-            res = _PyLong_CompactValue((PyLongObject *)value);
-        }
-        else {
-            int overflow;
-            res = PyLong_AsLongAndOverflow(value, &overflow);
-            EXIT_IF(overflow);
-        }
-        Py_DECREF(value);
-        """,
+        _unbox_int("value") + "Py_DECREF(value);\n",
         stack="value --",
         regs="-- res:i",
         doc="pop an exact int into a register; exits if it is not one or needs >64 bits",
