@@ -245,6 +245,19 @@ def make(name: str, ins: tuple[str, ...] = (), outs: tuple[str, ...] = (), oparg
     return _Targets(base, jump, exit, error)
 
 
+def at_table(row: Row, names: frozenset[str], base: int) -> Row:
+    """`row`, or if its instruction is named in `names`, the row with its
+    operand0 (an offset in 8-byte words) made an address in the table at
+    `base`."""
+    if isinstance(row, str):
+        return row
+    made = row.base if isinstance(row, _Targets) else row
+    if made.name not in names:
+        return row
+    targets = (row.jump, row.exit, row.error) if isinstance(row, _Targets) else (None, None, None)
+    return make(made.name, made.ins, made.outs, made.oparg, base + 8 * made.operand0, made.operand1, *targets)
+
+
 def row_text(row: Row) -> str:
     """The line of the text form that parses to `row`."""
     if isinstance(row, str):

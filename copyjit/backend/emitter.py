@@ -72,6 +72,11 @@ class Instruction:
         return Instruction(self.name, self.ins, self.outs, self.oparg, self.operand0, self.operand1,
                            jump, exit, error, _stencil=self.stencil)
 
+    def moved(self, operand0: int) -> Instruction:
+        """This instruction with another operand0 (what the constructor checked stands)."""
+        return Instruction(self.name, self.ins, self.outs, self.oparg, operand0, self.operand1,
+                           self.jump, self.exit, self.error, _stencil=self.stencil)
+
     def _values(self) -> tuple[object, ...]:
         return (self.name, self.ins, self.outs, self.oparg, self.operand0, self.operand1, self.jump,
                 self.exit, self.error)

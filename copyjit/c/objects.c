@@ -340,6 +340,94 @@ copyjit_store_int_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, int
     store_new(&frame->localsplus[slot], box);  // (never NULL here: it cannot fail)
 }
 
+// An exit stub as data (_EXIT_DATA, lower.py's data_row): where the
+// exit's values are at the guard that failed, and what to do with them.
+//   data[0]   the instruction to resume at      data[1]  the exit's number
+//   data[2]   n, then n pairs (slot, source): the moves that put the values
+//             in their spill slots, in order (source 0-3: the register i0-i3
+//             as the guard left it, 4-7: f0-f3, 8 + k: spill slot k)
+//   then n, then n pairs (code, argument): the references the exit takes
+//             before a bridge may run (code & 3: 0 one more to the object
+//             in slot code >> 2; 1 the constant object `argument`; 2 local
+//             `argument` of the frame; 3 release the slot's)
+//   then n, then n codes: the values pushed onto the frame's stack (code &
+//             3: 0 NULL; 1 the object in slot code >> 2, its reference
+//             handed over; 2 the int in the slot, boxed; 3 the float, boxed)
+// Guard exits are cold: routines reading this replace ~10 uops of code per
+// exit, which every compile would lower, copy and patch.
+void
+copyjit_exit_spill(intptr_t *slots, const int64_t *data, intptr_t i0, intptr_t i1, intptr_t i2,
+                   intptr_t i3, double f0, double f1, double f2, double f3)
+{
+    intptr_t registers[8] = {i0, i1, i2, i3};
+    __builtin_memcpy(&registers[4], &f0, 8);
+    __builtin_memcpy(&registers[5], &f1, 8);
+    __builtin_memcpy(&registers[6], &f2, 8);
+    __builtin_memcpy(&registers[7], &f3, 8);
+    int64_t count = data[2];
+    const int64_t *move = data + 3;
+    for (int64_t i = 0; i < count; i++, move += 2) {
+        slots[move[0]] = move[1] < 8 ? registers[move[1]] : slots[move[1] - 8];
+    }
+}
+
+static inline const int64_t *
+exit_own_part(const int64_t *data)
+{
+    return data + 3 + 2 * data[2];
+}
+
+void
+copyjit_exit_own(_PyInterpreterFrame *frame, intptr_t *slots, const int64_t *data)
+{
+    const int64_t *pair = exit_own_part(data);
+    int64_t count = *pair++;
+    for (int64_t i = 0; i < count; i++, pair += 2) {
+        intptr_t *slot = &slots[pair[0] >> 2];
+        switch (pair[0] & 3) {
+            case 0: Py_INCREF((PyObject *)*slot); break;
+            case 1: *slot = (intptr_t)Py_NewRef((PyObject *)pair[1]); break;
+            case 2: *slot = (intptr_t)Py_NewRef(frame->localsplus[pair[1]]); break;
+            default: Py_DECREF((PyObject *)*slot); break;  // (may run any code: the depth is published)
+        }
+    }
+}
+
+// The pushes of an exit (above, after the bridge was not taken): cannot
+// fail (the boxes as _PUSH_*_SLOT_LEAVING make them). Returns the new top.
+PyObject **
+copyjit_exit_push(PyThreadState *tstate, intptr_t *slots, PyObject **sp, const int64_t *data)
+{
+    const int64_t *own = exit_own_part(data);
+    const int64_t *codes = own + 1 + 2 * own[0];
+    int64_t count = *codes++;
+    for (int64_t i = 0; i < count; i++) {
+        intptr_t value = slots[codes[i] >> 2];
+        PyObject *box;
+        switch (codes[i] & 3) {
+            case 0: box = NULL; break;
+            case 1: box = (PyObject *)value; break;
+            case 2:
+                box = copyjit_reserve.pool_only ? NULL : PyLong_FromSsize_t(value);
+                if (box == NULL) {
+                    box = int_for_exit(tstate, value);
+                }
+                break;
+            default: {
+                double number;
+                __builtin_memcpy(&number, &value, sizeof(number));
+                box = copyjit_reserve.pool_only ? NULL : copyjit_new_float(tstate, number);
+                if (box == NULL) {
+                    box = float_for_exit(tstate, number);
+                }
+                break;
+            }
+        }
+        *sp++ = box;
+    }
+    return sp;
+}
+
 PyObject *
 copyjit_reraiser_for_exit(PyThreadState *tstate, PyMethodDef *def, PyObject *raised)
 {

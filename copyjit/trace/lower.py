@@ -33,6 +33,7 @@ every value in its spill slot.
 from __future__ import annotations
 
 import ctypes
+from _struct import pack as _pack  # (struct's own code, without the struct module)
 
 from copyjit.backend import asm
 from copyjit.backend.asm import Row, make
@@ -61,6 +62,7 @@ from copyjit.uops import OPARG_MAX, SPILL_SLOTS, UOPS
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Final
 
 # What a trace returns when a nested loop's trace left the frame exact
@@ -179,6 +181,12 @@ class _Lowering:
         self.dirty: set[int] = set(parent.home) if parent is not None else \
             {slot for slot in self.home if slot in self.stored}
         self.exit_counts = bytearray()  # a bridge's: how often each of its exits was taken
+        # What the exit stubs made as data read (data_row), in 8-byte words
+        # (a nested loop run inline adds to its outer trace's).
+        self.exit_words: list[int] = []
+        self.table_base = 0  # their address, once made (finish)
+        self.data_rows = [0]  # how many exits read it (shared, as the words)
+        self.data_exits: dict[int, tuple[list[int], int | None]] = {}  # id(snapshot) -> (tail, link)
 
     def _bridge_layout(self) -> int:
         """A bridge runs in its parent's activation: the parent's homes and
@@ -210,8 +218,12 @@ class _Lowering:
 
     @property
     def lines(self) -> list[str]:
-        """The rows as lines of the text form (for explain and the log)."""
-        return [asm.row_text(row) for row in self.rows]
+        """The rows as lines of the text form (for explain and the log);
+        an exit's table at its address, as in its instruction (finish)."""
+        base = self.table_base
+        if not base:
+            return [asm.row_text(row) for row in self.rows]
+        return [asm.row_text(asm.at_table(row, _DATA_EXITS, base)) for row in self.rows]
 
     def exit_label(self, snapshot: Snapshot | None) -> str:
         """A new exit at the uop being lowered (values where they are now)."""
@@ -223,7 +235,8 @@ class _Lowering:
         spills = self.alloc.exit_spills(needed)
         if not self.before_loop:
             spills[:0] = self.pinned_to_homes()
-        spills = _paired(spills)
+        if snapshot.normal or snapshot.reraise is not None:  # (a guard's: a table, exit_tail; not paired)
+            spills = _paired(spills)
         # (Not normal exits: the JIT tells them apart by number, the
         # eval-breaker check from the loop's end, a nested loop's status.
         # Nor exits of a nested loop run inline: its snapshots name its
@@ -251,6 +264,19 @@ class _Lowering:
         sites = self.sites.get(number)
         if not sites:
             return stub
+        snapshot = self.snapshots[number - 1]
+        data = self.exit_owner[number - 1].data_exits.get(id(snapshot))
+        if data is not None:  # a table each, with its own moves
+            rows = list(stub)
+            counts = stub[1:-1]  # (a bridge's _COUNT)
+            for label, spills in sites:
+                moves = _moves(spills)
+                if moves is None:  # (not expected: its stub's were moves)
+                    raise Abort(f"an exit's spills are not moves: {spills}")
+                rows.append(label)
+                rows += counts
+                rows.append(self.data_row(moves, *data, snapshot))
+            return rows
         at = 1 + len(self.exit_spills[number - 1])
         rest = f"exit{number}_rest"
         rows = [*stub[:at], rest, *stub[at:]]
@@ -405,10 +431,10 @@ class _Lowering:
         self.exit_counts = bytearray(8 * len(self.snapshots))
         counts = buffer_address(self.exit_counts)
         for number, snapshot in enumerate(self.snapshots):
-            stub = self.stub(self.first_exit + number, snapshot, None, self.exit_spills[number])
-            stub[0] = f"exit{number + 1}"
             # After the spills, where the exits sharing this stub join it.
-            stub.insert(1 + len(self.exit_spills[number]), make("_COUNT", operand0=counts + 8 * number))
+            count = make("_COUNT", operand0=counts + 8 * number)
+            stub = self.stub(self.first_exit + number, snapshot, None, self.exit_spills[number], count=count)
+            stub[0] = f"exit{number + 1}"
             self.rows += self.shared(stub, number + 1)
         return self.finish(bytearray())
 
@@ -448,8 +474,20 @@ class _Lowering:
         # may be freed before this one).
         inlined = [op.arg.body.rec.constants for op in self.rec.ops
                    if isinstance(op.arg, InnerCall) and op.arg.body is not None]
-        constants = (*self.rec.constants, *nested, *inlined, links, self.virtual_list)
         instructions = asm.assemble(self.rows)
+        table = bytearray()
+        if self.exit_words:  # the exits' tables, one array: each exit's operand0 is its offset till now
+            table = bytearray(_pack(f"{len(self.exit_words)}q", *self.exit_words))
+            base = self.table_base = buffer_address(table)
+            left = self.data_rows[0]
+            for at in range(len(instructions) - 1, -1, -1):  # (the stubs: after the body)
+                instruction = instructions[at]
+                if instruction.name in _DATA_EXITS:
+                    instructions[at] = instruction.moved(base + 8 * instruction.operand0)
+                    left -= 1
+                    if left == 0:
+                        break
+        constants = (*self.rec.constants, *nested, *inlined, links, self.virtual_list, table)
         if self.fail:
             instructions = force(instructions, self.fail, self.forced)
         return Lowered(instructions, self.snapshots, constants, self, self.loop_index, links,
@@ -496,14 +534,24 @@ class _Lowering:
         return self.parent.rec.slots[slot]
 
     def stub(self, number: int, snapshot: Snapshot, link: int | None,
-             spills: list[Row] | None = None, released: bool = False, shared: bool = True) -> list[Row]:
+             spills: list[Row] | None = None, released: bool = False, shared: bool = True,
+             count: Row | None = None) -> list[Row]:
         """The code of exit `number`: put the values it needs from registers
         in their slots (`spills`), release the snapshot's `drop` values
         (unless `released` already), then hand the frame back at the snapshot
         (after trying the bridge linked at address `link`, if any). The
         locals are written back by this lowering's shared end of an exit
-        (`leave`), unless not `shared` (a parent's stub copied into a bridge)."""
-        rows: list[Row] = [f"exit{number}", *(spills or ())]
+        (`leave`), unless not `shared` (a parent's stub copied into a bridge).
+        A bridge's exits `count` themselves, after their spills.
+        A guard's exit is one uop that reads a table (exit_data), where it can be."""
+        if shared and snapshot.reraise is None and not snapshot.normal:
+            tail = self.exit_tail(number, snapshot)
+            moves = _moves(spills or ())
+            if tail is not None and moves is not None:
+                self.data_exits[id(snapshot)] = (tail, link)
+                return [f"exit{number}", *((count,) if count is not None else ()),
+                        self.data_row(moves, tail, link, snapshot)]
+        rows: list[Row] = [f"exit{number}", *(spills or ()), *((count,) if count is not None else ())]
         if not released:  # (a copy of a parent's stub in a bridge: done before the bridge)
             self.own_stack(rows, snapshot.stack)
             # An inlined call's values (before a bridge, which does not know them).
@@ -541,6 +589,60 @@ class _Lowering:
             leave = self.leave_label
         rows.append(make("_SET_IP_I_JUMP", operand0=resume, operand1=number, jump=leave))
         return rows
+
+    def exit_tail(self, number: int, snapshot: Snapshot) -> list[int] | None:
+        """A guard exit's table (what _EXIT_DATA reads: objects.c, from
+        copyjit_exit_spill on) but its moves: the references it takes,
+        its pushes, where it resumes and its number; or None if its stack
+        holds a kind the table has no code for. Guard exits are cold (a hot
+        one gets a bridge): a shared routine reading a table costs a
+        compile less than ~10 uops of code each, to lower, copy and patch."""
+        ops, temp = self.rec.ops, self.temp
+        own: list[int] = []
+        for value in snapshot.stack:  # (as own_stack)
+            op = ops[value]
+            if op.name == "const_b":
+                own.append((temp[value] << 2) | 1)
+                own.append(_arg(op))
+            elif op.name == "load_b":
+                own.append((temp[value] << 2) | 2)
+                own.append(_arg(op))
+            elif op.name in BORROWED_ITEMS:
+                own.append(temp[value] << 2)
+                own.append(0)
+        for value in snapshot.drop:  # (as stub's)
+            if ops[value].name not in _NOT_OWNED:
+                own.append((temp[value] << 2) | 3)
+                own.append(0)
+        pushes: list[int] = []
+        for value in snapshot.stack:
+            code = _PUSH_CODE.get(ops[value].kind)
+            if code is None:
+                return None
+            pushes.append((temp[value] << 2) | code if code else 0)
+        resume = instruction_address(self.rec.code, snapshot.offset)
+        return [resume, number, len(own) // 2, *own, len(pushes), *pushes]
+
+    def data_row(self, moves: list[int], tail: list[int], link: int | None, snapshot: Snapshot) -> Row:
+        """The exit's one uop, and its table (kept with the trace's constants)."""
+        # (One table per trace, made by finish: operand0 is an offset till then.)
+        words = self.exit_words
+        offset = len(words)
+        self.data_rows[0] += 1
+        words.append(tail[0])
+        words.append(tail[1])
+        words.append(len(moves) // 2)
+        words.extend(moves)
+        words.extend(tail[2:])
+        if id(snapshot) in self.exact_snapshots:
+            self.exact_used = True
+            leave = f"{self.leave_label}_exact"
+        else:
+            self.leave_used = True
+            leave = self.leave_label
+        if link is None:
+            return make("_EXIT_DATA", operand0=offset, jump=leave)
+        return make("_EXIT_DATA_BRIDGE", operand0=offset, operand1=link, jump=leave)
 
     def own_stack(self, rows: list[Row], stack: tuple[int, ...]) -> None:
         """A reference of the trace's own to each borrowed value of an exit's
@@ -1159,6 +1261,8 @@ class _InlinedLoop(_Lowering):
         self.handed: list[int] = []
         self.tails: list[Row] = []
         self.exact_snapshots = set()
+        self.exit_words, self.data_rows = outer.exit_words, outer.data_rows
+        self.data_exits = {}
         self.exact_used = False
         self.dirty = set(self.home)  # at its head, after the outer's stores and its own
         # The nested trace's ways out of its loop, by snapshot: the recorded
@@ -1245,6 +1349,8 @@ def _reload_i0(slot: int) -> Row:
 _DECREF_I0: Final = make("_DECREF_O", ("i0",))
 # (Constant names: see regalloc.SPILL.)
 _PUSH_LEAVING: Final = {"i": "_PUSH_INT_SLOT_LEAVING", "f": "_PUSH_FLOAT_SLOT_LEAVING"}
+# A pushed value's kind -> its code in an exit's table (exit_tail).
+_PUSH_CODE: Final = {"n": 0, "o": 1, "i": 2, "f": 3}
 
 
 def _stored(rec: Recording) -> set[int]:
@@ -1255,6 +1361,40 @@ def _stored(rec: Recording) -> set[int]:
         if isinstance(op.arg, InnerCall) and op.arg.body is not None:
             stored |= _stored(op.arg.body.rec)
     return stored
+
+
+def _moves(spills: Sequence[Row]) -> list[int] | None:
+    """An exit's spills as the (slot, source) pairs of its table (source:
+    0-3 registers i0-i3, 4-7 f0-f3, 8 + k spill slot k), in their order;
+    or None if they are not all spills and reloads."""
+    moves: list[int] = []
+    held: dict[str, int] = {}  # a scratch register -> the source reloaded into it
+    for row in spills:
+        if not isinstance(row, Instruction):
+            return None
+        name = row.name
+        if name in _RELOADS:
+            held[row.outs[0]] = 8 + row.oparg
+            continue
+        if name not in _SPILLS:
+            return None
+        ins = row.ins
+        for at in range(len(ins)):
+            register = ins[at]
+            source = held.get(register, _REGISTER_CODE.get(register, -1))
+            if source < 0:
+                return None
+            moves.append(row.oparg if at == 0 else row.operand0)
+            moves.append(source)
+    return moves
+
+
+_NOT_OWNED: Final = BORROWED | BORROWED_ITEMS  # values an exit holds no reference to
+_DATA_EXITS: Final = frozenset({"_EXIT_DATA", "_EXIT_DATA_BRIDGE"})
+_SPILLS: Final = frozenset({"_SPILL_INT", "_SPILL_FLOAT", "_SPILL_INT2", "_SPILL_FLOAT2"})
+_RELOADS: Final = frozenset({"_RELOAD_INT", "_RELOAD_FLOAT"})
+_REGISTER_CODE: Final = {name: code for code, name in enumerate(
+    ("i0", "i1", "i2", "i3", "f0", "f1", "f2", "f3"))}
 
 
 def _arg(op: Op) -> int:
