@@ -1627,33 +1627,31 @@ _TABLE: list[Uop] = [
         doc="point the frame's instruction pointer at `operand0`, i1 = operand1 (an exit stub's number), "
             "jump to the jump target: an exit stub's end, in one uop",
     ),
-    # A guard's exit stub as data (objects.c's copyjit_exit_spill says the
-    # layout of the table at `operand0`): the values from the registers the
-    # guard left them in to their slots, the references the exit takes, the
-    # bridge linked at `operand1` if any (nothing lives in a register then:
-    # the bridge reads the slots), its pushes, then on to the shared end
-    # with the exit's number in i1.
-    *[uop(
-        name,
-        f"""
+    # A guard's exit as data (objects.c's copyjit_exit_data says the layout
+    # of the table at `operand0`): the values from the registers the guard
+    # left them in to their slots, the references the exit takes, its
+    # bridge if one is linked (nothing lives in a register then: the
+    # bridge reads the slots), else its pushes and the resume point; then
+    # on to the shared end with the exit's number in i1.
+    uop(
+        "_EXIT_DATA",
+        """
         const int64_t *data = (const int64_t *)operand0;
-        copyjit_exit_spill(slots, data, i0, i1, i2, i3, f0, f1, f2, f3);
-        i0 = 0; i2 = 0; i3 = 0; f0 = 0.0; f1 = 0.0; f2 = 0.0; f3 = 0.0;  // (none kept across the calls)
-        copyjit_exit_own(frame, slots, data);
-        {bridge}sp = copyjit_exit_push(tstate, slots, sp, data);
-        frame->instr_ptr = (_Py_CODEUNIT *)data[0];
+        copyjit_exit_result done = copyjit_exit_data(frame, sp, tstate, slots, data, i0, i1, i2, i3,
+                                                     f0, f1, f2, f3);
+        i0 = 0; i2 = 0; i3 = 0; f0 = 0.0; f1 = 0.0; f2 = 0.0; f3 = 0.0;  // (none kept across the call)
+        if (done.bridge != NULL) {
+            TAIL(done.bridge);
+        }
+        sp = done.sp;
         i1 = (intptr_t)data[1];
         JUMP();
         """,
         ends_trace=True,
-        doc="an exit stub, from the table at `operand0`: moves to spill slots, new references, releases, "
-            + ("the bridge stored at `operand1` if one is linked, " if bridge else "")
-            + "pushes, the resume point, i1 = the exit's number, jump to the jump target",
-    ) for name, bridge in (
-        ("_EXIT_DATA", ""),
-        ("_EXIT_DATA_BRIDGE", "jit_func linked = *(jit_func *)operand1;\n        if (linked != NULL) {\n"
-                              "            TAIL(linked);\n        }\n        "),
-    )],
+        doc="a guard's exit, from the table at `operand0`: moves to spill slots, new references, "
+            "releases, the bridge if one is linked, else pushes, the resume point, i1 = the exit's "
+            "number, jump to the jump target",
+    ),
     uop("_GOTO", "TAIL(operand0);", ends_trace=True,
         doc="continue at the code at `operand0` (a bridge's way back into its loop)"),
     uop(

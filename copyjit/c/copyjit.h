@@ -433,11 +433,15 @@ PyObject *copyjit_float_for_exit(PyThreadState *tstate, double value);
 PyObject *copyjit_int_for_exit(PyThreadState *tstate, int64_t value);
 PyObject *copyjit_reraiser_for_exit(PyThreadState *tstate, PyMethodDef *def, PyObject *raised);
 
-// An exit stub as data (_EXIT_DATA; objects.c says the layout).
-void copyjit_exit_spill(intptr_t *slots, const int64_t *data, intptr_t i0, intptr_t i1, intptr_t i2,
-                        intptr_t i3, double f0, double f1, double f2, double f3);
-void copyjit_exit_own(_PyInterpreterFrame *frame, intptr_t *slots, const int64_t *data);
-PyObject **copyjit_exit_push(PyThreadState *tstate, intptr_t *slots, PyObject **sp, const int64_t *data);
+// A guard's exit as data (_EXIT_DATA; objects.c says the table's layout):
+// the bridge to go on at, or none and the stack's new top.
+typedef struct {
+    PyObject **sp;
+    jit_func bridge;
+} copyjit_exit_result;
+copyjit_exit_result copyjit_exit_data(_PyInterpreterFrame *frame, PyObject **sp, PyThreadState *tstate,
+                                      intptr_t *slots, const int64_t *data, intptr_t i0, intptr_t i1,
+                                      intptr_t i2, intptr_t i3, double f0, double f1, double f2, double f3);
 
 #ifndef SPILL_SLOTS
 #error "SPILL_SLOTS comes from copyjit/uops.py through the compiler's command line"

@@ -343,7 +343,9 @@ copyjit_store_int_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, int
 // An exit stub as data (_EXIT_DATA, lower.py's data_row): where the
 // exit's values are at the guard that failed, and what to do with them.
 //   data[0]   the instruction to resume at      data[1]  the exit's number
-//   data[2]   n, then n pairs (slot, source): the moves that put the values
+//   data[2]   where its bridge is linked (a jit_func, NULL until one is),
+//             or 0 if it may have none
+//   data[3]   n, then n pairs (slot, source): the moves that put the values
 //             in their spill slots, in order (source 0-3: the register i0-i3
 //             as the guard left it, 4-7: f0-f3, 8 + k: spill slot k)
 //   then n, then n pairs (code, argument): the references the exit takes
@@ -353,58 +355,48 @@ copyjit_store_int_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, int
 //   then n, then n codes: the values pushed onto the frame's stack (code &
 //             3: 0 NULL; 1 the object in slot code >> 2, its reference
 //             handed over; 2 the int in the slot, boxed; 3 the float, boxed)
-// Guard exits are cold: routines reading this replace ~10 uops of code per
-// exit, which every compile would lower, copy and patch.
-void
-copyjit_exit_spill(intptr_t *slots, const int64_t *data, intptr_t i0, intptr_t i1, intptr_t i2,
-                   intptr_t i3, double f0, double f1, double f2, double f3)
+// Guard exits are cold: this replaces ~5-10 uops of code per exit, which
+// every compile would lower, copy and patch. The stencil has published the
+// stack depth (a release may run any code). Returns the bridge to go on
+// at, with the values in their slots and nothing pushed; or no bridge and
+// the new top of the stack, the pushes made (they cannot fail: the boxes
+// are made as _PUSH_*_SLOT_LEAVING makes them).
+copyjit_exit_result
+copyjit_exit_data(_PyInterpreterFrame *frame, PyObject **sp, PyThreadState *tstate, intptr_t *slots,
+                  const int64_t *data, intptr_t i0, intptr_t i1, intptr_t i2, intptr_t i3,
+                  double f0, double f1, double f2, double f3)
 {
     intptr_t registers[8] = {i0, i1, i2, i3};
     __builtin_memcpy(&registers[4], &f0, 8);
     __builtin_memcpy(&registers[5], &f1, 8);
     __builtin_memcpy(&registers[6], &f2, 8);
     __builtin_memcpy(&registers[7], &f3, 8);
-    int64_t count = data[2];
-    const int64_t *move = data + 3;
-    for (int64_t i = 0; i < count; i++, move += 2) {
-        slots[move[0]] = move[1] < 8 ? registers[move[1]] : slots[move[1] - 8];
+    const int64_t *at = data + 3;
+    int64_t count = *at++;
+    for (int64_t i = 0; i < count; i++, at += 2) {
+        slots[at[0]] = at[1] < 8 ? registers[at[1]] : slots[at[1] - 8];
     }
-}
-
-static inline const int64_t *
-exit_own_part(const int64_t *data)
-{
-    return data + 3 + 2 * data[2];
-}
-
-void
-copyjit_exit_own(_PyInterpreterFrame *frame, intptr_t *slots, const int64_t *data)
-{
-    const int64_t *pair = exit_own_part(data);
-    int64_t count = *pair++;
-    for (int64_t i = 0; i < count; i++, pair += 2) {
-        intptr_t *slot = &slots[pair[0] >> 2];
-        switch (pair[0] & 3) {
+    count = *at++;
+    for (int64_t i = 0; i < count; i++, at += 2) {
+        intptr_t *slot = &slots[at[0] >> 2];
+        switch (at[0] & 3) {
             case 0: Py_INCREF((PyObject *)*slot); break;
-            case 1: *slot = (intptr_t)Py_NewRef((PyObject *)pair[1]); break;
-            case 2: *slot = (intptr_t)Py_NewRef(frame->localsplus[pair[1]]); break;
-            default: Py_DECREF((PyObject *)*slot); break;  // (may run any code: the depth is published)
+            case 1: *slot = (intptr_t)Py_NewRef((PyObject *)at[1]); break;
+            case 2: *slot = (intptr_t)Py_NewRef(frame->localsplus[at[1]]); break;
+            default: Py_DECREF((PyObject *)*slot); break;
         }
     }
-}
-
-// The pushes of an exit (above, after the bridge was not taken): cannot
-// fail (the boxes as _PUSH_*_SLOT_LEAVING make them). Returns the new top.
-PyObject **
-copyjit_exit_push(PyThreadState *tstate, intptr_t *slots, PyObject **sp, const int64_t *data)
-{
-    const int64_t *own = exit_own_part(data);
-    const int64_t *codes = own + 1 + 2 * own[0];
-    int64_t count = *codes++;
+    if (data[2] != 0) {
+        jit_func bridge = *(jit_func *)data[2];
+        if (bridge != NULL) {
+            return (copyjit_exit_result){sp, bridge};
+        }
+    }
+    count = *at++;
     for (int64_t i = 0; i < count; i++) {
-        intptr_t value = slots[codes[i] >> 2];
+        intptr_t value = slots[at[i] >> 2];
         PyObject *box;
-        switch (codes[i] & 3) {
+        switch (at[i] & 3) {
             case 0: box = NULL; break;
             case 1: box = (PyObject *)value; break;
             case 2:
@@ -425,7 +417,8 @@ copyjit_exit_push(PyThreadState *tstate, intptr_t *slots, PyObject **sp, const i
         }
         *sp++ = box;
     }
-    return sp;
+    frame->instr_ptr = (_Py_CODEUNIT *)data[0];
+    return (copyjit_exit_result){sp, NULL};
 }
 
 PyObject *

@@ -591,9 +591,9 @@ class _Lowering:
         return rows
 
     def exit_tail(self, number: int, snapshot: Snapshot) -> list[int] | None:
-        """A guard exit's table (what _EXIT_DATA reads: objects.c, from
-        copyjit_exit_spill on) but its moves: the references it takes,
-        its pushes, where it resumes and its number; or None if its stack
+        """A guard exit's row of the table _EXIT_DATA reads (objects.c,
+        copyjit_exit_data) but its link and moves: where it resumes, its
+        number, the references it takes and its pushes; or None if its stack
         holds a kind the table has no code for. Guard exits are cold (a hot
         one gets a bridge): a shared routine reading a table costs a
         compile less than ~10 uops of code each, to lower, copy and patch."""
@@ -631,6 +631,7 @@ class _Lowering:
         self.data_rows[0] += 1
         words.append(tail[0])
         words.append(tail[1])
+        words.append(0 if link is None else link)
         words.append(len(moves) // 2)
         words.extend(moves)
         words.extend(tail[2:])
@@ -640,9 +641,7 @@ class _Lowering:
         else:
             self.leave_used = True
             leave = self.leave_label
-        if link is None:
-            return make("_EXIT_DATA", operand0=offset, jump=leave)
-        return make("_EXIT_DATA_BRIDGE", operand0=offset, operand1=link, jump=leave)
+        return make("_EXIT_DATA", operand0=offset, jump=leave)
 
     def own_stack(self, rows: list[Row], stack: tuple[int, ...]) -> None:
         """A reference of the trace's own to each borrowed value of an exit's
@@ -1390,7 +1389,7 @@ def _moves(spills: Sequence[Row]) -> list[int] | None:
 
 
 _NOT_OWNED: Final = BORROWED | BORROWED_ITEMS  # values an exit holds no reference to
-_DATA_EXITS: Final = frozenset({"_EXIT_DATA", "_EXIT_DATA_BRIDGE"})
+_DATA_EXITS: Final = frozenset({"_EXIT_DATA"})
 _SPILLS: Final = frozenset({"_SPILL_INT", "_SPILL_FLOAT", "_SPILL_INT2", "_SPILL_FLOAT2"})
 _RELOADS: Final = frozenset({"_RELOAD_INT", "_RELOAD_FLOAT"})
 _REGISTER_CODE: Final = {name: code for code, name in enumerate(
