@@ -543,7 +543,8 @@ class _Lowering:
         locals are written back by this lowering's shared end of an exit
         (`leave`), unless not `shared` (a parent's stub copied into a bridge).
         A bridge's exits `count` themselves, after their spills.
-        A guard's exit is one uop that reads a table (exit_data), where it can be."""
+        A guard's exit is one uop that reads a row of a table (exit_tail,
+        data_row), unless its stack holds a kind the table has no code for."""
         if shared and snapshot.reraise is None and not snapshot.normal:
             tail = self.exit_tail(number, snapshot)
             moves = _moves(spills or ())
