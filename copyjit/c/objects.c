@@ -296,6 +296,22 @@ copyjit_int_for_exit(PyThreadState *tstate, int64_t value)
     return int_for_exit(tstate, value);
 }
 
+// A box for the frame as a trace leaves (the stencils' _BOX_*_LEAVING_O):
+// cannot fail (the reserve, then the pool: *_for_exit).
+static inline __attribute__((always_inline)) PyObject *
+float_leaving(PyThreadState *tstate, double value)
+{
+    PyObject *box = copyjit_reserve.pool_only ? NULL : copyjit_new_float(tstate, value);
+    return box != NULL ? box : float_for_exit(tstate, value);
+}
+
+static inline __attribute__((always_inline)) PyObject *
+int_leaving(PyThreadState *tstate, int64_t value)
+{
+    PyObject *box = copyjit_reserve.pool_only ? NULL : PyLong_FromSsize_t(value);
+    return box != NULL ? box : int_for_exit(tstate, value);
+}
+
 // The slow halves of _SYNC_FLOAT_O and _SYNC_INT_O (before a call): the
 // number the frame holds for local `slot` is not one only the frame holds,
 // so a new box replaces it, and the old value is released (the stencil has
@@ -323,21 +339,13 @@ copyjit_sync_int(_PyInterpreterFrame *frame, intptr_t slot, int64_t value)
 __attribute__((preserve_most)) void
 copyjit_store_float_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, intptr_t slot, double value)
 {
-    PyObject *box = copyjit_reserve.pool_only ? NULL : copyjit_new_float(tstate, value);
-    if (box == NULL) {
-        box = float_for_exit(tstate, value);
-    }
-    store_new(&frame->localsplus[slot], box);  // (never NULL here: it cannot fail)
+    store_new(&frame->localsplus[slot], float_leaving(tstate, value));  // (never NULL: it cannot fail)
 }
 
 __attribute__((preserve_most)) void
 copyjit_store_int_leaving(_PyInterpreterFrame *frame, PyThreadState *tstate, intptr_t slot, int64_t value)
 {
-    PyObject *box = copyjit_reserve.pool_only ? NULL : PyLong_FromSsize_t(value);
-    if (box == NULL) {
-        box = int_for_exit(tstate, value);
-    }
-    store_new(&frame->localsplus[slot], box);  // (never NULL here: it cannot fail)
+    store_new(&frame->localsplus[slot], int_leaving(tstate, value));  // (never NULL: it cannot fail)
 }
 
 // An exit stub as data (_EXIT_DATA, lower.py's data_row): where the
@@ -399,19 +407,11 @@ copyjit_exit_data(_PyInterpreterFrame *frame, PyObject **sp, PyThreadState *tsta
         switch (at[i] & 3) {
             case 0: box = NULL; break;
             case 1: box = (PyObject *)value; break;
-            case 2:
-                box = copyjit_reserve.pool_only ? NULL : PyLong_FromSsize_t(value);
-                if (box == NULL) {
-                    box = int_for_exit(tstate, value);
-                }
-                break;
+            case 2: box = int_leaving(tstate, value); break;
             default: {
                 double number;
                 __builtin_memcpy(&number, &value, sizeof(number));
-                box = copyjit_reserve.pool_only ? NULL : copyjit_new_float(tstate, number);
-                if (box == NULL) {
-                    box = float_for_exit(tstate, number);
-                }
+                box = float_leaving(tstate, number);
                 break;
             }
         }

@@ -582,13 +582,7 @@ class _Lowering:
             return rows
         # The stack pushed before the locals are written back: independent
         # parts of the frame, and i1 (the exit number) survives the boxing.
-        if id(snapshot) in self.exact_snapshots:
-            self.exact_used = True
-            leave = f"{self.leave_label}_exact"
-        else:
-            self.leave_used = True
-            leave = self.leave_label
-        rows.append(make("_SET_IP_I_JUMP", operand0=resume, operand1=number, jump=leave))
+        rows.append(make("_SET_IP_I_JUMP", operand0=resume, operand1=number, jump=self.end_of(snapshot)))
         return rows
 
     def exit_tail(self, number: int, snapshot: Snapshot) -> list[int] | None:
@@ -636,13 +630,16 @@ class _Lowering:
         words.append(len(moves) // 2)
         words.extend(moves)
         words.extend(tail[2:])
+        return make("_EXIT_DATA", operand0=offset, jump=self.end_of(snapshot))
+
+    def end_of(self, snapshot: Snapshot) -> str:
+        """The label of the shared end an exit at `snapshot` goes on to
+        (which writes the locals back, unless the frame has them: exact)."""
         if id(snapshot) in self.exact_snapshots:
             self.exact_used = True
-            leave = f"{self.leave_label}_exact"
-        else:
-            self.leave_used = True
-            leave = self.leave_label
-        return make("_EXIT_DATA", operand0=offset, jump=leave)
+            return f"{self.leave_label}_exact"
+        self.leave_used = True
+        return self.leave_label
 
     def own_stack(self, rows: list[Row], stack: tuple[int, ...]) -> None:
         """A reference of the trace's own to each borrowed value of an exit's
