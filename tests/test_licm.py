@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from copyjit import explainer
 from copyjit.opt import optimize
 from copyjit.opt.licm import licm
 from copyjit.opt.text import dump, parse
@@ -597,3 +598,114 @@ def test_a_row_replaced_between_runs_is_read_again() -> None:
         jit.disable()
     assert (first, second, third) == (150.0, 450.0, 600.0)
     assert jit.stats.as_dict()["native_entries"] >= 2
+
+
+# --- what the loop computes from invariants -----------------------------------------
+
+COMPUTES = """trace dst=10 src=40 slots=0:o,1:i,2:f,3:i,4:f,5:o stored=3,2
+k = range_next.i() | exit @10 normal
+    store.i(k) 3
+a = load_o.o() 0
+    guard_type.(a) {list} | exit @12 stack a
+f = load_o.o() 5
+    guard_is.(f) {true} | exit @13 stack f
+    release.(f)
+n = len.i(a)
+    release.(a)
+w = load.f() 4
+r = math.f(w) 'SQRT' | exit @14 stack w
+i = load.i() 1
+one = const.i() 1
+j = binary.i(i, one) 'add' | exit @16 stack i one
+m = binary.i(j, n) 'mul' | exit @18 stack j n
+x = to_float.f(m)
+y = binary.f(x, r) 'mul'
+kf = to_float.f(k)
+z = binary.f(kf, y) 'add'
+s = load.f() 2
+t = binary.f(s, z) 'add'
+    store.f(t) 2
+"""
+
+
+def test_what_the_loop_computes_from_invariants_is_computed_before_it() -> None:
+    # `if flag:` and `(i + 1) * len(a) * math.sqrt(w)`, with flag, a, i and w
+    # locals the loop never stores: their tests and values once, before the
+    # loop, leaving at its head when one fails; only `k * ...` stays.
+    rec = parse(COMPUTES.format(list=id(list), true=id(True)))
+    same(licm(rec), f"""trace dst=10 src=40 slots=0:o,1:i,2:f,3:i,4:f,5:o stored=3,2
+a = load_o.o() 0
+    guard_type.(a) {id(list)} | exit @10 drop a
+f = load_o.o() 5
+    guard_is.(f) {id(True)} | exit @10 drop a f
+n = len.i(a)
+w = load.f() 4
+r = math.f(w) 'SQRT' | exit @10 drop a f
+i = load.i() 1
+one = const.i() 1
+j = binary.i(i, one) 'add' | exit @10 drop a f
+m = binary.i(j, n) 'mul' | exit @10 drop a f
+x = to_float.f(m)
+y = binary.f(x, r) 'mul'
+    release.(a)
+    release.(f)
+    loop_head.()
+k = range_next.i() | exit @10 normal
+    store.i(k) 3
+a2 = load_b.o() 0
+f2 = load_b.o() 5
+w2 = load.f() 4
+i2 = load.i() 1
+one2 = const.i() 1
+kf = to_float.f(k)
+z = binary.f(kf, y) 'add'
+s = load.f() 2
+t = binary.f(s, z) 'add'
+    store.f(t) 2
+""")
+
+
+def computes(n: int, k: int, w: float, d: int, flag: bool, data: list[float]) -> tuple[float, int]:
+    total, count = 0.0, 0
+    for i in range(n):
+        if flag:
+            total += i * (k + 1) * 0.5
+        total += data[k % 3] * math.sqrt(w) + w / len(data) + 1.0 / d
+        count += k * 1152921504606846976 % 1000 - i  # k * 2**60: past 64 bits from k = 8 on
+    return total, count
+
+
+# Run one after another in one JIT: each changes what the loop computed
+# before it (its ops leave at the loop's head, and the interpreter runs the
+# loop, or raises where CPython raises: math.sqrt(-1.0), 1.0 / 0).
+RUNS: list[tuple[Any, ...]] = [
+    (300, 1, 2.0, 4, True, [1.0, 2.0, 3.0]),
+    (300, 1, 2.0, 4, False, [1.0, 2.0, 3.0]),
+    (300, 2, 3.5, -7, True, [1.0, 2.0, 3.0, 4.0]),
+    (300, 9, 2.0, 4, True, [1.0, 2.0, 3.0]),
+    (300, 1, -1.0, 4, True, [1.0, 2.0, 3.0]),
+    (300, 1, 2.0, 0, True, [1.0, 2.0, 3.0]),
+    (0, 1, -1.0, 0, True, [1.0, 2.0, 3.0]),
+    (300, 1, 2.0, 4, 1, [1.0, 2.0, 3.0]),
+    (300, 1, 2.0, 4, True, [1.0, 2.0, 3.0]),
+]
+
+
+def test_a_loop_computing_from_invariants_gives_what_cpython_gives() -> None:
+    expected = [full_outcome(computes, *args) for args in RUNS]
+    jit = JIT(1)
+    jit.enable(computes.__code__)
+    try:
+        got = [full_outcome(computes, *RUNS[0])]
+        reports = explainer.collect(jit, [computes.__code__])
+        got += [full_outcome(computes, *args) for args in RUNS[1:]]
+    finally:
+        jit.disable()
+    assert got == expected
+    assert [outcome[1] for outcome in got if outcome[0] == "raised"] == ["ValueError", "ZeroDivisionError"]
+    optimized = [line.text for report in reports if report.trace is not None
+                 for line in report.trace.optimized]
+    head = next(i for i, text in enumerate(optimized) if "loop_head" in text)
+    assert any("'SQRT'" in text for text in optimized[:head]), optimized
+    assert not any("'SQRT'" in text or "len." in text for text in optimized[head:]), optimized
+    assert jit.stats.native_entries >= 3

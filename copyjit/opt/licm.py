@@ -78,7 +78,10 @@ def licm(rec: Recording) -> Recording:
     versions = _versions(rec, slots)
     reads = _invariant_reads(rec, {value: constants[obj] for value, obj in fixed.items()}, slots, versions)
     if not fixed and not reads and all(type_id is None for type_id in slots.values()):
-        return rec  # no guard to move (borrow makes the reads of locals load_b)
+        # No guard to move (borrow makes the reads of locals load_b). (Nor
+        # what the loop computes from invariants: ops before its loop would
+        # keep the loop from being run inline in the loop around it.)
+        return rec
     plain = _plain_stores(rec, set(chain) | set(fixed) | set(reads.values()), constants)
     if plain is None:
         return rec
@@ -95,7 +98,8 @@ def licm(rec: Recording) -> Recording:
                 taking[value].append(index)
     borrowed = {value for value, users in taking.items() if all(rec.ops[u].name == "release" for u in users)}
     moved |= {user for value in borrowed for user in taking[value]}
-    return _hoisted(rec, moved, chain, fixed, borrowed, slots, versions, reads)
+    rec = _hoisted(rec, moved, chain, fixed, borrowed, slots, versions, reads)
+    return _computed(rec) or rec
 
 
 # What may be done with an object the trace borrows (holds no reference to):
@@ -390,3 +394,86 @@ def _renumbered(op: Op, number: dict[int, int]) -> Op:
                             None if snapshot.reraise is None else number[snapshot.reraise], snapshot.on_frame,
                             tuple(number[v] for v in snapshot.drop))
     return Op(op.name, op.kind, args, op.arg, snapshot)
+
+
+# What the loop computes from invariant values, and may compute once before
+# it: numbers from numbers (an op that may leave, an int overflow or a
+# division by zero, leaves before the loop instead, where the interpreter
+# runs the iteration and meets it itself), the tests of invariant objects
+# and numbers. (`len`: of a list, unless the loop appends; a loop that
+# appends is not moved from at all today, since append may run code.)
+_COMPUTED: Final = frozenset({"binary", "to_float", "neg", "math", "compare_bool", "not", "unbox_bool",
+                              "unbox", "len_str"})
+_TESTS: Final = frozenset({"guard_type", "guard_is", "guard_is_not", "branch"})
+# Values the same in every iteration that cost nothing to make again before
+# the loop: constants, the borrowed reads of locals the loop never stores.
+_FREE: Final = frozenset({"const", "const_b", "load_b"})
+
+
+def _invariant_values(rec: Recording, start: int, known: set[int]) -> list[int]:
+    """The ops from `start` on (in order) that _COMPUTED or _TESTS values the
+    same in every iteration: from `known` ones, the loop's constants and
+    borrowed locals, its unboxed locals it never stores, and each other."""
+    ops, stored = rec.ops, set(rec.stored)
+    appends = any(op.name == "append" for op in ops)
+    invariant = set(known)
+    found: list[int] = []
+    for index in range(start, len(ops)):
+        op = ops[index]
+        name = op.name
+        if name in _FREE or (name == "load" and op.arg not in stored):
+            invariant.add(index)
+        elif op.args and all(arg in invariant for arg in op.args) and (
+                name in _TESTS or (op.kind in ("i", "f") and (
+                    name in _COMPUTED or (name == "len" and not appends)))):
+            found.append(index)
+            invariant.add(index)
+    return found
+
+
+def _computed(rec: Recording) -> Recording | None:
+    """The recording (with its loop_head) with what the loop computes from
+    invariants moved before loop_head, after the other moved ops and before
+    the releases of their loads (None when there is nothing). An op moved
+    leaves, when it fails, at the loop's head, as licm's others do; the
+    constants and borrowed locals it uses are made again there."""
+    ops = rec.ops
+    head = next(index for index, op in enumerate(ops) if op.name == "loop_head")
+    found = _invariant_values(rec, head + 1, set(range(head)))
+    if not found:
+        return None
+    releases = head
+    while releases > 0 and ops[releases - 1].name == "release":
+        releases -= 1
+    new: list[Op] = list(ops[:releases])
+    origin = list(range(releases))
+    number = {index: index for index in range(releases)}  # the body's value -> its number before the loop
+    exit_ = Snapshot(rec.dst, (), drop=tuple(ops[index].args[0] for index in range(releases, head)))
+    read = {op.arg: index for index, op in enumerate(ops[:releases]) if op.name == "load_o"}
+    for index in found:
+        op = ops[index]
+        for arg in op.args:
+            if arg in number:
+                continue
+            if ops[arg].name == "load_b" and ops[arg].arg in read:  # the local, read before the loop
+                number[arg] = read[ops[arg].arg]
+            else:  # a constant or a local, made again
+                number[arg] = len(new)
+                new.append(Op(ops[arg].name, ops[arg].kind, (), ops[arg].arg))
+                origin.append(arg)
+        number[index] = len(new)
+        new.append(Op(op.name, op.kind, tuple(number[arg] for arg in op.args), op.arg,
+                      None if op.snapshot is None else exit_))
+        origin.append(index)
+    new += ops[releases:head + 1]
+    origin += range(releases, head + 1)
+    moved = set(found)
+    body = {**{index: index for index in range(releases)}, **{index: number[index] for index in found}}
+    for index in range(head + 1, len(ops)):
+        if index not in moved:
+            body[index] = len(new)
+            new.append(_renumbered(ops[index], body))
+            origin.append(index)
+    positions = None if rec.positions is None else [rec.positions[index] for index in origin]
+    return Recording(rec.code, rec.dst, rec.src, new, dict(rec.slots), list(rec.stored), rec.constants,
+                     positions)
