@@ -1330,10 +1330,56 @@ def _objects() -> list[Uop]:
         ),
         uop(
             "_GET_ITER_O",
-            f"res = PyObject_GetIter(a);\n{_CLEAR_AND_EXIT}",
+            """
+            res = NULL;
+            int64_t idle = copyjit_reserve.idle_iters_count;
+            if (Py_TYPE(a) == &PyList_Type && idle > 0 && copyjit_untraced()) {
+                // One a trace released (_RELEASE_ITER_O), unless something
+                // took it from the GC's lists since: that one keeps it.
+                PyObject *kept = copyjit_reserve.idle_iters[idle - 1];
+                copyjit_reserve.idle_iters[idle - 1] = NULL;
+                copyjit_reserve.idle_iters_count = idle - 1;
+                if (Py_REFCNT(kept) == 1) {
+                    _PyListIterObject *it = (_PyListIterObject *)kept;
+                    it->it_index = 0;
+                    it->it_seq = (PyListObject *)Py_NewRef(a);
+                    res = kept;
+                }
+                else {
+                    Py_DECREF(kept);  // (not its last reference)
+                }
+            }
+            if (res == NULL) {
+                res = PyObject_GetIter(a);
+            }
+            """ + _CLEAR_AND_EXIT,
             regs="a:o -- res:o",
-            doc="res = iter(a) for a guarded list, tuple, range or iterator (no side effects); "
-                "exits if it fails",
+            doc="res = iter(a) for a guarded list, tuple, range or iterator (no side effects), a list's "
+                "an idle one when there is; exits if it fails",
+        ),
+        uop(
+            "_RELEASE_ITER_O",
+            """
+            int64_t idle = copyjit_reserve.idle_iters_count;
+            if (Py_REFCNT(a) == 1 && Py_TYPE(a) == &PyListIter_Type && idle < COPYJIT_IDLE_ITERS
+                && copyjit_untraced()) {
+                // Kept for _GET_ITER_O, idle as an exhausted one (3.13: an
+                // index of -1 and no list; next() and len() look at those).
+                _PyListIterObject *it = (_PyListIterObject *)a;
+                PyListObject *seq = it->it_seq;
+                it->it_seq = NULL;
+                it->it_index = -1;
+                copyjit_reserve.idle_iters[idle] = a;
+                copyjit_reserve.idle_iters_count = idle + 1;
+                Py_XDECREF(seq);
+            }
+            else {
+                Py_DECREF(a);
+            }
+            """,
+            regs="a:o --",
+            doc="release a, an iterator a get_iter made: kept idle when it is a list's and this was its "
+                "last reference",
         ),
         uop(
             "_GUARD_DONE_O",

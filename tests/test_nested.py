@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -422,3 +423,61 @@ def test_inlined_loops_leak_no_references() -> None:
     assert stats["inlined_loops"] >= 1
     # The items stored and compared, the iterators pushed and popped.
     assert [sys.getrefcount(key), *(sys.getrefcount(row) for row in rows)] == before
+
+
+# --- list iterators a trace releases, kept idle for its next iter() --------
+
+
+def weighted(rows: list[list[float]], passes: int) -> tuple[float, int]:
+    total, count = 0.0, 0
+    for p in range(passes):
+        for row in rows:  # iter(rows) at every pass, iter(row) at every row
+            for x in row:
+                total += x * p
+                count += 1
+    return total, count
+
+
+WEIGHTED_ROWS = [[float(i * j) for j in range(i % 4)] for i in range(9)]  # (some empty)
+
+
+def _exhausted() -> object:
+    it = iter([])
+    next(it, None)
+    return it
+
+
+def check_made_again() -> None:
+    from copyjit.backend.runtime import runtime
+
+    differential(weighted, WEIGHTED_ROWS, 400)
+    made = runtime().idle_iterators()
+    assert made, "no list iterator was kept idle"
+    for it in made:  # idle as an exhausted one: no list, nothing left
+        assert type(it) is type(_exhausted())
+        assert it.__reduce__() == _exhausted().__reduce__() and it.__length_hint__() == 0
+        assert next(it, None) is None
+
+
+def check_held_elsewhere() -> None:
+    # The idle iterators stay tracked by the GC (gc.get_objects() finds
+    # them): one that something holds is left to it, and stays exhausted.
+    from copyjit.backend.runtime import runtime
+
+    differential(weighted, WEIGHTED_ROWS, 50)
+    held = runtime().idle_iterators()
+    assert held
+    differential(weighted, WEIGHTED_ROWS, 400)
+    for it in held:
+        assert it.__reduce__() == _exhausted().__reduce__() and next(it, None) is None
+    assert any(all(it is not old for old in held) for it in runtime().idle_iterators())
+
+
+@pytest.mark.parametrize("check", ["check_made_again", "check_held_elsewhere"])
+def test_list_iterators_a_trace_releases_are_made_again(check: str) -> None:
+    # In a process of its own: once tracemalloc has run, CPython 3.13 keeps
+    # its reference tracer set, and traces then reuse no object (copyjit.h's
+    # copyjit_untraced).
+    done = subprocess.run([sys.executable, "-c", f"from tests.test_nested import {check}; {check}()"],
+                          cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr

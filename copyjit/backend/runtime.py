@@ -44,9 +44,11 @@ RECORD = Struct("<" + "q" * len(RECORD_FIELDS))
 # could not be made; the pool's chains of floats and ints, how many of each
 # it has, what the activations in progress hold of it, what each holds, and
 # how many boxes exits took from it.
-RESERVE = Struct("<QqqQQqqqqQqqQq")
+IDLE_ITERS = 8  # copyjit.h's COPYJIT_IDLE_ITERS
+RESERVE = Struct(f"<QqqQQqqqqQqqQqq{8 * IDLE_ITERS}s")
 RESERVE_FIELDS = ("address", "released", "refused", "floats", "ints", "pooled", "held", "per_activation",
-                  "taken", "reraisers", "reraisers_pooled", "activations", "reraise_def", "pool_only")
+                  "taken", "reraisers", "reraisers_pooled", "activations", "reraise_def", "pool_only",
+                  "idle_iters_count", "idle_iters")
 
 _WORD = Struct("<Q")
 METH_O = 0x0008
@@ -211,6 +213,14 @@ class Runtime:
         fields = dict(zip(RESERVE_FIELDS, RESERVE.unpack(self.reserve), strict=True))
         names = ("pooled", "held", "per_activation", "taken", "reraisers_pooled", "activations")
         return {name: fields[name] for name in names}
+
+    def idle_iterators(self) -> list[object]:
+        """The list iterators traces keep idle for their next iter() of a
+        list (copyjit.h's `idle_iters`), each as a new reference: while one
+        is held, no trace makes it again."""
+        count = dict(zip(RESERVE_FIELDS, RESERVE.unpack(self.reserve), strict=True))["idle_iters_count"]
+        base = buffer_address(self.reserve) + 8 * RESERVE_FIELDS.index("idle_iters")
+        return [native.py_object.from_address(base + 8 * k).value for k in range(count)]
 
     def pool_only(self, on: bool) -> None:
         """Make exits box from the pool alone, as when memory and the reserve

@@ -26,7 +26,8 @@ OWN_STRUCT_PROBES: dict[str, str] = {
     "record.size": "sizeof(location_record)",
     **{f"reserve.{field}": f"offsetof(reserve_state, {field})" for field in (
         "address", "released", "refused", "floats", "ints", "pooled", "held", "per_activation", "taken",
-        "reraisers", "reraisers_pooled", "activations", "reraise_def", "pool_only")},
+        "reraisers", "reraisers_pooled", "activations", "reraise_def", "pool_only", "idle_iters_count",
+        "idle_iters")},
     "reserve.size": "sizeof(reserve_state)",
 }
 

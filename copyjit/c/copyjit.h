@@ -167,6 +167,14 @@ copyjit_free_float(PyThreadState *tstate, PyObject *op)
     return 1;
 }
 
+// Whether objects may be reused without the interpreter seeing them freed
+// and made (no reference tracer, no tracemalloc), as copyjit_new_float.
+static inline __attribute__((always_inline)) int
+copyjit_untraced(void)
+{
+    return _PyRuntime.ref_tracer.tracer_func == NULL && !_PyRuntime.tracemalloc.config.tracing;
+}
+
 // A new float (NULL, an exception set: out of memory).
 static inline __attribute__((always_inline)) PyObject *
 copyjit_new_float(PyThreadState *tstate, double value)
@@ -280,6 +288,8 @@ typedef struct {
     int64_t due;           // nonzero: call the JIT's handler before entering again
 } location_record;
 
+#define COPYJIT_IDLE_ITERS 8  // (runtime.py's RESERVE format agrees)
+
 // The emergency reserve: address space an exit can give back when it runs
 // out of memory while writing the frame back, where it has no way out (the
 // frame is half written). COPYJIT_RESERVE_SIZE bytes mapped PROT_NONE and
@@ -317,6 +327,14 @@ typedef struct {
     int64_t activations;  // in progress
     PyMethodDef *reraise_def;
     int64_t pool_only;  // nonzero: exits box from the pool alone (tests: runtime.py's pool_only)
+    // List iterators a trace released as their last holder, kept for the
+    // next iter() of a list a trace makes (_GET_ITER_O, _RELEASE_ITER_O):
+    // a loop nested in a trace's makes one at every pass of the loop around
+    // it, an allocation, a GC link and their undoing (n-body: 5% of a
+    // step). Each is idle as an exhausted one is (it_seq NULL, it_index -1),
+    // still tracked by the GC, and this is its one reference.
+    int64_t idle_iters_count;
+    PyObject *idle_iters[COPYJIT_IDLE_ITERS];
 } reserve_state;
 
 extern reserve_state copyjit_reserve;

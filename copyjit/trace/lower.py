@@ -812,7 +812,8 @@ class _Lowering:
         pass  # the op before made it
 
     def op_release(self, index: int, op: Op) -> None:
-        self.uop("_DECREF_O", op.args)
+        made_by = self.rec.ops[op.args[0]].name
+        self.uop("_RELEASE_ITER_O" if made_by == "get_iter" else "_DECREF_O", op.args)
 
     def op_guard_type(self, index: int, op: Op) -> None:
         self.uop("_GUARD_TYPE_O", op.args, (), operand0=_arg(op), exit_op=op)
