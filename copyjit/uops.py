@@ -1331,28 +1331,34 @@ def _objects() -> list[Uop]:
         uop(
             "_GET_ITER_O",
             """
-            res = NULL;
             int64_t idle = copyjit_reserve.idle_iters_count;
-            if (Py_TYPE(a) == &PyList_Type && idle > 0 && copyjit_untraced()) {
-                // One a trace released (_RELEASE_ITER_O), unless something
-                // took it from the GC's lists since: that one keeps it.
-                PyObject *kept = copyjit_reserve.idle_iters[idle - 1];
+            PyObject *kept = idle > 0 ? copyjit_reserve.idle_iters[idle - 1] : NULL;
+            // (expected: else clang saves the registers for the call on both paths)
+            if (__builtin_expect(kept != NULL && Py_TYPE(a) == &PyList_Type && Py_REFCNT(kept) == 1
+                                 && copyjit_untraced(), 1)) {
+                // One a trace released (_RELEASE_ITER_O).
                 copyjit_reserve.idle_iters[idle - 1] = NULL;
                 copyjit_reserve.idle_iters_count = idle - 1;
-                if (Py_REFCNT(kept) == 1) {
-                    _PyListIterObject *it = (_PyListIterObject *)kept;
-                    it->it_index = 0;
-                    it->it_seq = (PyListObject *)Py_NewRef(a);
-                    res = kept;
-                }
-                else {
+                _PyListIterObject *it = (_PyListIterObject *)kept;
+                it->it_index = 0;
+                it->it_seq = (PyListObject *)Py_NewRef(a);
+                res = kept;
+            }
+            else {
+                if (kept != NULL && Py_REFCNT(kept) != 1) {
+                    // Something took it from the GC's lists: it keeps it.
+                    copyjit_reserve.idle_iters[idle - 1] = NULL;
+                    copyjit_reserve.idle_iters_count = idle - 1;
                     Py_DECREF(kept);  // (not its last reference)
                 }
-            }
-            if (res == NULL) {
+                SYNC_SP();
                 res = PyObject_GetIter(a);
+                if (res == NULL) {
+                    PyErr_Clear();
+                }
+                EXIT_IF(res == NULL);
             }
-            """ + _CLEAR_AND_EXIT,
+            """,
             regs="a:o -- res:o",
             doc="res = iter(a) for a guarded list, tuple, range or iterator (no side effects), a list's "
                 "an idle one when there is; exits if it fails",
