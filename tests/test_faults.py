@@ -318,7 +318,7 @@ def main():
     return rows, x, y, v, k
 '''
 PROGRAMS: dict[str, str] = {
-    "_CHECK_VIRTUAL_ENTRY": _KEPT_LOCALS,
+    "_CHECK_VIRTUAL_LOCAL": _KEPT_LOCALS,
     "_GUARD_NOT_SAME_O": _KEPT_LOCALS,
     "branch": _BRANCHES,
     "_CHECK_EVAL_BREAKER": _INTS,

@@ -224,6 +224,36 @@ def test_an_object_only_the_frame_holds_is_freed_when_cpython_frees_it() -> None
     under_the_jit(walk, freeing)
 
 
+def walk_two(rows: list[Any], limit: float) -> int:
+    i = -1
+    for _a, _b, v in rows:  # (_a and _b: one object, only the frame holds it once its tuple goes)
+        i += 1
+        v[0] += 1.0
+        if v[0] > limit:
+            rows[i] = None
+    return i
+
+
+def test_an_object_two_kept_locals_hold_is_freed_when_cpython_frees_it() -> None:
+    # Each passes the check alone (something else holds it: the other);
+    # released at an exit, both would free it there.
+    def freeing() -> tuple[Any, ...]:
+        Noisy.log = []
+        vs = [[float(k % 7)] for k in range(60)]
+        Noisy.watched = vs
+        for _ in range(3):
+            rows = []
+            for k in range(60):
+                both = Noisy(k)
+                rows.append((both, both, vs[k]))
+            del both
+            walk_two(rows, 6.5)
+            del rows
+        return Noisy.log, vs
+
+    under_the_jit(walk_two, freeing)
+
+
 def logged(rows: list[Any], log: list[Any]) -> float:
     total = 0.0
     for [x, y], w in rows:

@@ -38,7 +38,7 @@ hold has two references, so it is never overwritten in place.
 
 The lowering (lower.py) loads each home from the frame at the trace's
 entry and after every bridge, and first checks that releasing the frame's
-old values at an exit runs no code either (`_CHECK_VIRTUAL_ENTRY`: each is
+old values at an exit runs no code either (`_CHECK_VIRTUAL_LOCAL`, one each:
 unbound, a plain number or string, or an object something else holds too
 that no other kept local is bound to); every exit writes the homes back (`_STORE_VIRTUAL_LEAVING`),
 a bridge does so before it starts (it reads the frame).

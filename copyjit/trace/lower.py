@@ -130,8 +130,10 @@ class _Lowering:
         self.virtual: dict[int, int] = {}
         for slot in dict.fromkeys(_arg(op) for op in rec.ops if op.name in ("store_v", "load_v")):
             self.virtual[slot], top = top, top + 1
-        self.virtual_list = bytearray(b"".join(n.to_bytes(8, "little") for n in (len(self.virtual),
-                                                                                  *self.virtual)))
+        # For each, the kept locals after it (its length, then the slots), one after another.
+        kept = list(self.virtual)
+        self.virtual_list = bytearray(b"".join(n.to_bytes(8, "little") for k in range(len(kept))
+                                               for n in (len(kept) - k - 1, *kept[k + 1:])))
         self.calls, self.top = _value_slots(rec, self.temp, top)
         # The unboxed locals an exit writes back: every one, not only those
         # this trace stores, since a bridge may store one the trace only reads
@@ -396,9 +398,12 @@ class _Lowering:
             self.add("_LOAD_FAST_BORROW_O", outs=("i0",), oparg=slot)
             self.add("_SPILL_INT", ("i0",), oparg=home)
         self.before_loop = True
-        self.add("_CHECK_VIRTUAL_ENTRY", operand0=buffer_address(self.virtual_list),
-                 exit=self.exit_label(Snapshot(self.rec.dst, (), normal=True)))
+        leave = self.exit_label(Snapshot(self.rec.dst, (), normal=True))
         self.before_loop = False
+        later = buffer_address(self.virtual_list)
+        for k, slot in enumerate(self.virtual):  # (all homes loaded: the exit writes them back)
+            self.add("_CHECK_VIRTUAL_LOCAL", oparg=slot, operand0=later, exit=leave)
+            later += 8 * (len(self.virtual) - k)  # (past its length and the later slots)
 
     def virtual_to_frame(self, rows: list[Row], lowering: _Lowering) -> None:
         for slot, home in lowering.virtual.items():
