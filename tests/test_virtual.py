@@ -210,18 +210,24 @@ def walk(rows: list[Any], limit: float) -> int:
     return i
 
 
-def test_an_object_only_the_frame_holds_is_freed_when_cpython_frees_it() -> None:
+def freed_as_cpython_frees(walker: Any, row: Any) -> None:
+    """`walker` over rows of `row(Noisy(k), v)`, each tuple dropped as it goes:
+    the Noisy objects' __del__ logs what CPython's order logs."""
     def freeing() -> tuple[Any, ...]:
         Noisy.log = []
         vs = [[float(k % 7)] for k in range(60)]
         Noisy.watched = vs
         for _ in range(3):
-            rows = [(Noisy(k), vs[k]) for k in range(60)]
-            walk(rows, 6.5)
+            rows = [row(Noisy(k), vs[k]) for k in range(60)]
+            walker(rows, 6.5)
             del rows
         return Noisy.log, vs
 
-    under_the_jit(walk, freeing)
+    under_the_jit(walker, freeing)
+
+
+def test_an_object_only_the_frame_holds_is_freed_when_cpython_frees_it() -> None:
+    freed_as_cpython_frees(walk, lambda noisy, v: (noisy, v))
 
 
 def walk_two(rows: list[Any], limit: float) -> int:
@@ -237,21 +243,7 @@ def walk_two(rows: list[Any], limit: float) -> int:
 def test_an_object_two_kept_locals_hold_is_freed_when_cpython_frees_it() -> None:
     # Each passes the check alone (something else holds it: the other);
     # released at an exit, both would free it there.
-    def freeing() -> tuple[Any, ...]:
-        Noisy.log = []
-        vs = [[float(k % 7)] for k in range(60)]
-        Noisy.watched = vs
-        for _ in range(3):
-            rows = []
-            for k in range(60):
-                both = Noisy(k)
-                rows.append((both, both, vs[k]))
-            del both
-            walk_two(rows, 6.5)
-            del rows
-        return Noisy.log, vs
-
-    under_the_jit(walk_two, freeing)
+    freed_as_cpython_frees(walk_two, lambda noisy, v: (noisy, noisy, v))
 
 
 def logged(rows: list[Any], log: list[Any]) -> float:
