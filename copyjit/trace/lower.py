@@ -695,6 +695,7 @@ class _Lowering:
         self.alloc.overwriting(home, value)
         register = self.alloc.use(value)
         self.add(f"_SPILL_{_KIND[op.kind]}", (register,), oparg=home)
+        self.alloc.stored(value, home)
 
     def op_const(self, index: int, op: Op) -> None:
         if op.kind == "i":
@@ -796,6 +797,7 @@ class _Lowering:
         self.alloc.overwriting(home, value)
         register = self.alloc.use(value)
         self.add("_SPILL_INT", (register,), oparg=home)
+        self.alloc.stored(value, home)
 
     def op_load_v(self, index: int, op: Op) -> None:
         self.alloc.in_slot(index, self.virtual[op.arg])  # type: ignore[index]  # read when first used

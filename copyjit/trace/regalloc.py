@@ -212,6 +212,14 @@ class Allocator:
             self.use(value)
             del self.slot[value]
 
+    def stored(self, value: int, home: int) -> None:
+        """The value was just written to the home slot `home`: a copy of it
+        is there (until a store to that home moves it: overwriting), so
+        evicting it later needs no spill of its own."""
+        if value not in self.slot:
+            self.slot[value] = home
+            self.placed(value)
+
     def materialize(self, value: int) -> None:
         """Make the value's temp slot hold it."""
         temp = self.temp[value]
