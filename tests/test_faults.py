@@ -44,7 +44,7 @@ def main():
     for i in range(300):
         y = y * 1.0001 + 0.5
         t += math.sqrt(y) + math.sin(y) + math.cos(t) + math.exp(-1.0 / y) + math.log(y)
-        t = t / 3.0 + y ** 0.5
+        t = t / 3.0 + y ** 0.5 + (t * 1e-3) ** 2.0
     return t, y
 '''
 _OBJECTS = '''
@@ -366,7 +366,8 @@ PROGRAMS: dict[str, str] = {
     "_EXP_FLOAT": _FLOATS,
     "_LOG_FLOAT": _FLOATS,
     "_DIV_FLOAT": _FLOATS,
-    "_POW_FLOAT": _FLOATS,
+    "_POW_FLOAT": _FLOATS,  # (t * 1e-3) ** 2.0: an integer exponent
+    "_POW_FLOAT_CONST": _FLOATS,  # y ** 0.5
     "_LOAD_ATTR_MODULE_O": _MODULE,
     "_BOX_FLOAT_O": _MODULE,
     "_UNBOX_FLOAT_O": _ITERATION,

@@ -4,7 +4,9 @@ spills and reloads for a given sequence of definitions and uses."""
 from __future__ import annotations
 
 from copyjit.backend.asm import Instruction, Row, make
+from copyjit.trace.lower import CLOBBERING
 from copyjit.trace.regalloc import Allocator
+from copyjit.uops import UOPS
 
 HOME = 3  # a local's home slot
 
@@ -58,3 +60,8 @@ def test_a_store_over_the_home_moves_the_value_that_relied_on_it() -> None:
     alloc.overwriting(HOME, keep=4)
     assert alloc.slot.get(0) != HOME
     assert 0 in alloc.register
+
+
+def test_the_lowering_knows_every_uop_that_clobbers_registers() -> None:
+    # lower.py keeps values out of registers across these (Lowering.clobbered).
+    assert {name for name, op in UOPS.items() if op.clobbers} == CLOBBERING

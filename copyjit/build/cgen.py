@@ -43,6 +43,10 @@ def _macros(op: Uop) -> str:
         "{ TAIL(_JIT_ERROR_TARGET); } } while (0)\n"
         "#define JUMP_IF(COND) do { if (COND) { TAIL(_JIT_JUMP_TARGET); } } while (0)\n"
         "#define JUMP() TAIL(_JIT_JUMP_TARGET)\n"
+        # Every register value dead from here (Uop.clobbers): what the body
+        # calls need not keep them, and the outputs are assigned after it.
+        '#define CLOBBER() __asm__("" : "=r"(i0), "=r"(i1), "=r"(i2), "=r"(i3), '
+        '"=x"(f0), "=x"(f1), "=x"(f2), "=x"(f3))\n'
         # A decref publishes the stack depth only when it frees (so a body
         # whose only calls out are decrefs has no SYNC_SP: Uop.needs_sync).
         "#undef Py_DECREF\n"
@@ -53,7 +57,8 @@ def _macros(op: Uop) -> str:
     )
 
 
-_UNDEF = "#undef EXIT_IF\n#undef ERROR_IF\n#undef JUMP_IF\n#undef JUMP\n#undef Py_DECREF\n#undef Py_XDECREF\n"
+_UNDEF = ("#undef EXIT_IF\n#undef ERROR_IF\n#undef JUMP_IF\n#undef JUMP\n#undef CLOBBER\n"
+          "#undef Py_DECREF\n#undef Py_XDECREF\n")
 
 
 def _check(op: Uop) -> None:

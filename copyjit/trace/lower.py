@@ -33,6 +33,8 @@ every value in its spill slot.
 from __future__ import annotations
 
 import ctypes
+import math
+import sys
 from _struct import pack as _pack  # (struct's own code, without the struct module)
 
 from copyjit.backend import asm
@@ -71,6 +73,9 @@ HANDED_OVER: Final = 99_999
 _NEGATED: Final = {"LT": "GE", "LE": "GT", "EQ": "NE", "NE": "EQ", "GT": "LE", "GE": "LT"}
 _NO_VALUE: Final = NO_VALUE | {"null"}  # ops that need no spill slot
 _NONE: Final[frozenset[str]] = frozenset()
+# The uops that leave no register but their outputs holding a value
+# (Uop.clobbers; tests/test_regalloc.py checks this is all of them).
+CLOBBERING: Final = frozenset({"_POW_FLOAT_CONST"})
 # Ops whose values the allocator places; any other op is a barrier (every
 # live value goes to its spill slot first, and it uses fixed registers).
 _ALLOCATED: Final = frozenset({
@@ -307,6 +312,7 @@ class _Lowering:
         exit = None if exit_op is None else self.exit_label(exit_op.snapshot)
         error = None if error_op is None else self.exit_label(error_op.snapshot)
         self.alloc.release_dead(self.alloc.now + 1)
+        kept = self.clobbered() if name in CLOBBERING else None
         written: set[str] = set()
         results = []
         for value in outs:
@@ -320,6 +326,33 @@ class _Lowering:
             results.append(register)
         self.rows.append(make(name, tuple(registers), tuple(results), oparg, operand0, operand1, None, exit,
                               error))
+        if kept:  # the pinned locals the uop clobbered, back in their registers
+            self.rows += [make(_RELOAD[self.rec.slots[slot]], (), (register,), self.home[slot])
+                          for slot, register in kept if register not in results]
+
+    def clobbered(self) -> list[tuple[int, str]]:
+        """Before a uop that clobbers every register but its outputs (after
+        its exits, which find them intact): every live value in a register
+        is in memory after this, and no value is in a register. The pinned
+        locals whose register holds their value here are written to their
+        homes; they are returned, for the uop's caller to load them back."""
+        alloc, now = self.alloc, self.alloc.now
+        # (Before the loop, the pinned registers hold nothing yet. Where a
+        # local's value is dead, its register may hold a value of the allocator's.)
+        dead_here = alloc.borrowed.get(("i", now), ()) + alloc.borrowed.get(("f", now), ())
+        kept = [] if self.before_loop else \
+            [(slot, register) for slot, register in self.pinned.items() if register not in dead_here]
+        pinned = {register for _, register in kept}
+        self.rows += [make(_SPILL[self.rec.slots[slot]], (register,), (), self.home[slot])
+                      for slot, register in kept]
+        for register, value in list(alloc.holder.items()):
+            if register in pinned:
+                continue
+            if alloc.last_use(value) > now:  # (an input used by this uop only: its exits come first)
+                alloc.evict(register)
+            else:
+                alloc.drop_register(value)
+        return kept
 
     def instruction_count(self) -> int:
         return sum(1 for row in self.rows if type(row) is not str)
@@ -713,6 +746,13 @@ class _Lowering:
         if shift:
             self.uop(f"_{str(op.arg).upper()}_INT_POW2", op.args[:1], (index,), oparg=shift)
             return
+        exponent = self.rec.ops[op.args[1]]
+        if op.arg == "pow" and op.kind == "f" and exponent.name == "const":
+            bounds = power_bounds(exponent.arg)  # type: ignore[arg-type]
+            if bounds is not None:
+                self.uop("_POW_FLOAT_CONST", op.args, (index,), operand0=asm.float_bits(bounds[0]),
+                         operand1=asm.float_bits(bounds[1]), exit_op=op)
+                return
         name = _binary_uop(op)
         self.uop(name, op.args, (index,), exit_op=op if UOPS[name].may_exit else None)
 
@@ -1503,6 +1543,20 @@ def _may_leave(op: Op) -> bool:
     if op.name == "neg":
         return op.kind == "i"
     return True
+
+
+def power_bounds(exponent: float) -> tuple[float, float] | None:
+    """For a constant exponent b that is finite and not an integer, the
+    bases a (all positive, normal) whose a ** b is surely finite and normal:
+    log2(a ** b) = b * log2(a) is kept within (-1021, 1023), a factor of two
+    inside the range of normal doubles, far more than pow's rounding. None
+    for another exponent (an integer one has powers of negative bases)."""
+    if not math.isfinite(exponent) or exponent == math.floor(exponent):
+        return None
+    low, high = sorted((-1021.0 / exponent, 1023.0 / exponent))
+    lowest = 2.0 ** max(low, -1022.0)  # (no subnormal base)
+    highest = 2.0 ** high if high < 1023.0 else sys.float_info.max
+    return lowest, highest
 
 
 def _binary_uop(op: Op) -> str:
