@@ -715,10 +715,15 @@ def _math() -> list[Uop]:
     CPython raises (the interpreter then re-executes the call and raises)."""
     unary_float = {
         "_SQRT_FLOAT": ("EXIT_IF(a < 0.0);\nres = __builtin_elementwise_sqrt(a);", "math.sqrt(a)"),
-        "_SIN_FLOAT": ("EXIT_IF(isinf(a));\nres = sin(a);", "math.sin(a)"),
-        "_COS_FLOAT": ("EXIT_IF(isinf(a));\nres = cos(a);", "math.cos(a)"),
-        "_EXP_FLOAT": ("double r = exp(a);\nEXIT_IF(isinf(r) && isfinite(a));\nres = r;", "math.exp(a)"),
-        "_LOG_FLOAT": ("EXIT_IF(!(a > 0.0) && !isnan(a));\nres = log(a);", "math.log(a)"),
+        # libm's: every exit before the call, and no register kept across
+        # it (CLOBBER(): clang need not save eight around it).
+        "_SIN_FLOAT": ("EXIT_IF(isinf(a));\ndouble r = sin(a);\nCLOBBER();\nres = r;", "math.sin(a)"),
+        "_COS_FLOAT": ("EXIT_IF(isinf(a));\ndouble r = cos(a);\nCLOBBER();\nres = r;", "math.cos(a)"),
+        # (e ** 709.78 is finite; Python raises OverflowError from ~709.7827.)
+        "_EXP_FLOAT": ("EXIT_IF(a > 709.78);\ndouble r = exp(a);\nCLOBBER();\nres = r;",
+                       "math.exp(a); exits above 709.78 (near where it overflows), +inf included"),
+        "_LOG_FLOAT": ("EXIT_IF(!(a > 0.0) && !isnan(a));\ndouble r = log(a);\nCLOBBER();\nres = r;",
+                       "math.log(a)"),
         "_ABS_FLOAT": ("res = __builtin_fabs(a);", "abs(a)"),
     }
     ops = [uop(name, body, regs="a:f -- res:f", doc=doc) for name, (body, doc) in unary_float.items()]

@@ -75,7 +75,7 @@ _NO_VALUE: Final = NO_VALUE | {"null"}  # ops that need no spill slot
 _NONE: Final[frozenset[str]] = frozenset()
 # The uops that leave no register but their outputs holding a value
 # (Uop.clobbers; tests/test_regalloc.py checks this is all of them).
-CLOBBERING: Final = frozenset({"_POW_FLOAT_CONST"})
+CLOBBERING: Final = frozenset({"_POW_FLOAT_CONST", "_SIN_FLOAT", "_COS_FLOAT", "_EXP_FLOAT", "_LOG_FLOAT"})
 # Ops whose values the allocator places; any other op is a barrier (every
 # live value goes to its spill slot first, and it uses fixed registers).
 _ALLOCATED: Final = frozenset({
