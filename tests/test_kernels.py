@@ -235,11 +235,12 @@ def test_pow_float_is_pythons_or_exits(a: float, b: float) -> None:
         assert not isinstance(expected, float) or expected == 0.0 or abs(expected) < sys.float_info.min
 
 
-POW_CONST = """
+# Local 0 unboxed into f2; `ops` leave f(x) in f1, stored boxed into local
+# 2 (status 0), or leave by `out` (status 2).
+FLOAT_FUNCTION = """
     _LOAD_FAST oparg=0
     f2 = _UNBOX_FLOAT exit=bail
-    f0 = _LOAD_FLOAT_CONST operand0={b}
-    f1 = _POW_FLOAT_CONST f2, f0 operand0={lo} operand1={hi} exit=out
+{ops}
     _BOX_FLOAT f1 error=error
     _STORE_FAST oparg=2
     _EXIT_TRACE
@@ -267,7 +268,9 @@ def test_pow_float_const_is_pythons_within_its_bounds_and_exits_outside(a: float
     assert 0.0 < lo <= hi
     for edge in (lo, hi):  # the bounds' own powers are finite and normal
         assert math.isfinite(edge ** b) and abs(edge ** b) >= sys.float_info.min
-    trace = cached_trace(POW_CONST.format(b=float_bits(b), lo=float_bits(lo), hi=float_bits(hi)))
+    trace = cached_trace(FLOAT_FUNCTION.format(ops=f"""\
+    f0 = _LOAD_FLOAT_CONST operand0={float_bits(b)}
+    f1 = _POW_FLOAT_CONST f2, f0 operand0={float_bits(lo)} operand1={float_bits(hi)} exit=out"""))
     status, final, stack = run(trace, [a, None, None])
     if lo <= a <= hi:
         assert status == 0 and stack == [] and _same(final[2], a ** b), (a, b, final[2])
@@ -275,20 +278,6 @@ def test_pow_float_const_is_pythons_within_its_bounds_and_exits_outside(a: float
         assert status == 2 and final[2] is None
 
 
-UNARY = """
-    _LOAD_FAST oparg=0
-    f2 = _UNBOX_FLOAT exit=bail
-    f1 = {op} f2 exit=out
-    _BOX_FLOAT f1 error=error
-    _STORE_FAST oparg=2
-    _EXIT_TRACE
-bail:
-    _EXIT_TRACE oparg=1
-out:
-    _EXIT_TRACE oparg=2
-error:
-    _ERROR_TRACE
-"""
 LIBM = {"_SIN_FLOAT": math.sin, "_COS_FLOAT": math.cos, "_EXP_FLOAT": math.exp, "_LOG_FLOAT": math.log}
 
 
@@ -297,7 +286,8 @@ LIBM = {"_SIN_FLOAT": math.sin, "_COS_FLOAT": math.cos, "_EXP_FLOAT": math.exp, 
 def test_libm_uops_are_pythons_or_exit_where_it_raises(op: str, a: float) -> None:
     """math.sin, cos, exp and log bit for bit; an exit wherever Python
     raises (and for exp, from 709.78 on, a little before it overflows)."""
-    status, final, stack = run(cached_trace(UNARY.format(op=op)), [a, None, None])
+    trace = cached_trace(FLOAT_FUNCTION.format(ops=f"    f1 = {op} f2 exit=out"))
+    status, final, stack = run(trace, [a, None, None])
     try:
         expected: object = LIBM[op](a)
     except (ValueError, OverflowError) as error:
