@@ -746,9 +746,8 @@ class _Lowering:
         if shift:
             self.uop(f"_{str(op.arg).upper()}_INT_POW2", op.args[:1], (index,), oparg=shift)
             return
-        exponent = self.rec.ops[op.args[1]]
-        if op.arg == "pow" and op.kind == "f" and exponent.name == "const":
-            bounds = power_bounds(exponent.arg)  # type: ignore[arg-type]
+        if op.arg == "pow" and op.kind == "f" and self.rec.ops[op.args[1]].name == "const":
+            bounds = power_bounds(self.rec.ops[op.args[1]].arg)  # type: ignore[arg-type]
             if bounds is not None:
                 self.uop("_POW_FLOAT_CONST", op.args, (index,), operand0=asm.float_bits(bounds[0]),
                          operand1=asm.float_bits(bounds[1]), exit_op=op)
