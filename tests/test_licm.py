@@ -140,6 +140,27 @@ def test_a_list_store_becomes_plain_and_lets_the_loads_move() -> None:
     assert dump(parse(dump(moved))) == dump(moved)
 
 
+APPENDS = """out = load_o.o() 3
+    guard_type.(out) {list_type}
+b = box.o(n)
+    append.(out, b) | exit @30 stack out b
+    release.(out)
+    release.(b)
+"""
+
+
+def test_an_append_lets_the_loads_move() -> None:
+    # list.append only grows an exact list: it runs no code, and the item
+    # it takes a reference to frees nothing.
+    rec = trace(APPENDS.format(list_type=id(list)))
+    rec.slots[3] = "o"
+    moved = licm(rec)
+    names = [op.name for op in moved.ops]
+    assert names.index("global") < names.index("loop_head") < names.index("append")
+    assert "guard_is" not in names[names.index("loop_head"):]
+    assert dump(parse(dump(moved))) == dump(moved)
+
+
 def copies(n: int) -> list[Any]:
     source = [(i, i) for i in range(n)]
     target: list[Any] = [(0, 0)] * n
@@ -197,6 +218,22 @@ def test_the_loop_runs_with_its_loads_moved() -> None:
     texts = recordings_of(Path(__file__), "integrate", 3000)
     ops = [op.name for op in optimize(parse(texts[0])).ops]
     head = ops.index("loop_head")
+    assert "global" in ops[:head] and "global" not in ops[head:] and "attr_module" not in ops[head:]
+
+
+def roots(n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        out.append(math.sqrt(i) + math.sin(i * 0.5))
+    return out
+
+
+def test_a_loop_appending_to_a_list_runs_with_its_loads_moved() -> None:
+    differential(roots, 3000)
+    texts = recordings_of(Path(__file__), "roots", 3000)
+    ops = [op.name for op in optimize(parse(texts[0])).ops]
+    head = ops.index("loop_head")
+    assert "append" in ops[head:]
     assert "global" in ops[:head] and "global" not in ops[head:] and "attr_module" not in ops[head:]
 
 

@@ -17,12 +17,13 @@ if TYPE_CHECKING:
 
 # Ops that may run arbitrary Python code (a call, a dunder method, a
 # __del__ run by a decref, a descriptor): after one, nothing learned about
-# an object's type, a type's version or a dict's keys still holds.
+# an object's type, a type's version or a dict's keys still holds. (Not
+# `append`: PyList_Append on an exact list only grows it, and its reference
+# to the item is a new one; it is a list write, LIST_WRITES.)
 MAY_RUN_CODE: Final = frozenset({
     "call", "binary_o", "compare_o", "attr", "release", "store_o", "store_deref", "store_global",
     "store_subscr_list", "store_subscr_list_f", "get_iter", "inner_loop", "nested_loop", "list_next",
-    "tuple_next", "enumerate_list", "enumerate_tuple", "append", "store_attr", "store_attr_f",
-    "store_attr_i"})
+    "tuple_next", "enumerate_list", "enumerate_tuple", "store_attr", "store_attr_f", "store_attr_i"})
 # Types whose objects hold no references: freeing one runs no Python code.
 # (A constant is never freed: the trace keeps it alive.)
 PLAIN_TYPES: Final = frozenset({id(int), id(float), id(bool), id(str), id(type(None))})
