@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dis
 import importlib.util
+import itertools
 import json
 import math
 import subprocess
@@ -26,6 +27,7 @@ from hypothesis import strategies as st
 
 from copyjit.backend.asm import float_bits
 from copyjit.backend.emitter import Instruction
+from copyjit.trace.ir import Op, Recording, Snapshot
 from copyjit.trace.jit import ENTRIES_BEFORE_JUDGING, JIT, MAX_RECORDINGS
 from copyjit.trace.lower import CLOBBERING, power_bounds
 from copyjit.uops import UOPS
@@ -368,6 +370,78 @@ def test_values_live_across_a_constant_power_survive_it() -> None:
     assert any(each.text.count("_POW_FLOAT_CONST") == 2 and "_SIN_FLOAT" in each.text for each in lowered)
     for each in lowered:
         assert not reads_after_clobbering(each.instructions), each.text
+
+
+def unpacks(rows: list[Any]) -> list[Any]:
+    # `for [x, y], a, b, c, d in rows` stores a to d after x and y: a row
+    # whose list is not of two items raises there, with a to d as the row
+    # before left them. (Five items for four registers: some are evicted
+    # before the list's checks, which leave with the frame's old a to d.)
+    seen: list[Any] = []
+    a = b = c = d = None
+    try:
+        for [x, y], a, b, c, d in rows:
+            seen.append(x * a + y * b - c * d)
+    except ValueError:
+        seen.append(("bad", a, b, c, d))
+    return seen
+
+
+def test_a_row_that_fails_to_unpack_leaves_the_locals_as_cpython_does() -> None:
+    rows: list[Any] = [([k * 0.5, 1.0], float(k), k + 0.25, 2.0, -k * 1.0) for k in range(300)]
+    rows[250] = ([1.0], -1.0, -2.0, -3.0, -4.0)
+    differential(unpacks, rows)
+
+
+def test_an_early_spill_to_a_home_never_crosses_an_exit() -> None:
+    # An exit stub writes the kept locals' homes back to the frame: with a
+    # home written before an exit, the frame would get the new value early.
+    nbody = load("nbody")
+    (pairs,) = [each for each in _lowered(nbody.nbody, 30, traced=nbody.advance)
+                if each.text.count("_POW_FLOAT_CONST") == 1]
+    lowering = pairs.lowering
+    alloc, ops = lowering.alloc, lowering.rec.ops
+    windows = []  # (op evicting, the store, the value) where an early spill is taken
+    for at, store in enumerate(ops):
+        if store.name != "store_v":
+            continue
+        (value,) = store.args
+        for now in range(value + 1, at):
+            alloc.now = now
+            if alloc.next_use(value) == at and lowering.early_home(value) is not None:
+                assert lowering.early_home(value) == lowering.virtual[store.arg]
+                assert all(op.snapshot is None for op in ops[now:at])
+                windows.append((now, at, value))
+    assert windows
+    # The same windows with an exit anywhere in them: no early spill.
+    recorded = lowering.rec
+    try:
+        for now, at, value in windows:
+            for where in range(now, at):
+                op = ops[where]
+                exit_op = Op(op.name, op.kind, op.args, op.arg, Snapshot(0, ()))
+                leaving = [*ops[:where], exit_op, *ops[where + 1:]]
+                lowering.rec = Recording(recorded.code, recorded.dst, recorded.src, leaving, recorded.slots,
+                                         recorded.stored, recorded.constants, recorded.positions)
+                alloc.now = now
+                assert lowering.early_home(value) is None, (now, where, at)
+    finally:
+        lowering.rec = recorded
+
+
+def test_nbody_stores_its_unpacked_lists_with_no_reload() -> None:
+    # v1 and m1 (unpacked before x1, y1, z1, whose reads evict them) go
+    # straight to their homes (Lowering.early_home), not to temp slots
+    # reloaded for the stores.
+    nbody = load("nbody")
+    (pairs,) = [each for each in _lowered(nbody.nbody, 30, traced=nbody.advance)
+                if each.text.count("_POW_FLOAT_CONST") == 1]
+    homes = set(pairs.lowering.virtual.values())
+    names = [(row.name, row.oparg) for row in pairs.instructions if isinstance(row, Instruction)]
+    reloaded_to_store = [pair for pair in itertools.pairwise(names)
+                         if pair[0][0] == "_RELOAD_INT" and pair[1] == ("_SPILL_INT", pair[1][1])
+                         and pair[1][1] in homes]
+    assert not reloaded_to_store
 
 
 def test_nbody_reads_no_register_its_powers_clobber() -> None:

@@ -65,3 +65,34 @@ def test_a_store_over_the_home_moves_the_value_that_relied_on_it() -> None:
 def test_the_lowering_knows_every_uop_that_clobbers_registers() -> None:
     # lower.py keeps values out of registers across these (Lowering.clobbered).
     assert {name for name, op in UOPS.items() if op.clobbers} == CLOBBERING
+
+
+def test_a_value_whose_next_use_stores_it_is_spilled_to_that_home() -> None:
+    # Lowering.early_home says the store comes next with nothing between
+    # that can see the home: one spill, there, and the store finds it.
+    rows: list[Row] = []
+    kinds = {value: "i" for value in range(5)}
+    alloc = Allocator(kinds, {value: 10 + value for value in kinds}, {0: [6], 1: [5], 2: [5], 3: [5], 4: [5]},
+                      rows)
+    alloc.early_home = lambda value: HOME if value == 0 else None
+    alloc.define(0)
+    for value in range(1, 5):
+        alloc.now = value
+        alloc.define(value)
+    assert _spills(rows) == [("_SPILL_INT", HOME)]
+    assert alloc.slot[0] == HOME
+
+
+def test_no_early_spill_over_a_home_a_live_value_relies_on() -> None:
+    rows: list[Row] = []
+    kinds = {value: "i" for value in range(6)}
+    uses = {0: [7], 1: [6], 2: [6], 3: [6], 4: [6], 5: [8]}
+    alloc = Allocator(kinds, {value: 10 + value for value in kinds}, uses, rows)
+    alloc.early_home = lambda value: HOME if value == 0 else None
+    alloc.in_slot(5, HOME)  # a read of the local, not used yet: its value is the home's old one
+    alloc.define(0)
+    for value in range(1, 5):
+        alloc.now = value
+        alloc.define(value)
+    assert _spills(rows) == [("_SPILL_INT", 10)]
+    assert alloc.slot[5] == HOME

@@ -78,6 +78,11 @@ _NONE: Final[frozenset[str]] = frozenset()
 CLOBBERING: Final = frozenset({"_POW_FLOAT_CONST", "_SIN_FLOAT", "_COS_FLOAT", "_EXP_FLOAT", "_LOG_FLOAT"})
 # Ops whose values the allocator places; any other op is a barrier (every
 # live value goes to its spill slot first, and it uses fixed registers).
+# Ops that cannot leave the trace or read a local's home (with no
+# snapshot): what may come between an early spill to a home and the store
+# it stands for (early_home).
+_QUIET: Final = frozenset({"list_item_b", "tuple_item_b", "list_item", "tuple_item", "const", "const_b",
+                           "null", "store", "store_v", "binary", "to_float", "neg"})
 _ALLOCATED: Final = frozenset({
     "load", "store", "const", "to_float", "binary", "compare_bool", "not", "unbox_bool", "neg", "branch",
     "math", "range_next", "load_o", "store_o", "deref", "store_deref", "const_o", "input", "null", "second",
@@ -169,6 +174,7 @@ class _Lowering:
         self.to_homes: tuple[Row, ...] | None = None  # pinned_to_homes()
         self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.rows,
                                frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
+        self.alloc.early_home = self.early_home
         self.labels = 0
         self.leave_label, self.leave_used = "leave", False  # the end exit stubs share
         self.before_loop = False  # lowering the ops before loop_head
@@ -838,6 +844,31 @@ class _Lowering:
         self.add("_SPILL_INT", (register,), oparg=home)
         self.alloc.stored(value, home)
 
+    def early_home(self, value: int) -> int | None:
+        """The home a value being evicted (at op `alloc.now`) can be spilled
+        to right away: its next use stores it to a local that is not pinned,
+        and no op before that store can leave (an exit stub writes the homes
+        back: it would give the frame the new value early) or read the home.
+        (n-body: `v1` and `m1`, unpacked before the list items `x1, y1, z1`
+        that evict them: spilled to their homes, not to temp slots to be
+        reloaded for the stores.)"""
+        alloc, ops = self.alloc, self.rec.ops
+        at = alloc.next_use(value)
+        if not alloc.now < at < len(ops):
+            return None
+        store = ops[at]
+        if store.args != (value,) or (store.name == "store" and store.arg in self.pinned):
+            return None
+        home = self.virtual.get(_arg(store)) if store.name == "store_v" else \
+            self.home.get(_arg(store)) if store.name == "store" else None
+        if home is None:
+            return None
+        for op in ops[alloc.now:at]:
+            if op.snapshot is not None or op.name not in _QUIET \
+                    or (op.name in ("store", "store_v") and op.arg == store.arg):
+                return None
+        return home
+
     def op_load_v(self, index: int, op: Op) -> None:
         self.alloc.in_slot(index, self.virtual[op.arg])  # type: ignore[index]  # read when first used
 
@@ -1298,6 +1329,7 @@ class _InlinedLoop(_Lowering):
         self.to_homes = None
         self.alloc = Allocator({v: rec.ops[v].kind for v in self.temp}, self.temp, _uses(rec.ops), self.rows,
                                frozenset(self.pinned.values()), _borrowable(rec, self.pinned))
+        self.alloc.early_home = self.early_home
         self.labels = outer.labels + 1
         self.leave_label, self.leave_used = f"leave{self.labels}", False
         self.before_loop = False

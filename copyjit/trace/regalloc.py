@@ -34,6 +34,7 @@ from copyjit.backend.asm import Row, make
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Final
 
 INT_REGISTERS: Final = ("i0", "i1", "i2", "i3")
@@ -85,6 +86,10 @@ class Allocator:
         self.holder: dict[str, int] = {}  # register -> value
         self.slot: dict[int, int] = {}  # value -> a slot with a valid copy
         self.now = 0  # index of the op being lowered
+        # The lowering's: the home a value being evicted may be spilled to
+        # at once (its next use stores it there, and nothing between can
+        # see that home: Lowering.early_home), or None.
+        self.early_home: Callable[[int], int | None] | None = None
 
     # --- queries -------------------------------------------------------------
 
@@ -195,10 +200,24 @@ class Allocator:
     def evict(self, register: str) -> None:
         value = self.holder[register]
         if value not in self.slot:
-            self.rows.append(make(SPILL[self.kinds[value]], (register,), (), self.temp[value]))
-            self.slot[value] = self.temp[value]
+            slot = self.temp[value]
+            home = self.early_home(value) if self.early_home is not None else None
+            if home is not None and self.vacant(home, value):
+                slot = home  # the store that comes next finds it there: one spill, no reload
+            self.rows.append(make(SPILL[self.kinds[value]], (register,), (), slot))
+            self.slot[value] = slot
             self.placed(value)
         self.drop_register(value)
+
+    def vacant(self, home: int, value: int) -> bool:
+        """Whether no live value but `value` relies on the home slot's
+        contents (forgetting dead ones that did)."""
+        for other, slot in list(self.slot.items()):
+            if slot == home and other != value:
+                if self.last_use(other) >= self.now:
+                    return False
+                del self.slot[other]
+        return True
 
     # --- memory --------------------------------------------------------------
 
