@@ -393,13 +393,18 @@ def test_a_row_that_fails_to_unpack_leaves_the_locals_as_cpython_does() -> None:
     differential(unpacks, rows)
 
 
-def test_an_early_spill_to_a_home_never_crosses_an_exit() -> None:
-    # An exit stub writes the kept locals' homes back to the frame: with a
-    # home written before an exit, the frame would get the new value early.
+def _nbody_pairs() -> Any:
+    """The lowering of n-body's pair loop (the trace with its one power)."""
     nbody = load("nbody")
     (pairs,) = [each for each in _lowered(nbody.nbody, 30, traced=nbody.advance)
                 if each.text.count("_POW_FLOAT_CONST") == 1]
-    lowering = pairs.lowering
+    return pairs
+
+
+def test_an_early_spill_to_a_home_never_crosses_an_exit() -> None:
+    # An exit stub writes the kept locals' homes back to the frame: with a
+    # home written before an exit, the frame would get the new value early.
+    lowering = _nbody_pairs().lowering
     alloc, ops = lowering.alloc, lowering.rec.ops
     windows = []  # (op evicting, the store, the value) where an early spill is taken
     for at, store in enumerate(ops):
@@ -433,9 +438,7 @@ def test_nbody_stores_its_unpacked_lists_with_no_reload() -> None:
     # v1 and m1 (unpacked before x1, y1, z1, whose reads evict them) go
     # straight to their homes (Lowering.early_home), not to temp slots
     # reloaded for the stores.
-    nbody = load("nbody")
-    (pairs,) = [each for each in _lowered(nbody.nbody, 30, traced=nbody.advance)
-                if each.text.count("_POW_FLOAT_CONST") == 1]
+    pairs = _nbody_pairs()
     homes = set(pairs.lowering.virtual.values())
     names = [(row.name, row.oparg) for row in pairs.instructions if isinstance(row, Instruction)]
     reloaded_to_store = [pair for pair in itertools.pairwise(names)

@@ -125,19 +125,25 @@ STORES = """out = load_o.o() 3
 """
 
 
+def moved_with_a_list(tail: str) -> tuple[Recording, list[str]]:
+    """licm on trace() with `tail`, whose local 3 is a list (`{list_type}`),
+    and the names of its ops; its text round-trips."""
+    rec = trace(tail.format(list_type=id(list)))
+    rec.slots[3] = "o"
+    moved = licm(rec)
+    assert dump(parse(dump(moved))) == dump(moved)
+    return moved, [op.name for op in moved.ops]
+
+
 def test_a_list_store_becomes_plain_and_lets_the_loads_move() -> None:
     # The item it replaces could be any object, whose __del__ could rebind
     # a global: the store leaves first when it is not plain, and the loads
     # move. The list, a local the loop only stores into, is borrowed.
-    rec = trace(STORES.format(list_type=id(list)))
-    rec.slots[3] = "o"
-    moved = licm(rec)
-    names = [op.name for op in moved.ops]
+    moved, names = moved_with_a_list(STORES)
     assert names.index("loop_head") < names.index("store_subscr_list_f")
     store = moved.ops[names.index("store_subscr_list_f")]
     assert store.arg == "plain" and moved.ops[store.args[1]].name == "load_b"
     assert "guard_type" not in names[names.index("loop_head"):]
-    assert dump(parse(dump(moved))) == dump(moved)
 
 
 APPENDS = """out = load_o.o() 3
@@ -152,13 +158,9 @@ b = box.o(n)
 def test_an_append_lets_the_loads_move() -> None:
     # list.append only grows an exact list: it runs no code, and the item
     # it takes a reference to frees nothing.
-    rec = trace(APPENDS.format(list_type=id(list)))
-    rec.slots[3] = "o"
-    moved = licm(rec)
-    names = [op.name for op in moved.ops]
+    _, names = moved_with_a_list(APPENDS)
     assert names.index("global") < names.index("loop_head") < names.index("append")
     assert "guard_is" not in names[names.index("loop_head"):]
-    assert dump(parse(dump(moved))) == dump(moved)
 
 
 def copies(n: int) -> list[Any]:
@@ -213,12 +215,19 @@ def integrate(n: int) -> float:
     return total
 
 
-def test_the_loop_runs_with_its_loads_moved() -> None:
-    differential(integrate, 3000)
-    texts = recordings_of(Path(__file__), "integrate", 3000)
+def runs_with_its_loads_moved(function: Any, n: int) -> list[str]:
+    """Runs `function(n)` differentially; its loop's optimized ops from
+    loop_head on, once it is checked that its loads are before it."""
+    differential(function, n)
+    texts = recordings_of(Path(__file__), function.__name__, n)
     ops = [op.name for op in optimize(parse(texts[0])).ops]
     head = ops.index("loop_head")
     assert "global" in ops[:head] and "global" not in ops[head:] and "attr_module" not in ops[head:]
+    return ops[head:]
+
+
+def test_the_loop_runs_with_its_loads_moved() -> None:
+    runs_with_its_loads_moved(integrate, 3000)
 
 
 def roots(n: int) -> list[float]:
@@ -229,12 +238,7 @@ def roots(n: int) -> list[float]:
 
 
 def test_a_loop_appending_to_a_list_runs_with_its_loads_moved() -> None:
-    differential(roots, 3000)
-    texts = recordings_of(Path(__file__), "roots", 3000)
-    ops = [op.name for op in optimize(parse(texts[0])).ops]
-    head = ops.index("loop_head")
-    assert "append" in ops[head:]
-    assert "global" in ops[:head] and "global" not in ops[head:] and "attr_module" not in ops[head:]
+    assert "append" in runs_with_its_loads_moved(roots, 3000)
 
 
 def test_rebinding_between_runs_is_seen() -> None:

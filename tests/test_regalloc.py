@@ -16,16 +16,22 @@ def _spills(rows: list[Row]) -> list[tuple[str, int]]:
             if isinstance(row, Instruction) and row.name.startswith("_SPILL")]
 
 
-def _pressure(stored: bool) -> tuple[Allocator, list[Row]]:
+def _pressure(stored: bool, early: bool = False, held: bool = False) -> tuple[Allocator, list[Row]]:
     """Value 0 made in a register (and, if `stored`, written to HOME as a
     store to a local is), then four more floats made while 0 is still
     needed: one of the four registers must give way, and 0's use is the
-    furthest."""
+    furthest. `early`: the lowering says 0's next use stores it to HOME
+    with nothing between that sees HOME (Lowering.early_home); `held`:
+    value 5, a read of that local not used yet, relies on HOME's contents."""
     rows: list[Row] = []
-    kinds = {value: "f" for value in range(5)}
+    kinds = {value: "f" for value in range(6)}
     temp = {value: 10 + value for value in kinds}
-    uses = {0: [1, 9], 1: [9], 2: [9], 3: [9], 4: [9]}
+    uses = {0: [1, 9], 1: [9], 2: [9], 3: [9], 4: [9], 5: [10]}
     alloc = Allocator(kinds, temp, uses, rows)
+    if early:
+        alloc.early_home = lambda value: HOME if value == 0 else None
+    if held:
+        alloc.in_slot(5, HOME)
     register = alloc.define(0)
     if stored:
         rows.append(make("_SPILL_FLOAT", (register,), (), HOME))
@@ -68,31 +74,13 @@ def test_the_lowering_knows_every_uop_that_clobbers_registers() -> None:
 
 
 def test_a_value_whose_next_use_stores_it_is_spilled_to_that_home() -> None:
-    # Lowering.early_home says the store comes next with nothing between
-    # that can see the home: one spill, there, and the store finds it.
-    rows: list[Row] = []
-    kinds = {value: "i" for value in range(5)}
-    alloc = Allocator(kinds, {value: 10 + value for value in kinds}, {0: [6], 1: [5], 2: [5], 3: [5], 4: [5]},
-                      rows)
-    alloc.early_home = lambda value: HOME if value == 0 else None
-    alloc.define(0)
-    for value in range(1, 5):
-        alloc.now = value
-        alloc.define(value)
-    assert _spills(rows) == [("_SPILL_INT", HOME)]
+    # One spill, there, and the store finds it.
+    alloc, rows = _pressure(stored=False, early=True)
+    assert _spills(rows) == [("_SPILL_FLOAT", HOME)]
     assert alloc.slot[0] == HOME
 
 
 def test_no_early_spill_over_a_home_a_live_value_relies_on() -> None:
-    rows: list[Row] = []
-    kinds = {value: "i" for value in range(6)}
-    uses = {0: [7], 1: [6], 2: [6], 3: [6], 4: [6], 5: [8]}
-    alloc = Allocator(kinds, {value: 10 + value for value in kinds}, uses, rows)
-    alloc.early_home = lambda value: HOME if value == 0 else None
-    alloc.in_slot(5, HOME)  # a read of the local, not used yet: its value is the home's old one
-    alloc.define(0)
-    for value in range(1, 5):
-        alloc.now = value
-        alloc.define(value)
-    assert _spills(rows) == [("_SPILL_INT", 10)]
+    alloc, rows = _pressure(stored=False, early=True, held=True)
+    assert _spills(rows) == [("_SPILL_FLOAT", 10)]
     assert alloc.slot[5] == HOME

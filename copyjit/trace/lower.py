@@ -76,13 +76,13 @@ _NONE: Final[frozenset[str]] = frozenset()
 # The uops that leave no register but their outputs holding a value
 # (Uop.clobbers; tests/test_regalloc.py checks this is all of them).
 CLOBBERING: Final = frozenset({"_POW_FLOAT_CONST", "_SIN_FLOAT", "_COS_FLOAT", "_EXP_FLOAT", "_LOG_FLOAT"})
-# Ops whose values the allocator places; any other op is a barrier (every
-# live value goes to its spill slot first, and it uses fixed registers).
 # Ops that cannot leave the trace or read a local's home (with no
 # snapshot): what may come between an early spill to a home and the store
 # it stands for (early_home).
 _QUIET: Final = frozenset({"list_item_b", "tuple_item_b", "list_item", "tuple_item", "const", "const_b",
                            "null", "store", "store_v", "binary", "to_float", "neg"})
+# Ops whose values the allocator places; any other op is a barrier (every
+# live value goes to its spill slot first, and it uses fixed registers).
 _ALLOCATED: Final = frozenset({
     "load", "store", "const", "to_float", "binary", "compare_bool", "not", "unbox_bool", "neg", "branch",
     "math", "range_next", "load_o", "store_o", "deref", "store_deref", "const_o", "input", "null", "second",

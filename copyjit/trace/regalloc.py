@@ -202,32 +202,31 @@ class Allocator:
         if value not in self.slot:
             slot = self.temp[value]
             home = self.early_home(value) if self.early_home is not None else None
-            if home is not None and self.vacant(home, value):
+            if home is not None and not self.relying_on(home, value):
                 slot = home  # the store that comes next finds it there: one spill, no reload
             self.rows.append(make(SPILL[self.kinds[value]], (register,), (), slot))
             self.slot[value] = slot
             self.placed(value)
         self.drop_register(value)
 
-    def vacant(self, home: int, value: int) -> bool:
-        """Whether no live value but `value` relies on the home slot's
-        contents (forgetting dead ones that did)."""
-        for other, slot in list(self.slot.items()):
-            if slot == home and other != value:
-                if self.last_use(other) >= self.now:
-                    return False
-                del self.slot[other]
-        return True
-
     # --- memory --------------------------------------------------------------
+
+    def relying_on(self, home: int, keep: int) -> list[int]:
+        """The live values other than `keep` whose copy in memory is the
+        home slot `home` (forgetting the dead ones whose copy it was)."""
+        live = []
+        for value, slot in list(self.slot.items()):
+            if slot == home and value != keep:
+                if self.last_use(value) < self.now:
+                    del self.slot[value]
+                else:
+                    live.append(value)
+        return live
 
     def overwriting(self, home: int, keep: int) -> None:
         """A store is about to write the home slot `home`: values that rely
         on its old contents (other than `keep`, the value being stored) move."""
-        for value in [v for v, slot in self.slot.items() if slot == home and v != keep]:
-            if self.last_use(value) < self.now:
-                del self.slot[value]
-                continue
+        for value in self.relying_on(home, keep):
             self.use(value)
             del self.slot[value]
 
