@@ -523,6 +523,29 @@ def _sequences() -> list[Uop]:
     ]
 
 
+# A global, a builtin, a module's attribute: the entry `oparg` of dict
+# keys whose version is checked (LOAD_GLOBAL_MODULE, LOAD_GLOBAL_BUILTIN,
+# LOAD_ATTR_MODULE); the _O uops make a reference, the _B ones borrow (licm).
+_GLOBAL = """
+PyDictKeysObject *keys = ((PyDictObject *)frame->f_globals)->ma_keys;
+EXIT_IF(keys->dk_version != (uint32_t)operand0);
+res = DK_UNICODE_ENTRIES(keys)[oparg].me_value;
+EXIT_IF(res == NULL);
+"""
+_BUILTIN = """
+PyDictKeysObject *globals = ((PyDictObject *)frame->f_globals)->ma_keys;
+PyDictKeysObject *keys = ((PyDictObject *)frame->f_builtins)->ma_keys;
+EXIT_IF(globals->dk_version != (uint32_t)operand0);
+EXIT_IF(keys->dk_version != (uint32_t)operand1);
+res = DK_UNICODE_ENTRIES(keys)[oparg].me_value;
+EXIT_IF(res == NULL);
+"""
+_MODULE_ATTRIBUTE = """
+PyDictKeysObject *keys = ((PyDictObject *)((PyModuleObject *)a)->md_dict)->ma_keys;
+EXIT_IF(keys->dk_version != (uint32_t)operand0);
+res = DK_UNICODE_ENTRIES(keys)[oparg].me_value;
+EXIT_IF(res == NULL);
+"""
 # An attribute in an instance's inline values (CPython 3.13's
 # LOAD_ATTR_INSTANCE_VALUE): the values `operand0` bytes into a, entry `oparg`.
 _INSTANCE_VALUE = """
@@ -1172,33 +1195,15 @@ def _objects() -> list[Uop]:
             regs="a:o --",
             doc="local `oparg` = a (borrowed: a reference is made), unless it is a already",
         ),
-        uop(
-            "_LOAD_GLOBAL_MODULE_O",
-            """
-            PyDictKeysObject *keys = ((PyDictObject *)frame->f_globals)->ma_keys;
-            EXIT_IF(keys->dk_version != (uint32_t)operand0);
-            res = DK_UNICODE_ENTRIES(keys)[oparg].me_value;
-            EXIT_IF(res == NULL);
-            Py_INCREF(res);
-            """,
-            regs="-- res:o",
-            doc="res = the global in entry `oparg` of the globals' keys, version `operand0`",
-        ),
-        uop(
-            "_LOAD_GLOBAL_BUILTIN_O",
-            """
-            PyDictKeysObject *globals = ((PyDictObject *)frame->f_globals)->ma_keys;
-            PyDictKeysObject *keys = ((PyDictObject *)frame->f_builtins)->ma_keys;
-            EXIT_IF(globals->dk_version != (uint32_t)operand0);
-            EXIT_IF(keys->dk_version != (uint32_t)operand1);
-            res = DK_UNICODE_ENTRIES(keys)[oparg].me_value;
-            EXIT_IF(res == NULL);
-            Py_INCREF(res);
-            """,
-            regs="-- res:o",
+        uop("_LOAD_GLOBAL_MODULE_O", f"{_GLOBAL}Py_INCREF(res);", regs="-- res:o",
+            doc="res = the global in entry `oparg` of the globals' keys, version `operand0`"),
+        uop("_LOAD_GLOBAL_MODULE_B", _GLOBAL, regs="-- res:o",
+            doc="_LOAD_GLOBAL_MODULE_O's global, borrowed (the globals hold it while no code runs)"),
+        uop("_LOAD_GLOBAL_BUILTIN_O", f"{_BUILTIN}Py_INCREF(res);", regs="-- res:o",
             doc="res = the builtin in entry `oparg` of the builtins' keys (version `operand1`), "
-                "not shadowed by a global (globals' keys version `operand0`)",
-        ),
+                "not shadowed by a global (globals' keys version `operand0`)"),
+        uop("_LOAD_GLOBAL_BUILTIN_B", _BUILTIN, regs="-- res:o",
+            doc="_LOAD_GLOBAL_BUILTIN_O's builtin, borrowed (the builtins hold it while no code runs)"),
         uop(
             "_STORE_GLOBAL_O",
             """
@@ -1216,19 +1221,11 @@ def _objects() -> list[Uop]:
             "EXIT_IF(((PyDictObject *)frame->f_globals)->ma_keys->dk_version != (uint32_t)operand0);",
             doc="exit unless the globals' keys are at version `operand0` (no key added or removed)",
         ),
-        uop(
-            "_LOAD_ATTR_MODULE_O",
-            """
-            PyDictKeysObject *keys = ((PyDictObject *)((PyModuleObject *)a)->md_dict)->ma_keys;
-            EXIT_IF(keys->dk_version != (uint32_t)operand0);
-            res = DK_UNICODE_ENTRIES(keys)[oparg].me_value;
-            EXIT_IF(res == NULL);
-            Py_INCREF(res);
-            """,
-            regs="a:o -- res:o",
+        uop("_LOAD_ATTR_MODULE_O", f"{_MODULE_ATTRIBUTE}Py_INCREF(res);", regs="a:o -- res:o",
             doc="res = the attribute in entry `oparg` of module a's dict keys, version `operand0` "
-                "(a guarded to be a module)",
-        ),
+                "(a guarded to be a module)"),
+        uop("_LOAD_ATTR_MODULE_B", _MODULE_ATTRIBUTE, regs="a:o -- res:o",
+            doc="_LOAD_ATTR_MODULE_O's attribute, borrowed (the module's dict holds it while no code runs)"),
         uop("_LOAD_ATTR_INSTANCE_O", f"{_INSTANCE_VALUE}Py_INCREF(res);", regs="a:o -- res:o",
             doc="res = the attribute in entry `oparg` of a's inline values, `operand0` bytes into a "
                 "(a's type guarded by version); exits when a dict of a's own holds them or it is unset"),

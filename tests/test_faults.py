@@ -112,6 +112,17 @@ def main():
         t += math.pi + math.floor(1.5)
     return t
 '''
+# Loads of a loop that runs no code, moved before it (licm), borrowed.
+_INVARIANT_LOADS = '''
+import math
+RATE = 0.25
+TABLE = [1.5, -2.0, 0.5, 4.0]
+def main():
+    t = 0.0
+    for i in range(300):
+        t += RATE * i + math.pi + TABLE[i % 4] + len(TABLE)
+    return t
+'''
 _BRANCHES = '''
 def main():
     t = 0
@@ -337,7 +348,7 @@ PROGRAMS: dict[str, str] = {
     "_RSHIFT_INT": _INTS,
     "_FLOORDIV_INT": _INTS,
     "_ABS_INT": _INTS,
-    "_LOAD_GLOBAL_BUILTIN_O": _INTS,
+    "_LOAD_GLOBAL_BUILTIN_O": _OBJECTS,  # (a loop that runs code: in _INTS, licm moves it, borrowed)
     "_GUARD_IS_O": _OBJECTS,
     "_GUARD_IS_NOT_O": _OBJECTS,
     "_LOAD_GLOBAL_MODULE_O": _OBJECTS,
@@ -369,6 +380,9 @@ PROGRAMS: dict[str, str] = {
     "_POW_FLOAT": _FLOATS,  # (t * 1e-3) ** 2.0: an integer exponent
     "_POW_FLOAT_CONST": _FLOATS,  # y ** 0.5
     "_LOAD_ATTR_MODULE_O": _MODULE,
+    "_LOAD_GLOBAL_MODULE_B": _INVARIANT_LOADS,
+    "_LOAD_GLOBAL_BUILTIN_B": _INVARIANT_LOADS,
+    "_LOAD_ATTR_MODULE_B": _INVARIANT_LOADS,
     "_BOX_FLOAT_O": _MODULE,
     "_UNBOX_FLOAT_O": _ITERATION,
     "_FOR_ITER_LIST_O": _ITERATION,

@@ -63,13 +63,13 @@ def trace(tail: str = "") -> Recording:
 
 
 def test_loads_and_guards_move_before_the_loop_and_the_guarded_object_is_a_constant() -> None:
+    # The loads borrow (their dicts hold what they find while no code
+    # runs): nothing to release before the loop, or at its exits there.
     same(licm(trace()), f"""trace dst=10 src=40 slots=1:f,2:i stored=2,1
-m = global.o() (8, 95) | exit @10
-    guard_type.(m) {id(type(math))} | exit @10 drop m
-s = attr_module.o(m) (52, 96) | exit @10 drop m
-    guard_is.(s) {id(math.sqrt)} | exit @10 drop m s
-    release.(m)
-    release.(s)
+m = global_b.o() (8, 95) | exit @10
+    guard_type.(m) {id(type(math))} | exit @10
+s = attr_module_b.o(m) (52, 96) | exit @10
+    guard_is.(s) {id(math.sqrt)} | exit @10
     loop_head.()
 n = range_next.i() | exit @10 normal
     store.i(n) 2
@@ -159,7 +159,7 @@ def test_an_append_lets_the_loads_move() -> None:
     # list.append only grows an exact list: it runs no code, and the item
     # it takes a reference to frees nothing.
     _, names = moved_with_a_list(APPENDS)
-    assert names.index("global") < names.index("loop_head") < names.index("append")
+    assert names.index("global_b") < names.index("loop_head") < names.index("append")
     assert "guard_is" not in names[names.index("loop_head"):]
 
 
@@ -184,24 +184,56 @@ def test_a_loop_storing_objects_over_objects_keeps_its_stores() -> None:
     assert jit.stats.exits <= 2
 
 
-def test_a_list_store_stays_as_it_is_when_nothing_moves() -> None:
-    unguarded = TRACE.replace("    guard_is.(s) {sqrt} | exit @24 stack acc s\n", "")
-    rec = with_constants(unguarded.format(module=id(type(math)), sqrt=0) + STORES.format(list_type=id(list)))
+UNGUARDED = TRACE.replace("    guard_is.(s) {sqrt} | exit @24 stack acc s\n", "")
+# The module appended to a list, local 3, which the loop stores too: the list
+# takes a reference to it, so its load is not borrowed, and stays (and so
+# does sqrt's, made from it); the list is not borrowed either.
+TAKES = """out = load_o.o() 3
+    guard_type.(out) {list_type}
+    append.(out, m) | exit @30 stack out m
+    store_o.(out) 3
+"""
+
+
+def unguarded(tail: str = "") -> Recording:
+    rec = with_constants(UNGUARDED.format(module=id(type(math)), sqrt=0) + tail.format(list_type=id(list)))
     rec.slots[3] = "o"
+    return rec
+
+
+def test_a_list_store_stays_as_it_is_when_nothing_moves() -> None:
+    store = "    store_subscr_list_f.(t, out, n) | exit @30 stack t out n\n"
+    rec = unguarded(TAKES.replace("    store_o.(out) 3\n", store))
+    rec.stored.append(3)
     assert licm(rec) is rec
 
 
-def test_nothing_moves_for_a_bridge_or_without_an_identity_guard() -> None:
+def test_nothing_moves_for_a_bridge() -> None:
     assert "loop_head" not in [op.name for op in optimize(trace(), loop=False).ops]
-    unguarded = TRACE.replace("    guard_is.(s) {sqrt} | exit @24 stack acc s\n", "")
-    rec = with_constants(unguarded.format(module=id(type(math)), sqrt=0))
-    assert licm(rec) is rec
 
 
-def test_a_load_also_used_by_the_loop_unguarded_stays() -> None:
-    # m (the module) is passed to a later op: it is not a constant in the
-    # loop, so it stays there, and so does sqrt's load, made from it.
-    rec = trace("u = copy_o.o(m)\n    release.(u)\n")
+def test_a_load_without_an_identity_guard_moves_and_is_borrowed() -> None:
+    # sqrt is not a constant in the loop: the loop goes on using what the
+    # load before it found (an exit hands the frame a reference to it).
+    moved = licm(unguarded())
+    names = [op.name for op in moved.ops]
+    head = names.index("loop_head")
+    assert names[:head] == ["global_b", "guard_type", "attr_module_b"]
+    assert "release" not in names
+    (exit_op,) = [op for op in moved.ops[head:] if op.name == "math"]
+    assert exit_op.snapshot is not None and names[exit_op.snapshot.stack[1]] == "attr_module_b"
+
+
+@pytest.mark.parametrize("tail", ["u = copy_o.o(m)\n    release.(u)\n", "n2 = len.i(m)\n"])
+def test_a_load_the_loop_only_looks_at_is_borrowed_there(tail: str) -> None:
+    names = [op.name for op in licm(unguarded(tail)).ops]
+    assert names.index("global_b") < names.index("loop_head")
+    assert "global" not in names and "attr_module" not in names
+
+
+def test_a_load_the_loop_gives_away_stays() -> None:
+    rec = unguarded(TAKES)
+    rec.stored.append(3)
     assert licm(rec) is rec
 
 
@@ -222,7 +254,8 @@ def runs_with_its_loads_moved(function: Any, n: int) -> list[str]:
     texts = recordings_of(Path(__file__), function.__name__, n)
     ops = [op.name for op in optimize(parse(texts[0])).ops]
     head = ops.index("loop_head")
-    assert "global" in ops[:head] and "global" not in ops[head:] and "attr_module" not in ops[head:]
+    assert "global_b" in ops[:head]
+    assert not {"global", "global_b", "attr_module", "attr_module_b"} & set(ops[head:])
     return ops[head:]
 
 
@@ -459,6 +492,112 @@ def test_exits_with_constants_on_the_stack_hand_over_references(function: Any) -
     finally:
         jit.disable()
     assert runs[0] == runs[1] == runs[2]  # each run's exits hand over what they took
+
+
+# --- globals and module attributes that are not constants: borrowed (global_b) ---
+
+RATE = 0.25
+BIG = 2**61
+TABLE = [1.5, -2.0, 0.5, 4.0]
+
+
+class Scaled:
+    def __init__(self) -> None:
+        self.scale = 2.0
+
+
+def scaled(p: Scaled, n: int) -> float:
+    total = 0.0
+    for i in range(n):
+        total += p.scale * i + RATE + math.pi + TABLE[i % 4]
+    return total
+
+
+def scaled_fresh(n: int) -> float:
+    return scaled(Scaled(), n)
+
+
+def test_number_globals_are_loaded_and_unboxed_once_before_the_loop() -> None:
+    differential(scaled, Scaled(), 3000)
+    texts = recordings_of(Path(__file__), "scaled_fresh", 3000)
+    ops = optimize(parse(texts[0])).ops
+    head = [op.name for op in ops].index("loop_head")
+    assert {"global_b", "attr_module_b", "attr_instance_b"} <= {op.name for op in ops[:head]}
+    assert [op.name for op in ops[head:]].count("unbox") == 1  # TABLE's item's, read in the loop
+    assert not {"global", "global_b", "attr_module", "attr_module_b"} & {op.name for op in ops[head:]}
+
+
+def test_a_number_global_rebound_between_runs_is_seen() -> None:
+    global RATE, TABLE
+    jit = JIT(1)
+    jit.enable(scaled.__code__)
+    saved, table = RATE, TABLE
+    try:
+        got = [scaled(Scaled(), 2000)]
+        RATE = -1.0
+        got.append(scaled(Scaled(), 2000))
+        TABLE = [0.0, 1.0, 2.0, 3.0]
+        got.append(scaled(Scaled(), 2000))
+        RATE = 7  # an int now: the guard before the loop leaves, the loop runs as CPython runs it
+        got.append(scaled(Scaled(), 2000))
+    finally:
+        jit.disable()
+        RATE, TABLE = saved, table
+    expected = [scaled(Scaled(), 2000)]
+    try:
+        RATE = -1.0
+        expected.append(scaled(Scaled(), 2000))
+        TABLE = [0.0, 1.0, 2.0, 3.0]
+        expected.append(scaled(Scaled(), 2000))
+        RATE = 7
+        expected.append(scaled(Scaled(), 2000))
+    finally:
+        RATE, TABLE = saved, table
+    assert got == expected
+    assert jit.stats.native_entries >= 3
+
+
+def overflows(n: int) -> int:
+    """BIG * i leaves the int machine word at i = 4: the exit puts BIG, which
+    the loop borrows, back on the frame's stack."""
+    total = 0
+    for i in range(n):
+        total = BIG * (i % 5)
+    return total
+
+
+def rotates(n: int) -> list[float]:
+    """Stores into a global list the loop borrows."""
+    for i in range(n):
+        TABLE[i % 4] = TABLE[(i + 1) % 4] * 0.5 + 1.0
+    return list(TABLE)
+
+
+@pytest.mark.parametrize("function", [overflows, rotates])
+def test_exits_with_a_borrowed_global_on_the_stack_hand_over_references(function: Any) -> None:
+    def counts() -> tuple[int, int]:
+        gc.collect()
+        return sys.getrefcount(BIG), sys.getrefcount(TABLE)
+
+    saved = list(TABLE)
+    before = counts()
+    try:
+        stats = differential(function, 2000)
+        assert counts() == before
+        if function is overflows:
+            assert stats["exits"] >= 1
+        jit = JIT(1)
+        jit.enable(function.__code__)
+        try:
+            runs = []
+            for _ in range(3):
+                function(2000)
+                runs.append(counts())
+        finally:
+            jit.disable()
+        assert runs[0] == runs[1] == runs[2] == before
+    finally:
+        TABLE[:] = saved
 
 
 # --- object locals the loop only reads: borrowed (load_b) -----------------------

@@ -11,17 +11,27 @@ iteration, it finds in every one. The loads and their guards move before
 after each bridge, whose code may have run anything) and a loaded object
 whose identity was guarded is a constant inside the loop:
 
-    v3 = global.o() (10, 95) | exit @86 stack v2       v0 = global.o() (10, 95) | exit @78
-         guard_is.(v3) 1234 | exit @98 stack ...  =>        guard_is.(v0) 1234 | exit @78 drop v0
-         ...                                                release.(v0)
-         release.(v3)                                       loop_head.()
-                                                       v3 = const_b.o() 1234
+    v3 = global.o() (10, 95) | exit @86 stack v2       v0 = global_b.o() (10, 95) | exit @78
+         guard_is.(v3) 1234 | exit @98 stack ...  =>        guard_is.(v0) 1234 | exit @78
+         ...                                                loop_head.()
+         release.(v3)                                  v3 = const_b.o() 1234
                                                             ...
+
+A load moved borrows what it finds (`global_b`, `builtin_b`,
+`attr_module_b`): its dict holds the object as long as no code runs.
 
 A constant the loop only releases (and exits see: they make a reference
 to it) is `const_b`, borrowed from the trace's constants, which hold it:
 no reference count pair per iteration. One the loop passes on is `const_o`
 (a reference of the trace's own, released as the load's was).
+
+A loaded object that is not a constant (no identity guard: a float global,
+`math.pi`, a global list the loop indexes or stores into) moves too when
+the loop only looks at it (guards, unboxes, reads or stores an item of it,
+puts it on an exit's stack, which makes a reference to it; _looks_at): the
+loop goes on using the borrowed value, which lives in its spill slot across
+`loop_head`, and its unbox moves after it (_computed). One the loop gives
+away (appends, stores) stays in the loop, and so do the loads made from it.
 
 An item read the same every iteration (`a[i]` in `for k in range(n): s +=
 a[i][k]`, with `a` a local the loop only reads and `i` an int local it never
@@ -77,7 +87,7 @@ def licm(rec: Recording) -> Recording:
     slots = _borrowed_locals(rec)
     versions = _versions(rec, slots)
     reads = _invariant_reads(rec, {value: constants[obj] for value, obj in fixed.items()}, slots, versions)
-    if not fixed and not reads and all(type_id is None for type_id in slots.values()):
+    if not chain and not reads and all(type_id is None for type_id in slots.values()):
         # No guard to move (borrow makes the reads of locals load_b). (Nor
         # what the loop computes from invariants: ops before its loop would
         # keep the loop from being run inline in the loop around it.)
@@ -220,11 +230,18 @@ def _invariant_loads(rec: Recording) -> set[int]:
 _ON_LOADS: Final = _GUARDS | {"release"}  # what moves with a load it guards or releases
 
 
+def _looks_at(op: Op, position: int) -> bool:
+    """Whether `op` only looks at its argument at `position` (may be given
+    a borrowed object there): what _borrowed_locals allows."""
+    return op.name in _READ_ONLY or (op.name in _STORES and position > 0)
+
+
 def _closed(rec: Recording, chain: set[int], fixed: set[int]) -> set[int]:
     """The loads that can all move: a load whose object is not a constant
-    in the loop (not identity-guarded) may only be used by moved ops, so
-    that the loop never needs it; a load depending on one that cannot move
-    cannot either."""
+    in the loop (not identity-guarded) is borrowed in the loop (its dict
+    holds it), so the loop may only look at it (unbox it, read an item,
+    guard it, give it to an exit, which makes a reference); a load
+    depending on one that cannot move cannot either."""
     while chain:
         moving = {index for index, op in enumerate(rec.ops)
                   if index in chain or (op.name in _ON_LOADS and op.args and op.args[0] in chain)}
@@ -232,7 +249,13 @@ def _closed(rec: Recording, chain: set[int], fixed: set[int]) -> set[int]:
         for index, op in enumerate(rec.ops):
             if index in moving:
                 continue
-            for value in op.uses():
+            snapshot = op.snapshot
+            taken = [] if snapshot is None else \
+                [*snapshot.drop, *(() if snapshot.reraise is None else (snapshot.reraise,))]
+            for position, value in enumerate(op.args):
+                if not _looks_at(op, position):
+                    taken.append(value)
+            for value in taken:
                 if value in keep and value not in fixed:
                     keep.discard(value)
         keep = {value for value in keep if all(arg in keep for arg in rec.ops[value].args)}
@@ -284,7 +307,10 @@ def _frees_nothing(rec: Recording, invariant: set[int]) -> set[int]:
     harmless = set(invariant)
     held = set(invariant)  # what the frame, a global or a container it holds keeps alive all the loop
     for index, op in enumerate(rec.ops):
-        if op.name == "box":
+        if op.name in _LOADS:  # its dict holds it, as long as no code runs (else nothing moves)
+            harmless.add(index)
+            held.add(index)
+        elif op.name == "box":
             harmless.add(index)
         elif op.name == "const_o" or (op.name == "load_o" and op.arg not in stored):
             harmless.add(index)  # the frame holds a local it never stores all the iteration
@@ -317,10 +343,10 @@ def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, 
             continue  # released all together at the end (or a borrowed constant's: none)
         snapshot = Snapshot(rec.dst, (), drop=tuple(number[v] for v in loaded))
         number[index] = len(ops)
-        ops.append(Op(op.name, op.kind, tuple(number[a] for a in op.args), op.arg, snapshot))
+        # A load borrows: its dict holds what it finds as long as no code runs.
+        name = f"{op.name}_b" if index in chain else op.name
+        ops.append(Op(name, op.kind, tuple(number[a] for a in op.args), op.arg, snapshot))
         origin.append(index)
-        if index in chain:
-            loaded.append(index)
     # Each borrowed local, read and its type checked once (it may be unbound:
     # leave before the loop then).
     borrowing = {index for index, op in enumerate(rec.ops) if op.name == "load_o" and op.arg in slots}

@@ -921,9 +921,18 @@ class _Lowering:
         entry, version = _ints(op.arg)
         self.uop("_LOAD_GLOBAL_MODULE_O", (), (index,), oparg=entry, operand0=version, exit_op=op)
 
+    def op_global_b(self, index: int, op: Op) -> None:
+        entry, version = _ints(op.arg)
+        self.uop("_LOAD_GLOBAL_MODULE_B", (), (index,), oparg=entry, operand0=version, exit_op=op)
+
     def op_builtin(self, index: int, op: Op) -> None:
         entry, globals_version, version = _ints(op.arg)
         self.uop("_LOAD_GLOBAL_BUILTIN_O", (), (index,),
+                 oparg=entry, operand0=globals_version, operand1=version, exit_op=op)
+
+    def op_builtin_b(self, index: int, op: Op) -> None:
+        entry, globals_version, version = _ints(op.arg)
+        self.uop("_LOAD_GLOBAL_BUILTIN_B", (), (index,),
                  oparg=entry, operand0=globals_version, operand1=version, exit_op=op)
 
     def op_guard_globals(self, index: int, op: Op) -> None:
@@ -935,6 +944,10 @@ class _Lowering:
     def op_attr_module(self, index: int, op: Op) -> None:
         entry, version = _ints(op.arg)
         self.uop("_LOAD_ATTR_MODULE_O", op.args, (index,), oparg=entry, operand0=version, exit_op=op)
+
+    def op_attr_module_b(self, index: int, op: Op) -> None:
+        entry, version = _ints(op.arg)
+        self.uop("_LOAD_ATTR_MODULE_B", op.args, (index,), oparg=entry, operand0=version, exit_op=op)
 
     def op_attr_instance(self, index: int, op: Op) -> None:
         entry, offset = _ints(op.arg)
