@@ -5,6 +5,7 @@ the frame exact for the interpreter."""
 from __future__ import annotations
 
 import json
+import math
 import random
 import subprocess
 import sys
@@ -423,6 +424,53 @@ def test_inlined_loops_leak_no_references() -> None:
     assert stats["inlined_loops"] >= 1
     # The items stored and compared, the iterators pushed and popped.
     assert [sys.getrefcount(key), *(sys.getrefcount(row) for row in rows)] == before
+
+
+# --- nested loops with ops before their loop (licm) -------------------------
+
+RATE = 0.5
+
+
+def set_rate(k: int) -> None:
+    global RATE
+    RATE = k if k % 50 == 49 else k * 0.25  # an int at times: the moved type guard leaves
+
+
+def invariant_loads(n: int, m: int) -> tuple[float, float]:
+    """The inner loop's loads of RATE, math.pi and math.sqrt move before its
+    loop (licm); run inline, that pre-header runs at each of its entries."""
+    total, last = 0.0, 0.0
+    for _ in range(n):
+        for i in range(m):
+            total += RATE * i + math.pi + math.sqrt(i)
+        last = total
+    return total, last
+
+
+def rebinds_between_entries(n: int, m: int) -> float:
+    total = 0.0
+    for k in range(n):
+        set_rate(k)
+        for i in range(m):
+            total += RATE * i + math.pi
+    return total
+
+
+def test_a_nested_loop_with_a_pre_header_runs_inline() -> None:
+    stats = differential(invariant_loads, 300, 20)
+    assert stats["inlined_loops"] >= 1, stats
+    assert stats["native_entries"] < 100, stats
+
+
+@pytest.mark.parametrize("m", [3, 20])
+def test_a_global_rebound_between_entries_of_an_inlined_loop(m: int) -> None:
+    global RATE
+    saved = RATE
+    try:
+        stats = differential(rebinds_between_entries, 300, m)
+    finally:
+        RATE = saved
+    assert stats["inlined_loops"] >= 1 and stats["exits"] >= 1, stats
 
 
 # --- list iterators a trace releases, kept idle for its next iter() --------

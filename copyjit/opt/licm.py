@@ -90,7 +90,8 @@ def licm(rec: Recording) -> Recording:
     if not chain and not reads and all(type_id is None for type_id in slots.values()):
         # No guard to move (borrow makes the reads of locals load_b). (Nor
         # what the loop computes from invariants: ops before its loop would
-        # keep the loop from being run inline in the loop around it.)
+        # cost its inlined copy their run at each entry; not measured since
+        # inlined loops run pre-headers.)
         return rec
     plain = _plain_stores(rec, set(chain) | set(fixed) | set(reads.values()), constants)
     if plain is None:

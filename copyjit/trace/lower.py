@@ -1396,10 +1396,18 @@ class _InlinedLoop(_Lowering):
             at_head = self.outer_exit(Snapshot(self.call.head, ()))
             self.inlined_exits.add(len(self.snapshots))
             self.unbox_homes(f"unbound{n}")
+        # Its ops before loop_head (licm) run at each entry, as a trace's
+        # do (its exits are not bridged: nothing comes back to its head).
+        head = next((i for i, op in enumerate(self.rec.ops) if op.name == "loop_head"), -1)
+        if head >= 0:
+            self.before_loop = True
+            self.body(0, head)
+            self.before_loop = False
+            self.alloc.flush()
         self.pinned_from_homes()
         self.rows.append(f"inner{n}")
         self.add("_CHECK_EVAL_BREAKER", exit=self.exit_label(Snapshot(self.call.head, (), normal=True)))
-        self.body()
+        self.body(head + 1)
         self.add("_JUMP", jump=f"inner{n}")
         if self.own_homes:
             self.rows.append(f"unbound{n}")
