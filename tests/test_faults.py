@@ -112,15 +112,18 @@ def main():
         t += math.pi + math.floor(1.5)
     return t
 '''
-# Loads of a loop that runs no code, moved before it (licm), borrowed.
+# Loads of a loop that runs no code, moved before it (licm), borrowed; the
+# loop nested: its own trace, then run inline with its pre-header.
 _INVARIANT_LOADS = '''
 import math
 RATE = 0.25
 TABLE = [1.5, -2.0, 0.5, 4.0]
 def main():
     t = 0.0
-    for i in range(300):
-        t += RATE * i + math.pi + TABLE[i % 4] + len(TABLE)
+    for j in range(30):
+        for i in range(10):
+            t += RATE * i + math.pi + TABLE[i % 4] + len(TABLE)
+        t -= j
     return t
 '''
 _BRANCHES = '''
