@@ -139,8 +139,8 @@ def _borrowed_locals(rec: Recording) -> dict[int, int | None]:
         taking = users.get(index, [])
         types = {user.arg for user in taking if user.name == "guard_type"}
         known = candidates.get(slot)
-        if any(user.name not in _READ_ONLY and not (user.name in _STORES and user.args[0] != index)
-               for user in taking) or len(types) > 1 \
+        if any(not _looks_at(user, position) for user in taking
+               for position, arg in enumerate(user.args) if arg == index) or len(types) > 1 \
                 or (types and known is not None and known not in types):
             refused.add(slot)
             candidates.pop(slot, None)
@@ -233,7 +233,7 @@ _ON_LOADS: Final = _GUARDS | {"release"}  # what moves with a load it guards or 
 
 def _looks_at(op: Op, position: int) -> bool:
     """Whether `op` only looks at its argument at `position` (may be given
-    a borrowed object there): what _borrowed_locals allows."""
+    a borrowed object there: a local, _borrowed_locals; a load, _closed)."""
     return op.name in _READ_ONLY or (op.name in _STORES and position > 0)
 
 

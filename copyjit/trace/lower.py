@@ -401,14 +401,8 @@ class _Lowering:
         self.unbox_homes()
         self.loop_index = self.instruction_count()  # where bridges come back
         self.virtual_from_frame()
-        # Ops before loop_head (licm) run here, once and after each bridge;
-        # the pinned registers are not loaded yet: their exits leave them be.
-        head = next((i for i, op in enumerate(self.rec.ops) if op.name == "loop_head"), -1)
-        if head >= 0:
-            self.before_loop = True
-            self.body(0, head)
-            self.before_loop = False
-            self.alloc.flush()  # (nothing they made lives on)
+        # Ops before loop_head (licm) run here, once and after each bridge.
+        head = self.pre_header()
         self.pinned_from_homes()
         self.rows.append("loop")
         self.add("_CHECK_EVAL_BREAKER", exit=self.exit_label(Snapshot(self.rec.dst, (), normal=True)))
@@ -425,6 +419,18 @@ class _Lowering:
             stub = self.exit_owner[number - 1].stub(number, snapshot, link, self.exit_spills[number - 1])
             self.rows += self.shared(stub, number)
         return self.finish(links)
+
+    def pre_header(self) -> int:
+        """Lower the ops before loop_head, if any (licm); the pinned
+        registers are not loaded yet: their exits leave them be. Returns
+        loop_head's index (-1: none)."""
+        head = next((i for i, op in enumerate(self.rec.ops) if op.name == "loop_head"), -1)
+        if head >= 0:
+            self.before_loop = True
+            self.body(0, head)
+            self.before_loop = False
+            self.alloc.flush()  # (what they made lives on in its spill slot)
+        return head
 
     def virtual_from_frame(self) -> None:
         """The kept object locals' homes from the frame (at the entry, and
@@ -919,21 +925,18 @@ class _Lowering:
 
     def op_global(self, index: int, op: Op) -> None:
         entry, version = _ints(op.arg)
-        self.uop("_LOAD_GLOBAL_MODULE_O", (), (index,), oparg=entry, operand0=version, exit_op=op)
+        self.uop(f"_LOAD_GLOBAL_MODULE_{_owned(op)}", (), (index,), oparg=entry, operand0=version, exit_op=op)
 
-    def op_global_b(self, index: int, op: Op) -> None:
-        entry, version = _ints(op.arg)
-        self.uop("_LOAD_GLOBAL_MODULE_B", (), (index,), oparg=entry, operand0=version, exit_op=op)
+    def op_global_b(self, index: int, op: Op) -> None:  # (methods, not aliases: mypyc)
+        self.op_global(index, op)
 
     def op_builtin(self, index: int, op: Op) -> None:
         entry, globals_version, version = _ints(op.arg)
-        self.uop("_LOAD_GLOBAL_BUILTIN_O", (), (index,),
+        self.uop(f"_LOAD_GLOBAL_BUILTIN_{_owned(op)}", (), (index,),
                  oparg=entry, operand0=globals_version, operand1=version, exit_op=op)
 
     def op_builtin_b(self, index: int, op: Op) -> None:
-        entry, globals_version, version = _ints(op.arg)
-        self.uop("_LOAD_GLOBAL_BUILTIN_B", (), (index,),
-                 oparg=entry, operand0=globals_version, operand1=version, exit_op=op)
+        self.op_builtin(index, op)
 
     def op_guard_globals(self, index: int, op: Op) -> None:
         self.uop("_GUARD_GLOBALS_VERSION", (), (), operand0=_arg(op), exit_op=op)
@@ -943,19 +946,19 @@ class _Lowering:
 
     def op_attr_module(self, index: int, op: Op) -> None:
         entry, version = _ints(op.arg)
-        self.uop("_LOAD_ATTR_MODULE_O", op.args, (index,), oparg=entry, operand0=version, exit_op=op)
+        self.uop(f"_LOAD_ATTR_MODULE_{_owned(op)}", op.args, (index,), oparg=entry, operand0=version,
+                 exit_op=op)
 
     def op_attr_module_b(self, index: int, op: Op) -> None:
-        entry, version = _ints(op.arg)
-        self.uop("_LOAD_ATTR_MODULE_B", op.args, (index,), oparg=entry, operand0=version, exit_op=op)
+        self.op_attr_module(index, op)
 
     def op_attr_instance(self, index: int, op: Op) -> None:
         entry, offset = _ints(op.arg)
-        self.uop("_LOAD_ATTR_INSTANCE_O", op.args, (index,), oparg=entry, operand0=offset, exit_op=op)
+        self.uop(f"_LOAD_ATTR_INSTANCE_{_owned(op)}", op.args, (index,), oparg=entry, operand0=offset,
+                 exit_op=op)
 
     def op_attr_instance_b(self, index: int, op: Op) -> None:
-        entry, offset = _ints(op.arg)
-        self.uop("_LOAD_ATTR_INSTANCE_B", op.args, (index,), oparg=entry, operand0=offset, exit_op=op)
+        self.op_attr_instance(index, op)
 
     def op_store_attr(self, index: int, op: Op) -> None:
         entry, offset = _ints(op.arg)
@@ -1398,12 +1401,7 @@ class _InlinedLoop(_Lowering):
             self.unbox_homes(f"unbound{n}")
         # Its ops before loop_head (licm) run at each entry, as a trace's
         # do (its exits are not bridged: nothing comes back to its head).
-        head = next((i for i, op in enumerate(self.rec.ops) if op.name == "loop_head"), -1)
-        if head >= 0:
-            self.before_loop = True
-            self.body(0, head)
-            self.before_loop = False
-            self.alloc.flush()
+        head = self.pre_header()
         self.pinned_from_homes()
         self.rows.append(f"inner{n}")
         self.add("_CHECK_EVAL_BREAKER", exit=self.exit_label(Snapshot(self.call.head, (), normal=True)))
@@ -1609,6 +1607,11 @@ def power_bounds(exponent: float) -> tuple[float, float] | None:
     lowest = 2.0 ** max(low, -1022.0)  # (no subnormal base)
     highest = 2.0 ** high if high < 1023.0 else sys.float_info.max
     return lowest, highest
+
+
+def _owned(op: Op) -> str:
+    """The suffix of a load's uop: B for its borrowed form (`global_b`), else O."""
+    return "B" if op.name.endswith("_b") else "O"
 
 
 def _binary_uop(op: Op) -> str:
