@@ -910,14 +910,26 @@ def _float_store_over(constant: bool) -> Uop:
         if (__builtin_expect(Py_REFCNT(item) == 1, 1)) {  // only the list holds it: it becomes the new float
             ((PyFloatObject *)item)->ob_fval = value;
         }
-        else {  // out of line, keeping every register (objects.c)
-            SYNC_SP();
-            EXIT_IF(copyjit_store_float_item(seq, index, value, tstate) < 0);
+        else {
+            // Something else holds the float too (n-body: a local bound to
+            // it as its loop ended), so a new float replaces it. One from
+            // the freelist is made here, calling nothing: the release of
+            // the old one frees nothing (a count of 2 or more).
+            PyObject *box = copyjit_pop_float(tstate, value);
+            if (box != NULL) {
+                PyList_SET_ITEM(seq, POSITION, box);
+                copyjit_release_shared(item);
+            }
+            else {  // out of line, keeping every register (objects.c)
+                SYNC_SP();
+                EXIT_IF(copyjit_store_float_item(seq, index, value, tstate) < 0);
+            }
         }
-        """).strip(),
+        """).strip().replace("POSITION", "index" if constant else "index < 0 ? index + PyList_GET_SIZE(seq) : index"),
         regs="value:f seq:o item:o --" if constant else "value:f seq:o index:i item:o --",
         doc=f"seq[{'oparg' if constant else 'index'}] = float(value) over `item`, the exact float the trace "
-            "has just read there (none of the three checked again), in place when only the list holds it; "
+            "has just read there (none of the three checked again), in place when only the list holds it, "
+            "else a float from the freelist replaces it (out of line when the list is empty); "
             "exits when out of memory",
     )
 

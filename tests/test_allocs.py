@@ -25,6 +25,42 @@ class Sub(float):
     pass
 
 
+def replaces_held_items(n: int) -> tuple[Any, ...]:
+    """Stores over items something else holds too (n-body's pattern: a
+    local bound to the item as the nested loop runs): a new float replaces
+    each, made in the stencil from the freelist, and the list's reference
+    to the old one is released."""
+    vector = [0.5, 1.5, 2.5]
+    kept = vector[0]  # held from before the loop: replaced at the first store
+    held = 0.0
+    for i in range(n):
+        held = vector[i % 3]
+        for k in range(3):
+            vector[k] += 0.25
+            vector[-1] -= 0.125  # (a negative index: the other variant of the uop)
+    return vector, held, kept
+
+
+def test_items_replaced_while_held_are_released_once() -> None:
+    differential(replaces_held_items, 400)
+    jit = JIT(1)
+    jit.enable(replaces_held_items.__code__)
+    try:
+        got = replaces_held_items(400)
+        blocks = sys.getallocatedblocks()
+        for _ in range(3):  # (a float lost or released twice would show here)
+            assert replaces_held_items(400) == got
+        assert abs(sys.getallocatedblocks() - blocks) < 20
+        assert jit.stats.native_entries >= 1, jit.stats.aborts
+    finally:
+        jit.disable()
+    plain = replaces_held_items(400)
+    assert got == plain
+    assert [sys.getrefcount(x) for x in got[1:]] == [sys.getrefcount(x) for x in plain[1:]]
+    texts = recordings_of(Path(__file__), "replaces_held_items", 300)
+    assert "store_over_f" in [op.name for text in texts for op in optimize(parse(text)).ops]
+
+
 def bump(vector: list[Any], n: int) -> list[Any]:
     for i in range(n):
         vector[i % len(vector)] += 0.5

@@ -175,14 +175,16 @@ copyjit_untraced(void)
     return _PyRuntime.ref_tracer.tracer_func == NULL && !_PyRuntime.tracemalloc.config.tracing;
 }
 
-// A new float (NULL, an exception set: out of memory).
+// A float from the freelist, or NULL (no exception) when the list is empty
+// or the interpreter must see the object made: copyjit_new_float without
+// its call, for a stencil's slow path that calls nothing on its way.
 static inline __attribute__((always_inline)) PyObject *
-copyjit_new_float(PyThreadState *tstate, double value)
+copyjit_pop_float(PyThreadState *tstate, double value)
 {
     struct _Py_float_freelist *floats = copyjit_float_freelist(tstate);
     PyFloatObject *op = floats->items;
     if (op == NULL || _PyRuntime.ref_tracer.tracer_func != NULL || _PyRuntime.tracemalloc.config.tracing) {
-        return PyFloat_FromDouble(value);
+        return NULL;
     }
     floats->items = (PyFloatObject *)Py_TYPE(op);
     floats->numfree--;
@@ -190,6 +192,25 @@ copyjit_new_float(PyThreadState *tstate, double value)
     op->ob_base.ob_refcnt = 1;
     op->ob_fval = value;
     return (PyObject *)op;
+}
+
+// A new float (NULL, an exception set: out of memory).
+static inline __attribute__((always_inline)) PyObject *
+copyjit_new_float(PyThreadState *tstate, double value)
+{
+    PyObject *op = copyjit_pop_float(tstate, value);
+    return op != NULL ? op : PyFloat_FromDouble(value);
+}
+
+// Release a reference to an object something else holds too (its count is
+// 2 or more, or it is immortal): nothing is freed, so nothing runs.
+static inline __attribute__((always_inline)) void
+copyjit_release_shared(PyObject *op)
+{
+    uint64_t count = (uint64_t)op->ob_refcnt;
+    if ((int32_t)count >= 0) {  // not immortal, as _Py_IsImmortal
+        op->ob_refcnt = (Py_ssize_t)(count - 1);
+    }
 }
 
 static inline __attribute__((always_inline)) void
