@@ -510,6 +510,12 @@ def _sequences() -> list[Uop]:
             regs="a:o --",
             doc="exit unless a (a guarded tuple or list) has `oparg` items",
         ),
+        uop(
+            "_GUARD_MIN_SIZE_O",
+            "EXIT_IF(((PyVarObject *)a)->ob_size < (Py_ssize_t)oparg);",
+            regs="a:o --",
+            doc="exit unless a (a guarded list) has at least `oparg` items",
+        ),
         uop("_TUPLE_ITEM_O", "res = Py_NewRef(AT_OPARG(((PyTupleObject *)a)->ob_item));", regs="a:o -- res:o",
             doc="res = a[oparg] for a tuple with more than `oparg` items"),
         uop("_LIST_ITEM_O", "res = Py_NewRef(AT_OPARG(((PyListObject *)a)->ob_item));", regs="a:o -- res:o",
@@ -925,7 +931,8 @@ def _float_store_over(constant: bool) -> Uop:
                 EXIT_IF(copyjit_store_float_item(seq, index, value, tstate) < 0);
             }
         }
-        """).strip().replace("POSITION", "index" if constant else "index < 0 ? index + PyList_GET_SIZE(seq) : index"),
+        """).strip().replace("POSITION",
+                             "index" if constant else "index < 0 ? index + PyList_GET_SIZE(seq) : index"),
         regs="value:f seq:o item:o --" if constant else "value:f seq:o index:i item:o --",
         doc=f"seq[{'oparg' if constant else 'index'}] = float(value) over `item`, the exact float the trace "
             "has just read there (none of the three checked again), in place when only the list holds it, "

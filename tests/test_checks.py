@@ -92,6 +92,97 @@ def test_checks_leaves_a_store_it_cannot_prove_over_the_item(case: dict[str, str
     assert checks(rec) is rec
 
 
+# Reads of one list at constant indexes (`r[0] += dt * vx`, `r[1] += ...`)
+# with no code between: one size check at the first, the items read unchecked.
+READS = """trace dst=0 src=0 slots=1:o,2:f stored=
+r = load_b.o() 1
+i = const.i() {first}
+a = subscr_list_b.o(r, i) | exit @20 stack r i
+j = const.i() 1
+{between}b = subscr_list_b.o(r, {second}) | exit @22 stack a r j
+k = const.i() 2
+c = subscr_list.o(r, k) | exit @24 stack a b r k
+    release.(c)
+"""
+
+
+def reads(first: str = "0", between: str = "", second: str = "j") -> str:
+    return READS.format(first=first, between=between, second=second)
+
+
+def test_checks_checks_the_size_once_for_reads_at_constant_indexes() -> None:
+    same(checks(parse(reads())), """trace dst=0 src=0 slots=1:o,2:f stored=
+r = load_b.o() 1
+i = const.i() 0
+    guard_min_size.(r) 3 | exit @20 stack r i
+a = list_item_b.o(r) 0
+j = const.i() 1
+b = list_item_b.o(r) 1
+k = const.i() 2
+c = list_item.o(r) 2
+    release.(c)
+""")
+
+
+# (the reads that can still be checked at once are, from the first of them)
+_B_AND_C = ("b = subscr_list_b.o(r, j) | exit @22 stack a r j\n",
+            "    guard_min_size.(r) 3 | exit @22 stack a r j\nb = list_item_b.o(r) 1\n")
+_A_AND_C = ("a = subscr_list_b.o(r, i) | exit @20 stack r i\n",
+            "    guard_min_size.(r) 3 | exit @20 stack r i\na = list_item_b.o(r) 0\n")
+_C = ("c = subscr_list.o(r, k) | exit @24 stack a b r k\n", "c = list_item.o(r) 2\n")
+
+
+@pytest.mark.parametrize("case, changes", [
+    ({"first": "-1"}, [_B_AND_C, _C]),  # counts from the end: its own check
+    ({"second": "a2", "between": "a2 = unbox.i(a) | exit @21 stack a r\n"}, [_A_AND_C, _C]),  # computed
+    ({"between": "g = load_o.o() 3\nx = call.o(g) | exit @21 stack a r\n    release.(x)\n"},
+     [_B_AND_C, _C]),  # code between
+    ({"between": "    loop_head.()\n"}, [_B_AND_C, _C]),  # another iteration
+])
+def test_checks_leaves_reads_it_cannot_check_at_once(case: dict[str, str],
+                                                     changes: list[tuple[str, str]]) -> None:
+    expected = reads(**case)
+    for old, new in changes:
+        assert old in expected
+        expected = expected.replace(old, new)
+    same(checks(parse(reads(**case))), expected)
+
+
+def test_checks_leaves_a_single_read_as_it_is() -> None:
+    rec = parse(reads().replace("k = const.i() 2\nc = subscr_list.o(r, k) | exit @24 stack a b r k\n"
+                                "    release.(c)\n", "").replace("b = subscr_list_b.o(r, j)",
+                                                                  "b = subscr_list_b.o(a, j)"))
+    assert checks(rec) is rec
+
+
+def sums_of_three(rows: list[list[float]]) -> tuple[float, list[float], str]:
+    """A row too short for all three reads: CPython reads r[0], appends it
+    and raises at r[2]; the trace leaves at r[0] (its size check), and the
+    interpreter does the same from there."""
+    total: float = 0.0
+    seen: list[float] = []
+    try:
+        for r in rows:
+            a = r[0]
+            seen.append(a)
+            total += a + r[1] * 2.0 + r[2] * 3.0
+    except IndexError as error:
+        return total, seen, str(error)
+    return total, seen, ""
+
+
+@pytest.mark.parametrize("short", [[4.0, 5.0], [], [6.0, 7.0, 8.0, 9.0]])
+def test_reads_at_constant_indexes_of_a_short_list_fail_where_cpython_does(short: list[float]) -> None:
+    rows = [[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]] * 100 + [short] + [[1.0, 1.0, 1.0]] * 10
+    differential(sums_of_three, rows)
+    texts = recordings_of(Path(__file__), "sums_main", 300)
+    assert any("guard_min_size" in str(op.name) for text in texts for op in checks(parse(text)).ops)
+
+
+def sums_main(n: int) -> tuple[float, list[float], str]:
+    return sums_of_three([[1.0, 2.0, 3.0]] * n)
+
+
 def pairs_main(n: int) -> float:
     points = [([float(k), k * 0.5], 1.5 + k) for k in range(8)]
     return sum(distance_sums(points, n // 8))

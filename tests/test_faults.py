@@ -216,6 +216,19 @@ def main():
     return t, len(out), row, ys
 '''
 
+_VECTORS = '''
+def main():
+    r = [0.5, 1.5, 2.5]
+    v = [0.25, -0.5, 1.0]
+    t = 0.0
+    for i in range(200):
+        r[0] += v[0] * 0.5  # constant indexes of two lists: one size check each
+        r[1] += v[1] * 0.5
+        r[2] += v[2] * 0.5
+        t += r[0] + r[1] + r[2]
+    return t, r, v
+'''
+
 _BORROWED_ITEMS = '''
 def main():
     xs = [0.5 * i for i in range(10)]
@@ -405,6 +418,7 @@ PROGRAMS: dict[str, str] = {
     "_LOAD_FAST_CHECK_O": _CHECKED_LOAD,
     "_STORE_SUBSCR_LIST_INT_F": _FLOAT_ITEMS,
     "_BINARY_SUBSCR_LIST_CONST_B": _CONSTANT_ITEMS,
+    "_GUARD_MIN_SIZE_O": _VECTORS,
     "_BINARY_SUBSCR_TUPLE_CONST_B": _CONSTANT_ITEMS,
     "_BINARY_SUBSCR_LIST_CONST_O": _CONSTANT_ITEMS,
     "_BINARY_SUBSCR_TUPLE_CONST_O": _CONSTANT_ITEMS,

@@ -31,7 +31,8 @@ PLAIN_TYPES: Final = frozenset({id(int), id(float), id(bool), id(str), id(type(N
 LIST_WRITES: Final = frozenset({"store_subscr_list", "store_subscr_list_f", "store_over_f", "append"})
 # Ops that only look at an object argument and keep no reference to it
 # (licm's never-stored locals and borrow's borrowed reads take only these).
-LOOKS: Final = frozenset({"guard_type", "guard_size", "guard_is", "guard_is_not", "guard_version",
+LOOKS: Final = frozenset({"guard_type", "guard_size", "guard_min_size", "guard_is", "guard_is_not",
+                          "guard_version",
                           "guard_keys", "guard_not_same",
                           "unbox", "subscr_list", "subscr_tuple", "len", "len_str", "list_item", "tuple_item",
                           "copy_o", "attr_instance"})
@@ -354,4 +355,41 @@ def checks(rec: Recording) -> Recording:
         runs_code(rec, over=over)
     changed = {store: Op("store_over_f", "", (*ops[store].args, item), None, ops[store].snapshot)
                for store, item in over.items()}
-    return rewrite(rec, dropped, {}, changed) if dropped or changed else rec
+    inserted: dict[int, list[Op]] = {}
+    for reads in _constant_reads(rec):
+        first, size = ops[reads[0]], 1 + max(_constant(ops, ops[read].args[1]) for read in reads)
+        inserted[reads[0]] = [Op("guard_min_size", "", first.args[:1], size, first.snapshot)]
+        changed.update({read: Op(_ITEM_AT[ops[read].name], "o", ops[read].args[:1],
+                                 _constant(ops, ops[read].args[1]), None) for read in reads})
+    return rewrite(rec, dropped, {}, changed, inserted) if dropped or changed else rec
+
+
+# A list read at an index the trace knows, and the read of that item.
+_ITEM_AT: Final = {"subscr_list": "list_item", "subscr_list_b": "list_item_b"}
+
+
+def _constant(ops: list[Op], value: int) -> int:
+    """The int constant `value` is, if it is one >= 0 (an index that needs
+    no turning around), else -1."""
+    op = ops[value]
+    return op.arg if op.name == "const" and op.kind == "i" and type(op.arg) is int and op.arg >= 0 else -1
+
+
+def _constant_reads(rec: Recording) -> list[list[int]]:
+    """Runs of reads of one list at constant indices (`r[0] += dt * vx`,
+    `r[1] += ...`) with no code run between them: the first checks the
+    list has items enough for all (one guard_min_size, leaving where it
+    would), and each reads its item unchecked (list_item_b). Only code can
+    shrink a list (the trace's own list writes replace items, or append),
+    so the size found at the first holds for the others. (Not across the
+    loop's head, nor into the pre-header's reads: their iterations differ.)"""
+    code = runs_code(rec)
+    runs: list[list[int]] = []
+    reads: dict[int, list[int]] = {}  # list -> its reads since the last code
+    for index, op in enumerate(rec.ops):
+        if op.name in _ITEM_AT and _constant(rec.ops, op.args[1]) >= 0:
+            reads.setdefault(op.args[0], []).append(index)
+        elif code[index] or op.name == "loop_head":
+            runs += [found for found in reads.values() if len(found) > 1]
+            reads.clear()
+    return runs + [found for found in reads.values() if len(found) > 1]

@@ -90,7 +90,7 @@ _ALLOCATED: Final = frozenset({
     "global", "builtin", "guard_globals", "store_global", "attr_module", "attr", "attr_instance",
     "binary_o", "add_int_o", "compare_o", "get_iter", "guard_done", "len", "len_str", "append",
     "subscr_list", "subscr_tuple", "store_subscr_list", "list_next", "tuple_next", "enumerate_list",
-    "enumerate_tuple", "inner_input", "copy_o", "guard_size", "tuple_item", "list_item",
+    "enumerate_tuple", "inner_input", "copy_o", "guard_size", "guard_min_size", "tuple_item", "list_item",
     "store_subscr_list_f", "store_over_f", "guard_function", "range_iter", "const_b", "load_b", "store_attr",
     "store_attr_f", "store_attr_i", "store_v", "guard_not_same"}) | BORROWED_ITEMS
 
@@ -1186,6 +1186,9 @@ class _Lowering:
 
     def op_guard_size(self, index: int, op: Op) -> None:
         self.uop("_GUARD_SIZE_O", op.args, (), oparg=_arg(op), exit_op=op)
+
+    def op_guard_min_size(self, index: int, op: Op) -> None:
+        self.uop("_GUARD_MIN_SIZE_O", op.args, (), oparg=_arg(op), exit_op=op)
 
     def op_tuple_item(self, index: int, op: Op) -> None:
         self.uop("_TUPLE_ITEM_O", op.args, (index,), oparg=_arg(op))
