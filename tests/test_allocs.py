@@ -41,19 +41,27 @@ def replaces_held_items(n: int) -> tuple[Any, ...]:
     return vector, held, kept
 
 
-def test_items_replaced_while_held_are_released_once() -> None:
-    differential(replaces_held_items, 400)
+def reruns_sound(function: Any, n: int) -> tuple[Any, JIT]:
+    """`function(n)` with the JIT on it, then three times more: the same
+    result each time, and no more blocks allocated (a float lost, or freed
+    or released twice, would show). Returns the first result and the JIT."""
     jit = JIT(1)
-    jit.enable(replaces_held_items.__code__)
+    jit.enable(function.__code__)
     try:
-        got = replaces_held_items(400)
+        expected = function(n)
         blocks = sys.getallocatedblocks()
-        for _ in range(3):  # (a float lost or released twice would show here)
-            assert replaces_held_items(400) == got
+        for _ in range(3):
+            assert function(n) == expected
         assert abs(sys.getallocatedblocks() - blocks) < 20
-        assert jit.stats.native_entries >= 1, jit.stats.aborts
     finally:
         jit.disable()
+    return expected, jit
+
+
+def test_items_replaced_while_held_are_released_once() -> None:
+    differential(replaces_held_items, 400)
+    got, jit = reruns_sound(replaces_held_items, 400)
+    assert jit.stats.native_entries >= 1, jit.stats.aborts
     plain = replaces_held_items(400)
     assert got == plain
     assert [sys.getrefcount(x) for x in got[1:]] == [sys.getrefcount(x) for x in plain[1:]]
@@ -381,16 +389,7 @@ def test_floats_freed_and_made_in_traces_leave_the_freelist_sound(tracing: bool)
         tracemalloc.start()
     try:
         differential(shuffles, 3000)
-        jit = JIT(1)
-        jit.enable(shuffles.__code__)
-        try:
-            expected = shuffles(3000)
-            blocks = sys.getallocatedblocks()
-            for _ in range(3):  # (a float lost or freed twice would show here)
-                assert shuffles(3000) == expected
-            assert abs(sys.getallocatedblocks() - blocks) < 20
-        finally:
-            jit.disable()
+        reruns_sound(shuffles, 3000)
     finally:
         if tracing:
             tracemalloc.stop()
