@@ -1240,6 +1240,11 @@ def _objects() -> list[Uop]:
             "EXIT_IF(((PyDictObject *)frame->f_globals)->ma_keys->dk_version != (uint32_t)operand0);",
             doc="exit unless the globals' keys are at version `operand0` (no key added or removed)",
         ),
+        uop("_LOAD_WATCH_EPOCH", "res = (intptr_t)copyjit_watch.epoch;", regs="-- res:i",
+            doc="res = the epoch of watched dict keys (copyjit.h's watch_state), before a loop whose "
+                "loads of globals moved before it"),
+        uop("_GUARD_WATCH_EPOCH", "EXIT_IF((intptr_t)copyjit_watch.epoch != a);", regs="a:i --",
+            doc="exit if a watched dict key may have changed since the epoch was a (_LOAD_WATCH_EPOCH)"),
         uop("_LOAD_ATTR_MODULE_O", f"{_MODULE_ATTRIBUTE}Py_INCREF(res);", regs="a:o -- res:o",
             doc="res = the attribute in entry `oparg` of module a's dict keys, version `operand0` "
                 "(a guarded to be a module)"),

@@ -50,6 +50,12 @@ RESERVE_FIELDS = ("address", "released", "refused", "floats", "ints", "pooled", 
                   "taken", "reraisers", "reraisers_pooled", "activations", "reraise_def", "pool_only",
                   "idle_iters_count", "idle_iters")
 
+# watch_state: the epoch of watched dict keys, the dict watcher's id + 1,
+# how many keys the set holds and whether it is full, then the set.
+WATCH_KEYS = 1024  # copyjit.h's COPYJIT_WATCH_KEYS
+WATCH = Struct(f"<Qqqq{8 * WATCH_KEYS}s")
+WATCH_FIELDS = ("epoch", "watcher", "count", "full", "keys")
+
 _WORD = Struct("<Q")
 METH_O = 0x0008
 METH_FASTCALL = 0x0080
@@ -79,6 +85,8 @@ def resolve_symbol(name: str) -> int:
 _new_cfunction = native.function(resolve_symbol("PyCFunction_NewEx"), native.py_object,
                                  native.c_void_p, native.py_object, native.c_void_p)
 _thread_state = native.function(resolve_symbol("PyThreadState_Get"), native.c_void_p)
+_raw_calloc = native.function(resolve_symbol("PyMem_RawCalloc"), native.c_void_p, native.c_size_t,
+                              native.c_size_t, python=False)
 _interpreter_state = native.function(resolve_symbol("PyInterpreterState_Get"), native.c_void_p)
 buffer_address = native.address
 
@@ -140,6 +148,8 @@ def check_own_layout(layout: dict[str, int]) -> None:
                 "record.size": RECORD.size,
                 **{f"reserve.{field}": 8 * i for i, field in enumerate(RESERVE_FIELDS)},
                 "reserve.size": RESERVE.size,
+                **{f"watch.{field}": 8 * i for i, field in enumerate(WATCH_FIELDS)},
+                "watch.size": WATCH.size,
                 **{f"record.{field}": 8 * i for i, field in enumerate(RECORD_FIELDS)}}
     wrong = {name: (offset, layout.get(name)) for name, offset in expected.items()
              if layout.get(name) != offset}
@@ -158,10 +168,16 @@ class Runtime:
         # copyjit.h's `copyjit_reserve`, the process's one: unmapped at first
         # (runtime.c maps it at the first native entry).
         self.reserve = bytearray(RESERVE.size)
+        # copyjit.h's `copyjit_watch`: never freed, since the dict watcher
+        # writes it as long as dicts change, to the interpreter's very end.
+        self.watching = _raw_calloc(1, WATCH.size)
+        if not self.watching:
+            raise MemoryError("copyjit: no memory for the dict watcher's state")
         # Stencils call some runtime functions (copyjit_dealloc_rax): those are
         # placed first, so that the GOT can hold their addresses too.
         self.functions = self._lay_out_functions(table.runtime)
-        own = {"copyjit_reserve": buffer_address(self.reserve), **self.functions}
+        own = {"copyjit_reserve": buffer_address(self.reserve),
+               "copyjit_watch": self.watching, **self.functions}
         self.symbols = {name: own.get(name) or resolve_symbol(name) for name in table.symbols}
         self._place_data()
         self._write_functions(table.runtime)
@@ -179,6 +195,10 @@ class Runtime:
                                             native.py_object)
         self.key_index = native.function(self.functions["copyjit_key_index"], native.c_ssize_t,
                                          native.py_object, native.py_object)
+        # watch(dict, key): a change of `key` in `dict` changes the epoch
+        # that loops with loads moved before them check (opt/licm.py).
+        self._watch = native.function(self.functions["copyjit_watch_dict_key"], native.c_int,
+                                      native.py_object, native.py_object, native.c_void_p)
         self.instance_index = native.function(self.functions["copyjit_instance_index"], native.c_ssize_t,
                                               native.py_object, native.py_object, native.c_int)
         self.shared_keys_version = native.function(self.functions["copyjit_shared_keys_version"],
@@ -199,6 +219,17 @@ class Runtime:
         # Freed traces still running: (cell, address, size), released by reap().
         self._zombies: list[tuple[bytearray, int, int, object]] = []
         self._zombies_lock = _thread.allocate_lock()  # held by the reap under way
+
+    def watch(self, namespace: dict[str, object], key: str) -> None:
+        """Count every later change of `key` in `namespace` in the epoch
+        (copyjit.h's watch_state)."""
+        # (A failure raises: ctypes raises the exception it set.)
+        if self._watch(namespace, key, self.functions["copyjit_on_dict_event"]) < 0:
+            raise RuntimeError("copyjit: could not watch a dict")
+
+    def watch_epoch(self) -> int:
+        """The epoch of watched keys: it changes when one may have changed."""
+        return native.word(self.watching)
 
     def reserve_counts(self) -> tuple[bool, int, int]:
         """Whether the emergency reserve is mapped, how often an exit

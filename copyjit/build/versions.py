@@ -29,6 +29,9 @@ OWN_STRUCT_PROBES: dict[str, str] = {
         "reraisers", "reraisers_pooled", "activations", "reraise_def", "pool_only", "idle_iters_count",
         "idle_iters")},
     "reserve.size": "sizeof(reserve_state)",
+    **{f"watch.{field}": f"offsetof(watch_state, {field})" for field in (
+        "epoch", "watcher", "count", "full", "keys")},
+    "watch.size": "sizeof(watch_state)",
 }
 
 # Field offsets the Python side needs to read and write frames, each a C

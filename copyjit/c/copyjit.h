@@ -360,6 +360,25 @@ typedef struct {
 
 extern reserve_state copyjit_reserve;
 
+// Keys of watched dicts (objects.c's copyjit_watch_dict_key). A loop whose
+// trace runs code may still have its loads of globals, builtins and module
+// attributes moved before it (opt/licm.py): it reads `epoch` there, and
+// where the loop loaded one it exits if `epoch` changed since.
+// copyjit_on_dict_event adds one to `epoch` whenever a watched dict may
+// have changed a key in `keys` (a set of str objects by address, open
+// addressing; each holds a reference). `full`: no more room, every change
+// counts.
+#define COPYJIT_WATCH_KEYS 1024
+typedef struct {
+    uint64_t epoch;
+    int64_t watcher;  // the dict watcher's id + 1 (0: not added yet)
+    int64_t count;    // keys in `keys`
+    int64_t full;
+    PyObject *keys[COPYJIT_WATCH_KEYS];
+} watch_state;
+
+extern watch_state copyjit_watch;
+
 #define COPYJIT_RESERVE_SIZE ((size_t)4 << 20)
 
 // Set in the eval breaker of the thread whose exit released the reserve,

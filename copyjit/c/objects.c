@@ -69,6 +69,86 @@ copyjit_keys_version(PyObject *dict)
     return current_version(keys);
 }
 
+// Where `key` goes in copyjit_watch.keys (by its address: Fibonacci hashing).
+static inline size_t
+watch_slot(PyObject *key)
+{
+    return (size_t)(((uintptr_t)key >> 4) * 0x9E3779B97F4A7C15u >> 54);  // 1024 = 1 << (64 - 54)
+}
+
+// Whether a change of `key` may change a watched key. An exact str the
+// interpreter interned is the one str of its value, so it matches by
+// address; any other key (a str made at run time, a str subclass) may be
+// equal to a watched one.
+static int
+may_be_watched(PyObject *key)
+{
+    if (copyjit_watch.full || !PyUnicode_CheckExact(key) || !PyUnicode_CHECK_INTERNED(key)) {
+        return 1;
+    }
+    for (size_t i = watch_slot(key);; i = (i + 1) % COPYJIT_WATCH_KEYS) {
+        PyObject *watched = copyjit_watch.keys[i];
+        if (watched == key) {
+            return 1;
+        }
+        if (watched == NULL) {
+            return 0;
+        }
+    }
+}
+
+// The dict watcher: a watched dict changed. A key added, replaced or
+// deleted counts when it may be a watched one; anything else (cleared,
+// filled from another dict, freed) always does. Runs no Python code.
+int
+copyjit_on_dict_event(PyDict_WatchEvent event, PyObject *dict, PyObject *key, PyObject *new_value)
+{
+    (void)dict;
+    (void)new_value;
+    int one_key = event == PyDict_EVENT_ADDED || event == PyDict_EVENT_MODIFIED ||
+                  event == PyDict_EVENT_DELETED;
+    if (!one_key || key == NULL || may_be_watched(key)) {
+        copyjit_watch.epoch++;
+    }
+    return 0;
+}
+
+// Watch `dict` for changes of `key`. The watcher, `on_event`, is
+// copyjit_on_dict_event (runtime.py passes its address: this code cannot
+// take it itself), added at the first call. 0, or -1 with an exception set.
+int
+copyjit_watch_dict_key(PyObject *dict, PyObject *key, PyDict_WatchCallback on_event)
+{
+    if (copyjit_watch.watcher == 0) {
+        int id = PyDict_AddWatcher(on_event);
+        if (id < 0) {
+            return -1;
+        }
+        copyjit_watch.watcher = id + 1;
+    }
+    if (PyDict_Watch((int)copyjit_watch.watcher - 1, dict) < 0) {
+        return -1;
+    }
+    if (copyjit_watch.full) {
+        return 0;
+    }
+    if (!PyUnicode_CheckExact(key) || !PyUnicode_CHECK_INTERNED(key) ||
+        copyjit_watch.count >= COPYJIT_WATCH_KEYS / 2)
+    {
+        copyjit_watch.full = 1;  // (matched by address only if interned; half full at most)
+        return 0;
+    }
+    size_t i = watch_slot(key);
+    while (copyjit_watch.keys[i] != NULL && copyjit_watch.keys[i] != key) {
+        i = (i + 1) % COPYJIT_WATCH_KEYS;
+    }
+    if (copyjit_watch.keys[i] == NULL) {
+        copyjit_watch.keys[i] = Py_NewRef(key);
+        copyjit_watch.count++;
+    }
+    return 0;
+}
+
 // The entry of `name` in a str-keyed dict's keys, or -1.
 Py_ssize_t
 copyjit_key_index(PyObject *dict, PyObject *name)
