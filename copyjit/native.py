@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 # trace/bytecode.py, whose instructions fetch dis's rarer fields on demand).
 MODULES = ("copyjit.trace.ir", "copyjit.trace.regalloc", "copyjit.trace.lower", "copyjit.opt.rewrite",
            "copyjit.opt.passes", "copyjit.opt.borrow", "copyjit.opt.virtual", "copyjit.opt.licm",
-           "copyjit.opt.fold", "copyjit.backend.emitter", "copyjit.backend.asm", "copyjit.trace.record_base",
+           "copyjit.opt.licm_code", "copyjit.opt.fold", "copyjit.backend.emitter", "copyjit.backend.asm",
+           "copyjit.trace.record_base",
            "copyjit.trace.recorder", "copyjit.trace.record_numbers", "copyjit.trace.record_inline")
 _PRIME = 2**61 - 1
 _PACKAGE = os.path.dirname(os.path.abspath(__file__))

@@ -1,9 +1,10 @@
 """Loop-invariant code motion (copyjit/opt/licm.py): loads of globals,
 builtins and module attributes, and their guards, before the loop. The pass
 as input trace -> expected trace; the conditions under which it must not
-move anything; and, end to end, that no rebinding of a global, a builtin or
-a module attribute is ever missed: between runs, from a call in the loop,
-from a __del__, from another thread, from a signal handler."""
+move anything, or only loads (a loop that runs code: tests/test_licm_code.py);
+and, end to end, that no rebinding of a global, a builtin or a module
+attribute is ever missed: between runs, from a call in the loop, from a
+__del__, from another thread, from a signal handler."""
 
 from __future__ import annotations
 
@@ -97,22 +98,34 @@ def test_the_text_of_a_moved_trace_round_trips_and_verifies() -> None:
     assert [op.name for op in moved.ops].count("loop_head") == 1
 
 
-@pytest.mark.parametrize("tail", [
-    "f = global.o() (9, 95) | exit @30 stack\nr2 = call.o(f) | exit @30 stack\n    release.(r2)\n",
-    "g = load_o.o() 3\n    store_global.(g) 7 | exit @30 stack\n",
-])
-def test_nothing_moves_when_the_loop_may_run_code(tail: str) -> None:
-    rec = trace(tail)
+def test_nothing_moves_when_the_loop_stores_a_global() -> None:
+    rec = trace("g = load_o.o() 3\n    store_global.(g) 7 | exit @30 stack\n")
     assert licm(rec) is rec
+
+
+def only_loads_moved(rec: Recording) -> None:
+    """licm moved `rec`'s loads as in a loop that runs code (licm_code.py:
+    with an epoch to test), and nothing else."""
+    moved = licm(rec)
+    names = [op.name for op in moved.ops]
+    head = names.index("loop_head")
+    assert set(names[:head]) == {"watch_epoch", "global_b", "guard_type", "attr_module_b", "guard_is"}
+    assert "guard_watched" in names[head:]
+
+
+def test_only_loads_move_when_the_loop_may_run_code() -> None:
+    only_loads_moved(trace("f = global.o() (9, 95) | exit @30 stack\nr2 = call.o(f) | exit @30 stack\n"
+                           "    release.(r2)\n"))
 
 
 def test_an_item_whose_release_may_free_it_keeps_the_loop_as_it_is() -> None:
     # The item of a list in a local the loop stores (l: in `stored`):
-    # nothing is known to hold it, and its release may free it.
+    # nothing is known to hold it, and its release may free it (and run
+    # code): only the loads move.
     tail = "l = load_o.o() 3\nit = list_item.o(l) 0\n    release.(l)\n    release.(it)\n"
     rec = trace(tail)
     rec.slots[3], rec.stored = "o", [*rec.stored, 3]
-    assert licm(rec) is rec
+    only_loads_moved(rec)
     # The same with l only read: the frame holds l, l holds its item.
     only_read = trace(tail)
     assert licm(only_read) is not only_read

@@ -75,7 +75,7 @@ _BORROWED_READS: Final = {"subscr_list": "subscr_list_b", "subscr_tuple": "subsc
 
 def licm(rec: Recording) -> Recording:
     """The recording with its invariant loads and guards before `loop_head`
-    (unchanged when there are none, or when the loop may run code)."""
+    (unchanged when there are none); in a loop that may run code, licm_code's."""
     if any(op.name == "loop_head" for op in rec.ops):
         return rec
     chain = _invariant_loads(rec)
@@ -94,8 +94,9 @@ def licm(rec: Recording) -> Recording:
         # inlined loops run pre-headers.)
         return rec
     plain = _plain_stores(rec, set(chain) | set(fixed) | set(reads.values()), constants)
-    if plain is None:
-        return rec
+    if plain is None:  # the loop may run code: only loads move, with an epoch to test (licm_code.py)
+        from copyjit.opt.licm_code import licm_code  # (it builds on this module)
+        return licm_code(rec)
     rec = plain
     moved = {index for index, op in enumerate(rec.ops)
              if index in chain or (op.name in _GUARDS and op.args[0] in chain)
@@ -342,7 +343,8 @@ def _hoisted(rec: Recording, moved: set[int], chain: set[int], fixed: dict[int, 
         op = rec.ops[index]
         if op.name == "release":
             continue  # released all together at the end (or a borrowed constant's: none)
-        snapshot = Snapshot(rec.dst, (), drop=tuple(number[v] for v in loaded))
+        snapshot = None if op.snapshot is None else \
+            Snapshot(rec.dst, (), drop=tuple(number[v] for v in loaded))
         number[index] = len(ops)
         # A load borrows: its dict holds what it finds as long as no code runs.
         name = f"{op.name}_b" if index in chain else op.name

@@ -92,7 +92,8 @@ _ALLOCATED: Final = frozenset({
     "subscr_list", "subscr_tuple", "store_subscr_list", "list_next", "tuple_next", "enumerate_list",
     "enumerate_tuple", "inner_input", "copy_o", "guard_size", "guard_min_size", "tuple_item", "list_item",
     "store_subscr_list_f", "store_over_f", "guard_function", "range_iter", "const_b", "load_b", "store_attr",
-    "store_attr_f", "store_attr_i", "store_v", "guard_not_same"}) | BORROWED_ITEMS
+    "store_attr_f", "store_attr_i", "store_v", "guard_not_same", "watch_epoch", "guard_watched",
+}) | BORROWED_ITEMS
 
 
 class Lowered:
@@ -1189,6 +1190,12 @@ class _Lowering:
 
     def op_guard_min_size(self, index: int, op: Op) -> None:
         self.uop("_GUARD_MIN_SIZE_O", op.args, (), oparg=_arg(op), exit_op=op)
+
+    def op_watch_epoch(self, index: int, op: Op) -> None:
+        self.uop("_LOAD_WATCH_EPOCH", (), (index,))
+
+    def op_guard_watched(self, index: int, op: Op) -> None:
+        self.uop("_GUARD_WATCH_EPOCH", op.args, (), exit_op=op)
 
     def op_tuple_item(self, index: int, op: Op) -> None:
         self.uop("_TUPLE_ITEM_O", op.args, (index,), oparg=_arg(op))
