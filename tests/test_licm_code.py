@@ -7,8 +7,12 @@ a key made at run time, and a globals dict cleared."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
 import sys
+import threading
+import time
 from pathlib import Path
 from types import CodeType
 from typing import Any
@@ -284,3 +288,67 @@ def test_a_globals_dict_cleared_is_seen() -> None:
         jit.disable()
     assert got == expected
     assert jit.stats.native_entries >= 1
+
+
+def test_with_no_dict_watcher_left_a_loop_loading_globals_is_not_compiled() -> None:
+    # Other tools took every dict watcher: nothing the loop loads could be
+    # watched, so it is not compiled (and says why), and runs as CPython.
+    rt = runtime()
+    assert rt.watch({}, sys.intern("x"))  # ours, added
+    callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.py_object, ctypes.py_object,
+                                ctypes.py_object)(lambda *args: 0)
+    add, clear = ctypes.pythonapi.PyDict_AddWatcher, ctypes.pythonapi.PyDict_ClearWatcher
+    add.argtypes, add.restype, clear.argtypes = [type(callback)], ctypes.c_int, [ctypes.c_int]
+    ours = ctypes.c_int64.from_address(rt.watching + 8)  # watch_state.watcher: its id + 1
+    saved, taken = ours.value, []
+    try:
+        with contextlib.suppress(RuntimeError):  # (no more ids)
+            while True:
+                taken.append(add(callback))
+        ours.value = 0  # as if ours were never added: adding it now fails
+        stats = differential(calls_and_rebinds_nothing, 400, native=False)
+    finally:
+        ours.value = saved
+        for number in taken:
+            clear(number)
+    assert stats["traces"] == 0
+    assert any("no dict watcher left" in reason for reason in stats["aborts"]), stats["aborts"]
+
+
+def spins_sleeping(seconds: float) -> tuple[float, float]:
+    """Sum weight(1.0), calling time.sleep(0) (code, and the GIL let go)
+    each time, until weight gives a negative number."""
+    total, deadline = 0.0, time.monotonic() + seconds
+    i = 0
+    while True:
+        time.sleep(0)
+        w = weight(1.0)
+        if w < 0.0:
+            return total, w
+        total += w
+        i += 1
+        if i % 1024 == 0 and time.monotonic() > deadline:
+            return total, 0.0
+
+
+def test_a_rebinding_by_another_thread_during_a_call_is_seen() -> None:
+    original = weight
+    jit = JIT(1)
+    jit.enable(spins_sleeping.__code__)
+
+    def rebind() -> None:
+        time.sleep(0.2)
+        globals()["weight"] = lambda x: -5.0
+
+    thread = threading.Thread(target=rebind)
+    thread.start()
+    try:
+        _, last = spins_sleeping(30.0)
+    finally:
+        thread.join()
+        globals()["weight"] = original
+        jit.disable()
+    assert last == -5.0
+    assert jit.stats.native_entries >= 1
+    (location,) = [location for location in jit.locations.values() if location.trace is not None]
+    assert "guard_watched" in [op.name for op in location.lowered.lowering.rec.ops]

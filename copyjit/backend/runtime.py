@@ -220,12 +220,14 @@ class Runtime:
         self._zombies: list[tuple[bytearray, int, int, object]] = []
         self._zombies_lock = _thread.allocate_lock()  # held by the reap under way
 
-    def watch(self, namespace: dict[str, object], key: str) -> None:
+    def watch(self, namespace: dict[str, object], key: str) -> bool:
         """Count every later change of `key` in `namespace` in the epoch
-        (copyjit.h's watch_state)."""
-        # (A failure raises: ctypes raises the exception it set.)
-        if self._watch(namespace, key, self.functions["copyjit_on_dict_event"]) < 0:
-            raise RuntimeError("copyjit: could not watch a dict")
+        (copyjit.h's watch_state); False if it cannot be watched (another
+        tool took every dict watcher CPython has)."""
+        try:
+            return bool(self._watch(namespace, key, self.functions["copyjit_on_dict_event"]) == 0)
+        except (RuntimeError, ValueError):  # (ctypes raises what PyDict_AddWatcher or PyDict_Watch set)
+            return False
 
     def watch_epoch(self) -> int:
         """The epoch of watched keys: it changes when one may have changed."""

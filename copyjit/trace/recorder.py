@@ -73,7 +73,7 @@ class _Recorder(InlineOps):
         index = rt.key_index(frame_globals, name)
         # A loop that runs code may load it once, before the loop (opt/licm.py),
         # if every change of it is seen: adding it to the globals shadows a builtin.
-        rt.watch(frame_globals, name)
+        self.watch(frame_globals, name)
         if index >= 0:
             concrete = frame_globals[name]
             op = Op("global", "o", arg=(index, version), snapshot=self.snapshot())
@@ -83,12 +83,19 @@ class _Recorder(InlineOps):
             if not builtins_version or index < 0:
                 raise Abort(f"the global {name!r} is not defined")
             concrete = frame_builtins[name]
-            rt.watch(frame_builtins, name)
+            self.watch(frame_builtins, name)
             op = Op("builtin", "o", arg=(index, version, builtins_version), snapshot=self.snapshot())
         self.push(self.emit(op), concrete)
         if ins.arg & 1:  # type: ignore[operator]
             self.push(self.emit(Op("null", "n")), NULL)
         return self.following[ins.offset]
+
+    @staticmethod
+    def watch(namespace: dict[str, Any], name: str) -> None:
+        """Watch `name` in `namespace` (opt/licm_code.py moves loads out of
+        loops that run code, trusting every change of it to be seen)."""
+        if not runtime().watch(namespace, name):
+            raise Abort("no dict watcher left for copyjit (other tools took CPython's)")
 
     def op_STORE_GLOBAL(self, ins: Decoded) -> int:
         name = self.code.co_names[ins.arg]  # type: ignore[index]
@@ -190,7 +197,7 @@ class _Recorder(InlineOps):
         version, index = rt.keys_version(namespace), rt.key_index(namespace, name)
         if not version or index < 0:
             raise Abort(f"module attribute {name!r} not found")
-        rt.watch(namespace, name)  # (as op_LOAD_GLOBAL's)
+        self.watch(namespace, name)  # (as op_LOAD_GLOBAL's)
         value = self.emit(Op("attr_module", "o", (owner,), arg=(index, version), snapshot=self.snapshot()))
         self.pop()
         self.release(owner)
