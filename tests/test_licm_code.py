@@ -295,10 +295,11 @@ def test_with_no_dict_watcher_left_a_loop_loading_globals_is_not_compiled() -> N
     # watched, so it is not compiled (and says why), and runs as CPython.
     rt = runtime()
     assert rt.watch({}, sys.intern("x"))  # ours, added
-    callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.py_object, ctypes.py_object,
-                                ctypes.py_object)(lambda *args: 0)
+    # The other tools' watchers: ours again (a ctypes callback would map
+    # memory both writable and executable, which tests/test_memory.py forbids).
+    callback = rt.functions["copyjit_on_dict_event"]
     add, clear = ctypes.pythonapi.PyDict_AddWatcher, ctypes.pythonapi.PyDict_ClearWatcher
-    add.argtypes, add.restype, clear.argtypes = [type(callback)], ctypes.c_int, [ctypes.c_int]
+    add.argtypes, add.restype, clear.argtypes = [ctypes.c_void_p], ctypes.c_int, [ctypes.c_int]
     ours = ctypes.c_int64.from_address(rt.watching + 8)  # watch_state.watcher: its id + 1
     saved, taken = ours.value, []
     try:
