@@ -353,3 +353,21 @@ def test_a_rebinding_by_another_thread_during_a_call_is_seen() -> None:
     assert jit.stats.native_entries >= 1
     (location,) = [location for location in jit.locations.values() if location.trace is not None]
     assert "guard_watched" in [op.name for op in location.lowered.lowering.rec.ops]
+
+
+def test_the_type_guard_kept_in_the_loop_survives_the_guards_pass() -> None:
+    # The call last in the iteration: no code between loop_head and the
+    # module's type guard in the loop, but the call of the iteration before.
+    text = TRACE.replace("    release.(r)\n", "").replace("t = binary.f(acc, y) 'add'\n",
+                                                            "t = binary.f(acc, y) 'add'\n    release.(r)\n")
+    moves = ["s = builtin.o() (3, 95, 7) | exit @12 stack acc\n",
+             "    guard_is.(s) {str} | exit @14 stack acc s\n", "b = box.o(n) | exit @14 stack acc s n\n",
+             "r = call.o(s, b) (16, 1) | exit @14 normal reraise=s stack acc s b\n",
+             "    release.(s)\n", "    release.(b)\n"]
+    for line in moves:
+        text = text.replace(line, "")
+    text = text.replace("    release.(r)\n", "".join(moves) + "    release.(r)\n")
+    rec = optimize(trace(text), check=True)
+    names = [op.name for op in rec.ops]
+    head = names.index("loop_head")
+    assert "guard_type" in names[:head] and "guard_type" in names[head:]

@@ -130,8 +130,8 @@ def _movable(rec: Recording, chain: set[int], fixed: set[int]) -> set[int]:
                     (op.name in ("guard_type", "release") or index in moving) and before[index] == start
                     for index, op in uses.get(value, ())):
                 continue
-            if value not in fixed and any(before[index] != start for index in seen.get(value, ())):
-                continue
+            if value not in fixed and any(before[index + 1] != start for index in seen.get(value, ())):
+                continue  # an exit's stack holds it where code may have run (a call's exit: after it)
             keep.add(value)
         if keep == moving:
             return moving

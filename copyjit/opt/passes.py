@@ -82,6 +82,11 @@ def guards(rec: Recording) -> Recording:
     dropped: set[int] = set()
     same: dict[int, int] = {}  # a copy (a new reference) -> the value it copies: one object
     code = runs_code(rec)
+    # Code a loop runs comes between its pre-header (licm) and its head,
+    # in the iteration before: such a loop checks again what the
+    # pre-header checked (licm_code keeps a module's type guard in it).
+    head = next((index for index, op in enumerate(rec.ops) if op.name == "loop_head"), -1)
+    wraps = head >= 0 and any(code[head + 1:])
     for index, op in enumerate(rec.ops):
         name = op.name
         if name == "copy_o":
@@ -98,7 +103,7 @@ def guards(rec: Recording) -> Recording:
                 dropped.add(index)
             else:
                 unboxed[value] = index
-        elif code[index]:
+        elif code[index] or (index == head and wraps):
             seen.clear()
     return rewrite(rec, dropped, replace)
 
