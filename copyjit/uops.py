@@ -1527,20 +1527,6 @@ def _objects() -> list[Uop]:
             regs="list:o item:o --",
             doc="list.append(item) (borrows both)",
         ),
-        uop(
-            "_LIST_APPEND_RETRY_O",
-            """
-            if (PyList_Append(list, item) < 0) {
-                PyErr_Clear();  // (nothing changed: the interpreter appends again, and raises)
-                EXIT_IF(1);
-            }
-            """,
-            regs="list:o item:o --",
-            doc="a comprehension's LIST_APPEND (borrows both); exits when out of memory",
-        ),
-        uop("_LOAD_STACK_B", "res = sp[-(intptr_t)oparg];", regs="-- res:o",
-            doc="res = the value `oparg` deep in the frame's stack as the loop's head left it "
-                "(borrowed: the frame holds it; a list comprehension's list)"),
         *[_subscript(kind, borrowed, constant) for constant in (False, True) for kind in ("LIST", "TUPLE")
           for borrowed in (False, True)],
         *[_list_store(kind, constant, plain) for kind in ("O", "F") for constant in (False, True)

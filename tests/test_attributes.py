@@ -41,20 +41,13 @@ def sum_x(bodies: list[Any]) -> float:
     return total
 
 
-def loop_of(texts: list[str]) -> str:
-    """The one recording that is not a list comprehension's (the loops
-    making a test's objects are traced too)."""
-    (text,) = [text for text in texts if "stack_b" not in text]
-    return text
-
-
 def sum_x_main(n: int) -> float:
     return sum_x([Body(0.5 * i, 1.0) for i in range(n)])
 
 
 def test_an_attribute_the_instance_holds_is_read_from_its_values() -> None:
     texts = recordings_of(Path(__file__), "sum_x_main", 300)  # (as optimized)
-    names = [op.name for op in parse(loop_of(texts)).ops]
+    names = [op.name for op in parse(texts[0]).ops]
     # b.x and b.y, only unboxed, with nothing between that could run code:
     # borrowed, the instance holds them.
     assert [name for name in names if name.startswith("attr")] == ["attr_instance_b", "attr_instance_b"]
@@ -353,7 +346,7 @@ def advance_main(n: int) -> None:
 
 def test_attribute_stores_write_the_inline_values() -> None:
     texts = recordings_of(Path(__file__), "advance_main", 300)
-    names = [op.name for op in parse(loop_of(texts)).ops]
+    names = [op.name for op in parse(texts[0]).ops]
     assert names.count("store_attr_f") == names.count("store_attr_i") == names.count("store_attr") == 1
     assert "box" not in names  # (m.x's float and m.n's int are never boxed)
 

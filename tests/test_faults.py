@@ -197,13 +197,6 @@ def main():
     return ys, len(seen)
 '''
 
-_COMPREHENSION = '''
-def main():
-    squares = [i * i for i in range(200)]
-    halves = [x * 0.5 for x in squares]  # (its append leaves: the interpreter appends instead)
-    return squares[::7], halves[::9]
-'''
-
 _CONSTANT_ITEMS = '''
 def main():
     xs = [0.5 * i for i in range(10)]
@@ -372,8 +365,7 @@ PROGRAMS: dict[str, str] = {
     "_FLOORDIV_INT": _INTS,
     "_ABS_INT": _INTS,
     "_LOAD_GLOBAL_BUILTIN_O": _GLOBAL_STORE,  # (elsewhere licm moves it, borrowed)
-    "_GUARD_WATCH_EPOCH": _OBJECTS,
-    "_LIST_APPEND_RETRY_O": _COMPREHENSION,  # (a loop that runs code, its loads moved: licm_code.py)
+    "_GUARD_WATCH_EPOCH": _OBJECTS,  # (a loop that runs code, its loads moved: licm_code.py)
     "_GUARD_IS_O": _OBJECTS,
     "_GUARD_IS_NOT_O": _OBJECTS,
     "_LOAD_GLOBAL_MODULE_O": _OBJECTS,

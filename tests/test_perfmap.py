@@ -31,9 +31,7 @@ for location in set(copyjit._jit().locations.values()):
     for bridge in location.bridges:
         print(bridge.address, bridge.size, "bridge")
 """
-# (A file name may have spaces: `<frozen importlib._bootstrap_external>`,
-# whose comprehensions get traces too; perf takes the rest of the line.)
-LINE = re.compile(r"([0-9a-f]+) ([0-9a-f]+) (copyjit:(?:trace|bridge) \S+ .+:\d+(?: exit \d+)?)")
+LINE = re.compile(r"([0-9a-f]+) ([0-9a-f]+) (copyjit:(?:trace|bridge) \S+ \S+:\d+(?: exit \d+)?)")
 
 
 def mapped(tmp_path: Path, *how: str, env: dict[str, str] | None = None) -> tuple[list[str], list[str]]:

@@ -360,8 +360,7 @@ print("after")
     if kind == "called_spent":
         assert stats["pool_taken"] > 0, stats
     if kind.startswith("nested"):
-        # (The two loops', and any comprehension's the run traces on the way.)
-        assert stats["traces"] >= 2 and stats["inlined_loops"] == (kind == "nested_inline"), stats
+        assert stats["traces"] == 2 and stats["inlined_loops"] == (kind == "nested_inline"), stats
 
 
 # The list stays alive, and MemoryError is caught again and again: each

@@ -30,13 +30,11 @@ BORROWED: Final = frozenset({"const_b", "load_b"})
 # holds them. They live in registers like any value; an exit that hands one
 # to the frame makes a reference to it. (And the value a local kept in
 # the trace had at the iteration's start, opt/virtual.py: `load_v`. And
-# globals, builtins and module attributes loaded once before a loop,
-# opt/licm.py: their dicts hold them while no code runs. And a value on the
-# frame's stack below the loop's iterator, `stack_b`: a list
-# comprehension's list, which the frame holds all the loop.)
+# globals, builtins and module attributes loaded once before a loop that
+# runs no code, opt/licm.py: their dicts hold them all the loop.)
 BORROWED_ITEMS: Final = frozenset({"subscr_list_b", "subscr_tuple_b", "list_item_b", "tuple_item_b",
                                    "list_next_b", "tuple_next_b", "attr_instance_b", "load_v",
-                                   "global_b", "builtin_b", "attr_module_b", "stack_b"})
+                                   "global_b", "builtin_b", "attr_module_b"})
 
 
 def local_name(code: CodeType, slot: int) -> str:

@@ -1039,15 +1039,14 @@ class _InnerTrace:
         bridge's, nor the eval breaker's), it has no bridges (an inlined copy
         would leave where they go on), it runs no loop nested in it, it has no
         object locals kept in the trace (virtual: its inlined copy has no
-        place for their homes), reads no value of the frame's stack below its
-        iterator (a comprehension's list: not tried inline), it is
+        place for their homes), it is
         small (MAX_INLINED_OPS), and the location has not given inlining up
         (_on_hot_exit)."""
         rec = self.lowered.lowering.rec
         if not self.inline or self.bridges or not 1 <= status <= len(self.snapshots) \
                 or len(rec.ops) > MAX_INLINED_OPS \
                 or all(op.snapshot is not self.snapshots[status - 1] for op in rec.ops) \
-                or any(op.name in ("inner_loop", "nested_loop", "store_v", "load_v", "stack_b")
+                or any(op.name in ("inner_loop", "nested_loop", "store_v", "load_v")
                        for op in rec.ops):
             return None
         from copyjit.trace.ir import InnerBody

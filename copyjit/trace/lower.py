@@ -1112,13 +1112,7 @@ class _Lowering:
         self.uop("_LEN_STR_O", op.args, (index,))
 
     def op_append(self, index: int, op: Op) -> None:
-        if op.arg == "retry":  # LIST_APPEND: a failure leaves, for the interpreter to append again
-            self.uop("_LIST_APPEND_RETRY_O", op.args, (), exit_op=op)
-        else:  # list.append(x): a failure re-raises at the CALL
-            self.uop("_LIST_APPEND_O", op.args, (), error_op=op)
-
-    def op_stack_b(self, index: int, op: Op) -> None:
-        self.uop("_LOAD_STACK_B", (), (index,), oparg=_arg(op))
+        self.uop("_LIST_APPEND_O", op.args, (), error_op=op)
 
     def op_subscr_list(self, index: int, op: Op) -> None:
         self.subscript("_BINARY_SUBSCR_LIST_INT_O", index, op)

@@ -433,31 +433,6 @@ class _Recorder(InlineOps):
         self.push(self.emit(Op("const_o", "o", arg=id(None)), known=type(None)), None)
         return self.following[ins.offset]
 
-    def op_LIST_APPEND(self, ins: Decoded) -> int:
-        """A list comprehension's append. Its list is `arg` below the item:
-        in the comprehension's own loop, on the frame's stack below the
-        loop's iterator, which the frame holds all the loop (`stack_b`)."""
-        depth = ins.arg + 1  # type: ignore[operator]  # (the item: 1)
-        if depth <= len(self.stack):
-            seq, container = self.stack[-depth]
-        else:
-            below = depth - len(self.stack)
-            if below > len(self.entry_stack):
-                raise Abort("an append to a list the loop did not find on the stack")
-            container = self.entry_stack[-below]
-            seq = self.emit(Op("stack_b", "o", arg=below), known=type(container))
-        if type(container) is not list:
-            raise Abort(f"LIST_APPEND to a {type(container).__name__}")
-        self.guard_type(seq, container)
-        item = self.box_on_stack(len(self.stack) - 1)
-        concrete = self.stack[-1][1]
-        # Out of memory, nothing changed: the interpreter appends again there.
-        self.emit(Op("append", args=(seq, item), arg="retry", snapshot=self.snapshot()))
-        container.append(concrete)
-        self.pop()
-        self.release(item)
-        return self.following[ins.offset]
-
 
 def _class_attribute(known: type, name: str) -> object:
     for klass in known.__mro__:
