@@ -80,8 +80,7 @@ def licm(rec: Recording) -> Recording:
         return rec
     chain = _invariant_loads(rec)
     constants = {id(c): c for c in rec.constants}
-    fixed = {value: op.arg for value in chain for op in rec.ops
-             if op.name == "guard_is" and op.args[0] == value and op.arg in constants}
+    fixed = identities(rec, chain)
     chain = _closed(rec, chain, set(fixed))
     fixed = {value: obj for value, obj in fixed.items() if value in chain}
     slots = _borrowed_locals(rec)
@@ -101,17 +100,32 @@ def licm(rec: Recording) -> Recording:
     moved = {index for index, op in enumerate(rec.ops)
              if index in chain or (op.name in _GUARDS and op.args[0] in chain)
              or (op.name == "release" and op.args[0] in chain and op.args[0] not in fixed)}
-    # A constant the loop only releases (and exits see) is borrowed from
-    # the trace's constants: no reference count pair per iteration.
+    borrowed, releases = borrowed_constants(rec.ops, fixed, moved)
+    moved |= releases
+    rec = _hoisted(rec, moved, chain, fixed, borrowed, slots, versions, reads)
+    return _computed(rec) or rec
+
+
+def identities(rec: Recording, chain: set[int]) -> dict[int, int]:
+    """The loads of `chain` whose object an identity guard fixes to one of
+    the trace's constants: load -> that constant's id."""
+    constants = {id(c) for c in rec.constants}
+    return {op.args[0]: op.arg for op in rec.ops
+            if op.name == "guard_is" and op.args[0] in chain and op.arg in constants}
+
+
+def borrowed_constants(ops: list[Op], fixed: dict[int, int], moved: set[int]) -> tuple[set[int], set[int]]:
+    """The identity-guarded loads (`fixed`) the loop only releases (and
+    exits see), which it borrows from the trace's constants (no reference
+    count pair per iteration), and those releases, dropped with the other
+    `moved` ops."""
     taking: dict[int, list[int]] = {value: [] for value in fixed}
-    for index, op in enumerate(rec.ops):
+    for index, op in enumerate(ops):
         for value in op.args:
             if value in taking and index not in moved:
                 taking[value].append(index)
-    borrowed = {value for value, users in taking.items() if all(rec.ops[u].name == "release" for u in users)}
-    moved |= {user for value in borrowed for user in taking[value]}
-    rec = _hoisted(rec, moved, chain, fixed, borrowed, slots, versions, reads)
-    return _computed(rec) or rec
+    borrowed = {value for value, users in taking.items() if all(ops[u].name == "release" for u in users)}
+    return borrowed, {user for value in borrowed for user in taking[value]}
 
 
 # What may be done with an object the trace borrows (holds no reference to):

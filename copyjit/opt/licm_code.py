@@ -33,7 +33,7 @@ stay in the loop, on the constant.
 
 from __future__ import annotations
 
-from copyjit.opt.licm import _hoisted, _invariant_loads, _renumbered
+from copyjit.opt.licm import _hoisted, _invariant_loads, _renumbered, borrowed_constants, identities
 from copyjit.opt.passes import runs_code
 from copyjit.trace.ir import Op, Recording
 
@@ -50,12 +50,8 @@ def licm_code(rec: Recording) -> Recording:
     ops = rec.ops
     if any(op.name == "store_global" for op in ops):
         return rec  # its own store would change the epoch at every iteration
-    constants = {id(c) for c in rec.constants}
     chain = _invariant_loads(rec)
-    fixed: dict[int, int] = {}
-    for op in ops:
-        if op.name == "guard_is" and op.args[0] in chain and op.arg in constants:
-            fixed.setdefault(op.args[0], op.arg)
+    fixed = identities(rec, chain)
     moving = _movable(rec, chain, set(fixed))
     if not moving:
         return rec
@@ -75,22 +71,16 @@ def licm_code(rec: Recording) -> Recording:
     fixed = {number[value]: obj for value, obj in fixed.items() if value in moving}
     moved = {_EPOCH, *chain}
     firsts = set(number.values())  # (not the second of a type guard made twice)
-    for index, op in enumerate(ops):
+    for index in firsts:
+        op = ops[index]
         if not op.args or op.args[0] not in chain:
             continue
-        if (op.name == "guard_is" and op.args[0] in fixed and index in firsts) or (
-                op.name in ("guard_type", "release") and op.args[0] not in fixed and index in firsts):
-            moved.add(index)  # (a release of a borrowed load: dropped)
-    # A constant the loop only releases is borrowed from the trace's
-    # constants (licm.py's `borrowed`).
-    taking: dict[int, list[int]] = {value: [] for value in fixed}
-    for index, op in enumerate(ops):
-        for value in op.args:
-            if value in taking and index not in moved:
-                taking[value].append(index)
-    borrowed = {value for value, users in taking.items() if all(ops[u].name == "release" for u in users)}
-    moved |= {user for value in borrowed for user in taking[value]}
-    return _hoisted(rec, moved, chain, fixed, borrowed, {}, {}, {})
+        # A constant's identity guard; another load's type guard, and its
+        # release (a borrowed load's: dropped).
+        if op.name == "guard_is" if op.args[0] in fixed else op.name in ("guard_type", "release"):
+            moved.add(index)
+    borrowed, releases = borrowed_constants(ops, fixed, moved)
+    return _hoisted(rec, moved | releases, chain, fixed, borrowed, {}, {}, {})
 
 
 def _movable(rec: Recording, chain: set[int], fixed: set[int]) -> set[int]:
