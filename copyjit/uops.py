@@ -387,13 +387,14 @@ def _compare_bool(kind: str, name: str) -> Uop:
 def _bitwise() -> list[Uop]:
     ops = [uop(f"_{name}_INT", f"res = a {op} b;", regs="a:i b:i -- res:i", doc=f"res = a {op} b")
            for name, op in (("AND", "&"), ("OR", "|"), ("XOR", "^"))]
-    # x // 2**k and x % 2**k, k = oparg in 1..62: Python's floor division
-    # and modulo by a positive power of two are the arithmetic shift and the
-    # mask, for negative x too (no idiv, nothing to exit for).
+    # x // 2**k and x % 2**k, 1 <= k <= 62: Python's floor division and
+    # modulo by a positive power of two are the arithmetic shift and the
+    # mask, for negative x too (no idiv, nothing to exit for). (The mask is
+    # an operand: made from a shift count hole, it took five instructions.)
     ops.append(uop("_FLOORDIV_INT_POW2", "res = a >> oparg;", regs="a:i -- res:i", oparg_max=62,
                    doc="res = a // 2**oparg"))
-    ops.append(uop("_MOD_INT_POW2", "res = a & (((intptr_t)1 << oparg) - 1);", regs="a:i -- res:i",
-                   oparg_max=62, doc="res = a % 2**oparg"))
+    ops.append(uop("_MOD_INT_POW2", "res = a & (intptr_t)operand0;", regs="a:i -- res:i",
+                   doc="res = a % (operand0 + 1), operand0 = 2**k - 1 (1 <= k <= 62)"))
     ops.append(uop(
         "_RSHIFT_INT",
         "EXIT_IF(b < 0);\nres = b > 63 ? (a < 0 ? -1 : 0) : a >> b;",

@@ -756,8 +756,11 @@ class _Lowering:
 
     def op_binary(self, index: int, op: Op) -> None:
         shift = self.power_of_two(op)
+        if shift and op.arg == "mod":
+            self.uop("_MOD_INT_POW2", op.args[:1], (index,), operand0=(1 << shift) - 1)
+            return
         if shift:
-            self.uop(f"_{str(op.arg).upper()}_INT_POW2", op.args[:1], (index,), oparg=shift)
+            self.uop("_FLOORDIV_INT_POW2", op.args[:1], (index,), oparg=shift)
             return
         if op.arg == "pow" and op.kind == "f" and self.rec.ops[op.args[1]].name == "const":
             bounds = power_bounds(self.rec.ops[op.args[1]].arg)  # type: ignore[arg-type]
