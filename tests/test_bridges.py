@@ -3,11 +3,16 @@ into the exit, so that the loop stays native on both paths."""
 
 from __future__ import annotations
 
+import gc
 import math
+import sys
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from tests.test_objects import differential
+from copyjit.trace.jit import JIT
+from tests.test_objects import differential, full_outcome
 
 
 def alternating(n: int) -> tuple[int, float]:
@@ -128,3 +133,113 @@ def test_a_bridge_storing_a_local_its_parent_only_reads() -> None:
         return c
 
     differential(f, 100)
+
+
+# --- bridges the guard's exit goes to directly ------------------------------
+# A guard's exit is a table that _EXIT_DATA's routine reads; once the exit
+# has a bridge, the exit first jumps to the bridge's start that makes the
+# table's moves, references and releases itself (lower.py's direct_start),
+# the registers as the guard left them. The other exits at the same
+# snapshot (shared stubs) still go through the table, to the bridge's
+# later start. Each program below is taken through both starts' code.
+
+
+def direct_entries(jit: JIT) -> tuple[int, int]:
+    """(bridges, those linked to be entered directly from their guard)."""
+    bridges = direct = 0
+    for location in set(jit.locations.values()):
+        if location.lowered is None:
+            continue
+        links = location.lowered.links
+        for number in location.bridge_exits:
+            bridges += 1
+            direct += int.from_bytes(links[8 * (len(links) // 16 + number):][:8], "little") != 0
+    return bridges, direct
+
+
+def direct_differential(function: Callable[..., Any], *args: object) -> tuple[int, int]:
+    expected = full_outcome(function, *args)
+    jit = JIT(1)
+    jit.enable(function.__code__)
+    try:
+        got = full_outcome(function, *args)
+    finally:
+        jit.disable()
+    assert got == expected
+    return direct_entries(jit)
+
+
+def floats_in_registers(n: int) -> tuple[float, float, int]:
+    """Pinned float locals and a float compared at the guard that fails half the time."""
+    s, x, flips = 0.0, 0.25, 0
+    for _ in range(n):
+        x = x * 1.5
+        if x > 1.0:
+            x -= 0.75
+            flips += 1
+        s += x
+    return s, x, flips
+
+
+def sum_items(values: list[float], n: int) -> float:
+    """A list's float item (borrowed) and a constant on the stack at the
+    branch's exit: the direct start takes the references the table would."""
+    s = 0.0
+    for i in range(n):
+        if values[i % 100] > 3.0:
+            s += values[i % 100]
+        else:
+            s -= 1.0
+    return s
+
+
+def differences(pairs: list[tuple[Any, Any]], n: int) -> float:
+    """`a - b` unboxes a, then b, two guards at one snapshot: the second
+    fails (an int b), so it goes to the bridge through the table."""
+    s = 0.0
+    for i in range(n):
+        a, b = pairs[i % 4]
+        s += a - b
+    return s
+
+
+@pytest.mark.parametrize(("function", "n"), [(collatz, 3000), (alternating, 20_000),
+                                             (floats_in_registers, 20_000)])
+def test_a_hot_guard_enters_its_bridge_directly(function: Callable[[int], Any], n: int) -> None:
+    bridges, direct = direct_differential(function, n)
+    assert bridges >= 1 and direct >= 1, (bridges, direct)
+
+
+def test_a_bridge_at_a_shared_snapshot_gives_cpython_results() -> None:
+    pairs = [(1.5, 0.25), (1.5, 0.25), (1.25, 3), (0.5, 7)]
+    expected = full_outcome(differences, pairs, 20_000)
+    jit = JIT(1)
+    jit.enable(differences.__code__)
+    try:
+        got = full_outcome(differences, pairs, 20_000)
+    finally:
+        jit.disable()
+    assert got == expected
+    assert direct_entries(jit)[0] >= 1
+    # Only the guard whose moves the bridge's direct start makes tries it.
+    (location,) = {location for location in jit.locations.values() if location.lowered is not None}
+    tried = [ins.operand0 for ins in location.lowered.instructions if ins.name == "_BRIDGE_OR_CONTINUE"]
+    assert tried and len(tried) == len(set(tried))
+
+
+def test_the_direct_start_takes_the_references_the_table_would() -> None:
+    values = [float(k % 7) for k in range(100)]
+    references = [sys.getrefcount(v) for v in values]
+    expected = sum_items(values, 20_000)
+    jit = JIT(1)
+    jit.enable(sum_items.__code__)
+    try:
+        got = sum_items(values, 20_000)
+    finally:
+        jit.disable()
+    assert got == expected
+    bridges, direct = direct_entries(jit)
+    assert bridges >= 1 and direct >= 1, (bridges, direct)
+    del jit  # (its traces' constants)
+    gc.collect()
+    assert [sys.getrefcount(v) for v in values] == references

@@ -845,7 +845,11 @@ class JIT:
         location.bridge_exits.append(number)
         location.bridge_recorded.append(recording)
         location.bridge_entries.append(entries)
-        pack_into("<Q", lowered.links, 8 * number, trace.address)
+        # Where the exit's table goes on to it (after its moves), and where
+        # its guard goes directly (lower.py's direct_start).
+        pack_into("<Q", lowered.links, 8 * number, trace.address + trace.offsets[bridge.entry_index])
+        if bridge.entry_index:
+            pack_into("<Q", lowered.links, 8 * (len(lowered.links) // 16 + number), trace.address)
         self.stats.bridges += 1
         return True
 

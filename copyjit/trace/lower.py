@@ -113,6 +113,9 @@ class Lowered:
         # bridged, and not where the trace leaves its own loop.
         self.inlined_exits = inlined_exits
         self.forced = forced or {}  # guard kind -> how many were made to fail (faults.py)
+        # A bridge's: where its code goes on from when the exit's table has
+        # made its moves (0: it has no other start; run_bridge).
+        self.entry_index = 0
 
     @property
     def text(self) -> str:
@@ -282,7 +285,9 @@ class _Lowering:
         data = self.exit_owner[number - 1].data_exits.get(id(snapshot))
         if data is not None:  # a table each, with its own moves
             rows = list(stub)
-            counts = stub[1:-1]  # (a bridge's _COUNT)
+            # (A bridge's _COUNT; not the stub's try of its bridge's direct
+            # start, which makes the moves of the stub's own guard.)
+            counts = [row for row in stub[1:-1] if type(row) is Instruction and row.name == "_COUNT"]
             for label, spills in sites:
                 moves = _moves(spills)
                 if moves is None:  # (not expected: its stub's were moves)
@@ -413,11 +418,17 @@ class _Lowering:
         self.rows.append("unbound")  # (or not the type recorded)
         self.add("_SET_IP", operand0=instruction_address(self.rec.code, self.rec.dst))
         self.add("_EXIT_TRACE", oparg=ENTRY_EXIT)
-        links = bytearray(8 * (len(self.snapshots) + 1))
+        # Per exit, where its bridge is linked: at 8 * k, its start after
+        # the exit's table made its moves; at 8 * (count + k), its start
+        # that makes them itself (a guard's exit tries that one first).
+        count = len(self.snapshots) + 1
+        links = bytearray(16 * count)
         for number, snapshot in enumerate(self.snapshots, 1):
             bridged = not snapshot.normal and number not in self.inlined_exits
             link = buffer_address(links) + 8 * number if bridged else None
-            stub = self.exit_owner[number - 1].stub(number, snapshot, link, self.exit_spills[number - 1])
+            direct = buffer_address(links) + 8 * (count + number) if bridged else None
+            stub = self.exit_owner[number - 1].stub(number, snapshot, link, self.exit_spills[number - 1],
+                                                    direct=direct)
             self.rows += self.shared(stub, number)
         return self.finish(links)
 
@@ -459,6 +470,7 @@ class _Lowering:
         """The rest of an iteration from a parent's exit, then back to the
         parent's loop (its homes up to date in their slots)."""
         assert self.parent is not None
+        entry = self.direct_start()
         self.add("_COUNT", operand0=self.counter)  # its entries (explain)
         self.virtual_to_frame(self.rows, self.parent)  # (the bridge reads them there)
         self.unbox_homes()
@@ -487,7 +499,27 @@ class _Lowering:
             stub = self.stub(self.first_exit + number, snapshot, None, self.exit_spills[number], count=count)
             stub[0] = f"exit{number + 1}"
             self.rows += self.shared(stub, number + 1)
-        return self.finish(bytearray())
+        lowered = self.finish(bytearray())
+        lowered.entry_index = entry
+        return lowered
+
+    def direct_start(self) -> int:
+        """If the parent's exit is a table's (_EXIT_DATA), what its
+        table would do before the bridge runs, as code (the exit's moves,
+        then its references and releases), for the exit to jump to with the
+        registers as the guard left them; returns where the bridge starts
+        after the table's moves, otherwise (its other exits at that
+        snapshot, which make other moves: shared). A hot guard then costs
+        three instructions and its moves, not a call of the table's routine."""
+        parent = self.parent
+        assert parent is not None
+        snapshot = parent.snapshots[self.exit_number - 1]
+        if id(snapshot) not in parent.data_exits:
+            return 0
+        self.rows += _paired(parent.exit_spills[self.exit_number - 1])
+        parent.own_stack(self.rows, snapshot.stack)
+        parent.release_drops(self.rows, snapshot)
+        return self.instruction_count()
 
     def body(self, start: int = 0, end: int | None = None) -> None:
         marks, rows, rec = self.marks, self.rows, self.rec
@@ -586,7 +618,7 @@ class _Lowering:
 
     def stub(self, number: int, snapshot: Snapshot, link: int | None,
              spills: list[Row] | None = None, released: bool = False, shared: bool = True,
-             count: Row | None = None) -> list[Row]:
+             count: Row | None = None, direct: int | None = None) -> list[Row]:
         """The code of exit `number`: put the values it needs from registers
         in their slots (`spills`), release the snapshot's `drop` values
         (unless `released` already), then hand the frame back at the snapshot
@@ -595,22 +627,23 @@ class _Lowering:
         (`leave`), unless not `shared` (a parent's stub copied into a bridge).
         A bridge's exits `count` themselves, after their spills.
         A guard's exit is one uop that reads a row of a table (exit_tail,
-        data_row), unless its stack holds a kind the table has no code for."""
+        data_row), unless its stack holds a kind the table has no code for;
+        if it may have a bridge, a uop before it tries the one linked at
+        `direct` (run_bridge's start that makes the moves itself)."""
         if shared and snapshot.reraise is None and not snapshot.normal:
             tail = self.exit_tail(number, snapshot)
             moves = _moves(spills or ())
             if tail is not None and moves is not None:
                 self.data_exits[id(snapshot)] = (tail, link)
+                # (A uop of its own: folded into _EXIT_DATA's, clang kept
+                # that one's set-up for its call on the way to the bridge.)
+                first = make("_BRIDGE_OR_CONTINUE", operand0=direct) if direct is not None else None
                 return [f"exit{number}", *((count,) if count is not None else ()),
-                        self.data_row(moves, tail, link, snapshot)]
+                        *((first,) if first is not None else ()), self.data_row(moves, tail, link, snapshot)]
         rows: list[Row] = [f"exit{number}", *(spills or ()), *((count,) if count is not None else ())]
         if not released:  # (a copy of a parent's stub in a bridge: done before the bridge)
             self.own_stack(rows, snapshot.stack)
-            # An inlined call's values (before a bridge, which does not know them).
-            for value in snapshot.drop:
-                if self.rec.ops[value].name in BORROWED | BORROWED_ITEMS:
-                    continue
-                rows += _reload_i0(self.temp[value]), _DECREF_I0
+            self.release_drops(rows, snapshot)
         if link is not None:
             rows.append(make("_BRIDGE_OR_CONTINUE", operand0=link))
         if snapshot.reraise is not None:
@@ -691,6 +724,13 @@ class _Lowering:
             return f"{self.leave_label}_exact"
         self.leave_used = True
         return self.leave_label
+
+    def release_drops(self, rows: list[Row], snapshot: Snapshot) -> None:
+        """An inlined call's values an exit releases (before a bridge, which
+        does not know them)."""
+        for value in snapshot.drop:
+            if self.rec.ops[value].name not in _NOT_OWNED:
+                rows += _reload_i0(self.temp[value]), _DECREF_I0
 
     def own_stack(self, rows: list[Row], stack: tuple[int, ...]) -> None:
         """A reference of the trace's own to each borrowed value of an exit's
