@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
+from copyjit.opt.bridge import known_first_branch
+from copyjit.opt.text import parse
 from copyjit.trace.jit import JIT
 from tests.test_objects import differential, full_outcome
+from tests.test_opt import same
 
 
 def alternating(n: int) -> tuple[int, float]:
@@ -243,3 +246,50 @@ def test_the_direct_start_takes_the_references_the_table_would() -> None:
     del jit  # (its traces' constants)
     gc.collect()
     assert [sys.getrefcount(v) for v in values] == references
+
+
+# --- a bridge's first guard, decided by its parent's (opt/bridge.py) --------
+
+PARENT = """trace dst=54 src=122 slots=3:i stored=3
+n = load.i() 3
+two = const.i() 2
+r = binary.i(n, two) 'mod' | exit @58 stack n two
+zero = const.i() 0
+     branch.i(r, zero) ('EQ', False) | exit @64 stack r zero
+"""
+BRIDGE = """trace dst=54 src=122 slots=3:i stored=3
+r = input.i()
+zero = input.i()
+     branch.i(r, zero) ('EQ', True) | exit @64 stack r zero
+n = load.i() 3
+two = const.i() 2
+h = binary.i(n, two) 'floordiv' | exit @76 stack n two
+    store.i(h) 3
+"""
+
+
+def test_a_bridge_drops_the_branch_its_parents_guard_decided() -> None:
+    parent = parse(PARENT)
+    guard = parent.ops[4]
+    assert guard.snapshot is not None
+    dropped = known_first_branch(parse(BRIDGE), guard, guard.snapshot.stack)
+    same(dropped, """trace dst=54 src=122 slots=3:i stored=3
+r = input.i()
+zero = input.i()
+n = load.i() 3
+two = const.i() 2
+h = binary.i(n, two) 'floordiv' | exit @76 stack n two
+    store.i(h) 3
+""")
+
+
+@pytest.mark.parametrize("first", [
+    "branch.i(r, zero) ('EQ', False)",  # the outcome the parent stayed on: not decided
+    "branch.i(zero, r) ('EQ', True)",  # other values
+    "branch.i(r, zero) ('NE', True)",  # another comparison
+])
+def test_a_bridge_keeps_a_first_branch_its_parent_did_not_decide(first: str) -> None:
+    guard = parse(PARENT).ops[4]
+    assert guard.snapshot is not None
+    bridge = BRIDGE.replace("branch.i(r, zero) ('EQ', True)", first)
+    same(known_first_branch(parse(bridge), guard, guard.snapshot.stack), bridge)

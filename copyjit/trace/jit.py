@@ -803,7 +803,7 @@ class JIT:
             log = self.log
             if log is not None:
                 log.recorded(code, location, recording, number)
-            optimized = optimize(recording, self.opt_off, loop=False,
+            optimized = optimize(self._known_start(recording, lowered, number), self.opt_off, loop=False,
                                  report=None if log is None else log.pass_done)
             if log is not None:
                 log.optimized(location, optimized, number)
@@ -852,6 +852,20 @@ class JIT:
             pack_into("<Q", lowered.links, 8 * (len(lowered.links) // 16 + number), trace.address)
         self.stats.bridges += 1
         return True
+
+    def _known_start(self, recording: Recording, lowered: Lowered, number: int) -> Recording:
+        """The bridge for exit `number` without a first guard that exit's
+        own guard decided (opt/bridge.py): when no other guard shares the
+        exit, and guards are not made to fail."""
+        from copyjit.trace.faults import BRANCH
+
+        snapshot = lowered.snapshots[number - 1]
+        guard = next((op for op in lowered.lowering.rec.ops if op.snapshot is snapshot), None)
+        if guard is None or number in lowered.lowering.sites or BRANCH in self.fail_guards:
+            return recording
+        from copyjit.opt.bridge import known_first_branch
+
+        return known_first_branch(recording, guard, snapshot.stack)
 
     def _count_forced(self, lowered: Lowered) -> None:
         for kind, count in lowered.forced.items():
