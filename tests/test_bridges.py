@@ -293,3 +293,18 @@ def test_a_bridge_keeps_a_first_branch_its_parent_did_not_decide(first: str) -> 
     assert guard.snapshot is not None
     bridge = BRIDGE.replace("branch.i(r, zero) ('EQ', True)", first)
     same(known_first_branch(parse(bridge), guard, guard.snapshot.stack), bridge)
+
+
+def last_multiple(n: int) -> int:
+    """The bridge (a multiple of 3) is one store: with its branch decided,
+    it has no exit at all (found by the object fuzzer: seed 300055)."""
+    last = 0
+    for i in range(n):
+        if i % 3 == 0:
+            last = i
+    return last
+
+
+def test_a_bridge_with_no_exit() -> None:
+    bridges, direct = direct_differential(last_multiple, 20_000)
+    assert bridges >= 1 and direct >= 1, (bridges, direct)

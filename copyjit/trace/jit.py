@@ -856,12 +856,14 @@ class JIT:
     def _known_start(self, recording: Recording, lowered: Lowered, number: int) -> Recording:
         """The bridge for exit `number` without a first guard that exit's
         own guard decided (opt/bridge.py): when no other guard shares the
-        exit, and guards are not made to fail."""
+        exit, guards are not made to fail, and the guards pass is on (whose
+        work this is: --no-opt guards switches it off too)."""
         from copyjit.trace.faults import BRANCH
 
         snapshot = lowered.snapshots[number - 1]
         guard = next((op for op in lowered.lowering.rec.ops if op.snapshot is snapshot), None)
-        if guard is None or number in lowered.lowering.sites or BRANCH in self.fail_guards:
+        if guard is None or number in lowered.lowering.sites or BRANCH in self.fail_guards \
+                or "guards" in self.opt_off:
             return recording
         from copyjit.opt.bridge import known_first_branch
 

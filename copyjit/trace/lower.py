@@ -492,7 +492,8 @@ class _Lowering:
         # but not a bridge's (beyond its record's): each of its exits counts
         # itself, for `python -m copyjit explain` (the trace keeps the counters).
         self.exit_counts = bytearray(8 * len(self.snapshots))
-        counts = buffer_address(self.exit_counts)
+        # (A bridge may have no exit: its one guard was decided, opt/bridge.py.)
+        counts = buffer_address(self.exit_counts) if self.snapshots else 0
         for number, snapshot in enumerate(self.snapshots):
             # After the spills, where the exits sharing this stub join it.
             count = make("_COUNT", operand0=counts + 8 * number)
