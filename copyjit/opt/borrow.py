@@ -115,8 +115,12 @@ def borrow(rec: Recording) -> Recording:
             continue
         for value in args:
             last_use[value] = index
-        if snapshot is not None:
-            for value in snapshot.values():
+        if snapshot is not None:  # (snapshot.values() without the tuples it builds)
+            for value in snapshot.stack:
+                last_use[value] = index
+            if snapshot.reraise is not None:
+                last_use[snapshot.reraise] = index
+            for value in snapshot.drop:
                 last_use[value] = index
     local_stop = _next_mark(local_marks)
     item_stop = _next_mark(item_marks)

@@ -92,10 +92,11 @@ def guards(rec: Recording) -> Recording:
         if name == "copy_o":
             same[index] = _same(op.args[0], replace, same)
         elif name in GUARDS:
-            key = (name, op.arg, tuple([_same(a, replace, same) for a in op.args]))
+            key = (name, op.arg, tuple(_same(a, replace, same) for a in op.args))
             if key in seen:
                 dropped.add(index)
-            seen.add(key)
+            else:
+                seen.add(key)
         elif name == "unbox":
             value = (_same(op.args[0], replace, same), op.kind)
             if value in unboxed:
@@ -110,8 +111,9 @@ def guards(rec: Recording) -> Recording:
 
 def _same(value: int, replace: dict[int, int], same: dict[int, int]) -> int:
     """The value `value` stands for: its replacement's, the original of a copy."""
-    value = replace.get(value, value)
-    return same.get(value, value)
+    if replace:  # (most often empty: no lookup, no int boxed for it)
+        value = replace.get(value, value)
+    return same.get(value, value) if same else value
 
 
 def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozenset(),
@@ -290,8 +292,16 @@ def _last_uses(rec: Recording) -> list[int]:
     """Each value's last use (an argument or a snapshot), or -1."""
     last = [-1] * len(rec.ops)
     for index, op in enumerate(rec.ops):
-        for value in op.uses():
+        for value in op.args:  # (op.uses() without the tuples it builds)
             last[value] = index
+        snapshot = op.snapshot
+        if snapshot is not None:
+            for value in snapshot.stack:
+                last[value] = index
+            if snapshot.reraise is not None:
+                last[snapshot.reraise] = index
+            for value in snapshot.drop:
+                last[value] = index
     return last
 
 

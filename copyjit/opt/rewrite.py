@@ -141,6 +141,14 @@ def uses(rec: Recording) -> list[int]:
     """How many times each value is used (args and snapshots)."""
     counts = [0] * len(rec.ops)
     for op in rec.ops:
-        for value in op.uses():
+        for value in op.args:  # (op.uses() without the tuples it builds)
             counts[value] += 1
+        snapshot = op.snapshot
+        if snapshot is not None:
+            for value in snapshot.stack:
+                counts[value] += 1
+            if snapshot.reraise is not None:
+                counts[snapshot.reraise] += 1
+            for value in snapshot.drop:
+                counts[value] += 1
     return counts
