@@ -47,52 +47,95 @@ _LOOKS: Final = LOOKS | {"guard_function", "subscr_list_b", "subscr_tuple_b", "l
 _TAKE_FIRST: Final = frozenset({"store_subscr_list", "store_subscr_list_f", "store_attr", "store_attr_f",
                                 "store_attr_i"})
 # Reads of an item its container holds (an iterator's sequence; an
-# instance, its attribute). A list write ends a borrow of any of them: it
-# could replace the item, or (for a tuple's item, an attribute) its holder,
-# when that was itself borrowed from a list.
-_ITEM_READS: Final = frozenset({"subscr_list", "list_item", "list_next", "subscr_tuple", "tuple_item",
-                                "tuple_next", "attr_instance"})
+# instance, its attribute), and their borrowed forms. A list write ends a
+# borrow of any of them: it could replace the item, or (for a tuple's item,
+# an attribute) its holder, when that was itself borrowed from a list.
+_ITEM_READS: Final = {"subscr_list": "subscr_list_b", "list_item": "list_item_b", "list_next": "list_next_b",
+                      "subscr_tuple": "subscr_tuple_b", "tuple_item": "tuple_item_b",
+                      "tuple_next": "tuple_next_b", "attr_instance": "attr_instance_b"}
 # The ops that can be a read of an object local (_local_read).
 _READS: Final = frozenset({"load_o", "load_b", "copy_o"})
+# What borrow's first pass needs to know of an op, by its name (flags).
+_LOOKS_ONLY: Final = 1  # in _LOOKS, or a release
+_TAKES_FIRST: Final = 2
+_READ: Final = 4
+_ITEM_READ: Final = 8
+_STOP: Final = 16  # a store_o, or the loop's head
+_WRITES_LIST: Final = 32
+_RELEASE: Final = 64
+_COMPARES: Final = 128  # guard_not_same
+_KINDS: Final = {
+    name: (_LOOKS_ONLY if name in _LOOKS or name == "release" else 0)
+    | (_TAKES_FIRST if name in _TAKE_FIRST else 0) | (_READ if name in _READS else 0)
+    | (_ITEM_READ if name in _ITEM_READS else 0) | (_STOP if name in ("store_o", "loop_head") else 0)
+    | (_WRITES_LIST if name in LIST_WRITES else 0) | (_RELEASE if name == "release" else 0)
+    | (_COMPARES if name == "guard_not_same" else 0)
+    for name in (*_LOOKS, *_TAKE_FIRST, *_READS, *_ITEM_READS, *LIST_WRITES, "release", "store_o",
+                 "loop_head", "guard_not_same")}
 
 
 def borrow(rec: Recording) -> Recording:
     ops = rec.ops
+    count = len(ops)
     code = runs_code(rec)
-    # The next op at or after each index that a borrow may not span: one
-    # that may run code (a store_o does: it releases the old value) or the
-    # loop's head; for an item, also one that writes a list.
-    stops = [code[i] or op.name in ("store_o", "loop_head") for i, op in enumerate(ops)]
-    local_stop = _next_mark(stops)
-    item_stop = _next_mark([stop or op.name in LIST_WRITES for stop, op in zip(stops, ops, strict=True)])
-    released: dict[int, int] = {op.args[0]: index for index, op in enumerate(ops) if op.name == "release"}
-    by_exits = {value for op in ops if op.snapshot is not None for value in op.snapshot.drop}
-    last_use = [-1] * len(ops)
-    users: list[list[int]] = [[] for _ in ops]
+    # What the loops below need, found in one pass, each op's name looked
+    # up once (_KINDS), and lists indexed by value rather than sets and
+    # dicts: the next op at or after each index that a borrow may not span
+    # (stops: one that may run code, a store_o, which releases the old
+    # value, or the loop's head; for an item, also one that writes a
+    # list); each value's (last) release, its last use, whether an exit
+    # releases it and whether every op taking it only looks at it
+    # (only_looked_at); the ops that may be reads of locals, or of items.
+    kinds = [0] * count
+    local_marks = [False] * count
+    item_marks = [False] * count
+    released = [-1] * count
+    last_use = [-1] * count
+    by_exits = [False] * count
+    looked_at = [True] * count
+    item_reads: list[int] = []
     for index, op in enumerate(ops):
-        for value in op.args:
-            users[value].append(index)
-        if op.name == "guard_not_same":  # (it compares addresses only, in a loop that frees no list)
+        kind = kinds[index] = _KINDS.get(op.name, 0)
+        stop = code[index] or kind & _STOP != 0
+        local_marks[index] = stop
+        item_marks[index] = stop or kind & _WRITES_LIST != 0
+        args = op.args
+        for value in args:
+            if not (kind & _LOOKS_ONLY or (kind & _TAKES_FIRST and args[0] != value)):
+                looked_at[value] = False
+        if kind & _RELEASE:
+            released[args[0]] = index
+        if kind & _ITEM_READ:
+            item_reads.append(index)
+        snapshot = op.snapshot
+        if snapshot is not None:
+            for value in snapshot.drop:
+                by_exits[value] = True
+        if kind & _COMPARES:  # (it compares addresses only, in a loop that frees no list)
             continue
-        for value in op.args:
+        for value in args:
             last_use[value] = index
-        if op.snapshot is not None:
-            for value in op.snapshot.values():
+        if snapshot is not None:  # (snapshot.values() without the tuples it builds)
+            for value in snapshot.stack:
                 last_use[value] = index
-
-    def borrows(index: int, end: int) -> bool:
-        return end >= 0 and last_use[index] <= end and index not in by_exits \
-            and only_looked_at(ops, index, users[index])
+            if snapshot.reraise is not None:
+                last_use[snapshot.reraise] = index
+            for value in snapshot.drop:
+                last_use[value] = index
+    local_stop = _next_mark(local_marks)
+    item_stop = _next_mark(item_marks)
 
     dropped: set[int] = set()
     replace: dict[int, int] = {}
     changed: dict[int, Op] = {}
     held: dict[int, int] = {}  # slot -> the first borrowed read of it still valid
-    for index, op in enumerate(ops):
-        if op.name in _READS:
+    for index in range(count):
+        if kinds[index] & _READ:
+            op = ops[index]
             slot, origin = _local_read(rec, index)
-            end = released.get(index, -1)
-            if slot is not None and origin is not None and borrows(index, end) \
+            end = released[index]
+            if slot is not None and origin is not None \
+                    and _borrows(index, end, last_use, by_exits, looked_at) \
                     and _clear(local_stop, origin, end, dropped):
                 dropped.add(end)
                 first = held.get(slot)
@@ -105,20 +148,25 @@ def borrow(rec: Recording) -> Recording:
                 continue
             if op.name == "load_b" and isinstance(op.arg, int):
                 held.setdefault(op.arg, index)
-        if local_stop[index] == index and index not in dropped:
+        if local_marks[index] and index not in dropped:
             held.clear()
     # Items after locals: a borrowed local's release, dropped, no longer
     # ends an item's borrow (b.x, then b's read again for b.mass).
-    for index, op in enumerate(ops):
-        if op.name not in _ITEM_READS:
-            continue
-        end = released.get(index, -1)
-        if borrows(index, end) and _clear(item_stop, index, end, dropped):
+    for index in item_reads:
+        end = released[index]
+        if _borrows(index, end, last_use, by_exits, looked_at) and _clear(item_stop, index, end, dropped):
+            op = ops[index]
             dropped.add(end)
-            changed[index] = Op(f"{op.name}_b", op.kind, op.args, op.arg, op.snapshot)
+            changed[index] = Op(_ITEM_READS[op.name], op.kind, op.args, op.arg, op.snapshot)
     if not dropped:
         return rec
     return rewrite(rec, dropped, replace, changed)
+
+
+def _borrows(value: int, end: int, last_use: list[int], by_exits: list[bool], looked_at: list[bool]) -> bool:
+    """Whether `value` is released at `end` (>= 0), used last there, not
+    released by an exit, and only looked at by every op taking it."""
+    return end >= 0 and last_use[value] <= end and not by_exits[value] and looked_at[value]
 
 
 def _next_mark(marks: list[bool]) -> list[int]:

@@ -201,19 +201,20 @@ def _invariant_reads(rec: Recording, fixed: dict[int, object], slots: dict[int, 
             types[index] = _TYPE_IDS.get(slots[op.arg], object)
     numbers = {index for index, op in enumerate(ops) if op.kind == "i" and (
         op.name == "const" or (op.name == "load" and op.arg not in rec.stored))}
-    users: dict[int, list[Op]] = {}
+    # Each value only read: every op taking it is _READ_ONLY. (A list per
+    # value, not a list of its users: one name test per op.)
+    read_only = [True] * len(ops)
     for op in ops:
-        for value in op.args:
-            users.setdefault(value, []).append(op)
+        if op.args and op.name not in _READ_ONLY:
+            for value in op.args:
+                read_only[value] = False
     hoisted: dict[int, int] = {}
     for index, op in enumerate(ops):
         if op.name in _READS and types.get(op.args[0]) is _READS[op.name] and op.args[1] in numbers \
-                and not (writes and op.name == "subscr_list") \
-                and all(user.name in _READ_ONLY for user in users.get(index, ())):
+                and not (writes and op.name == "subscr_list") and read_only[index]:
             hoisted[index] = index
             types[index] = object  # (until a guard before the loop says)
-        elif op.name == "attr_instance" and _borrowing(ops[op.args[0]], versions) \
-                and all(user.name in _READ_ONLY for user in users.get(index, ())):
+        elif op.name == "attr_instance" and _borrowing(ops[op.args[0]], versions) and read_only[index]:
             hoisted[index] = index
             types[index] = object
         elif op.name in ("guard_type", "unbox") and hoisted.get(op.args[0], -1) == op.args[0]:

@@ -92,10 +92,11 @@ def guards(rec: Recording) -> Recording:
         if name == "copy_o":
             same[index] = _same(op.args[0], replace, same)
         elif name in GUARDS:
-            key = (name, op.arg, tuple([_same(a, replace, same) for a in op.args]))
+            key = (name, op.arg, tuple(_same(a, replace, same) for a in op.args))
             if key in seen:
                 dropped.add(index)
-            seen.add(key)
+            else:
+                seen.add(key)
         elif name == "unbox":
             value = (_same(op.args[0], replace, same), op.kind)
             if value in unboxed:
@@ -110,8 +111,9 @@ def guards(rec: Recording) -> Recording:
 
 def _same(value: int, replace: dict[int, int], same: dict[int, int]) -> int:
     """The value `value` stands for: its replacement's, the original of a copy."""
-    value = replace.get(value, value)
-    return same.get(value, value)
+    if replace:  # (most often empty: no lookup, no int boxed for it)
+        value = replace.get(value, value)
+    return same.get(value, value) if same else value
 
 
 def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozenset(),
@@ -128,8 +130,8 @@ def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozens
     # (Every pass that moves or drops ops across code calls this: it is
     # kept to one test of the op's name for most ops, and its plain form is
     # kept with the recording. The answer is not to be changed.)
-    plain = not frees_nothing and over is None
-    if plain and rec.runs is not None:
+    plain = not frees_nothing  # (`over` changes no answer: it is only told more)
+    if plain and over is None and rec.runs is not None:
         return rec.runs
     ops = rec.ops
     harmless = set(frees_nothing)
@@ -146,39 +148,40 @@ def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozens
     result = [False] * len(ops)
     float_type = id(float)
     for index, op in enumerate(ops):
-        name = op.name
-        if name not in _NOTED:
+        noted = _RUNS_CODE_OPS.get(op.name, 0)
+        if not noted:
             continue
-        args = tuple([same.get(a, a) for a in op.args]) if same else op.args
-        if name == "copy_o":
+        case = noted & _CASE
+        args = tuple(same.get(a, a) for a in op.args) if same else op.args
+        if case == _COPY:
             same[index] = args[0]
             copies.setdefault(args[0], [args[0]]).append(index)
-        elif name == "guard_type":
+        elif case == _GUARD_TYPE:
             if op.arg in PLAIN_TYPES:
                 harmless.add(args[0])
                 if op.arg == float_type:
                     floats.add(args[0])
-        elif name == "unbox":
+        elif case == _UNBOX:
             harmless.add(args[0])
             if op.kind == "f":
                 floats.add(args[0])
-        elif name in ("box", "const_o", "const_b"):
+        elif case == _MADE:
             harmless.add(index)
-        elif name in ("load_o", "load_b"):
+        elif case == _LOAD:
             local[index] = first_read.setdefault(op.arg, index)
-        elif name in ("store_o", "store"):
+        elif case == _STORE:
             first_read.pop(op.arg, None)
-        elif name in ("subscr_list", "subscr_list_b"):
+        elif case == _SUBSCR:
             items[(local.get(args[0], args[0]), *args[1:])] = index
-        if name in _HOLDING or (name in _ITEM_READS and args[0] in held):
+        if noted & _HOLDS or (noted & _READS_ITEM and args[0] in held):
             held.add(index)
-        runs = name in MAY_RUN_CODE
-        if name == "release":
+        runs = noted & _RUNS != 0
+        if case == _RELEASE:
             runs = args[0] not in harmless and args[0] not in held \
                 and not any(released_at.get(other, -1) > index for other in copies.get(args[0], ()))
-        elif name == "store_subscr_list" and op.arg == "plain":
+        elif case == _STORE_ITEM and op.arg == "plain":
             runs = False  # (it leaves first when the item it replaces is not plain)
-        elif name == "store_subscr_list_f":
+        elif case == _STORE_FLOAT:
             item = items.get((local.get(args[1], args[1]), *args[2:]), -1)
             runs = item not in harmless and op.arg != "plain"
             if over is not None and item in floats:
@@ -186,12 +189,43 @@ def runs_code(rec: Recording, frees_nothing: set[int] | frozenset[int] = frozens
         if runs:
             first_read.clear()  # (through frame.f_locals)
             result[index] = True
-        if runs or name in LIST_WRITES:
+        if runs or noted & _WRITES_LIST:
             items.clear()
-            held -= {value for value in held if ops[value].name not in BORROWED}
+            if held:
+                held = {value for value in held if ops[value].name in BORROWED}
     if plain:
         rec.runs = result
     return result
+
+
+# What runs_code does with each op of _NOTED, found with one dict lookup per
+# op (not a set test per category and a string test per case): a case (the
+# low bits) and the op's categories.
+# (Final: compiled code reads a constant, not the module's dict.)
+_COPY: Final = 1
+_GUARD_TYPE: Final = 2
+_UNBOX: Final = 3
+_MADE: Final = 4
+_LOAD: Final = 5
+_STORE: Final = 6
+_SUBSCR: Final = 7
+_RELEASE: Final = 8
+_STORE_ITEM: Final = 9
+_STORE_FLOAT: Final = 10
+_CASE: Final = 15
+_HOLDS: Final = 16
+_READS_ITEM: Final = 32
+_RUNS: Final = 64
+_WRITES_LIST: Final = 128
+_IS_NOTED: Final = 256
+_CASES: Final = {"copy_o": _COPY, "guard_type": _GUARD_TYPE, "unbox": _UNBOX, "box": _MADE, "const_o": _MADE,
+                 "const_b": _MADE, "load_o": _LOAD, "load_b": _LOAD, "store_o": _STORE, "store": _STORE,
+                 "subscr_list": _SUBSCR, "subscr_list_b": _SUBSCR, "release": _RELEASE,
+                 "store_subscr_list": _STORE_ITEM, "store_subscr_list_f": _STORE_FLOAT}
+_RUNS_CODE_OPS: Final = {
+    name: _IS_NOTED | _CASES.get(name, 0) | (_HOLDS if name in _HOLDING else 0)
+    | (_READS_ITEM if name in _ITEM_READS else 0) | (_RUNS if name in MAY_RUN_CODE else 0)
+    | (_WRITES_LIST if name in LIST_WRITES else 0) for name in _NOTED}
 
 
 def allocs(rec: Recording) -> Recording:
@@ -258,8 +292,16 @@ def _last_uses(rec: Recording) -> list[int]:
     """Each value's last use (an argument or a snapshot), or -1."""
     last = [-1] * len(rec.ops)
     for index, op in enumerate(rec.ops):
-        for value in op.uses():
+        for value in op.args:  # (op.uses() without the tuples it builds)
             last[value] = index
+        snapshot = op.snapshot
+        if snapshot is not None:
+            for value in snapshot.stack:
+                last[value] = index
+            if snapshot.reraise is not None:
+                last[snapshot.reraise] = index
+            for value in snapshot.drop:
+                last[value] = index
     return last
 
 
@@ -357,7 +399,7 @@ def checks(rec: Recording) -> Recording:
                and after.snapshot == op.snapshot}
     over: dict[int, int] = {}
     if any(op.name == "store_subscr_list_f" for op in ops):  # (runs_code is a pass of its own)
-        runs_code(rec, over=over)
+        runs_code(rec, over=over)  # (its answer kept for _constant_reads)
     changed = {store: Op("store_over_f", "", (*ops[store].args, item), None, ops[store].snapshot)
                for store, item in over.items()}
     inserted: dict[int, list[Op]] = {}
