@@ -1053,6 +1053,8 @@ def _objects() -> list[Uop]:
             doc="exit if a is the object `operand0`"),
         uop("_GUARD_NOT_SAME_O", "EXIT_IF(a == b);", regs="a:o b:o --",
             doc="exit if a and b are one object"),
+        uop("_GUARD_SAME_O", "EXIT_IF(a != b);", regs="a:o b:o --",
+            doc="exit unless a and b are one object (`a is b`)"),
         uop(
             "_GUARD_TYPE_VERSION_O",
             "EXIT_IF(Py_TYPE(a)->tp_version_tag != (unsigned int)operand0);",

@@ -344,7 +344,29 @@ def main():
             v[1] -= y * 0.5
     return rows, x, y, v, k
 '''
+_IDENTITY = '''
+class Node:
+    def __init__(self, value, after):
+        self.value, self.after = value, after
+
+def main():
+    end = Node(0.0, None)
+    head = end
+    for i in range(300):
+        head = end if i == 150 else Node(i * 0.5, head)
+    wanted, other = object(), object()
+    counts = [0, 0]
+    for value in ([wanted] * 6 + [other]) * 40:
+        if value is wanted:  # (guard_same)
+            counts[0] += 1
+    total, node = 0.0, head
+    while node is not end:  # (guard_distinct)
+        total += node.value
+        node = node.after
+    return counts, total
+'''
 PROGRAMS: dict[str, str] = {
+    "_GUARD_SAME_O": _IDENTITY,
     "_CHECK_VIRTUAL_LOCAL": _KEPT_LOCALS,
     "_GUARD_NOT_SAME_O": _KEPT_LOCALS,
     "branch": _BRANCHES,

@@ -33,7 +33,7 @@ LIST_WRITES: Final = frozenset({"store_subscr_list", "store_subscr_list_f", "sto
 # (licm's never-stored locals and borrow's borrowed reads take only these).
 LOOKS: Final = frozenset({"guard_type", "guard_size", "guard_min_size", "guard_is", "guard_is_not",
                           "guard_version",
-                          "guard_keys", "guard_not_same",
+                          "guard_keys", "guard_not_same", "guard_same", "guard_distinct",
                           "unbox", "subscr_list", "subscr_tuple", "len", "len_str", "list_item", "tuple_item",
                           "copy_o", "attr_instance"})
 # Reads of what an object holds: an item of a list or tuple, an attribute
@@ -42,7 +42,8 @@ _ITEM_READS: Final = frozenset({"subscr_list", "list_item", "subscr_tuple", "tup
                                 "list_item_b", "subscr_tuple_b", "tuple_item_b", "attr_instance",
                                 "attr_instance_b"})
 GUARDS: Final = frozenset({"guard_type", "guard_is", "guard_is_not", "guard_version", "guard_globals",
-                           "guard_function", "guard_keys", "guard_not_same"})
+                           "guard_function", "guard_keys", "guard_not_same", "guard_same",
+                           "guard_distinct"})
 # A for loop's next item, borrowed: the sequence the iterator holds holds it
 # (until code runs or a list is written, like any item read).
 _NEXT_BORROWED: Final = frozenset({"list_next_b", "tuple_next_b"})

@@ -40,6 +40,7 @@ SIGNATURES: dict[str, str] = {
     "store_over_f": "f o i o ->",
     "guard_function": "o ->", "range_iter": "i i -> o", "store_attr": "o o ->", "store_attr_f": "f o ->",
     "store_attr_i": "i o ->", "store_v": "o ->", "load_v": "-> o", "guard_not_same": "o o ->",
+    "guard_same": "o o ->", "guard_distinct": "o o ->",
     "watch_epoch": "-> i", "guard_watched": "i ->",
 }
 _VALUE_KINDS = frozenset("ifon")

@@ -21,7 +21,7 @@ NO_VALUE: Final = frozenset({
     "guard_version", "store_subscr_list", "append", "inner_loop", "guard_done", "store_global",
     "guard_globals", "guard_size", "nested_loop", "guard_function", "guard_keys",
     "store_subscr_list_f", "store_over_f", "loop_head", "store_attr", "store_attr_f", "store_attr_i",
-    "store_v", "guard_not_same", "guard_min_size", "guard_watched"})
+    "store_v", "guard_not_same", "guard_min_size", "guard_watched", "guard_same", "guard_distinct"})
 # Values that are no reference of the trace's own: a constant the trace's
 # constants hold, a local the frame holds all the loop (licm). An exit that
 # hands one to the frame makes one.

@@ -92,7 +92,8 @@ _ALLOCATED: Final = frozenset({
     "subscr_list", "subscr_tuple", "store_subscr_list", "list_next", "tuple_next", "enumerate_list",
     "enumerate_tuple", "inner_input", "copy_o", "guard_size", "guard_min_size", "tuple_item", "list_item",
     "store_subscr_list_f", "store_over_f", "guard_function", "range_iter", "const_b", "load_b", "store_attr",
-    "store_attr_f", "store_attr_i", "store_v", "guard_not_same", "watch_epoch", "guard_watched",
+    "store_attr_f", "store_attr_i", "store_v", "guard_not_same", "watch_epoch", "guard_watched", "guard_same",
+    "guard_distinct",
 }) | BORROWED_ITEMS
 
 
@@ -924,6 +925,12 @@ class _Lowering:
         self.alloc.in_slot(index, self.virtual[op.arg])  # type: ignore[index]  # read when first used
 
     def op_guard_not_same(self, index: int, op: Op) -> None:
+        self.uop("_GUARD_NOT_SAME_O", op.args, (), exit_op=op)
+
+    def op_guard_same(self, index: int, op: Op) -> None:
+        self.uop("_GUARD_SAME_O", op.args, (), exit_op=op)
+
+    def op_guard_distinct(self, index: int, op: Op) -> None:
         self.uop("_GUARD_NOT_SAME_O", op.args, (), exit_op=op)
 
     def op_const_b(self, index: int, op: Op) -> None:

@@ -62,9 +62,10 @@ def fits(result: object, kind: str) -> bool:
 
 
 class Pending:
-    """A comparison (LT ... GE of two values of `kind`), or truth test,
-    waiting for the branch that uses it; `offset` is the COMPARE_OP's or
-    TO_BOOL's, `inputs` what that instruction took from the stack."""
+    """A comparison (LT ... GE of two values of `kind`), truth test, or
+    `is` test ("is", "is not": kind "o"), waiting for the branch that uses
+    it; `offset` is the COMPARE_OP's, TO_BOOL's or IS_OP's, `inputs` what
+    that instruction took from the stack."""
 
     __slots__ = ("inputs", "kind", "left", "name", "offset", "outcome", "right")
 

@@ -166,6 +166,23 @@ class NumberOps(RecorderBase):
         self.pending = Pending(name, self.kind(x), x, y, outcome, ins.start_offset, inputs)
         return self.following[ins.offset]
 
+    def op_IS_OP(self, ins: Decoded) -> int:
+        """`a is b` (oparg 1: `is not`) of two objects, for the branch after
+        it: a guard that they are (or are not) one object, as they were."""
+        (right, b), (left, a) = self.stack[-1], self.stack[-2]
+        if self.kind(left) != "o" or self.kind(right) != "o":
+            # An unboxed number has no object of its own to compare.
+            raise Abort("an `is` test of an unboxed number")
+        following = self.instructions[self.following[ins.offset]]
+        if following.opname == "EXTENDED_ARG":
+            following = self.instructions[self.following[following.offset]]
+        if following.opname not in ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE"):
+            raise Abort("an `is` test whose result is a value, not a branch")
+        inputs = (self.pop(), self.pop())[::-1]
+        name = "is not" if ins.arg else "is"
+        self.pending = Pending(name, "o", left, right, (a is b) != bool(ins.arg), ins.start_offset, inputs)
+        return self.following[ins.offset]
+
     def op_UNARY_NOT(self, ins: Decoded) -> int:
         value, concrete = self.stack[-1]
         if self.kind(value) != "o" or self.guard_type(value, concrete) is not bool:
@@ -210,8 +227,13 @@ class NumberOps(RecorderBase):
         # An exit re-executes the comparison (or TO_BOOL) in the interpreter,
         # so its inputs stay alive until the branch is decided.
         snapshot = self.snapshot(pending.offset, stack=[*self.stack, *pending.inputs], normal=leaves)
-        self.emit(Op("branch", pending.kind, (pending.left, pending.right),
-                     arg=(pending.name, pending.outcome), snapshot=snapshot))
+        if pending.kind == "o":  # an `is` test: the guard is on the identity it found
+            same = pending.outcome == (pending.name == "is")
+            self.emit(Op("guard_same" if same else "guard_distinct", "", (pending.left, pending.right),
+                         snapshot=snapshot))
+        else:
+            self.emit(Op("branch", pending.kind, (pending.left, pending.right),
+                         arg=(pending.name, pending.outcome), snapshot=snapshot))
         self.release(*(value for value, _ in pending.inputs))
         return self._within_loop(ins.argval if taken else self.following[ins.offset])
 

@@ -1,0 +1,202 @@
+"""`a is b` and `a is not b` of two objects (IS_OP) in traced loops: a
+guard that the two are (`guard_same`) or are not (`guard_distinct`) one
+object, as they were while recording; when that changes, the trace leaves
+at the IS_OP, which the interpreter runs again, or its bridge takes over.
+Each program runs under plain CPython and under the JIT, which must agree."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from typing import Any
+
+from copyjit.opt import optimize
+from copyjit.opt.text import dump, parse
+from copyjit.opt.verify import verify
+from copyjit.trace.jit import JIT
+from tests.test_objects import differential, full_outcome
+
+MISSING = object()
+
+
+def ops_of(jit: JIT) -> list[str]:
+    """The names of the ops of every compiled trace of `jit`."""
+    return [op.name for location in set(jit.locations.values()) if location.lowered is not None
+            for op in location.lowered.lowering.rec.ops]
+
+
+def run(function: Any, *args: object) -> JIT:
+    """`function(*args)` under plain CPython, then under a fresh JIT: the same outcome."""
+    expected = full_outcome(function, *args)
+    jit = JIT(1)
+    jit.enable(function.__code__)
+    try:
+        got = full_outcome(function, *args)
+    finally:
+        jit.disable()
+    assert got == expected
+    return jit
+
+
+def count_missing(values: list[object]) -> tuple[int, int]:
+    missing = present = 0
+    for value in values:
+        if value is MISSING:
+            missing += 1
+        if value is not MISSING:
+            present += 1
+    return missing, present
+
+
+def test_is_and_is_not_run_natively_as_guards() -> None:
+    values: list[object] = [1.5, "a", None, 7] * 500
+    stats = differential(count_missing, values)
+    assert stats["aborts"] == {}
+    jit = run(count_missing, values)
+    assert "guard_distinct" in ops_of(jit)
+
+
+def test_identity_changing_leaves_at_the_test_and_gets_bridges() -> None:
+    # Every third value is the sentinel: the guard fails, and its exit is
+    # bridged; the counts must be CPython's.
+    values: list[object] = [MISSING if i % 3 == 0 else i * 0.5 for i in range(3000)]
+    jit = run(count_missing, values)
+    assert jit.stats.as_dict()["bridges"] >= 1
+    names = ops_of(jit)
+    assert "guard_distinct" in names or "guard_same" in names
+
+
+def test_identity_flipping_once_mid_loop() -> None:
+    values: list[object] = [2.0] * 1500 + [MISSING] * 1500
+    run(count_missing, values)
+    values = [MISSING] * 1500 + [2.0] * 1500
+    run(count_missing, values)
+
+
+def count_same(values: list[object], wanted: object) -> int:
+    count = 0
+    for value in values:
+        if value is wanted:
+            count += 1
+    return count
+
+
+def test_a_guard_that_they_are_one_object_leaves_when_they_are_not() -> None:
+    wanted, other = object(), object()
+    values = ([wanted] * 6 + [other]) * 300
+    jit = run(count_same, values, wanted)
+    assert "guard_same" in ops_of(jit)
+
+
+class Node:
+    def __init__(self, value: float, after: Node | None) -> None:
+        self.value, self.after = value, after
+
+
+def walk(head: Node, end: Node) -> float:
+    total = 0.0
+    node = head
+    while node is not end:
+        total += node.value
+        node = node.after  # type: ignore[assignment]
+    return total
+
+
+def test_a_linked_list_walked_to_a_sentinel_node() -> None:
+    end = Node(0.0, None)
+    head = end
+    for i in range(2000):
+        head = Node(i * 0.25, head)
+    jit = run(walk, head, end)
+    assert "guard_distinct" in ops_of(jit)
+
+
+def first_repeat(values: list[object]) -> int:
+    previous: object = MISSING
+    for index, value in enumerate(values):
+        if value is previous:
+            return index
+        previous = value
+    return -1
+
+
+def test_two_values_made_in_the_loop_compared() -> None:
+    shared = [1.0]
+    values: list[object] = [[float(i)] for i in range(2000)] + [shared, shared]
+    run(first_repeat, values)
+    assert first_repeat(values) == 2001
+
+
+def is_default(value: object, default: object) -> bool:
+    return value is default
+
+
+def count_defaults(values: list[object], default: object) -> int:
+    count = 0
+    for value in values:
+        if is_default(value, default):
+            count += 1
+    return count
+
+
+def test_an_inlined_function_testing_identity() -> None:
+    default = object()
+    values: list[object] = [default if i % 5 == 0 else i for i in range(3000)]
+    run(count_defaults, values, default)
+
+
+def identity_as_a_value(values: list[object]) -> int:
+    count = 0
+    for value in values:
+        same = value is MISSING
+        count += same
+    return count
+
+
+def test_an_is_test_whose_result_is_a_value_is_not_compiled() -> None:
+    jit = run(identity_as_a_value, [MISSING, 1] * 1000)
+    assert "an `is` test whose result is a value, not a branch" in jit.stats.aborts
+
+
+def unboxed_identity(n: int) -> int:
+    count = 0
+    limit = 100
+    for i in range(n):
+        if i is limit:
+            count += 1
+    return count
+
+
+def test_an_is_test_of_an_unboxed_int_is_not_compiled() -> None:
+    jit = run(unboxed_identity, 3000)
+    assert "an `is` test of an unboxed number" in jit.stats.aborts
+
+
+def test_references_are_unchanged() -> None:
+    values: list[object] = [MISSING if i % 4 == 0 else float(i) for i in range(3000)]
+    gc.collect()
+    before = sys.getrefcount(MISSING), [sys.getrefcount(value) for value in values[:8]]
+    for _ in range(3):
+        run(count_missing, values)
+    gc.collect()
+    assert (sys.getrefcount(MISSING), [sys.getrefcount(value) for value in values[:8]]) == before
+
+
+TRACE = """trace dst=10 src=40 slots=0:o,1:o
+a = load_o.o() 0
+b = load_o.o() 1
+    guard_distinct.(a, b) | exit @12 stack a b
+    guard_distinct.(a, b) | exit @12 stack a b
+    guard_same.(a, a) | exit @14 stack a a
+    release.(a)
+    release.(b)
+"""
+
+
+def test_the_guards_round_trip_and_a_repeated_one_is_dropped() -> None:
+    text = dump(parse(TRACE))
+    assert dump(parse(text)) == text
+    rec = parse(TRACE)
+    verify(rec)
+    names = [op.name for op in optimize(rec, check=True).ops]
+    assert names.count("guard_distinct") == 1
