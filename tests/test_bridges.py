@@ -14,7 +14,7 @@ import pytest
 from copyjit.opt.bridge import known_first_branch
 from copyjit.opt.text import parse
 from copyjit.trace.jit import JIT
-from tests.test_objects import differential, full_outcome
+from tests.test_objects import agreeing_jit, differential
 from tests.test_opt import same
 
 
@@ -161,15 +161,7 @@ def direct_entries(jit: JIT) -> tuple[int, int]:
 
 
 def direct_differential(function: Callable[..., Any], *args: object) -> tuple[int, int]:
-    expected = full_outcome(function, *args)
-    jit = JIT(1)
-    jit.enable(function.__code__)
-    try:
-        got = full_outcome(function, *args)
-    finally:
-        jit.disable()
-    assert got == expected
-    return direct_entries(jit)
+    return direct_entries(agreeing_jit(function, *args))
 
 
 def floats_in_registers(n: int) -> tuple[float, float, int]:
@@ -215,14 +207,7 @@ def test_a_hot_guard_enters_its_bridge_directly(function: Callable[[int], Any], 
 
 def test_a_bridge_at_a_shared_snapshot_gives_cpython_results() -> None:
     pairs = [(1.5, 0.25), (1.5, 0.25), (1.25, 3), (0.5, 7)]
-    expected = full_outcome(differences, pairs, 20_000)
-    jit = JIT(1)
-    jit.enable(differences.__code__)
-    try:
-        got = full_outcome(differences, pairs, 20_000)
-    finally:
-        jit.disable()
-    assert got == expected
+    jit = agreeing_jit(differences, pairs, 20_000)
     assert direct_entries(jit)[0] >= 1
     # Only the guard whose moves the bridge's direct start makes tries it.
     (location,) = {location for location in jit.locations.values() if location.lowered is not None}
@@ -233,14 +218,7 @@ def test_a_bridge_at_a_shared_snapshot_gives_cpython_results() -> None:
 def test_the_direct_start_takes_the_references_the_table_would() -> None:
     values = [float(k % 7) for k in range(100)]
     references = [sys.getrefcount(v) for v in values]
-    expected = sum_items(values, 20_000)
-    jit = JIT(1)
-    jit.enable(sum_items.__code__)
-    try:
-        got = sum_items(values, 20_000)
-    finally:
-        jit.disable()
-    assert got == expected
+    jit = agreeing_jit(sum_items, values, 20_000)
     bridges, direct = direct_entries(jit)
     assert bridges >= 1 and direct >= 1, (bridges, direct)
     del jit  # (its traces' constants)

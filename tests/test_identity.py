@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import Any
 
 from copyjit.opt import optimize
 from copyjit.opt.text import dump, parse
 from copyjit.opt.verify import verify
 from copyjit.trace.jit import JIT
-from tests.test_objects import differential, full_outcome
+from tests.test_objects import agreeing_jit, differential
 
 MISSING = object()
 
@@ -23,19 +22,6 @@ def ops_of(jit: JIT) -> list[str]:
     """The names of the ops of every compiled trace of `jit`."""
     return [op.name for location in set(jit.locations.values()) if location.lowered is not None
             for op in location.lowered.lowering.rec.ops]
-
-
-def run(function: Any, *args: object) -> JIT:
-    """`function(*args)` under plain CPython, then under a fresh JIT: the same outcome."""
-    expected = full_outcome(function, *args)
-    jit = JIT(1)
-    jit.enable(function.__code__)
-    try:
-        got = full_outcome(function, *args)
-    finally:
-        jit.disable()
-    assert got == expected
-    return jit
 
 
 def count_missing(values: list[object]) -> tuple[int, int]:
@@ -52,7 +38,7 @@ def test_is_and_is_not_run_natively_as_guards() -> None:
     values: list[object] = [1.5, "a", None, 7] * 500
     stats = differential(count_missing, values)
     assert stats["aborts"] == {}
-    jit = run(count_missing, values)
+    jit = agreeing_jit(count_missing, values)
     assert "guard_distinct" in ops_of(jit)
 
 
@@ -60,7 +46,7 @@ def test_identity_changing_leaves_at_the_test_and_gets_bridges() -> None:
     # Every third value is the sentinel: the guard fails, and its exit is
     # bridged; the counts must be CPython's.
     values: list[object] = [MISSING if i % 3 == 0 else i * 0.5 for i in range(3000)]
-    jit = run(count_missing, values)
+    jit = agreeing_jit(count_missing, values)
     assert jit.stats.as_dict()["bridges"] >= 1
     names = ops_of(jit)
     assert "guard_distinct" in names or "guard_same" in names
@@ -68,9 +54,9 @@ def test_identity_changing_leaves_at_the_test_and_gets_bridges() -> None:
 
 def test_identity_flipping_once_mid_loop() -> None:
     values: list[object] = [2.0] * 1500 + [MISSING] * 1500
-    run(count_missing, values)
+    agreeing_jit(count_missing, values)
     values = [MISSING] * 1500 + [2.0] * 1500
-    run(count_missing, values)
+    agreeing_jit(count_missing, values)
 
 
 def count_same(values: list[object], wanted: object) -> int:
@@ -84,7 +70,7 @@ def count_same(values: list[object], wanted: object) -> int:
 def test_a_guard_that_they_are_one_object_leaves_when_they_are_not() -> None:
     wanted, other = object(), object()
     values = ([wanted] * 6 + [other]) * 300
-    jit = run(count_same, values, wanted)
+    jit = agreeing_jit(count_same, values, wanted)
     assert "guard_same" in ops_of(jit)
 
 
@@ -107,7 +93,7 @@ def test_a_linked_list_walked_to_a_sentinel_node() -> None:
     head = end
     for i in range(2000):
         head = Node(i * 0.25, head)
-    jit = run(walk, head, end)
+    jit = agreeing_jit(walk, head, end)
     assert "guard_distinct" in ops_of(jit)
 
 
@@ -123,7 +109,7 @@ def first_repeat(values: list[object]) -> int:
 def test_two_values_made_in_the_loop_compared() -> None:
     shared = [1.0]
     values: list[object] = [[float(i)] for i in range(2000)] + [shared, shared]
-    run(first_repeat, values)
+    agreeing_jit(first_repeat, values)
     assert first_repeat(values) == 2001
 
 
@@ -142,7 +128,7 @@ def count_defaults(values: list[object], default: object) -> int:
 def test_an_inlined_function_testing_identity() -> None:
     default = object()
     values: list[object] = [default if i % 5 == 0 else i for i in range(3000)]
-    run(count_defaults, values, default)
+    agreeing_jit(count_defaults, values, default)
 
 
 def identity_as_a_value(values: list[object]) -> int:
@@ -154,7 +140,7 @@ def identity_as_a_value(values: list[object]) -> int:
 
 
 def test_an_is_test_whose_result_is_a_value_is_not_compiled() -> None:
-    jit = run(identity_as_a_value, [MISSING, 1] * 1000)
+    jit = agreeing_jit(identity_as_a_value, [MISSING, 1] * 1000)
     assert "an `is` test whose result is a value, not a branch" in jit.stats.aborts
 
 
@@ -168,7 +154,7 @@ def unboxed_identity(n: int) -> int:
 
 
 def test_an_is_test_of_an_unboxed_int_is_not_compiled() -> None:
-    jit = run(unboxed_identity, 3000)
+    jit = agreeing_jit(unboxed_identity, 3000)
     assert "an `is` test of an unboxed number" in jit.stats.aborts
 
 
@@ -177,7 +163,7 @@ def test_references_are_unchanged() -> None:
     gc.collect()
     before = sys.getrefcount(MISSING), [sys.getrefcount(value) for value in values[:8]]
     for _ in range(3):
-        run(count_missing, values)
+        agreeing_jit(count_missing, values)
     gc.collect()
     assert (sys.getrefcount(MISSING), [sys.getrefcount(value) for value in values[:8]]) == before
 

@@ -26,8 +26,8 @@ def full_outcome(function: Callable[..., object], *args: object) -> tuple[object
         return ("raised", type(e).__name__, str(e), frames[1:])  # [0] is this function
 
 
-def differential(function: Callable[..., Any], *args: object, native: bool = True) -> dict[str, Any]:
-    """Plain CPython, then a fresh JIT on `function`: they must agree."""
+def agreeing_jit(function: Callable[..., Any], *args: object) -> JIT:
+    """Plain CPython, then a fresh JIT on `function`: they must agree. The JIT."""
     expected = full_outcome(function, *args)
     jit = JIT(1)
     jit.enable(function.__code__)
@@ -36,7 +36,12 @@ def differential(function: Callable[..., Any], *args: object, native: bool = Tru
     finally:
         jit.disable()
     assert got == expected
-    stats = jit.stats.as_dict()
+    return jit
+
+
+def differential(function: Callable[..., Any], *args: object, native: bool = True) -> dict[str, Any]:
+    """Plain CPython, then a fresh JIT on `function`: they must agree."""
+    stats = agreeing_jit(function, *args).stats.as_dict()
     if native:
         assert stats["traces"] >= 1 and stats["native_entries"] >= 1, stats["aborts"]
     return stats
