@@ -632,6 +632,59 @@ def test_a_loop_over_long_lists_is_compiled() -> None:
     assert jit.stats.traces == 1 and "the loop runs too few iterations per entry" not in jit.stats.aborts
 
 
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def bump(self) -> None:  # stores an attribute: not inlined
+        self.count += 1
+
+
+def bump_all(counters: list[Counter]) -> int:
+    for counter in counters:
+        counter.bump()
+    return sum(counter.count for counter in counters)
+
+
+def bump_and_sum(counters: list[Counter]) -> float:
+    total = 0.0
+    for counter in counters:
+        counter.bump()
+        c = counter.count
+        total += c * 0.5 + c * c * 0.25 - c / 3.0 + (c % 7) * 1.5 + (c // 3) * 0.125
+    return total
+
+
+def test_a_loop_mostly_calling_python_functions_is_given_up() -> None:
+    # Each call it does not inline costs a trace more than the
+    # interpreter's own call; the loop does little else.
+    from copyjit.trace.jit import CALLS_COST_MORE
+
+    counters = [Counter() for _ in range(3000)]
+    jit = JIT(1000)
+    jit.enable(bump_all.__code__)
+    try:
+        assert bump_all(counters) == 3000 and bump_all(counters) == 6000
+    finally:
+        jit.disable()
+    assert jit.stats.traces == 0
+    assert jit.stats.aborts == {CALLS_COST_MORE: 1}
+    assert jit.stats.calls == {}  # (counted for compiled traces only)
+
+
+def test_a_loop_calling_python_functions_among_other_work_is_compiled() -> None:
+    expected = bump_and_sum([Counter() for _ in range(3000)])
+    counters = [Counter() for _ in range(3000)]
+    jit = JIT(1000)
+    jit.enable(bump_and_sum.__code__)
+    try:
+        assert bump_and_sum(counters) == expected and counters[0].count == 1
+    finally:
+        jit.disable()
+    assert jit.stats.traces == 1 and not jit.stats.aborts
+    assert jit.stats.calls == {"not inlined: STORE_ATTR in the function": 1}
+
+
 def count_up(n: int) -> int:
     total = 0
     for i in range(n):

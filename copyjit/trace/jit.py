@@ -103,6 +103,26 @@ REPAYS_RECORDING = 100_000
 # loop made the enclosing trace take 20 ms more to compile, for nothing
 # measurable at run time; mandelbrot's escape loop has 21 ops.
 MAX_INLINED_OPS = 100
+# A call of a Python function that a trace does not inline goes through
+# PyObject_Vectorcall into a new evaluation loop: ~160 instructions more
+# than the interpreter's own call, which pushes the frame in place. A loop
+# recorded with fewer ops than this per such call saves less than its calls
+# lose, and is given up (DeltaBlue's `for constraint in plan:
+# constraint.execute()`, 12 ops: 9% more instructions a run traced than
+# not). Loops above it that gain: chaos's `play` (143 ops, 5 calls), go's
+# `playout` (52 ops, 2 calls). Not below a threshold of ENTRIES_BEFORE_JUDGING
+# (tests, where every loop is meant to be traced).
+MIN_OPS_PER_CALL = 20
+CALLS_COST_MORE = ("the loop's iterations are mostly calls of Python functions the trace cannot inline, "
+                   "which cost more from a trace than from the interpreter")
+
+
+def _mostly_calls(recording: Recording) -> bool:
+    """Whether the recording has fewer than MIN_OPS_PER_CALL ops per call
+    of a Python function it did not inline (the recorder notes each with
+    why, record_inline.py)."""
+    calls = sum(count for what, count in recording.inlining.items() if what.startswith("not inlined"))
+    return len(recording.ops) < MIN_OPS_PER_CALL * calls
 
 
 class _Counter(dict[str, int]):
@@ -692,6 +712,9 @@ class JIT:
             dropped, location.dropped_shape = location.dropped_shape, None
             if dropped is not None and _shape(recording) == dropped:
                 self._give_up(location, "recorded the trace just dropped for exits taken early again")
+                return False
+            if self.threshold >= ENTRIES_BEFORE_JUDGING and _mostly_calls(recording):
+                self._give_up(location, CALLS_COST_MORE)
                 return False
             # Imported once a recording succeeds: a program whose loops all
             # abort does not pay for the uop table, the emitter and the
