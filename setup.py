@@ -5,7 +5,8 @@ Without a C compiler, or with COPYJIT_PURE=1, or if mypyc fails, the
 install goes on without them: the same modules run as Python.
 
 After a build, copyjit/_native_sources.py holds each compiled source's
-digest: a module whose source changed since is imported from its source.
+digest (and size and modification time, which spare reading it while they
+hold): a module whose source changed since is imported from its source.
 In a checkout, `pip install -e .` again rebuilds them.
 """
 
@@ -40,14 +41,18 @@ class OptionalBuildExt(build_ext):
             _skip(f"{type(error).__name__}: {error}")
             return
         package = os.path.join("." if self.inplace else self.build_lib, "copyjit")
-        digest = NATIVE["digest"]
-        lines = []
+        digest, stamp = NATIVE["digest"], NATIVE["stamp"]
+        digests, stamps = [], []
         for module in MODULES:
-            with open(NATIVE["source"](module, "copyjit"), "rb") as file:
-                lines.append(f"    {module!r}: {digest(file.read())!r},\n")
+            path = NATIVE["source"](module, "copyjit")
+            with open(path, "rb") as file:
+                digests.append(f"    {module!r}: {digest(file.read())!r},\n")
+            stamps.append(f"    {module!r}: {stamp(path)!r},\n")
         with open(os.path.join(package, "_native_sources.py"), "w") as file:
-            file.write('"""Written by setup.py: the digests of the sources it compiled."""\n\n'
-                       "DIGESTS = {\n" + "".join(lines) + "}\n")
+            file.write('"""Written by setup.py: the digests of the sources it compiled, and their\n'
+                       'sizes and modification times (ns) then."""\n\n'
+                       "DIGESTS = {\n" + "".join(digests) + "}\n"
+                       "STAMPS = {\n" + "".join(stamps) + "}\n")
 
 
 def _extensions() -> list[Any]:

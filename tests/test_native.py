@@ -77,6 +77,39 @@ def test_a_module_edited_since_the_build_sends_all_to_their_source(tmp_path: Pat
     assert files == [str(tmp_path / "copyjit" / Path(*m.split(".")[1:])) + ".py" for m in native.MODULES]
 
 
+def test_a_source_written_again_unchanged_keeps_the_build(tmp_path: Path) -> None:
+    # Its stamp (size, modification time) is no longer the build's: the
+    # digest of what it holds decides, and it is the build's.
+    if not _built():
+        pytest.skip("not built with mypyc here")
+    shutil.copytree(PACKAGE, tmp_path / "copyjit", ignore=shutil.ignore_patterns("__pycache__"))
+    for library in PACKAGE.parent.glob("copyjit__mypyc.*"):
+        shutil.copy(library, tmp_path)
+    fold = tmp_path / "copyjit" / "opt" / "fold.py"
+    fold.write_bytes(fold.read_bytes())
+    os.utime(fold, ns=(1, 1))
+    assert native.stamp(str(fold)) != native.stamp(native.source("copyjit.opt.fold"))
+    status, files = _show({"COPYJIT_PURE": ""}, tmp_path)
+    assert status == "native (mypyc)"
+    assert all(importlib.machinery.EXTENSION_SUFFIXES[0] in file for file in files), files
+
+
+def test_sources_stamped_as_built_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A checkout built in place: every source's stamp is the build's, so
+    # the first hot loop reads and digests none of them.
+    _require_build()
+    from copyjit import _native_sources  # type: ignore[attr-defined]
+
+    if any(native.stamp(native.source(m)) != _native_sources.STAMPS[m] for m in native.MODULES):
+        pytest.skip("a source was written since the build")
+
+    def unread(data: bytes) -> str:
+        raise AssertionError("a source stamped as built was read")
+
+    monkeypatch.setattr(native, "digest", unread)
+    assert native._decide() == ""
+
+
 def test_an_extension_left_by_an_older_build_does_not_shadow_its_source(tmp_path: Path) -> None:
     # A checkout built when a module was in MODULES, then no longer: its
     # extension stays beside the source, and the path finder prefers it.
