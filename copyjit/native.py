@@ -79,7 +79,10 @@ def _decide() -> str:
     if pure_requested():
         return "COPYJIT_PURE=1"
     try:
-        from copyjit import _native_sources  # written by setup.py
+        # (This form: where setup.py has not written it yet, as when mypyc
+        # type-checks this module for the build, a missing module, not a
+        # missing attribute of copyjit.)
+        import copyjit._native_sources as _native_sources  # written by setup.py
     except ImportError:
         return "not built (setup.py compiles them with mypyc, when it can)"
     stamps: dict[str, tuple[int, int]] = getattr(_native_sources, "STAMPS", {})
