@@ -87,15 +87,16 @@ def _decide() -> str:
         return "not built (setup.py compiles them with mypyc, when it can)"
     stamps: dict[str, tuple[int, int]] = getattr(_native_sources, "STAMPS", {})
     for module in MODULES:
+        path = source(module)
         try:
-            if stamps.get(module) == stamp(source(module)):
+            if stamps.get(module) == stamp(path):
                 continue
-            with open(source(module), "rb") as file:
+            with open(path, "rb") as file:
                 data = file.read()
         except OSError:
             continue  # (an install without sources: what was built is what there is)
         if _native_sources.DIGESTS.get(module) != digest(data):
-            return f"{source(module)} changed since it was compiled (pip install -e . builds it again)"
+            return f"{path} changed since it was compiled (pip install -e . builds it again)"
     return ""
 
 

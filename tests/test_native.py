@@ -62,15 +62,19 @@ def test_copyjit_pure_runs_every_module_from_its_source() -> None:
     assert all(file.endswith(".py") for file in files), files
 
 
-def test_a_module_edited_since_the_build_sends_all_to_their_source(tmp_path: Path) -> None:
+def _built_copy(tmp_path: Path) -> Path:
+    """The package as built (extensions, digests, stamps), with the group's
+    library beside it, copied into tmp_path (skip where not built)."""
     if not _built():
         pytest.skip("not built with mypyc here")
-    # The package as built (extensions, digests), and the group's library
-    # beside it, with one compiled source edited after the build.
     shutil.copytree(PACKAGE, tmp_path / "copyjit", ignore=shutil.ignore_patterns("__pycache__"))
     for library in PACKAGE.parent.glob("copyjit__mypyc.*"):
         shutil.copy(library, tmp_path)
-    fold = tmp_path / "copyjit" / "opt" / "fold.py"
+    return tmp_path / "copyjit"
+
+
+def test_a_module_edited_since_the_build_sends_all_to_their_source(tmp_path: Path) -> None:
+    fold = _built_copy(tmp_path) / "opt" / "fold.py"
     fold.write_text(fold.read_text() + "\n# edited\n")
     status, files = _show({"COPYJIT_PURE": ""}, tmp_path)
     assert status.startswith("pure Python: ") and "fold.py changed since it was compiled" in status
@@ -80,12 +84,7 @@ def test_a_module_edited_since_the_build_sends_all_to_their_source(tmp_path: Pat
 def test_a_source_written_again_unchanged_keeps_the_build(tmp_path: Path) -> None:
     # Its stamp (size, modification time) is no longer the build's: the
     # digest of what it holds decides, and it is the build's.
-    if not _built():
-        pytest.skip("not built with mypyc here")
-    shutil.copytree(PACKAGE, tmp_path / "copyjit", ignore=shutil.ignore_patterns("__pycache__"))
-    for library in PACKAGE.parent.glob("copyjit__mypyc.*"):
-        shutil.copy(library, tmp_path)
-    fold = tmp_path / "copyjit" / "opt" / "fold.py"
+    fold = _built_copy(tmp_path) / "opt" / "fold.py"
     fold.write_bytes(fold.read_bytes())
     os.utime(fold, ns=(1, 1))
     assert native.stamp(str(fold)) != native.stamp(native.source("copyjit.opt.fold"))
