@@ -220,6 +220,20 @@ error:
     assert sys.getallocatedblocks() - blocks < 100
 
 
+def test_a_frame_slot_reads_as_a_new_reference_or_as_unbound() -> None:
+    from copyjit.backend.frames import UNBOUND, slot_object
+
+    value = object()
+    with RawFrame(2) as frame:
+        frame[0] = value
+        refs = sys.getrefcount(value)
+        read = [slot_object(frame.address, 0) for _ in range(100)]
+        assert all(item is value for item in read) and sys.getrefcount(value) == refs + 100
+        del read
+        assert sys.getrefcount(value) == refs
+        assert slot_object(frame.address, 1) is UNBOUND
+
+
 INFINITE = """
 loop:
     _CHECK_EVAL_BREAKER exit=out

@@ -17,6 +17,7 @@ decref = ctypes.pythonapi.Py_DecRef
 decref.argtypes = (ctypes.c_void_p,)
 
 _POINTER = ctypes.sizeof(ctypes.c_void_p)
+_PyObject = ctypes.py_object
 
 
 class Unbound:
@@ -30,8 +31,12 @@ def slot_object(frame_address: int, index: int) -> object:
     """The object in localsplus[index] of the _PyInterpreterFrame at
     `frame_address` (a new reference), or UNBOUND for an empty slot."""
     offset = runtime().layout["frame.localsplus"] + _POINTER * index
-    address = ctypes.c_void_p.from_address(frame_address + offset).value
-    return UNBOUND if not address else ctypes.cast(address, ctypes.py_object).value
+    # Read as a py_object in place: ctypes.cast (a foreign call) made this
+    # 3 µs, most of the recorder's time at each LOAD_FAST; this is 0.5 µs.
+    try:
+        return _PyObject.from_address(frame_address + offset).value
+    except ValueError:  # ("PyObject is NULL")
+        return UNBOUND
 
 
 def bind(slot: ctypes.c_void_p, value: object) -> None:
