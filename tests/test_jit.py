@@ -685,6 +685,56 @@ def test_a_loop_calling_python_functions_among_other_work_is_compiled() -> None:
     assert jit.stats.calls == {"not inlined: STORE_ATTR in the function": 1}
 
 
+def grid_sum(rows: int, cols: int) -> int:
+    total = 0
+    for i in range(rows):
+        for j in range(cols):
+            total += i * j
+    return total
+
+
+@pytest.mark.parametrize(("rows", "traces"), [(700, 2), (500, 1)])
+def test_entries_of_a_nested_loops_trace_count_for_the_loop_around_it(rows: int, traces: int) -> None:
+    # The inner loop (10 backedges an outer iteration) gets its trace after
+    # 100 outer iterations; from then on each outer iteration counts twice
+    # (its backedge, and the interpreter's entry of the inner trace), so
+    # the outer loop is hot after ~550 of them, not 1000. At 500 it is not.
+    jit = JIT(1000)
+    jit.enable(grid_sum.__code__)
+    try:
+        assert grid_sum(rows, 10) == sum(i * j for i in range(rows) for j in range(10))
+    finally:
+        jit.disable()
+    assert jit.stats.traces == traces
+
+
+def test_the_loop_an_entry_counts_for_is_the_innermost_around_it() -> None:
+    from copyjit.trace.bytecode import decoded
+    from copyjit.trace.jit import _enclosing_unit
+
+    def nest(n: int) -> int:
+        total = 0
+        for i in range(n):
+            for j in range(n):
+                for k in range(n):
+                    total += k
+            for m in range(n):
+                total += m
+        for p in range(n):
+            total += p
+        return total
+
+    # (head, backedge) of each loop, in the order of their heads: i, j, k, m, p.
+    (i_head, i_src), (j_head, j_src), (k_head, k_src), (m_head, m_src), (p_head, p_src) = \
+        sorted((ins.argval, ins.offset) for ins in decoded(nest.__code__)[0].values()
+               if ins.opname == "JUMP_BACKWARD")
+    assert _enclosing_unit(nest.__code__, k_src, k_head) == j_src // 2 + 1
+    assert _enclosing_unit(nest.__code__, j_src, j_head) == i_src // 2 + 1
+    assert _enclosing_unit(nest.__code__, m_src, m_head) == i_src // 2 + 1
+    assert _enclosing_unit(nest.__code__, i_src, i_head) == 0
+    assert _enclosing_unit(nest.__code__, p_src, p_head) == 0
+
+
 def count_up(n: int) -> int:
     total = 0
     for i in range(n):

@@ -36,7 +36,8 @@ EXIT = Struct("<qq")
 # entry_totals: native entries and exits, for stats().
 TOTALS = Struct("<qq")
 # location_record: one per backedge with a trace, all 64-bit fields.
-RECORD_FIELDS = ("iterations", "cell", "exits", "exit_count", "totals", "entries", "judge_at", "due")
+RECORD_FIELDS = ("iterations", "cell", "exits", "exit_count", "totals", "entries", "judge_at", "due",
+                 "enclosing")
 RECORD = Struct("<" + "q" * len(RECORD_FIELDS))
 
 # reserve_state: the emergency reserve's address (0: released), the times an

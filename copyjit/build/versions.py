@@ -22,7 +22,7 @@ OWN_STRUCT_PROBES: dict[str, str] = {
     **{f"totals.{field}": f"offsetof(entry_totals, {field})" for field in ("entries", "exits")},
     "totals.size": "sizeof(entry_totals)",
     **{f"record.{field}": f"offsetof(location_record, {field})" for field in (
-        "iterations", "cell", "exits", "exit_count", "totals", "entries", "judge_at", "due")},
+        "iterations", "cell", "exits", "exit_count", "totals", "entries", "judge_at", "due", "enclosing")},
     "record.size": "sizeof(location_record)",
     **{f"reserve.{field}": f"offsetof(reserve_state, {field})" for field in (
         "address", "released", "refused", "floats", "ints", "pooled", "held", "per_activation", "taken",

@@ -307,6 +307,7 @@ typedef struct {
     int64_t entries;       // native entries since the trace was installed
     int64_t judge_at;      // entries at which the JIT judges the trace (0: never)
     int64_t due;           // nonzero: call the JIT's handler before entering again
+    int64_t enclosing;     // 1 + the code unit of the backedge of the loop around this one (0: none)
 } location_record;
 
 #define COPYJIT_IDLE_ITERS 8  // (runtime.py's RESERVE format agrees)

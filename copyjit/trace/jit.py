@@ -360,7 +360,7 @@ class Location:
                                         for n in normal))
         values = {"iterations": 0, "cell": trace.cell_address, "exits": buffer_address(self.exits),
                   "exit_count": len(normal), "totals": self["totals"], "entries": 0,
-                  "judge_at": judge_after, "due": 0}
+                  "judge_at": judge_after, "due": 0, "enclosing": self["enclosing"]}
         RECORD.pack_into(self.record, 0, *[values[field] for field in RECORD_FIELDS])
         self.trace, self.lowered = trace, lowered
         self.judged = (0, 0)
@@ -529,6 +529,7 @@ class JIT:
             # backedge entered it (and which an enclosing loop's trace runs).
             location = self._traced_loop(code, dst) or Location(id(code), buffer_address(self.totals))
             location.head = dst
+            location["enclosing"] = _enclosing_unit(code, src, dst)
             self.locations[(id(code), src)] = location
         if location.trace is not None:
             self.judge(location, src)
@@ -1150,6 +1151,18 @@ def _sequence_length(iterator: object) -> tuple[int, bool] | None:
     if len(reduced) != 3:  # exhausted: no index
         return None
     return len(reduced[1][0]), type(reduced[1][0]) is not range
+
+
+def _enclosing_unit(code: CodeType, src: int, dst: int) -> int:
+    """1 + the code unit of the backedge of the innermost loop around the
+    one from `dst` to its backedge at `src`, or 0: the native callback
+    counts each entry of this loop's trace as a backedge of that one
+    (runtime.c, count_enclosing)."""
+    from copyjit.trace.bytecode import decoded
+
+    heads = [(ins.argval, ins.offset) for ins in decoded(code)[0].values()
+             if ins.opname == "JUMP_BACKWARD" and ins.argval < dst and ins.offset > src]
+    return max(heads)[1] // 2 + 1 if heads else 0
 
 
 def _age_the_compiler() -> None:
