@@ -715,10 +715,10 @@ def test_the_loop_an_entry_counts_for_is_the_innermost_around_it() -> None:
     def nest(n: int) -> int:
         total = 0
         for i in range(n):
-            for j in range(n):
-                for k in range(n):
+            for j in range(i):
+                for k in range(j):
                     total += k
-            for m in range(n):
+            for m in range(i):
                 total += m
         for p in range(n):
             total += p
