@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from copyjit.backend.emitter import Trace
-    from copyjit.trace.inner import InnerLookup, InnerLoop
+    from copyjit.trace.inner import Decoded, InnerLookup, InnerLoop
     from copyjit.trace.ir import Abort, InnerBody, Recording, Snapshot
     from copyjit.trace.lower import Lowered
 
@@ -980,16 +980,13 @@ class JIT:
 
     def _enclosing_loop(self, code: CodeType, src: int, dst: int) -> str:
         """_enclosing, for the loop from `dst` to its backedge at `src`."""
-        from copyjit.trace.bytecode import decoded  # (imported by _short_sequence, timed)
-
         state = "none"
-        for ins in decoded(code)[0].values():
-            if ins.opname == "JUMP_BACKWARD" and ins.argval < dst and ins.offset > src:
-                outer = self.locations.get((id(code), ins.offset))
-                if outer is not None and outer.trace is not None:
-                    return "traced"
-                if outer is None or outer.recordings < MAX_RECORDINGS:
-                    state = "pending"
+        for ins in _backedges_around(code, src, dst):
+            outer = self.locations.get((id(code), ins.offset))
+            if outer is not None and outer.trace is not None:
+                return "traced"
+            if outer is None or outer.recordings < MAX_RECORDINGS:
+                state = "pending"
         return state
 
     def _set_count(self, code_id: int, src: int, count: int) -> None:
@@ -1153,15 +1150,20 @@ def _sequence_length(iterator: object) -> tuple[int, bool] | None:
     return len(reduced[1][0]), type(reduced[1][0]) is not range
 
 
+def _backedges_around(code: CodeType, src: int, dst: int) -> list[Decoded]:
+    """The backedges of the loops around the one from `dst` to its backedge at `src`."""
+    from copyjit.trace.bytecode import decoded  # (imported by _short_sequence, timed)
+
+    return [ins for ins in decoded(code)[0].values()
+            if ins.opname == "JUMP_BACKWARD" and ins.argval < dst and ins.offset > src]
+
+
 def _enclosing_unit(code: CodeType, src: int, dst: int) -> int:
     """1 + the code unit of the backedge of the innermost loop around the
     one from `dst` to its backedge at `src`, or 0: the native callback
     counts each entry of this loop's trace as a backedge of that one
     (runtime.c, count_enclosing)."""
-    from copyjit.trace.bytecode import decoded
-
-    heads = [(ins.argval, ins.offset) for ins in decoded(code)[0].values()
-             if ins.opname == "JUMP_BACKWARD" and ins.argval < dst and ins.offset > src]
+    heads = [(ins.argval, ins.offset) for ins in _backedges_around(code, src, dst)]
     return max(heads)[1] // 2 + 1 if heads else 0
 
 
