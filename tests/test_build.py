@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 
+import capstone
 import pytest
 
 from copyjit import __main__ as cli
@@ -13,7 +14,7 @@ from copyjit.backend import disasm, runtime
 from copyjit.build import builder, targets
 from copyjit.stencil import Hole, HoleKind, HoleValue, Stencil, Table
 from copyjit.stencils import table
-from copyjit.uops import UOPS
+from copyjit.uops import AT_OPARG_MAX, UOPS
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 GOLDEN_STENCILS = [
@@ -162,6 +163,34 @@ def test_a_spill_slot_is_one_32_bit_displacement() -> None:
     (slot,) = [h for h in stencil.holes if h.value is HoleValue.SLOT_OFFSET]
     assert slot.kind is HoleKind.ABS32S and slot.addend == 0
     assert len(stencil.without_tail_jump().code) <= 8  # mov rdi, [r15 + disp32]: no movabs
+
+
+def test_an_oparg_compared_is_one_32_bit_immediate() -> None:
+    stencil = _build_one("if (((PyVarObject *)i0)->ob_size != OPARG_IMM32) { TAIL(_JIT_EXIT_TARGET); }\n"
+                         "TAIL(_JIT_CONTINUE);")["_PROBE"]
+    (oparg,) = [h for h in stencil.holes if h.value is HoleValue.OPARG]
+    assert oparg.kind is HoleKind.ABS32S and oparg.addend == 0
+    assert len(stencil.without_tail_jump().code) <= 14  # cmp qword ptr [rdi + 0x10], imm32; jne: no movabs
+    assert UOPS["_GUARD_SIZE_O"].oparg_max == UOPS["_GUARD_MIN_SIZE_O"].oparg_max == AT_OPARG_MAX
+
+
+_DETAILED = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+_DETAILED.detail = True
+
+
+def test_a_float_overwritten_in_place_takes_three_instructions() -> None:
+    """_STORE_SUBSCR_LIST_*_F_OVER's fast path: compare the count, branch,
+    store the double; it falls through to the next uop (its slow path
+    "expected", so that clang lays the other last), and the oparg is made
+    on the slow path only (OPARG_HERE)."""
+    for name in ("_STORE_SUBSCR_LIST_CONST_F_OVER__f0_i1_i2", "_STORE_SUBSCR_LIST_INT_F_OVER__f0_i1_i2_i3"):
+        stencil = table().stencils[name]
+        code = stencil.without_tail_jump().code
+        cmp, branch = list(_DETAILED.disasm(code, 0))[:2]
+        assert cmp.mnemonic == "cmp" and branch.mnemonic == "je", name
+        target = branch.operands[0].imm
+        assert [i.mnemonic for i in _DETAILED.disasm(code[target:], target)] == ["movsd"], name
+        assert all(h.offset > branch.address for h in stencil.holes if h.value is HoleValue.OPARG), name
 
 
 @pytest.mark.parametrize("prelude, body, message", [

@@ -14,6 +14,7 @@ import pytest
 
 from copyjit.opt.passes import checks
 from copyjit.opt.text import parse
+from copyjit.uops import AT_OPARG_MAX
 from tests.test_objects import differential
 from tests.test_opt import recordings_of, same
 
@@ -134,6 +135,7 @@ _C = ("c = subscr_list.o(r, k) | exit @24 stack a b r k\n", "c = list_item.o(r) 
 
 @pytest.mark.parametrize("case, changes", [
     ({"first": "-1"}, [_B_AND_C, _C]),  # counts from the end: its own check
+    ({"first": str(AT_OPARG_MAX)}, [_B_AND_C, _C]),  # past what an oparg of the size guard holds
     ({"second": "a2", "between": "a2 = unbox.i(a) | exit @21 stack a r\n"}, [_A_AND_C, _C]),  # computed
     ({"between": "g = load_o.o() 3\nx = call.o(g) | exit @21 stack a r\n    release.(x)\n"},
      [_B_AND_C, _C]),  # code between

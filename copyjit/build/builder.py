@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from typing import Final
 
 from copyjit.build import cgen, elf
 from copyjit.build.targets import Target
@@ -85,6 +86,11 @@ def _check_sections(unit: str, obj: elf.ObjectFile) -> None:
             )
 
 
+# The holes in copyjit.h's small section, which clang may write as 32-bit
+# absolute values (a displacement, an immediate), and what each stands for.
+_SMALL_HOLES: Final = {"_JIT_SLOT_OFFSET": "_JIT_SLOT_OFFSET", "_JIT_OPARG_IMM32": "_JIT_OPARG"}
+
+
 def _hole(
     name: str, section: elf.Section, rel: elf.Relocation, target: Target,
     obj: elf.ObjectFile, data: _DataLayout,
@@ -99,15 +105,16 @@ def _hole(
         raise BuildError(f"stencil {name}: {rel.type} against {rel.symbol!r}: an address in 32 bits")
     if rel.section is None:
         if rel.symbol.startswith("_JIT_"):
+            small = rel.symbol in _SMALL_HOLES
             try:
-                value = HoleValue[rel.symbol.removeprefix("_JIT_")]
+                value = HoleValue[_SMALL_HOLES.get(rel.symbol, rel.symbol).removeprefix("_JIT_")]
             except KeyError:
                 raise BuildError(f"stencil {name}: unknown hole {rel.symbol}") from None
             if kind is HoleKind.GOT_REL32:
                 raise BuildError(f"stencil {name}: {rel.type} through the GOT for hole {rel.symbol}")
-            if (kind is HoleKind.ABS32S) != (value is HoleValue.SLOT_OFFSET):
-                raise BuildError(f"stencil {name}: {rel.type} for hole {rel.symbol} (only SLOT_OFFSET, "
-                                 "a small displacement, is 32 bits absolute)")
+            if (kind is HoleKind.ABS32S) and not small:
+                raise BuildError(f"stencil {name}: {rel.type} for hole {rel.symbol} (only SLOT_OFFSET "
+                                 "and OPARG_IMM32, in copyjit.h's small section, are 32 bits absolute)")
             return Hole(rel.offset, kind, value, "", rel.addend)
         return Hole(rel.offset, kind, HoleValue.SYMBOL, rel.symbol, rel.addend)
     if kind is HoleKind.GOT_REL32:

@@ -258,11 +258,24 @@ extern char _JIT_OPERAND1[];
 // (`movsd xmm1, [r15 + disp32]`), not a movabs of the index and a load.
 extern char _JIT_SLOT_OFFSET[] __attribute__((section(".bss.copyjit_small")));
 #define SLOT (*(intptr_t *)((char *)slots + (uintptr_t)_JIT_SLOT_OFFSET))
+// oparg as a 32-bit immediate, through a hole in the same small section:
+// `cmp qword ptr [rdi + 0x10], imm32`, not a movabs of oparg into a
+// register and a compare with that. The builder reads the hole as OPARG;
+// the uop's oparg is then at most AT_OPARG_MAX (uops.py).
+extern char _JIT_OPARG_IMM32[] __attribute__((section(".bss.copyjit_small")));
+#define OPARG_IMM32 ((Py_ssize_t)(uintptr_t)_JIT_OPARG_IMM32)
 // ARRAY[oparg], for an array of pointers (a frame's locals, a tuple's or a
 // list's items), through the same hole: one instruction (`mov rdi,
 // [r12 + disp32]`), not a movabs of oparg and an indexed load. The uop's
 // oparg is then at most AT_OPARG_MAX (uops.py).
 #define AT_OPARG(ARRAY) (*(__typeof__(&(ARRAY)[0]))((char *)(ARRAY) + (uintptr_t)_JIT_SLOT_OFFSET))
+
+// The oparg, made where this statement stands: the `oparg` of a body
+// (cgen.py) is an input, which clang materializes at the stencil's entry,
+// on a fast path that does not use it as well as on the slow path that
+// does (_STORE_SUBSCR_LIST_CONST_F_OVER: 5 instructions a float overwritten
+// in place, 3 with this).
+#define OPARG_HERE(VAR) __asm__("movabsq $_JIT_OPARG, %0" : "=r"(VAR))
 
 #define TAIL(TARGET) \
     __attribute__((musttail)) return ((jit_func)(TARGET))(STENCIL_ARGS)

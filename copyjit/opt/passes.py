@@ -10,6 +10,7 @@ import itertools
 
 from copyjit.opt.rewrite import rewrite, uses
 from copyjit.trace.ir import BORROWED, Op, Recording
+from copyjit.uops import AT_OPARG_MAX
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -418,9 +419,11 @@ _ITEM_AT: Final = {"subscr_list": "list_item", "subscr_list_b": "list_item_b"}
 
 def _constant(ops: list[Op], value: int) -> int:
     """The int constant `value` is, if it is one >= 0 (an index that needs
-    no turning around), else -1."""
+    no turning around) that the unchecked read and the size guard take in
+    their oparg (at most AT_OPARG_MAX), else -1."""
     op = ops[value]
-    return op.arg if op.name == "const" and op.kind == "i" and type(op.arg) is int and op.arg >= 0 else -1
+    return op.arg if op.name == "const" and op.kind == "i" and type(op.arg) is int \
+        and 0 <= op.arg < AT_OPARG_MAX else -1
 
 
 def _constant_reads(rec: Recording) -> list[list[int]]:
