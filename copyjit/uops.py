@@ -71,7 +71,7 @@ _NON_ESCAPING = frozenset({
     "isnormal", "__builtin_copysign", "Py_REFCNT", "__builtin_expect", "copyjit_untraced", "CLOBBER",
 })
 # C library functions that run no Python code (so calling them does not escape).
-PURE_C_FUNCTIONS = frozenset({"sin", "cos", "exp", "log", "pow", "fmod", "floor"})
+PURE_C_FUNCTIONS = frozenset({"sin", "cos", "exp", "log", "pow", "fmod", "floor", "copyjit_pow_finite"})
 _NON_ESCAPING |= PURE_C_FUNCTIONS
 # Calls that escape but publish the stack depth themselves, when they call out.
 _SELF_SYNCING = frozenset({"Py_DECREF", "Py_XDECREF"})
@@ -492,7 +492,7 @@ def _float_power_const() -> Uop:
         __builtin_memcpy(&lo, &low, sizeof(lo));
         __builtin_memcpy(&hi, &high, sizeof(hi));
         EXIT_IF(!(a >= lo && a <= hi));
-        double power = pow(a, b);
+        double power = copyjit_pow_finite(a, b);  // (finite and normal: no errno to set)
         CLOBBER();
         res = power;
         """,

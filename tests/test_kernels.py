@@ -9,11 +9,13 @@ where its guards fail mid-loop."""
 
 from __future__ import annotations
 
+import ctypes
 import dis
 import importlib.util
 import itertools
 import json
 import math
+import platform
 import subprocess
 import sys
 import types
@@ -25,6 +27,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from copyjit.backend import native, runtime
 from copyjit.backend.asm import float_bits
 from copyjit.backend.emitter import Instruction
 from copyjit.trace.ir import Op, Recording, Snapshot
@@ -278,6 +281,33 @@ def test_pow_float_const_is_pythons_within_its_bounds_and_exits_outside(a: float
         assert status == 0 and stack == [] and _same(final[2], a ** b), (a, b, final[2])
     else:
         assert status == 2 and final[2] is None
+
+
+_POW_FINITE = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double, ctypes.c_double)(runtime.pow_finite())
+
+
+@given(fraction=st.floats(0.0, 1.0), b=EXPONENTS)
+def test_the_pow_stencils_call_is_pythons_pow_within_the_bounds(fraction: float, b: float) -> None:
+    """copyjit_pow_finite (glibc's core of pow, without the wrapper that
+    sets errno) gives Python's a ** b bit for bit for bases within the
+    bounds, spread over them by their logarithms."""
+    bounds = power_bounds(b)
+    if bounds is None:
+        return
+    lo, hi = bounds
+    a = min(max(math.exp(math.log(lo) + fraction * (math.log(hi) - math.log(lo))), lo), hi)
+    assert _same(_POW_FINITE(a, b), a ** b), (a, b)
+
+
+def test_the_pow_stencils_call_skips_glibcs_wrapper_else_is_pow(monkeypatch: pytest.MonkeyPatch) -> None:
+    if sys.platform == "linux" and platform.libc_ver()[0] == "glibc":
+        assert runtime.pow_finite() != native.symbol("pow")
+
+    def missing(name: str, version: str) -> int:
+        raise LookupError(name)
+
+    monkeypatch.setattr(native, "versioned_symbol", missing)
+    assert runtime.pow_finite() == native.symbol("pow")
 
 
 LIBM = {"_SIN_FLOAT": math.sin, "_COS_FLOAT": math.cos, "_EXP_FLOAT": math.exp, "_LOG_FLOAT": math.log}

@@ -74,6 +74,20 @@ def symbol(name: str) -> int:
         raise LookupError(name) from None
 
 
+def versioned_symbol(name: str, version: str) -> int:
+    """The address of version `version` of C symbol `name` (glibc's dlvsym:
+    a compat symbol, which dlsym does not find), or LookupError if the libc
+    or the process has none."""
+    try:
+        dlvsym = function(symbol("dlvsym"), c_void_p, c_void_p, c_char_p, c_char_p, python=False)
+    except LookupError:
+        raise LookupError(f"{name}@{version}: no dlvsym") from None
+    address = dlvsym(None, name.encode(), version.encode())  # (None: RTLD_DEFAULT)
+    if not address:
+        raise LookupError(f"{name}@{version}")
+    return int(address)
+
+
 def function(address: int, restype: Any, *argtypes: Any, python: bool = True,
              errno: bool = False) -> Any:
     """The C function at `address`, callable from Python: with `python`,

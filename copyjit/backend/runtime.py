@@ -83,6 +83,16 @@ def resolve_symbol(name: str) -> int:
         raise SymbolNotFound(f"copyjit: the running interpreter has no symbol {name!r}") from None
 
 
+def pow_finite() -> int:
+    """copyjit.h's copyjit_pow_finite: glibc's __pow_finite, the core its pow
+    calls and returns the result of (setting errno when that is infinite or
+    zero), else pow itself."""
+    try:
+        return native.versioned_symbol("__pow_finite", "GLIBC_2.15")
+    except LookupError:
+        return resolve_symbol("pow")
+
+
 _new_cfunction = native.function(resolve_symbol("PyCFunction_NewEx"), native.py_object,
                                  native.c_void_p, native.py_object, native.c_void_p)
 _thread_state = native.function(resolve_symbol("PyThreadState_Get"), native.c_void_p)
@@ -178,7 +188,7 @@ class Runtime:
         # placed first, so that the GOT can hold their addresses too.
         self.functions = self._lay_out_functions(table.runtime)
         own = {"copyjit_reserve": buffer_address(self.reserve),
-               "copyjit_watch": self.watching, **self.functions}
+               "copyjit_watch": self.watching, "copyjit_pow_finite": pow_finite(), **self.functions}
         self.symbols = {name: own.get(name) or resolve_symbol(name) for name in table.symbols}
         self._place_data()
         self._write_functions(table.runtime)

@@ -496,6 +496,14 @@ static inline __attribute__((always_inline)) PyObject *copyjit_pooled_reraiser(P
     return (PyObject *)reraiser;
 }
 
+// libm's pow without the wrapper around it: glibc's pow sets errno when
+// the power is infinite or zero and otherwise returns what its core
+// computed, __pow_finite (GLIBC_2.15), which it calls through the PLT
+// (~20 instructions a call). runtime.py resolves this to that core, or to
+// pow itself on a libc that has none. Only for powers surely finite and
+// normal (_POW_FLOAT_CONST's bounds): the same double CPython's pow gives.
+double copyjit_pow_finite(double base, double exponent);
+
 // The slow halves of _BOX_*_LEAVING_O, _STORE_*_LEAVING and _RERAISER_O
 // (objects.c), out of line: their box failed (or the pool alone is to be used), and the frame
 // must be handed back. The emergency reserve is given back and the box
