@@ -86,9 +86,9 @@ def _check_sections(unit: str, obj: elf.ObjectFile) -> None:
             )
 
 
-# The holes in copyjit.h's small section, which clang may write as 32-bit
+# The holes in copyjit.h's small section, which clang writes as 32-bit
 # absolute values (a displacement, an immediate), and what each stands for.
-_SMALL_HOLES: Final = {"_JIT_SLOT_OFFSET": "_JIT_SLOT_OFFSET", "_JIT_OPARG_IMM32": "_JIT_OPARG"}
+_SMALL_HOLES: Final = {"_JIT_SLOT_OFFSET": HoleValue.SLOT_OFFSET, "_JIT_OPARG_IMM32": HoleValue.OPARG}
 
 
 def _hole(
@@ -105,16 +105,17 @@ def _hole(
         raise BuildError(f"stencil {name}: {rel.type} against {rel.symbol!r}: an address in 32 bits")
     if rel.section is None:
         if rel.symbol.startswith("_JIT_"):
-            small = rel.symbol in _SMALL_HOLES
+            small = _SMALL_HOLES.get(rel.symbol)
             try:
-                value = HoleValue[_SMALL_HOLES.get(rel.symbol, rel.symbol).removeprefix("_JIT_")]
+                value = small if small is not None else HoleValue[rel.symbol.removeprefix("_JIT_")]
             except KeyError:
                 raise BuildError(f"stencil {name}: unknown hole {rel.symbol}") from None
             if kind is HoleKind.GOT_REL32:
                 raise BuildError(f"stencil {name}: {rel.type} through the GOT for hole {rel.symbol}")
-            if (kind is HoleKind.ABS32S) and not small:
-                raise BuildError(f"stencil {name}: {rel.type} for hole {rel.symbol} (only SLOT_OFFSET "
-                                 "and OPARG_IMM32, in copyjit.h's small section, are 32 bits absolute)")
+            if (kind is HoleKind.ABS32S) != (small is not None):
+                raise BuildError(f"stencil {name}: {rel.type} for hole {rel.symbol} (the holes of "
+                                 "copyjit.h's small section, SLOT_OFFSET and OPARG_IMM32, and only "
+                                 "those, are 32 bits absolute)")
             return Hole(rel.offset, kind, value, "", rel.addend)
         return Hole(rel.offset, kind, HoleValue.SYMBOL, rel.symbol, rel.addend)
     if kind is HoleKind.GOT_REL32:
