@@ -186,3 +186,51 @@ def test_the_guards_round_trip_and_a_repeated_one_is_dropped() -> None:
     verify(rec)
     names = [op.name for op in optimize(rec, check=True).ops]
     assert names.count("guard_distinct") == 1
+
+
+# --- numbers a loop only reads keep their objects ----------------------------
+# An unboxed local the trace never stores is not written back at its exits:
+# the frame's box stays the one CPython has (before, every exit boxed each
+# unboxed local anew, so `x is x0` became False after the loop).
+
+
+def reads_numbers_only(x: float, k: int, n: int) -> tuple[bool, bool, float]:
+    x0, k0 = x, k
+    t = 0.0
+    for i in range(n):
+        if i % 3 == 0:  # (a hot side exit: a bridge that reads them too)
+            t += x * k
+        else:
+            t -= x
+    return x is x0, k is k0, t
+
+
+def reads_numbers_only_nested(x: float, k: int, n: int) -> tuple[bool, bool, float]:
+    x0, k0 = x, k
+    t = 0.0
+    for _ in range(n):
+        for j in range(7):
+            t += x * j + k
+    return x is x0, k is k0, t
+
+
+def test_a_number_only_read_keeps_its_object() -> None:
+    for function in (reads_numbers_only, reads_numbers_only_nested):
+        for n in (1, 500, 3000):
+            jit = agreeing_jit(function, 1.5e30, 10**12 + 7, n)
+            assert function(1.5e30, 10**12 + 7, n)[:2] == (True, True)
+        assert jit.stats.as_dict()["native_entries"] >= 1
+
+
+def test_a_number_stored_by_a_bridge_only_still_reaches_the_frame() -> None:
+    def f(n: int) -> tuple[float, float]:
+        c = 0.5
+        d = 0.0
+        for i in range(n):
+            d += c  # the loop only reads c
+            if i % 5 == 0:
+                c = c * 1.5  # (its bridge stores it)
+        return c, d
+
+    stats = differential(f, 2000)
+    assert stats["bridges"] >= 1

@@ -150,10 +150,14 @@ class _Lowering:
         self.virtual_list = bytearray(b"".join(n.to_bytes(8, "little") for k in range(len(kept))
                                                for n in (len(kept) - k - 1, *kept[k + 1:])))
         self.calls, self.top = _value_slots(rec, self.temp, top)
-        # The unboxed locals an exit writes back: every one, not only those
-        # this trace stores, since a bridge may store one the trace only reads
-        # (a bridge's exits write its parent's too).
-        self.written: list[int] = list(self.home)
+        # The unboxed locals an exit writes back: those an iteration may
+        # store (nested loops run inline included), and in a bridge its
+        # parent's too. Not one only read: the frame's box stays, as in
+        # CPython (`x is y` after the loop; a bridge that stores a local its
+        # parent only reads writes it back before the loop goes on: run_bridge).
+        stored = _stored(rec)
+        self.written: list[int] = [slot for slot in self.home if slot in stored
+                                   or (parent is not None and slot in parent.written)]
         self.written_rows: dict[int, tuple[Row, Row]] = {}  # slot -> what write_back writes
         self.rows: list[Row] = []
         # (row, recording, op): the rows from there on are that op's; a
@@ -195,7 +199,7 @@ class _Lowering:
         # bridge writes back those it stores that the loop does not:
         # run_bridge); in a bridge, the parent's (stored before its exit,
         # maybe).
-        self.stored = _stored(rec)
+        self.stored = stored
         self.dirty: set[int] = set(parent.home) if parent is not None else \
             {slot for slot in self.home if slot in self.stored}
         self.exit_counts = bytearray()  # a bridge's: how often each of its exits was taken
@@ -1395,7 +1399,8 @@ class _InlinedLoop(_Lowering):
         self.virtual, self.virtual_list = {}, bytearray()  # (a loop that keeps some is not inlined)
         self.temp: dict[int, int] = {}
         self.calls, self.top = _value_slots(rec, self.temp, top)
-        self.written = [*outer.written, *own]  # an exit inside leaves the frame whole
+        stored = _stored(rec)  # an exit inside leaves the frame whole
+        self.written = [*outer.written, *(slot for slot in own if slot in stored)]
         self.written_rows: dict[int, tuple[Row, Row]] = {}  # its own homes: not the outer's rows
         self.rows: list[Row] = []
         self.marks: list[tuple[int, Recording | None, int]] = []
