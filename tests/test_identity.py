@@ -234,3 +234,62 @@ def test_a_number_stored_by_a_bridge_only_still_reaches_the_frame() -> None:
 
     stats = differential(f, 2000)
     assert stats["bridges"] >= 1
+
+
+def appends_a_number_only_read(x: float, n: int) -> tuple[int, bool, bool]:
+    log = []
+    row = [0.0, 0.0]
+    t = 0.0
+    for i in range(n):
+        t += x * 2.0  # (x: a number local)
+        log.append(x)
+        row[i % 2] = x
+    return sum(1 for item in log if item is x), row[0] is x, row[1] is x
+
+
+def appends_in_a_bridge(x: float, n: int) -> tuple[int, float]:
+    log = []
+    t = 0.0
+    for i in range(n):
+        if i % 3 == 0:  # (a hot side exit: its bridge appends)
+            log.append(x)
+        else:
+            t += x
+    return sum(1 for item in log if item is x), t
+
+
+def appends_in_a_bridge_what_the_loop_stores(n: int) -> tuple[list[float], float]:
+    x = 0.5
+    log = []
+    for i in range(n):
+        x = x * 1.0001 + 0.25  # (stored by the loop: the frame's box is stale)
+        if i % 3 == 0:
+            log.append(x)
+    return log[-5:], x
+
+
+def copies_a_number_only_read(x: float, k: int, n: int) -> tuple[bool, bool, float]:
+    t = 0.0
+    for _ in range(n):
+        y = x
+        j = k
+        t += y * 2.0 + j
+    return y is x, j is k, t  # type: ignore[possibly-undefined]
+
+
+def test_a_number_only_read_is_stored_as_its_own_object() -> None:
+    # Found in review: boxing a number local for a list (append, an item
+    # store) made a new float, so `log[i] is x` was False after the trace
+    # took over, and `y = x` bound y to a box made at the exit.
+    nan = float("nan")
+    for x in (1.5e30, nan):
+        jit = agreeing_jit(appends_a_number_only_read, x, 3000)
+        assert appends_a_number_only_read(x, 3000) == (3000, True, True)
+        assert jit.stats.as_dict()["native_entries"] >= 1
+        jit = agreeing_jit(copies_a_number_only_read, x, 10**12 + 7, 3000)
+        assert jit.stats.as_dict()["native_entries"] >= 1
+        jit = agreeing_jit(appends_in_a_bridge, x, 3000)
+        assert jit.stats.as_dict()["bridges"] >= 1
+    jit = agreeing_jit(appends_in_a_bridge_what_the_loop_stores, 3000)
+    assert jit.stats.as_dict()["bridges"] >= 1
+    assert copies_a_number_only_read(1.5e30, 10**12 + 7, 3000)[:2] == (True, True)

@@ -174,10 +174,14 @@ class BridgeStart(_Record):
     frame's stack: the bridge pops them), if it is the exit of a nested
     loop's trace (Snapshot.on_frame)."""
 
-    __slots__ = ("kinds", "offset", "on_frame")
+    __slots__ = ("kinds", "offset", "on_frame", "parent_stored")
 
-    def __init__(self, offset: int, kinds: tuple[str, ...], on_frame: tuple[str, ...] | None = None) -> None:
+    def __init__(self, offset: int, kinds: tuple[str, ...], on_frame: tuple[str, ...] | None = None,
+                 parent_stored: frozenset[int] = frozenset()) -> None:
         self.offset, self.kinds, self.on_frame = offset, kinds, on_frame
+        # The unboxed locals the parent's loop may store (the frame's box
+        # of one of those is not its home's number).
+        self.parent_stored = parent_stored
 
 
 class InnerCall(_Record):

@@ -810,7 +810,8 @@ class JIT:
         kinds = tuple(lowered.lowering.rec.ops[value].kind for value in snapshot.stack)
         start = time.perf_counter()
         try:
-            start_at = BridgeStart(snapshot.offset, kinds, snapshot.on_frame)
+            start_at = BridgeStart(snapshot.offset, kinds, snapshot.on_frame,
+                                   frozenset(lowered.lowering.stored))
             # (A bridge calls the nested loops it runs into: the lowering
             # inlines none in bridges.)
             # The locals the loop keeps as objects stay objects in the bridge:
