@@ -293,3 +293,20 @@ def test_a_number_only_read_is_stored_as_its_own_object() -> None:
     jit = agreeing_jit(appends_in_a_bridge_what_the_loop_stores, 3000)
     assert jit.stats.as_dict()["bridges"] >= 1
     assert copies_a_number_only_read(1.5e30, 10**12 + 7, 3000)[:2] == (True, True)
+
+
+def rebinds_to_itself(x: float, n: int) -> tuple[bool, float]:
+    x0 = x
+    t = 0.0
+    for _ in range(n):
+        x = x  # (on purpose: the binding is unchanged)
+        t += x * 0.5
+    return x is x0, t
+
+
+def test_a_number_rebound_to_itself_keeps_its_object() -> None:
+    # Found by a random generator of such loops: `x = x` counted as a
+    # store, so every exit boxed x anew.
+    jit = agreeing_jit(rebinds_to_itself, 1.5e30, 3000)
+    assert jit.stats.as_dict()["native_entries"] >= 1
+    assert rebinds_to_itself(1.5e30, 3000)[0]

@@ -504,6 +504,13 @@ class RecorderBase:
         self.current[slot] = (stored, concrete)
 
     def store(self, slot: int) -> None:
+        if self.stack and slot not in self.current and self.slots.get(slot, "o") != "o":
+            op = self.ops[self.stack[-1][0]]
+            if op.name == "load" and op.arg == slot:
+                # `x = x` of a number local: its binding, the frame's box,
+                # is unchanged (a store would box it anew at the exits).
+                self.pop()
+                return
         stored = self.prepare_store(slot, len(self.stack) - 1)
         value, concrete = self.pop()
         self.finish_store(slot, value, stored, concrete)
