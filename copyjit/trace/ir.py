@@ -166,6 +166,15 @@ class Recording:
     def code(self) -> CodeType:
         return None if self._code is None else self._code()  # type: ignore[return-value]
 
+    def may_store(self) -> set[int]:
+        """The locals an iteration may store: this recording's, and those
+        of the nested loops its trace may run inline (on the same homes)."""
+        stored = set(self.stored)
+        for op in self.ops:
+            if isinstance(op.arg, InnerCall) and op.arg.body is not None:
+                stored |= op.arg.body.rec.may_store()
+        return stored
+
 
 class BridgeStart(_Record):
     """Where a bridge starts: a parent trace's exit, which left the frame at

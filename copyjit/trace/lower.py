@@ -155,7 +155,7 @@ class _Lowering:
         # parent's too. Not one only read: the frame's box stays, as in
         # CPython (`x is y` after the loop; a bridge that stores a local its
         # parent only reads writes it back before the loop goes on: run_bridge).
-        stored = _stored(rec)
+        stored = rec.may_store()
         self.written: list[int] = [slot for slot in self.home if slot in stored
                                    or (parent is not None and slot in parent.written)]
         self.written_rows: dict[int, tuple[Row, Row]] = {}  # slot -> what write_back writes
@@ -1399,7 +1399,7 @@ class _InlinedLoop(_Lowering):
         self.virtual, self.virtual_list = {}, bytearray()  # (a loop that keeps some is not inlined)
         self.temp: dict[int, int] = {}
         self.calls, self.top = _value_slots(rec, self.temp, top)
-        stored = _stored(rec)  # an exit inside leaves the frame whole
+        stored = rec.may_store()  # an exit inside leaves the frame whole
         self.written = [*outer.written, *(slot for slot in own if slot in stored)]
         self.written_rows: dict[int, tuple[Row, Row]] = {}  # its own homes: not the outer's rows
         self.rows: list[Row] = []
@@ -1512,16 +1512,6 @@ _DECREF_I0: Final = make("_DECREF_O", ("i0",))
 _PUSH_LEAVING: Final = {"i": "_PUSH_INT_SLOT_LEAVING", "f": "_PUSH_FLOAT_SLOT_LEAVING"}
 # A pushed value's kind -> its code in an exit's table (exit_tail).
 _PUSH_CODE: Final = {"n": 0, "o": 1, "i": 2, "f": 3}
-
-
-def _stored(rec: Recording) -> set[int]:
-    """The locals a loop's iteration may store: its recording's, and those
-    of the nested loops it may run inline (on the same homes)."""
-    stored = set(rec.stored)
-    for op in rec.ops:
-        if isinstance(op.arg, InnerCall) and op.arg.body is not None:
-            stored |= _stored(op.arg.body.rec)
-    return stored
 
 
 def _moves(spills: Sequence[Row]) -> list[int] | None:

@@ -182,28 +182,28 @@ class RecorderBase:
             finally:
                 del abort
         self.hand_back(None, [])
-        self.frame_boxes()
-        return Recording(self.code, self.dst, self.src, self.ops, self.slots, self.stored, self.constants,
-                         self.positions)
+        recording = Recording(self.code, self.dst, self.src, self.ops, self.slots, self.stored,
+                              self.constants, self.positions)
+        self.frame_boxes(recording)
+        return recording
 
-    def frame_boxes(self) -> None:
+    def frame_boxes(self, recording: Recording) -> None:
         """A number local no iteration stores is the frame's object all
         along: boxing it gives that object, not a new one (`log.append(x)`,
         `row[k] = x`: `row[k] is x`, a NaN found in a list by identity, as
         in CPython). Done when the recording is whole, which knows every
         store (a later one in the iteration, a nested loop's, a bridge's
         parent's)."""
-        stored = set(self.stored)
-        for op in self.ops:
-            if isinstance(op.arg, InnerCall) and op.arg.body is not None:
-                stored.update(op.arg.body.rec.stored)
+        stored = recording.may_store()
         if self.bridge is not None:
             stored |= self.bridge.parent_stored
-        ops = self.ops
+        ops = recording.ops
         for op in ops:
             slot = op.arg
-            if op.name == "store" and isinstance(slot, int) and ops[op.args[0]].name == "load" \
-                    and ops[op.args[0]].arg not in stored and ops[op.args[0]].arg != slot:
+            if op.name != "store" or not isinstance(slot, int):
+                continue
+            source = ops[op.args[0]]
+            if source.name == "load" and source.arg not in stored and source.arg != slot:
                 # `y = x`: y is x's very object, which an exit would box
                 # anew. Recorded again with y an object local, bound to the
                 # frame's object of x (as a box of x is, here).
