@@ -737,6 +737,10 @@ def _spills() -> list[Uop]:
             doc="spill slot `oparg` = a new reference to local `operand0` (must be bound)"),
         uop("_SPILL_CONST_O", f"{slot} = (intptr_t)Py_NewRef((PyObject *)operand0);", oparg_max=last,
             doc="spill slot `oparg` = a new reference to the object at `operand0`"),
+        # A number local's flag (lower.py, `shadow`): whether the frame
+        # holds its value's very object (1), or no object of it exists yet (0).
+        uop("_CLEAR_SLOT", f"{slot} = 0;", oparg_max=last, doc="spill slot `oparg` = 0"),
+        uop("_MARK_SLOT", f"{slot} = 1;", oparg_max=last, doc="spill slot `oparg` = 1"),
     ]
 
 
@@ -826,6 +830,12 @@ def _leaving(kind: str, reusable: str, reuse: str) -> str:
     Every exit of a trace that stores numbers in locals runs one per local."""
     return _into_local(f"!copyjit_reserve.pool_only && {reusable}", reuse,
                        f"copyjit_store_{kind.lower()}_leaving(frame, tstate, oparg, a);")
+
+
+def _flagged(body: str) -> str:
+    """`body`, run only when the flag in spill slot `operand0` is clear."""
+    indent = chr(10) + "    "
+    return f"if (slots[operand0] == 0) {{{indent}{body.strip().replace(chr(10), indent)}\n}}\n"
 
 
 def _sync(kind: str, reusable: str, reuse: str) -> str:
@@ -1104,6 +1114,75 @@ def _objects() -> list[Uop]:
         *[uop(f"_BOX_{kind}_O", f"res = {make}(a);\n{_CLEAR_AND_EXIT}", regs=f"a:{k} -- res:o",
               doc=f"res = {kind.lower()}(a)")
           for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
+        # A box of a number local's value that the program may keep (an
+        # append, an item): the local's object, as in CPython (`log[-1] is
+        # x`, a NaN found in a list by identity). The flag in spill slot
+        # `operand0` says the frame holds it already; else the box made is
+        # bound in the frame too, for the exits and the next box.
+        *[uop(f"_BOX_{kind}_LOCAL",
+              f"""
+              PyObject *old = AT_OPARG(frame->localsplus);
+              if (slots[operand0] != 0) {{
+                  res = Py_NewRef(old);
+              }}
+              else {{
+                  res = {make}(a);
+                  {_CLEAR_AND_EXIT.replace(chr(10), chr(10) + "    ")}
+                  AT_OPARG(frame->localsplus) = Py_NewRef(res);
+                  Py_XDECREF(old);  // (an exact number: runs no code)
+                  slots[operand0] = 1;
+              }}
+              """,
+              regs=f"a:{k} -- res:o",
+              doc=f"res = local `oparg`'s object if the flag in spill slot `operand0` is set, else "
+                  f"{kind.lower()}(a), then bound to the local too and the flag set")
+          for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
+        # `y = x` of two number locals the loop stores, where the program
+        # may see both bound to one object (an exit, a box, a call before
+        # either is stored again): y is bound to x's object, made now if
+        # the frame holds none (lower.py, `shadow`). When memory is
+        # exhausted, each keeps an object of its own: no exit.
+        *[uop(f"_SHARE_{kind}_LOCAL",
+              f"""
+              intptr_t *flag_of_x = &slots[operand1 & 0xFFFFFFFF], *flag_of_y = &slots[operand1 >> 32];
+              PyObject *object = frame->localsplus[operand0];
+              if (*flag_of_x == 0) {{
+                  object = {make}(a);
+                  if (object == NULL) {{
+                      PyErr_Clear();
+                  }}
+                  else {{
+                      PyObject *old = frame->localsplus[operand0];
+                      frame->localsplus[operand0] = object;
+                      Py_XDECREF(old);  // (an exact number: runs no code)
+                      *flag_of_x = 1;
+                  }}
+              }}
+              if (object != NULL) {{
+                  PyObject *old = AT_OPARG(frame->localsplus);
+                  AT_OPARG(frame->localsplus) = Py_NewRef(object);
+                  Py_XDECREF(old);
+                  *flag_of_y = 1;
+              }}
+              """,
+              regs=f"a:{k} --",
+              doc="bind local `oparg` to local `operand0`'s object (its value a), made now and bound to "
+                  "`operand0` too unless the flag in spill slot `operand1` & 0xFFFFFFFF is set; then sets "
+                  "it and the flag in spill slot `operand1` >> 32")
+          for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
+        # The same where no one can see the two bound to one object unless
+        # it exists already (record_base, _flag_copies): made by no one.
+        uop("_ADOPT_LOCAL",
+            """
+            if (slots[operand1 & 0xFFFFFFFF] != 0) {
+                PyObject *old = AT_OPARG(frame->localsplus);
+                AT_OPARG(frame->localsplus) = Py_NewRef(frame->localsplus[operand0]);
+                Py_XDECREF(old);  // (an exact number: runs no code)
+                slots[operand1 >> 32] = 1;
+            }
+            """,
+            doc="bind local `oparg` to local `operand0`'s object if the flag in spill slot "
+                "`operand1` & 0xFFFFFFFF is set, and set the flag in spill slot `operand1` >> 32"),
         # Before a call, the frame gets the unboxed locals its callee may
         # read (sys._getframe(1).f_locals). The number the frame holds is
         # overwritten in place when only the frame holds it (nothing can see
@@ -1116,6 +1195,13 @@ def _objects() -> list[Uop]:
             _MAGNITUDE + _sync("INT", _INT_REUSABLE, _INT_REUSE),
             regs="a:i --", doc="local `oparg` = int(a), in place when only the frame holds its one-digit int "
                                "(and a is no small int)"),
+        # The same for a local with a flag (_BOX_*_LOCAL): none when it is set.
+        uop("_SYNC_FLOAT_FLAGGED_O",
+            _flagged(_sync("FLOAT", _FLOAT_REUSABLE, _FLOAT_REUSE)) + "slots[operand0] = 1;",
+            regs="a:f --", doc="_SYNC_FLOAT_O unless the flag in spill slot `operand0` is set; then sets it"),
+        uop("_SYNC_INT_FLAGGED_O",
+            _flagged(_MAGNITUDE + _sync("INT", _INT_REUSABLE, _INT_REUSE)) + "slots[operand0] = 1;",
+            regs="a:i --", doc="_SYNC_INT_O unless the flag in spill slot `operand0` is set; then sets it"),
         uop("_EXIT_IF_WATCHED",
             """
             // Code the trace called set a tracer or a profiler (tools 6 and
@@ -1180,6 +1266,12 @@ def _objects() -> list[Uop]:
             _MAGNITUDE + _leaving("INT", _INT_REUSABLE, _INT_REUSE),
             regs="a:i --", doc="local `oparg` = int(a), in place when only the frame holds its one-digit "
                                "int (and a is no small int); cannot fail (as _BOX_INT_LEAVING_O)"),
+        uop("_STORE_FLOAT_LEAVING_FLAGGED", _flagged(_leaving("FLOAT", _FLOAT_REUSABLE, _FLOAT_REUSE)),
+            regs="a:f --", doc="_STORE_FLOAT_LEAVING unless the flag in spill slot `operand0` is set (the "
+                               "frame holds the local's object)"),
+        uop("_STORE_INT_LEAVING_FLAGGED", _flagged(_MAGNITUDE + _leaving("INT", _INT_REUSABLE, _INT_REUSE)),
+            regs="a:i --", doc="_STORE_INT_LEAVING unless the flag in spill slot `operand0` is set (the "
+                               "frame holds the local's object)"),
         # Object locals a loop keeps in spill slots (opt/virtual.py), each
         # a borrowed pointer: at the entry, releasing the frame's old values
         # when an exit writes the new ones must run no code; an exit writes

@@ -280,6 +280,26 @@ def main():
 '''
 
 # A callee that rebinds its caller's unboxed locals (tests/test_frame_locals.py).
+# Number locals stored and boxed (their objects: flags, lower.py's
+# `shadow`), written to the frame before a call that reads them. (Values
+# only: an exit with a local's number on its stack pushes a new box,
+# docs/correctness.md bug 18.)
+_IDENTITIES = '''
+import sys
+def peek():
+    frame = sys._getframe(1)
+    return frame.f_locals["x"] + frame.f_locals["log"][-2]
+def main():
+    log = []
+    x, k, total = 0.5, 1, 0.0
+    for i in range(400):
+        x = x * 0.5 + i
+        k = k * 3 % 1000003 + 1000
+        log.append(x)
+        log.append(k)
+        total += peek()
+    return total, log[-4:], x, k
+'''
 _FRAME_LOCALS = '''
 import sys
 def halve():
@@ -374,6 +394,10 @@ PROGRAMS: dict[str, str] = {
     "_UNBOX_LOCAL_INT": _INTS,
     "_UNBOX_LOCAL_FLOAT": _FLOATS,
     "_SYNC_FLOAT_O": _FRAME_LOCALS,
+    "_SYNC_FLOAT_FLAGGED_O": _IDENTITIES,
+    "_SYNC_INT_FLAGGED_O": _IDENTITIES,
+    "_BOX_FLOAT_LOCAL": _IDENTITIES,
+    "_BOX_INT_LOCAL": _IDENTITIES,
     "_SYNC_INT_O": _FRAME_LOCALS,
     "_EXIT_IF_WATCHED": _FRAME_LOCALS,
     "_FOR_ITER_RANGE_UNBOXED": _INTS,

@@ -310,3 +310,121 @@ def test_a_number_rebound_to_itself_keeps_its_object() -> None:
     jit = agreeing_jit(rebinds_to_itself, 1.5e30, 3000)
     assert jit.stats.as_dict()["native_entries"] >= 1
     assert rebinds_to_itself(1.5e30, 3000)[0]
+
+
+def keeps_what_it_boxes(a: float, n: int) -> tuple[object, ...]:
+    d = 2.5
+    log = []
+    row = [0.0, 0.0, 0.0]
+    for i in range(n):
+        log.append(d)  # (the iteration before's d: the box appended then)
+        d = a + 1.0
+        row[i % 3] = d
+        log.append(d)
+        log.append(d)
+        a = d * 0.5
+    return (d in log, log[-1] is d, row[(n - 1) % 3] is d, [log[k] is log[k + 1] for k in range(-7, -1)],
+            log[-4:], a)
+
+
+def appends_its_counter(n: int, every: int) -> tuple[bool, bool, int]:
+    found = []
+    k = 0
+    for k in range(10**6, 10**6 + n):
+        if k % every == 0:
+            found.append(k)
+            if len(found) == 50:
+                break
+    return found[-1] is k, found[-1] == k, len(found)
+
+
+def appends_what_its_bridge_stores(n: int) -> tuple[object, ...]:
+    x = 0.5
+    log = []
+    for i in range(n):
+        if i % 3 == 0:  # noqa: SIM108 - a hot side exit: its bridge stores x, then appends it
+            x = x * 0.5 + 1.0
+        else:
+            x = x + 0.25
+        log.append(x)
+    return [log[k] is log[k + 1] for k in range(-6, -1)], log[-1] is x, log[-3:]
+
+
+def peek() -> bool:
+    caller = sys._getframe(1)
+    return caller.f_locals["x"] is caller.f_locals["log"][-1]
+
+
+def appends_then_calls(n: int) -> tuple[int, bool]:
+    x = 0.0
+    log = []
+    same = 0
+    for _ in range(n):
+        x = x + 1.5
+        log.append(x)
+        same += peek()
+    return same, log[-1] is x
+
+
+def test_a_stored_number_boxed_for_a_list_is_the_object_the_local_holds() -> None:
+    # Found by a random generator of loops (2026-11-24): an exit boxed a
+    # stored number local anew, so `log[-1] is d` was False after the loop
+    # (a NaN appended then not found in the list), and each box of one value
+    # (two appends, an item) was an object of its own.
+    nan = float("nan")
+    for a in (1.5, nan):
+        jit = agreeing_jit(keeps_what_it_boxes, a, 3000)
+        assert jit.stats.as_dict()["native_entries"] >= 1
+    assert keeps_what_it_boxes(nan, 3000)[:3] == (True, True, True)
+    # (Appending on every iteration: the box is the loop trace's. A box
+    # only a bridge makes keeps the old way, docs/correctness.md bug 18.)
+    jit = agreeing_jit(appends_its_counter, 3000, 1)
+    assert jit.stats.as_dict()["native_entries"] >= 1
+    assert appends_its_counter(3000, 1)[0]
+
+
+def test_a_boxed_number_stays_the_local_through_bridges_and_calls() -> None:
+    jit = agreeing_jit(appends_what_its_bridge_stores, 3000)
+    assert jit.stats.as_dict()["bridges"] >= 1
+    assert appends_what_its_bridge_stores(3000)[:2] == ([False, False, False, False, False], True)
+    jit = agreeing_jit(appends_then_calls, 3000)
+    assert jit.stats.as_dict()["native_entries"] >= 1
+    assert appends_then_calls(3000) == (3000, True)
+
+
+def copies_stored_numbers(c: float, n: int) -> tuple[object, ...]:
+    d = 2.5
+    a = b = 0.0
+    log = []
+    t = 0.0
+    for _ in range(n):
+        d = c  # (both stored: one object, as the loop goes round)
+        t = t + d * 0.5
+        c = d
+        log.append(d)
+        a = c  # (a copy of a local that has an object: that one)
+        b = a
+        b = b  # (no store)
+        a = c + 1.0
+    return c is d, log[-1] is c, b is c, log[-1] is log[-2], a is b, t, a, b
+
+
+def swaps(n: int) -> tuple[int, int, bool]:
+    a, b = 1, 2
+    for _ in range(n):
+        a, b = b, (a + b) % 1_000_003 + 1_000  # (nothing can tell the copy: no object made)
+    return a, b, a is b
+
+
+def test_a_copy_of_a_stored_number_is_bound_to_the_same_object() -> None:
+    # Found by a random generator of loops (2026-11-24): `d = c; c = d`
+    # left two objects where CPython has one.
+    for c in (1.5, float("nan")):
+        jit = agreeing_jit(copies_stored_numbers, c, 3000)
+        assert jit.stats.as_dict()["native_entries"] >= 1
+    assert copies_stored_numbers(1.5, 3000)[:5] == (True, True, True, True, False)
+    jit = agreeing_jit(swaps, 3000)
+    assert jit.stats.as_dict()["native_entries"] >= 1
+    uops = [row for location in set(jit.locations.values()) if location.lowered is not None
+            for row in location.lowered.text.split("\n")]
+    assert not [row for row in uops if any(name in row for name in ("_SHARE_", "_ADOPT_", "_MARK_SLOT"))]

@@ -236,7 +236,8 @@ def allocs(rec: Recording) -> Recording:
     to be stored into a list item or an attribute is stored unboxed
     (store_subscr_list_f, store_attr_f: they reuse the old float object
     when only the list or the instance holds it), and so is an int into an
-    attribute (store_attr_i)."""
+    attribute (store_attr_i); not a local's value (its box is the local's
+    object: `row[k] is x`, lower.py's `shadow`)."""
     users: list[list[int]] = [[] for _ in rec.ops]  # value -> the ops taking it as an argument
     for index, op in enumerate(rec.ops):
         for value in op.args:
@@ -260,7 +261,8 @@ def allocs(rec: Recording) -> Recording:
         elif all(rec.ops[user].name == "release" for user in taking):
             dropped |= {index, *taking}
             replace[index] = number
-        elif len(taking) == 1 and _stores_item(rec.ops[taking[0]], index, rec.ops[number].kind):
+        elif len(taking) == 1 and op.arg is None \
+                and _stores_item(rec.ops[taking[0]], index, rec.ops[number].kind):
             store = rec.ops[taking[0]]
             changed[taking[0]] = Op(_UNBOXED_STORES[store.name, rec.ops[number].kind], store.kind,
                                     (number, *store.args[1:]), store.arg, store.snapshot)

@@ -39,7 +39,8 @@ SIGNATURES: dict[str, str] = {
     "nested_loop": "? * ->", "frame_input": "-> K", "store_subscr_list_f": "f o i ->",
     "store_over_f": "f o i o ->",
     "guard_function": "o ->", "range_iter": "i i -> o", "store_attr": "o o ->", "store_attr_f": "f o ->",
-    "store_attr_i": "i o ->", "store_v": "o ->", "load_v": "-> o", "guard_not_same": "o o ->",
+    "store_attr_i": "i o ->", "store_v": "o ->", "share": "x ->", "load_v": "-> o",
+    "guard_not_same": "o o ->",
     "guard_same": "o o ->", "guard_distinct": "o o ->",
     "watch_epoch": "-> i", "guard_watched": "i ->",
 }

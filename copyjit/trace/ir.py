@@ -21,7 +21,8 @@ NO_VALUE: Final = frozenset({
     "guard_version", "store_subscr_list", "append", "inner_loop", "guard_done", "store_global",
     "guard_globals", "guard_size", "nested_loop", "guard_function", "guard_keys",
     "store_subscr_list_f", "store_over_f", "loop_head", "store_attr", "store_attr_f", "store_attr_i",
-    "store_v", "guard_not_same", "guard_min_size", "guard_watched", "guard_same", "guard_distinct"})
+    "store_v", "guard_not_same", "guard_min_size", "guard_watched", "guard_same", "guard_distinct",
+    "share"})
 # Values that are no reference of the trace's own: a constant the trace's
 # constants hold, a local the frame holds all the loop (licm). An exit that
 # hands one to the frame makes one.
@@ -35,6 +36,13 @@ BORROWED: Final = frozenset({"const_b", "load_b"})
 BORROWED_ITEMS: Final = frozenset({"subscr_list_b", "subscr_tuple_b", "list_item_b", "tuple_item_b",
                                    "list_next_b", "tuple_next_b", "attr_instance_b", "load_v",
                                    "global_b", "builtin_b", "attr_module_b"})
+
+
+def shared_locals(op: Op) -> tuple[int, int]:
+    """A `share` op's locals: the copy, and the local it copies (record_base, _flag_copies)."""
+    pair = op.arg
+    assert isinstance(pair, tuple)
+    return pair[0], pair[1]
 
 
 def local_name(code: CodeType, slot: int) -> str:
@@ -183,11 +191,14 @@ class BridgeStart(_Record):
     frame's stack: the bridge pops them), if it is the exit of a nested
     loop's trace (Snapshot.on_frame)."""
 
-    __slots__ = ("kinds", "offset", "on_frame", "parent_stored")
+    __slots__ = ("holders", "kinds", "offset", "on_frame", "parent_stored")
 
     def __init__(self, offset: int, kinds: tuple[str, ...], on_frame: tuple[str, ...] | None = None,
-                 parent_stored: frozenset[int] = frozenset()) -> None:
+                 parent_stored: frozenset[int] = frozenset(), holders: tuple[int, ...] = ()) -> None:
         self.offset, self.kinds, self.on_frame = offset, kinds, on_frame
+        # Per value of `kinds`, the number local the parent stores that
+        # holds it at the exit, or -1 (record_base, exit_holders).
+        self.holders = holders
         # The unboxed locals the parent's loop may store (the frame's box
         # of one of those is not its home's number).
         self.parent_stored = parent_stored

@@ -802,6 +802,7 @@ class JIT:
         from copyjit.trace import frames
         from copyjit.trace.ir import NO_MEMORY
         from copyjit.trace.lower import lower_bridge
+        from copyjit.trace.record_base import exit_holders
         from copyjit.trace.recorder import Abort, BridgeStart, record
 
         parent, lowered = location.trace, location.lowered
@@ -810,8 +811,9 @@ class JIT:
         kinds = tuple(lowered.lowering.rec.ops[value].kind for value in snapshot.stack)
         start = time.perf_counter()
         try:
-            start_at = BridgeStart(snapshot.offset, kinds, snapshot.on_frame,
-                                   frozenset(lowered.lowering.stored))
+            stored = frozenset(lowered.lowering.stored)
+            start_at = BridgeStart(snapshot.offset, kinds, snapshot.on_frame, stored,
+                                   exit_holders(lowered.lowering.rec, snapshot, stored))
             # (A bridge calls the nested loops it runs into: the lowering
             # inlines none in bridges.)
             # The locals the loop keeps as objects stay objects in the bridge:

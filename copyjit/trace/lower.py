@@ -54,6 +54,7 @@ from copyjit.trace.ir import (
     Recording,
     Snapshot,
     local_name,
+    shared_locals,
 )
 from copyjit.trace.jit import ENTRY_EXIT
 from copyjit.trace.regalloc import RELOAD as _RELOAD
@@ -80,7 +81,7 @@ CLOBBERING: Final = frozenset({"_POW_FLOAT_CONST", "_SIN_FLOAT", "_COS_FLOAT", "
 # snapshot): what may come between an early spill to a home and the store
 # it stands for (early_home).
 _QUIET: Final = frozenset({"list_item_b", "tuple_item_b", "list_item", "tuple_item", "const", "const_b",
-                           "null", "store", "store_v", "binary", "to_float", "neg"})
+                           "null", "store", "store_v", "binary", "to_float", "neg", "share"})
 # Ops whose values the allocator places; any other op is a barrier (every
 # live value goes to its spill slot first, and it uses fixed registers).
 _ALLOCATED: Final = frozenset({
@@ -93,7 +94,7 @@ _ALLOCATED: Final = frozenset({
     "enumerate_tuple", "inner_input", "copy_o", "guard_size", "guard_min_size", "tuple_item", "list_item",
     "store_subscr_list_f", "store_over_f", "guard_function", "range_iter", "const_b", "load_b", "store_attr",
     "store_attr_f", "store_attr_i", "store_v", "guard_not_same", "watch_epoch", "guard_watched", "guard_same",
-    "guard_distinct",
+    "guard_distinct", "share",
 }) | BORROWED_ITEMS
 
 
@@ -149,6 +150,18 @@ class _Lowering:
         kept = list(self.virtual)
         self.virtual_list = bytearray(b"".join(n.to_bytes(8, "little") for k in range(len(kept))
                                                for n in (len(kept) - k - 1, *kept[k + 1:])))
+        # Number locals whose value the program may keep as an object (a box
+        # the recording marked with the local: record_base, frame_boxes) ->
+        # the spill slot of a flag: 1 while the frame holds the very object
+        # of the local's value (from the entry, a box, a write before a call,
+        # an unbox after one), 0 from a store on (no object of it exists
+        # yet). A box then gives that object, and an exit writes none. A
+        # bridge and a nested loop run inline use their loop's flags.
+        self.shadow: dict[int, int] = {} if parent is None else parent.shadow
+        if parent is None:
+            for slot in _flagged_locals(rec):
+                if slot in self.home:
+                    self.shadow[slot], top = top, top + 1
         self.calls, self.top = _value_slots(rec, self.temp, top)
         # The unboxed locals an exit writes back: those an iteration may
         # store (nested loops run inline included), and in a bridge its
@@ -399,6 +412,13 @@ class _Lowering:
                 return self.pinned.get(op.arg)  # type: ignore[call-overload, no-any-return]
         return None
 
+    def mark_shadows(self) -> None:
+        """The frame holds the object of every flagged local's value (its
+        home was just unboxed from it)."""
+        for slot, flag in self.shadow.items():
+            if slot in self.home:
+                self.add("_MARK_SLOT", oparg=flag)
+
     def unbox_homes(self, unbound: str = "unbound") -> None:
         for slot in self.own_homes:
             kind = self.rec.slots[slot]
@@ -410,6 +430,7 @@ class _Lowering:
 
     def run(self) -> Lowered:
         self.unbox_homes()
+        self.mark_shadows()  # (not where bridges come back: they keep the flags as they are)
         self.loop_index = self.instruction_count()  # where bridges come back
         self.virtual_from_frame()
         # Ops before loop_head (licm) run here, once and after each bridge.
@@ -613,8 +634,10 @@ class _Lowering:
         if made is None:
             kind = self.home_kind(slot)
             register = f"{kind}0"
-            made = (make(f"_RELOAD_{_KIND[kind]}", (), (register,), self.home[slot]),
-                    make(f"_STORE_{_KIND[kind]}_LEAVING", (register,), oparg=slot))
+            flag = self.shadow.get(slot)
+            store = make(f"_STORE_{_KIND[kind]}_LEAVING", (register,), oparg=slot) if flag is None else \
+                make(f"_STORE_{_KIND[kind]}_LEAVING_FLAGGED", (register,), oparg=slot, operand0=flag)
+            made = (make(f"_RELOAD_{_KIND[kind]}", (), (register,), self.home[slot]), store)
             self.written_rows[slot] = made
         rows += made
 
@@ -774,6 +797,9 @@ class _Lowering:
     def op_store(self, index: int, op: Op) -> None:
         (value,) = op.args
         self.dirty.add(op.arg)  # type: ignore[arg-type]
+        flag = self.shadow.get(op.arg)  # type: ignore[call-overload]
+        if flag is not None:  # a new value: no object of it yet
+            self.add("_CLEAR_SLOT", oparg=flag)
         pinned = self.pinned.get(op.arg)  # type: ignore[call-overload]
         if pinned is not None:
             if self.alloc.register.get(value) != pinned:
@@ -977,7 +1003,26 @@ class _Lowering:
 
     def op_box(self, index: int, op: Op) -> None:
         kind = self.rec.ops[op.args[0]].kind
-        self.uop(f"_BOX_{_KIND[kind]}_O", op.args, (index,), exit_op=op)
+        flag = None if op.arg is None else self.shadow.get(op.arg)  # type: ignore[call-overload]
+        if flag is not None:  # the value of local `arg`: its object
+            self.uop(f"_BOX_{_KIND[kind]}_LOCAL", op.args, (index,), oparg=_arg(op), operand0=flag,
+                     exit_op=op)
+        else:
+            self.uop(f"_BOX_{_KIND[kind]}_O", op.args, (index,), exit_op=op)
+
+    def op_share(self, index: int, op: Op) -> None:
+        if op.arg is None:
+            return  # (no one can tell: record_base, frame_boxes)
+        local, source = shared_locals(op)
+        flag, source_flag = self.shadow.get(local), self.shadow.get(source)
+        if flag is None or source_flag is None:  # (a bridge's, of locals its loop has no flag for)
+            return
+        flags = source_flag | flag << 32
+        if op.arg[2]:  # type: ignore[index]  # (the program may see both: made now if need be)
+            kind = self.rec.ops[op.args[0]].kind
+            self.uop(f"_SHARE_{_KIND[kind]}_LOCAL", op.args, (), oparg=local, operand0=source, operand1=flags)
+        else:
+            self.add("_ADOPT_LOCAL", oparg=local, operand0=source, operand1=flags)
 
     def op_global(self, index: int, op: Op) -> None:
         entry, version = _ints(op.arg)
@@ -1047,7 +1092,12 @@ class _Lowering:
             for slot in dirty:
                 kind = self.home_kind(slot)
                 self.add(f"_RELOAD_{_KIND[kind]}", outs=(f"{kind}0",), oparg=self.home[slot])
-                self.add(f"_SYNC_{_KIND[kind]}_O", (f"{kind}0",), oparg=slot, exit=before)
+                flag = self.shadow.get(slot)
+                if flag is None:
+                    self.add(f"_SYNC_{_KIND[kind]}_O", (f"{kind}0",), oparg=slot, exit=before)
+                else:
+                    self.add(f"_SYNC_{_KIND[kind]}_FLAGGED_O", (f"{kind}0",), oparg=slot, operand0=flag,
+                             exit=before)
         self.reload(op.args[0], "i0")
         # The callee's caller is at this CALL (sys._getframe(1).f_lineno).
         self.add("_SET_IP", operand0=instruction_address(self.rec.code, op.snapshot.offset))
@@ -1104,6 +1154,7 @@ class _Lowering:
             self.add(f"_UNBOX_{_KIND[kind]}_O", ("i1",), (f"{kind}0",), exit=other)
             self.add("_DECREF_O", ("i1",))
             self.add(f"_SPILL_{_KIND[kind]}", (f"{kind}0",), oparg=home)
+        self.mark_shadows()
 
     def home_kind(self, slot: int) -> str:
         return self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
@@ -1397,6 +1448,12 @@ class _InlinedLoop(_Lowering):
         for slot in own:
             self.home[slot], top = top, top + 1
         self.virtual, self.virtual_list = {}, bytearray()  # (a loop that keeps some is not inlined)
+        # The outer's flags (it gave the outer homes the body flags one),
+        # and flags of its own for its own homes, set at each entry.
+        self.shadow = dict(outer.shadow)
+        self.own_flags = [slot for slot in _flagged_locals(rec) if slot in own]
+        for slot in self.own_flags:
+            self.shadow[slot], top = top, top + 1
         self.temp: dict[int, int] = {}
         self.calls, self.top = _value_slots(rec, self.temp, top)
         stored = rec.may_store()  # an exit inside leaves the frame whole
@@ -1465,6 +1522,8 @@ class _InlinedLoop(_Lowering):
             at_head = self.outer_exit(Snapshot(self.call.head, ()))
             self.inlined_exits.add(len(self.snapshots))
             self.unbox_homes(f"unbound{n}")
+            for slot in self.own_flags:  # (only its own: the outer's are as the outer left them)
+                self.add("_MARK_SLOT", oparg=self.shadow[slot])
         # Its ops before loop_head (licm) run at each entry, as a trace's
         # do (its exits are not bridged: nothing comes back to its head).
         head = self.pre_header()
@@ -1546,6 +1605,20 @@ _SPILLS: Final = frozenset({"_SPILL_INT", "_SPILL_FLOAT", "_SPILL_INT2", "_SPILL
 _RELOADS: Final = frozenset({"_RELOAD_INT", "_RELOAD_FLOAT"})
 _REGISTER_CODE: Final = {name: code for code, name in enumerate(
     ("i0", "i1", "i2", "i3", "f0", "f1", "f2", "f3"))}
+
+
+def _flagged_locals(rec: Recording) -> list[int]:
+    """The number locals whose objects the recording boxes or shares (and
+    the nested loops it may run inline, on its homes)."""
+    slots: dict[int, None] = {}
+    for op in rec.ops:
+        if op.arg is not None and op.name == "box":
+            slots[_arg(op)] = None
+        elif op.arg is not None and op.name == "share":
+            slots.update(dict.fromkeys(shared_locals(op)))
+        elif isinstance(op.arg, InnerCall) and op.arg.body is not None:
+            slots.update(dict.fromkeys(_flagged_locals(op.arg.body.rec)))
+    return list(slots)
 
 
 def _arg(op: Op) -> int:

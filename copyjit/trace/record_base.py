@@ -23,6 +23,7 @@ from copyjit.trace.ir import (
     Recording,
     Snapshot,
     local_name,
+    shared_locals,
 )
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~3 ms at the first hot loop)
@@ -41,6 +42,9 @@ NULL: Final = frames.NULL
 # What may follow a comparison that is branched on (POP_JUMP_IF_NONE tests
 # the comparison's bool for None: a value, not a branch on it).
 _BRANCHES: Final = ("POP_JUMP_IF_TRUE", "POP_JUMP_IF_FALSE", "EXTENDED_ARG")
+# Ops after which the trace reads the frame's locals again (code may have
+# rebound them): what a local held before is not known to be its value.
+_REBINDING: Final = frozenset({"call", "inner_loop", "nested_loop"})
 ITERATORS: Final[tuple[type, ...]] = (RANGE_ITERATOR, LIST_ITERATOR, TUPLE_ITERATOR)
 _ITERABLES: Final[tuple[type, ...]] = (list, tuple, range, enumerate, *ITERATORS)
 
@@ -81,6 +85,78 @@ class Handback(Exception):
 
     def __init__(self, abort: Abort, offset: int, stack: list[tuple[int, object]]) -> None:
         self.abort, self.offset, self.stack = abort, offset, stack
+
+
+def _hold(holding: dict[int, set[int]], index: int, op: Op, stored: set[int] | frozenset[int]) -> None:
+    """`holding` (stored number local -> the values it holds) after `op`."""
+    if op.name in ("load", "store") and op.kind in ("i", "f") and op.arg in stored:
+        slot = op.arg
+        assert isinstance(slot, int)
+        if op.name == "store":
+            holding[slot] = {op.args[0]}
+        else:
+            holding.setdefault(slot, set()).add(index)
+    elif op.name in _REBINDING:  # the frame's locals unboxed again after it
+        holding.clear()
+
+
+def exit_holders(rec: Recording, snapshot: Snapshot, stored: set[int] | frozenset[int]) -> tuple[int, ...]:
+    """Per value on the stack of the exit at `snapshot`, the number local of
+    `stored` that holds it there, or -1 (for its bridge: BridgeStart.holders)."""
+    at = next((index for index, op in enumerate(rec.ops) if op.snapshot is snapshot), None)
+    if at is None:  # (an exit the lowering made: the loop's head, a nested loop's)
+        return (-1,) * len(snapshot.stack)
+    holding: dict[int, set[int]] = {}
+    for index, op in enumerate(rec.ops[:at]):
+        _hold(holding, index, op, stored)
+    return tuple(next((slot for slot, values in holding.items() if value in values), -1)
+                 for value in snapshot.stack)
+
+
+def _flag_copies(ops: list[Op], stored: set[int]) -> None:
+    """Decide each copy `y = x` of a stored number local (a `share` op).
+    Where the program may see x and y bound to one object (_both_seen),
+    y gets x's object, made then if none exists: arg (y, x, True). Else,
+    where x may have an object already (it is boxed or shared elsewhere,
+    so it has a flag, lower.py's `shadow`), y gets that one if it exists:
+    (y, x, False), and then y has a flag too. Else nothing (arg None):
+    `a, b = b, a + b` costs nothing."""
+    flagged = {op.arg for op in ops if op.name == "box" and op.arg is not None}
+    copies: list[tuple[int, int, int, bool]] = []
+    for index, op in enumerate(ops):
+        if op.name == "share" and op.arg is not None:
+            copy, original = shared_locals(op)
+            if original in stored:
+                seen = _both_seen(ops, index, copy, original)
+                copies.append((index, copy, original, seen))
+                if seen:
+                    flagged |= {copy, original}
+    grown = True
+    while grown:  # (a copy of a copy)
+        grown = False
+        for _, copy, original, seen in copies:
+            if not seen and original in flagged and copy not in flagged:
+                flagged.add(copy)
+                grown = True
+    kept = {index for index, copy, original, seen in copies if seen or original in flagged}
+    for index, op in enumerate(ops):
+        if op.name == "share" and op.arg is not None:
+            seen = any(at == index and both for at, _, _, both in copies)
+            ops[index] = Op("share", "", op.args, (*shared_locals(op), seen) if index in kept else None)
+
+
+def _both_seen(ops: list[Op], index: int, local: int, source: int) -> bool:
+    """Whether the program may see `local` and `source` bound to one object
+    after the copy at `index`: an op that may leave (an exit writes both
+    back), box or run code comes before either is stored again, or none
+    does before the iteration ends (the next one starts with both).
+    (`a, b = b, a + b` stores b right after a: no one can tell.)"""
+    for op in ops[index + 1:]:
+        if op.name == "store" and op.arg in (local, source):
+            return False
+        if op.snapshot is not None or op.name in _REBINDING:
+            return True
+    return True
 
 
 class RecorderBase:
@@ -211,11 +287,29 @@ class RecorderBase:
                               final=False, soon=True)
                 abort.keep_object = slot
                 raise abort
+        # The values each stored number local holds at this point of the
+        # iteration (its last store's, its loads since; a bridge's, the
+        # values the parent's exit hands it that one held).
+        holding: dict[int, set[int]] = {}
+        if self.bridge is not None:
+            inputs = [index for index, op in enumerate(ops) if op.name == "input"]
+            for value, slot in zip(inputs, self.bridge.holders, strict=False):
+                if slot >= 0:
+                    holding.setdefault(slot, set()).add(value)
         for index, op in enumerate(ops):
             if op.name == "box":
                 load = ops[op.args[0]]
                 if load.name == "load" and load.kind in ("i", "f") and load.arg not in stored:
                     ops[index] = Op("load_o", "o", (), load.arg)
+                    continue
+                # A box of what a local the loop stores holds: that local's
+                # object, bound in the frame (lower.py, `shadow`).
+                local = next((slot for slot, values in holding.items() if op.args[0] in values), None)
+                if local is not None:
+                    ops[index] = Op("box", "o", op.args, local, op.snapshot)
+            else:
+                _hold(holding, index, op, stored)
+        _flag_copies(ops, stored)
 
     def _run(self) -> None:
         offset = self.dst if self.bridge is None else self.bridge.offset
@@ -499,18 +593,38 @@ class RecorderBase:
         else:
             self.emit(Op("store", self.slots[slot], (stored,), arg=slot))
             self.release(value)
+            source = self.copied(slot, stored)
+            if source is not None:  # `y = x`: y is x's object (frame_boxes drops it if none can tell)
+                self.emit(Op("share", "", (stored,), (slot, source)))
         if slot not in self.stored:
             self.stored.append(slot)
         self.current[slot] = (stored, concrete)
 
+    def copied(self, slot: int, value: int) -> int | None:
+        """The number local other than `slot` that holds `value` now (its
+        last store's, or a load of it since), if any."""
+        for other, (held, _) in self.current.items():
+            if held == value and other != slot and self.slots.get(other, "o") != "o":
+                return other
+        op = self.ops[value]
+        if op.name != "load" or op.arg == slot or not self.held(op.arg, value):  # type: ignore[arg-type]
+            return None
+        return op.arg  # type: ignore[return-value]
+
+    def held(self, slot: int, value: int) -> bool:
+        """Whether `value` is a load of number local `slot` that still holds
+        it (not stored again since)."""
+        op = self.ops[value]
+        if op.name != "load" or op.arg != slot:
+            return False
+        return not any(later.name == "store" and later.arg == slot for later in self.ops[value + 1:])
+
     def store(self, slot: int) -> None:
-        if self.stack and slot not in self.current and self.slots.get(slot, "o") != "o":
-            op = self.ops[self.stack[-1][0]]
-            if op.name == "load" and op.arg == slot:
-                # `x = x` of a number local: its binding, the frame's box,
-                # is unchanged (a store would box it anew at the exits).
-                self.pop()
-                return
+        if self.stack and self.slots.get(slot, "o") != "o" and self.held(slot, self.stack[-1][0]):
+            # `x = x` of a number local: its binding, the frame's box, is
+            # unchanged (a store would box it anew at the exits).
+            self.pop()
+            return
         stored = self.prepare_store(slot, len(self.stack) - 1)
         value, concrete = self.pop()
         self.finish_store(slot, value, stored, concrete)
