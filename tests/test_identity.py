@@ -376,11 +376,40 @@ def test_a_stored_number_boxed_for_a_list_is_the_object_the_local_holds() -> Non
         jit = agreeing_jit(keeps_what_it_boxes, a, 3000)
         assert jit.stats.as_dict()["native_entries"] >= 1
     assert keeps_what_it_boxes(nan, 3000)[:3] == (True, True, True)
-    # (Appending on every iteration: the box is the loop trace's. A box
-    # only a bridge makes keeps the old way, docs/correctness.md bug 18.)
     jit = agreeing_jit(appends_its_counter, 3000, 1)
     assert jit.stats.as_dict()["native_entries"] >= 1
     assert appends_its_counter(3000, 1)[0]
+
+
+def test_a_number_only_a_bridge_boxes_or_copies_keeps_its_object() -> None:
+    # The loop's trace had no flag for k (its own path does not append):
+    # the bridge's box was a new int. Now the loop is recorded again at
+    # once, keeping k's object.
+    jit = agreeing_jit(appends_its_counter, 3000, 7)
+    assert jit.stats.as_dict()["bridges"] >= 1
+    assert any(location.flagged for location in jit.locations.values())
+    assert appends_its_counter(3000, 7)[0]
+    # A copy in a bridge, to a local only the bridge stores (b: a flag of
+    # the bridge's own), from one the loop has a flag for.
+    jit = agreeing_jit(copies_in_a_bridge, 1.5, 3000)
+    assert jit.stats.as_dict()["bridges"] >= 1
+    assert copies_in_a_bridge(1.5, 3000) == (True, True, True)
+
+
+def copies_in_a_bridge(a: float, n: int) -> tuple[bool, bool, bool]:
+    b = 3.25
+    c = a
+    log = []
+    for i in range(n):
+        if i % 5 == 0:  # (a hot side exit: its bridge copies)
+            b = c
+        if i % 4 == 1:
+            log.append(a)
+        if i % 5 == 0:
+            c = b
+        if i % 2 == 1:
+            log.append(c)
+    return b is c, log[-1] is c, a is b
 
 
 def test_a_boxed_number_stays_the_local_through_bridges_and_calls() -> None:

@@ -343,6 +343,9 @@ class Location:
         self.dropped_shape: tuple[object, ...] | None = None
         # Local slots this loop's recordings keep as objects (Abort.keep_object).
         self.objects: frozenset[int] = frozenset()
+        # Number locals its bridges box: its trace keeps their objects too
+        # (lower.py, `shadow`; compile_bridge).
+        self.flagged: frozenset[int] = frozenset()
         self["totals"] = totals
 
     def __getitem__(self, field: str) -> int:
@@ -645,6 +648,8 @@ class JIT:
             self.stats.compile_seconds.append(time.perf_counter() - found)
             self.stats.compile_import_seconds.append(0.0)  # a trace made the imports
             return None
+        if location.lowered is None:  # (dropped by compile_bridge, to be recorded again)
+            return None
         if number != ENTRY_EXIT and location.lowered.snapshots[number - 1].on_frame is not None:
             # Where a nested loop's trace left its loop by another exit than
             # the recorded one: without a bridge, the trace leaves there, as
@@ -738,7 +743,7 @@ class JIT:
             optimized = optimize(recording, self.opt_off, report=None if log is None else log.pass_done)
             if log is not None:
                 log.optimized(location, optimized)
-            lowered = lower(optimized, counter, self.fail_guards)
+            lowered = lower(optimized, counter, self.fail_guards, location.flagged)
             self._count_forced(lowered)
             runtime().hold_for_exits(lowered.lowering.boxes_at_exits())
             for what, count in recording.inlining.items():
@@ -832,6 +837,16 @@ class JIT:
                 log.recorded(code, location, recording, number)
             optimized = optimize(self._known_start(recording, lowered, number), self.opt_off, loop=False,
                                  report=None if log is None else log.pass_done)
+            wanted = lowered.lowering.wanted_flags(optimized)
+            if wanted and location.recordings < MAX_RECORDINGS:
+                # Its boxes of those would be new objects, not the locals'
+                # (`primes.append(k)` on a side exit: `primes[-1] is k`):
+                # recorded again at the next backedge, keeping them.
+                location.flagged |= wanted
+                self.discard(location, src, "a bridge keeps a number local the trace keeps no object of: "
+                                            "recorded again keeping it")
+                self._set_count(location.code_id, src, self.threshold - 1)
+                return False
             if log is not None:
                 log.optimized(location, optimized, number)
             entries = bytearray(8)

@@ -127,7 +127,8 @@ class Lowered:
 
 class _Lowering:
     def __init__(self, rec: Recording, counter: int, parent: _Lowering | None = None,
-                 exit_number: int = 0, first_exit: int = 1, fail: frozenset[str] = frozenset()) -> None:
+                 exit_number: int = 0, first_exit: int = 1, fail: frozenset[str] = frozenset(),
+                 flagged: frozenset[int] = frozenset()) -> None:
         self.rec = rec
         # The guard kinds made to fail (COPYJIT_FAIL_GUARDS, faults.py), and
         # how many of each were.
@@ -156,12 +157,13 @@ class _Lowering:
         # of the local's value (from the entry, a box, a write before a call,
         # an unbox after one), 0 from a store on (no object of it exists
         # yet). A box then gives that object, and an exit writes none. A
-        # bridge and a nested loop run inline use their loop's flags.
-        self.shadow: dict[int, int] = {} if parent is None else parent.shadow
-        if parent is None:
-            for slot in _flagged_locals(rec):
-                if slot in self.home:
-                    self.shadow[slot], top = top, top + 1
+        # bridge and a nested loop run inline use their loop's flags, and
+        # have flags of their own for their own homes; the locals `flagged`
+        # have one too (those its bridges box: wanted_flags).
+        self.shadow: dict[int, int] = {} if parent is None else dict(parent.shadow)
+        for slot in dict.fromkeys([*_flagged_locals(rec), *sorted(flagged)]):
+            if slot in self.home and slot not in self.shadow and (parent is None or slot in self.own_homes):
+                self.shadow[slot], top = top, top + 1
         self.calls, self.top = _value_slots(rec, self.temp, top)
         # The unboxed locals an exit writes back: those an iteration may
         # store (nested loops run inline included), and in a bridge its
@@ -412,6 +414,24 @@ class _Lowering:
                 return self.pinned.get(op.arg)  # type: ignore[call-overload, no-any-return]
         return None
 
+    def wanted_flags(self, bridge: Recording) -> frozenset[int]:
+        """The locals of this loop's that a bridge's recording boxes for
+        the program to keep (not only to pass to a call: the callee keeping
+        it is rare, and calls are many) or shares, and that have no flag:
+        its code would box them anew."""
+        passed = {"call", "release"}
+        taken: dict[int, set[str]] = {}
+        for op in bridge.ops:
+            for value in op.args:
+                taken.setdefault(value, set()).add(op.name)
+        wanted: set[int] = set()
+        for index, op in enumerate(bridge.ops):
+            if op.name == "box" and op.arg is not None and not taken.get(index, passed) <= passed:
+                wanted.add(_arg(op))
+            elif op.name == "share" and op.arg is not None:
+                wanted.update(shared_locals(op))
+        return frozenset(slot for slot in wanted if slot in self.home and slot not in self.shadow)
+
     def mark_shadows(self) -> None:
         """The frame holds the object of every flagged local's value (its
         home was just unboxed from it)."""
@@ -500,6 +520,9 @@ class _Lowering:
         self.add("_COUNT", operand0=self.counter)  # its entries (explain)
         self.virtual_to_frame(self.rows, self.parent)  # (the bridge reads them there)
         self.unbox_homes()
+        for slot in self.own_homes:  # (only its own: its parent's are as the exit left them)
+            if slot in self.shadow:
+                self.add("_MARK_SLOT", oparg=self.shadow[slot])
         self.body()
         # The parent reads these from the frame; and it takes the frame to
         # have its homes it never stores itself (op_call), so a store of
@@ -1772,10 +1795,12 @@ def _used(uses: dict[int, list[int]], value: int, index: int) -> None:
         at.append(index)
 
 
-def lower(rec: Recording, counter: int, fail: frozenset[str] = frozenset()) -> Lowered:
+def lower(rec: Recording, counter: int, fail: frozenset[str] = frozenset(),
+          flagged: frozenset[int] = frozenset()) -> Lowered:
     """`counter`: the address of an int64 the trace increments per
-    iteration; `fail`: the guard kinds to make fail (faults.py)."""
-    return _Lowering(rec, counter, fail=fail).run()
+    iteration; `fail`: the guard kinds to make fail (faults.py); `flagged`:
+    number locals its bridges box (_Lowering.shadow)."""
+    return _Lowering(rec, counter, fail=fail, flagged=flagged).run()
 
 
 def lower_bridge(rec: Recording, parent: Lowered, exit_number: int, first_exit: int,
