@@ -1170,6 +1170,32 @@ def _objects() -> list[Uop]:
                   "`operand0` too unless the flag in spill slot `operand1` & 0xFFFFFFFF is set; then sets "
                   "it and the flag in spill slot `operand1` >> 32")
           for kind, k, make in (("INT", "i", "PyLong_FromSsize_t"), ("FLOAT", "f", "PyFloat_FromDouble"))],
+        # `y = x = 0.0`: both bound to the code's constant, unless x has an
+        # object already (a box made before y's store), which y takes.
+        uop("_SHARE_CONST_LOCAL",
+            """
+            PyObject *constant = (PyObject *)operand0, *old;
+            Py_ssize_t x = (Py_ssize_t)(operand1 & 0xFFFF);
+            intptr_t *flag_of_x = &slots[(operand1 >> 16) & 0xFFFF], *flag_of_y = &slots[operand1 >> 32];
+            if (*flag_of_x == 0) {
+                old = frame->localsplus[x];
+                if (old != constant) {
+                    frame->localsplus[x] = Py_NewRef(constant);
+                    Py_XDECREF(old);  // (an exact number: runs no code)
+                }
+                *flag_of_x = 1;
+            }
+            PyObject *object = frame->localsplus[x];
+            old = AT_OPARG(frame->localsplus);
+            if (old != object) {
+                AT_OPARG(frame->localsplus) = Py_NewRef(object);
+                Py_XDECREF(old);
+            }
+            *flag_of_y = 1;
+            """,
+            doc="bind local `oparg` to local x's object (x: `operand1` & 0xFFFF, its flag in spill slot "
+                "(`operand1` >> 16) & 0xFFFF), binding x to the constant at `operand0` first unless its flag "
+                "is set; set both flags (`oparg`'s in spill slot `operand1` >> 32)"),
         # The same where no one can see the two bound to one object unless
         # it exists already (record_base, _flag_copies): made by no one.
         uop("_ADOPT_LOCAL",

@@ -457,3 +457,26 @@ def test_a_copy_of_a_stored_number_is_bound_to_the_same_object() -> None:
     uops = [row for location in set(jit.locations.values()) if location.lowered is not None
             for row in location.lowered.text.split("\n")]
     assert not [row for row in uops if any(name in row for name in ("_SHARE_", "_ADOPT_", "_MARK_SLOT"))]
+
+
+def shares_a_constant(n: int) -> tuple[bool, bool, float, int]:
+    out = 0
+    zr = zi = 1.0
+    for i in range(n):
+        zr = zi = 0.0  # (both the code's constant)
+        for _ in range(3):
+            zr, zi = zr * zr + 0.5, zi + 1.0
+        if zr > 0.6:
+            out += 1
+        if i == n - 1:
+            zr = zi = 0.0
+            break
+    return zr is zi, zi is zr, zr + zi, out
+
+
+def test_locals_bound_to_one_constant_are_that_object() -> None:
+    # mandelbrot.py's `zr = zi = 0.0`: both are bound to the code's
+    # constant, with no box made for them.
+    jit = agreeing_jit(shares_a_constant, 3000)
+    assert jit.stats.as_dict()["native_entries"] >= 1
+    assert shares_a_constant(3000)[:2] == (True, True)

@@ -1041,7 +1041,11 @@ class _Lowering:
         if flag is None or source_flag is None:  # (a bridge's, of locals its loop has no flag for)
             return
         flags = source_flag | flag << 32
-        if op.arg[2]:  # type: ignore[index]  # (the program may see both: made now if need be)
+        constant = op.arg[3]  # type: ignore[index]
+        if constant:  # (both bound to the code's constant, as in CPython: nothing made)
+            self.add("_SHARE_CONST_LOCAL", oparg=local, operand0=constant,
+                     operand1=source | source_flag << 16 | flag << 32)
+        elif op.arg[2]:  # type: ignore[index]  # (the program may see both: made now if need be)
             kind = self.rec.ops[op.args[0]].kind
             self.uop(f"_SHARE_{_KIND[kind]}_LOCAL", op.args, (), oparg=local, operand0=source, operand1=flags)
         else:

@@ -114,13 +114,14 @@ def exit_holders(rec: Recording, snapshot: Snapshot, stored: set[int] | frozense
 
 
 def _flag_copies(ops: list[Op], stored: set[int]) -> None:
-    """Decide each copy `y = x` of a stored number local (a `share` op).
+    """Decide each copy `y = x` of a stored number local (a `share` op, arg
+    (y, x, the address of the code's constant both are bound to, or 0)).
     Where the program may see x and y bound to one object (_both_seen),
-    y gets x's object, made then if none exists: arg (y, x, True). Else,
-    where x may have an object already (it is boxed or shared elsewhere,
-    so it has a flag, lower.py's `shadow`), y gets that one if it exists:
-    (y, x, False), and then y has a flag too. Else nothing (arg None):
-    `a, b = b, a + b` costs nothing."""
+    y gets x's object, made then if none exists: arg (y, x, True, c).
+    Else, where x may have an object already (it is boxed or shared
+    elsewhere, so it has a flag, lower.py's `shadow`), y gets that one if
+    it exists: (y, x, False, c), and then y has a flag too. Else nothing
+    (arg None): `a, b = b, a + b` costs nothing."""
     flagged = {op.arg for op in ops if op.name == "box" and op.arg is not None}
     copies: list[tuple[int, int, int, bool]] = []
     for index, op in enumerate(ops):
@@ -142,7 +143,9 @@ def _flag_copies(ops: list[Op], stored: set[int]) -> None:
     for index, op in enumerate(ops):
         if op.name == "share" and op.arg is not None:
             seen = any(at == index and both for at, _, _, both in copies)
-            ops[index] = Op("share", "", op.args, (*shared_locals(op), seen) if index in kept else None)
+            constant = op.arg[2]  # type: ignore[index]
+            decided = (*shared_locals(op), seen, constant) if index in kept else None
+            ops[index] = Op("share", "", op.args, decided)
 
 
 def _both_seen(ops: list[Op], index: int, local: int, source: int) -> bool:
@@ -595,7 +598,10 @@ class RecorderBase:
             self.release(value)
             source = self.copied(slot, stored)
             if source is not None:  # `y = x`: y is x's object (frame_boxes drops it if none can tell)
-                self.emit(Op("share", "", (stored,), (slot, source)))
+                # (`y = x = 0.0`: the code's constant, which both are bound to.)
+                constant = self.keep(concrete) if self.ops[stored].name == "const" and \
+                    any(concrete is item for item in self.code.co_consts) else 0
+                self.emit(Op("share", "", (stored,), (slot, source, constant)))
         if slot not in self.stored:
             self.stored.append(slot)
         self.current[slot] = (stored, concrete)
