@@ -841,11 +841,13 @@ class JIT:
             if wanted and location.recordings < MAX_RECORDINGS:
                 # Its boxes of those would be new objects, not the locals'
                 # (`primes.append(k)` on a side exit: `primes[-1] is k`):
-                # recorded again at the next backedge, keeping them.
+                # recorded again, keeping them, when it is hot again (not
+                # at the next backedge: that one ends the bridge's path,
+                # and recorded from there lists.py's loop took the primes'
+                # path as its own, and a bridge at every other number).
                 location.flagged |= wanted
                 self.discard(location, src, "a bridge keeps a number local the trace keeps no object of: "
                                             "recorded again keeping it")
-                self._set_count(location.code_id, src, self.threshold - 1)
                 return False
             if log is not None:
                 log.optimized(location, optimized, number)
