@@ -619,11 +619,12 @@ class RecorderBase:
 
     def held(self, slot: int, value: int) -> bool:
         """Whether `value` is a load of number local `slot` that still holds
-        it (not stored again since)."""
+        it (not stored again since, nor rebound by code that ran)."""
         op = self.ops[value]
         if op.name != "load" or op.arg != slot:
             return False
-        return not any(later.name == "store" and later.arg == slot for later in self.ops[value + 1:])
+        return not any(later.name in _REBINDING or (later.name == "store" and later.arg == slot)
+                       for later in self.ops[value + 1:])
 
     def store(self, slot: int) -> None:
         if self.stack and self.slots.get(slot, "o") != "o" and self.held(slot, self.stack[-1][0]):
