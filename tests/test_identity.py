@@ -480,3 +480,27 @@ def test_locals_bound_to_one_constant_are_that_object() -> None:
     jit = agreeing_jit(shares_a_constant, 3000)
     assert jit.stats.as_dict()["native_entries"] >= 1
     assert shares_a_constant(3000)[:2] == (True, True)
+
+
+def rebinds_x() -> float:
+    sys._getframe(1).f_locals["x"] = 99.5
+    return 0.25
+
+
+def copies_a_load_made_before_a_call(n: int) -> tuple[float, float, float]:
+    x = 1.5
+    y = t = 0.0
+    log = []
+    for _ in range(n):
+        log.append(x)  # (x has a flag)
+        y, z = x, rebinds_x()  # (y: x's value before the call rebinds x)
+        t += y + z
+        x = x + 1.0
+    return y, x, t  # (not `log[-1] is y`: y gets a box of its own, docs/correctness.md bug 18)
+
+
+def test_a_copy_of_a_value_read_before_a_call_is_that_value() -> None:
+    # Found reading the change: the load of x came before a call that
+    # rebinds x, and y could be bound to x's new object.
+    jit = agreeing_jit(copies_a_load_made_before_a_call, 3000)
+    assert jit.stats.as_dict()["native_entries"] >= 1
