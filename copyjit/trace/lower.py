@@ -65,7 +65,7 @@ from copyjit.uops import OPARG_MAX, SPILL_SLOTS, UOPS
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from typing import Final
 
 # What a trace returns when a nested loop's trace left the frame exact
@@ -432,11 +432,12 @@ class _Lowering:
                 wanted.update(shared_locals(op))
         return frozenset(slot for slot in wanted if slot in self.home and slot not in self.shadow)
 
-    def mark_shadows(self) -> None:
-        """The frame holds the object of every flagged local's value (its
-        home was just unboxed from it)."""
-        for slot, flag in self.shadow.items():
-            if slot in self.home:
+    def mark_shadows(self, slots: Iterable[int]) -> None:
+        """The frame holds the object of these locals' values (their homes
+        were just unboxed from it): their flags, if they have one, are set."""
+        for slot in slots:
+            flag = self.shadow.get(slot)
+            if flag is not None:
                 self.add("_MARK_SLOT", oparg=flag)
 
     def unbox_homes(self, unbound: str = "unbound") -> None:
@@ -447,10 +448,13 @@ class _Lowering:
             # path only): that, or another type, leaves before anything changed.
             self.add(f"_UNBOX_LOCAL_{_KIND[kind]}", outs=(r,), oparg=slot, exit=unbound)
             self.add(f"_SPILL_{_KIND[kind]}", (r,), oparg=self.home[slot])
+        # (Its own only: a bridge's parent's and an inlined loop's outer's
+        # flags are as they were left; where bridges come back, after this,
+        # they keep theirs.)
+        self.mark_shadows(self.own_homes)
 
     def run(self) -> Lowered:
         self.unbox_homes()
-        self.mark_shadows()  # (not where bridges come back: they keep the flags as they are)
         self.loop_index = self.instruction_count()  # where bridges come back
         self.virtual_from_frame()
         # Ops before loop_head (licm) run here, once and after each bridge.
@@ -520,9 +524,6 @@ class _Lowering:
         self.add("_COUNT", operand0=self.counter)  # its entries (explain)
         self.virtual_to_frame(self.rows, self.parent)  # (the bridge reads them there)
         self.unbox_homes()
-        for slot in self.own_homes:  # (only its own: its parent's are as the exit left them)
-            if slot in self.shadow:
-                self.add("_MARK_SLOT", oparg=self.shadow[slot])
         self.body()
         # The parent reads these from the frame; and it takes the frame to
         # have its homes it never stores itself (op_call), so a store of
@@ -1181,7 +1182,7 @@ class _Lowering:
             self.add(f"_UNBOX_{_KIND[kind]}_O", ("i1",), (f"{kind}0",), exit=other)
             self.add("_DECREF_O", ("i1",))
             self.add(f"_SPILL_{_KIND[kind]}", (f"{kind}0",), oparg=home)
-        self.mark_shadows()
+        self.mark_shadows(self.home)
 
     def home_kind(self, slot: int) -> str:
         return self.rec.slots[slot] if slot in self.rec.slots else self.parent_kind(slot)
@@ -1478,9 +1479,9 @@ class _InlinedLoop(_Lowering):
         # The outer's flags (it gave the outer homes the body flags one),
         # and flags of its own for its own homes, set at each entry.
         self.shadow = dict(outer.shadow)
-        self.own_flags = [slot for slot in _flagged_locals(rec) if slot in own]
-        for slot in self.own_flags:
-            self.shadow[slot], top = top, top + 1
+        for slot in _flagged_locals(rec):
+            if slot in own:
+                self.shadow[slot], top = top, top + 1
         self.temp: dict[int, int] = {}
         self.calls, self.top = _value_slots(rec, self.temp, top)
         stored = rec.may_store()  # an exit inside leaves the frame whole
@@ -1549,8 +1550,6 @@ class _InlinedLoop(_Lowering):
             at_head = self.outer_exit(Snapshot(self.call.head, ()))
             self.inlined_exits.add(len(self.snapshots))
             self.unbox_homes(f"unbound{n}")
-            for slot in self.own_flags:  # (only its own: the outer's are as the outer left them)
-                self.add("_MARK_SLOT", oparg=self.shadow[slot])
         # Its ops before loop_head (licm) run at each entry, as a trace's
         # do (its exits are not bridged: nothing comes back to its head).
         head = self.pre_header()

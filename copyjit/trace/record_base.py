@@ -139,12 +139,11 @@ def _flag_copies(ops: list[Op], stored: set[int]) -> None:
             if not seen and original in flagged and copy not in flagged:
                 flagged.add(copy)
                 grown = True
-    kept = {index for index, copy, original, seen in copies if seen or original in flagged}
+    kept = {index: seen for index, _, original, seen in copies if seen or original in flagged}
     for index, op in enumerate(ops):
         if op.name == "share" and op.arg is not None:
-            seen = any(at == index and both for at, _, _, both in copies)
             constant = op.arg[2]  # type: ignore[index]
-            decided = (*shared_locals(op), seen, constant) if index in kept else None
+            decided = (*shared_locals(op), kept[index], constant) if index in kept else None
             ops[index] = Op("share", "", op.args, decided)
 
 
