@@ -879,6 +879,61 @@ def test_recordings_that_found_the_loop_ending_count_in_a_row_only() -> None:
     assert location.ended_in_a_row == 0
 
 
+def sum_of(items: list[int]) -> int:
+    total = 0
+    for item in items:
+        total += item
+    return total
+
+
+def test_a_hot_backedge_after_the_last_item_records_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 20 items an entry and a threshold of 1,000: the hot backedge is the
+    # 50th entry's last, after which FOR_ITER ends the loop. A recording
+    # there would only find that out; it is counted as that abort without
+    # recording, and the loop is recorded at the next backedge.
+    from copyjit.trace import recorder
+
+    recorded: list[object] = []
+    real = recorder.record
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        recorded.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recorder, "record", counting)
+    items = list(range(20))
+    jit = JIT(1000)
+    jit.enable(sum_of.__code__)
+    try:
+        assert all(sum_of(items) == 190 for _ in range(100))
+    finally:
+        jit.disable()
+    assert jit.stats.traces == 1
+    assert len(recorded) == 1
+    assert jit.stats.aborts == {"the loop ended while recording": 1}
+
+
+def test_items_left_reads_lists_tuples_and_ranges() -> None:
+    from copyjit.trace.jit import _items_left
+
+    for sequence in ([1, 2, 3], (1, 2, 3), range(3)):
+        iterator = iter(sequence)
+        assert _items_left(iterator) == 3
+        next(iterator)
+        assert _items_left(iterator) == 2
+        next(iterator), next(iterator)
+        assert _items_left(iterator) == 0
+        assert next(iterator, None) is None
+        assert _items_left(iterator) == 0
+    grown = [1]
+    iterator = iter(grown)
+    next(iterator)
+    grown.append(2)  # a list the loop appends to goes on
+    assert _items_left(iterator) == 1
+    assert _items_left(iter({1: 2})) is None
+    assert _items_left(None) is None
+
+
 def test_a_loop_that_keeps_ending_while_recorded_is_given_up_as_short() -> None:
     # Each call runs two iterations, one after its only backedge: every hot
     # backedge is the loop's last, so every recording finds it ending
