@@ -23,7 +23,7 @@ from copyjit.stencil import HoleKind, HoleValue, Stencil, Table
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from types import CodeType
 
 # copyjit.h's structs, as the Python side reads and writes them (checked
@@ -194,6 +194,7 @@ class Runtime:
         self._write_functions(table.runtime)
         self._install_writer()
         self._method = PyMethodDef(b"copyjit_trace", self.functions["copyjit_enter"], METH_O, None)
+        self._frame_defs: dict[str, PyMethodDef] = {}
         self._on_jump = PyMethodDef(b"copyjit_on_jump", self.functions["copyjit_on_jump"],
                                     METH_FASTCALL, None)
         # Raises its `self` when called: the CALL that raised inside a trace
@@ -375,6 +376,20 @@ class Runtime:
         in `counters` and calls `handler` for the rest, never letting an
         exception out (see copyjit_on_jump in runtime.c)."""
         return _new_cfunction(native.addressof(self._on_jump), (handler, counters, threshold), None)
+
+    def frame_functions(self, unbound: object) -> dict[str, Callable[..., object]]:
+        """objects.c's builtins that read and write a live frame (for
+        copyjit/trace/frames.py), by name: read, write, stack, depth, push,
+        drop; an empty slot reads (and pushes) as `unbound`."""
+        made = {}
+        for name in ("read", "write", "stack", "depth", "push", "drop"):
+            definition = self._frame_defs.get(name)
+            if definition is None:  # (kept: the builtins point at them)
+                function = f"copyjit_frame_{name}"
+                definition = self._frame_defs[name] = PyMethodDef(
+                    function.encode(), self.functions[function], METH_FASTCALL, None)
+            made[name] = _new_cfunction(native.addressof(definition), unbound, None)
+        return made
 
     def reraiser(self, exception: BaseException) -> object:
         """A builtin that raises `exception` when called (see copyjit_reraise)."""

@@ -26,7 +26,9 @@ RUNTIME_FUNCTIONS = ("copyjit_enter", "copyjit_on_jump", "copyjit_write_code",
                      "copyjit_store_float_attr", "copyjit_store_int_attr",
                      "copyjit_store_float_leaving", "copyjit_store_int_leaving", "copyjit_sync_float",
                      "copyjit_sync_int", "copyjit_check_floats", "copyjit_exit_data",
-                     "copyjit_watch_dict_key", "copyjit_on_dict_event")
+                     "copyjit_watch_dict_key", "copyjit_on_dict_event",
+                     "copyjit_frame_read", "copyjit_frame_write", "copyjit_frame_stack",
+                     "copyjit_frame_depth", "copyjit_frame_push", "copyjit_frame_drop")
 
 # Sections every object file has that carry nothing a stencil needs.
 IGNORED_SECTIONS = frozenset(

@@ -556,3 +556,98 @@ copyjit_check_floats(int tracing)
     }
     return ok && _PyRuntime.tracemalloc.config.tracing == tracing;
 }
+
+// The recorder's reads and writes of a live frame (copyjit/trace/frames.py),
+// as builtins (METH_FASTCALL) whose `self` is the object an empty slot reads
+// as (frames.UNBOUND). Through ctypes, writing a local took 3.4 µs and
+// reading the stack 5.6. The first argument is the _PyInterpreterFrame's
+// address, as an int; the arguments are the JIT's own, taken as given.
+static inline __attribute__((always_inline)) _PyInterpreterFrame *
+frame_at(PyObject *address)
+{
+    return (_PyInterpreterFrame *)PyLong_AsVoidPtr(address);
+}
+
+// (frame, index): a new reference to local (or stack slot) `index`, or self.
+PyObject *
+copyjit_frame_read(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)nargs;
+    PyObject *value = frame_at(args[0])->localsplus[PyLong_AsSsize_t(args[1])];
+    return Py_NewRef(value != NULL ? value : self);
+}
+
+// (frame, index, value): bind local `index` as STORE_FAST does (the old
+// value released last: its finalizer sees the new binding).
+PyObject *
+copyjit_frame_write(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    (void)nargs;
+    PyObject **slot = &frame_at(args[0])->localsplus[PyLong_AsSsize_t(args[1])];
+    PyObject *old = *slot;
+    *slot = Py_NewRef(args[2]);
+    Py_XDECREF(old);
+    Py_RETURN_NONE;
+}
+
+// (frame, nlocals): the values on the stack, above the locals, as a list
+// (an empty slot as self).
+PyObject *
+copyjit_frame_stack(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)nargs;
+    _PyInterpreterFrame *frame = frame_at(args[0]);
+    Py_ssize_t base = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t depth = frame->stacktop - base;
+    PyObject *list = PyList_New(depth > 0 ? depth : 0);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < depth; i++) {
+        PyObject *value = frame->localsplus[base + i];
+        PyList_SET_ITEM(list, i, Py_NewRef(value != NULL ? value : self));
+    }
+    return list;
+}
+
+// (frame, nlocals): how many values are on the stack, above the locals.
+PyObject *
+copyjit_frame_depth(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    (void)nargs;
+    return PyLong_FromSsize_t(frame_at(args[0])->stacktop - PyLong_AsSsize_t(args[1]));
+}
+
+// (frame, values): push new references to the list's values (self as an
+// empty slot) onto the stack.
+PyObject *
+copyjit_frame_push(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)nargs;
+    _PyInterpreterFrame *frame = frame_at(args[0]);
+    PyObject *values = args[1];
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++) {
+        PyObject *value = PyList_GET_ITEM(values, i);
+        frame->localsplus[frame->stacktop++] = value == self ? NULL : Py_NewRef(value);
+    }
+    Py_RETURN_NONE;
+}
+
+// (frame, count): pop `count` values off the stack, releasing each (the
+// top one first) after its slot is empty.
+PyObject *
+copyjit_frame_drop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    (void)nargs;
+    _PyInterpreterFrame *frame = frame_at(args[0]);
+    for (Py_ssize_t count = PyLong_AsSsize_t(args[1]); count > 0; count--) {
+        PyObject **slot = &frame->localsplus[--frame->stacktop];
+        PyObject *old = *slot;
+        *slot = NULL;
+        Py_XDECREF(old);
+    }
+    Py_RETURN_NONE;
+}
