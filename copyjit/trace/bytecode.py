@@ -140,3 +140,20 @@ def decoded(code: CodeType) -> tuple[dict[int, Decoded], dict[int, int]]:
             del _DECODED[next(iter(_DECODED))]  # the oldest
         _DECODED[code] = found
     return found
+
+
+_BACKEDGES: dict[CodeType, list[tuple[int, int]]] = {}
+
+
+def backedges(code: CodeType) -> list[tuple[int, int]]:
+    """(offset, target) of each of the code's JUMP_BACKWARDs, in order.
+    (Each recording asks for its loop's end and the loops nested in it:
+    scanning the instructions' attributes for that was a fifth of
+    recording n-body's loops.)"""
+    found = _BACKEDGES.get(code)
+    if found is None:
+        found = [(i.offset, i.argval) for i in decoded(code)[0].values() if i.opname == "JUMP_BACKWARD"]
+        if len(_BACKEDGES) >= _DECODED_CODES:
+            del _BACKEDGES[next(iter(_BACKEDGES))]  # the oldest
+        _BACKEDGES[code] = found
+    return found

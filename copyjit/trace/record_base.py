@@ -175,11 +175,10 @@ class RecorderBase:
         self.instructions, self.following = bytecode.decoded(code)
         # The loop runs from dst to its last backedge: with `continue` there
         # are several, and recording may have started at any of them.
-        self.end = max(i.offset for i in self.instructions.values()
-                       if i.opname == "JUMP_BACKWARD" and i.argval == dst)
+        edges = bytecode.backedges(code)
+        self.end = max(offset for offset, target in edges if target == dst)
         # Heads of loops nested in this one: run by their own traces.
-        self.inner_heads = {i.argval for i in self.instructions.values() if i.opname == "JUMP_BACKWARD"
-                            and dst < i.argval <= i.offset <= self.end}
+        self.inner_heads = {target for offset, target in edges if dst < target <= offset <= self.end}
         self.ops: list[Op] = []
         self.positions: list[Position] = []  # per op: where it was recorded (explain)
         self.code_refs: dict[int, ref[CodeType]] = {}  # code id -> a weak reference to it
