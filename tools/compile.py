@@ -79,9 +79,9 @@ def capture(name: str) -> list[Captured]:
         captured.append(Captured(rec, off, loop))
         return optimize(rec, off, check, loop, report)
 
-    def lowering(rec: Recording, counter: int, fail: frozenset[str] = frozenset()) -> Any:
-        captured[-1].lower = lambda r: lower(r, counter, fail)
-        return lower(rec, counter, fail)
+    def lowering(rec: Recording, *args: Any, **kwargs: Any) -> Any:  # counter, fail, flagged
+        captured[-1].lower = lambda r: lower(r, *args, **kwargs)
+        return lower(rec, *args, **kwargs)
 
     def bridging(rec: Recording, *args: Any, **kwargs: Any) -> Any:  # parent, exit, first exit, loop, counter
         captured[-1].lower = lambda r: lower_bridge(r, *args, **kwargs)
@@ -98,7 +98,10 @@ def capture(name: str) -> list[Captured]:
     finally:
         copyjit.opt.optimize = optimize
         copyjit.trace.lower.lower, copyjit.trace.lower.lower_bridge = lower, lower_bridge
-    return [c for c in captured if c.lower is not None]
+    made = [c for c in captured if c.lower is not None]
+    if not made or jit.stats.traces == 0:  # (a capture that no longer fits lower's arguments, say)
+        raise SystemExit(f"{name}: no trace captured (aborts: {dict(jit.stats.aborts)})")
+    return made
 
 
 PHASES = ("optimize", "lower", "emit")
