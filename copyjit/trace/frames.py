@@ -14,7 +14,6 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-_POINTER = ctypes.sizeof(ctypes.c_void_p)
 NULL: Unbound = UNBOUND  # an empty stack slot (CALL's missing self) reads as an unbound local does
 
 _assign_version = ctypes.pythonapi.PyUnstable_Type_AssignVersionTag

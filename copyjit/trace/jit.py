@@ -618,6 +618,8 @@ class JIT:
         return True
 
     def _loop_ended(self, location: Location, code: CodeType, dst: int) -> bool:
+        """The abort a recording started here would have ended in, counted
+        as if it had; returns its `soon`."""
         from copyjit.trace.ir import Abort
 
         if self.log is not None:
