@@ -202,6 +202,10 @@ class _Lowering:
         self.labels = 0
         self.leave_label, self.leave_used = "leave", False  # the end exit stubs share
         self.before_loop = False  # lowering the ops before loop_head
+        # The type of the loop's iterator, checked where the trace enters the
+        # loop (check_iterator); a bridge runs in its parent's activation,
+        # on the iterator the parent checked.
+        self.checked_iterator: type | None = None if parent is None else parent.checked_iterator
         self.loop_index = 0
         self.handed: list[int] = []  # labels of nested loop calls
         self.tails: list[Row] = []  # after the body: the exact exits after calls (homes_from_frame)
@@ -453,8 +457,31 @@ class _Lowering:
         # they keep theirs.)
         self.mark_shadows(self.own_homes)
 
+    def check_iterator(self, unbound: str) -> None:
+        """Where the trace enters its loop, before its first iteration: that
+        the iterator its FOR_ITER steps (the top of the frame's stack) is of
+        the type its iterations step (range_next, list_next, tuple_next).
+        They then step it unchecked (_KNOWN): while the trace runs, that
+        stack slot is its own (a bridge comes back to the same iterator)."""
+        for op in self.rec.ops:
+            kind = _ITERATED.get(op.name)
+            if kind is not None:
+                self.add("_GUARD_ITER_TYPE", operand0=id(kind), exit=unbound)
+                self.checked_iterator = kind
+                return
+
+    def iteration(self, name: str, op: Op) -> str:
+        """`name`, a _KNOWN uop that steps the loop's iterator unchecked:
+        only where check_iterator checked it to be of the type `op` steps
+        (a bridge that starts at the loop's head steps it too, in its
+        parent's activation)."""
+        if self.checked_iterator is not _ITERATED[op.name]:
+            raise Abort("a loop's iterator stepped where its type was not checked")
+        return name
+
     def run(self) -> Lowered:
         self.unbox_homes()
+        self.check_iterator("unbound")
         self.loop_index = self.instruction_count()  # where bridges come back
         self.virtual_from_frame()
         # Ops before loop_head (licm) run here, once and after each bridge.
@@ -915,7 +942,7 @@ class _Lowering:
         self.uop(name, op.args, (index,), exit_op=op if UOPS[name].may_exit else None)
 
     def op_range_next(self, index: int, op: Op) -> None:
-        self.uop("_FOR_ITER_RANGE_UNBOXED", (), (index,), exit_op=op)
+        self.uop(self.iteration("_FOR_ITER_RANGE_UNBOXED_KNOWN", op), (), (index,), exit_op=op)
 
     # --- objects ------------------------------------------------------------
 
@@ -1264,10 +1291,10 @@ class _Lowering:
         self.uop("_TUPLE_ITEM_B", op.args, (index,), oparg=_arg(op))
 
     def op_list_next_b(self, index: int, op: Op) -> None:
-        self.uop("_FOR_ITER_LIST_B", (), (index,), exit_op=op)
+        self.uop(self.iteration("_FOR_ITER_LIST_B_KNOWN", op), (), (index,), exit_op=op)
 
     def op_tuple_next_b(self, index: int, op: Op) -> None:
-        self.uop("_FOR_ITER_TUPLE_B", (), (index,), exit_op=op)
+        self.uop(self.iteration("_FOR_ITER_TUPLE_B_KNOWN", op), (), (index,), exit_op=op)
 
     def op_subscr_tuple(self, index: int, op: Op) -> None:
         self.subscript("_BINARY_SUBSCR_TUPLE_INT_O", index, op)
@@ -1304,10 +1331,10 @@ class _Lowering:
             self.uop(name, op.args, outs, exit_op=op)
 
     def op_list_next(self, index: int, op: Op) -> None:
-        self.uop("_FOR_ITER_LIST_O", (), (index,), exit_op=op)
+        self.uop(self.iteration("_FOR_ITER_LIST_O_KNOWN", op), (), (index,), exit_op=op)
 
     def op_tuple_next(self, index: int, op: Op) -> None:
-        self.uop("_FOR_ITER_TUPLE_O", (), (index,), exit_op=op)
+        self.uop(self.iteration("_FOR_ITER_TUPLE_O_KNOWN", op), (), (index,), exit_op=op)
 
     def op_enumerate_list(self, index: int, op: Op) -> None:
         # The index first, then the item; the index is the next op's ("second").
@@ -1500,6 +1527,7 @@ class _InlinedLoop(_Lowering):
         self.labels = outer.labels + 1
         self.leave_label, self.leave_used = f"leave{self.labels}", False
         self.before_loop = False
+        self.checked_iterator = None
         self.loop_index = 0
         self.handed: list[int] = []
         self.tails: list[Row] = []
@@ -1546,10 +1574,13 @@ class _InlinedLoop(_Lowering):
         n, outer, at_head = self.labels, self.outer, ""
         for value in pushed:
             outer.push_value(self.rows, value)
-        if self.own_homes:
+        checks = self.own_homes or any(op.name in _ITERATED for op in self.rec.ops)
+        if checks:  # (what its entry finds: leave at its head, the frame exact)
             at_head = self.outer_exit(Snapshot(self.call.head, ()))
             self.inlined_exits.add(len(self.snapshots))
-            self.unbox_homes(f"unbound{n}")
+            if self.own_homes:
+                self.unbox_homes(f"unbound{n}")
+            self.check_iterator(f"unbound{n}")
         # Its ops before loop_head (licm) run at each entry, as a trace's
         # do (its exits are not bridged: nothing comes back to its head).
         head = self.pre_header()
@@ -1558,7 +1589,7 @@ class _InlinedLoop(_Lowering):
         self.add("_CHECK_EVAL_BREAKER", exit=self.exit_label(Snapshot(self.call.head, (), normal=True)))
         self.body(head + 1)
         self.add("_JUMP", jump=f"inner{n}")
-        if self.own_homes:
+        if checks:
             self.rows.append(f"unbound{n}")
             self.add("_JUMP", jump=at_head)
         stored = [slot for slot in self.own_homes if slot in self.rec.stored]
@@ -1595,6 +1626,11 @@ def _reload_i0(slot: int) -> Row:
 _DECREF_I0: Final = make("_DECREF_O", ("i0",))
 # (Constant names: see regalloc.SPILL.)
 _PUSH_LEAVING: Final = {"i": "_PUSH_INT_SLOT_LEAVING", "f": "_PUSH_FLOAT_SLOT_LEAVING"}
+# The ops that step a loop's own iterator -> the type it must have
+# (check_iterator).
+_ITERATED: Final = {"range_next": type(iter(range(0))),
+                    "list_next": type(iter([])), "list_next_b": type(iter([])),
+                    "tuple_next": type(iter(())), "tuple_next_b": type(iter(()))}
 # A pushed value's kind -> its code in an exit's table (exit_tail).
 _PUSH_CODE: Final = {"n": 0, "o": 1, "i": 2, "f": 3}
 
