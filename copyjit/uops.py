@@ -647,7 +647,7 @@ def _range_iteration() -> list[Uop]:
         return "\n".join(dedent(part).strip() for part in parts)
 
     # Where a trace enters its loop the iterator is checked once
-    # (_GUARD_ITER_TYPE): the frame's stack is the trace's own while it
+    # (_GUARD_TOS_TYPE): the frame's stack is the trace's own while it
     # runs, so nothing replaces it, and each iteration steps it unchecked
     # (3 instructions of the 27 of float_accumulation's iteration). The
     # exit is the likely path to clang: it then lays it out of the way with
@@ -662,7 +662,7 @@ def _range_iteration() -> list[Uop]:
         uop("_FOR_ITER_RANGE_UNBOXED", body(guards, "next = r->start;", step), stack="iter -- iter",
             regs="-- next:i", doc="the next value of a range iterator, in a register; exit when exhausted"),
         uop("_FOR_ITER_RANGE_UNBOXED_KNOWN", body(known, "next = r->start;", step), stack="iter -- iter",
-            regs="-- next:i", doc="_FOR_ITER_RANGE_UNBOXED of an iterator _GUARD_ITER_TYPE checked "
+            regs="-- next:i", doc="_FOR_ITER_RANGE_UNBOXED of an iterator _GUARD_TOS_TYPE checked "
                                   "where the trace entered the loop"),
         # iter(range(start, stop)) as CPython's range_iter makes it when its
         # bounds fit a long (fast_range_iter), without the range object.
@@ -970,7 +970,7 @@ def _float_store_over(constant: bool) -> Uop:
 
 def _sequence_iteration(kind: str, borrowed: bool = False, known: bool = False) -> Uop:
     """`known`: the iterator's type was checked where the trace entered
-    the loop (_GUARD_ITER_TYPE; see _range_iteration)."""
+    the loop (_GUARD_TOS_TYPE; see _range_iteration)."""
     title = kind.title()
     item = f"Py{title}_GET_ITEM(seq, it->it_index)"
     check = "" if known else f"EXIT_IF(Py_TYPE(iter) != &Py{title}Iter_Type);"
@@ -1688,8 +1688,6 @@ def _objects() -> list[Uop]:
         ),
         *[_sequence_iteration(kind, borrowed, known) for kind in ("LIST", "TUPLE")
           for borrowed in (False, True) for known in (False, True)],
-        uop("_GUARD_ITER_TYPE", "EXIT_IF(Py_TYPE(iter) != (PyTypeObject *)operand0);", stack="iter -- iter",
-            doc="exit unless the top of the stack (a loop's iterator) is of the type at `operand0`"),
         *[_enumerate(kind) for kind in ("LIST", "TUPLE")],
     ]
 

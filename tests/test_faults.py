@@ -401,7 +401,7 @@ PROGRAMS: dict[str, str] = {
     "_SYNC_INT_O": _FRAME_LOCALS,
     "_EXIT_IF_WATCHED": _FRAME_LOCALS,
     "_FOR_ITER_RANGE_UNBOXED_KNOWN": _INTS,
-    "_GUARD_ITER_TYPE": _INTS,
+    "_GUARD_TOS_TYPE": _INTS,  # (a loop's iterator, at the entry: lower.py's check_iterator)
     "_ADD_INT": _INTS,
     "_SUB_INT": _INTS,
     "_MUL_INT": _INTS,
@@ -484,7 +484,6 @@ PROGRAMS: dict[str, str] = {
 # backend's generic, stack-based forms, used by hand-written traces
 # (tests/test_emitter.py, test_boxed.py, the README's example).
 NOT_EMITTED: dict[str, str] = {
-    "_GUARD_TOS_TYPE": "stack-based type guard; the front end guards values it holds (_GUARD_TYPE_O)",
     "_GUARD_NOS_TYPE": "stack-based type guard; the front end guards values it holds (_GUARD_TYPE_O)",
     "_BINARY_OP_OR_EXIT": "stack-based boxed arithmetic; the front end uses _BINARY_OP_O",
     "_COMPARE_OP_OR_EXIT": "stack-based boxed comparison; the front end uses _COMPARE_OP_O",
@@ -492,7 +491,7 @@ NOT_EMITTED: dict[str, str] = {
     "_GUARD_IS_FALSE_POP": "stack-based branch; the front end's branches are _JUMP_IF_* (kind `branch`)",
     "_FOR_ITER_RANGE": "boxed range iteration; the front end uses _FOR_ITER_RANGE_UNBOXED_KNOWN",
     **{name: "the front end steps a loop's iterator with its _KNOWN form, its type checked at the entry "
-             "(_GUARD_ITER_TYPE)"
+             "(_GUARD_TOS_TYPE)"
        for name in ("_FOR_ITER_RANGE_UNBOXED", "_FOR_ITER_LIST_O", "_FOR_ITER_LIST_B", "_FOR_ITER_TUPLE_O",
                     "_FOR_ITER_TUPLE_B")},
     "_UNPACK_TUPLE2_O": "the front end unpacks with _GUARD_SIZE_O and _TUPLE_ITEM_O / _LIST_ITEM_O",

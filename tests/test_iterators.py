@@ -1,5 +1,5 @@
 """A loop's own iterator is type-checked once, where its trace enters the
-loop (`_GUARD_ITER_TYPE`); the iterations step it unchecked (the `_KNOWN`
+loop (`_GUARD_TOS_TYPE`); the iterations step it unchecked (the `_KNOWN`
 uops of range, list and tuple iteration). An iterator of another type at
 an entry leaves there, before anything ran, and the interpreter runs the
 loop: a list trace entered with a tuple, a range trace with a range too
@@ -49,7 +49,7 @@ def test_a_loop_steps_its_iterator_unchecked_after_one_check_at_the_entry() -> N
     finally:
         jit.disable()
     names = uop_names(jit)
-    assert names.count("_GUARD_ITER_TYPE") == 2
+    assert names.count("_GUARD_TOS_TYPE") == 2
     steps = [name for name in names if name.startswith("_FOR_ITER_")]
     assert sorted(steps) == ["_FOR_ITER_LIST_O_KNOWN", "_FOR_ITER_RANGE_UNBOXED_KNOWN"]
 
@@ -90,5 +90,5 @@ def test_a_nested_loop_run_inline_agrees_when_its_iterator_changes_type() -> Non
     finally:
         jit.disable()
     assert inlined >= 1
-    assert names.count("_GUARD_ITER_TYPE") == 3  # the nested trace, the outer, and its copy inline
+    assert names.count("_GUARD_TOS_TYPE") == 3  # the nested trace, the outer, and its copy inline
     assert not [name for name in names if name.startswith("_FOR_ITER_") and not name.endswith("_KNOWN")]

@@ -28,7 +28,7 @@ from copyjit.trace import depth
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (~3 ms)
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sized
     from types import CodeType, FrameType
     from typing import Any
 
@@ -586,12 +586,7 @@ class JIT:
 
             from copyjit.trace import bytecode, frames  # noqa: F401  (bytecode: _enclosing_loop's)
         self.stats.import_seconds += time.perf_counter() - start
-        if _opname_at(code, dst) != "FOR_ITER":
-            return False
-        raw = frames.raw(frame)
-        if frames.stack_depth(raw, code) < 1:
-            return False
-        sample = _sequence_length(frames.read_stack(raw, code)[-1])
+        sample = _sequence_length(_iterator_at_head(code, frame, dst))
         if sample is None:
             return False
         length, whole = sample
@@ -1176,16 +1171,24 @@ _SEQUENCE_ITERATORS: tuple[type, ...] = (type(iter([])), type(iter(())), type(it
 _PLAIN = (int, float, str, bool, bytes, type(None))
 
 
-def _sequence_length(iterator: object) -> tuple[int, bool] | None:
-    """The length of the list or tuple a `for` loop iterates (whole: True),
-    or of what is left of its range (False), or None. Their iterators pickle
-    as (iter, (sequence,), index); a range's, as the range of the items left."""
+def _iterated(iterator: object) -> tuple[Sized, int] | None:
+    """The list, tuple or range a `for` loop's iterator steps through, and
+    its index in it; None for another iterator, or an exhausted one. Their
+    iterators pickle as (iter, (sequence,), index); a range's, as the range
+    of the items left (index None, taken as 0)."""
     if type(iterator) not in _SEQUENCE_ITERATORS:
         return None
-    reduced = iterator.__reduce__()
-    if len(reduced) != 3:  # exhausted: no index
+    reduced: Any = iterator.__reduce__()
+    if len(reduced) != 3:  # exhausted: no sequence any more, (iter, ((),))
         return None
-    return len(reduced[1][0]), type(reduced[1][0]) is not range
+    return reduced[1][0], int(reduced[2] or 0)
+
+
+def _sequence_length(iterator: object) -> tuple[int, bool] | None:
+    """The length of the list or tuple a `for` loop iterates (whole: True),
+    or of what is left of its range (False), or None."""
+    found = _iterated(iterator)
+    return None if found is None else (len(found[0]), type(found[0]) is not range)
 
 
 def _iterator_at_head(code: CodeType, frame: FrameType, dst: int) -> object:
@@ -1205,13 +1208,8 @@ def _items_left(iterator: object) -> int | None:
     give (0 when exhausted), or None for another iterator."""
     if type(iterator) not in _SEQUENCE_ITERATORS:
         return None
-    reduced: Any = iterator.__reduce__()  # (iter, (sequence,), index), or (iter, ((),))
-    if len(reduced) != 3:  # exhausted: no sequence any more
-        return 0
-    sequence = reduced[1][0]
-    if type(sequence) is range:  # the range of the items left
-        return len(sequence)
-    return max(len(sequence) - int(reduced[2]), 0)
+    found = _iterated(iterator)
+    return 0 if found is None else max(len(found[0]) - found[1], 0)
 
 
 def _backedges_around(code: CodeType, src: int, dst: int) -> list[Decoded]:

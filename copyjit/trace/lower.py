@@ -466,7 +466,7 @@ class _Lowering:
         for op in self.rec.ops:
             kind = _ITERATED.get(op.name)
             if kind is not None:
-                self.add("_GUARD_ITER_TYPE", operand0=id(kind), exit=unbound)
+                self.add("_GUARD_TOS_TYPE", operand0=id(kind), exit=unbound)
                 self.checked_iterator = kind
                 return
 
