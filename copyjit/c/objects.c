@@ -584,10 +584,7 @@ copyjit_frame_write(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
     (void)nargs;
-    PyObject **slot = &frame_at(args[0])->localsplus[PyLong_AsSsize_t(args[1])];
-    PyObject *old = *slot;
-    *slot = Py_NewRef(args[2]);
-    Py_XDECREF(old);
+    Py_XSETREF(frame_at(args[0])->localsplus[PyLong_AsSsize_t(args[1])], Py_NewRef(args[2]));
     Py_RETURN_NONE;
 }
 
@@ -644,10 +641,8 @@ copyjit_frame_drop(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     (void)nargs;
     _PyInterpreterFrame *frame = frame_at(args[0]);
     for (Py_ssize_t count = PyLong_AsSsize_t(args[1]); count > 0; count--) {
-        PyObject **slot = &frame->localsplus[--frame->stacktop];
-        PyObject *old = *slot;
-        *slot = NULL;
-        Py_XDECREF(old);
+        frame->stacktop--;
+        Py_XSETREF(frame->localsplus[frame->stacktop], NULL);
     }
     Py_RETURN_NONE;
 }

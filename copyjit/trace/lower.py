@@ -57,6 +57,7 @@ from copyjit.trace.ir import (
     shared_locals,
 )
 from copyjit.trace.jit import ENTRY_EXIT
+from copyjit.trace.record_base import LIST_ITERATOR, RANGE_ITERATOR, TUPLE_ITERATOR
 from copyjit.trace.regalloc import RELOAD as _RELOAD
 from copyjit.trace.regalloc import SPILL as _SPILL
 from copyjit.trace.regalloc import SUFFIX as _KIND
@@ -1628,9 +1629,8 @@ _DECREF_I0: Final = make("_DECREF_O", ("i0",))
 _PUSH_LEAVING: Final = {"i": "_PUSH_INT_SLOT_LEAVING", "f": "_PUSH_FLOAT_SLOT_LEAVING"}
 # The ops that step a loop's own iterator -> the type it must have
 # (check_iterator).
-_ITERATED: Final = {"range_next": type(iter(range(0))),
-                    "list_next": type(iter([])), "list_next_b": type(iter([])),
-                    "tuple_next": type(iter(())), "tuple_next_b": type(iter(()))}
+_ITERATED: Final = {"range_next": RANGE_ITERATOR, "list_next": LIST_ITERATOR, "list_next_b": LIST_ITERATOR,
+                    "tuple_next": TUPLE_ITERATOR, "tuple_next_b": TUPLE_ITERATOR}
 # A pushed value's kind -> its code in an exit's table (exit_tail).
 _PUSH_CODE: Final = {"n": 0, "o": 1, "i": 2, "f": 3}
 
